@@ -1,0 +1,88 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+let strict: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),
+]
+
+let package = Package(
+    name: "Keukentafel",
+    platforms: [.macOS(.v14)],
+    products: [
+        .library(name: "KeukentafelProtocol", targets: ["KeukentafelProtocol"]),
+        .library(name: "KeukentafelClient", targets: ["KeukentafelClient"]),
+        .library(name: "KeukentafelServer", targets: ["KeukentafelServer"]),
+        .executable(name: "ktd", targets: ["ktd"]),
+        .executable(name: "kt", targets: ["kt"]),
+        .executable(name: "kt-bench", targets: ["kt-bench"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-crypto.git", from: "3.12.3"),
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+    ],
+    targets: [
+        // System libraries, reached through pkg-config.
+        .systemLibrary(
+            name: "CSQLite", path: "Sources/CSQLite", pkgConfig: "sqlite3",
+            providers: [.apt(["libsqlite3-dev"])]),
+        .systemLibrary(
+            name: "CCurl", path: "Sources/CCurl", pkgConfig: "libcurl",
+            providers: [.apt(["libcurl4-openssl-dev"])]),
+
+        // The protocol and merge rules: pure, no I/O. The only module client and server share
+        // (besides the SQLite wrapper, which is infrastructure; see docs/decisions/0002).
+        .target(name: "KeukentafelProtocol", swiftSettings: strict),
+        .target(name: "KeukentafelSQLite", dependencies: ["CSQLite", "KeukentafelProtocol"], swiftSettings: strict),
+
+        .target(
+            name: "KeukentafelClient",
+            dependencies: ["KeukentafelProtocol", "KeukentafelSQLite", "CCurl"],
+            swiftSettings: strict),
+        .target(
+            name: "KeukentafelServer",
+            dependencies: [
+                "KeukentafelProtocol", "KeukentafelSQLite",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOCore", package: "swift-nio"),
+            ],
+            swiftSettings: strict),
+
+        .executableTarget(
+            name: "ktd",
+            dependencies: [
+                "KeukentafelServer", "KeukentafelProtocol",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict),
+        .executableTarget(
+            name: "kt",
+            dependencies: [
+                "KeukentafelClient", "KeukentafelProtocol",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: strict),
+        .executableTarget(
+            name: "kt-bench",
+            dependencies: [
+                "KeukentafelClient", "KeukentafelServer", "KeukentafelProtocol", "KeukentafelSQLite",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: strict),
+
+        .testTarget(
+            name: "KeukentafelProtocolTests", dependencies: ["KeukentafelProtocol"],
+            swiftSettings: strict),
+        .testTarget(
+            name: "EndToEndTests",
+            dependencies: ["KeukentafelClient", "KeukentafelServer", "KeukentafelProtocol", "KeukentafelSQLite"],
+            swiftSettings: strict),
+    ],
+    swiftLanguageModes: [.v6]
+)

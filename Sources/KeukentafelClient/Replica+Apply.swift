@@ -1,0 +1,137 @@
+import KeukentafelProtocol
+import KeukentafelSQLite
+
+/// What applying one pulled page changed locally.
+public struct ApplyCounts: Sendable, Equatable, Codable {
+    public var cellsReceived = 0
+    public var cellsApplied = 0
+    public var rowsDeleted = 0
+    public var conflicts = 0
+}
+
+extension Replica {
+    /// Applies one page of the change feed and stores the new cursor, all in one transaction: after a
+    /// crash the replica holds either the old state and cursor or the new ones, never a mix.
+    ///
+    /// A pulled cell replaces the local one only if its version is greater, so a local write made
+    /// while the pull was in flight is never overwritten by an older value.
+    func apply(_ page: PullResponse) throws -> ApplyCounts {
+        try locked {
+            try withoutCapture {
+                try connection.transaction {
+                    var counts = ApplyCounts()
+                    var newest: UInt64 = 0
+                    for (index, row) in page.rows.enumerated() {
+                        counts.cellsReceived += row.cells.count
+                        try apply(row, counts: &counts, newest: &newest)
+                        try afterApplyingRow?(index)
+                    }
+                    for conflict in page.conflicts {
+                        try store(conflict)
+                        counts.conflicts += 1
+                    }
+                    if newest > 0 { try observe(hlc: newest) }
+                    try setMeta("cursor", String(page.cursor))
+                    try setMeta("last_pull_at", String(clock()))
+                    return counts
+                }
+            }
+        }
+    }
+
+    private func apply(_ row: FeedRow, counts: inout ApplyCounts, newest: inout UInt64) throws {
+        guard let table = dataModel.table(named: row.table) else { return }  // a table this model version does not know
+        // Everything this replica knows about the row's versions, in one range read.
+        var local: [String: CellVersion] = [:]
+        var tombstone: VersionedValue?
+        let read = try connection.cached("SELECT col, hlc, node, val FROM _kt_clock WHERE tbl = ? AND row_id = ?")
+        try read.bind(row.table, at: 1)
+        try read.bind(row.row, at: 2)
+        while try read.step() {
+            guard let column = read.text(0), let node = NodeID(rawValue: UInt64(read.int64(2))) else { continue }
+            let version = CellVersion(hlc: UInt64(read.int64(1)), node: node)
+            local[column] = version
+            if column == Merge.deletedColumn { tombstone = VersionedValue(value: read.value(3), version: version) }
+        }
+
+        var changedValues: [(String, CellValue)] = []
+        var changedAnything = false
+        let write = try connection.cached("""
+            INSERT INTO _kt_clock (tbl, row_id, col, hlc, node, val) VALUES (?, ?, ?, ?, ?, ?)
+            ON CONFLICT (tbl, row_id, col) DO UPDATE SET hlc = excluded.hlc, node = excluded.node, val = excluded.val
+            """)
+        for cell in row.cells {
+            newest = max(newest, cell.version.hlc)
+            if let mine = local[cell.column], mine >= cell.version { continue }
+            let isTombstone = cell.column == Merge.deletedColumn
+            guard isTombstone || table.column(named: cell.column) != nil else { continue }
+            try write.bind([.text(row.table), .text(row.row), .text(cell.column), .integer(Int64(cell.version.hlc)),
+                            .integer(Int64(cell.version.node.rawValue)), isTombstone ? cell.value : .null])
+            try write.run()
+            local[cell.column] = cell.version
+            changedAnything = true
+            counts.cellsApplied += 1
+            if isTombstone {
+                tombstone = VersionedValue(value: cell.value, version: cell.version)
+            } else {
+                changedValues.append((cell.column, cell.value))
+            }
+        }
+        guard changedAnything else { return }
+
+        let newestOther = local.filter { $0.key != Merge.deletedColumn }.values.max()
+        if Merge.isRowDeleted(tombstone: tombstone, newestOtherVersion: newestOther) {
+            try connection.run("DELETE FROM \(ReplicaSchema.quote(row.table)) WHERE id = ?", [.text(row.row)])
+            if connection.changes > 0 { counts.rowsDeleted += 1 }
+            // Forget the dead row's versions: if it comes back, the server sends it whole.
+            try connection.run("DELETE FROM _kt_clock WHERE tbl = ? AND row_id = ? AND col <> '_deleted'", [.text(row.table), .text(row.row)])
+        } else {
+            let columns = changedValues.map { ReplicaSchema.quote($0.0) }
+            let names = (["id"] + columns).joined(separator: ", ")
+            let placeholders = Array(repeating: "?", count: columns.count + 1).joined(separator: ", ")
+            let updates = columns.isEmpty ? "NOTHING" : "UPDATE SET " + columns.map { "\($0) = excluded.\($0)" }.joined(separator: ", ")
+            let upsert = try connection.cached(
+                "INSERT INTO \(ReplicaSchema.quote(row.table)) (\(names)) VALUES (\(placeholders)) ON CONFLICT (id) DO \(updates)")
+            try upsert.bind([.text(row.row)] + changedValues.map(\.1))
+            try upsert.run()
+        }
+    }
+
+    private func store(_ conflict: ConflictRecord) throws {
+        try connection.run("""
+            INSERT INTO _kt_conflicts (id, tbl, row_id, col, winner_value, winner_version, winner_device, loser_value, loser_version,
+                loser_device, base_version, rule, review, recorded_at, resolved_at, resolved_by, resolution)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            ON CONFLICT (id) DO UPDATE SET resolved_at = excluded.resolved_at, resolved_by = excluded.resolved_by,
+                resolution = excluded.resolution
+            """, [
+                .integer(conflict.id), .text(conflict.table), .text(conflict.row), .text(conflict.column),
+                conflict.winnerValue, .text(conflict.winnerVersion.description), conflict.winnerDevice.map(CellValue.text) ?? .null,
+                conflict.loserValue, .text(conflict.loserVersion.description), conflict.loserDevice.map(CellValue.text) ?? .null,
+                conflict.base.map { .text($0.description) } ?? .null, .text(conflict.rule), .integer(conflict.review ? 1 : 0),
+                .text(conflict.recordedAt), conflict.resolvedAt.map(CellValue.text) ?? .null,
+                conflict.resolvedBy.map(CellValue.text) ?? .null, conflict.resolution.map(CellValue.text) ?? .null,
+            ])
+    }
+
+    /// Conflicts this replica knows of, newest first.
+    public func conflicts() throws -> [ConflictRecord] {
+        try locked {
+            try connection.query("""
+                SELECT id, tbl, row_id, col, winner_value, winner_version, winner_device, loser_value, loser_version, loser_device,
+                       base_version, rule, review, recorded_at, resolved_at, resolved_by, resolution
+                FROM _kt_conflicts ORDER BY id DESC
+                """).compactMap { r in
+                guard case .integer(let id) = r[0], let winner = CellVersion(r[5].description), let loser = CellVersion(r[8].description)
+                else { return nil }
+                func text(_ value: CellValue) -> String? { value == .null ? nil : value.description }
+                return ConflictRecord(
+                    id: id, table: r[1].description, row: r[2].description, column: r[3].description,
+                    winnerValue: r[4], winnerVersion: winner, winnerDevice: text(r[6]),
+                    loserValue: r[7], loserVersion: loser, loserDevice: text(r[9]),
+                    base: text(r[10]).flatMap(CellVersion.init), rule: r[11].description, review: r[12] == .integer(1),
+                    recordedAt: r[13].description, resolvedAt: text(r[14]), resolvedBy: text(r[15]), resolution: text(r[16]))
+            }
+        }
+    }
+}

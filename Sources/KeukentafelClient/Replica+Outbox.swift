@@ -1,0 +1,130 @@
+import KeukentafelProtocol
+import KeukentafelSQLite
+
+/// A local write waiting in the outbox, as the user sees it in `kt status`.
+public struct OutboxEntry: Sendable, Equatable {
+    public var change: Change
+    /// `pending` (will be pushed) or `rejected` (the server refused it; see `code` and `message`).
+    public var state: String
+    public var code: String?
+    public var message: String?
+}
+
+extension Replica {
+    /// The change id of outbox entry `seq`: unique forever, because the outbox never reuses a seq.
+    func changeID(seq: Int64) -> String { "\(node)-\(seq)" }
+
+    /// The oldest pending local writes, in write order.
+    func pendingChanges(limit: Int) throws -> [(seq: Int64, change: Change)] {
+        try locked {
+            let stmt = try connection.cached("""
+                SELECT seq, tbl, row_id, col, value, hlc, base_hlc, base_node FROM _kt_outbox
+                WHERE state = 'pending' ORDER BY seq LIMIT ?
+                """)
+            try stmt.bind(Int64(limit), at: 1)
+            var result: [(Int64, Change)] = []
+            while try stmt.step() {
+                let seq = stmt.int64(0)
+                let base = stmt.isNull(6) ? nil : NodeID(rawValue: UInt64(stmt.int64(7))).map { CellVersion(hlc: UInt64(stmt.int64(6)), node: $0) }
+                let change = Change(
+                    id: changeID(seq: seq), table: stmt.text(1) ?? "", row: stmt.text(2) ?? "", column: stmt.text(3) ?? "",
+                    value: stmt.value(4), version: CellVersion(hlc: UInt64(stmt.int64(5)), node: node), base: base)
+                result.append((seq, change))
+            }
+            return result
+        }
+    }
+
+    /// Records the server's answers: accepted changes leave the outbox, refused ones stay, marked
+    /// rejected with the reason, until a person or a later rule deals with them.
+    func acknowledge(_ batch: [(seq: Int64, change: Change)], results: [ChangeResult]) throws -> PushCounts {
+        var byID: [String: ChangeResult] = [:]
+        for result in results { byID[result.id] = result }
+        var counts = PushCounts()
+        try locked {
+            try connection.transaction {
+                for (seq, change) in batch {
+                    guard let result = byID[change.id] else { continue }  // unanswered: stays pending
+                    switch result.status {
+                    case .applied: counts.applied += 1
+                    case .superseded: counts.superseded += 1
+                    case .conflict: counts.conflicts += 1
+                    case .rejected: counts.rejected += 1
+                    }
+                    if result.status == .rejected {
+                        try connection.run("UPDATE _kt_outbox SET state = 'rejected', code = ?, message = ? WHERE seq = ?",
+                                           [.text(result.code?.rawValue ?? "rejected"), .text(result.message ?? ""), .integer(seq)])
+                    } else {
+                        try connection.run("DELETE FROM _kt_outbox WHERE seq = ?", [.integer(seq)])
+                    }
+                }
+            }
+        }
+        return counts
+    }
+
+    /// Every outbox entry, oldest first.
+    public func outbox() throws -> [OutboxEntry] {
+        try locked {
+            try connection.query("""
+                SELECT seq, tbl, row_id, col, value, hlc, base_hlc, base_node, state, code, message FROM _kt_outbox ORDER BY seq
+                """).map { r in
+                let base: CellVersion? = {
+                    guard case .integer(let h) = r[6], case .integer(let n) = r[7], let id = NodeID(rawValue: UInt64(n)) else { return nil }
+                    return CellVersion(hlc: UInt64(h), node: id)
+                }()
+                guard case .integer(let seq) = r[0], case .integer(let hlc) = r[5] else { throw ReplicaError.notInitialized("damaged outbox") }
+                let change = Change(id: changeID(seq: seq), table: r[1].description, row: r[2].description, column: r[3].description,
+                                    value: r[4], version: CellVersion(hlc: UInt64(hlc), node: node), base: base)
+                return OutboxEntry(change: change, state: r[8].description,
+                                   code: r[9] == .null ? nil : r[9].description, message: r[10] == .null ? nil : r[10].description)
+            }
+        }
+    }
+
+    /// Gives changes the server refused as `clock_ahead` a fresh version from the (now correct)
+    /// clock and queues them again. Only call this once the device clock agrees with the server's.
+    ///
+    /// The HLC is reset to the newest version that did not come from the wrong clock, so later local
+    /// writes do not carry the future either.
+    func restampClockAheadChanges(serverTime: Int64, maxSkew: Int64) throws -> Int {
+        try locked {
+            try connection.transaction {
+                let ahead = try connection.query(
+                    "SELECT seq, tbl, row_id, col, hlc FROM _kt_outbox WHERE state = 'rejected' AND code = 'clock_ahead' ORDER BY seq")
+                guard !ahead.isEmpty else { return 0 }
+                let limit = Int64(HybridLogicalClock.timestamp(milliseconds: UInt64(max(0, serverTime + maxSkew))))
+                // Every local version from the future goes, in the clock table and the HLC state alike.
+                let sane = try connection.scalar("SELECT max(hlc) FROM _kt_clock WHERE hlc <= ?", [.integer(limit)])
+                var fresh = HybridLogicalClock(last: UInt64(sane?.int64Value ?? 0))
+                for row in ahead {
+                    guard case .integer(let seq) = row[0], case .integer(let oldHLC) = row[4] else { continue }
+                    let newHLC = Int64(fresh.tick(wallMilliseconds: UInt64(max(0, clock()))))
+                    try connection.run("UPDATE _kt_outbox SET hlc = ?, state = 'pending', code = NULL, message = NULL WHERE seq = ?",
+                                       [.integer(newHLC), .integer(seq)])
+                    try connection.run("UPDATE _kt_clock SET hlc = ? WHERE tbl = ? AND row_id = ? AND col = ? AND hlc = ? AND node = ?",
+                                       [.integer(newHLC), row[1], row[2], row[3], .integer(oldHLC), .integer(Int64(node.rawValue))])
+                }
+                try connection.run("UPDATE _kt_meta SET value = ? WHERE key = 'hlc'", [.integer(Int64(fresh.last))])
+                resetClock(to: fresh.last)
+                return ahead.count
+            }
+        }
+    }
+}
+
+/// How a push went, counted per outcome.
+public struct PushCounts: Sendable, Equatable, Codable {
+    public var applied = 0
+    public var superseded = 0
+    public var conflicts = 0
+    public var rejected = 0
+    public var total: Int { applied + superseded + conflicts + rejected }
+}
+
+extension CellValue {
+    var int64Value: Int64? {
+        if case .integer(let v) = self { return v }
+        return nil
+    }
+}

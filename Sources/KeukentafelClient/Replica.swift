@@ -1,0 +1,212 @@
+import Foundation
+import KeukentafelProtocol
+import KeukentafelSQLite
+
+/// A device's local replica: one SQLite file with the synced tables, the versions of their cells,
+/// the outbox of local writes and the conflicts the server reported.
+///
+/// The app reads and writes the tables with ordinary SQL through `execute(_:)`/`query(_:)` (or the
+/// `connection` itself); triggers capture each write into the outbox with a new HLC version and
+/// the version it replaced (its base). `SyncEngine` pushes the outbox and pulls the change feed.
+///
+/// ```swift
+/// let replica = try Replica.create(path: "laptop.sqlite", serverURL: "https://kt.example", token: token)
+/// try replica.execute("UPDATE cases SET status = 'closed' WHERE id = ?", [.text(caseID)])
+/// try SyncEngine(replica: replica).sync()
+/// ```
+///
+/// A replica is safe to share between threads: every operation holds its lock.
+public final class Replica: @unchecked Sendable {
+    public let path: String
+    public let node: NodeID
+    public private(set) var dataModel: DataModel
+    let connection: SQLiteConnection
+    let lock = NSRecursiveLock()
+    /// Milliseconds since 1970; injectable so tests can put the device's clock a year ahead.
+    let clock: @Sendable () -> Int64
+    private var hlc = HybridLogicalClock()
+    /// False while pulled changes are applied, so the triggers do not capture them as local writes.
+    private var capturing = true
+    /// Test hook: called after each row of a pulled page is applied; throwing aborts the page.
+    var afterApplyingRow: ((Int) throws -> Void)?
+
+    /// Opens an existing replica.
+    public init(path: String, clock: @escaping @Sendable () -> Int64 = Replica.systemClock) throws {
+        guard FileManager.default.fileExists(atPath: path) else {
+            throw ReplicaError.notInitialized("no replica at '\(path)'; create one with `kt init --db \(path) --server URL --token TOKEN`")
+        }
+        let connection = try SQLiteConnection(path: path)
+        try connection.execute("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;")
+        guard case .text(let nodeHex)? = try? connection.scalar("SELECT value FROM _kt_meta WHERE key = 'node'"),
+              let node = NodeID(nodeHex),
+              case .text(let modelJSON)? = try connection.scalar("SELECT value FROM _kt_meta WHERE key = 'schema'")
+        else {
+            throw ReplicaError.notInitialized("'\(path)' is not a Keukentafel replica (no node id or data model in _kt_meta)")
+        }
+        self.path = path
+        self.node = node
+        self.connection = connection
+        self.clock = clock
+        self.dataModel = try JSONDecoder().decode(DataModel.self, from: Data(modelJSON.utf8))
+        try registerFunctions()
+    }
+
+    /// Creates a new replica file for a data model. Fails if the file exists.
+    public static func create(path: String, dataModel: DataModel, serverURL: String, token: String,
+                              clock: @escaping @Sendable () -> Int64 = Replica.systemClock) throws -> Replica {
+        guard !FileManager.default.fileExists(atPath: path) else {
+            throw ReplicaError.alreadyExists("'\(path)' already exists; pick another file or remove it first")
+        }
+        try dataModel.check()
+        do {
+            let connection = try SQLiteConnection(path: path)
+            try connection.execute("PRAGMA journal_mode=WAL;")
+            try connection.transaction {
+                try connection.execute(ReplicaSchema.metaDDL)
+                let model = String(decoding: try JSONEncoder().encode(dataModel), as: UTF8.self)
+                for (key, value) in [("node", NodeID.random().description), ("schema", model), ("server_url", serverURL),
+                                     ("token", token), ("cursor", "0"), ("created_at", String(clock()))] {
+                    try connection.run("INSERT INTO _kt_meta (key, value) VALUES (?, ?)", [.text(key), .text(value)])
+                }
+            }
+            chmod(path, 0o600)  // the file holds the device token and personal data
+        } catch {
+            try? FileManager.default.removeItem(atPath: path)
+            throw error
+        }
+        let replica = try Replica(path: path, clock: clock)
+        try replica.createTables()
+        return replica
+    }
+
+    public static let systemClock: @Sendable () -> Int64 = { Int64(Date().timeIntervalSince1970 * 1000) }
+
+    func createTables() throws {
+        try locked {
+            try connection.transaction {
+                for table in dataModel.tables { try connection.execute(ReplicaSchema.ddl(for: table)) }
+            }
+        }
+    }
+
+    func locked<T>(_ body: () throws -> T) rethrows -> T {
+        lock.lock()
+        defer { lock.unlock() }
+        return try body()
+    }
+
+    // MARK: SQL for the app
+
+    /// Runs SQL that returns no rows (one or several statements). Writes to synced tables are captured.
+    public func execute(_ sql: String, _ arguments: [CellValue] = []) throws {
+        try locked {
+            if arguments.isEmpty {
+                try connection.execute(sql)
+            } else {
+                try connection.run(sql, arguments)
+            }
+        }
+    }
+
+    /// Runs a query and returns column names and rows.
+    public func query(_ sql: String, _ arguments: [CellValue] = []) throws -> (columns: [String], rows: [[CellValue]]) {
+        try locked {
+            let stmt = try connection.prepare(sql)
+            try stmt.bind(arguments)
+            let columns = (0..<stmt.columnCount).map { stmt.columnName($0) }
+            var rows: [[CellValue]] = []
+            while try stmt.step() { rows.append((0..<stmt.columnCount).map { stmt.value($0) }) }
+            return (columns, rows)
+        }
+    }
+
+    /// Runs several app writes atomically.
+    public func transaction<T>(_ body: () throws -> T) throws -> T {
+        try locked { try connection.transaction(body) }
+    }
+
+    // MARK: Settings kept in the file
+
+    func meta(_ key: String) throws -> String? {
+        switch try connection.scalar("SELECT value FROM _kt_meta WHERE key = ?", [.text(key)]) {
+        case .text(let v)?: return v
+        case .integer(let v)?: return String(v)
+        default: return nil
+        }
+    }
+
+    func setMeta(_ key: String, _ value: String?) throws {
+        if let value {
+            try connection.run("INSERT INTO _kt_meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                               [.text(key), .text(value)])
+        } else {
+            try connection.run("DELETE FROM _kt_meta WHERE key = ?", [.text(key)])
+        }
+    }
+
+    public var serverURL: String { get throws { try locked { try meta("server_url") ?? "" } } }
+    var token: String { get throws { try locked { try meta("token") ?? "" } } }
+    public var cursor: Int64 { get throws { try locked { Int64(try meta("cursor") ?? "0") ?? 0 } } }
+
+    // MARK: Functions the triggers call
+
+    private func registerFunctions() throws {
+        try connection.createFunction("kt_capture", argumentCount: 0) { [unowned self] _ in
+            .value(.integer(self.capturing ? 1 : 0))
+        }
+        let nodeValue = CellValue.integer(Int64(node.rawValue))
+        try connection.createFunction("kt_node", argumentCount: 0, deterministic: true) { _ in .value(nodeValue) }
+        try connection.createFunction("kt_now", argumentCount: 0) { [unowned self] _ in .value(.integer(self.clock())) }
+        try connection.createFunction("kt_tick", argumentCount: 1) { [unowned self] arguments in
+            // The persisted HLC joins in so that two processes writing to one file never go backwards.
+            if case .integer(let persisted) = arguments[0] { self.hlc.observe(UInt64(persisted)) }
+            if case .text(let persisted) = arguments[0], let value = UInt64(persisted) { self.hlc.observe(value) }
+            let now = self.clock()
+            return .value(.integer(Int64(self.hlc.tick(wallMilliseconds: UInt64(max(0, now))))))
+        }
+        try connection.createFunction("kt_check", argumentCount: 3) { [unowned self] arguments in
+            guard case .text(let tableName) = arguments[0], case .text(let columnName) = arguments[1],
+                  let table = self.dataModel.table(named: tableName) else { return .error("keukentafel: bad kt_check call") }
+            if columnName == "id" {
+                guard case .text(let id) = arguments[2], isCanonicalUUID(id) else {
+                    return .error("keukentafel: \(tableName).id must be a lowercase UUID (8-4-4-4-12 hex digits), got \(arguments[2])")
+                }
+                return .value(.null)
+            }
+            guard let column = table.column(named: columnName) else { return .value(.null) }
+            if let rejection = self.dataModel.validate(arguments[2], for: column, in: table) {
+                return .error("keukentafel: \(rejection.message) [\(rejection.code.rawValue)]")
+            }
+            return .value(.null)
+        }
+    }
+
+    /// Runs `body` with capture off: for applying what came from the server.
+    func withoutCapture<T>(_ body: () throws -> T) rethrows -> T {
+        capturing = false
+        defer { capturing = true }
+        return try body()
+    }
+
+    /// Forgets a wrong (future) HLC state; only for re-stamping after a clock correction.
+    func resetClock(to value: UInt64) { hlc = HybridLogicalClock(last: value) }
+
+    /// Takes note of versions from elsewhere so later local writes order after them.
+    func observe(hlc remote: UInt64) throws {
+        hlc.observe(remote)
+        try connection.run("""
+            INSERT INTO _kt_meta (key, value) VALUES ('hlc', ?) ON CONFLICT (key) DO UPDATE SET value = max(value, excluded.value)
+            """, [.integer(Int64(remote))])
+    }
+}
+
+public enum ReplicaError: Error, CustomStringConvertible {
+    case notInitialized(String)
+    case alreadyExists(String)
+
+    public var description: String {
+        switch self {
+        case .notInitialized(let why), .alreadyExists(let why): return why
+        }
+    }
+}

@@ -1,0 +1,104 @@
+import KeukentafelProtocol
+
+/// The SQL that turns a data model into a replica: plain tables the app reads and writes, and the
+/// triggers that capture every write into the outbox with a version and a base.
+///
+/// The triggers call functions the `Replica` registers on its connection (`kt_capture`, `kt_tick`,
+/// `kt_check`, `kt_node`). A connection without them (say, the `sqlite3` shell) cannot write to a
+/// synced table at all: better refused than silently not synced.
+enum ReplicaSchema {
+    static let metaDDL = """
+        CREATE TABLE IF NOT EXISTS _kt_meta (key TEXT PRIMARY KEY, value) WITHOUT ROWID;
+        -- The version of every cell this replica knows (written here or pulled).
+        CREATE TABLE IF NOT EXISTS _kt_clock (
+            tbl TEXT NOT NULL, row_id TEXT NOT NULL, col TEXT NOT NULL,
+            hlc INTEGER NOT NULL, node INTEGER NOT NULL,
+            val, -- only for the _deleted pseudo-column, whose value lives nowhere else
+            PRIMARY KEY (tbl, row_id, col)
+        ) WITHOUT ROWID;
+        -- Local writes not yet acknowledged by the server. AUTOINCREMENT: a change id is never reused.
+        CREATE TABLE IF NOT EXISTS _kt_outbox (
+            seq INTEGER PRIMARY KEY AUTOINCREMENT,
+            tbl TEXT NOT NULL, row_id TEXT NOT NULL, col TEXT NOT NULL,
+            value, hlc INTEGER NOT NULL,
+            base_hlc INTEGER, base_node INTEGER,
+            state TEXT NOT NULL DEFAULT 'pending', -- pending | rejected
+            code TEXT, message TEXT, written_at INTEGER NOT NULL
+        );
+        CREATE INDEX IF NOT EXISTS _kt_outbox_by_state ON _kt_outbox(state, seq);
+        CREATE TRIGGER IF NOT EXISTS _kt_outbox_clock AFTER INSERT ON _kt_outbox BEGIN
+            INSERT INTO _kt_clock (tbl, row_id, col, hlc, node, val)
+            VALUES (NEW.tbl, NEW.row_id, NEW.col, NEW.hlc, kt_node(), CASE WHEN NEW.col = '_deleted' THEN NEW.value END)
+            ON CONFLICT (tbl, row_id, col) DO UPDATE SET hlc = excluded.hlc, node = excluded.node, val = excluded.val;
+            INSERT INTO _kt_meta (key, value) VALUES ('hlc', NEW.hlc)
+            ON CONFLICT (key) DO UPDATE SET value = max(value, excluded.value);
+        END;
+        -- Conflicts the server recorded on rows this replica sees.
+        CREATE TABLE IF NOT EXISTS _kt_conflicts (
+            id INTEGER PRIMARY KEY,
+            tbl TEXT NOT NULL, row_id TEXT NOT NULL, col TEXT NOT NULL,
+            winner_value, winner_version TEXT NOT NULL, winner_device TEXT,
+            loser_value, loser_version TEXT NOT NULL, loser_device TEXT,
+            base_version TEXT, rule TEXT NOT NULL, review INTEGER NOT NULL, recorded_at TEXT NOT NULL,
+            resolved_at TEXT, resolved_by TEXT, resolution TEXT
+        );
+        """
+
+    static func quote(_ identifier: String) -> String { "\"" + identifier.replacingOccurrences(of: "\"", with: "\"\"") + "\"" }
+    static func literal(_ text: String) -> String { "'" + text.replacingOccurrences(of: "'", with: "''") + "'" }
+
+    /// CREATE TABLE and the capture triggers for one table of the model.
+    static func ddl(for table: DataModel.Table) -> String {
+        let t = quote(table.name)
+        let tl = literal(table.name)
+        let columns = table.columns.map { "\(quote($0.name)) \($0.type.sqliteType)" }
+        var sql = "CREATE TABLE IF NOT EXISTS \(t) (id TEXT PRIMARY KEY NOT NULL, \(columns.joined(separator: ", ")));\n"
+
+        func base(_ row: String, _ column: DataModel.Column) -> (String, String) {
+            let lookup = "FROM _kt_clock WHERE tbl = \(tl) AND row_id = \(row) AND col = \(literal(column.name))"
+            return ("(SELECT hlc \(lookup))", "(SELECT node \(lookup))")
+        }
+        let stamp = "kt_tick((SELECT value FROM _kt_meta WHERE key = 'hlc'))"
+        let insertOutbox = "INSERT INTO _kt_outbox (tbl, row_id, col, value, hlc, base_hlc, base_node, written_at)"
+
+        // Validation before the write, so a bad value never reaches table or outbox.
+        let checksInsert = table.columns.map { "kt_check(\(tl), \(literal($0.name)), NEW.\(quote($0.name)))" }
+        sql += """
+            CREATE TRIGGER IF NOT EXISTS \(quote("_kt_\(table.name)_check_insert")) BEFORE INSERT ON \(t) WHEN kt_capture() BEGIN
+                SELECT kt_check(\(tl), 'id', NEW.id)\(checksInsert.isEmpty ? "" : ", " + checksInsert.joined(separator: ", "));
+            END;
+            CREATE TRIGGER IF NOT EXISTS \(quote("_kt_\(table.name)_check_update")) BEFORE UPDATE ON \(t) WHEN kt_capture() BEGIN
+                SELECT RAISE(ABORT, 'keukentafel: the id of a synced row never changes; insert a new row instead') WHERE OLD.id IS NOT NEW.id;
+                SELECT kt_check(\(tl), 'id', NEW.id)\(checksInsert.isEmpty ? "" : ", " + checksInsert.joined(separator: ", "));
+            END;
+
+            """
+        // Every column of a new row is captured, so the row exists everywhere even if all values are null.
+        let afterInsert = table.columns.map { column -> String in
+            let (baseHLC, baseNode) = base("NEW.id", column)
+            return "    \(insertOutbox) VALUES (\(tl), NEW.id, \(literal(column.name)), NEW.\(quote(column.name)), \(stamp), \(baseHLC), \(baseNode), kt_now());"
+        }
+        sql += "CREATE TRIGGER IF NOT EXISTS \(quote("_kt_\(table.name)_insert")) AFTER INSERT ON \(t) WHEN kt_capture() BEGIN\n"
+            + afterInsert.joined(separator: "\n") + "\nEND;\n"
+
+        let afterUpdate = table.columns.map { column -> String in
+            let (baseHLC, baseNode) = base("NEW.id", column)
+            let c = quote(column.name)
+            return "    \(insertOutbox) SELECT \(tl), NEW.id, \(literal(column.name)), NEW.\(c), \(stamp), \(baseHLC), \(baseNode), kt_now() WHERE OLD.\(c) IS NOT NEW.\(c);"
+        }
+        sql += "CREATE TRIGGER IF NOT EXISTS \(quote("_kt_\(table.name)_update")) AFTER UPDATE ON \(t) WHEN kt_capture() BEGIN\n"
+            + afterUpdate.joined(separator: "\n") + "\nEND;\n"
+
+        // A deletion carries as base the newest version of the row its writer saw, so the server can
+        // tell whether someone edited the row concurrently.
+        let newest = "FROM _kt_clock WHERE tbl = \(tl) AND row_id = OLD.id AND col <> '_deleted' ORDER BY hlc DESC, node DESC LIMIT 1"
+        sql += """
+            CREATE TRIGGER IF NOT EXISTS \(quote("_kt_\(table.name)_delete")) AFTER DELETE ON \(t) WHEN kt_capture() BEGIN
+                \(insertOutbox) VALUES (\(tl), OLD.id, '_deleted', 1, \(stamp), (SELECT hlc \(newest)), (SELECT node \(newest)), kt_now());
+                DELETE FROM _kt_clock WHERE tbl = \(tl) AND row_id = OLD.id AND col <> '_deleted';
+            END;
+
+            """
+        return sql
+    }
+}

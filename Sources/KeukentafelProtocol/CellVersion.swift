@@ -1,0 +1,126 @@
+/// The version of one cell: an HLC timestamp and the id of the node (replica) that wrote it.
+///
+/// Versions are totally ordered: first by timestamp, then by node id. Every replica therefore picks
+/// the same winner for a cell without talking to anyone.
+///
+/// On the wire a version is the string `"<16 hex digits of hlc>-<16 hex digits of node>"`. Both parts
+/// are fixed width, so comparing the strings compares the versions, and the values survive JSON
+/// parsers that hold numbers as doubles.
+public struct CellVersion: Sendable, Hashable, Comparable, CustomStringConvertible {
+    public var hlc: UInt64
+    public var node: NodeID
+
+    public init(hlc: UInt64, node: NodeID) {
+        self.hlc = hlc
+        self.node = node
+    }
+
+    public static func < (lhs: CellVersion, rhs: CellVersion) -> Bool {
+        (lhs.hlc, lhs.node.rawValue) < (rhs.hlc, rhs.node.rawValue)
+    }
+
+    public var description: String { hex16(hlc) + "-" + node.description }
+
+    /// Parses the wire form; `nil` when the text is not exactly two 16-digit lowercase hex numbers.
+    public init?(_ text: String) {
+        let utf8 = Array(text.utf8)
+        guard utf8.count == 33, utf8[16] == UInt8(ascii: "-"),
+              let hlc = parseHex16(utf8[0..<16]), let node = parseHex16(utf8[17..<33]),
+              let nodeID = NodeID(rawValue: node)
+        else { return nil }
+        self.init(hlc: hlc, node: nodeID)
+    }
+
+    /// Wall-clock milliseconds of the timestamp, for display and clock-skew checks.
+    public var milliseconds: UInt64 { HybridLogicalClock.milliseconds(of: hlc) }
+}
+
+extension CellVersion: Codable {
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.singleValueContainer()
+        let text = try container.decode(String.self)
+        guard let version = CellVersion(text) else {
+            throw DecodingError.dataCorruptedError(
+                in: container, debugDescription: "a version is '<16 hex hlc>-<16 hex node>', got '\(text.prefix(40))'")
+        }
+        self = version
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.singleValueContainer()
+        try container.encode(description)
+    }
+}
+
+/// The id of a replica (a device's local database, or the server itself).
+///
+/// 63 bits so that it fits a signed SQLite INTEGER and sorts the same signed or unsigned.
+public struct NodeID: Sendable, Hashable, Comparable, CustomStringConvertible {
+    public let rawValue: UInt64
+
+    /// `nil` for 0 and for values that need the 64th bit.
+    public init?(rawValue: UInt64) {
+        guard rawValue != 0, rawValue <= UInt64(Int64.max) else { return nil }
+        self.rawValue = rawValue
+    }
+
+    /// A fresh random node id.
+    public static func random() -> NodeID {
+        var generator = SystemRandomNumberGenerator()
+        while true {
+            if let id = NodeID(rawValue: generator.next() & UInt64(Int64.max)) { return id }
+        }
+    }
+
+    public init?(_ text: String) {
+        let utf8 = Array(text.utf8)
+        guard utf8.count == 16, let value = parseHex16(utf8[...]) else { return nil }
+        self.init(rawValue: value)
+    }
+
+    public static func < (lhs: NodeID, rhs: NodeID) -> Bool { lhs.rawValue < rhs.rawValue }
+    public var description: String { hex16(rawValue) }
+}
+
+extension NodeID: Codable {
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.singleValueContainer()
+        let text = try container.decode(String.self)
+        guard let id = NodeID(text) else {
+            throw DecodingError.dataCorruptedError(in: container, debugDescription: "a node id is 16 lowercase hex digits")
+        }
+        self = id
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.singleValueContainer()
+        try container.encode(description)
+    }
+}
+
+private let hexDigits: [UInt8] = Array("0123456789abcdef".utf8)
+
+func hex16(_ value: UInt64) -> String {
+    var bytes = [UInt8](repeating: 0, count: 16)
+    var v = value
+    for i in stride(from: 15, through: 0, by: -1) {
+        bytes[i] = hexDigits[Int(v & 0xF)]
+        v >>= 4
+    }
+    return String(decoding: bytes, as: UTF8.self)
+}
+
+func parseHex16(_ bytes: ArraySlice<UInt8>) -> UInt64? {
+    guard bytes.count == 16 else { return nil }
+    var value: UInt64 = 0
+    for byte in bytes {
+        let digit: UInt8
+        switch byte {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"): digit = byte - UInt8(ascii: "0")
+        case UInt8(ascii: "a")...UInt8(ascii: "f"): digit = byte - UInt8(ascii: "a") + 10
+        default: return nil
+        }
+        value = value << 4 | UInt64(digit)
+    }
+    return value
+}

@@ -1,0 +1,129 @@
+/// Why one change cannot be accepted: a stable code and a sentence for people.
+public struct ChangeRejection: Error, Sendable, Equatable {
+    public var code: ErrorCode
+    public var message: String
+
+    public init(_ code: ErrorCode, _ message: String) {
+        self.code = code
+        self.message = message
+    }
+}
+
+extension DataModel {
+    /// The default maximum length of text without an explicit `maxLength`.
+    public static let defaultMaxTextLength = 10_000
+
+    /// Checks one change against the model: table, column, row id and value. Pure; the server runs it
+    /// on every pushed change and the replica's triggers enforce the same rules locally.
+    public func validate(_ change: Change) -> ChangeRejection? {
+        guard let table = table(named: change.table) else {
+            return ChangeRejection(.unknownTable, "table '\(change.table.prefix(64))' is not in data model version \(version)")
+        }
+        guard isCanonicalUUID(change.row) else {
+            return ChangeRejection(.invalidRowID, "row id '\(change.row.prefix(64))' is not a lowercase UUID (8-4-4-4-12 hex digits)")
+        }
+        if change.column == Merge.deletedColumn {
+            guard change.value == .integer(1) || change.value == .integer(0) else {
+                return ChangeRejection(.invalidValue, "\(table.name).\(Merge.deletedColumn) is 1 (deleted) or 0 (restored)")
+            }
+            return nil
+        }
+        guard let column = table.column(named: change.column) else {
+            return ChangeRejection(.unknownColumn, "column '\(change.column.prefix(64))' is not in table '\(table.name)'")
+        }
+        return validate(change.value, for: column, in: table)
+    }
+
+    /// Checks one value against its column's type and rules.
+    public func validate(_ value: CellValue, for column: Column, in table: Table) -> ChangeRejection? {
+        let at = "\(table.name).\(column.name)"
+        func invalid(_ why: String) -> ChangeRejection { ChangeRejection(.invalidValue, "\(at): \(why)") }
+        if case .null = value {
+            return column.required == true ? invalid("a value is required") : nil
+        }
+        switch column.type {
+        case .integer:
+            guard case .integer = value else { return invalid("expected an integer") }
+        case .boolean:
+            guard case .integer(let v) = value, v == 0 || v == 1 else { return invalid("expected a boolean (0 or 1)") }
+        case .real:
+            switch value {
+            case .integer: break
+            case .real(let v): if !v.isFinite { return invalid("expected a finite number") }
+            default: return invalid("expected a number")
+            }
+        case .text:
+            guard case .text(let text) = value else { return invalid("expected text") }
+            let max = column.maxLength ?? Self.defaultMaxTextLength
+            if text.unicodeScalars.contains("\0") { return invalid("text may not contain NUL characters") }
+            if text.unicodeScalars.count > max {
+                return ChangeRejection(.valueTooLong, "\(at): at most \(max) characters, got \(text.unicodeScalars.count)")
+            }
+        case .date:
+            guard case .text(let text) = value, isValidDate(text) else { return invalid("expected a calendar date YYYY-MM-DD") }
+        case .datetime:
+            guard case .text(let text) = value, isValidDateTime(text) else {
+                return invalid("expected a UTC date-time YYYY-MM-DDTHH:MM:SS[.fff]Z")
+            }
+        case .enum:
+            guard case .text(let text) = value, (column.values ?? []).contains(text) else {
+                return invalid("expected one of \((column.values ?? []).joined(separator: ", "))")
+            }
+        case .reference:
+            guard case .text(let text) = value, isCanonicalUUID(text) else {
+                return invalid("expected the lowercase UUID of a row in '\(column.references ?? "?")'")
+            }
+        }
+        return nil
+    }
+}
+
+/// Whether `text` is a UUID in canonical lowercase form, e.g. `0b8f0c4e-3c55-4a8a-9d2e-5f0f3e1c2b7a`.
+public func isCanonicalUUID(_ text: String) -> Bool {
+    let utf8 = text.utf8
+    guard utf8.count == 36 else { return false }
+    for (i, byte) in utf8.enumerated() {
+        if i == 8 || i == 13 || i == 18 || i == 23 {
+            if byte != UInt8(ascii: "-") { return false }
+        } else if !((byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9")) || (byte >= UInt8(ascii: "a") && byte <= UInt8(ascii: "f"))) {
+            return false
+        }
+    }
+    return true
+}
+
+/// Whether `text` is a real calendar date `YYYY-MM-DD` (so `2026-02-30` is not).
+public func isValidDate(_ text: String) -> Bool {
+    let b = Array(text.utf8)
+    guard b.count == 10, b[4] == UInt8(ascii: "-"), b[7] == UInt8(ascii: "-"),
+          let y = digits(b[0..<4]), let m = digits(b[5..<7]), let d = digits(b[8..<10]),
+          y >= 1, (1...12).contains(m), d >= 1
+    else { return false }
+    let leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0
+    let days = [31, leap ? 29 : 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31][m - 1]
+    return d <= days
+}
+
+/// Whether `text` is `YYYY-MM-DDTHH:MM:SS` with optional fraction and a `Z`.
+public func isValidDateTime(_ text: String) -> Bool {
+    let b = Array(text.utf8)
+    guard b.count >= 20, b.last == UInt8(ascii: "Z"), b[10] == UInt8(ascii: "T"),
+          isValidDate(String(decoding: b[0..<10], as: UTF8.self)),
+          b[13] == UInt8(ascii: ":"), b[16] == UInt8(ascii: ":"),
+          let h = digits(b[11..<13]), let mi = digits(b[14..<16]), let s = digits(b[17..<19]),
+          h < 24, mi < 60, s < 60
+    else { return false }
+    let rest = b[19..<(b.count - 1)]
+    if rest.isEmpty { return true }
+    guard rest.first == UInt8(ascii: "."), rest.count >= 2, rest.count <= 10, digits(rest.dropFirst()) != nil else { return false }
+    return true
+}
+
+private func digits(_ bytes: ArraySlice<UInt8>) -> Int? {
+    var value = 0
+    for byte in bytes {
+        guard byte >= UInt8(ascii: "0"), byte <= UInt8(ascii: "9") else { return nil }
+        value = value * 10 + Int(byte - UInt8(ascii: "0"))
+    }
+    return bytes.isEmpty ? nil : value
+}

@@ -1,0 +1,205 @@
+/// The wire types of the sync protocol, `/v1`. `Schemas/openapi.yaml` documents the same shapes; a
+/// test keeps the two in agreement.
+
+/// One cell change pushed by a replica.
+public struct Change: Codable, Sendable, Hashable {
+    /// Unique per write: `<node id>-<counter>`. Pushing a change with a known id again has no effect.
+    public var id: String
+    public var table: String
+    public var row: String
+    public var column: String
+    public var value: CellValue
+    public var version: CellVersion
+    /// The version of the cell the writer saw when it wrote; absent when it saw none. For a deletion
+    /// (`column == "_deleted"`), the newest version of the row the writer saw.
+    public var base: CellVersion?
+
+    public init(id: String, table: String, row: String, column: String, value: CellValue, version: CellVersion, base: CellVersion?) {
+        self.id = id
+        self.table = table
+        self.row = row
+        self.column = column
+        self.value = value
+        self.version = version
+        self.base = base
+    }
+
+    public var key: CellKey { CellKey(table: table, row: row, column: column) }
+}
+
+public struct PushRequest: Codable, Sendable {
+    public var node: NodeID
+    public var schemaVersion: Int
+    public var changes: [Change]
+
+    public init(node: NodeID, schemaVersion: Int, changes: [Change]) {
+        self.node = node
+        self.schemaVersion = schemaVersion
+        self.changes = changes
+    }
+}
+
+/// What the server did with one pushed change.
+public enum ChangeStatus: String, Codable, Sendable, CaseIterable {
+    /// It is now the cell's value.
+    case applied
+    /// A newer, non-concurrent value was already there; nothing was lost.
+    case superseded
+    /// It was concurrent with another write; a conflict record holds both values.
+    /// `won` in the result says whether it became the cell's value.
+    case conflict
+    /// It was refused and stored nowhere; `code` and `message` say why. It stays in the device's outbox.
+    case rejected
+}
+
+public struct ChangeResult: Codable, Sendable, Equatable {
+    public var id: String
+    public var status: ChangeStatus
+    public var won: Bool?
+    public var conflict: Int64?
+    public var code: ErrorCode?
+    public var message: String?
+
+    public init(id: String, status: ChangeStatus, won: Bool? = nil, conflict: Int64? = nil, code: ErrorCode? = nil, message: String? = nil) {
+        self.id = id
+        self.status = status
+        self.won = won
+        self.conflict = conflict
+        self.code = code
+        self.message = message
+    }
+}
+
+public struct PushResponse: Codable, Sendable {
+    /// The server's wall clock in milliseconds, so a replica can check its own.
+    public var serverTime: Int64
+    public var results: [ChangeResult]
+
+    public init(serverTime: Int64, results: [ChangeResult]) {
+        self.serverTime = serverTime
+        self.results = results
+    }
+}
+
+/// One cell of the change feed.
+public struct FeedCell: Codable, Sendable, Hashable {
+    public var column: String
+    public var value: CellValue
+    public var version: CellVersion
+
+    public init(column: String, value: CellValue, version: CellVersion) {
+        self.column = column
+        self.value = value
+        self.version = version
+    }
+}
+
+/// The cells of one row that changed in the pulled range, grouped so the row id travels once.
+public struct FeedRow: Codable, Sendable, Hashable {
+    public var table: String
+    public var row: String
+    public var cells: [FeedCell]
+
+    public init(table: String, row: String, cells: [FeedCell]) {
+        self.table = table
+        self.row = row
+        self.cells = cells
+    }
+}
+
+/// A conflict between two concurrent writes of one cell. The losing value is never dropped: it is
+/// here, and writing it again restores it.
+public struct ConflictRecord: Codable, Sendable, Hashable {
+    public var id: Int64
+    public var table: String
+    public var row: String
+    public var column: String
+    public var winnerValue: CellValue
+    public var winnerVersion: CellVersion
+    public var winnerDevice: String?
+    public var loserValue: CellValue
+    public var loserVersion: CellVersion
+    public var loserDevice: String?
+    /// The version both writers started from, as far as the losing writer reported it.
+    public var base: CellVersion?
+    /// Which rule decided: `lww` (greater version wins), `delete-wins` or `edit-wins`.
+    public var rule: String
+    /// Whether the schema asks a person to review conflicts on this column.
+    public var review: Bool
+    /// Server time the conflict was recorded, ISO-8601.
+    public var recordedAt: String
+    public var resolvedAt: String?
+    public var resolvedBy: String?
+    public var resolution: String?
+
+    public init(id: Int64, table: String, row: String, column: String, winnerValue: CellValue, winnerVersion: CellVersion,
+                winnerDevice: String?, loserValue: CellValue, loserVersion: CellVersion, loserDevice: String?,
+                base: CellVersion?, rule: String, review: Bool, recordedAt: String,
+                resolvedAt: String? = nil, resolvedBy: String? = nil, resolution: String? = nil) {
+        self.id = id
+        self.table = table
+        self.row = row
+        self.column = column
+        self.winnerValue = winnerValue
+        self.winnerVersion = winnerVersion
+        self.winnerDevice = winnerDevice
+        self.loserValue = loserValue
+        self.loserVersion = loserVersion
+        self.loserDevice = loserDevice
+        self.base = base
+        self.rule = rule
+        self.review = review
+        self.recordedAt = recordedAt
+        self.resolvedAt = resolvedAt
+        self.resolvedBy = resolvedBy
+        self.resolution = resolution
+    }
+}
+
+public struct PullResponse: Codable, Sendable {
+    /// Pass this as `since` on the next pull. Store it in the same transaction as the page.
+    public var cursor: Int64
+    /// Whether more pages follow right away.
+    public var more: Bool
+    public var rows: [FeedRow]
+    public var conflicts: [ConflictRecord]
+    public var serverTime: Int64
+    public var schemaVersion: Int
+
+    public init(cursor: Int64, more: Bool, rows: [FeedRow], conflicts: [ConflictRecord], serverTime: Int64, schemaVersion: Int) {
+        self.cursor = cursor
+        self.more = more
+        self.rows = rows
+        self.conflicts = conflicts
+        self.serverTime = serverTime
+        self.schemaVersion = schemaVersion
+    }
+}
+
+/// `GET /v1/hello`: who the server thinks you are, its clock and its data model.
+public struct HelloResponse: Codable, Sendable {
+    public var protocolVersion: Int
+    public var serverTime: Int64
+    public var device: String
+    public var schema: DataModel
+
+    public init(protocolVersion: Int, serverTime: Int64, device: String, schema: DataModel) {
+        self.protocolVersion = protocolVersion
+        self.serverTime = serverTime
+        self.device = device
+        self.schema = schema
+    }
+}
+
+/// The body of every error response: `{"error": {"code": "...", "message": "..."}}`.
+public struct ErrorResponse: Codable, Sendable {
+    public struct Detail: Codable, Sendable {
+        public var code: ErrorCode
+        public var message: String
+    }
+    public var error: Detail
+
+    public init(code: ErrorCode, message: String) {
+        self.error = Detail(code: code, message: message)
+    }
+}

@@ -1,0 +1,217 @@
+import CSQLite
+import KeukentafelProtocol
+
+/// An error from SQLite, with the statement that caused it.
+public struct SQLiteError: Error, CustomStringConvertible, Sendable {
+    /// The primary SQLite result code, e.g. `SQLITE_CONSTRAINT` (19).
+    public var code: Int32
+    public var message: String
+    public var sql: String?
+
+    public var description: String {
+        if let sql { return "\(message) (SQLite code \(code), in: \(sql.prefix(120)))" }
+        return "\(message) (SQLite code \(code))"
+    }
+
+    /// True for SQLITE_BUSY / SQLITE_LOCKED: another connection holds the lock.
+    public var isBusy: Bool { code & 0xFF == SQLITE_BUSY || code & 0xFF == SQLITE_LOCKED }
+}
+
+/// A thin, honest wrapper over one SQLite connection.
+///
+/// Keukentafel talks to SQLite through the C API directly (see docs/decisions/0002): the hot paths
+/// (applying a pulled page, ingesting a pushed batch) are a handful of prepared statements, and the
+/// replica needs custom SQL functions for its capture triggers. A connection is not thread-safe;
+/// whoever shares one guards it with a lock.
+public final class SQLiteConnection {
+    public let path: String
+    let handle: OpaquePointer
+    private var statementCache: [String: SQLiteStatement] = [:]
+
+    /// Opens (and creates, unless `readOnly`) the database at `path`.
+    public init(path: String, readOnly: Bool = false) throws {
+        var db: OpaquePointer?
+        let flags = (readOnly ? SQLITE_OPEN_READONLY : (SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE)) | SQLITE_OPEN_NOMUTEX
+        let rc = sqlite3_open_v2(path, &db, flags, nil)
+        guard rc == SQLITE_OK, let db else {
+            let message = db.map { String(cString: sqlite3_errmsg($0)) } ?? "cannot open"
+            sqlite3_close_v2(db)
+            throw SQLiteError(code: rc, message: "cannot open database '\(path)': \(message)", sql: nil)
+        }
+        self.path = path
+        self.handle = db
+        sqlite3_extended_result_codes(db, 1)
+        sqlite3_busy_timeout(db, 10_000)
+    }
+
+    deinit {
+        statementCache.removeAll()
+        sqlite3_close_v2(handle)
+    }
+
+    /// Runs one or more SQL statements that return no rows.
+    public func execute(_ sql: String) throws {
+        var errorMessage: UnsafeMutablePointer<CChar>?
+        let rc = sqlite3_exec(handle, sql, nil, nil, &errorMessage)
+        if rc != SQLITE_OK {
+            let message = errorMessage.map { String(cString: $0) } ?? String(cString: sqlite3_errmsg(handle))
+            sqlite3_free(errorMessage)
+            throw SQLiteError(code: rc, message: message, sql: sql)
+        }
+    }
+
+    /// Compiles a statement. Use `cached` for statements run many times.
+    public func prepare(_ sql: String) throws -> SQLiteStatement {
+        var stmt: OpaquePointer?
+        let rc = sqlite3_prepare_v3(handle, sql, -1, 0, &stmt, nil)
+        guard rc == SQLITE_OK, let stmt else { throw error(rc, sql: sql) }
+        return SQLiteStatement(handle: stmt, connection: self, sql: sql)
+    }
+
+    /// A prepared statement kept for the life of the connection, reset and ready to bind.
+    public func cached(_ sql: String) throws -> SQLiteStatement {
+        if let stmt = statementCache[sql] {
+            stmt.reset()
+            return stmt
+        }
+        let stmt = try prepare(sql)
+        statementCache[sql] = stmt
+        return stmt
+    }
+
+    /// Runs `body` in a transaction: committed when it returns, rolled back when it throws.
+    /// `immediate` takes the write lock at once, so the body never fails half-way on a busy lock.
+    public func transaction<T>(immediate: Bool = true, _ body: () throws -> T) throws -> T {
+        try execute(immediate ? "BEGIN IMMEDIATE" : "BEGIN")
+        do {
+            let result = try body()
+            try execute("COMMIT")
+            return result
+        } catch {
+            try? execute("ROLLBACK")
+            throw error
+        }
+    }
+
+    /// Runs a query and collects every row as an array of values.
+    public func query(_ sql: String, _ arguments: [CellValue] = []) throws -> [[CellValue]] {
+        let stmt = try prepare(sql)
+        try stmt.bind(arguments)
+        var rows: [[CellValue]] = []
+        while try stmt.step() {
+            rows.append((0..<stmt.columnCount).map { stmt.value($0) })
+        }
+        return rows
+    }
+
+    /// The first column of the first row, or `nil`.
+    public func scalar(_ sql: String, _ arguments: [CellValue] = []) throws -> CellValue? {
+        let stmt = try cached(sql)
+        try stmt.bind(arguments)
+        return try stmt.step() ? stmt.value(0) : nil
+    }
+
+    /// Runs a statement that returns no rows, with arguments.
+    public func run(_ sql: String, _ arguments: [CellValue] = []) throws {
+        let stmt = try cached(sql)
+        try stmt.bind(arguments)
+        try stmt.run()
+    }
+
+    public var changes: Int { Int(sqlite3_changes(handle)) }
+    public var totalChanges: Int { Int(sqlite3_total_changes(handle)) }
+    public var lastInsertRowID: Int64 { sqlite3_last_insert_rowid(handle) }
+    public var isInTransaction: Bool { sqlite3_get_autocommit(handle) == 0 }
+
+    func error(_ rc: Int32, sql: String?) -> SQLiteError {
+        SQLiteError(code: rc, message: String(cString: sqlite3_errmsg(handle)), sql: sql)
+    }
+}
+
+/// A compiled statement. Bind with 1-based positions (SQLite's convention) or an array in order.
+public final class SQLiteStatement {
+    let handle: OpaquePointer
+    unowned let connection: SQLiteConnection
+    public let sql: String
+
+    init(handle: OpaquePointer, connection: SQLiteConnection, sql: String) {
+        self.handle = handle
+        self.connection = connection
+        self.sql = sql
+    }
+
+    deinit { sqlite3_finalize(handle) }
+
+    public func reset() {
+        sqlite3_reset(handle)
+        sqlite3_clear_bindings(handle)
+    }
+
+    public func bind(_ values: [CellValue]) throws {
+        for (i, value) in values.enumerated() { try bind(value, at: Int32(i + 1)) }
+    }
+
+    public func bind(_ value: CellValue, at index: Int32) throws {
+        let rc: Int32
+        switch value {
+        case .null: rc = sqlite3_bind_null(handle, index)
+        case .integer(let v): rc = sqlite3_bind_int64(handle, index, v)
+        case .real(let v): rc = sqlite3_bind_double(handle, index, v)
+        case .text(let v): rc = sqlite3_bind_text(handle, index, v, -1, kt_sqlite_transient())
+        }
+        if rc != SQLITE_OK { throw connection.error(rc, sql: sql) }
+    }
+
+    public func bind(_ value: Int64, at index: Int32) throws {
+        let rc = sqlite3_bind_int64(handle, index, value)
+        if rc != SQLITE_OK { throw connection.error(rc, sql: sql) }
+    }
+
+    public func bind(_ value: String, at index: Int32) throws {
+        let rc = sqlite3_bind_text(handle, index, value, -1, kt_sqlite_transient())
+        if rc != SQLITE_OK { throw connection.error(rc, sql: sql) }
+    }
+
+    /// Advances to the next row: `true` when a row is available.
+    @discardableResult
+    public func step() throws -> Bool {
+        let rc = sqlite3_step(handle)
+        switch rc {
+        case SQLITE_ROW: return true
+        case SQLITE_DONE: return false
+        default:
+            let error = connection.error(rc, sql: sql)
+            sqlite3_reset(handle)
+            throw error
+        }
+    }
+
+    /// Runs the statement to completion, ignoring rows, and resets it for the next use.
+    public func run() throws {
+        while try step() {}
+        sqlite3_reset(handle)
+    }
+
+    public var columnCount: Int32 { sqlite3_column_count(handle) }
+
+    public func columnName(_ index: Int32) -> String { String(cString: sqlite3_column_name(handle, index)) }
+
+    public func value(_ index: Int32) -> CellValue {
+        switch sqlite3_column_type(handle, index) {
+        case SQLITE_NULL: return .null
+        case SQLITE_INTEGER: return .integer(sqlite3_column_int64(handle, index))
+        case SQLITE_FLOAT: return .real(sqlite3_column_double(handle, index))
+        default: return .text(text(index) ?? "")
+        }
+    }
+
+    public func int64(_ index: Int32) -> Int64 { sqlite3_column_int64(handle, index) }
+
+    public func isNull(_ index: Int32) -> Bool { sqlite3_column_type(handle, index) == SQLITE_NULL }
+
+    public func text(_ index: Int32) -> String? {
+        guard let pointer = sqlite3_column_text(handle, index) else { return nil }
+        let count = Int(sqlite3_column_bytes(handle, index))
+        return String(decoding: UnsafeBufferPointer(start: pointer, count: count), as: UTF8.self)
+    }
+}

@@ -1,0 +1,21 @@
+import Crypto
+import Foundation
+
+/// Bearer tokens for devices: 256 random bits, shown once, stored only as a SHA-256 hash.
+enum DeviceToken {
+    /// A new token: `kt_` and 43 characters of base64url (32 random bytes).
+    static func generate() -> String {
+        var generator = SystemRandomNumberGenerator()
+        let bytes = (0..<32).map { _ in UInt8.random(in: .min ... .max, using: &generator) }
+        let base64 = Data(bytes).base64EncodedString()
+            .replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_")
+            .replacingOccurrences(of: "=", with: "")
+        return "kt_" + base64
+    }
+
+    /// The stored form of a token: lowercase hex SHA-256. Looking a device up by this hash means the
+    /// token itself is never compared byte by byte, so response times tell an attacker nothing.
+    static func hash(_ token: String) -> String {
+        SHA256.hash(data: Data(token.utf8)).map { String(format: "%02x", $0) }.joined()
+    }
+}

@@ -1,0 +1,283 @@
+import KeukentafelProtocol
+import KeukentafelSQLite
+
+extension ServerStore {
+    /// Applies a pushed batch in one transaction and answers per change, in order.
+    ///
+    /// A change that is invalid, or too far ahead of the server clock, is rejected and stored
+    /// nowhere; the rest of the batch still applies. A change id seen before answers with its first
+    /// result and changes nothing, so a client may always retry a batch whose response it lost.
+    public func push(_ changes: [Change], device: String) throws -> PushResponse {
+        let now = clock()
+        let results = try writer.withLock { state -> [ChangeResult] in
+            let before = state.sequence
+            do {
+                return try state.connection.transaction {
+                    var context = PushContext(connection: state.connection, sequence: state.sequence, device: device,
+                                              receivedAt: iso8601(now), store: self)
+                    var results: [ChangeResult] = []
+                    results.reserveCapacity(changes.count)
+                    for change in changes {
+                        results.append(try context.apply(change, now: now))
+                    }
+                    state.sequence = context.sequence
+                    return results
+                }
+            } catch {
+                state.sequence = before
+                throw error
+            }
+        }
+        return PushResponse(serverTime: now, results: results)
+    }
+}
+
+/// The state of one push transaction.
+struct PushContext {
+    let connection: SQLiteConnection
+    var sequence: Int64
+    let device: String
+    let receivedAt: String
+    let store: ServerStore
+
+    mutating func nextSequence() -> Int64 {
+        sequence += 1
+        return sequence
+    }
+
+    mutating func apply(_ change: Change, now: Int64) throws -> ChangeResult {
+        if let earlier = try earlierResult(of: change) { return earlier }
+        if let rejection = validateChangeID(change.id) ?? store.dataModel.validate(change) {
+            return ChangeResult(id: change.id, status: .rejected, code: rejection.code, message: rejection.message)
+        }
+        let aheadBy = Int64(change.version.milliseconds) - now
+        if aheadBy > store.maxClockSkewMilliseconds {
+            return ChangeResult(
+                id: change.id, status: .rejected, code: .clockAhead,
+                message: "the writing device's clock is \(describeDuration(milliseconds: aheadBy)) ahead of the server "
+                    + "(server time \(iso8601(now))); the change was not applied and stays on the device. "
+                    + "Set the device's clock right and sync again.")
+        }
+        let table = store.dataModel.table(named: change.table)!
+        let incoming = VersionedValue(value: change.value, version: change.version)
+        let key = change.key
+        let rowBefore = try rowState(table: key.table, row: key.row)
+        let current = try cell(key)
+
+        var outcome: WriteOutcome
+        var conflictID: Int64?
+        if key.column == Merge.deletedColumn {
+            outcome = Merge.classify(current: current?.value, incoming: incoming, base: current?.version)
+            if case .duplicate = outcome {} else if change.value == .integer(1), let newestOther = rowBefore.newestOther,
+                      newestOther.version != change.base {
+                // Someone edited the row after the deleter last saw it: concurrent delete and edit.
+                if incoming.version > newestOther.version {
+                    conflictID = try recordDeleteWins(table: table, row: key.row, deletion: incoming, deletionBase: change.base)
+                    outcome = .conflict(incomingWins: true)
+                } else {
+                    conflictID = try recordConflict(
+                        table: table, key: key,
+                        winner: VersionedValue(value: .integer(0), version: newestOther.version), winnerDevice: newestOther.device,
+                        loser: incoming, loserDevice: device, base: change.base, rule: "edit-wins")
+                    outcome = .conflict(incomingWins: false)
+                }
+            }
+        } else {
+            outcome = Merge.classify(current: current?.value, incoming: incoming, base: change.base)
+            if table.appendOnly == true, case .conflict(let wins) = outcome {
+                outcome = wins ? .applied : .superseded  // append-only rows never conflict
+            }
+            if case .conflict(let incomingWins) = outcome, let current {
+                let winner = incomingWins ? incoming : current.value
+                let loser = incomingWins ? current.value : incoming
+                conflictID = try recordConflict(
+                    table: table, key: key, winner: winner, winnerDevice: incomingWins ? device : current.device,
+                    loser: loser, loserDevice: incomingWins ? current.device : device, base: change.base, rule: "lww")
+            } else if case .duplicate = outcome {
+            } else if rowBefore.isDeleted, let tombstone = rowBefore.tombstone {
+                // An edit to a row that was deleted concurrently (the editor never saw the deletion).
+                if incoming.version > tombstone.version {
+                    conflictID = try recordConflict(
+                        table: table, key: CellKey(table: key.table, row: key.row, column: Merge.deletedColumn),
+                        winner: VersionedValue(value: .integer(0), version: incoming.version), winnerDevice: device,
+                        loser: tombstone.value, loserDevice: tombstone.device, base: nil, rule: "edit-wins")
+                    outcome = .conflict(incomingWins: true)
+                } else {
+                    conflictID = try recordConflict(
+                        table: table, key: key, winner: VersionedValue(value: .null, version: tombstone.version),
+                        winnerDevice: tombstone.device, loser: incoming, loserDevice: device, base: change.base, rule: "delete-wins")
+                    outcome = .conflict(incomingWins: false)
+                }
+            }
+        }
+
+        let won: Bool
+        switch outcome {
+        case .applied: won = true
+        case .duplicate, .superseded: won = false
+        case .conflict(let incomingWins): won = incomingWins
+        }
+        // The cell itself always follows plain LWW, whatever the row-level bookkeeping above said.
+        if case .duplicate = outcome {} else if Merge.merge(current?.value, incoming) == incoming, current?.value != incoming {
+            try writeCell(key, incoming)
+        }
+        if rowBefore.isDeleted, try !rowState(table: key.table, row: key.row).isDeleted {
+            try resequenceRow(table: key.table, row: key.row)  // a revived row goes out whole
+        }
+
+        let result: ChangeResult
+        switch outcome {
+        case .applied, .duplicate: result = ChangeResult(id: change.id, status: .applied, won: true)
+        case .superseded: result = ChangeResult(id: change.id, status: .superseded, won: false)
+        case .conflict: result = ChangeResult(id: change.id, status: .conflict, won: won, conflict: conflictID)
+        }
+        try log(change, result: result)
+        return result
+    }
+
+    // MARK: Reading state
+
+    struct StoredCell {
+        var value: VersionedValue
+        var device: String?
+        var version: CellVersion { value.version }
+    }
+
+    struct RowState {
+        var tombstone: StoredCell?
+        var newestOther: StoredCell?
+        var isDeleted: Bool {
+            Merge.isRowDeleted(tombstone: tombstone?.value, newestOtherVersion: newestOther?.version)
+        }
+    }
+
+    func cell(_ key: CellKey) throws -> StoredCell? {
+        let stmt = try connection.cached("SELECT value, hlc, node, device FROM cells WHERE tbl = ? AND row_id = ? AND col = ?")
+        try stmt.bind(key.table, at: 1)
+        try stmt.bind(key.row, at: 2)
+        try stmt.bind(key.column, at: 3)
+        guard try stmt.step(), let version = CellVersion(hlc: stmt.value(1), node: stmt.value(2)) else { return nil }
+        return StoredCell(value: VersionedValue(value: stmt.value(0), version: version), device: stmt.text(3))
+    }
+
+    func rowState(table: String, row: String) throws -> RowState {
+        let stmt = try connection.cached("SELECT col, value, hlc, node, device FROM cells WHERE tbl = ? AND row_id = ?")
+        try stmt.bind(table, at: 1)
+        try stmt.bind(row, at: 2)
+        var state = RowState()
+        while try stmt.step() {
+            guard let version = CellVersion(hlc: stmt.value(2), node: stmt.value(3)) else { continue }
+            let cell = StoredCell(value: VersionedValue(value: stmt.value(1), version: version), device: stmt.text(4))
+            if stmt.text(0) == Merge.deletedColumn {
+                state.tombstone = cell
+            } else if state.newestOther.map({ version > $0.version }) ?? true {
+                state.newestOther = cell
+            }
+        }
+        return state
+    }
+
+    func earlierResult(of change: Change) throws -> ChangeResult? {
+        let stmt = try connection.cached(
+            "SELECT tbl, row_id, col, hlc, node, status, won, conflict_id FROM changes WHERE change_id = ?")
+        try stmt.bind(change.id, at: 1)
+        guard try stmt.step() else { return nil }
+        let sameChange = stmt.text(0) == change.table && stmt.text(1) == change.row && stmt.text(2) == change.column
+            && CellVersion(hlc: stmt.value(3), node: stmt.value(4)) == change.version
+        guard sameChange else {
+            return ChangeResult(id: change.id, status: .rejected, code: .changeIDReused,
+                                message: "change id '\(change.id)' was already used for a different change")
+        }
+        let status = ChangeStatus(rawValue: stmt.text(5) ?? "") ?? .applied
+        let won = stmt.isNull(6) ? nil : stmt.int64(6) != 0
+        let conflict = stmt.isNull(7) ? nil : stmt.int64(7)
+        return ChangeResult(id: change.id, status: status, won: won, conflict: conflict)
+    }
+
+    func validateChangeID(_ id: String) -> ChangeRejection? {
+        let ok = !id.isEmpty && id.utf8.count <= 64 && id.utf8.allSatisfy { $0 > 0x20 && $0 < 0x7F }
+        return ok ? nil : ChangeRejection(.invalidChangeID, "a change id is 1 to 64 printable ASCII characters")
+    }
+
+    // MARK: Writing
+
+    mutating func writeCell(_ key: CellKey, _ value: VersionedValue) throws {
+        let stmt = try connection.cached("""
+            INSERT INTO cells (tbl, row_id, col, value, hlc, node, seq, device) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+            ON CONFLICT (tbl, row_id, col) DO UPDATE SET
+                value = excluded.value, hlc = excluded.hlc, node = excluded.node, seq = excluded.seq, device = excluded.device
+            """)
+        try stmt.bind([.text(key.table), .text(key.row), .text(key.column), value.value,
+                       value.version.hlcValue, value.version.nodeValue, .integer(nextSequence()), .text(device)])
+        try stmt.run()
+    }
+
+    /// Gives every cell of a row a new sequence number, so pulls deliver the whole row again.
+    mutating func resequenceRow(table: String, row: String) throws {
+        let columns = try connection.query("SELECT col FROM cells WHERE tbl = ? AND row_id = ? ORDER BY col", [.text(table), .text(row)])
+        for column in columns {
+            try connection.run("UPDATE cells SET seq = ? WHERE tbl = ? AND row_id = ? AND col = ?",
+                               [.integer(nextSequence()), .text(table), .text(row), column[0]])
+        }
+    }
+
+    mutating func recordConflict(table: DataModel.Table, key: CellKey, winner: VersionedValue, winnerDevice: String?,
+                                 loser: VersionedValue, loserDevice: String?, base: CellVersion?, rule: String) throws -> Int64 {
+        let review = table.column(named: key.column)?.policy == .review
+        let stmt = try connection.cached("""
+            INSERT INTO conflicts (seq, tbl, row_id, col, winner_value, winner_hlc, winner_node, winner_device,
+                loser_value, loser_hlc, loser_node, loser_device, base_hlc, base_node, rule, review, recorded_at)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            """)
+        try stmt.bind([
+            .integer(nextSequence()), .text(key.table), .text(key.row), .text(key.column),
+            winner.value, winner.version.hlcValue, winner.version.nodeValue, winnerDevice.map(CellValue.text) ?? .null,
+            loser.value, loser.version.hlcValue, loser.version.nodeValue, loserDevice.map(CellValue.text) ?? .null,
+            base?.hlcValue ?? .null, base?.nodeValue ?? .null, .text(rule), .integer(review ? 1 : 0), .text(receivedAt),
+        ])
+        try stmt.run()
+        return connection.lastInsertRowID
+    }
+
+    /// A deletion won against edits its writer never saw: each such edit becomes a conflict record.
+    mutating func recordDeleteWins(table: DataModel.Table, row: String, deletion: VersionedValue, deletionBase: CellVersion?) throws -> Int64? {
+        var first: Int64?
+        let cells = try connection.query(
+            "SELECT col, value, hlc, node, device FROM cells WHERE tbl = ? AND row_id = ? AND col <> ? ORDER BY col",
+            [.text(table.name), .text(row), .text(Merge.deletedColumn)])
+        for cell in cells {
+            guard case .text(let column) = cell[0], let version = CellVersion(hlc: cell[2], node: cell[3]) else { continue }
+            if let deletionBase, version <= deletionBase { continue }  // the deleter saw this one
+            let id = try recordConflict(
+                table: table, key: CellKey(table: table.name, row: row, column: column),
+                winner: VersionedValue(value: .null, version: deletion.version), winnerDevice: device,
+                loser: VersionedValue(value: cell[1], version: version), loserDevice: cell[4].string,
+                base: deletionBase, rule: "delete-wins")
+            first = first ?? id
+        }
+        return first
+    }
+
+    func log(_ change: Change, result: ChangeResult) throws {
+        let stmt = try connection.cached("""
+            INSERT INTO changes (change_id, tbl, row_id, col, value, hlc, node, base_hlc, base_node, device, received_at, status, won, conflict_id)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            """)
+        try stmt.bind([
+            .text(change.id), .text(change.table), .text(change.row), .text(change.column), change.value,
+            change.version.hlcValue, change.version.nodeValue, change.base?.hlcValue ?? .null, change.base?.nodeValue ?? .null,
+            .text(device), .text(receivedAt), .text(result.status.rawValue),
+            result.won.map { .integer($0 ? 1 : 0) } ?? .null, result.conflict.map(CellValue.integer) ?? .null,
+        ])
+        try stmt.run()
+    }
+}
+
+/// "3 minutes", "2 days": a rough human duration.
+func describeDuration(milliseconds: Int64) -> String {
+    let seconds = milliseconds / 1000
+    if seconds < 120 { return "\(seconds) seconds" }
+    if seconds < 7200 { return "\(seconds / 60) minutes" }
+    if seconds < 2 * 86400 { return "\(seconds / 3600) hours" }
+    return "\(seconds / 86400) days"
+}

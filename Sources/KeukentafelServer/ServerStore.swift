@@ -1,0 +1,152 @@
+import Foundation
+import KeukentafelProtocol
+import KeukentafelSQLite
+
+/// The server's embedded store: one SQLite file in WAL mode holding the current state of every
+/// cell, the history of every accepted change, conflict records and devices.
+///
+/// Writes go through one connection under a lock (SQLite has one writer at a time anyway); reads
+/// for pulls use a second connection, so a pull never waits for a push to finish (WAL snapshots).
+/// All methods block: call them off the event loop.
+public final class ServerStore: Sendable {
+    public let dataModel: DataModel
+    /// The furthest a pushed version may be ahead of the server clock before it is refused.
+    public let maxClockSkewMilliseconds: Int64
+    let writer: Locked<WriterState>
+    let reader: Locked<SQLiteConnection>
+    let clock: @Sendable () -> Int64
+
+    struct WriterState {
+        let connection: SQLiteConnection
+        /// The last server sequence number handed out (cells and conflicts share one sequence).
+        var sequence: Int64
+    }
+
+    /// The file name of the store inside the data directory.
+    public static let fileName = "keukentafel.sqlite"
+
+    /// Opens the store in `directory`, creating directory and store on first use.
+    public init(directory: String, dataModel: DataModel, maxClockSkewMilliseconds: Int64 = 5 * 60 * 1000,
+                clock: @escaping @Sendable () -> Int64 = { Int64(Date().timeIntervalSince1970 * 1000) }) throws {
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        let path = (directory as NSString).appendingPathComponent(Self.fileName)
+        let connection = try SQLiteConnection(path: path)
+        try connection.execute("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;")
+        try connection.execute(Self.ddl)
+        let sequence = try connection.scalar("""
+            SELECT max(coalesce((SELECT max(seq) FROM cells), 0), coalesce((SELECT max(seq) FROM conflicts), 0))
+            """)
+        if try connection.scalar("SELECT value FROM meta WHERE key = 'node'") == nil {
+            try connection.run("INSERT INTO meta(key, value) VALUES ('node', ?)", [.text(NodeID.random().description)])
+            try connection.run("INSERT INTO meta(key, value) VALUES ('created_at', ?)", [.text(iso8601(clock()))])
+        }
+        let readConnection = try SQLiteConnection(path: path)
+        try readConnection.execute("PRAGMA query_only=ON;")
+        self.dataModel = dataModel
+        self.maxClockSkewMilliseconds = maxClockSkewMilliseconds
+        self.clock = clock
+        self.writer = Locked(WriterState(connection: connection, sequence: sequence.flatMap(\.int64) ?? 0))
+        self.reader = Locked(readConnection)
+    }
+
+    /// The server's own node id, used for writes made by the office through `ktd admin`.
+    public var node: NodeID {
+        get throws {
+            let text = try reader.withLock { try $0.scalar("SELECT value FROM meta WHERE key = 'node'") }
+            guard case .text(let hex)? = text, let node = NodeID(hex) else {
+                throw StoreError.corrupt("the store has no valid node id in table meta")
+            }
+            return node
+        }
+    }
+
+    static let ddl = """
+        CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value) WITHOUT ROWID;
+        CREATE TABLE IF NOT EXISTS devices (
+            id TEXT PRIMARY KEY,
+            name TEXT NOT NULL,
+            token_hash TEXT NOT NULL UNIQUE,
+            created_at TEXT NOT NULL,
+            revoked_at TEXT
+        );
+        -- The current state of every cell; seq orders the change feed.
+        CREATE TABLE IF NOT EXISTS cells (
+            tbl TEXT NOT NULL, row_id TEXT NOT NULL, col TEXT NOT NULL,
+            value, hlc INTEGER NOT NULL, node INTEGER NOT NULL,
+            seq INTEGER NOT NULL, device TEXT,
+            PRIMARY KEY (tbl, row_id, col)
+        ) WITHOUT ROWID;
+        CREATE INDEX IF NOT EXISTS cells_by_seq ON cells(seq);
+        -- Every accepted change: the history of each cell, and what makes pushes idempotent.
+        CREATE TABLE IF NOT EXISTS changes (
+            change_id TEXT PRIMARY KEY,
+            tbl TEXT NOT NULL, row_id TEXT NOT NULL, col TEXT NOT NULL,
+            value, hlc INTEGER NOT NULL, node INTEGER NOT NULL,
+            base_hlc INTEGER, base_node INTEGER,
+            device TEXT, received_at TEXT NOT NULL,
+            status TEXT NOT NULL, won INTEGER, conflict_id INTEGER
+        ) WITHOUT ROWID;
+        CREATE INDEX IF NOT EXISTS changes_by_cell ON changes(tbl, row_id, col);
+        CREATE TABLE IF NOT EXISTS conflicts (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            seq INTEGER NOT NULL,
+            tbl TEXT NOT NULL, row_id TEXT NOT NULL, col TEXT NOT NULL,
+            winner_value, winner_hlc INTEGER NOT NULL, winner_node INTEGER NOT NULL, winner_device TEXT,
+            loser_value, loser_hlc INTEGER NOT NULL, loser_node INTEGER NOT NULL, loser_device TEXT,
+            base_hlc INTEGER, base_node INTEGER,
+            rule TEXT NOT NULL, review INTEGER NOT NULL,
+            recorded_at TEXT NOT NULL,
+            resolved_at TEXT, resolved_by TEXT, resolution TEXT
+        );
+        CREATE INDEX IF NOT EXISTS conflicts_by_seq ON conflicts(seq);
+        CREATE INDEX IF NOT EXISTS conflicts_by_row ON conflicts(tbl, row_id);
+        """
+}
+
+public enum StoreError: Error, CustomStringConvertible {
+    case corrupt(String)
+    case notFound(String)
+
+    public var description: String {
+        switch self {
+        case .corrupt(let why): return "store is damaged: \(why)"
+        case .notFound(let what): return "\(what) not found"
+        }
+    }
+}
+
+/// Formats server milliseconds as ISO-8601 UTC with milliseconds.
+func iso8601(_ milliseconds: Int64) -> String {
+    var seconds = time_t(milliseconds / 1000)
+    var parts = tm()
+    gmtime_r(&seconds, &parts)
+    func pad(_ value: Int32, _ width: Int) -> String {
+        let text = String(value)
+        return String(repeating: "0", count: max(0, width - text.count)) + text
+    }
+    return "\(pad(parts.tm_year + 1900, 4))-\(pad(parts.tm_mon + 1, 2))-\(pad(parts.tm_mday, 2))T"
+        + "\(pad(parts.tm_hour, 2)):\(pad(parts.tm_min, 2)):\(pad(parts.tm_sec, 2)).\(pad(Int32(milliseconds % 1000), 3))Z"
+}
+
+extension CellValue {
+    var int64: Int64? {
+        if case .integer(let v) = self { return v }
+        return nil
+    }
+
+    var string: String? {
+        if case .text(let v) = self { return v }
+        return nil
+    }
+}
+
+extension CellVersion {
+    /// Reads a version stored as two INTEGER columns.
+    init?(hlc: CellValue, node: CellValue) {
+        guard case .integer(let h) = hlc, case .integer(let n) = node, let id = NodeID(rawValue: UInt64(n)) else { return nil }
+        self.init(hlc: UInt64(h), node: id)
+    }
+
+    var hlcValue: CellValue { .integer(Int64(hlc)) }
+    var nodeValue: CellValue { .integer(Int64(node.rawValue)) }
+}

@@ -1,0 +1,205 @@
+import Foundation
+import Hummingbird
+import KeukentafelProtocol
+import Logging
+import NIOCore
+import NIOPosix
+
+/// The request context of the sync API: Hummingbird's core storage plus the authenticated device.
+public struct SyncRequestContext: RequestContext {
+    public var coreContext: CoreRequestContextStorage
+    public var device: (id: String, name: String)?
+
+    public init(source: ApplicationRequestContextSource) {
+        self.coreContext = .init(source: source)
+        self.device = nil
+    }
+}
+
+/// Settings of the HTTP side of the server.
+public struct SyncServerConfiguration: Sendable {
+    public var host: String
+    public var port: Int
+    /// The largest request body accepted, in bytes.
+    public var maxRequestBytes: Int
+    /// The most changes accepted in one push.
+    public var maxBatchChanges: Int
+
+    public init(host: String = "127.0.0.1", port: Int = 8470, maxRequestBytes: Int = 16 * 1024 * 1024, maxBatchChanges: Int = 20_000) {
+        self.host = host
+        self.port = port
+        self.maxRequestBytes = maxRequestBytes
+        self.maxBatchChanges = maxBatchChanges
+    }
+}
+
+/// The sync server: the `/v1` protocol over HTTP, in front of a `ServerStore`.
+///
+/// Read the routes top to bottom in `makeRouter()`; every handler is a few lines that decode,
+/// call the store off the event loop, and encode.
+public struct SyncServer: Sendable {
+    public static let protocolVersion = 1
+    public let store: ServerStore
+    public let configuration: SyncServerConfiguration
+    public let logger: Logger
+
+    public init(store: ServerStore, configuration: SyncServerConfiguration, logger: Logger = Logger(label: "ktd")) {
+        self.store = store
+        self.configuration = configuration
+        self.logger = logger
+    }
+
+    public func makeRouter() -> Router<SyncRequestContext> {
+        let router = Router(context: SyncRequestContext.self)
+        router.add(middleware: JSONErrorMiddleware(logger: logger))
+        router.get("/healthz") { _, _ in try json(["status": "ok"]) }
+
+        let v1 = router.group("v1").add(middleware: BearerAuthMiddleware(store: store))
+        v1.get("hello") { _, context in
+            try json(HelloResponse(protocolVersion: Self.protocolVersion, serverTime: store.clock(),
+                                   device: context.device?.id ?? "", schema: store.dataModel))
+        }
+        v1.post("push") { request, context in
+            try await push(request, context: context)
+        }
+        v1.get("pull") { request, _ in
+            let since = try integerParameter(request, "since") ?? 0
+            let limit = try integerParameter(request, "limit") ?? Int64(ServerStore.defaultPageSize)
+            guard since >= 0, limit > 0 else {
+                throw APIError(.badRequest, "since must be >= 0 and limit > 0")
+            }
+            let page = try await blocking { try store.pull(since: since, limit: Int(min(limit, Int64(ServerStore.maxPageSize)))) }
+            return try json(page)
+        }
+        return router
+    }
+
+    func push(_ request: Request, context: SyncRequestContext) async throws -> Response {
+        if let type = request.headers[.contentType], !type.lowercased().hasPrefix("application/json") {
+            throw APIError(.unsupportedMediaType, "send the push as application/json", status: .unsupportedMediaType)
+        }
+        let body = try await request.body.collect(upTo: configuration.maxRequestBytes)
+        let pushRequest: PushRequest
+        do {
+            pushRequest = try JSONDecoder().decode(PushRequest.self, from: Data(buffer: body))
+        } catch {
+            throw APIError(.malformedJSON, "the push body is not a valid push request: \(describe(error))")
+        }
+        guard pushRequest.changes.count <= configuration.maxBatchChanges else {
+            throw APIError(.batchTooLarge, "at most \(configuration.maxBatchChanges) changes per push, got \(pushRequest.changes.count)",
+                           status: .contentTooLarge)
+        }
+        let device = context.device?.id ?? ""
+        let response = try await blocking { try store.push(pushRequest.changes, device: device) }
+        return try json(response)
+    }
+
+    /// Builds the Hummingbird application. `onRunning` receives the bound port (useful with port 0).
+    public func makeApplication(onRunning: @escaping @Sendable (Int) async -> Void = { _ in }) -> some ApplicationProtocol {
+        Application(
+            router: makeRouter(),
+            configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "ktd"),
+            onServerRunning: { channel in await onRunning(channel.localAddress?.port ?? 0) },
+            logger: logger)
+    }
+}
+
+/// Runs blocking store work on NIO's thread pool, never on the event loop or the cooperative pool.
+func blocking<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T {
+    try await NIOThreadPool.singleton.runIfActive(work)
+}
+
+func json(_ value: some Encodable, status: HTTPResponse.Status = .ok) throws -> Response {
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.withoutEscapingSlashes]
+    let data = try encoder.encode(value)
+    return Response(status: status, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: data)))
+}
+
+func integerParameter(_ request: Request, _ name: String) throws -> Int64? {
+    guard let text = request.uri.queryParameters[name[...]] else { return nil }
+    guard let value = Int64(text) else { throw APIError(.badRequest, "query parameter '\(name)' must be an integer") }
+    return value
+}
+
+func describe(_ error: any Error) -> String {
+    switch error {
+    case DecodingError.dataCorrupted(let context), DecodingError.typeMismatch(_, let context),
+         DecodingError.valueNotFound(_, let context):
+        let path = context.codingPath.map { $0.intValue.map(String.init) ?? $0.stringValue }.joined(separator: ".")
+        return path.isEmpty ? context.debugDescription : "at \(path): \(context.debugDescription)"
+    case DecodingError.keyNotFound(let key, let context):
+        let path = (context.codingPath + [key]).map { $0.intValue.map(String.init) ?? $0.stringValue }.joined(separator: ".")
+        return "missing field \(path)"
+    default:
+        return "\(error)"
+    }
+}
+
+/// An error with a stable code that becomes a JSON error response.
+struct APIError: Error {
+    var code: ErrorCode
+    var message: String
+    var status: HTTPResponse.Status
+
+    init(_ code: ErrorCode, _ message: String, status: HTTPResponse.Status = .badRequest) {
+        self.code = code
+        self.message = message
+        self.status = status
+    }
+}
+
+/// Turns every error into `{"error": {"code", "message"}}` with a fitting status, so no client ever
+/// has to parse an HTML or empty error page.
+struct JSONErrorMiddleware: RouterMiddleware {
+    typealias Context = SyncRequestContext
+    let logger: Logger
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        do {
+            return try await next(request, context)
+        } catch let error as APIError {
+            return try errorResponse(error.code, error.message, error.status)
+        } catch let error as any HTTPResponseError {
+            switch error.status {
+            case .notFound: return try errorResponse(.notFound, "no such endpoint: \(request.method) \(request.uri.path)", .notFound)
+            case .methodNotAllowed: return try errorResponse(.methodNotAllowed, "\(request.method) is not allowed here", .methodNotAllowed)
+            case .contentTooLarge: return try errorResponse(.requestTooLarge, "the request body is too large", .contentTooLarge)
+            case .unauthorized: return try errorResponse(.unauthorized, "authentication required", .unauthorized)
+            default: return try errorResponse(.badRequest, "\(error.status.reasonPhrase)", error.status)
+            }
+        } catch {
+            logger.error("request failed", metadata: ["path": "\(request.uri.path)", "error": "\(error)"])
+            return try errorResponse(.internalError, "the server could not complete the request; it was logged", .internalServerError)
+        }
+    }
+
+    func errorResponse(_ code: ErrorCode, _ message: String, _ status: HTTPResponse.Status) throws -> Response {
+        try json(ErrorResponse(code: code, message: message), status: status)
+    }
+}
+
+/// Authenticates `Authorization: Bearer <token>` against the device table on every request, so a
+/// revoked token is refused at once.
+struct BearerAuthMiddleware: RouterMiddleware {
+    typealias Context = SyncRequestContext
+    let store: ServerStore
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        guard let header = request.headers[.authorization], header.hasPrefix("Bearer ") else {
+            throw APIError(.unauthorized, "send the device token as 'Authorization: Bearer <token>'", status: .unauthorized)
+        }
+        let token = String(header.dropFirst("Bearer ".count))
+        guard token.utf8.count <= 200 else { throw APIError(.unauthorized, "unknown device token", status: .unauthorized) }
+        switch try await blocking({ try store.authenticate(token: token) }) {
+        case .device(let id, let name):
+            var context = context
+            context.device = (id, name)
+            return try await next(request, context)
+        case .revoked:
+            throw APIError(.tokenRevoked, "this device's token was revoked; ask the office for a new one", status: .unauthorized)
+        case .unknown:
+            throw APIError(.unauthorized, "unknown device token", status: .unauthorized)
+        }
+    }
+}
