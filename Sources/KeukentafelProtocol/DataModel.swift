@@ -1,3 +1,5 @@
+import Foundation
+
 /// The synced data model: tables, their columns, and the rules every value must follow.
 ///
 /// The source of truth is `Schemas/datamodel.json`. The server loads it and serves it at
@@ -120,4 +122,18 @@ extension DataModel {
 func isPlainIdentifier(_ name: String) -> Bool {
     guard let first = name.utf8.first, (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(first), name.utf8.count <= 63 else { return false }
     return name.utf8.allSatisfy { ($0 >= UInt8(ascii: "a") && $0 <= UInt8(ascii: "z")) || ($0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9")) || $0 == UInt8(ascii: "_") }
+}
+
+extension DataModel {
+    /// Decodes and checks a model from the JSON of `Schemas/datamodel.json`.
+    public init(json: Data) throws {
+        let model: DataModel
+        do {
+            model = try JSONDecoder().decode(DataModel.self, from: json)
+        } catch {
+            throw DataModelError(description: "the data model is not valid JSON of the expected shape: \(error)")
+        }
+        try model.check()
+        self = model
+    }
 }

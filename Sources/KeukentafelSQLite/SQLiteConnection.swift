@@ -69,6 +69,9 @@ public final class SQLiteConnection {
     }
 
     /// A prepared statement kept for the life of the connection, reset and ready to bind.
+    ///
+    /// Step it to the end, or call `reset()` when done: a statement left on a row keeps its read
+    /// transaction open, and the connection would go on seeing an old snapshot.
     public func cached(_ sql: String) throws -> SQLiteStatement {
         if let stmt = statementCache[sql] {
             stmt.reset()
@@ -107,6 +110,7 @@ public final class SQLiteConnection {
     /// The first column of the first row, or `nil`.
     public func scalar(_ sql: String, _ arguments: [CellValue] = []) throws -> CellValue? {
         let stmt = try cached(sql)
+        defer { stmt.reset() }  // a statement left on a row would pin its read snapshot
         try stmt.bind(arguments)
         return try stmt.step() ? stmt.value(0) : nil
     }

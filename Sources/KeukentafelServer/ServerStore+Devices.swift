@@ -19,8 +19,8 @@ extension ServerStore {
         }
         let token = DeviceToken.generate()
         let device = Device(id: UUID().uuidString.lowercased(), name: trimmed, createdAt: iso8601(clock()), revokedAt: nil)
-        try writer.withLock { state in
-            try state.connection.run(
+        try writer.withLock { connection in
+            try connection.run(
                 "INSERT INTO devices (id, name, token_hash, created_at) VALUES (?, ?, ?, ?)",
                 [.text(device.id), .text(device.name), .text(DeviceToken.hash(token)), .text(device.createdAt)])
         }
@@ -37,14 +37,14 @@ extension ServerStore {
 
     /// Revokes a device by id or by name: its token is refused from the next request on.
     public func revokeDevice(_ idOrName: String) throws -> Device {
-        try writer.withLock { state in
-            let rows = try state.connection.query(
+        try writer.withLock { connection in
+            let rows = try connection.query(
                 "SELECT id FROM devices WHERE (id = ?1 OR name = ?1)", [.text(idOrName)])
             guard rows.count == 1, let id = rows[0][0].string else {
                 throw rows.isEmpty ? AdminError.notFound("no device with id or name '\(idOrName)'")
                     : AdminError.invalid("several devices are named '\(idOrName)'; use the id")
             }
-            try state.connection.run("UPDATE devices SET revoked_at = coalesce(revoked_at, ?) WHERE id = ?",
+            try connection.run("UPDATE devices SET revoked_at = coalesce(revoked_at, ?) WHERE id = ?",
                                      [.text(iso8601(clock())), .text(id)])
         }
         guard let device = try devices().first(where: { $0.id == idOrName || $0.name == idOrName }) else {
@@ -64,6 +64,7 @@ extension ServerStore {
         let hash = DeviceToken.hash(token)
         return try reader.withLock { connection in
             let stmt = try connection.cached("SELECT id, name, revoked_at FROM devices WHERE token_hash = ?")
+            defer { stmt.reset() }
             try stmt.bind(hash, at: 1)
             guard try stmt.step() else { return .unknown }
             if !stmt.isNull(2) { return .revoked }

@@ -41,9 +41,7 @@ extension ServerStore {
                 if more {
                     upTo = lastSequence
                 } else {
-                    let newest = try connection.scalar("""
-                        SELECT max(coalesce((SELECT max(seq) FROM cells), 0), coalesce((SELECT max(seq) FROM conflicts), 0))
-                        """)
+                    let newest = try connection.scalar("SELECT value FROM meta WHERE key = 'seq'")
                     upTo = max(cursor, newest?.int64 ?? cursor)
                 }
                 let conflicts = try conflictRecords(connection, where: "seq > ? AND seq <= ?", [.integer(cursor), .integer(upTo)])

@@ -9,23 +9,19 @@ extension ServerStore {
     /// result and changes nothing, so a client may always retry a batch whose response it lost.
     public func push(_ changes: [Change], device: String) throws -> PushResponse {
         let now = clock()
-        let results = try writer.withLock { state -> [ChangeResult] in
-            let before = state.sequence
-            do {
-                return try state.connection.transaction {
-                    var context = PushContext(connection: state.connection, sequence: state.sequence, device: device,
-                                              receivedAt: iso8601(now), store: self)
-                    var results: [ChangeResult] = []
-                    results.reserveCapacity(changes.count)
-                    for change in changes {
-                        results.append(try context.apply(change, now: now))
-                    }
-                    state.sequence = context.sequence
-                    return results
+        let results = try writer.withLock { connection -> [ChangeResult] in
+            try connection.transaction {
+                // The sequence lives in the store, read and written inside the write transaction, so
+                // `ktd admin` writing from another process can never hand out the same number.
+                var context = PushContext(connection: connection, sequence: try connection.scalar(
+                    "SELECT value FROM meta WHERE key = 'seq'")?.int64 ?? 0, device: device, receivedAt: iso8601(now), store: self)
+                var results: [ChangeResult] = []
+                results.reserveCapacity(changes.count)
+                for change in changes {
+                    results.append(try context.apply(change, now: now))
                 }
-            } catch {
-                state.sequence = before
-                throw error
+                try connection.run("UPDATE meta SET value = ? WHERE key = 'seq'", [.integer(context.sequence)])
+                return results
             }
         }
         return PushResponse(serverTime: now, results: results)
@@ -80,6 +76,8 @@ struct PushContext {
                         winner: VersionedValue(value: .integer(0), version: newestOther.version), winnerDevice: newestOther.device,
                         loser: incoming, loserDevice: device, base: change.base, rule: "edit-wins")
                     outcome = .conflict(incomingWins: false)
+                    // The deleter already removed the row locally; send it the whole row again.
+                    try resequenceRow(table: key.table, row: key.row)
                 }
             }
         } else {
@@ -153,6 +151,7 @@ struct PushContext {
 
     func cell(_ key: CellKey) throws -> StoredCell? {
         let stmt = try connection.cached("SELECT value, hlc, node, device FROM cells WHERE tbl = ? AND row_id = ? AND col = ?")
+        defer { stmt.reset() }
         try stmt.bind(key.table, at: 1)
         try stmt.bind(key.row, at: 2)
         try stmt.bind(key.column, at: 3)
@@ -180,6 +179,7 @@ struct PushContext {
     func earlierResult(of change: Change) throws -> ChangeResult? {
         let stmt = try connection.cached(
             "SELECT tbl, row_id, col, hlc, node, status, won, conflict_id FROM changes WHERE change_id = ?")
+        defer { stmt.reset() }
         try stmt.bind(change.id, at: 1)
         guard try stmt.step() else { return nil }
         let sameChange = stmt.text(0) == change.table && stmt.text(1) == change.row && stmt.text(2) == change.column

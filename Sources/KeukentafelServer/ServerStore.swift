@@ -12,15 +12,9 @@ public final class ServerStore: Sendable {
     public let dataModel: DataModel
     /// The furthest a pushed version may be ahead of the server clock before it is refused.
     public let maxClockSkewMilliseconds: Int64
-    let writer: Locked<WriterState>
+    let writer: Locked<SQLiteConnection>
     let reader: Locked<SQLiteConnection>
     let clock: @Sendable () -> Int64
-
-    struct WriterState {
-        let connection: SQLiteConnection
-        /// The last server sequence number handed out (cells and conflicts share one sequence).
-        var sequence: Int64
-    }
 
     /// The file name of the store inside the data directory.
     public static let fileName = "keukentafel.sqlite"
@@ -33,19 +27,19 @@ public final class ServerStore: Sendable {
         let connection = try SQLiteConnection(path: path)
         try connection.execute("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;")
         try connection.execute(Self.ddl)
-        let sequence = try connection.scalar("""
-            SELECT max(coalesce((SELECT max(seq) FROM cells), 0), coalesce((SELECT max(seq) FROM conflicts), 0))
-            """)
         if try connection.scalar("SELECT value FROM meta WHERE key = 'node'") == nil {
             try connection.run("INSERT INTO meta(key, value) VALUES ('node', ?)", [.text(NodeID.random().description)])
             try connection.run("INSERT INTO meta(key, value) VALUES ('created_at', ?)", [.text(iso8601(clock()))])
+        }
+        if try connection.scalar("SELECT value FROM meta WHERE key = 'seq'") == nil {
+            try connection.run("INSERT INTO meta(key, value) VALUES ('seq', 0)")
         }
         let readConnection = try SQLiteConnection(path: path)
         try readConnection.execute("PRAGMA query_only=ON;")
         self.dataModel = dataModel
         self.maxClockSkewMilliseconds = maxClockSkewMilliseconds
         self.clock = clock
-        self.writer = Locked(WriterState(connection: connection, sequence: sequence.flatMap(\.int64) ?? 0))
+        self.writer = Locked(connection)
         self.reader = Locked(readConnection)
     }
 

@@ -1,0 +1,197 @@
+import Foundation
+import KeukentafelProtocol
+
+/// Why a sync did not complete. The outbox and the replica are unchanged by a failed step.
+public enum SyncError: Error, CustomStringConvertible, Sendable {
+    /// The server could not be reached (network, timeout, TLS).
+    case unreachable(String)
+    /// The server answered with an error; `code` is stable (see `ErrorCode`).
+    case server(status: Int, code: String, message: String)
+    /// The server answered something this client does not understand.
+    case protocolMismatch(String)
+
+    public var description: String {
+        switch self {
+        case .unreachable(let why): return why
+        case .server(let status, let code, let message): return "server refused the request (\(status) \(code)): \(message)"
+        case .protocolMismatch(let why): return "unexpected answer from the server: \(why)"
+        }
+    }
+}
+
+/// The outcome of one `sync()`.
+public struct SyncReport: Sendable, Codable, Equatable {
+    public var pushed = PushCounts()
+    public var pulled = ApplyCounts()
+    public var pages = 0
+    public var cursor: Int64 = 0
+    /// Changes refused for a clock that was ahead, re-stamped after the clock was fixed.
+    public var restamped = 0
+    /// Local changes still refused by the server (see `kt status`).
+    public var stillRejected = 0
+}
+
+/// Pushes the outbox and pulls the change feed of one replica.
+///
+/// Every step is safe to repeat: a push whose answer was lost is sent again with the same change
+/// ids and the server applies it once; a page is applied together with its cursor, so an
+/// interrupted pull resumes where the last complete page ended.
+public final class SyncEngine: @unchecked Sendable {
+    public let replica: Replica
+    let transport: any SyncTransport
+    public var pushBatchSize = 2_000
+    public var pageSize = 5_000
+    /// A device clock within this distance of the server's counts as right (for re-stamping).
+    public var saneClockSkewMilliseconds: Int64 = 60_000
+    private let lock = NSLock()
+
+    /// An engine talking to the server the replica was created for, over libcurl.
+    public convenience init(replica: Replica, caBundlePath: String? = nil) throws {
+        self.init(replica: replica, transport: CurlTransport(baseURL: try replica.serverURL, token: try replica.token, caBundlePath: caBundlePath))
+    }
+
+    public init(replica: Replica, transport: any SyncTransport) {
+        self.replica = replica
+        self.transport = transport
+    }
+
+    /// Push, then pull until the feed is exhausted. Blocks; see `syncInBackground()`.
+    @discardableResult
+    public func sync() throws -> SyncReport {
+        lock.lock()
+        defer { lock.unlock() }
+        var report = SyncReport()
+        do {
+            try pushAll(into: &report)
+            try pullAll(into: &report)
+            report.stillRejected = try replica.outbox().filter { $0.state == "rejected" }.count
+            try replica.locked {
+                try replica.setMeta("last_sync_at", String(replica.clock()))
+                try replica.setMeta("last_error", nil)
+            }
+        } catch {
+            try? replica.locked { try replica.setMeta("last_error", "\(error)") }
+            throw error
+        }
+        return report
+    }
+
+    /// `sync()` on a thread of its own, for async callers (a field app's UI must never block).
+    public func syncInBackground() async throws -> SyncReport {
+        try await withCheckedThrowingContinuation { continuation in
+            let thread = Thread { continuation.resume(with: Result { try self.sync() }) }
+            thread.start()
+        }
+    }
+
+    func pushAll(into report: inout SyncReport) throws {
+        var restampTried = false
+        while true {
+            let batch = try replica.pendingChanges(limit: pushBatchSize)
+            if batch.isEmpty { break }
+            let request = PushRequest(node: replica.node, schemaVersion: replica.dataModel.version, changes: batch.map(\.change))
+            let response: PushResponse = try call("POST", "/v1/push", body: try JSONEncoder().encode(request))
+            let counts = try replica.acknowledge(batch, results: response.results)
+            report.pushed.applied += counts.applied
+            report.pushed.superseded += counts.superseded
+            report.pushed.conflicts += counts.conflicts
+            report.pushed.rejected += counts.rejected
+            // A clock that was ahead and has since been set right: give its refused changes fresh versions.
+            if !restampTried, abs(replica.clock() - response.serverTime) <= saneClockSkewMilliseconds {
+                restampTried = true
+                report.restamped += try replica.restampClockAheadChanges(serverTime: response.serverTime, maxSkew: saneClockSkewMilliseconds)
+            }
+            if response.results.count < batch.count { break }  // the server answered part; the rest waits
+        }
+        if !restampTried, try replica.outbox().contains(where: { $0.code == ErrorCode.clockAhead.rawValue }) {
+            // Nothing pending was pushed, so ask the server for its time before re-stamping.
+            let hello: HelloResponse = try call("GET", "/v1/hello")
+            if abs(replica.clock() - hello.serverTime) <= saneClockSkewMilliseconds {
+                report.restamped += try replica.restampClockAheadChanges(serverTime: hello.serverTime, maxSkew: saneClockSkewMilliseconds)
+                if report.restamped > 0 { try pushAll(into: &report) }
+            }
+        }
+    }
+
+    func pullAll(into report: inout SyncReport) throws {
+        while true {
+            let cursor = try replica.cursor
+            let page: PullResponse = try call("GET", "/v1/pull", query: [("since", String(cursor)), ("limit", String(pageSize))])
+            let counts = try replica.apply(page)
+            report.pages += 1
+            report.pulled.cellsReceived += counts.cellsReceived
+            report.pulled.cellsApplied += counts.cellsApplied
+            report.pulled.rowsDeleted += counts.rowsDeleted
+            report.pulled.conflicts += counts.conflicts
+            report.cursor = page.cursor
+            if !page.more { break }
+        }
+    }
+
+    func call<T: Decodable>(_ method: String, _ path: String, query: [(String, String)] = [], body: Data? = nil) throws -> T {
+        let exchange: HTTPExchange
+        do {
+            exchange = try transport.send(method: method, path: path, query: query, body: body)
+        } catch let error as TransportError {
+            throw SyncError.unreachable(error.message)
+        }
+        guard (200..<300).contains(exchange.status) else {
+            if let error = try? JSONDecoder().decode(ErrorResponse.self, from: exchange.body) {
+                throw SyncError.server(status: exchange.status, code: error.error.code.rawValue, message: error.error.message)
+            }
+            throw SyncError.server(status: exchange.status, code: "http_\(exchange.status)",
+                                   message: String(decoding: exchange.body.prefix(200), as: UTF8.self))
+        }
+        do {
+            return try JSONDecoder().decode(T.self, from: exchange.body)
+        } catch {
+            throw SyncError.protocolMismatch("\(method) \(path): \(error)")
+        }
+    }
+}
+
+/// What `kt status` shows.
+public struct ReplicaStatus: Sendable, Codable {
+    public var path: String
+    public var node: String
+    public var server: String
+    public var schemaVersion: Int
+    public var cursor: Int64
+    public var pending: Int
+    public var rejected: Int
+    public var lastSyncAt: Int64?
+    public var lastError: String?
+    public var conflicts: Int
+    /// Conflicts in which a write of this replica lost.
+    public var lostWrites: Int
+    public var rejectedChanges: [RejectedChange]
+
+    public struct RejectedChange: Sendable, Codable {
+        public var change: String
+        public var cell: String
+        public var value: String
+        public var code: String
+        public var message: String
+    }
+}
+
+extension Replica {
+    public func status() throws -> ReplicaStatus {
+        let entries = try outbox()
+        let conflicts = try self.conflicts()
+        return try locked {
+            ReplicaStatus(
+                path: path, node: node.description, server: try meta("server_url") ?? "", schemaVersion: dataModel.version,
+                cursor: Int64(try meta("cursor") ?? "0") ?? 0,
+                pending: entries.filter { $0.state == "pending" }.count,
+                rejected: entries.filter { $0.state == "rejected" }.count,
+                lastSyncAt: try meta("last_sync_at").flatMap { Int64($0) }, lastError: try meta("last_error"),
+                conflicts: conflicts.count,
+                lostWrites: conflicts.filter { $0.loserVersion.node == node }.count,
+                rejectedChanges: entries.filter { $0.state == "rejected" }.map {
+                    ReplicaStatus.RejectedChange(change: $0.change.id, cell: $0.change.key.description, value: $0.change.value.description,
+                                                 code: $0.code ?? "", message: $0.message ?? "")
+                })
+        }
+    }
+}

@@ -1,0 +1,187 @@
+import ArgumentParser
+import Foundation
+import KeukentafelClient
+import KeukentafelProtocol
+
+@main
+struct KT: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "kt",
+        abstract: "Keukentafel on a device: a local replica that works offline and syncs with the office.",
+        discussion: """
+            First time on a device (the office gives you the server address and a token):
+              kt init --db laptop.sqlite --server http://127.0.0.1:8470 --token kt_…
+            Work offline with plain SQL; every write is captured and synced later:
+              kt sql --db laptop.sqlite "UPDATE cases SET status = 'plan' WHERE id = '…'"
+            Sync when there is a network, and see what happened:
+              kt sync --db laptop.sqlite
+              kt status --db laptop.sqlite
+            """,
+        version: "0.1.0",
+        subcommands: [Init.self, SQL.self, Sync.self, Status.self, Conflicts.self])
+}
+
+struct ReplicaOptions: ParsableArguments {
+    @Option(name: .long, help: ArgumentHelp("The replica file.", valueName: "file"))
+    var db: String = ProcessInfo.processInfo.environment["KT_DB"] ?? "keukentafel.sqlite"
+
+    @Flag(help: "Print JSON instead of text.") var json = false
+
+    func open() throws -> Replica { try Replica(path: db) }
+}
+
+struct Init: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Create a replica connected to a server.",
+        discussion: "Fetches the server's data model, creates the tables and stores the token in the file (mode 0600). Run `kt sync` next to download the data.")
+
+    @Option(name: .long, help: ArgumentHelp("The replica file to create.", valueName: "file")) var db: String
+    @Option(name: .long, help: ArgumentHelp("Server base URL, e.g. https://kt.gemeente.nl", valueName: "url")) var server: String
+    @Option(name: .long, help: "The device token from `ktd admin device add`.") var token: String
+    @Option(name: .long, help: ArgumentHelp("Extra CA certificates (PEM) to trust.", valueName: "file")) var caBundle: String?
+    @Flag(help: "Print JSON instead of text.") var json = false
+
+    func run() throws {
+        let transport = CurlTransport(baseURL: server, token: token, caBundlePath: caBundle)
+        let exchange = try transport.send(method: "GET", path: "/v1/hello", query: [], body: nil)
+        guard exchange.status == 200 else {
+            let reason = (try? JSONDecoder().decode(ErrorResponse.self, from: exchange.body)).map { "\($0.error.code.rawValue): \($0.error.message)" }
+            throw ValidationError("the server refused: \(reason ?? "HTTP \(exchange.status)")")
+        }
+        let hello = try JSONDecoder().decode(HelloResponse.self, from: exchange.body)
+        let replica = try Replica.create(path: db, dataModel: hello.schema, serverURL: server, token: token)
+        if json {
+            return try printJSON(["db": db, "node": replica.node.description, "device": hello.device,
+                                  "schemaVersion": String(hello.schema.version)])
+        }
+        print("Replica \(db) created (node \(replica.node), device \(hello.device), data model v\(hello.schema.version),",
+              "\(hello.schema.tables.count) tables). Run `kt sync --db \(db)` to download.")
+    }
+}
+
+struct SQL: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "sql", abstract: "Run SQL on the replica; writes are captured and synced.",
+        discussion: """
+            Queries print their rows; writes print how many rows changed. Several statements may be
+            separated by ';'. Values are checked against the data model at once:
+              kt sql --db laptop.sqlite "INSERT INTO notes (id, case_id, body) VALUES ('…', '…', 'Visited at home')"
+            """)
+
+    @OptionGroup var options: ReplicaOptions
+    @Argument(help: "The SQL to run.") var sql: String
+
+    func run() throws {
+        let replica = try options.open()
+        let trimmed = sql.trimmingCharacters(in: .whitespacesAndNewlines)
+        let isQuery = ["select", "with", "pragma", "explain", "values"].contains { trimmed.lowercased().hasPrefix($0) }
+        do {
+            if isQuery {
+                let result = try replica.query(trimmed)
+                if options.json {
+                    return try printJSON(result.rows.map { row in
+                        Dictionary(uniqueKeysWithValues: zip(result.columns, row.map(JSONCell.init)))
+                    })
+                }
+                printTable(result.columns, result.rows.map { $0.map { shorten($0.description, to: 60) } })
+            } else {
+                try replica.execute(trimmed)
+                if options.json { return try printJSON(["ok": true]) }
+                let waiting = try replica.status().pending
+                print("OK; \(waiting) local change\(waiting == 1 ? "" : "s") waiting to be sent (run `kt sync`)")
+            }
+        } catch {
+            printError("error: \(error)")
+            throw ExitCode.failure
+        }
+    }
+}
+
+struct Sync: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Push local writes, then pull what changed on the server.",
+        discussion: "Exits non-zero with the reason when the server cannot be reached or refuses; nothing local is lost then.")
+
+    @OptionGroup var options: ReplicaOptions
+    @Option(name: .long, help: ArgumentHelp("Extra CA certificates (PEM) to trust.", valueName: "file")) var caBundle: String?
+
+    func run() throws {
+        let replica = try options.open()
+        let report: SyncReport
+        do {
+            report = try SyncEngine(replica: replica, caBundlePath: caBundle).sync()
+        } catch {
+            if options.json { try printJSON(["error": "\(error)"]) } else { printError("sync failed: \(error)") }
+            throw ExitCode(2)
+        }
+        if options.json { return try printJSON(report) }
+        let p = report.pushed
+        print("pushed \(p.total): \(p.applied) applied, \(p.superseded) superseded, \(p.conflicts) in conflict, \(p.rejected) rejected")
+        print("pulled \(report.pulled.cellsReceived) cells in \(report.pages) page(s): \(report.pulled.cellsApplied) applied,",
+              "\(report.pulled.rowsDeleted) rows deleted, \(report.pulled.conflicts) conflict records; cursor \(report.cursor)")
+        if report.restamped > 0 { print("\(report.restamped) change(s) refused earlier for a wrong clock were re-stamped and sent") }
+        if report.stillRejected > 0 { print("\(report.stillRejected) local change(s) refused by the server: see `kt status --db \(options.db)`") }
+    }
+}
+
+struct Status: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Show outbox, last sync, cursor, refused changes and conflicts.")
+    @OptionGroup var options: ReplicaOptions
+
+    func run() throws {
+        let status = try options.open().status()
+        if options.json { return try printJSON(status) }
+        print("replica      \(status.path) (node \(status.node), data model v\(status.schemaVersion))")
+        print("server       \(status.server)")
+        print("last sync    \(status.lastSyncAt.map(relativeTime) ?? "never")")
+        if let error = status.lastError { print("last error   \(error)") }
+        print("cursor       \(status.cursor)")
+        print("outbox       \(status.pending) waiting to be sent, \(status.rejected) refused by the server")
+        print("conflicts    \(status.conflicts) known, \(status.lostWrites) of them lost by writes from this device")
+        for rejected in status.rejectedChanges {
+            print("  refused \(rejected.cell) = \(shorten(rejected.value)) [\(rejected.code)]: \(rejected.message)")
+        }
+    }
+}
+
+struct Conflicts: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Conflicts the server recorded on rows this device sees.", subcommands: [List.self, Show.self])
+
+    struct List: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List conflicts, newest first.")
+        @OptionGroup var options: ReplicaOptions
+
+        func run() throws {
+            let replica = try options.open()
+            let conflicts = try replica.conflicts()
+            if options.json { return try printJSON(conflicts) }
+            printTable(["ID", "CELL", "WINNER", "LOSER", "RULE", "MINE LOST", "RECORDED"], conflicts.map {
+                ["\($0.id)", "\($0.table)/\($0.row.prefix(8))…/\($0.column)", shorten($0.winnerValue.description),
+                 shorten($0.loserValue.description), $0.rule + ($0.review ? " (review)" : ""),
+                 $0.loserVersion.node == replica.node ? "yes" : "", $0.recordedAt]
+            })
+        }
+    }
+
+    struct Show: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Show one conflict in full.")
+        @OptionGroup var options: ReplicaOptions
+        @Argument(help: "Conflict id.") var id: Int64
+
+        func run() throws {
+            guard let conflict = try options.open().conflicts().first(where: { $0.id == id }) else {
+                throw ValidationError("no conflict \(id) in this replica (run `kt sync` to fetch new ones)")
+            }
+            if options.json { return try printJSON(conflict) }
+            print("""
+                Conflict \(conflict.id) on \(conflict.table).\(conflict.column), row \(conflict.row)
+                  winner: \(conflict.winnerValue)   (version \(conflict.winnerVersion), device \(conflict.winnerDevice ?? "?"))
+                  loser:  \(conflict.loserValue)   (version \(conflict.loserVersion), device \(conflict.loserDevice ?? "?"))
+                  base:   \(conflict.base?.description ?? "none")
+                  rule:   \(conflict.rule)\(conflict.review ? "   — flagged for review" : "")
+                  recorded \(conflict.recordedAt)
+                """)
+        }
+    }
+}

@@ -1,0 +1,199 @@
+import ArgumentParser
+import Foundation
+import KeukentafelProtocol
+import KeukentafelServer
+import Logging
+
+@main
+struct KTD: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "ktd",
+        abstract: "The Keukentafel sync server: merges the changes of field laptops and the office, keeps every conflict.",
+        discussion: """
+            Start a server on an embedded SQLite store (created on first start):
+              ktd serve --data /var/lib/keukentafel --listen 127.0.0.1:8470
+            Register a device and print its token (shown once):
+              ktd admin device add "laptop Fatima" --data /var/lib/keukentafel
+            """,
+        version: "0.1.0",
+        subcommands: [Serve.self, Admin.self])
+}
+
+/// Options every command that opens the store shares.
+struct StoreOptions: ParsableArguments {
+    @Option(name: .long, help: ArgumentHelp("Data directory of the store (created on first start).", valueName: "dir"))
+    var data: String = "./keukentafel-data"
+
+    @Option(name: .long, help: ArgumentHelp(
+        "Data model JSON. Default: the copy in the data directory, else Schemas/datamodel.json found from the working directory or the executable.",
+        valueName: "file"))
+    var schema: String?
+
+    /// Loads the data model and keeps a copy in the data directory, so admin commands and later
+    /// starts use the model the store was created with.
+    func loadDataModel() throws -> DataModel {
+        let copy = (data as NSString).appendingPathComponent("datamodel.json")
+        let candidates = [schema, ProcessInfo.processInfo.environment["KT_SCHEMA"], copy] + Self.searchPaths()
+        guard let path = candidates.compactMap({ $0 }).first(where: { FileManager.default.fileExists(atPath: $0) }) else {
+            throw ValidationError("no data model found; pass --schema FILE (the repository has Schemas/datamodel.json)")
+        }
+        let json = try Data(contentsOf: URL(fileURLWithPath: path))
+        let model: DataModel
+        do {
+            model = try DataModel(json: json)
+        } catch {
+            throw ValidationError("data model \(path): \(error)")
+        }
+        if path != copy {
+            try FileManager.default.createDirectory(atPath: data, withIntermediateDirectories: true)
+            try json.write(to: URL(fileURLWithPath: copy), options: .atomic)
+        }
+        return model
+    }
+
+    static func searchPaths() -> [String] {
+        var paths = ["Schemas/datamodel.json"]
+        var directory = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent()
+        for _ in 0..<5 {
+            paths.append(directory.appendingPathComponent("Schemas/datamodel.json").path)
+            directory = directory.deletingLastPathComponent()
+        }
+        return paths
+    }
+
+    func openStore(maxClockSkewSeconds: Int = 300) throws -> ServerStore {
+        try ServerStore(directory: data, dataModel: try loadDataModel(), maxClockSkewMilliseconds: Int64(maxClockSkewSeconds) * 1000)
+    }
+}
+
+struct Serve: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run the sync server.",
+        discussion: "Listens for the /v1 protocol (see Schemas/openapi.yaml). Stop with Ctrl-C or SIGTERM.")
+
+    @OptionGroup var store: StoreOptions
+
+    @Option(name: .long, help: ArgumentHelp("Address and port to listen on. Use 0 as port to pick a free one.", valueName: "host:port"))
+    var listen: String = "127.0.0.1:8470"
+
+    @Option(name: .long, help: "Refuse versions more than this many seconds ahead of the server clock.")
+    var maxClockSkew: Int = 300
+
+    @Option(name: .long, help: "Largest accepted request body in bytes.")
+    var maxRequestBytes: Int = 16 * 1024 * 1024
+
+    @Option(name: .long, help: ArgumentHelp("Write the bound port to this file once listening (for scripts and tests).", valueName: "file"))
+    var portFile: String?
+
+    func run() async throws {
+        guard let colon = listen.lastIndex(of: ":"), let port = Int(listen[listen.index(after: colon)...]), (0...65535).contains(port) else {
+            throw ValidationError("--listen takes host:port, e.g. 127.0.0.1:8470")
+        }
+        let host = String(listen[..<colon])
+        let serverStore = try store.openStore(maxClockSkewSeconds: maxClockSkew)
+        let logger: Logger = {
+            var logger = Logger(label: "ktd")
+            logger.logLevel = .info
+            return logger
+        }()
+        let server = SyncServer(
+            store: serverStore,
+            configuration: SyncServerConfiguration(host: host, port: port, maxRequestBytes: maxRequestBytes), logger: logger)
+        let portFile = self.portFile
+        let app = server.makeApplication { boundPort in
+            logger.info("ktd listening", metadata: ["address": "\(host):\(boundPort)", "data": "\(store.data)"])
+            if let portFile { try? String(boundPort).write(toFile: portFile, atomically: true, encoding: .utf8) }
+        }
+        try await app.runService()
+    }
+}
+
+struct Admin: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Administer devices and inspect conflicts in the server store.",
+        subcommands: [DeviceCommand.self, ConflictsCommand.self])
+}
+
+struct DeviceCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "device", abstract: "Register, list and revoke devices.",
+        subcommands: [Add.self, List.self, Revoke.self])
+
+    struct Add: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Register a device and print its token once.",
+            discussion: "The token is stored only as a hash: copy it now into `kt init --token`.")
+        @OptionGroup var store: StoreOptions
+        @Argument(help: "A name people recognise, e.g. \"laptop Fatima\".") var name: String
+        @Flag(help: "Print JSON.") var json = false
+
+        func run() async throws {
+            let (device, token) = try store.openStore().addDevice(name: name)
+            if json {
+                try printJSON(["id": device.id, "name": device.name, "token": token])
+            } else {
+                print("Device '\(device.name)' registered (id \(device.id)).")
+                print("Token (shown only now):\n  \(token)")
+            }
+        }
+    }
+
+    struct List: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List registered devices.")
+        @OptionGroup var store: StoreOptions
+        @Flag(help: "Print JSON.") var json = false
+
+        func run() async throws {
+            let devices = try store.openStore().devices()
+            if json { return try printJSON(devices) }
+            printTable(["ID", "NAME", "CREATED", "REVOKED"], devices.map { [$0.id, $0.name, $0.createdAt, $0.revokedAt ?? "-"] })
+        }
+    }
+
+    struct Revoke: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Revoke a device: its next request is refused.")
+        @OptionGroup var store: StoreOptions
+        @Argument(help: "Device id or name.") var device: String
+        @Flag(help: "Print JSON.") var json = false
+
+        func run() async throws {
+            let revoked = try store.openStore().revokeDevice(device)
+            if json { return try printJSON(revoked) }
+            print("Device '\(revoked.name)' revoked at \(revoked.revokedAt ?? "?").")
+        }
+    }
+}
+
+struct ConflictsCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "conflicts", abstract: "Inspect conflict records in the server store.", subcommands: [List.self, Show.self])
+
+    struct List: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List conflicts, newest first.")
+        @OptionGroup var store: StoreOptions
+        @Flag(help: "Only conflicts nobody resolved yet.") var unresolved = false
+        @Flag(help: "Print JSON.") var json = false
+
+        func run() async throws {
+            let conflicts = try store.openStore().conflicts(unresolvedOnly: unresolved)
+            if json { return try printJSON(conflicts) }
+            printTable(["ID", "CELL", "WINNER", "LOSER", "RULE", "REVIEW", "RECORDED"], conflicts.map {
+                ["\($0.id)", "\($0.table)/\($0.row.prefix(8))…/\($0.column)", shorten($0.winnerValue.description),
+                 shorten($0.loserValue.description), $0.rule, $0.review ? "yes" : "", $0.recordedAt]
+            })
+        }
+    }
+
+    struct Show: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Show one conflict in full.")
+        @OptionGroup var store: StoreOptions
+        @Argument(help: "Conflict id.") var id: Int64
+        @Flag(help: "Print JSON.") var json = false
+
+        func run() async throws {
+            guard let conflict = try store.openStore().conflict(id: id) else { throw ValidationError("no conflict with id \(id)") }
+            if json { return try printJSON(conflict) }
+            print(describe(conflict))
+        }
+    }
+}
