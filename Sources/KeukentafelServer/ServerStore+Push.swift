@@ -279,5 +279,5 @@ func describeDuration(milliseconds: Int64) -> String {
     if seconds < 120 { return "\(seconds) seconds" }
     if seconds < 7200 { return "\(seconds / 60) minutes" }
     if seconds < 2 * 86400 { return "\(seconds / 3600) hours" }
-    return "\(seconds / 86400) days"
+    return "\((seconds + 43_200) / 86400) days"
 }

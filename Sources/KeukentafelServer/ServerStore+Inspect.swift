@@ -1,0 +1,73 @@
+import KeukentafelProtocol
+import KeukentafelSQLite
+
+/// One accepted write of a cell, as the history shows it.
+public struct HistoryEntry: Codable, Sendable, Equatable {
+    public var changeID: String
+    public var column: String
+    public var value: CellValue
+    public var version: CellVersion
+    public var device: String?
+    public var receivedAt: String
+    /// What the push answered: applied, superseded or conflict.
+    public var status: String
+    public var won: Bool?
+}
+
+extension ServerStore {
+    /// The current value and version of one cell, or `nil` if it was never written.
+    public func cell(table: String, row: String, column: String) throws -> VersionedValue? {
+        try reader.withLock { connection in
+            let rows = try connection.query("SELECT value, hlc, node FROM cells WHERE tbl = ? AND row_id = ? AND col = ?",
+                                            [.text(table), .text(row), .text(column)])
+            guard let r = rows.first, let version = CellVersion(hlc: r[1], node: r[2]) else { return nil }
+            return VersionedValue(value: r[0], version: version)
+        }
+    }
+
+    /// Whether the row exists and is not deleted.
+    public func rowIsLive(table: String, row: String) throws -> Bool {
+        try reader.withLock { connection in
+            var tombstone: VersionedValue?
+            var newest: CellVersion?
+            for r in try connection.query("SELECT col, value, hlc, node FROM cells WHERE tbl = ? AND row_id = ?", [.text(table), .text(row)]) {
+                guard let version = CellVersion(hlc: r[2], node: r[3]) else { continue }
+                if r[0] == .text(Merge.deletedColumn) {
+                    tombstone = VersionedValue(value: r[1], version: version)
+                } else {
+                    newest = max(newest ?? version, version)
+                }
+            }
+            return newest != nil && !Merge.isRowDeleted(tombstone: tombstone, newestOtherVersion: newest)
+        }
+    }
+
+    /// Every accepted write of a row (or of one of its cells), oldest first.
+    public func history(table: String, row: String, column: String? = nil) throws -> [HistoryEntry] {
+        try reader.withLock { connection in
+            var sql = "SELECT change_id, col, value, hlc, node, device, received_at, status, won FROM changes WHERE tbl = ? AND row_id = ?"
+            var arguments: [CellValue] = [.text(table), .text(row)]
+            if let column {
+                sql += " AND col = ?"
+                arguments.append(.text(column))
+            }
+            return try connection.query(sql + " ORDER BY hlc, node", arguments).compactMap { r in
+                guard let version = CellVersion(hlc: r[3], node: r[4]) else { return nil }
+                return HistoryEntry(changeID: r[0].string ?? "", column: r[1].string ?? "", value: r[2], version: version,
+                                    device: r[5].string, receivedAt: r[6].string ?? "", status: r[7].string ?? "",
+                                    won: r[8].int64.map { $0 != 0 })
+            }
+        }
+    }
+
+    /// Counts for health and tests: cells, accepted changes, conflicts, devices.
+    public func counts() throws -> [String: Int64] {
+        try reader.withLock { connection in
+            var result: [String: Int64] = [:]
+            for table in ["cells", "changes", "conflicts", "devices"] {
+                result[table] = try connection.scalar("SELECT count(*) FROM \(table)")?.int64 ?? 0
+            }
+            return result
+        }
+    }
+}

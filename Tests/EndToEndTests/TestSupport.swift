@@ -1,0 +1,161 @@
+import Foundation
+import Hummingbird
+@testable import KeukentafelClient
+import KeukentafelProtocol
+import KeukentafelServer
+import Logging
+import ServiceLifecycle
+
+/// The repository root, found from this file, for the shipped data model.
+let repositoryRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+
+func shippedDataModel() throws -> DataModel {
+    try DataModel(json: Data(contentsOf: repositoryRoot.appendingPathComponent("Schemas/datamodel.json")))
+}
+
+/// A fresh temporary directory, removed when the test process ends (and by the OS on reboot).
+func temporaryDirectory(_ label: String = "kt") throws -> String {
+    let path = NSTemporaryDirectory() + "\(label)-\(UUID().uuidString.prefix(8))"
+    try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+    return path
+}
+
+func newID() -> String { UUID().uuidString.lowercased() }
+
+/// A device clock tests can move: real time plus an offset, and strictly increasing between reads so
+/// that the order of writes in a test is the order of their versions.
+final class TestClock: @unchecked Sendable {
+    private let lock = NSLock()
+    private var offset: Int64
+    private var last: Int64 = 0
+
+    init(offsetMilliseconds: Int64 = 0) { self.offset = offsetMilliseconds }
+
+    /// Sets the clock right (or wrong): like a real correction, this may move it backwards.
+    func setOffset(_ milliseconds: Int64) {
+        lock.withLock {
+            offset = milliseconds
+            last = 0
+        }
+    }
+
+    var now: @Sendable () -> Int64 {
+        { [self] in
+            lock.withLock {
+                last = max(last + 1, Int64(Date().timeIntervalSince1970 * 1000) + offset)
+                return last
+            }
+        }
+    }
+}
+
+/// A real sync server on a loopback port with a real SQLite store in a temporary directory.
+final class TestServer: @unchecked Sendable {
+    let directory: String
+    let store: ServerStore
+    let port: Int
+    private let task: Task<Void, any Error>
+    private let group: ServiceGroup
+
+    var url: String { "http://127.0.0.1:\(port)" }
+
+    static func start(dataModel: DataModel? = nil, maxRequestBytes: Int = 16 * 1024 * 1024) async throws -> TestServer {
+        let directory = try temporaryDirectory("ktd")
+        let store = try ServerStore(directory: directory, dataModel: try dataModel ?? shippedDataModel())
+        var logger = Logger(label: "ktd-test")
+        logger.logLevel = .warning
+        let server = SyncServer(store: store, configuration: SyncServerConfiguration(host: "127.0.0.1", port: 0, maxRequestBytes: maxRequestBytes),
+                                logger: logger)
+        let (ports, continuation) = AsyncStream<Int>.makeStream()
+        let app = server.makeApplication { port in continuation.yield(port) }
+        let group = ServiceGroup(configuration: .init(services: [app], gracefulShutdownSignals: [], logger: logger))
+        let task = Task { try await group.run() }
+        var iterator = ports.makeAsyncIterator()
+        guard let port = await iterator.next() else { throw TestFailure("server did not start") }
+        return TestServer(directory: directory, store: store, port: port, task: task, group: group)
+    }
+
+    private init(directory: String, store: ServerStore, port: Int, task: Task<Void, any Error>, group: ServiceGroup) {
+        self.directory = directory
+        self.store = store
+        self.port = port
+        self.task = task
+        self.group = group
+    }
+
+    deinit { task.cancel() }
+
+    /// Shuts the server down gracefully: in-flight requests finish first.
+    func stop() async {
+        await group.triggerGracefulShutdown()
+        _ = await task.result
+    }
+
+    /// Registers a device and returns its token.
+    func token(_ name: String) throws -> String { try store.addDevice(name: name).token }
+
+    /// A new replica connected to this server, as `kt init` would make it.
+    func replica(_ name: String, clock: TestClock = TestClock()) throws -> Replica {
+        let path = try temporaryDirectory("replica") + "/\(name).sqlite"
+        return try Replica.create(path: path, dataModel: store.dataModel, serverURL: url, token: try token(name), clock: clock.now)
+    }
+}
+
+struct TestFailure: Error, CustomStringConvertible {
+    var description: String
+    init(_ description: String) { self.description = description }
+}
+
+extension Replica {
+    /// Pushes and pulls on a thread of its own (the client blocks in libcurl; the server needs the
+    /// cooperative pool to answer).
+    @discardableResult
+    func sync(transport: (any SyncTransport)? = nil, pageSize: Int? = nil) async throws -> SyncReport {
+        let engine = try transport.map { SyncEngine(replica: self, transport: $0) } ?? SyncEngine(replica: self)
+        if let pageSize { engine.pageSize = pageSize }
+        return try await engine.syncInBackground()
+    }
+
+    func value(_ table: String, _ id: String, _ column: String) throws -> CellValue? {
+        try query("SELECT \"\(column)\" FROM \"\(table)\" WHERE id = ?", [.text(id)]).rows.first?.first
+    }
+
+    func rowCount(_ table: String) throws -> Int {
+        guard case .integer(let n)? = try query("SELECT count(*) FROM \"\(table)\"").rows.first?.first else { return -1 }
+        return Int(n)
+    }
+
+    /// Every synced table's rows, sorted, for comparing replicas.
+    func snapshot() throws -> [String: [[CellValue]]] {
+        var result: [String: [[CellValue]]] = [:]
+        for table in dataModel.tables {
+            result[table.name] = try query("SELECT * FROM \"\(table.name)\" ORDER BY id").rows
+        }
+        return result
+    }
+}
+
+/// Inserts a resident and a case on a replica and returns their ids.
+func seedCase(on replica: Replica, name: String = "Mevrouw De Vries", team: String = "castricum-noord") throws -> (resident: String, case: String) {
+    let resident = newID(), caseID = newID()
+    try replica.transaction {
+        try replica.execute("INSERT INTO residents (id, name, municipality) VALUES (?, ?, 'castricum')", [.text(resident), .text(name)])
+        try replica.execute("INSERT INTO cases (id, resident_id, team, status, question) VALUES (?, ?, ?, 'melding', 'Trap op komen')",
+                            [.text(caseID), .text(resident), .text(team)])
+    }
+    return (resident, caseID)
+}
+
+final class Counter: @unchecked Sendable {
+    private let lock = NSLock()
+    private var value = 0
+    func increment() -> Int { lock.withLock { value += 1; return value } }
+}
+
+extension Replica {
+    /// How many cell versions the replica knows.
+    func knownCellCount() throws -> Int {
+        guard case .integer(let n)? = try query("SELECT count(*) FROM _kt_clock").rows.first?.first else { return -1 }
+        return Int(n)
+    }
+}
