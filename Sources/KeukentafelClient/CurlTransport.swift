@@ -28,6 +28,8 @@ public struct CurlTransport: SyncTransport {
     public var timeoutMilliseconds = 120_000
     /// A PEM bundle of extra certificate authorities (e.g. a municipality's own CA).
     public var caBundlePath: String?
+    /// Headers sent on every request; the defaults suit the sync protocol.
+    public var headers = ["Accept: application/json", "Content-Type: application/json", "Expect:"]
 
     public init(baseURL: String, token: String, caBundlePath: String? = nil) {
         self.baseURL = baseURL.hasSuffix("/") ? String(baseURL.dropLast()) : baseURL
@@ -47,16 +49,16 @@ public struct CurlTransport: SyncTransport {
             url += "?" + query.map { "\($0.0)=\($0.1.addingPercentEncoding(withAllowedCharacters: .urlQueryAllowed) ?? $0.1)" }
                 .joined(separator: "&")
         }
-        var headers: UnsafeMutablePointer<curl_slist>?
-        for header in ["Authorization: Bearer \(token)", "Accept: application/json", "Content-Type: application/json", "Expect:"] {
-            headers = curl_slist_append(headers, header)
+        var headerList: UnsafeMutablePointer<curl_slist>?
+        for header in (token.isEmpty ? [] : ["Authorization: Bearer \(token)"]) + headers {
+            headerList = curl_slist_append(headerList, header)
         }
-        defer { curl_slist_free_all(headers) }
+        defer { curl_slist_free_all(headerList) }
 
         let sink = ResponseSink()
         let sinkPointer = Unmanaged.passUnretained(sink).toOpaque()
         kt_curl_setopt_string(handle, CURLOPT_URL, url)
-        kt_curl_setopt_slist(handle, CURLOPT_HTTPHEADER, headers)
+        kt_curl_setopt_slist(handle, CURLOPT_HTTPHEADER, headerList)
         kt_curl_setopt_long(handle, CURLOPT_NOSIGNAL, 1)
         kt_curl_setopt_long(handle, CURLOPT_CONNECTTIMEOUT_MS, connectTimeoutMilliseconds)
         kt_curl_setopt_long(handle, CURLOPT_TIMEOUT_MS, timeoutMilliseconds)

@@ -39,8 +39,12 @@ extension Replica {
         }
     }
 
+    /// Applies the cells of one row. Versions decide per cell; the merged versions decide whether the
+    /// row is live. A dead row's values are kept beside its versions (`_kt_clock.val`), so if a newer
+    /// edit brings it back, the row returns whole, whatever order the cells arrive in.
     private func apply(_ row: FeedRow, counts: inout ApplyCounts, newest: inout UInt64) throws {
         guard let table = dataModel.table(named: row.table) else { return }  // a table this model version does not know
+        let quotedTable = ReplicaSchema.quote(row.table)
         // Everything this replica knows about the row's versions, in one range read.
         var local: [String: CellVersion] = [:]
         var tombstone: VersionedValue?
@@ -53,48 +57,84 @@ extension Replica {
             local[column] = version
             if column == Merge.deletedColumn { tombstone = VersionedValue(value: read.value(3), version: version) }
         }
+        let knownBefore = !local.isEmpty
 
-        var changedValues: [(String, CellValue)] = []
-        var changedAnything = false
-        let write = try connection.cached("""
-            INSERT INTO _kt_clock (tbl, row_id, col, hlc, node, val) VALUES (?, ?, ?, ?, ?, ?)
-            ON CONFLICT (tbl, row_id, col) DO UPDATE SET hlc = excluded.hlc, node = excluded.node, val = excluded.val
-            """)
+        // Which incoming cells win (pure: nothing written yet).
+        var winners: [FeedCell] = []
         for cell in row.cells {
             newest = max(newest, cell.version.hlc)
             if let mine = local[cell.column], mine >= cell.version { continue }
             let isTombstone = cell.column == Merge.deletedColumn
             guard isTombstone || table.column(named: cell.column) != nil else { continue }
-            try write.bind([.text(row.table), .text(row.row), .text(cell.column), .integer(Int64(cell.version.hlc)),
-                            .integer(Int64(cell.version.node.rawValue)), isTombstone ? cell.value : .null])
-            try write.run()
             local[cell.column] = cell.version
-            changedAnything = true
-            counts.cellsApplied += 1
-            if isTombstone {
-                tombstone = VersionedValue(value: cell.value, version: cell.version)
-            } else {
-                changedValues.append((cell.column, cell.value))
-            }
+            if isTombstone { tombstone = VersionedValue(value: cell.value, version: cell.version) }
+            winners.append(cell)
         }
-        guard changedAnything else { return }
-
+        guard !winners.isEmpty else { return }
+        counts.cellsApplied += winners.count
         let newestOther = local.filter { $0.key != Merge.deletedColumn }.values.max()
-        if Merge.isRowDeleted(tombstone: tombstone, newestOtherVersion: newestOther) {
-            try connection.run("DELETE FROM \(ReplicaSchema.quote(row.table)) WHERE id = ?", [.text(row.row)])
-            if connection.changes > 0 { counts.rowsDeleted += 1 }
-            // Forget the dead row's versions: if it comes back, the server sends it whole.
-            try connection.run("DELETE FROM _kt_clock WHERE tbl = ? AND row_id = ? AND col <> '_deleted'", [.text(row.table), .text(row.row)])
-        } else {
-            let columns = changedValues.map { ReplicaSchema.quote($0.0) }
-            let names = (["id"] + columns).joined(separator: ", ")
-            let placeholders = Array(repeating: "?", count: columns.count + 1).joined(separator: ", ")
-            let updates = columns.isEmpty ? "NOTHING" : "UPDATE SET " + columns.map { "\($0) = excluded.\($0)" }.joined(separator: ", ")
-            let upsert = try connection.cached(
-                "INSERT INTO \(ReplicaSchema.quote(row.table)) (\(names)) VALUES (\(placeholders)) ON CONFLICT (id) DO \(updates)")
-            try upsert.bind([.text(row.row)] + changedValues.map(\.1))
-            try upsert.run()
+        let dead = Merge.isRowDeleted(tombstone: tombstone, newestOtherVersion: newestOther)
+        let exists = try connection.scalar("SELECT 1 FROM \(quotedTable) WHERE id = ?", [.text(row.row)]) != nil
+
+        let write = try connection.cached("""
+            INSERT INTO _kt_clock (tbl, row_id, col, hlc, node, val) VALUES (?, ?, ?, ?, ?, ?)
+            ON CONFLICT (tbl, row_id, col) DO UPDATE SET hlc = excluded.hlc, node = excluded.node, val = excluded.val
+            """)
+        for cell in winners {
+            let keepValue = dead || cell.column == Merge.deletedColumn
+            try write.bind([.text(row.table), .text(row.row), .text(cell.column), .integer(Int64(cell.version.hlc)),
+                            .integer(Int64(cell.version.node.rawValue)), keepValue ? cell.value : .null])
+            try write.run()
         }
+        let values = winners.filter { $0.column != Merge.deletedColumn }.map { ($0.column, $0.value) }
+
+        if dead {
+            if exists {
+                try keepValuesOfDyingRow(table: table, row: row.row, except: Set(values.map(\.0)))
+                try connection.run("DELETE FROM \(quotedTable) WHERE id = ?", [.text(row.row)])
+                counts.rowsDeleted += 1
+            }
+        } else if exists {
+            try upsert(table: row.table, row: row.row, values: values)
+        } else if knownBefore {
+            // A dead row comes back: its kept values, overlaid with what just arrived.
+            var restored: [String: CellValue] = [:]
+            for kept in try connection.query(
+                "SELECT col, val FROM _kt_clock WHERE tbl = ? AND row_id = ? AND col <> '_deleted'", [.text(row.table), .text(row.row)]) {
+                if case .text(let column) = kept[0], table.column(named: column) != nil { restored[column] = kept[1] }
+            }
+            for (column, value) in values { restored[column] = value }
+            try upsert(table: row.table, row: row.row, values: restored.sorted { $0.key < $1.key })
+            try connection.run("UPDATE _kt_clock SET val = NULL WHERE tbl = ? AND row_id = ? AND col <> '_deleted'",
+                               [.text(row.table), .text(row.row)])
+        } else {
+            try upsert(table: row.table, row: row.row, values: values)
+        }
+    }
+
+    /// Copies the values of a row about to be deleted next to their versions.
+    private func keepValuesOfDyingRow(table: DataModel.Table, row: String, except: Set<String>) throws {
+        let columns = table.columns.map(\.name).filter { !except.contains($0) }
+        guard !columns.isEmpty else { return }
+        let current = try connection.query(
+            "SELECT \(columns.map(ReplicaSchema.quote).joined(separator: ", ")) FROM \(ReplicaSchema.quote(table.name)) WHERE id = ?",
+            [.text(row)])
+        guard let values = current.first else { return }
+        for (column, value) in zip(columns, values) {
+            try connection.run("UPDATE _kt_clock SET val = ? WHERE tbl = ? AND row_id = ? AND col = ?",
+                               [value, .text(table.name), .text(row), .text(column)])
+        }
+    }
+
+    private func upsert(table: String, row: String, values: [(String, CellValue)]) throws {
+        let columns = values.map { ReplicaSchema.quote($0.0) }
+        let names = (["id"] + columns).joined(separator: ", ")
+        let placeholders = Array(repeating: "?", count: columns.count + 1).joined(separator: ", ")
+        let updates = columns.isEmpty ? "NOTHING" : "UPDATE SET " + columns.map { "\($0) = excluded.\($0)" }.joined(separator: ", ")
+        let upsert = try connection.cached(
+            "INSERT INTO \(ReplicaSchema.quote(table)) (\(names)) VALUES (\(placeholders)) ON CONFLICT (id) DO \(updates)")
+        try upsert.bind([.text(row)] + values.map(\.1))
+        try upsert.run()
     }
 
     private func store(_ conflict: ConflictRecord) throws {

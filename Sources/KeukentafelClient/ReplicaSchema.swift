@@ -63,13 +63,17 @@ enum ReplicaSchema {
 
         // Validation before the write, so a bad value never reaches table or outbox.
         let checksInsert = table.columns.map { "kt_check(\(tl), \(literal($0.name)), NEW.\(quote($0.name)))" }
+        // An update checks only the columns it changes.
+        let checksUpdate = table.columns.map {
+            "    SELECT kt_check(\(tl), \(literal($0.name)), NEW.\(quote($0.name))) WHERE OLD.\(quote($0.name)) IS NOT NEW.\(quote($0.name));"
+        }.joined(separator: "\n")
         sql += """
             CREATE TRIGGER IF NOT EXISTS \(quote("_kt_\(table.name)_check_insert")) BEFORE INSERT ON \(t) WHEN kt_capture() BEGIN
                 SELECT kt_check(\(tl), 'id', NEW.id)\(checksInsert.isEmpty ? "" : ", " + checksInsert.joined(separator: ", "));
             END;
             CREATE TRIGGER IF NOT EXISTS \(quote("_kt_\(table.name)_check_update")) BEFORE UPDATE ON \(t) WHEN kt_capture() BEGIN
                 SELECT RAISE(ABORT, 'keukentafel: the id of a synced row never changes; insert a new row instead') WHERE OLD.id IS NOT NEW.id;
-                SELECT kt_check(\(tl), 'id', NEW.id)\(checksInsert.isEmpty ? "" : ", " + checksInsert.joined(separator: ", "));
+            \(checksUpdate)
             END;
 
             """
@@ -92,10 +96,15 @@ enum ReplicaSchema {
         // A deletion carries as base the newest version of the row its writer saw, so the server can
         // tell whether someone edited the row concurrently.
         let newest = "FROM _kt_clock WHERE tbl = \(tl) AND row_id = OLD.id AND col <> '_deleted' ORDER BY hlc DESC, node DESC LIMIT 1"
+        // The values of the deleted row stay beside their versions: if a concurrent newer edit wins,
+        // the row comes back whole.
+        let keepValues = table.columns.map {
+            "    UPDATE _kt_clock SET val = OLD.\(quote($0.name)) WHERE tbl = \(tl) AND row_id = OLD.id AND col = \(literal($0.name));"
+        }.joined(separator: "\n")
         sql += """
             CREATE TRIGGER IF NOT EXISTS \(quote("_kt_\(table.name)_delete")) AFTER DELETE ON \(t) WHEN kt_capture() BEGIN
                 \(insertOutbox) VALUES (\(tl), OLD.id, '_deleted', 1, \(stamp), (SELECT hlc \(newest)), (SELECT node \(newest)), kt_now());
-                DELETE FROM _kt_clock WHERE tbl = \(tl) AND row_id = OLD.id AND col <> '_deleted';
+            \(keepValues)
             END;
 
             """
