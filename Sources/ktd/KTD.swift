@@ -85,6 +85,9 @@ struct Serve: AsyncParsableCommand {
     @Option(name: .long, help: ArgumentHelp("Write the bound port to this file once listening (for scripts and tests).", valueName: "file"))
     var portFile: String?
 
+    @Flag(help: "Exit when the process that started ktd exits (for tests and scripts).")
+    var stopWithParent = false
+
     func run() async throws {
         guard let colon = listen.lastIndex(of: ":"), let port = Int(listen[listen.index(after: colon)...]), (0...65535).contains(port) else {
             throw ValidationError("--listen takes host:port, e.g. 127.0.0.1:8470")
@@ -103,7 +106,10 @@ struct Serve: AsyncParsableCommand {
         let app = server.makeApplication { boundPort in
             logger.info("ktd listening", metadata: ["address": "\(host):\(boundPort)", "data": "\(store.data)"])
             if let portFile { try? String(boundPort).write(toFile: portFile, atomically: true, encoding: .utf8) }
+            print("ktd listening on http://\(host):\(boundPort)")
+            fflush(nil)  // all streams: scripts wait for this line
         }
+        if stopWithParent { watchParent() }
         try await app.runService()
     }
 }
@@ -111,7 +117,22 @@ struct Serve: AsyncParsableCommand {
 struct Admin: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Administer devices and inspect conflicts in the server store.",
-        subcommands: [DeviceCommand.self, ConflictsCommand.self])
+        subcommands: [DeviceCommand.self, ConflictsCommand.self, Demo.self])
+}
+
+struct Demo: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Load the fictional demo people of DOMAIN.md (idempotent: their ids are fixed).",
+        discussion: "Mevrouw De Vries' case has id \(DemoData.deVries.caseID); the README walkthrough edits it.")
+    @OptionGroup var store: StoreOptions
+    @Flag(help: "Print JSON.") var json = false
+
+    func run() async throws {
+        let response = try store.openStore().loadDemoData()
+        let applied = response.results.filter { $0.status == .applied }.count
+        if json { return try printJSON(["changes": response.results.count, "applied": applied]) }
+        print("Demo data: \(response.results.count) cells offered, \(applied) new.")
+    }
 }
 
 struct DeviceCommand: AsyncParsableCommand {
@@ -195,5 +216,14 @@ struct ConflictsCommand: AsyncParsableCommand {
             if json { return try printJSON(conflict) }
             print(describe(conflict))
         }
+    }
+}
+
+/// Exits once the parent process is gone, so a server started by a test never outlives it.
+func watchParent() {
+    let parent = getppid()
+    Thread.detachNewThread {
+        while getppid() == parent { Thread.sleep(forTimeInterval: 0.5) }
+        exit(0)
     }
 }
