@@ -88,7 +88,7 @@ struct SQL: ParsableCommand {
                 try replica.execute(trimmed)
                 if options.json { return try printJSON(["ok": true]) }
                 let waiting = try replica.status().pending
-                print("OK; \(waiting) local change\(waiting == 1 ? "" : "s") waiting to be sent (run `kt sync`)")
+                print("OK; \(waiting) cell change\(waiting == 1 ? "" : "s") waiting to be sent (run `kt sync`)")
             }
         } catch {
             printError("error: \(error)")

@@ -1,0 +1,140 @@
+import Foundation
+import Testing
+
+/// The README walkthrough, typed as a newcomer would: the real `ktd` and `kt` binaries as child
+/// processes, a server on a loopback port, two replicas and a conflict.
+@Suite struct CommandLineTests {
+    /// Where `swift build` put ktd and kt: next to the test bundle.
+    static let binDirectory: URL = {
+        var directory = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+        for _ in 0..<4 {
+            if FileManager.default.fileExists(atPath: directory.appendingPathComponent("ktd").path) { return directory }
+            directory = directory.deletingLastPathComponent()
+        }
+        return repositoryRoot.appendingPathComponent(".build/debug")
+    }()
+
+    struct Result {
+        var status: Int32
+        var output: String
+        var error: String
+    }
+
+    @discardableResult
+    func run(_ tool: String, _ arguments: [String], in directory: String, expect status: Int32 = 0) throws -> Result {
+        let process = Process()
+        process.executableURL = Self.binDirectory.appendingPathComponent(tool)
+        process.arguments = arguments
+        process.currentDirectoryURL = URL(fileURLWithPath: directory)
+        let out = Pipe(), err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        try process.run()
+        let output = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        let error = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        let result = Result(status: process.terminationStatus, output: output, error: error)
+        #expect(result.status == status, "\(tool) \(arguments.joined(separator: " ")): \(output) \(error)")
+        return result
+    }
+
+    /// Starts `ktd serve` on a free port and returns it with its URL once it listens.
+    func startServer(data: String, in directory: String) throws -> (Process, String) {
+        let process = Process()
+        process.executableURL = Self.binDirectory.appendingPathComponent("ktd")
+        process.arguments = ["serve", "--data", data, "--listen", "127.0.0.1:0", "--stop-with-parent",
+                             "--schema", repositoryRoot.appendingPathComponent("Schemas/datamodel.json").path]
+        process.currentDirectoryURL = URL(fileURLWithPath: directory)
+        let out = Pipe()
+        process.standardOutput = out
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        // Read until the line that says where it listens.
+        var buffer = ""
+        while !buffer.contains("ktd listening on ") || !buffer.hasSuffix("\n") {
+            let chunk = out.fileHandleForReading.availableData
+            if chunk.isEmpty { throw TestFailure("ktd exited before listening: \(buffer)") }
+            buffer += String(decoding: chunk, as: UTF8.self)
+        }
+        let line = buffer.split(separator: "\n").first { $0.contains("ktd listening on ") }!
+        return (process, String(line.split(separator: " ").last!))
+    }
+
+    func token(_ json: String) throws -> String {
+        let object = try JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any]
+        return try #require(object?["token"] as? String)
+    }
+
+    @Test func theReadmeWalkthroughWorks() throws {
+        let work = try temporaryDirectory("walkthrough")
+        let data = work + "/demo-data"
+        try run("ktd", ["admin", "demo", "--data", data, "--schema", repositoryRoot.appendingPathComponent("Schemas/datamodel.json").path], in: work)
+        let laptopToken = try token(try run("ktd", ["admin", "device", "add", "laptop-fatima", "--data", data, "--json"], in: work).output)
+        let officeToken = try token(try run("ktd", ["admin", "device", "add", "office-anne", "--data", data, "--json"], in: work).output)
+        let (server, url) = try startServer(data: data, in: work)
+        defer { server.terminate() }
+
+        try run("kt", ["init", "--db", "fatima.sqlite", "--server", url, "--token", laptopToken], in: work)
+        try run("kt", ["init", "--db", "office.sqlite", "--server", url, "--token", officeToken], in: work)
+        let firstSync = try run("kt", ["sync", "--db", "fatima.sqlite", "--json"], in: work)
+        #expect(firstSync.output.contains("\"cellsApplied\" : 110"))
+        try run("kt", ["sync", "--db", "office.sqlite"], in: work)
+        let cases = try run("kt", ["sql", "--db", "fatima.sqlite", "SELECT c.id, r.name, c.status FROM cases c JOIN residents r ON r.id = c.resident_id"], in: work)
+        #expect(cases.output.contains("Mevrouw De Vries"))
+
+        let c = "c0000000-0000-4000-8000-000000000005"
+        try run("kt", ["sql", "--db", "fatima.sqlite", "UPDATE cases SET status = 'beschikking', next_contact_due = '2027-01-15' WHERE id = '\(c)'"], in: work)
+        try run("kt", ["sql", "--db", "fatima.sqlite", "INSERT INTO notes (id, case_id, author, body) VALUES ('\(newID())', '\(c)', 'Fatima', 'Dochter komt twee keer per week.')"], in: work)
+        try run("kt", ["sql", "--db", "office.sqlite", "UPDATE cases SET status = 'levering' WHERE id = '\(c)'"], in: work)
+        try run("kt", ["sync", "--db", "fatima.sqlite"], in: work)
+        let officeSync = try run("kt", ["sync", "--db", "office.sqlite"], in: work)
+        #expect(officeSync.output.contains("1 in conflict"))
+        try run("kt", ["sync", "--db", "fatima.sqlite"], in: work)
+
+        for db in ["fatima.sqlite", "office.sqlite"] {
+            let row = try run("kt", ["sql", "--db", db, "--json", "SELECT status, next_contact_due FROM cases WHERE id = '\(c)'"], in: work)
+            #expect(row.output.contains("\"status\" : \"levering\""), "\(db): \(row.output)")
+            #expect(row.output.contains("2027-01-15"))
+            let notes = try run("kt", ["sql", "--db", db, "SELECT count(*) AS n FROM notes WHERE case_id = '\(c)'"], in: work)
+            #expect(notes.output.contains("2"))
+        }
+        let list = try run("kt", ["conflicts", "list", "--db", "fatima.sqlite"], in: work)
+        #expect(list.output.contains("beschikking") && list.output.contains("levering") && list.output.contains("yes"))
+        let show = try run("kt", ["conflicts", "show", "1", "--db", "fatima.sqlite"], in: work)
+        #expect(show.output.contains("flagged for review"))
+        let status = try run("kt", ["status", "--db", "fatima.sqlite"], in: work)
+        #expect(status.output.contains("1 of them lost by writes from this device"))
+        let serverList = try run("ktd", ["admin", "conflicts", "list", "--data", data, "--json"], in: work)
+        #expect(serverList.output.contains("\"loserValue\" : \"beschikking\""))
+
+        let refused = try run("kt", ["sql", "--db", "fatima.sqlite", "UPDATE cases SET melding_date = '2026-02-30' WHERE id = '\(c)'"], in: work, expect: 1)
+        #expect(refused.error.contains("cases.melding_date"))
+    }
+
+    @Test func syncFailsWithAReasonAndExitCodeWhenTheServerIsGone() throws {
+        let work = try temporaryDirectory("offline")
+        let data = work + "/data"
+        let token = try token(try run("ktd", ["admin", "device", "add", "laptop", "--data", data, "--json",
+                                              "--schema", repositoryRoot.appendingPathComponent("Schemas/datamodel.json").path], in: work).output)
+        let (server, url) = try startServer(data: data, in: work)
+        try run("kt", ["init", "--db", "laptop.sqlite", "--server", url, "--token", token], in: work)
+        server.terminate()
+        server.waitUntilExit()
+        try run("kt", ["sql", "--db", "laptop.sqlite", "INSERT INTO residents (id, name) VALUES ('\(newID())', 'Milena')"], in: work)
+        let failed = try run("kt", ["sync", "--db", "laptop.sqlite"], in: work, expect: 2)
+        #expect(failed.error.contains("sync failed: cannot reach"))
+        let status = try run("kt", ["status", "--db", "laptop.sqlite"], in: work)
+        #expect(status.output.contains("6 waiting to be sent"), "one resident: six cells")
+        #expect(status.output.contains("last error"))
+    }
+
+    @Test func everyCommandExplainsItself() throws {
+        let work = try temporaryDirectory("help")
+        for (tool, command) in [("ktd", ["serve"]), ("ktd", ["admin", "device", "add"]), ("ktd", ["admin", "conflicts", "list"]),
+                                ("kt", ["init"]), ("kt", ["sql"]), ("kt", ["sync"]), ("kt", ["status"]), ("kt", ["conflicts", "show"])] {
+            let help = try run(tool, command + ["--help"], in: work)
+            #expect(help.output.contains("USAGE:"))
+            #expect(help.output.contains("--json") || command == ["serve"])
+        }
+    }
+}
