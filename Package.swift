@@ -74,6 +74,9 @@ let package = Package(
             dependencies: [
                 "KeukentafelClient", "KeukentafelServer", "KeukentafelProtocol", "KeukentafelSQLite",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict),
 

@@ -3,6 +3,7 @@ import KeukentafelSQLite
 
 /// What applying one pulled page changed locally.
 public struct ApplyCounts: Sendable, Equatable, Codable {
+    public init() {}
     public var cellsReceived = 0
     public var cellsApplied = 0
     public var rowsDeleted = 0

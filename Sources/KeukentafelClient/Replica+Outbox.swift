@@ -115,6 +115,7 @@ extension Replica {
 
 /// How a push went, counted per outcome.
 public struct PushCounts: Sendable, Equatable, Codable {
+    public init() {}
     public var applied = 0
     public var superseded = 0
     public var conflicts = 0

@@ -21,6 +21,7 @@ public enum SyncError: Error, CustomStringConvertible, Sendable {
 
 /// The outcome of one `sync()`.
 public struct SyncReport: Sendable, Codable, Equatable {
+    public init() {}
     public var pushed = PushCounts()
     public var pulled = ApplyCounts()
     public var pages = 0

@@ -1,0 +1,262 @@
+import ArgumentParser
+import Foundation
+import Hummingbird
+import KeukentafelClient
+import KeukentafelProtocol
+import KeukentafelServer
+import KeukentafelSQLite
+import Logging
+import ServiceLifecycle
+
+@main
+struct Bench: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "kt-bench",
+        abstract: "Measure Keukentafel end to end and against raw SQLite in the same run.",
+        discussion: """
+            Fills a server store with synthetic cases (10 cells each), then measures over loopback:
+            server ingest, bootstrap of an empty replica, and an incremental sync. Raw SQLite inserts of
+            the same cells and rows are timed in the same run; ratios are Keukentafel / raw.
+            Use a release build: Tools/bench.
+            """)
+
+    @Option(help: "Cases on the server (10 cells each).") var cases = 100_000
+    @Option(help: "Cells per pulled page.") var pageSize = 20_000
+    @Option(help: "Changes per push batch during ingest.") var batch = 10_000
+    @Option(help: "Cells changed for the incremental sync.") var incremental = 1_000
+    @Option(help: "Directory for the stores (default: a new temporary one).") var directory: String?
+    @Flag(help: "Print only JSON.") var json = false
+
+    func run() async throws {
+        let work = directory ?? NSTemporaryDirectory() + "kt-bench-\(UUID().uuidString.prefix(8))"
+        try FileManager.default.createDirectory(atPath: work, withIntermediateDirectories: true)
+        defer { if directory == nil { try? FileManager.default.removeItem(atPath: work) } }
+        let model = Self.benchModel
+        let cells = cases * 10
+        var results: [Measurement] = []
+
+        // Raw SQLite baselines, same machine, same run.
+        let rawCells = try timed { try RawSQLite.insertCells(path: work + "/raw-cells.sqlite", cases: cases) }
+        results.append(Measurement(name: "raw SQLite: insert cells (tbl,row,col,value)", count: cells, unit: "cells", seconds: rawCells))
+        let rawRows = try timed { try RawSQLite.insertRows(path: work + "/raw-rows.sqlite", cases: cases) }
+        results.append(Measurement(name: "raw SQLite: insert rows of 10 columns", count: cells, unit: "cells", seconds: rawRows))
+
+        // Server ingest through the store's push path (one device, batches).
+        let store = try ServerStore(directory: work + "/server", dataModel: model)
+        let node = NodeID.random()
+        var ingestSeconds = 0.0
+        var clock = HybridLogicalClock()
+        let now = UInt64(Date().timeIntervalSince1970 * 1000)
+        var pending: [Change] = []
+        pending.reserveCapacity(batch)
+        var counter = 0
+        for i in 0..<cases {
+            let row = Synthetic.rowID(i)
+            for (column, value) in Synthetic.caseCells(i) {
+                counter += 1
+                pending.append(Change(id: "\(node)-\(counter)", table: "cases", row: row, column: column, value: value,
+                                      version: CellVersion(hlc: clock.tick(wallMilliseconds: now), node: node), base: nil))
+                if pending.count == batch {
+                    let changes = pending
+                    ingestSeconds += try timed { _ = try store.push(changes, device: "bench") }
+                    pending.removeAll(keepingCapacity: true)
+                }
+            }
+        }
+        if !pending.isEmpty {
+            let changes = pending
+            ingestSeconds += try timed { _ = try store.push(changes, device: "bench") }
+        }
+        results.append(Measurement(name: "server ingest (store push path, \(batch)/batch)", count: cells, unit: "cells", seconds: ingestSeconds,
+                                   baseline: rawCells))
+
+        // A real server on loopback.
+        var logger = Logger(label: "kt-bench")
+        logger.logLevel = .error
+        let server = SyncServer(store: store, configuration: SyncServerConfiguration(host: "127.0.0.1", port: 0), logger: logger)
+        let (ports, continuation) = AsyncStream<Int>.makeStream()
+        let app = server.makeApplication { continuation.yield($0) }
+        let group = ServiceGroup(configuration: .init(services: [app], gracefulShutdownSignals: [], logger: logger))
+        let serverTask = Task { try await group.run() }
+        var iterator = ports.makeAsyncIterator()
+        guard let port = await iterator.next() else { throw ValidationError("server did not start") }
+        let url = "http://127.0.0.1:\(port)"
+
+        let token = try store.addDevice(name: "bench laptop").token
+        let replica = try Replica.create(path: work + "/replica.sqlite", dataModel: model, serverURL: url, token: token)
+        let engine = try SyncEngine(replica: replica)
+        engine.pageSize = pageSize
+        let memoryBefore = peakResidentKilobytes()
+        let (bootstrap, report) = try await onThread { try timedResult { try engine.sync() } }
+        results.append(Measurement(name: "bootstrap: empty replica pulls everything over loopback", count: report.pulled.cellsApplied,
+                                   unit: "cells", seconds: bootstrap, baseline: rawCells))
+
+        // Incremental: another device changes `incremental` cells; the replica pulls them.
+        let officeToken = try store.addDevice(name: "bench office").token
+        let office = try Replica.create(path: work + "/office.sqlite", dataModel: model, serverURL: url, token: officeToken)
+        try office.transaction {
+            for i in 0..<incremental {
+                try office.execute("INSERT INTO cases (id, team, status) VALUES (?, 'castricum-noord', 'plan')",
+                                   [.text(Synthetic.rowID(cases + i))])
+            }
+        }
+        let officeEngine = try SyncEngine(replica: office)
+        let changedCells = try office.outbox().count
+        let push = try await onThread { try timed { _ = try officeEngine.sync() } }
+        results.append(Measurement(name: "incremental: push \(incremental) new rows from a second device", count: changedCells, unit: "cells", seconds: push))
+        let (pull, incrementalReport) = try await onThread { try timedResult { try engine.sync() } }
+        results.append(Measurement(name: "incremental: pull them into the bootstrapped replica", count: incrementalReport.pulled.cellsApplied,
+                                   unit: "cells", seconds: pull))
+
+        let peak = peakResidentKilobytes()
+        await group.triggerGracefulShutdown()
+        _ = await serverTask.result
+
+        let summary = Summary(cases: cases, cells: cells, pageSize: pageSize, results: results,
+                              peakResidentMegabytes: Double(peak) / 1024, residentBeforeBootstrapMegabytes: Double(memoryBefore) / 1024)
+        if json {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+            print(String(decoding: try encoder.encode(summary), as: UTF8.self))
+        } else {
+            summary.printTable()
+        }
+    }
+
+    static let benchModel = DataModel(version: 1, tables: [
+        .init(name: "cases", columns: [
+            .init(name: "resident_id", type: .text, maxLength: 36), .init(name: "team", type: .text, maxLength: 80),
+            .init(name: "domain", type: .text, maxLength: 20), .init(name: "question", type: .text, maxLength: 4000),
+            .init(name: "status", type: .text, maxLength: 20), .init(name: "contact_person", type: .text, maxLength: 120),
+            .init(name: "melding_date", type: .date), .init(name: "application_date", type: .date),
+            .init(name: "safety_risk", type: .boolean), .init(name: "next_contact_due", type: .date),
+        ]),
+    ])
+}
+
+/// Synthetic case cells, the same for every consumer in a run.
+enum Synthetic {
+    static func rowID(_ i: Int) -> String {
+        let hex = String(i, radix: 16)
+        return "c0000000-0000-4000-8000-" + String(repeating: "0", count: 12 - hex.count) + hex
+    }
+
+    static let teams = ["castricum-noord", "castricum-zuid", "heiloo", "bergen", "uitgeest"]
+    static let statuses = ["melding", "onderzoek", "plan", "aanvraag", "beschikking", "levering", "evaluatie"]
+
+    static func caseCells(_ i: Int) -> [(String, CellValue)] {
+        [("resident_id", .text(rowID(i + 10_000_000))), ("team", .text(teams[i % teams.count])), ("domain", .text("wmo")),
+         ("question", .text("Hulp bij het huishouden en vervoer naar de dagbesteding, casus \(i).")),
+         ("status", .text(statuses[i % statuses.count])), ("contact_person", .text("Consulent \(i % 97)")),
+         ("melding_date", .text("2026-10-\(10 + i % 18)")), ("application_date", .null), ("safety_risk", .integer(Int64(i % 2))),
+         ("next_contact_due", .text("2027-01-\(10 + i % 18)"))]
+    }
+}
+
+/// The same work done directly on SQLite, as a yardstick.
+enum RawSQLite {
+    static func open(_ path: String) throws -> SQLiteConnection {
+        try? FileManager.default.removeItem(atPath: path)
+        let db = try SQLiteConnection(path: path)
+        try db.execute("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;")
+        return db
+    }
+
+    static func insertCells(path: String, cases: Int) throws {
+        let db = try open(path)
+        try db.execute("CREATE TABLE cells (tbl TEXT, row_id TEXT, col TEXT, value, PRIMARY KEY (tbl, row_id, col)) WITHOUT ROWID")
+        try db.transaction {
+            let stmt = try db.prepare("INSERT INTO cells VALUES ('cases', ?, ?, ?)")
+            for i in 0..<cases {
+                let row = Synthetic.rowID(i)
+                for (column, value) in Synthetic.caseCells(i) {
+                    try stmt.bind([.text(row), .text(column), value])
+                    try stmt.run()
+                }
+            }
+        }
+    }
+
+    static func insertRows(path: String, cases: Int) throws {
+        let db = try open(path)
+        let columns = Bench.benchModel.tables[0].columns.map(\.name)
+        try db.execute("CREATE TABLE cases (id TEXT PRIMARY KEY, \(columns.joined(separator: ", ")))")
+        try db.transaction {
+            let stmt = try db.prepare("INSERT INTO cases VALUES (?\(String(repeating: ", ?", count: columns.count)))")
+            for i in 0..<cases {
+                try stmt.bind([.text(Synthetic.rowID(i))] + Synthetic.caseCells(i).map(\.1))
+                try stmt.run()
+            }
+        }
+    }
+}
+
+struct Measurement: Codable {
+    var name: String
+    var count: Int
+    var unit: String
+    var seconds: Double
+    var perSecond: Double
+    /// This throughput divided by the raw SQLite cell insert in the same run.
+    var ratioToRawSQLite: Double?
+
+    init(name: String, count: Int, unit: String, seconds: Double, baseline: Double? = nil) {
+        self.name = name
+        self.count = count
+        self.unit = unit
+        self.seconds = seconds
+        self.perSecond = Double(count) / max(seconds, 1e-9)
+        // Same cell count: the ratio of throughputs is the inverse ratio of times.
+        self.ratioToRawSQLite = baseline.map { $0 / max(seconds, 1e-9) }
+    }
+}
+
+struct Summary: Codable {
+    var cases: Int
+    var cells: Int
+    var pageSize: Int
+    var results: [Measurement]
+    var peakResidentMegabytes: Double
+    var residentBeforeBootstrapMegabytes: Double
+
+    func printTable() {
+        print("Keukentafel benchmark: \(cases) cases, \(cells) cells, page size \(pageSize)")
+        print(pad("measurement", 58) + pad("count", 10) + pad("seconds", 10) + pad("per second", 14) + "ratio to raw")
+        for r in results {
+            print(pad(r.name, 58) + pad(String(r.count), 10) + pad(String(format: "%.3f", r.seconds), 10)
+                  + pad(String(format: "%.0f", r.perSecond), 14) + (r.ratioToRawSQLite.map { String(format: "%.2f", $0) } ?? "-"))
+        }
+        print(String(format: "peak resident memory of the process (server and client together): %.0f MB (%.0f MB before bootstrap)",
+                     peakResidentMegabytes, residentBeforeBootstrapMegabytes))
+    }
+
+    func pad(_ text: String, _ width: Int) -> String { text.count >= width ? text + " " : text + String(repeating: " ", count: width - text.count) }
+}
+
+func timed(_ body: () throws -> Void) rethrows -> Double {
+    let start = DispatchTime.now().uptimeNanoseconds
+    try body()
+    return Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+}
+
+func timedResult<T>(_ body: () throws -> T) rethrows -> (Double, T) {
+    let start = DispatchTime.now().uptimeNanoseconds
+    let result = try body()
+    return (Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9, result)
+}
+
+/// Runs blocking work (libcurl, SQLite) on a thread of its own, away from the server's threads.
+func onThread<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+    try await withCheckedThrowingContinuation { continuation in
+        Thread { continuation.resume(with: Result { try body() }) }.start()
+    }
+}
+
+/// VmHWM from /proc: the peak resident set of this process, in kB.
+func peakResidentKilobytes() -> Int {
+    guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8) else { return 0 }
+    for line in status.split(separator: "\n") where line.hasPrefix("VmHWM:") {
+        return Int(line.split(separator: " ").dropFirst().first ?? "0") ?? 0
+    }
+    return 0
+}
