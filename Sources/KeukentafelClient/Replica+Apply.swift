@@ -43,6 +43,9 @@ extension Replica {
     /// Applies the cells of one row. Versions decide per cell; the merged versions decide whether the
     /// row is live. A dead row's values are kept beside its versions (`_kt_clock.val`), so if a newer
     /// edit brings it back, the row returns whole, whatever order the cells arrive in.
+    /// Applies a page outside a sync, for benchmarks that time the stages of a bootstrap.
+    public func applyForBenchmark(_ page: PullResponse) throws -> ApplyCounts { try apply(page) }
+
     private func apply(_ row: FeedRow, counts: inout ApplyCounts, newest: inout UInt64) throws {
         guard let table = dataModel.table(named: row.table) else { return }  // a table this model version does not know
         let quotedTable = ReplicaSchema.quote(row.table)

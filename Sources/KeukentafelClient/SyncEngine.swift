@@ -85,13 +85,33 @@ public final class SyncEngine: @unchecked Sendable {
         }
     }
 
+    /// Only push the outbox (no pull). Blocks.
+    @discardableResult
+    public func push() throws -> SyncReport {
+        lock.lock()
+        defer { lock.unlock() }
+        var report = SyncReport()
+        try pushAll(into: &report)
+        return report
+    }
+
+    /// Only pull the feed (no push). Blocks.
+    @discardableResult
+    public func pull() throws -> SyncReport {
+        lock.lock()
+        defer { lock.unlock() }
+        var report = SyncReport()
+        try pullAll(into: &report)
+        return report
+    }
+
     func pushAll(into report: inout SyncReport) throws {
         var restampTried = false
         while true {
             let batch = try replica.pendingChanges(limit: pushBatchSize)
             if batch.isEmpty { break }
             let request = PushRequest(node: replica.node, schemaVersion: replica.dataModel.version, changes: batch.map(\.change))
-            let response: PushResponse = try call("POST", "/v1/push", body: try JSONEncoder().encode(request))
+            let response: PushResponse = try call("POST", "/v1/push", body: Data(FeedCoding.encode(request)))
             let counts = try replica.acknowledge(batch, results: response.results)
             report.pushed.applied += counts.applied
             report.pushed.superseded += counts.superseded
@@ -117,7 +137,8 @@ public final class SyncEngine: @unchecked Sendable {
     func pullAll(into report: inout SyncReport) throws {
         while true {
             let cursor = try replica.cursor
-            let page: PullResponse = try call("GET", "/v1/pull", query: [("since", String(cursor)), ("limit", String(pageSize))])
+            let page = try call("GET", "/v1/pull", query: [("since", String(cursor)), ("limit", String(pageSize))],
+                                decode: FeedCoding.decodePull)
             let counts = try replica.apply(page)
             report.pages += 1
             report.pulled.cellsReceived += counts.cellsReceived
@@ -130,6 +151,11 @@ public final class SyncEngine: @unchecked Sendable {
     }
 
     func call<T: Decodable>(_ method: String, _ path: String, query: [(String, String)] = [], body: Data? = nil) throws -> T {
+        try call(method, path, query: query, body: body) { try JSONDecoder().decode(T.self, from: $0) }
+    }
+
+    func call<T>(_ method: String, _ path: String, query: [(String, String)] = [], body: Data? = nil,
+                 decode: (Data) throws -> T) throws -> T {
         let exchange: HTTPExchange
         do {
             exchange = try transport.send(method: method, path: path, query: query, body: body)
@@ -144,7 +170,7 @@ public final class SyncEngine: @unchecked Sendable {
                                    message: String(decoding: exchange.body.prefix(200), as: UTF8.self))
         }
         do {
-            return try JSONDecoder().decode(T.self, from: exchange.body)
+            return try decode(exchange.body)
         } catch {
             throw SyncError.protocolMismatch("\(method) \(path): \(error)")
         }

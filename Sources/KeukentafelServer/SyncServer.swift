@@ -68,8 +68,10 @@ public struct SyncServer: Sendable {
             guard since >= 0, limit > 0 else {
                 throw APIError(.badRequest, "since must be >= 0 and limit > 0")
             }
-            let page = try await blocking { try store.pull(since: since, limit: Int(min(limit, Int64(ServerStore.maxPageSize)))) }
-            return try json(page)
+            let body = try await blocking {
+                try FeedCoding.encode(try store.pull(since: since, limit: Int(min(limit, Int64(ServerStore.maxPageSize)))))
+            }
+            return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: body)))
         }
         return router
     }
@@ -81,7 +83,7 @@ public struct SyncServer: Sendable {
         let body = try await request.body.collect(upTo: configuration.maxRequestBytes)
         let pushRequest: PushRequest
         do {
-            pushRequest = try JSONDecoder().decode(PushRequest.self, from: Data(buffer: body))
+            pushRequest = try body.withUnsafeReadableBytes { try FeedCoding.decodePush($0) }
         } catch {
             throw APIError(.malformedJSON, "the push body is not a valid push request: \(describe(error))")
         }

@@ -26,6 +26,7 @@ struct Bench: AsyncParsableCommand {
     @Option(help: "Cells changed for the incremental sync.") var incremental = 1_000
     @Option(help: "Directory for the stores (default: a new temporary one).") var directory: String?
     @Flag(help: "Print only JSON.") var json = false
+    @Flag(help: "Also time the stages of a bootstrap separately (server read, JSON encode/decode, apply).") var breakdown = false
 
     func run() async throws {
         let work = directory ?? NSTemporaryDirectory() + "kt-bench-\(UUID().uuidString.prefix(8))"
@@ -102,11 +103,36 @@ struct Bench: AsyncParsableCommand {
         }
         let officeEngine = try SyncEngine(replica: office)
         let changedCells = try office.outbox().count
-        let push = try await onThread { try timed { _ = try officeEngine.sync() } }
+        let push = try await onThread { try timed { _ = try officeEngine.push() } }
         results.append(Measurement(name: "incremental: push \(incremental) new rows from a second device", count: changedCells, unit: "cells", seconds: push))
         let (pull, incrementalReport) = try await onThread { try timedResult { try engine.sync() } }
         results.append(Measurement(name: "incremental: pull them into the bootstrapped replica", count: incrementalReport.pulled.cellsApplied,
                                    unit: "cells", seconds: pull))
+
+        if breakdown {
+            // Where bootstrap time goes, stage by stage, without HTTP.
+            var pages: [PullResponse] = []
+            let read = try timed {
+                var cursor: Int64 = 0
+                while true {
+                    let page = try store.pull(since: cursor, limit: pageSize)
+                    pages.append(page)
+                    cursor = page.cursor
+                    if !page.more { break }
+                }
+            }
+            results.append(Measurement(name: "  breakdown: server reads all pages", count: cells, unit: "cells", seconds: read))
+            var encoded: [Data] = []
+            let encode = try timed { encoded = try pages.map { try JSONEncoder().encode($0) } }
+            results.append(Measurement(name: "  breakdown: encode pages to JSON (\(encoded.reduce(0) { $0 + $1.count } / 1_000_000) MB)",
+                                       count: cells, unit: "cells", seconds: encode))
+            var decoded: [PullResponse] = []
+            let decode = try timed { decoded = try encoded.map { try JSONDecoder().decode(PullResponse.self, from: $0) } }
+            results.append(Measurement(name: "  breakdown: decode pages from JSON", count: cells, unit: "cells", seconds: decode))
+            let fresh = try Replica.create(path: work + "/fresh.sqlite", dataModel: model, serverURL: url, token: token)
+            let apply = try timed { for page in decoded { _ = try fresh.applyForBenchmark(page) } }
+            results.append(Measurement(name: "  breakdown: apply pages to an empty replica", count: cells, unit: "cells", seconds: apply))
+        }
 
         let peak = peakResidentKilobytes()
         await group.triggerGracefulShutdown()

@@ -1,0 +1,103 @@
+import Foundation
+import Testing
+@testable import KeukentafelProtocol
+
+/// The hand-written JSON of the hot messages must be the same JSON `Codable` reads and writes.
+@Suite struct FeedCodingTests {
+    static let texts = ["", "plan", "Dochter komt \"soms\" langs\nen belt", "tab\there", "ünïcødé 🏠", "back\\slash", "\u{1}ctrl", "/slash"]
+
+    func randomValue(_ random: inout SeededRandom) -> CellValue {
+        switch random.next() % 5 {
+        case 0: return .null
+        case 1: return .integer(Int64(bitPattern: random.next()))
+        // Not integral: Foundation's JSONDecoder reads 46488.0 as an integer, so Codable cannot
+        // round-trip integral reals. FeedCoding can (see integralRealsKeepTheirType).
+        case 2: return .real(Double(Int64(bitPattern: random.next() % 1_000_000)) / 7 + 0.25)
+        default: return .text(Self.texts[Int(random.next() % UInt64(Self.texts.count))])
+        }
+    }
+
+    func randomVersion(_ random: inout SeededRandom) -> CellVersion {
+        CellVersion(hlc: random.next() >> 1, node: NodeID(rawValue: random.next() % UInt64(Int64.max) + 1)!)
+    }
+
+    @Test(arguments: 0..<20 as Range<UInt64>)
+    func pullPagesRoundTripBothWays(seed: UInt64) throws {
+        var random = SeededRandom(seed: seed)
+        var rows: [FeedRow] = []
+        for r in 0..<Int(random.next() % 20) {
+            let cells = (0..<Int(random.next() % 6)).map { c in
+                FeedCell(column: "col\(c)", value: randomValue(&random), version: randomVersion(&random))
+            }
+            rows.append(FeedRow(table: "cases", row: "row-\(r)", cells: cells))
+        }
+        let conflict = ConflictRecord(id: 3, table: "cases", row: "r", column: "status", winnerValue: .text("a"), winnerVersion: randomVersion(&random),
+                                      winnerDevice: nil, loserValue: .integer(2), loserVersion: randomVersion(&random), loserDevice: "d",
+                                      base: nil, rule: "lww", review: false, recordedAt: "2026-11-23T00:00:00.000Z")
+        let page = PullResponse(cursor: Int64(random.next() % 1000), more: random.next() % 2 == 0, rows: rows,
+                                conflicts: seed % 2 == 0 ? [conflict] : [], serverTime: 1_763_000_000_000, schemaVersion: 1)
+        let fast = Data(try FeedCoding.encode(page))
+        let viaCodable = try JSONDecoder().decode(PullResponse.self, from: fast)
+        #expect(viaCodable.rows == page.rows)
+        #expect(viaCodable.conflicts == page.conflicts)
+        let back = try FeedCoding.decodePull(try JSONEncoder().encode(page))
+        #expect(back.rows == page.rows)
+        #expect(back.cursor == page.cursor && back.more == page.more && back.conflicts == page.conflicts)
+    }
+
+    @Test(arguments: 0..<20 as Range<UInt64>)
+    func pushBatchesRoundTripBothWays(seed: UInt64) throws {
+        var random = SeededRandom(seed: seed)
+        let changes = (0..<Int(random.next() % 30)).map { i in
+            Change(id: "n-\(i)", table: "notes", row: "r\(i)", column: "body", value: randomValue(&random),
+                   version: randomVersion(&random), base: random.next() % 2 == 0 ? nil : randomVersion(&random))
+        }
+        let request = PushRequest(node: NodeID(rawValue: 77)!, schemaVersion: 2, changes: changes)
+        let fast = Data(FeedCoding.encode(request))
+        #expect(try JSONDecoder().decode(PushRequest.self, from: fast).changes == changes)
+        let encoded = try JSONEncoder().encode(request)
+        let back = try encoded.withUnsafeBytes { try FeedCoding.decodePush($0) }
+        #expect(back.changes == changes)
+        #expect(back.node == request.node && back.schemaVersion == 2)
+    }
+
+    func decodePush(_ text: [UInt8]) throws -> PushRequest {
+        try text.withUnsafeBytes { try FeedCoding.decodePush($0) }
+    }
+
+    @Test func hostilePushBodiesAreRefused() {
+        let valid = #"{"node":"0000000000000001","schemaVersion":1,"changes":[]}"#
+        #expect(throws: Never.self) { _ = try decodePush(Array(valid.utf8)) }
+        let hostile: [[UInt8]] = [
+            Array(#"{"node":"0000000000000001","schemaVersion":1,"changes":[{"id":"a","table":"t","row":"r","column":"c","value":""#.utf8)
+                + [0xC3, 0x28] + Array(#"","version":"0000000000000001-0000000000000001"}]}"#.utf8),   // invalid UTF-8
+            Array(#"{"node":"0000000000000001","node":"0000000000000002","schemaVersion":1,"changes":[]}"#.utf8),  // duplicate key
+            Array((String(repeating: "[", count: 10_000) + String(repeating: "]", count: 10_000)).utf8),        // deep nesting
+            Array(#"{"node":"0000000000000001","schemaVersion":1,"changes":[{"id":"a","table":"t","row":"r","column":"c","value":1e999,"version":"0000000000000001-0000000000000001"}]}"#.utf8),
+            Array(#"{"node":"0000000000000001","schemaVersion":1,"changes":[]"#.utf8),                           // truncated
+            Array(#"{"node":"0000000000000001","schemaVersion":1,"changes":[]} trailing"#.utf8),
+            Array(#"{"node":"xyz","schemaVersion":1,"changes":[]}"#.utf8),
+            Array(#"{"node":"0000000000000001","schemaVersion":1,"changes":[{"id":"a"}]}"#.utf8),
+            Array("{\"node\":\"0000000000000001\",\"schemaVersion\":1,\"changes\":[{\"id\":\"a\u{1}\"}]}".utf8),
+            Array(#"{"node":"0000000000000001","schemaVersion":1,"changes":[{"id":"\ud800","table":"t"}]}"#.utf8),
+            [],
+        ]
+        for body in hostile {
+            #expect(throws: JSONReader.Error.self, "\(String(decoding: body.prefix(60), as: UTF8.self))") { _ = try decodePush(body) }
+        }
+    }
+
+    @Test func integralRealsKeepTheirType() throws {
+        let request = PushRequest(node: NodeID(rawValue: 1)!, schemaVersion: 1, changes: [
+            Change(id: "a", table: "t", row: "r", column: "c", value: .real(46488), version: CellVersion(hlc: 1, node: NodeID(rawValue: 1)!), base: nil),
+        ])
+        let back = try FeedCoding.encode(request).withUnsafeBytes { try FeedCoding.decodePush($0) }
+        #expect(back.changes.first?.value == .real(46488))
+    }
+
+    @Test func escapesDecodeToTheRightText() throws {
+        let body = #"{"node":"0000000000000001","schemaVersion":1,"changes":[{"id":"a","table":"t","row":"r","column":"c","value":"\u00e9\n\ud83c\udfe0\"\/","version":"0000000000000001-0000000000000001"}]}"#
+        let request = try decodePush(Array(body.utf8))
+        #expect(request.changes.first?.value == .text("é\n🏠\"/"))
+    }
+}
