@@ -52,7 +52,7 @@ extension Replica {
         // Everything this replica knows about the row's versions, in one range read.
         var local: [String: CellVersion] = [:]
         var tombstone: VersionedValue?
-        let read = try connection.cached("SELECT col, hlc, node, val FROM _kt_clock WHERE tbl = ? AND row_id = ?")
+        let read = try connection.statement("SELECT col, hlc, node, val FROM _kt_clock WHERE tbl = ? AND row_id = ?")
         try read.bind(row.table, at: 1)
         try read.bind(row.row, at: 2)
         while try read.step() {
@@ -78,17 +78,27 @@ extension Replica {
         counts.cellsApplied += winners.count
         let newestOther = local.filter { $0.key != Merge.deletedColumn }.values.max()
         let dead = Merge.isRowDeleted(tombstone: tombstone, newestOtherVersion: newestOther)
-        let exists = try connection.scalar("SELECT 1 FROM \(quotedTable) WHERE id = ?", [.text(row.row)]) != nil
+        // Every app row has versions, so a row without any cannot exist: skip the lookup (bootstrap).
+        let exists = try knownBefore && connection.scalar("SELECT 1 FROM \(quotedTable) WHERE id = ?", [.text(row.row)]) != nil
 
-        let write = try connection.cached("""
-            INSERT INTO _kt_clock (tbl, row_id, col, hlc, node, val) VALUES (?, ?, ?, ?, ?, ?)
-            ON CONFLICT (tbl, row_id, col) DO UPDATE SET hlc = excluded.hlc, node = excluded.node, val = excluded.val
-            """)
-        for cell in winners {
-            let keepValue = dead || cell.column == Merge.deletedColumn
-            try write.bind([.text(row.table), .text(row.row), .text(cell.column), .integer(Int64(cell.version.hlc)),
-                            .integer(Int64(cell.version.node.rawValue)), keepValue ? cell.value : .null])
+        // Versions go in with multi-row INSERTs: one statement per up to 16 cells.
+        var start = 0
+        while start < winners.count {
+            let chunk = winners[start..<min(start + 16, winners.count)]
+            let write = try clockInsert(rows: chunk.count)
+            var index: Int32 = 1
+            for cell in chunk {
+                let keepValue = dead || cell.column == Merge.deletedColumn
+                try write.bind(row.table, at: index)
+                try write.bind(row.row, at: index + 1)
+                try write.bind(cell.column, at: index + 2)
+                try write.bind(Int64(cell.version.hlc), at: index + 3)
+                try write.bind(Int64(cell.version.node.rawValue), at: index + 4)
+                try write.bind(keepValue ? cell.value : .null, at: index + 5)
+                index += 6
+            }
             try write.run()
+            start += chunk.count
         }
         let values = winners.filter { $0.column != Merge.deletedColumn }.map { ($0.column, $0.value) }
 
@@ -116,6 +126,12 @@ extension Replica {
         }
     }
 
+    static func clockInsert(rows: Int) -> String {
+        "INSERT INTO _kt_clock (tbl, row_id, col, hlc, node, val) VALUES "
+            + Array(repeating: "(?, ?, ?, ?, ?, ?)", count: rows).joined(separator: ", ")
+            + " ON CONFLICT (tbl, row_id, col) DO UPDATE SET hlc = excluded.hlc, node = excluded.node, val = excluded.val"
+    }
+
     /// Copies the values of a row about to be deleted next to their versions.
     private func keepValuesOfDyingRow(table: DataModel.Table, row: String, except: Set<String>) throws {
         let columns = table.columns.map(\.name).filter { !except.contains($0) }
@@ -130,15 +146,45 @@ extension Replica {
         }
     }
 
+    private func clockInsert(rows: Int) throws -> SQLiteStatement {
+        if let stmt = clockInserts[rows] {
+            stmt.reset()
+            return stmt
+        }
+        let stmt = try connection.prepare(Self.clockInsert(rows: rows))
+        clockInserts[rows] = stmt
+        return stmt
+    }
+
+    /// Inserts or updates the given columns of an app row. Statements are kept per shape (table and
+    /// set of columns); a bootstrap uses one shape per table.
     private func upsert(table: String, row: String, values: [(String, CellValue)]) throws {
-        let columns = values.map { ReplicaSchema.quote($0.0) }
-        let names = (["id"] + columns).joined(separator: ", ")
-        let placeholders = Array(repeating: "?", count: columns.count + 1).joined(separator: ", ")
-        let updates = columns.isEmpty ? "NOTHING" : "UPDATE SET " + columns.map { "\($0) = excluded.\($0)" }.joined(separator: ", ")
-        let upsert = try connection.cached(
-            "INSERT INTO \(ReplicaSchema.quote(table)) (\(names)) VALUES (\(placeholders)) ON CONFLICT (id) DO \(updates)")
-        try upsert.bind([.text(row)] + values.map(\.1))
-        try upsert.run()
+        guard let model = dataModel.table(named: table) else { return }
+        var mask: UInt64 = 0
+        var ordered: [(Int, CellValue)] = []
+        for (column, value) in values {
+            guard let index = model.columns.firstIndex(where: { $0.name == column }), index < 64 else { continue }
+            if mask & (1 << index) == 0 { ordered.append((index, value)) }
+            mask |= 1 << index
+        }
+        ordered.sort { $0.0 < $1.0 }
+        let shape = UpsertShape(table: table, columns: mask)
+        let stmt: SQLiteStatement
+        if let cached = upserts[shape] {
+            cached.reset()
+            stmt = cached
+        } else {
+            let columns = ordered.map { ReplicaSchema.quote(model.columns[$0.0].name) }
+            let names = (["id"] + columns).joined(separator: ", ")
+            let placeholders = Array(repeating: "?", count: columns.count + 1).joined(separator: ", ")
+            let updates = columns.isEmpty ? "NOTHING" : "UPDATE SET " + columns.map { "\($0) = excluded.\($0)" }.joined(separator: ", ")
+            stmt = try connection.prepare(
+                "INSERT INTO \(ReplicaSchema.quote(table)) (\(names)) VALUES (\(placeholders)) ON CONFLICT (id) DO \(updates)")
+            upserts[shape] = stmt
+        }
+        try stmt.bind(row, at: 1)
+        for (i, entry) in ordered.enumerated() { try stmt.bind(entry.1, at: Int32(i + 2)) }
+        try stmt.run()
     }
 
     private func store(_ conflict: ConflictRecord) throws {

@@ -17,7 +17,7 @@ extension Replica {
     /// The oldest pending local writes, in write order.
     func pendingChanges(limit: Int) throws -> [(seq: Int64, change: Change)] {
         try locked {
-            let stmt = try connection.cached("""
+            let stmt = try connection.statement("""
                 SELECT seq, tbl, row_id, col, value, hlc, base_hlc, base_node FROM _kt_outbox
                 WHERE state = 'pending' ORDER BY seq LIMIT ?
                 """)

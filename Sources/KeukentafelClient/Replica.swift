@@ -27,6 +27,16 @@ public final class Replica: @unchecked Sendable {
     private var hlc = HybridLogicalClock()
     /// False while pulled changes are applied, so the triggers do not capture them as local writes.
     private var capturing = true
+    /// Prepared statements of the page-apply path whose SQL depends on the row (see `Replica+Apply`).
+    var clockInserts: [Int: SQLiteStatement] = [:]
+    var upserts: [UpsertShape: SQLiteStatement] = [:]
+
+    struct UpsertShape: Hashable {
+        var table: String
+        /// Bit i set: column i of the table is written.
+        var columns: UInt64
+    }
+
     /// Test hook: called after each row of a pulled page is applied; throwing aborts the page.
     var afterApplyingRow: ((Int) throws -> Void)?
 

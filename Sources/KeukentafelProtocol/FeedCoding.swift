@@ -249,10 +249,14 @@ struct JSONReader {
         defer { depth -= 1 }
         if depth > Self.maxDepth { throw fail("nested too deeply") }
         if try peek() == UInt8(ascii: "}") { offset += 1; return }
-        var seen = Set<String>()
+        // Duplicate keys are refused (two values for one field is an attack or a bug). Objects here
+        // have a handful of keys, so a list beats a set.
+        var seen: [String] = []
         while true {
             let key = try string()
-            guard seen.insert(key).inserted else { throw fail("duplicate key '\(key.prefix(40))'") }
+            if seen.contains(key) { throw fail("duplicate key '\(key.prefix(40))'") }
+            if seen.count > 256 { throw fail("too many keys in one object") }
+            seen.append(key)
             try expect(UInt8(ascii: ":"))
             try field(key, &self)
             switch try peek() {

@@ -27,6 +27,7 @@ public final class SQLiteConnection {
     public let path: String
     let handle: OpaquePointer
     private var statementCache: [String: SQLiteStatement] = [:]
+    private var staticStatementCache: [UnsafeRawPointer: SQLiteStatement] = [:]
 
     /// Opens (and creates, unless `readOnly`) the database at `path`.
     public init(path: String, readOnly: Bool = false) throws {
@@ -46,6 +47,7 @@ public final class SQLiteConnection {
 
     deinit {
         statementCache.removeAll()
+        staticStatementCache.removeAll()
         sqlite3_close_v2(handle)
     }
 
@@ -79,6 +81,19 @@ public final class SQLiteConnection {
         }
         let stmt = try prepare(sql)
         statementCache[sql] = stmt
+        return stmt
+    }
+
+    /// Like `cached(_:)`, for SQL written as a literal: looked up by the literal's address, not by hashing
+    /// its text, which matters on paths that run a statement a million times.
+    public func statement(_ sql: StaticString) throws -> SQLiteStatement {
+        let key = UnsafeRawPointer(sql.utf8Start)
+        if let stmt = staticStatementCache[key] {
+            stmt.reset()
+            return stmt
+        }
+        let stmt = try prepare(sql.description)
+        staticStatementCache[key] = stmt
         return stmt
     }
 

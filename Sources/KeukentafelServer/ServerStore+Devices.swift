@@ -63,7 +63,7 @@ extension ServerStore {
     public func authenticate(token: String) throws -> Authentication {
         let hash = DeviceToken.hash(token)
         return try reader.withLock { connection in
-            let stmt = try connection.cached("SELECT id, name, revoked_at FROM devices WHERE token_hash = ?")
+            let stmt = try connection.statement("SELECT id, name, revoked_at FROM devices WHERE token_hash = ?")
             defer { stmt.reset() }
             try stmt.bind(hash, at: 1)
             guard try stmt.step() else { return .unknown }

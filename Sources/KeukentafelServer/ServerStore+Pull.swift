@@ -17,7 +17,7 @@ extension ServerStore {
         let now = clock()
         return try reader.withLock { connection in
             try connection.transaction(immediate: false) {
-                let stmt = try connection.cached(
+                let stmt = try connection.statement(
                     "SELECT tbl, row_id, col, value, hlc, node, seq FROM cells WHERE seq > ? ORDER BY seq LIMIT ?")
                 try stmt.bind(cursor, at: 1)
                 try stmt.bind(Int64(limit), at: 2)

@@ -35,6 +35,13 @@ struct PushContext {
     let device: String
     let receivedAt: String
     let store: ServerStore
+    /// The cells of every row this batch touched, read once per row and kept current by `writeCell`.
+    var rowCache: [RowAddress: [String: StoredCell]] = [:]
+
+    struct RowAddress: Hashable {
+        var table: String
+        var row: String
+    }
 
     mutating func nextSequence() -> Int64 {
         sequence += 1
@@ -149,27 +156,32 @@ struct PushContext {
         }
     }
 
-    func cell(_ key: CellKey) throws -> StoredCell? {
-        let stmt = try connection.cached("SELECT value, hlc, node, device FROM cells WHERE tbl = ? AND row_id = ? AND col = ?")
-        defer { stmt.reset() }
-        try stmt.bind(key.table, at: 1)
-        try stmt.bind(key.row, at: 2)
-        try stmt.bind(key.column, at: 3)
-        guard try stmt.step(), let version = CellVersion(hlc: stmt.value(1), node: stmt.value(2)) else { return nil }
-        return StoredCell(value: VersionedValue(value: stmt.value(0), version: version), device: stmt.text(3))
-    }
-
-    func rowState(table: String, row: String) throws -> RowState {
-        let stmt = try connection.cached("SELECT col, value, hlc, node, device FROM cells WHERE tbl = ? AND row_id = ?")
+    mutating func cells(table: String, row: String) throws -> [String: StoredCell] {
+        let address = RowAddress(table: table, row: row)
+        if let cached = rowCache[address] { return cached }
+        let stmt = try connection.statement("SELECT col, value, hlc, node, device FROM cells WHERE tbl = ? AND row_id = ?")
         try stmt.bind(table, at: 1)
         try stmt.bind(row, at: 2)
-        var state = RowState()
+        var cells: [String: StoredCell] = [:]
         while try stmt.step() {
-            guard let version = CellVersion(hlc: stmt.value(2), node: stmt.value(3)) else { continue }
-            let cell = StoredCell(value: VersionedValue(value: stmt.value(1), version: version), device: stmt.text(4))
-            if stmt.text(0) == Merge.deletedColumn {
+            guard let column = stmt.text(0), let version = CellVersion(hlc: stmt.value(2), node: stmt.value(3)) else { continue }
+            cells[column] = StoredCell(value: VersionedValue(value: stmt.value(1), version: version), device: stmt.text(4))
+        }
+        if rowCache.count > 50_000 { rowCache.removeAll(keepingCapacity: true) }  // bound memory on huge batches
+        rowCache[address] = cells
+        return cells
+    }
+
+    mutating func cell(_ key: CellKey) throws -> StoredCell? {
+        try cells(table: key.table, row: key.row)[key.column]
+    }
+
+    mutating func rowState(table: String, row: String) throws -> RowState {
+        var state = RowState()
+        for (column, cell) in try cells(table: table, row: row) {
+            if column == Merge.deletedColumn {
                 state.tombstone = cell
-            } else if state.newestOther.map({ version > $0.version }) ?? true {
+            } else if state.newestOther.map({ cell.version > $0.version }) ?? true {
                 state.newestOther = cell
             }
         }
@@ -177,7 +189,7 @@ struct PushContext {
     }
 
     func earlierResult(of change: Change) throws -> ChangeResult? {
-        let stmt = try connection.cached(
+        let stmt = try connection.statement(
             "SELECT tbl, row_id, col, hlc, node, status, won, conflict_id FROM changes WHERE change_id = ?")
         defer { stmt.reset() }
         try stmt.bind(change.id, at: 1)
@@ -202,7 +214,7 @@ struct PushContext {
     // MARK: Writing
 
     mutating func writeCell(_ key: CellKey, _ value: VersionedValue) throws {
-        let stmt = try connection.cached("""
+        let stmt = try connection.statement("""
             INSERT INTO cells (tbl, row_id, col, value, hlc, node, seq, device) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
             ON CONFLICT (tbl, row_id, col) DO UPDATE SET
                 value = excluded.value, hlc = excluded.hlc, node = excluded.node, seq = excluded.seq, device = excluded.device
@@ -210,6 +222,8 @@ struct PushContext {
         try stmt.bind([.text(key.table), .text(key.row), .text(key.column), value.value,
                        value.version.hlcValue, value.version.nodeValue, .integer(nextSequence()), .text(device)])
         try stmt.run()
+        let address = RowAddress(table: key.table, row: key.row)
+        if rowCache[address] != nil { rowCache[address]?[key.column] = StoredCell(value: value, device: device) }
     }
 
     /// Gives every cell of a row a new sequence number, so pulls deliver the whole row again.
@@ -224,7 +238,7 @@ struct PushContext {
     mutating func recordConflict(table: DataModel.Table, key: CellKey, winner: VersionedValue, winnerDevice: String?,
                                  loser: VersionedValue, loserDevice: String?, base: CellVersion?, rule: String) throws -> Int64 {
         let review = table.column(named: key.column)?.policy == .review
-        let stmt = try connection.cached("""
+        let stmt = try connection.statement("""
             INSERT INTO conflicts (seq, tbl, row_id, col, winner_value, winner_hlc, winner_node, winner_device,
                 loser_value, loser_hlc, loser_node, loser_device, base_hlc, base_node, rule, review, recorded_at)
             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
@@ -242,24 +256,19 @@ struct PushContext {
     /// A deletion won against edits its writer never saw: each such edit becomes a conflict record.
     mutating func recordDeleteWins(table: DataModel.Table, row: String, deletion: VersionedValue, deletionBase: CellVersion?) throws -> Int64? {
         var first: Int64?
-        let cells = try connection.query(
-            "SELECT col, value, hlc, node, device FROM cells WHERE tbl = ? AND row_id = ? AND col <> ? ORDER BY col",
-            [.text(table.name), .text(row), .text(Merge.deletedColumn)])
-        for cell in cells {
-            guard case .text(let column) = cell[0], let version = CellVersion(hlc: cell[2], node: cell[3]) else { continue }
-            if let deletionBase, version <= deletionBase { continue }  // the deleter saw this one
+        for (column, cell) in try cells(table: table.name, row: row).sorted(by: { $0.key < $1.key }) where column != Merge.deletedColumn {
+            if let deletionBase, cell.version <= deletionBase { continue }  // the deleter saw this one
             let id = try recordConflict(
                 table: table, key: CellKey(table: table.name, row: row, column: column),
                 winner: VersionedValue(value: .null, version: deletion.version), winnerDevice: device,
-                loser: VersionedValue(value: cell[1], version: version), loserDevice: cell[4].string,
-                base: deletionBase, rule: "delete-wins")
+                loser: cell.value, loserDevice: cell.device, base: deletionBase, rule: "delete-wins")
             first = first ?? id
         }
         return first
     }
 
     func log(_ change: Change, result: ChangeResult) throws {
-        let stmt = try connection.cached("""
+        let stmt = try connection.statement("""
             INSERT INTO changes (change_id, tbl, row_id, col, value, hlc, node, base_hlc, base_node, device, received_at, status, won, conflict_id)
             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
             """)

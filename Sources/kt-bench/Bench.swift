@@ -123,11 +123,11 @@ struct Bench: AsyncParsableCommand {
             }
             results.append(Measurement(name: "  breakdown: server reads all pages", count: cells, unit: "cells", seconds: read))
             var encoded: [Data] = []
-            let encode = try timed { encoded = try pages.map { try JSONEncoder().encode($0) } }
+            let encode = try timed { encoded = try pages.map { Data(try FeedCoding.encode($0)) } }
             results.append(Measurement(name: "  breakdown: encode pages to JSON (\(encoded.reduce(0) { $0 + $1.count } / 1_000_000) MB)",
                                        count: cells, unit: "cells", seconds: encode))
             var decoded: [PullResponse] = []
-            let decode = try timed { decoded = try encoded.map { try JSONDecoder().decode(PullResponse.self, from: $0) } }
+            let decode = try timed { decoded = try encoded.map { try FeedCoding.decodePull($0) } }
             results.append(Measurement(name: "  breakdown: decode pages from JSON", count: cells, unit: "cells", seconds: decode))
             let fresh = try Replica.create(path: work + "/fresh.sqlite", dataModel: model, serverURL: url, token: token)
             let apply = try timed { for page in decoded { _ = try fresh.applyForBenchmark(page) } }
