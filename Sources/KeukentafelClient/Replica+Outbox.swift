@@ -12,7 +12,11 @@ public struct OutboxEntry: Sendable, Equatable {
 
 extension Replica {
     /// The change id of outbox entry `seq`: unique forever, because the outbox never reuses a seq.
-    func changeID(seq: Int64) -> String { "\(node)-\(seq)" }
+    func changeID(seq: Int64) -> String {
+        // Zero-padded, so one replica's ids sort in write order: the server's index on them grows at the end.
+        let digits = String(seq)
+        return "\(node)-" + String(repeating: "0", count: max(0, 12 - digits.count)) + digits
+    }
 
     /// The oldest pending local writes, in write order.
     func pendingChanges(limit: Int) throws -> [(seq: Int64, change: Change)] {

@@ -25,7 +25,7 @@ public final class ServerStore: Sendable {
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         let path = (directory as NSString).appendingPathComponent(Self.fileName)
         let connection = try SQLiteConnection(path: path)
-        try connection.execute("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;")
+        try connection.execute("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA cache_size=-65536;")
         try connection.execute(Self.ddl)
         if try connection.scalar("SELECT value FROM meta WHERE key = 'node'") == nil {
             try connection.run("INSERT INTO meta(key, value) VALUES ('node', ?)", [.text(NodeID.random().description)])
@@ -72,14 +72,15 @@ public final class ServerStore: Sendable {
         ) WITHOUT ROWID;
         CREATE INDEX IF NOT EXISTS cells_by_seq ON cells(seq);
         -- Every accepted change: the history of each cell, and what makes pushes idempotent.
+        -- A rowid table: history is appended in arrival order; change ids are looked up by index.
         CREATE TABLE IF NOT EXISTS changes (
-            change_id TEXT PRIMARY KEY,
+            change_id TEXT NOT NULL UNIQUE,
             tbl TEXT NOT NULL, row_id TEXT NOT NULL, col TEXT NOT NULL,
             value, hlc INTEGER NOT NULL, node INTEGER NOT NULL,
             base_hlc INTEGER, base_node INTEGER,
             device TEXT, received_at TEXT NOT NULL,
             status TEXT NOT NULL, won INTEGER, conflict_id INTEGER
-        ) WITHOUT ROWID;
+        );
         CREATE INDEX IF NOT EXISTS changes_by_cell ON changes(tbl, row_id, col);
         CREATE TABLE IF NOT EXISTS conflicts (
             id INTEGER PRIMARY KEY AUTOINCREMENT,

@@ -55,7 +55,7 @@ struct Bench: AsyncParsableCommand {
             let row = Synthetic.rowID(i)
             for (column, value) in Synthetic.caseCells(i) {
                 counter += 1
-                pending.append(Change(id: "\(node)-\(counter)", table: "cases", row: row, column: column, value: value,
+                pending.append(Change(id: "\(node)-" + String(format: "%012d", counter), table: "cases", row: row, column: column, value: value,
                                       version: CellVersion(hlc: clock.tick(wallMilliseconds: now), node: node), base: nil))
                 if pending.count == batch {
                     let changes = pending
@@ -184,7 +184,7 @@ enum RawSQLite {
     static func open(_ path: String) throws -> SQLiteConnection {
         try? FileManager.default.removeItem(atPath: path)
         let db = try SQLiteConnection(path: path)
-        try db.execute("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;")
+        try db.execute("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA cache_size=-65536;")
         return db
     }
 
