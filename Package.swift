@@ -30,6 +30,9 @@ let package = Package(
             name: "CSQLite", path: "Sources/CSQLite", pkgConfig: "sqlite3",
             providers: [.apt(["libsqlite3-dev"])]),
         .systemLibrary(
+            name: "CZlib", path: "Sources/CZlib", pkgConfig: "zlib",
+            providers: [.apt(["zlib1g-dev"])]),
+        .systemLibrary(
             name: "CCurl", path: "Sources/CCurl", pkgConfig: "libcurl",
             providers: [.apt(["libcurl4-openssl-dev"])]),
 
@@ -37,15 +40,16 @@ let package = Package(
         // (besides the SQLite wrapper, which is infrastructure; see docs/decisions/0002).
         .target(name: "KeukentafelProtocol", swiftSettings: strict),
         .target(name: "KeukentafelSQLite", dependencies: ["CSQLite", "KeukentafelProtocol"], swiftSettings: strict),
+        .target(name: "KeukentafelCompression", dependencies: ["CZlib"], swiftSettings: strict),
 
         .target(
             name: "KeukentafelClient",
-            dependencies: ["KeukentafelProtocol", "KeukentafelSQLite", "CCurl"],
+            dependencies: ["KeukentafelProtocol", "KeukentafelSQLite", "KeukentafelCompression", "CCurl"],
             swiftSettings: strict),
         .target(
             name: "KeukentafelServer",
             dependencies: [
-                "KeukentafelProtocol", "KeukentafelSQLite",
+                "KeukentafelProtocol", "KeukentafelSQLite", "KeukentafelCompression",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Crypto", package: "swift-crypto"),
@@ -81,7 +85,7 @@ let package = Package(
             swiftSettings: strict),
 
         .testTarget(
-            name: "KeukentafelProtocolTests", dependencies: ["KeukentafelProtocol"],
+            name: "KeukentafelProtocolTests", dependencies: ["KeukentafelProtocol", "KeukentafelCompression"],
             swiftSettings: strict),
         .testTarget(
             name: "EndToEndTests",

@@ -10,7 +10,14 @@ public struct HTTPExchange: Sendable {
 /// How the sync engine reaches the server. `CurlTransport` is the real one; tests wrap it to inject
 /// faults they cannot cause otherwise (a response lost after the server committed).
 public protocol SyncTransport: Sendable {
-    func send(method: String, path: String, query: [(String, String)], body: Data?) throws -> HTTPExchange
+    /// Sends one request; `headers` are added to the transport's own (e.g. `Content-Encoding: gzip`).
+    func send(method: String, path: String, query: [(String, String)], body: Data?, headers: [String]) throws -> HTTPExchange
+}
+
+extension SyncTransport {
+    public func send(method: String, path: String, query: [(String, String)], body: Data?) throws -> HTTPExchange {
+        try send(method: method, path: path, query: query, body: body, headers: [])
+    }
 }
 
 /// A failure to talk to the server at all: DNS, refused connection, timeout, TLS.
@@ -28,6 +35,8 @@ public struct CurlTransport: SyncTransport {
     public var timeoutMilliseconds = 120_000
     /// A PEM bundle of extra certificate authorities (e.g. a municipality's own CA).
     public var caBundlePath: String?
+    /// Let libcurl ask for compressed responses and decode them (on by default).
+    public var decodesContent = true
     /// Headers sent on every request; the defaults suit the sync protocol.
     public var headers = ["Accept: application/json", "Content-Type: application/json", "Expect:"]
 
@@ -39,7 +48,7 @@ public struct CurlTransport: SyncTransport {
 
     private static let globalInit: Void = { curl_global_init(Int(CURL_GLOBAL_DEFAULT)) }()
 
-    public func send(method: String, path: String, query: [(String, String)], body: Data?) throws -> HTTPExchange {
+    public func send(method: String, path: String, query: [(String, String)], body: Data?, headers extra: [String]) throws -> HTTPExchange {
         _ = Self.globalInit
         guard let handle = curl_easy_init() else { throw TransportError(message: "libcurl could not start a request") }
         defer { curl_easy_cleanup(handle) }
@@ -50,7 +59,7 @@ public struct CurlTransport: SyncTransport {
                 .joined(separator: "&")
         }
         var headerList: UnsafeMutablePointer<curl_slist>?
-        for header in (token.isEmpty ? [] : ["Authorization: Bearer \(token)"]) + headers {
+        for header in (token.isEmpty ? [] : ["Authorization: Bearer \(token)"]) + headers + extra {
             headerList = curl_slist_append(headerList, header)
         }
         defer { curl_slist_free_all(headerList) }
@@ -62,7 +71,7 @@ public struct CurlTransport: SyncTransport {
         kt_curl_setopt_long(handle, CURLOPT_NOSIGNAL, 1)
         kt_curl_setopt_long(handle, CURLOPT_CONNECTTIMEOUT_MS, connectTimeoutMilliseconds)
         kt_curl_setopt_long(handle, CURLOPT_TIMEOUT_MS, timeoutMilliseconds)
-        kt_curl_setopt_string(handle, CURLOPT_ACCEPT_ENCODING, "")  // every encoding libcurl can decode, gzip included
+        if decodesContent { kt_curl_setopt_string(handle, CURLOPT_ACCEPT_ENCODING, "") }  // every encoding libcurl decodes, gzip included
         kt_curl_setopt_string(handle, CURLOPT_USERAGENT, "keukentafel-client/1")
         if let caBundlePath { kt_curl_setopt_string(handle, CURLOPT_CAINFO, caBundlePath) }
         kt_curl_setopt_write(handle) { data, size, count, context in

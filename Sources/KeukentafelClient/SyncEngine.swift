@@ -1,4 +1,5 @@
 import Foundation
+import KeukentafelCompression
 import KeukentafelProtocol
 
 /// Why a sync did not complete. The outbox and the replica are unchanged by a failed step.
@@ -111,7 +112,13 @@ public final class SyncEngine: @unchecked Sendable {
             let batch = try replica.pendingChanges(limit: pushBatchSize)
             if batch.isEmpty { break }
             let request = PushRequest(node: replica.node, schemaVersion: replica.dataModel.version, changes: batch.map(\.change))
-            let response: PushResponse = try call("POST", "/v1/push", body: Data(FeedCoding.encode(request)))
+            let encoded = FeedCoding.encode(request)
+            let response: PushResponse
+            if encoded.count >= 4096 {
+                response = try call("POST", "/v1/push", body: Data(try Gzip.compress(encoded)), headers: ["Content-Encoding: gzip"])
+            } else {
+                response = try call("POST", "/v1/push", body: Data(encoded))
+            }
             let counts = try replica.acknowledge(batch, results: response.results)
             report.pushed.applied += counts.applied
             report.pushed.superseded += counts.superseded
@@ -150,15 +157,16 @@ public final class SyncEngine: @unchecked Sendable {
         }
     }
 
-    func call<T: Decodable>(_ method: String, _ path: String, query: [(String, String)] = [], body: Data? = nil) throws -> T {
-        try call(method, path, query: query, body: body) { try JSONDecoder().decode(T.self, from: $0) }
+    func call<T: Decodable>(_ method: String, _ path: String, query: [(String, String)] = [], body: Data? = nil,
+                            headers: [String] = []) throws -> T {
+        try call(method, path, query: query, body: body, headers: headers) { try JSONDecoder().decode(T.self, from: $0) }
     }
 
-    func call<T>(_ method: String, _ path: String, query: [(String, String)] = [], body: Data? = nil,
+    func call<T>(_ method: String, _ path: String, query: [(String, String)] = [], body: Data? = nil, headers: [String] = [],
                  decode: (Data) throws -> T) throws -> T {
         let exchange: HTTPExchange
         do {
-            exchange = try transport.send(method: method, path: path, query: query, body: body)
+            exchange = try transport.send(method: method, path: path, query: query, body: body, headers: headers)
         } catch let error as TransportError {
             throw SyncError.unreachable(error.message)
         }

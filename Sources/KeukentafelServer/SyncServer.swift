@@ -1,5 +1,6 @@
 import Foundation
 import Hummingbird
+import KeukentafelCompression
 import KeukentafelProtocol
 import Logging
 import NIOCore
@@ -55,9 +56,9 @@ public struct SyncServer: Sendable {
         router.get("/healthz") { _, _ in try json(["status": "ok"]) }
 
         let v1 = router.group("v1").add(middleware: BearerAuthMiddleware(store: store))
-        v1.get("hello") { _, context in
-            try json(HelloResponse(protocolVersion: Self.protocolVersion, serverTime: store.clock(),
-                                   device: context.device?.id ?? "", schema: store.dataModel))
+        v1.get("hello") { request, context in
+            try respond(try jsonBytes(HelloResponse(protocolVersion: Self.protocolVersion, serverTime: store.clock(),
+                                                    device: context.device?.id ?? "", schema: store.dataModel)), to: request)
         }
         v1.post("push") { request, context in
             try await push(request, context: context)
@@ -71,7 +72,7 @@ public struct SyncServer: Sendable {
             let body = try await blocking {
                 try FeedCoding.encode(try store.pull(since: since, limit: Int(min(limit, Int64(ServerStore.maxPageSize)))))
             }
-            return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: body)))
+            return try respond(body, to: request)
         }
         return router
     }
@@ -80,7 +81,20 @@ public struct SyncServer: Sendable {
         if let type = request.headers[.contentType], !type.lowercased().hasPrefix("application/json") {
             throw APIError(.unsupportedMediaType, "send the push as application/json", status: .unsupportedMediaType)
         }
-        let body = try await request.body.collect(upTo: configuration.maxRequestBytes)
+        var body = try await request.body.collect(upTo: configuration.maxRequestBytes)
+        switch request.headers[.contentEncoding]?.lowercased() {
+        case nil, "identity": break
+        case "gzip":
+            let limit = configuration.maxRequestBytes * 4
+            do {
+                body = ByteBuffer(bytes: try body.withUnsafeReadableBytes { try Gzip.decompress($0, limit: limit) })
+            } catch {
+                throw APIError(.requestTooLarge, "the gzip body is corrupt or inflates beyond \(limit) bytes", status: .contentTooLarge)
+            }
+        case let other?:
+            throw APIError(.unsupportedMediaType, "Content-Encoding '\(other)' is not supported; use gzip or none",
+                           status: .unsupportedMediaType)
+        }
         let pushRequest: PushRequest
         do {
             pushRequest = try body.withUnsafeReadableBytes { try FeedCoding.decodePush($0) }
@@ -93,7 +107,7 @@ public struct SyncServer: Sendable {
         }
         let device = context.device?.id ?? ""
         let response = try await blocking { try store.push(pushRequest.changes, device: device) }
-        return try json(response)
+        return try respond(try jsonBytes(response), to: request)
     }
 
     /// Builds the Hummingbird application. `onRunning` receives the bound port (useful with port 0).
@@ -109,6 +123,22 @@ public struct SyncServer: Sendable {
 /// Runs blocking store work on NIO's thread pool, never on the event loop or the cooperative pool.
 func blocking<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T {
     try await NIOThreadPool.singleton.runIfActive(work)
+}
+
+func jsonBytes(_ value: some Encodable) throws -> [UInt8] {
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.withoutEscapingSlashes]
+    return Array(try encoder.encode(value))
+}
+
+/// A 200 JSON response, gzip-compressed when the client accepts it and the body is worth it.
+func respond(_ body: [UInt8], to request: Request) throws -> Response {
+    let acceptsGzip = request.headers[.acceptEncoding]?.lowercased().contains("gzip") ?? false
+    if acceptsGzip, body.count >= 1024 {
+        return Response(status: .ok, headers: [.contentType: "application/json", .contentEncoding: "gzip"],
+                        body: .init(byteBuffer: ByteBuffer(bytes: try Gzip.compress(body))))
+    }
+    return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: body)))
 }
 
 func json(_ value: some Encodable, status: HTTPResponse.Status = .ok) throws -> Response {

@@ -1,4 +1,5 @@
 import Foundation
+import KeukentafelCompression
 @testable import KeukentafelClient
 import KeukentafelProtocol
 import KeukentafelServer
@@ -11,8 +12,9 @@ import Testing
     }
 
     func send(_ server: TestServer, token: String, _ method: String, _ path: String, body: Data? = nil,
-              headers: [String]? = nil, query: [(String, String)] = []) async throws -> HTTPExchange {
+              headers: [String]? = nil, query: [(String, String)] = [], decodesContent: Bool = true) async throws -> HTTPExchange {
         var transport = CurlTransport(baseURL: server.url, token: token)
+        transport.decodesContent = decodesContent
         if let headers { transport.headers = headers }
         let configured = transport
         return try await onThread { try configured.send(method: method, path: path, query: query, body: body) }
@@ -119,6 +121,39 @@ import Testing
             server, token: token, "POST", "/v1/push", body: try JSONEncoder().encode(PushRequest(node: node, schemaVersion: 1, changes: [reused]))).body)
         #expect(reuse.results.first?.code == .changeIDReused)
         #expect(try server.store.cell(table: "residents", row: row, column: "name")?.value == .text("Sanne"))
+        await server.stop()
+    }
+
+    @Test func bodiesAreGzippedBothWays() async throws {
+        let server = try await TestServer.start(maxRequestBytes: 256 * 1024)
+        let laptop = try server.replica("laptop")
+        for i in 0..<40 { _ = try seedCase(on: laptop, name: "Inwoner \(i)") }
+        try await laptop.sync()  // a push of 640 cells: sent gzipped (over 4 KiB)
+        #expect(try server.store.counts()["cells"] == 640)
+
+        // The feed comes back gzipped when asked for.
+        let token = try server.token("raw")
+        let raw = try await send(server, token: token, "GET", "/v1/pull", headers: ["Accept: application/json", "Accept-Encoding: gzip"],
+                                 decodesContent: false)
+        #expect(raw.status == 200)
+        #expect(Gzip.isGzip(raw.body))
+        let page = try FeedCoding.decodePull(Data(try raw.body.withUnsafeBytes { try Gzip.decompress($0, limit: 10 << 20) }))
+        #expect(page.rows.count == 80)
+
+        // A body that inflates past the limit, a corrupt one, and an unknown encoding.
+        let bomb = try Gzip.compress([UInt8](repeating: UInt8(ascii: " "), count: 4 << 20))
+        let bombed = try await send(server, token: token, "POST", "/v1/push", body: Data(bomb),
+                                    headers: ["Content-Type: application/json", "Content-Encoding: gzip"])
+        #expect(bombed.status == 413)
+        #expect(errorCode(bombed) == "request_too_large")
+        let corrupt = try await send(server, token: token, "POST", "/v1/push", body: Data([0x1F, 0x8B, 1, 2, 3]),
+                                     headers: ["Content-Type: application/json", "Content-Encoding: gzip"])
+        #expect(corrupt.status == 413)
+        let brotli = try await send(server, token: token, "POST", "/v1/push", body: Data("{}".utf8),
+                                    headers: ["Content-Type: application/json", "Content-Encoding: br"])
+        #expect(brotli.status == 415)
+        #expect(errorCode(brotli) == "unsupported_media_type")
+        #expect(try server.store.counts()["cells"] == 640)
         await server.stop()
     }
 

@@ -270,8 +270,8 @@ final class ResponseLosingTransport: SyncTransport, @unchecked Sendable {
         self.losePathPrefix = losePathPrefix
     }
 
-    func send(method: String, path: String, query: [(String, String)], body: Data?) throws -> HTTPExchange {
-        let exchange = try inner.send(method: method, path: path, query: query, body: body)
+    func send(method: String, path: String, query: [(String, String)], body: Data?, headers: [String]) throws -> HTTPExchange {
+        let exchange = try inner.send(method: method, path: path, query: query, body: body, headers: headers)
         let drop = lock.withLock { () -> Bool in
             guard path.hasPrefix(losePathPrefix), _lost == 0 else { return false }
             _lost += 1
@@ -287,8 +287,8 @@ struct TruncatingTransport: SyncTransport {
     let inner: CurlTransport
     let pathPrefix: String
 
-    func send(method: String, path: String, query: [(String, String)], body: Data?) throws -> HTTPExchange {
-        var exchange = try inner.send(method: method, path: path, query: query, body: body)
+    func send(method: String, path: String, query: [(String, String)], body: Data?, headers: [String]) throws -> HTTPExchange {
+        var exchange = try inner.send(method: method, path: path, query: query, body: body, headers: headers)
         if path.hasPrefix(pathPrefix) { exchange.body = exchange.body.prefix(exchange.body.count / 2) }
         return exchange
     }
