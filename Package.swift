@@ -41,6 +41,7 @@ let package = Package(
         .target(name: "KeukentafelProtocol", swiftSettings: strict),
         .target(name: "KeukentafelSQLite", dependencies: ["CSQLite", "KeukentafelProtocol"], swiftSettings: strict),
         .target(name: "KeukentafelCompression", dependencies: ["CZlib"], swiftSettings: strict),
+        .target(name: "KeukentafelTerminal", dependencies: ["KeukentafelProtocol"], swiftSettings: strict),
 
         .target(
             name: "KeukentafelClient",
@@ -61,7 +62,7 @@ let package = Package(
         .executableTarget(
             name: "ktd",
             dependencies: [
-                "KeukentafelServer", "KeukentafelProtocol",
+                "KeukentafelServer", "KeukentafelProtocol", "KeukentafelTerminal",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -69,7 +70,7 @@ let package = Package(
         .executableTarget(
             name: "kt",
             dependencies: [
-                "KeukentafelClient", "KeukentafelProtocol",
+                "KeukentafelClient", "KeukentafelProtocol", "KeukentafelTerminal",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strict),

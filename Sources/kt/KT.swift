@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import KeukentafelClient
 import KeukentafelProtocol
+import KeukentafelTerminal
 
 @main
 struct KT: ParsableCommand {
@@ -51,7 +52,7 @@ struct Init: ParsableCommand {
         let hello = try JSONDecoder().decode(HelloResponse.self, from: exchange.body)
         let replica = try Replica.create(path: db, dataModel: hello.schema, serverURL: server, token: token)
         if json {
-            return try printJSON(["db": db, "node": replica.node.description, "device": hello.device,
+            return try Terminal.printJSON(["db": db, "node": replica.node.description, "device": hello.device,
                                   "schemaVersion": String(hello.schema.version)])
         }
         print("Replica \(db) created (node \(replica.node), device \(hello.device), data model v\(hello.schema.version),",
@@ -79,19 +80,19 @@ struct SQL: ParsableCommand {
             if isQuery {
                 let result = try replica.query(trimmed)
                 if options.json {
-                    return try printJSON(result.rows.map { row in
+                    return try Terminal.printJSON(result.rows.map { row in
                         Dictionary(uniqueKeysWithValues: zip(result.columns, row.map(JSONCell.init)))
                     })
                 }
-                printTable(result.columns, result.rows.map { $0.map { shorten($0.description, to: 60) } })
+                Terminal.printTable(result.columns, result.rows.map { $0.map { Terminal.shorten($0.description, to: 60) } }, empty: "(no rows)")
             } else {
                 try replica.execute(trimmed)
-                if options.json { return try printJSON(["ok": true]) }
+                if options.json { return try Terminal.printJSON(["ok": true]) }
                 let waiting = try replica.status().pending
                 print("OK; \(waiting) cell change\(waiting == 1 ? "" : "s") waiting to be sent (run `kt sync`)")
             }
         } catch {
-            printError("error: \(error)")
+            Terminal.printError("error: \(error)")
             throw ExitCode.failure
         }
     }
@@ -111,10 +112,10 @@ struct Sync: ParsableCommand {
         do {
             report = try SyncEngine(replica: replica, caBundlePath: caBundle).sync()
         } catch {
-            if options.json { try printJSON(["error": "\(error)"]) } else { printError("sync failed: \(error)") }
+            if options.json { try Terminal.printJSON(["error": "\(error)"]) } else { Terminal.printError("sync failed: \(error)") }
             throw ExitCode(2)
         }
-        if options.json { return try printJSON(report) }
+        if options.json { return try Terminal.printJSON(report) }
         let p = report.pushed
         print("pushed \(p.total): \(p.applied) applied, \(p.superseded) superseded, \(p.conflicts) in conflict, \(p.rejected) rejected")
         print("pulled \(report.pulled.cellsReceived) cells in \(report.pages) page(s): \(report.pulled.cellsApplied) applied,",
@@ -130,16 +131,16 @@ struct Status: ParsableCommand {
 
     func run() throws {
         let status = try options.open().status()
-        if options.json { return try printJSON(status) }
+        if options.json { return try Terminal.printJSON(status) }
         print("replica      \(status.path) (node \(status.node), data model v\(status.schemaVersion))")
         print("server       \(status.server)")
-        print("last sync    \(status.lastSyncAt.map(relativeTime) ?? "never")")
+        print("last sync    \(status.lastSyncAt.map { Terminal.relativeTime($0) } ?? "never")")
         if let error = status.lastError { print("last error   \(error)") }
         print("cursor       \(status.cursor)")
         print("outbox       \(status.pending) waiting to be sent, \(status.rejected) refused by the server")
         print("conflicts    \(status.conflicts) known, \(status.lostWrites) of them lost by writes from this device")
         for rejected in status.rejectedChanges {
-            print("  refused \(rejected.cell) = \(shorten(rejected.value)) [\(rejected.code)]: \(rejected.message)")
+            print("  refused \(rejected.cell) = \(Terminal.shorten(rejected.value)) [\(rejected.code)]: \(rejected.message)")
         }
     }
 }
@@ -155,10 +156,10 @@ struct Conflicts: ParsableCommand {
         func run() throws {
             let replica = try options.open()
             let conflicts = try replica.conflicts()
-            if options.json { return try printJSON(conflicts) }
-            printTable(["ID", "CELL", "WINNER", "LOSER", "RULE", "MINE LOST", "RECORDED"], conflicts.map {
-                ["\($0.id)", "\($0.table)/\($0.row.prefix(8))…/\($0.column)", shorten($0.winnerValue.description),
-                 shorten($0.loserValue.description), $0.rule + ($0.review ? " (review)" : ""),
+            if options.json { return try Terminal.printJSON(conflicts) }
+            Terminal.printTable(["ID", "CELL", "WINNER", "LOSER", "RULE", "MINE LOST", "RECORDED"], conflicts.map {
+                ["\($0.id)", "\($0.table)/\($0.row.prefix(8))…/\($0.column)", Terminal.shorten($0.winnerValue.description),
+                 Terminal.shorten($0.loserValue.description), $0.rule + ($0.review ? " (review)" : ""),
                  $0.loserVersion.node == replica.node ? "yes" : "", $0.recordedAt]
             })
         }
@@ -173,15 +174,8 @@ struct Conflicts: ParsableCommand {
             guard let conflict = try options.open().conflicts().first(where: { $0.id == id }) else {
                 throw ValidationError("no conflict \(id) in this replica (run `kt sync` to fetch new ones)")
             }
-            if options.json { return try printJSON(conflict) }
-            print("""
-                Conflict \(conflict.id) on \(conflict.table).\(conflict.column), row \(conflict.row)
-                  winner: \(conflict.winnerValue)   (version \(conflict.winnerVersion), device \(conflict.winnerDevice ?? "?"))
-                  loser:  \(conflict.loserValue)   (version \(conflict.loserVersion), device \(conflict.loserDevice ?? "?"))
-                  base:   \(conflict.base?.description ?? "none")
-                  rule:   \(conflict.rule)\(conflict.review ? "   — flagged for review" : "")
-                  recorded \(conflict.recordedAt)
-                """)
+            if options.json { return try Terminal.printJSON(conflict) }
+            print(Terminal.describe(conflict))
         }
     }
 }

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import KeukentafelProtocol
+import KeukentafelTerminal
 import KeukentafelServer
 import Logging
 
@@ -130,7 +131,7 @@ struct Demo: AsyncParsableCommand {
     func run() async throws {
         let response = try store.openStore().loadDemoData()
         let applied = response.results.filter { $0.status == .applied }.count
-        if json { return try printJSON(["changes": response.results.count, "applied": applied]) }
+        if json { return try Terminal.printJSON(["changes": response.results.count, "applied": applied]) }
         print("Demo data: \(response.results.count) cells offered, \(applied) new.")
     }
 }
@@ -151,7 +152,7 @@ struct DeviceCommand: AsyncParsableCommand {
         func run() async throws {
             let (device, token) = try store.openStore().addDevice(name: name)
             if json {
-                try printJSON(["id": device.id, "name": device.name, "token": token])
+                try Terminal.printJSON(["id": device.id, "name": device.name, "token": token])
             } else {
                 print("Device '\(device.name)' registered (id \(device.id)).")
                 print("Token (shown only now):\n  \(token)")
@@ -166,8 +167,8 @@ struct DeviceCommand: AsyncParsableCommand {
 
         func run() async throws {
             let devices = try store.openStore().devices()
-            if json { return try printJSON(devices) }
-            printTable(["ID", "NAME", "CREATED", "REVOKED"], devices.map { [$0.id, $0.name, $0.createdAt, $0.revokedAt ?? "-"] })
+            if json { return try Terminal.printJSON(devices) }
+            Terminal.printTable(["ID", "NAME", "CREATED", "REVOKED"], devices.map { [$0.id, $0.name, $0.createdAt, $0.revokedAt ?? "-"] })
         }
     }
 
@@ -179,7 +180,7 @@ struct DeviceCommand: AsyncParsableCommand {
 
         func run() async throws {
             let revoked = try store.openStore().revokeDevice(device)
-            if json { return try printJSON(revoked) }
+            if json { return try Terminal.printJSON(revoked) }
             print("Device '\(revoked.name)' revoked at \(revoked.revokedAt ?? "?").")
         }
     }
@@ -197,10 +198,10 @@ struct ConflictsCommand: AsyncParsableCommand {
 
         func run() async throws {
             let conflicts = try store.openStore().conflicts(unresolvedOnly: unresolved)
-            if json { return try printJSON(conflicts) }
-            printTable(["ID", "CELL", "WINNER", "LOSER", "RULE", "REVIEW", "RECORDED"], conflicts.map {
-                ["\($0.id)", "\($0.table)/\($0.row.prefix(8))…/\($0.column)", shorten($0.winnerValue.description),
-                 shorten($0.loserValue.description), $0.rule, $0.review ? "yes" : "", $0.recordedAt]
+            if json { return try Terminal.printJSON(conflicts) }
+            Terminal.printTable(["ID", "CELL", "WINNER", "LOSER", "RULE", "REVIEW", "RECORDED"], conflicts.map {
+                ["\($0.id)", "\($0.table)/\($0.row.prefix(8))…/\($0.column)", Terminal.shorten($0.winnerValue.description),
+                 Terminal.shorten($0.loserValue.description), $0.rule, $0.review ? "yes" : "", $0.recordedAt]
             })
         }
     }
@@ -213,8 +214,8 @@ struct ConflictsCommand: AsyncParsableCommand {
 
         func run() async throws {
             guard let conflict = try store.openStore().conflict(id: id) else { throw ValidationError("no conflict with id \(id)") }
-            if json { return try printJSON(conflict) }
-            print(describe(conflict))
+            if json { return try Terminal.printJSON(conflict) }
+            print(Terminal.describe(conflict))
         }
     }
 }

@@ -1,0 +1,61 @@
+import Foundation
+import KeukentafelProtocol
+
+/// Output helpers shared by `kt` and `ktd`: JSON for scripts, aligned tables and short values for people.
+public enum Terminal {
+    public static func printJSON(_ value: some Encodable) throws {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        print(String(decoding: try encoder.encode(value), as: UTF8.self))
+    }
+
+    public static func printError(_ message: String) {
+        FileHandle.standardError.write(Data((message + "\n").utf8))
+    }
+
+    /// Prints rows as aligned columns under a header.
+    public static func printTable(_ header: [String], _ rows: [[String]], empty: String = "(none)") {
+        guard !rows.isEmpty else { return print(empty) }
+        var widths = header.map(\.count)
+        for row in rows { for (i, cell) in row.enumerated() where i < widths.count { widths[i] = max(widths[i], cell.count) } }
+        func line(_ cells: [String]) -> String {
+            cells.enumerated().map { i, cell in i == cells.count - 1 ? cell : cell.padding(toLength: widths[i], withPad: " ", startingAt: 0) }
+                .joined(separator: "  ")
+        }
+        print(line(header))
+        for row in rows { print(line(row)) }
+    }
+
+    /// One line, at most `length` characters; the full value is one `show` or `--json` away.
+    public static func shorten(_ text: String, to length: Int = 32) -> String {
+        let flat = text.replacingOccurrences(of: "\n", with: " ")
+        return flat.count <= length ? flat : String(flat.prefix(length - 1)) + "…"
+    }
+
+    public static func relativeTime(_ milliseconds: Int64, now: Int64 = Int64(Date().timeIntervalSince1970 * 1000)) -> String {
+        let seconds = (now - milliseconds) / 1000
+        if seconds < 60 { return "\(max(0, seconds)) seconds ago" }
+        if seconds < 3600 { return "\(seconds / 60) minutes ago" }
+        if seconds < 86400 { return "\(seconds / 3600) hours ago" }
+        return "\(seconds / 86400) days ago"
+    }
+
+    /// A conflict record in full, for `kt conflicts show` and `ktd admin conflicts show`.
+    public static func describe(_ c: ConflictRecord) -> String {
+        """
+        Conflict \(c.id) on \(c.table).\(c.column), row \(c.row)
+          winner: \(c.winnerValue)   (version \(c.winnerVersion), device \(c.winnerDevice ?? "?"))
+          loser:  \(c.loserValue)   (version \(c.loserVersion), device \(c.loserDevice ?? "?"))
+          base:   \(c.base?.description ?? "none")
+          rule:   \(c.rule)\(c.review ? "   — flagged for review" : "")
+          recorded \(c.recordedAt)\(c.resolvedAt.map { ", resolved \($0) by \(c.resolvedBy ?? "?")" } ?? ", unresolved")
+        """
+    }
+}
+
+/// A cell value as plain JSON (null, number or string).
+public struct JSONCell: Encodable {
+    let value: CellValue
+    public init(_ value: CellValue) { self.value = value }
+    public func encode(to encoder: any Encoder) throws { try value.encode(to: encoder) }
+}
