@@ -2,15 +2,18 @@ import Foundation
 
 /// The synced data model: tables, their columns, and the rules every value must follow.
 ///
-/// The source of truth is `Schemas/datamodel.json`. The server loads it and serves it at
+/// The source of truth is `Schemas/datamodel.yaml`. The server loads it and serves it at
 /// `GET /v1/hello`; a replica stores the copy it was created with and builds its tables from it.
 public struct DataModel: Codable, Sendable, Equatable {
     /// Increases whenever the model changes.
     public var version: Int
+    /// Replicas with an older model may pull, but their writes are refused (`upgrade_required`).
+    public var minimumClientVersion: Int?
     public var tables: [Table]
 
-    public init(version: Int, tables: [Table]) {
+    public init(version: Int, minimumClientVersion: Int? = nil, tables: [Table]) {
         self.version = version
+        self.minimumClientVersion = minimumClientVersion
         self.tables = tables
     }
 
@@ -21,12 +24,15 @@ public struct DataModel: Codable, Sendable, Equatable {
         public var description: String?
         /// Rows are only ever added (visit notes, contact moments); their cells never conflict.
         public var appendOnly: Bool?
+        /// Who may see the rows; see `Scope`.
+        public var scope: Scope?
         public var columns: [Column]
 
-        public init(name: String, description: String? = nil, appendOnly: Bool? = nil, columns: [Column]) {
+        public init(name: String, description: String? = nil, appendOnly: Bool? = nil, scope: Scope? = nil, columns: [Column]) {
             self.name = name
             self.description = description
             self.appendOnly = appendOnly
+            self.scope = scope
             self.columns = columns
         }
 
@@ -46,9 +52,17 @@ public struct DataModel: Codable, Sendable, Equatable {
         public var required: Bool?
         /// `lww` (default), `review` (conflicts go to a person) or `immutable` (fixed once set).
         public var policy: Policy?
+        /// How personal the data is (AVG/GDPR); default `ordinary`.
+        public var pii: PIIClass?
+        /// For `integer` and `real`: inclusive bounds.
+        public var minimum: Double?
+        public var maximum: Double?
+        /// For `list`: the most items (default 50).
+        public var maxItems: Int?
 
         public init(name: String, type: ColumnType, description: String? = nil, maxLength: Int? = nil,
-                    values: [String]? = nil, references: String? = nil, required: Bool? = nil, policy: Policy? = nil) {
+                    values: [String]? = nil, references: String? = nil, required: Bool? = nil, policy: Policy? = nil,
+                    pii: PIIClass? = nil, minimum: Double? = nil, maximum: Double? = nil, maxItems: Int? = nil) {
             self.name = name
             self.type = type
             self.description = description
@@ -57,20 +71,54 @@ public struct DataModel: Codable, Sendable, Equatable {
             self.references = references
             self.required = required
             self.policy = policy
+            self.pii = pii
+            self.minimum = minimum
+            self.maximum = maximum
+            self.maxItems = maxItems
         }
+    }
+
+    /// Who may see a table's rows. Exactly one field is set.
+    public struct Scope: Codable, Sendable, Equatable {
+        /// Reference data: every device sees it.
+        public var global: Bool?
+        /// The row's own column holds the scope key (a team or municipality code).
+        public var own: String?
+        /// The row is visible where the row this reference column points to is.
+        public var parent: String?
+        /// `TABLE.COLUMN`: visible wherever a row of TABLE whose COLUMN points here is visible.
+        public var referencedBy: String?
+
+        public init(global: Bool? = nil, own: String? = nil, parent: String? = nil, referencedBy: String? = nil) {
+            self.global = global
+            self.own = own
+            self.parent = parent
+            self.referencedBy = referencedBy
+        }
+    }
+
+    public enum PIIClass: String, Codable, Sendable {
+        /// Not about a person in particular.
+        case ordinary
+        /// Identifies a person: name, BSN, address, phone, birth date.
+        case direct
+        /// A special category under the AVG: health, safety, the contents of conversations.
+        case special
     }
 
     public enum ColumnType: String, Codable, Sendable {
         case text, integer, real, boolean, date, datetime
         case `enum`
         case reference
+        /// A list of strings, stored as a JSON array in TEXT, e.g. `["wmo","jeugd"]`.
+        case list
 
         /// The SQLite column type on a replica.
         public var sqliteType: String {
             switch self {
             case .integer, .boolean: return "INTEGER"
             case .real: return "REAL"
-            case .text, .date, .datetime, .enum, .reference: return "TEXT"
+            case .text, .date, .datetime, .enum, .reference, .list: return "TEXT"
             }
         }
     }
@@ -83,6 +131,7 @@ public struct DataModel: Codable, Sendable, Equatable {
 /// A reason a data model file cannot be used.
 public struct DataModelError: Error, CustomStringConvertible, Sendable {
     public var description: String
+    public init(description: String) { self.description = description }
 }
 
 extension DataModel {
@@ -113,9 +162,42 @@ extension DataModel {
                     }
                 }
                 if let max = column.maxLength, max <= 0 { errors.append("column '\(at)': maxLength must be positive") }
+                if let low = column.minimum, let high = column.maximum, low > high {
+                    errors.append("column '\(at)': minimum \(low) is greater than maximum \(high)")
+                }
+                if (column.minimum != nil || column.maximum != nil), column.type != .integer, column.type != .real {
+                    errors.append("column '\(at)': minimum and maximum apply to integer and real columns only")
+                }
+                if column.values != nil, column.type != .enum, column.type != .list {
+                    errors.append("column '\(at)': values apply to enum and list columns only")
+                }
             }
+            if let scope = table.scope { errors += checkScope(scope, of: table) }
         }
         if !errors.isEmpty { throw DataModelError(description: errors.joined(separator: "\n")) }
+    }
+}
+
+extension DataModel {
+    func checkScope(_ scope: Scope, of table: Table) -> [String] {
+        let at = "table '\(table.name)': scope"
+        let set = [scope.global == true, scope.own != nil, scope.parent != nil, scope.referencedBy != nil].filter { $0 }.count
+        guard set == 1 else { return ["\(at) needs exactly one of global, own, parent, referencedBy"] }
+        if let own = scope.own, table.column(named: own) == nil {
+            return ["\(at) 'own: \(own)' names a column the table does not have"]
+        }
+        if let parent = scope.parent {
+            guard let column = table.column(named: parent), column.type == .reference else {
+                return ["\(at) 'parent: \(parent)' must name a reference column of the table"]
+            }
+        }
+        if let via = scope.referencedBy {
+            let parts = via.split(separator: ".").map(String.init)
+            guard parts.count == 2, let other = self.table(named: parts[0]), let column = other.column(named: parts[1]),
+                  column.type == .reference, column.references == table.name
+            else { return ["\(at) 'referencedBy: \(via)' must name TABLE.COLUMN, a reference to '\(table.name)'"] }
+        }
+        return []
     }
 }
 
@@ -125,7 +207,7 @@ func isPlainIdentifier(_ name: String) -> Bool {
 }
 
 extension DataModel {
-    /// Decodes and checks a model from the JSON of `Schemas/datamodel.json`.
+    /// Decodes and checks a model from JSON (the form `GET /v1/hello` serves).
     public init(json: Data) throws {
         let model: DataModel
         do {

@@ -43,13 +43,16 @@ extension DataModel {
         }
         switch column.type {
         case .integer:
-            guard case .integer = value else { return invalid("expected an integer") }
+            guard case .integer(let v) = value else { return invalid("expected an integer") }
+            if let rejection = checkBounds(Double(v), column, at) { return rejection }
         case .boolean:
             guard case .integer(let v) = value, v == 0 || v == 1 else { return invalid("expected a boolean (0 or 1)") }
         case .real:
             switch value {
-            case .integer: break
-            case .real(let v): if !v.isFinite { return invalid("expected a finite number") }
+            case .integer(let v): if let rejection = checkBounds(Double(v), column, at) { return rejection }
+            case .real(let v):
+                if !v.isFinite { return invalid("expected a finite number") }
+                if let rejection = checkBounds(v, column, at) { return rejection }
             default: return invalid("expected a number")
             }
         case .text:
@@ -73,8 +76,50 @@ extension DataModel {
             guard case .text(let text) = value, isCanonicalUUID(text) else {
                 return invalid("expected the lowercase UUID of a row in '\(column.references ?? "?")'")
             }
+        case .list:
+            guard case .text(let text) = value, let items = parseStringList(text) else {
+                return invalid("expected a JSON list of texts, e.g. [\"wmo\",\"jeugd\"]")
+            }
+            let maxItems = column.maxItems ?? 50
+            if items.count > maxItems { return ChangeRejection(.valueTooLong, "\(at): at most \(maxItems) items, got \(items.count)") }
+            if let allowed = column.values, let wrong = items.first(where: { !allowed.contains($0) }) {
+                return invalid("'\(wrong.prefix(40))' is not one of \(allowed.joined(separator: ", "))")
+            }
+            if let long = items.first(where: { $0.unicodeScalars.count > 200 || $0.unicodeScalars.contains("\0") }) {
+                return invalid("list item '\(long.prefix(20))…' is too long or contains NUL")
+            }
         }
         return nil
+    }
+
+    func checkBounds(_ value: Double, _ column: Column, _ at: String) -> ChangeRejection? {
+        if let minimum = column.minimum, value < minimum {
+            return ChangeRejection(.invalidValue, "\(at): at least \(formatBound(minimum)), got \(formatBound(value))")
+        }
+        if let maximum = column.maximum, value > maximum {
+            return ChangeRejection(.invalidValue, "\(at): at most \(formatBound(maximum)), got \(formatBound(value))")
+        }
+        return nil
+    }
+}
+
+func formatBound(_ value: Double) -> String {
+    value == value.rounded() && abs(value) < 1e15 ? String(Int64(value)) : String(value)
+}
+
+/// Parses a JSON array of strings, e.g. `["wmo","jeugd"]`; `nil` for anything else.
+public func parseStringList(_ text: String) -> [String]? {
+    var utf8 = Array(text.utf8)
+    return utf8.withUnsafeMutableBytes { buffer -> [String]? in
+        var reader = JSONReader(UnsafeRawBufferPointer(buffer))
+        var items: [String] = []
+        do {
+            try reader.array { reader in items.append(try reader.string()) }
+            try reader.end()
+        } catch {
+            return nil
+        }
+        return items
     }
 }
 

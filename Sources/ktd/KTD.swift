@@ -26,37 +26,36 @@ struct StoreOptions: ParsableArguments {
     var data: String = "./keukentafel-data"
 
     @Option(name: .long, help: ArgumentHelp(
-        "Data model JSON. Default: the copy in the data directory, else Schemas/datamodel.json found from the working directory or the executable.",
+        "Data model (YAML). Default: the copy in the data directory, else Schemas/datamodel.yaml found from the working directory or the executable.",
         valueName: "file"))
     var schema: String?
 
     /// Loads the data model and keeps a copy in the data directory, so admin commands and later
     /// starts use the model the store was created with.
     func loadDataModel() throws -> DataModel {
-        let copy = (data as NSString).appendingPathComponent("datamodel.json")
+        let copy = (data as NSString).appendingPathComponent(DataModelFile.fileName)
         let candidates = [schema, ProcessInfo.processInfo.environment["KT_SCHEMA"], copy] + Self.searchPaths()
         guard let path = candidates.compactMap({ $0 }).first(where: { FileManager.default.fileExists(atPath: $0) }) else {
-            throw ValidationError("no data model found; pass --schema FILE (the repository has Schemas/datamodel.json)")
+            throw ValidationError("no data model found; pass --schema FILE (the repository has Schemas/datamodel.yaml)")
         }
-        let json = try Data(contentsOf: URL(fileURLWithPath: path))
         let model: DataModel
         do {
-            model = try DataModel(json: json)
+            model = try DataModelFile.load(path: path)
         } catch {
-            throw ValidationError("data model \(path): \(error)")
+            throw ValidationError("\(error)")
         }
         if path != copy {
             try FileManager.default.createDirectory(atPath: data, withIntermediateDirectories: true)
-            try json.write(to: URL(fileURLWithPath: copy), options: .atomic)
+            try Data(contentsOf: URL(fileURLWithPath: path)).write(to: URL(fileURLWithPath: copy), options: .atomic)
         }
         return model
     }
 
     static func searchPaths() -> [String] {
-        var paths = ["Schemas/datamodel.json"]
+        var paths = ["Schemas/datamodel.yaml"]
         var directory = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent()
         for _ in 0..<5 {
-            paths.append(directory.appendingPathComponent("Schemas/datamodel.json").path)
+            paths.append(directory.appendingPathComponent("Schemas/datamodel.yaml").path)
             directory = directory.deletingLastPathComponent()
         }
         return paths
@@ -124,7 +123,7 @@ struct Admin: AsyncParsableCommand {
 struct Demo: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Load the fictional demo people of DOMAIN.md (idempotent: their ids are fixed).",
-        discussion: "Mevrouw De Vries' case has id \(DemoData.deVries.caseID); the README walkthrough edits it.")
+        discussion: "Mevrouw De Vries' case has id \(DemoData.deVriesCase); the README walkthrough edits it.")
     @OptionGroup var store: StoreOptions
     @Flag(help: "Print JSON.") var json = false
 

@@ -10,7 +10,7 @@ import ServiceLifecycle
 let repositoryRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
 
 func shippedDataModel() throws -> DataModel {
-    try DataModel(json: Data(contentsOf: repositoryRoot.appendingPathComponent("Schemas/datamodel.json")))
+    try DataModelFile.load(path: repositoryRoot.appendingPathComponent("Schemas/datamodel.yaml").path)
 }
 
 /// A fresh temporary directory, removed when the test process ends (and by the OS on reboot).
@@ -139,7 +139,7 @@ extension Replica {
 func seedCase(on replica: Replica, name: String = "Mevrouw De Vries", team: String = "castricum-noord") throws -> (resident: String, case: String) {
     let resident = newID(), caseID = newID()
     try replica.transaction {
-        try replica.execute("INSERT INTO residents (id, name, municipality) VALUES (?, ?, 'castricum')", [.text(resident), .text(name)])
+        try replica.execute("INSERT INTO residents (id, last_name, municipality) VALUES (?, ?, 'castricum')", [.text(resident), .text(name)])
         try replica.execute("INSERT INTO cases (id, resident_id, team, status, question) VALUES (?, ?, ?, 'melding', 'Trap op komen')",
                             [.text(caseID), .text(resident), .text(team)])
     }

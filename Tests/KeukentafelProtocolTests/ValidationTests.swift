@@ -79,13 +79,6 @@ import Testing
         #expect(throws: DataModelError.self) { try DataModel(json: Data(#"{"version": 1, "tables": [{"name": "x", "columns": [{"name": "a", "type": "money"}]}]}"#.utf8)) }
     }
 
-    @Test func theShippedDataModelLoads() throws {
-        let url = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-            .appendingPathComponent("Schemas/datamodel.json")
-        let model = try DataModel(json: Data(contentsOf: url))
-        #expect(model.table(named: "cases")?.column(named: "status")?.policy == .review)
-    }
-
     @Test func wireTypesRoundTrip() throws {
         let request = PushRequest(node: NodeID(rawValue: 99)!, schemaVersion: 1, changes: [
             change("name", .text("Maryam")), change("score", .real(1.5)), change("count", .integer(Int64.max)), change("birth_date", .null),
