@@ -24,7 +24,7 @@ extension Replica {
                     var newest: UInt64 = 0
                     for (index, row) in page.rows.enumerated() {
                         counts.cellsReceived += row.cells.count
-                        try apply(row, counts: &counts, newest: &newest)
+                        try applyRow(row, counts: &counts, newest: &newest)
                         try afterApplyingRow?(index)
                     }
                     for conflict in page.conflicts {
@@ -32,6 +32,7 @@ extension Replica {
                         counts.conflicts += 1
                     }
                     if newest > 0 { try observe(hlc: newest) }
+                    if page.schemaVersion != dataModel.version { try setMeta("server_schema_version", String(page.schemaVersion)) }
                     try setMeta("cursor", String(page.cursor))
                     try setMeta("last_pull_at", String(clock()))
                     return counts
@@ -46,8 +47,11 @@ extension Replica {
     /// Applies a page outside a sync, for benchmarks that time the stages of a bootstrap.
     public func applyForBenchmark(_ page: PullResponse) throws -> ApplyCounts { try apply(page) }
 
-    private func apply(_ row: FeedRow, counts: inout ApplyCounts, newest: inout UInt64) throws {
-        guard let table = dataModel.table(named: row.table) else { return }  // a table this model version does not know
+    func applyRow(_ row: FeedRow, counts: inout ApplyCounts, newest: inout UInt64) throws {
+        guard let table = dataModel.table(named: row.table) else {
+            try stash(row.cells, table: row.table, row: row.row)  // a table this model version does not know yet
+            return
+        }
         let quotedTable = ReplicaSchema.quote(row.table)
         // Everything this replica knows about the row's versions, in one range read.
         var local: [String: CellVersion] = [:]
@@ -69,7 +73,10 @@ extension Replica {
             newest = max(newest, cell.version.hlc)
             if let mine = local[cell.column], mine >= cell.version { continue }
             let isTombstone = cell.column == Merge.deletedColumn
-            guard isTombstone || table.column(named: cell.column) != nil else { continue }
+            guard isTombstone || table.column(named: cell.column) != nil else {
+                try stash([cell], table: row.table, row: row.row)
+                continue
+            }
             local[cell.column] = cell.version
             if isTombstone { tombstone = VersionedValue(value: cell.value, version: cell.version) }
             winners.append(cell)
@@ -130,6 +137,18 @@ extension Replica {
         "INSERT INTO _kt_clock (tbl, row_id, col, hlc, node, val) VALUES "
             + Array(repeating: "(?, ?, ?, ?, ?, ?)", count: rows).joined(separator: ", ")
             + " ON CONFLICT (tbl, row_id, col) DO UPDATE SET hlc = excluded.hlc, node = excluded.node, val = excluded.val"
+    }
+
+    /// Keeps cells this model version cannot place, newest version per cell.
+    private func stash(_ cells: [FeedCell], table: String, row: String) throws {
+        for cell in cells {
+            try connection.run("""
+                INSERT INTO _kt_stash (tbl, row_id, col, value, hlc, node) VALUES (?, ?, ?, ?, ?, ?)
+                ON CONFLICT (tbl, row_id, col) DO UPDATE SET value = excluded.value, hlc = excluded.hlc, node = excluded.node
+                WHERE excluded.hlc > _kt_stash.hlc OR (excluded.hlc = _kt_stash.hlc AND excluded.node > _kt_stash.node)
+                """, [.text(table), .text(row), .text(cell.column), cell.value,
+                      .integer(Int64(cell.version.hlc)), .integer(Int64(cell.version.node.rawValue))])
+        }
     }
 
     /// Copies the values of a row about to be deleted next to their versions.

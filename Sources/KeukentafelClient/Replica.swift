@@ -19,7 +19,7 @@ import KeukentafelSQLite
 public final class Replica: @unchecked Sendable {
     public let path: String
     public let node: NodeID
-    public private(set) var dataModel: DataModel
+    public internal(set) var dataModel: DataModel
     let connection: SQLiteConnection
     let lock = NSRecursiveLock()
     /// Milliseconds since 1970; injectable so tests can put the device's clock a year ahead.
@@ -59,6 +59,7 @@ public final class Replica: @unchecked Sendable {
         self.clock = clock
         self.dataModel = try JSONDecoder().decode(DataModel.self, from: Data(modelJSON.utf8))
         try registerFunctions()
+        try connection.execute(ReplicaSchema.metaDDL)  // idempotent: brings replicas of older releases up to date
     }
 
     /// Creates a new replica file for a data model. Fails if the file exists.
@@ -156,6 +157,8 @@ public final class Replica: @unchecked Sendable {
 
     public var serverURL: String { get throws { try locked { try meta("server_url") ?? "" } } }
     var token: String { get throws { try locked { try meta("token") ?? "" } } }
+    /// The device token, for tools that talk to the server outside a sync (`kt upgrade`).
+    public var tokenForCommands: String { get throws { try token } }
     public var cursor: Int64 { get throws { try locked { Int64(try meta("cursor") ?? "0") ?? 0 } } }
 
     // MARK: Functions the triggers call

@@ -33,6 +33,13 @@ enum ReplicaSchema {
             INSERT INTO _kt_meta (key, value) VALUES ('hlc', NEW.hlc)
             ON CONFLICT (key) DO UPDATE SET value = max(value, excluded.value);
         END;
+        -- Cells of tables or columns this replica's data model does not know yet (a newer server model).
+        -- Kept so that `kt upgrade` can apply them without downloading again.
+        CREATE TABLE IF NOT EXISTS _kt_stash (
+            tbl TEXT NOT NULL, row_id TEXT NOT NULL, col TEXT NOT NULL,
+            value, hlc INTEGER NOT NULL, node INTEGER NOT NULL,
+            PRIMARY KEY (tbl, row_id, col)
+        ) WITHOUT ROWID;
         -- Conflicts the server recorded on rows this replica sees.
         CREATE TABLE IF NOT EXISTS _kt_conflicts (
             id INTEGER PRIMARY KEY,
@@ -46,6 +53,12 @@ enum ReplicaSchema {
 
     static func quote(_ identifier: String) -> String { "\"" + identifier.replacingOccurrences(of: "\"", with: "\"\"") + "\"" }
     static func literal(_ text: String) -> String { "'" + text.replacingOccurrences(of: "'", with: "''") + "'" }
+
+    /// Drops the capture triggers of a table (before they are created again for a new model).
+    static func dropTriggers(for table: DataModel.Table) -> String {
+        ["check_insert", "check_update", "insert", "update", "delete"]
+            .map { "DROP TRIGGER IF EXISTS \(quote("_kt_\(table.name)_\($0)"));" }.joined(separator: "\n")
+    }
 
     /// CREATE TABLE and the capture triggers for one table of the model.
     static func ddl(for table: DataModel.Table) -> String {

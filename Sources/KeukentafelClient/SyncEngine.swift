@@ -31,6 +31,8 @@ public struct SyncReport: Sendable, Codable, Equatable {
     public var restamped = 0
     /// Local changes still refused by the server (see `kt status`).
     public var stillRejected = 0
+    /// Set when the server runs a newer data model than the replica: time for `kt upgrade`.
+    public var serverSchemaVersion: Int?
 }
 
 /// Pushes the outbox and pulls the change feed of one replica.
@@ -67,6 +69,7 @@ public final class SyncEngine: @unchecked Sendable {
             try pushAll(into: &report)
             try pullAll(into: &report)
             report.stillRejected = try replica.outbox().filter { $0.state == "rejected" }.count
+            report.serverSchemaVersion = try replica.serverSchemaVersion
             try replica.locked {
                 try replica.setMeta("last_sync_at", String(replica.clock()))
                 try replica.setMeta("last_error", nil)
@@ -199,6 +202,8 @@ public struct ReplicaStatus: Sendable, Codable {
     public var conflicts: Int
     /// Conflicts in which a write of this replica lost.
     public var lostWrites: Int
+    /// The server's data model version, when newer than this replica's.
+    public var serverSchemaVersion: Int?
     public var rejectedChanges: [RejectedChange]
 
     public struct RejectedChange: Sendable, Codable {
@@ -223,6 +228,7 @@ extension Replica {
                 lastSyncAt: try meta("last_sync_at").flatMap { Int64($0) }, lastError: try meta("last_error"),
                 conflicts: conflicts.count,
                 lostWrites: conflicts.filter { $0.loserVersion.node == node }.count,
+                serverSchemaVersion: try meta("server_schema_version").flatMap(Int.init),
                 rejectedChanges: entries.filter { $0.state == "rejected" }.map {
                     ReplicaStatus.RejectedChange(change: $0.change.id, cell: $0.change.key.description, value: $0.change.value.description,
                                                  code: $0.code ?? "", message: $0.message ?? "")

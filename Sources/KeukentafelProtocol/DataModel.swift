@@ -179,6 +179,33 @@ extension DataModel {
 }
 
 extension DataModel {
+    /// What in this model would break devices that still use `old`. A new version may add tables,
+    /// columns and enum values; it may not remove or rename them, or change a column's type.
+    public func evolutionProblems(from old: DataModel) -> [String] {
+        var problems: [String] = []
+        if version < old.version { problems.append("version \(version) is older than \(old.version)") }
+        if version == old.version, self != old { problems.append("the model changed but its version is still \(version)") }
+        for oldTable in old.tables {
+            guard let table = table(named: oldTable.name) else {
+                problems.append("table '\(oldTable.name)' was removed")
+                continue
+            }
+            for oldColumn in oldTable.columns {
+                guard let column = table.column(named: oldColumn.name) else {
+                    problems.append("column '\(oldTable.name).\(oldColumn.name)' was removed")
+                    continue
+                }
+                if column.type != oldColumn.type {
+                    problems.append("column '\(oldTable.name).\(oldColumn.name)' changed type from \(oldColumn.type) to \(column.type)")
+                }
+                for value in oldColumn.values ?? [] where !(column.values ?? []).contains(value) {
+                    problems.append("value '\(value)' of '\(oldTable.name).\(oldColumn.name)' was removed")
+                }
+            }
+        }
+        return problems
+    }
+
     func checkScope(_ scope: Scope, of table: Table) -> [String] {
         let at = "table '\(table.name)': scope"
         let set = [scope.global == true, scope.own != nil, scope.parent != nil, scope.referencedBy != nil].filter { $0 }.count

@@ -22,4 +22,5 @@ public enum ErrorCode: String, Codable, Sendable, CaseIterable {
     case clockAhead = "clock_ahead"
     case invalidChangeID = "invalid_change_id"
     case changeIDReused = "change_id_reused"
+    case upgradeRequired = "upgrade_required"
 }

@@ -119,6 +119,7 @@ public enum FeedCoding {
         var reader = JSONReader(bytes)
         var node: NodeID?, schemaVersion: Int64?
         var changes: [Change] = []
+        var rejected: [Int: ChangeRejection] = [:]
         try reader.object { key, reader in
             switch key {
             case "node":
@@ -136,7 +137,14 @@ public enum FeedCoding {
                         case "table": table = try reader.string()
                         case "row": row = try reader.string()
                         case "column": column = try reader.string()
-                        case "value": value = try reader.cellValue()
+                        case "value":
+                            do {
+                                value = try reader.cellValue()
+                            } catch let error as JSONReader.Error where error.isInvalidUTF8 {
+                                // The string was read to its end; refuse this change only.
+                                value = .null
+                                rejected[changes.count] = ChangeRejection(.invalidValue, "the value is not valid UTF-8 text")
+                            }
                         case "version": version = try reader.version()
                         case "base": base = try reader.isNull() ? nil : try reader.version()
                         default: _ = try reader.skipValue()
@@ -152,7 +160,9 @@ public enum FeedCoding {
         }
         try reader.end()
         guard let node, let schemaVersion else { throw JSONReader.Error(message: "a push needs node, schemaVersion and changes", offset: 0) }
-        return PushRequest(node: node, schemaVersion: Int(schemaVersion), changes: changes)
+        var request = PushRequest(node: node, schemaVersion: Int(schemaVersion), changes: changes)
+        request.rejectedWhileDecoding = rejected
+        return request
     }
 }
 
@@ -206,6 +216,8 @@ struct JSONReader {
         var message: String
         var offset: Int
         var description: String { "invalid JSON at byte \(offset): \(message)" }
+        var isInvalidUTF8: Bool { message == Self.invalidUTF8 }
+        static let invalidUTF8 = "text is not valid UTF-8"
     }
 
     let bytes: UnsafeRawBufferPointer
@@ -358,7 +370,7 @@ struct JSONReader {
             if b == UInt8(ascii: "\"") {
                 let slice = UnsafeRawBufferPointer(rebasing: bytes[start..<offset])
                 offset += 1
-                guard let text = String(validating: slice, as: UTF8.self) else { throw fail("text is not valid UTF-8") }
+                guard let text = String(validating: slice, as: UTF8.self) else { throw fail(Error.invalidUTF8) }
                 return text
             }
             if b == UInt8(ascii: "\\") { break }
@@ -372,7 +384,7 @@ struct JSONReader {
             offset += 1
             switch b {
             case UInt8(ascii: "\""):
-                guard let text = String(validating: out, as: UTF8.self) else { throw fail("text is not valid UTF-8") }
+                guard let text = String(validating: out, as: UTF8.self) else { throw fail(Error.invalidUTF8) }
                 return text
             case UInt8(ascii: "\\"):
                 guard offset < bytes.count else { throw fail("unterminated escape") }

@@ -31,6 +31,11 @@ public struct PushRequest: Codable, Sendable {
     public var node: NodeID
     public var schemaVersion: Int
     public var changes: [Change]
+    /// Changes (by index) already found unusable while decoding, e.g. text that is not valid UTF-8.
+    /// They are answered as rejected; the rest of the batch still applies. Not on the wire.
+    public var rejectedWhileDecoding: [Int: ChangeRejection] = [:]
+
+    enum CodingKeys: String, CodingKey { case node, schemaVersion, changes }
 
     public init(node: NodeID, schemaVersion: Int, changes: [Change]) {
         self.node = node

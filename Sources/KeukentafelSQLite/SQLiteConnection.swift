@@ -176,7 +176,7 @@ public final class SQLiteStatement {
         case .null: rc = sqlite3_bind_null(handle, index)
         case .integer(let v): rc = sqlite3_bind_int64(handle, index, v)
         case .real(let v): rc = sqlite3_bind_double(handle, index, v)
-        case .text(let v): rc = sqlite3_bind_text(handle, index, v, -1, kt_sqlite_transient())
+        case .text(let v): rc = bindText(v, at: index)
         }
         if rc != SQLITE_OK { throw connection.error(rc, sql: sql) }
     }
@@ -186,8 +186,20 @@ public final class SQLiteStatement {
         if rc != SQLITE_OK { throw connection.error(rc, sql: sql) }
     }
 
+    /// Binds text with its byte length, so an embedded NUL is kept (and then refused by validation)
+    /// instead of silently cutting the text short.
+    func bindText(_ value: String, at index: Int32) -> Int32 {
+        if value.isEmpty { return sqlite3_bind_text(handle, index, "", 0, kt_sqlite_transient()) }  // a nil pointer would bind NULL
+        var value = value
+        return value.withUTF8 { bytes in
+            bytes.withMemoryRebound(to: CChar.self) { chars in
+                sqlite3_bind_text(handle, index, chars.baseAddress, Int32(chars.count), kt_sqlite_transient())
+            }
+        }
+    }
+
     public func bind(_ value: String, at index: Int32) throws {
-        let rc = sqlite3_bind_text(handle, index, value, -1, kt_sqlite_transient())
+        let rc = bindText(value, at: index)
         if rc != SQLITE_OK { throw connection.error(rc, sql: sql) }
     }
 

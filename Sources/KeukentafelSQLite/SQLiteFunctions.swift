@@ -27,6 +27,7 @@ extension SQLiteConnection {
                 let box = Unmanaged<FunctionBox>.fromOpaque(sqlite3_user_data(context)!).takeUnretainedValue()
                 var arguments: [CellValue] = []
                 arguments.reserveCapacity(Int(argc))
+                var invalidText = false
                 for i in 0..<Int(argc) {
                     let value = argv![i]
                     switch sqlite3_value_type(value) {
@@ -36,11 +37,20 @@ extension SQLiteConnection {
                     default:
                         if let pointer = sqlite3_value_text(value) {
                             let count = Int(sqlite3_value_bytes(value))
-                            arguments.append(.text(String(decoding: UnsafeBufferPointer(start: pointer, count: count), as: UTF8.self)))
+                            if let text = String(validating: UnsafeBufferPointer(start: pointer, count: count), as: UTF8.self) {
+                                arguments.append(.text(text))
+                            } else {
+                                invalidText = true
+                                arguments.append(.null)
+                            }
                         } else {
                             arguments.append(.null)
                         }
                     }
+                }
+                if invalidText {
+                    sqlite3_result_error(context, "keukentafel: text is not valid UTF-8 [invalid_value]", -1)
+                    return
                 }
                 switch box.body(arguments) {
                 case .value(.null): sqlite3_result_null(context)

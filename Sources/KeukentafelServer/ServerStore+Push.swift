@@ -7,7 +7,15 @@ extension ServerStore {
     /// A change that is invalid, or too far ahead of the server clock, is rejected and stored
     /// nowhere; the rest of the batch still applies. A change id seen before answers with its first
     /// result and changes nothing, so a client may always retry a batch whose response it lost.
-    public func push(_ changes: [Change], device: String) throws -> PushResponse {
+    public func push(_ changes: [Change], device: String, clientSchemaVersion: Int? = nil,
+                     rejectedWhileDecoding: [Int: ChangeRejection] = [:]) throws -> PushResponse {
+        if let clientVersion = clientSchemaVersion, let minimum = dataModel.minimumClientVersion, clientVersion < minimum {
+            let message = "this device's data model is version \(clientVersion); the server accepts writes from version \(minimum) on. "
+                + "Run `kt upgrade` on the device; the change is kept until then."
+            return PushResponse(serverTime: clock(), results: changes.map {
+                ChangeResult(id: $0.id, status: .rejected, code: .upgradeRequired, message: message)
+            })
+        }
         let now = clock()
         let results = try writer.withLock { connection -> [ChangeResult] in
             try connection.transaction {
@@ -17,8 +25,12 @@ extension ServerStore {
                     "SELECT value FROM meta WHERE key = 'seq'")?.int64 ?? 0, device: device, receivedAt: iso8601(now), store: self)
                 var results: [ChangeResult] = []
                 results.reserveCapacity(changes.count)
-                for change in changes {
-                    results.append(try context.apply(change, now: now))
+                for (index, change) in changes.enumerated() {
+                    if let rejection = rejectedWhileDecoding[index] {
+                        results.append(ChangeResult(id: change.id, status: .rejected, code: rejection.code, message: rejection.message))
+                    } else {
+                        results.append(try context.apply(change, now: now))
+                    }
                 }
                 try connection.run("UPDATE meta SET value = ? WHERE key = 'seq'", [.integer(context.sequence)])
                 return results

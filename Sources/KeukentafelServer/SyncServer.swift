@@ -106,7 +106,10 @@ public struct SyncServer: Sendable {
                            status: .contentTooLarge)
         }
         let device = context.device?.id ?? ""
-        let response = try await blocking { try store.push(pushRequest.changes, device: device) }
+        let response = try await blocking {
+            try store.push(pushRequest.changes, device: device, clientSchemaVersion: pushRequest.schemaVersion,
+                           rejectedWhileDecoding: pushRequest.rejectedWhileDecoding)
+        }
         return try respond(try jsonBytes(response), to: request)
     }
 

@@ -19,7 +19,7 @@ struct KT: ParsableCommand {
               kt status --db laptop.sqlite
             """,
         version: "0.1.0",
-        subcommands: [Init.self, SQL.self, Sync.self, Status.self, Conflicts.self])
+        subcommands: [Init.self, SQL.self, Sync.self, Status.self, Conflicts.self, Upgrade.self, Due.self])
 }
 
 struct ReplicaOptions: ParsableArguments {
@@ -122,6 +122,9 @@ struct Sync: ParsableCommand {
               "\(report.pulled.rowsDeleted) rows deleted, \(report.pulled.conflicts) conflict records; cursor \(report.cursor)")
         if report.restamped > 0 { print("\(report.restamped) change(s) refused earlier for a wrong clock were re-stamped and sent") }
         if report.stillRejected > 0 { print("\(report.stillRejected) local change(s) refused by the server: see `kt status --db \(options.db)`") }
+        if let newer = report.serverSchemaVersion, newer > replica.dataModel.version {
+            print("the server runs data model v\(newer); this replica has v\(replica.dataModel.version): run `kt upgrade --db \(options.db)`")
+        }
     }
 }
 
@@ -139,6 +142,9 @@ struct Status: ParsableCommand {
         print("cursor       \(status.cursor)")
         print("outbox       \(status.pending) waiting to be sent, \(status.rejected) refused by the server")
         print("conflicts    \(status.conflicts) known, \(status.lostWrites) of them lost by writes from this device")
+        if let newer = status.serverSchemaVersion, newer > status.schemaVersion {
+            print("data model   the server runs v\(newer), this replica v\(status.schemaVersion): run `kt upgrade --db \(options.db)`")
+        }
         for rejected in status.rejectedChanges {
             print("  refused \(rejected.cell) = \(Terminal.shorten(rejected.value)) [\(rejected.code)]: \(rejected.message)")
         }
@@ -177,5 +183,56 @@ struct Conflicts: ParsableCommand {
             if options.json { return try Terminal.printJSON(conflict) }
             print(Terminal.describe(conflict))
         }
+    }
+}
+
+struct Upgrade: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Migrate the replica in place to the server's newer data model.",
+        discussion: """
+            New tables and columns are added, cells received earlier for them are applied from the local
+            stash (nothing is downloaded again), and local changes the server refused with upgrade_required
+            are queued again. Run `kt sync` afterwards.
+            """)
+    @OptionGroup var options: ReplicaOptions
+    @Option(name: .long, help: ArgumentHelp("Extra CA certificates (PEM) to trust.", valueName: "file")) var caBundle: String?
+
+    func run() throws {
+        let replica = try options.open()
+        let transport = CurlTransport(baseURL: try replica.serverURL, token: try replica.tokenForCommands, caBundlePath: caBundle)
+        let exchange = try transport.send(method: "GET", path: "/v1/hello", query: [], body: nil)
+        guard exchange.status == 200 else { throw ValidationError("the server refused: HTTP \(exchange.status)") }
+        let hello = try JSONDecoder().decode(HelloResponse.self, from: exchange.body)
+        let report = try replica.upgrade(to: hello.schema)
+        if options.json { return try Terminal.printJSON(report) }
+        print("Upgraded \(options.db) from data model v\(report.fromVersion) to v\(report.toVersion):",
+              "\(report.tablesAdded.count) table(s) and \(report.columnsAdded.count) column(s) added,",
+              "\(report.stashedCellsApplied) stashed cell(s) applied, \(report.changesRequeued) refused change(s) queued again.")
+    }
+}
+
+struct Due: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "List overdue and upcoming deadlines of the cases on this device, offline.",
+        discussion: """
+            Investigation: 6 weeks after the melding. Decision: 2 weeks after the application (Wmo),
+            8 weeks for youth and participation. Also the next contact date agreed with the resident.
+              kt due --db laptop.sqlite --within 14
+              kt due --db laptop.sqlite --contact "Fatima Yilmaz" --json
+            """)
+    @OptionGroup var options: ReplicaOptions
+    @Option(help: "Show deadlines due within this many days (overdue ones always).") var within = 14
+    @Option(help: ArgumentHelp("Only cases of this contact person.", valueName: "name")) var contact: String?
+    @Option(help: ArgumentHelp("Count from this date instead of today (YYYY-MM-DD).", valueName: "date")) var today: String?
+
+    func run() throws {
+        let day = today ?? Deadlines.dateString(Int(Date().timeIntervalSince1970 / 86400))
+        guard Deadlines.dayNumber(day) != nil else { throw ValidationError("--today takes a date YYYY-MM-DD") }
+        let items = try options.open().due(today: day, within: within, contactPerson: contact)
+        if options.json { return try Terminal.printJSON(items) }
+        Terminal.printTable(["DUE", "IN", "DEADLINE", "RESIDENT", "CONTACT", "CASE"], items.map {
+            [$0.deadline.due, $0.deadline.daysLeft < 0 ? "\(-$0.deadline.daysLeft)d OVERDUE" : "\($0.deadline.daysLeft)d",
+             $0.deadline.kind.rawValue, $0.resident, $0.contactPerson ?? "-", $0.caseID]
+        }, empty: "Nothing overdue or due within \(within) days.")
     }
 }

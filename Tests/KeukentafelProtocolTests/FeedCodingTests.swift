@@ -69,8 +69,8 @@ import Testing
         let valid = #"{"node":"0000000000000001","schemaVersion":1,"changes":[]}"#
         #expect(throws: Never.self) { _ = try decodePush(Array(valid.utf8)) }
         let hostile: [[UInt8]] = [
-            Array(#"{"node":"0000000000000001","schemaVersion":1,"changes":[{"id":"a","table":"t","row":"r","column":"c","value":""#.utf8)
-                + [0xC3, 0x28] + Array(#"","version":"0000000000000001-0000000000000001"}]}"#.utf8),   // invalid UTF-8
+            Array(#"{"node":"0000000000000001","schemaVersion":1,"changes":[{"id":""#.utf8) + [0xC3, 0x28]
+                + Array(#"","table":"t","row":"r","column":"c","value":1,"version":"0000000000000001-0000000000000001"}]}"#.utf8),
             Array(#"{"node":"0000000000000001","node":"0000000000000002","schemaVersion":1,"changes":[]}"#.utf8),  // duplicate key
             Array((String(repeating: "[", count: 10_000) + String(repeating: "]", count: 10_000)).utf8),        // deep nesting
             Array(#"{"node":"0000000000000001","schemaVersion":1,"changes":[{"id":"a","table":"t","row":"r","column":"c","value":1e999,"version":"0000000000000001-0000000000000001"}]}"#.utf8),
@@ -85,6 +85,17 @@ import Testing
         for body in hostile {
             #expect(throws: JSONReader.Error.self, "\(String(decoding: body.prefix(60), as: UTF8.self))") { _ = try decodePush(body) }
         }
+    }
+
+    @Test func invalidUTF8InAValueRejectsOnlyThatChange() throws {
+        let body = Array(#"{"node":"0000000000000001","schemaVersion":1,"changes":[{"id":"a","table":"t","row":"r","column":"c","value":""#.utf8)
+            + [0xC3, 0x28]
+            + Array(#"","version":"0000000000000001-0000000000000001"},{"id":"b","table":"t","row":"r","column":"c","value":"ok","version":"0000000000000001-0000000000000002"}]}"#.utf8)
+        let request = try decodePush(body)
+        #expect(request.changes.count == 2)
+        #expect(request.rejectedWhileDecoding[0]?.code == .invalidValue)
+        #expect(request.rejectedWhileDecoding[1] == nil)
+        #expect(request.changes[1].value == .text("ok"))
     }
 
     @Test func integralRealsKeepTheirType() throws {

@@ -1,0 +1,124 @@
+import KeukentafelProtocol
+
+/// Legal deadlines of a case, computed offline from its dates.
+///
+/// - Investigation (*onderzoek*): within 6 weeks of the melding (Wmo 2015, art. 2.3.2).
+/// - Decision (*beschikking*): within 2 weeks of the application for Wmo; 8 weeks for youth
+///   (Jeugdwet) and participation (Participatiewet). A case in several domains gets the strictest.
+/// - The next contact date the consultant agreed, if any.
+public enum Deadlines {
+    public enum Kind: String, Codable, Sendable {
+        case investigation, decision, nextContact = "next_contact"
+    }
+
+    public struct Deadline: Codable, Sendable, Equatable {
+        public var kind: Kind
+        public var due: String
+        /// Negative when overdue.
+        public var daysLeft: Int
+    }
+
+    /// What a case's deadlines depend on.
+    public struct CaseFacts: Sendable {
+        public var status: String?
+        public var domains: [String]
+        public var meldingDate: String?
+        public var applicationDate: String?
+        public var decisionDate: String?
+        public var nextContactDue: String?
+        public var closedDate: String?
+
+        public init(status: String?, domains: [String], meldingDate: String?, applicationDate: String?,
+                    decisionDate: String?, nextContactDue: String?, closedDate: String?) {
+            self.status = status
+            self.domains = domains
+            self.meldingDate = meldingDate
+            self.applicationDate = applicationDate
+            self.decisionDate = decisionDate
+            self.nextContactDue = nextContactDue
+            self.closedDate = closedDate
+        }
+    }
+
+    static let investigationOpen: Set<String> = ["melding", "onderzoek"]
+    static let decided: Set<String> = ["beschikking", "levering", "evaluatie", "gesloten"]
+
+    /// The deadlines still open for a case on `today` (YYYY-MM-DD).
+    public static func open(for facts: CaseFacts, today: String) -> [Deadline] {
+        guard facts.closedDate == nil, facts.status != "gesloten", let now = dayNumber(today) else { return [] }
+        var result: [Deadline] = []
+        func add(_ kind: Kind, _ day: Int) {
+            result.append(Deadline(kind: kind, due: dateString(day), daysLeft: day - now))
+        }
+        if let melding = facts.meldingDate.flatMap(dayNumber), investigationOpen.contains(facts.status ?? "melding") {
+            add(.investigation, melding + 42)
+        }
+        if let application = facts.applicationDate.flatMap(dayNumber), facts.decisionDate == nil, !decided.contains(facts.status ?? "") {
+            let weeks = facts.domains.contains("wmo") || facts.domains.isEmpty ? 2
+                : (facts.domains.contains("jeugd") || facts.domains.contains("participatie") ? 8 : 2)
+            add(.decision, application + weeks * 7)
+        }
+        if let next = facts.nextContactDue.flatMap(dayNumber) { add(.nextContact, next) }
+        return result
+    }
+
+    /// Days since 1970-01-01 of a valid `YYYY-MM-DD`, else `nil`.
+    public static func dayNumber(_ text: String) -> Int? {
+        guard isValidDate(text) else { return nil }
+        let parts = text.split(separator: "-").compactMap { Int($0) }
+        let (y, m, d) = (parts[0], parts[1], parts[2])
+        // Howard Hinnant's days_from_civil.
+        let year = m <= 2 ? y - 1 : y
+        let era = (year >= 0 ? year : year - 399) / 400
+        let yoe = year - era * 400
+        let doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1
+        let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy
+        return era * 146_097 + doe - 719_468
+    }
+
+    /// `YYYY-MM-DD` of a day number.
+    public static func dateString(_ days: Int) -> String {
+        let z = days + 719_468
+        let era = (z >= 0 ? z : z - 146_096) / 146_097
+        let doe = z - era * 146_097
+        let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365
+        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100)
+        let mp = (5 * doy + 2) / 153
+        let d = doy - (153 * mp + 2) / 5 + 1
+        let m = mp < 10 ? mp + 3 : mp - 9
+        let y = yoe + era * 400 + (m <= 2 ? 1 : 0)
+        func pad(_ v: Int, _ w: Int) -> String { let s = String(v); return String(repeating: "0", count: max(0, w - s.count)) + s }
+        return "\(pad(y, 4))-\(pad(m, 2))-\(pad(d, 2))"
+    }
+}
+
+/// One line of `kt due`.
+public struct DueItem: Codable, Sendable, Equatable {
+    public var caseID: String
+    public var resident: String
+    public var contactPerson: String?
+    public var deadline: Deadlines.Deadline
+}
+
+extension Replica {
+    /// Open deadlines that are overdue or due within `days` of `today`, soonest first. Offline.
+    public func due(today: String, within days: Int, contactPerson: String? = nil) throws -> [DueItem] {
+        let rows = try query("""
+            SELECT c.id, coalesce(r.first_name || ' ', '') || coalesce(r.last_name, '?'), c.contact_person, c.status, c.domains,
+                   c.melding_date, c.application_date, c.decision_date, c.next_contact_due, c.closed_date
+            FROM cases c LEFT JOIN residents r ON r.id = c.resident_id
+            """).rows
+        func text(_ v: CellValue) -> String? { if case .text(let t) = v { return t } else { return nil } }
+        var items: [DueItem] = []
+        for r in rows {
+            if let contactPerson, text(r[2]) != contactPerson { continue }
+            let facts = Deadlines.CaseFacts(status: text(r[3]), domains: text(r[4]).flatMap(parseStringList) ?? [],
+                                            meldingDate: text(r[5]), applicationDate: text(r[6]), decisionDate: text(r[7]),
+                                            nextContactDue: text(r[8]), closedDate: text(r[9]))
+            for deadline in Deadlines.open(for: facts, today: today) where deadline.daysLeft <= days {
+                items.append(DueItem(caseID: text(r[0]) ?? "", resident: text(r[1]) ?? "?", contactPerson: text(r[2]), deadline: deadline))
+            }
+        }
+        return items.sorted { ($0.deadline.due, $0.caseID) < ($1.deadline.due, $1.caseID) }
+    }
+}
