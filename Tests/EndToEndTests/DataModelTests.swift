@@ -299,3 +299,27 @@ import Testing
         await server.stop()
     }
 }
+
+@Suite struct SyntheticPopulationTests {
+    @Test func aSyntheticPopulationIsValidAndDeterministic() async throws {
+        let node = NodeID(rawValue: 42)!
+        var first: [Change] = [], second: [Change] = []
+        let population = SyntheticPopulation(municipalities: 2, teams: 3, cases: 120, seed: 9)
+        let cells = try population.generate(node: node, milliseconds: 1_763_000_000_000, batchSize: 500) { first += $0 }
+        try population.generate(node: node, milliseconds: 1_763_000_000_000, batchSize: 777) { second += $0 }
+        #expect(first == second, "same seed, same rows and ids")
+        #expect(cells == first.count)
+        #expect(cells > 120 * 30, "several visits, notes and members per case")
+
+        // Every generated cell is valid against the shipped data model and syncs to a replica.
+        let server = try await TestServer.start()
+        let response = try server.store.push(first, device: "demo")
+        #expect(response.results.filter { $0.status == .rejected }.map { $0.message ?? "" } == [])
+        let laptop = try server.replica("laptop")
+        let report = try await laptop.sync()
+        #expect(report.pulled.cellsApplied == cells)
+        #expect(try laptop.rowCount("cases") == 120)
+        #expect(try laptop.rowCount("carers") > 10)
+        await server.stop()
+    }
+}
