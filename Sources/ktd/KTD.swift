@@ -44,6 +44,14 @@ struct StoreOptions: ParsableArguments {
         } catch {
             throw ValidationError("\(error)")
         }
+        if path != copy, FileManager.default.fileExists(atPath: copy), let stored = try? DataModelFile.load(path: copy), stored != model {
+            // The store was made with another model: only a compatible newer one may replace it.
+            let problems = model.evolutionProblems(from: stored)
+            guard problems.isEmpty else {
+                throw ValidationError("\(path) cannot replace the data model this store uses (v\(stored.version)):\n  "
+                                      + problems.joined(separator: "\n  "))
+            }
+        }
         if path != copy {
             try FileManager.default.createDirectory(atPath: data, withIntermediateDirectories: true)
             try Data(contentsOf: URL(fileURLWithPath: path)).write(to: URL(fileURLWithPath: copy), options: .atomic)

@@ -108,6 +108,11 @@ import Testing
         let serverList = try run("ktd", ["admin", "conflicts", "list", "--data", data, "--json"], in: work)
         #expect(serverList.output.contains("\"loserValue\" : \"beschikking\""))
 
+        // Deadlines, offline: the server is no longer needed.
+        let due = try run("kt", ["due", "--db", "office.sqlite", "--today", "2026-12-01", "--within", "30"], in: work)
+        #expect(due.output.contains("8d OVERDUE") && due.output.contains("Milena Kowalski"), "\(due.output)")
+        #expect(due.output.contains("Sanne Jansen") && due.output.contains("investigation"))
+
         let refused = try run("kt", ["sql", "--db", "fatima.sqlite", "UPDATE cases SET melding_date = '2026-02-30' WHERE id = '\(c)'"], in: work, expect: 1)
         #expect(refused.error.contains("cases.melding_date"))
     }
@@ -132,7 +137,8 @@ import Testing
     @Test func everyCommandExplainsItself() throws {
         let work = try temporaryDirectory("help")
         for (tool, command) in [("ktd", ["serve"]), ("ktd", ["admin", "device", "add"]), ("ktd", ["admin", "conflicts", "list"]),
-                                ("kt", ["init"]), ("kt", ["sql"]), ("kt", ["sync"]), ("kt", ["status"]), ("kt", ["conflicts", "show"])] {
+                                ("ktd", ["admin", "demo"]), ("kt", ["init"]), ("kt", ["sql"]), ("kt", ["sync"]), ("kt", ["status"]),
+                                ("kt", ["conflicts", "show"]), ("kt", ["due"]), ("kt", ["upgrade"])] {
             let help = try run(tool, command + ["--help"], in: work)
             #expect(help.output.contains("USAGE:"))
             #expect(help.output.contains("--json") || command == ["serve"])

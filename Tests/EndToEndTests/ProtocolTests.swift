@@ -108,10 +108,19 @@ import Testing
         #expect(try server.store.counts()["cells"] == 2, "only the two valid cells are stored")
         #expect(try server.store.counts()["changes"] == 2)
 
+        // Text that is not UTF-8 is refused for that change only; the valid change beside it applies.
+        let raw = Array(#"{"node":"\#(node)","schemaVersion":1,"changes":[{"id":"\#(node)-20","table":"residents","row":"\#(row)","column":"city","value":""#.utf8)
+            + [0xC3, 0x28]
+            + Array(#"","version":"\#(change(20, column: "city", .null).version)"},{"id":"\#(node)-21","table":"residents","row":"\#(row)","column":"phone","value":"0612","version":"\#(change(21, column: "phone", .null).version)"}]}"#.utf8)
+        let mixed = try JSONDecoder().decode(PushResponse.self, from: try await send(server, token: token, "POST", "/v1/push", body: Data(raw)).body)
+        #expect(mixed.results.map(\.status) == [.rejected, .applied])
+        #expect(mixed.results.first?.message?.contains("UTF-8") == true)
+        #expect(try server.store.cell(table: "residents", row: row, column: "city") == nil)
+
         // The same batch again: same answers, nothing stored twice.
         let again = try JSONDecoder().decode(PushResponse.self, from: try await send(server, token: token, "POST", "/v1/push", body: body).body)
         #expect(again.results.map(\.status) == response.results.map(\.status))
-        #expect(try server.store.counts()["changes"] == 2)
+        #expect(try server.store.counts()["changes"] == 3, "the two valid changes of the batch and the phone number, each once")
 
         // A change id reused for a different change is refused.
         var reused = batch[0]
