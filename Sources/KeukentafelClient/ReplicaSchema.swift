@@ -40,6 +40,8 @@ enum ReplicaSchema {
             value, hlc INTEGER NOT NULL, node INTEGER NOT NULL,
             PRIMARY KEY (tbl, row_id, col)
         ) WITHOUT ROWID;
+        -- Decisions on conflicts taken on this device, sent with the next push.
+        CREATE TABLE IF NOT EXISTS _kt_resolutions (conflict_id INTEGER PRIMARY KEY, resolution TEXT NOT NULL, decided_at INTEGER NOT NULL);
         -- Conflicts the server recorded on rows this replica sees.
         CREATE TABLE IF NOT EXISTS _kt_conflicts (
             id INTEGER PRIMARY KEY,
@@ -76,6 +78,11 @@ enum ReplicaSchema {
 
         // Validation before the write, so a bad value never reaches table or outbox.
         let checksInsert = table.columns.map { "kt_check(\(tl), \(literal($0.name)), NEW.\(quote($0.name)))" }
+        // A cell that is fixed once set (a signed plan) refuses a different value.
+        let immutableChecks = table.columns.filter { $0.policy == .immutable }.map {
+            "    SELECT RAISE(ABORT, 'keukentafel: \(table.name).\($0.name) is fixed once set [immutable_cell]') "
+                + "WHERE OLD.\(quote($0.name)) IS NOT NULL AND OLD.\(quote($0.name)) IS NOT NEW.\(quote($0.name));"
+        }.joined(separator: "\n")
         // An update checks only the columns it changes.
         let checksUpdate = table.columns.map {
             "    SELECT kt_check(\(tl), \(literal($0.name)), NEW.\(quote($0.name))) WHERE OLD.\(quote($0.name)) IS NOT NEW.\(quote($0.name));"
@@ -86,6 +93,7 @@ enum ReplicaSchema {
             END;
             CREATE TRIGGER IF NOT EXISTS \(quote("_kt_\(table.name)_check_update")) BEFORE UPDATE ON \(t) WHEN kt_capture() BEGIN
                 SELECT RAISE(ABORT, 'keukentafel: the id of a synced row never changes; insert a new row instead') WHERE OLD.id IS NOT NEW.id;
+            \(immutableChecks)
             \(checksUpdate)
             END;
 

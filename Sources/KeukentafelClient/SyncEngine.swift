@@ -31,6 +31,8 @@ public struct SyncReport: Sendable, Codable, Equatable {
     public var restamped = 0
     /// Local changes still refused by the server (see `kt status`).
     public var stillRejected = 0
+    /// Conflict decisions sent to the server.
+    public var resolutionsSent = 0
     /// Set when the server runs a newer data model than the replica: time for `kt upgrade`.
     public var serverSchemaVersion: Int?
 }
@@ -111,10 +113,13 @@ public final class SyncEngine: @unchecked Sendable {
 
     func pushAll(into report: inout SyncReport) throws {
         var restampTried = false
+        var resolutions = try replica.pendingResolutions()
         while true {
             let batch = try replica.pendingChanges(limit: pushBatchSize)
-            if batch.isEmpty { break }
-            let request = PushRequest(node: replica.node, schemaVersion: replica.dataModel.version, changes: batch.map(\.change))
+            if batch.isEmpty && resolutions.isEmpty { break }
+            // Decisions on conflicts travel with the first batch, after the changes they go with.
+            let request = PushRequest(node: replica.node, schemaVersion: replica.dataModel.version, changes: batch.map(\.change),
+                                      resolutions: resolutions.isEmpty ? nil : resolutions)
             let encoded = FeedCoding.encode(request)
             let response: PushResponse
             if encoded.count >= 4096 {
@@ -123,6 +128,11 @@ public final class SyncEngine: @unchecked Sendable {
                 response = try call("POST", "/v1/push", body: Data(encoded))
             }
             let counts = try replica.acknowledge(batch, results: response.results)
+            if !resolutions.isEmpty {
+                try replica.acknowledgeResolutions(resolutions.map(\.conflict))  // unknown ids are dropped: nothing to resolve there
+                report.resolutionsSent += resolutions.count
+                resolutions = []
+            }
             report.pushed.applied += counts.applied
             report.pushed.superseded += counts.superseded
             report.pushed.conflicts += counts.conflicts
@@ -132,7 +142,7 @@ public final class SyncEngine: @unchecked Sendable {
                 restampTried = true
                 report.restamped += try replica.restampClockAheadChanges(serverTime: response.serverTime, maxSkew: saneClockSkewMilliseconds)
             }
-            if response.results.count < batch.count { break }  // the server answered part; the rest waits
+            if response.results.count < batch.count || batch.isEmpty { break }  // the server answered part; the rest waits
         }
         if !restampTried, try replica.outbox().contains(where: { $0.code == ErrorCode.clockAhead.rawValue }) {
             // Nothing pending was pushed, so ask the server for its time before re-stamping.
@@ -158,6 +168,13 @@ public final class SyncEngine: @unchecked Sendable {
             report.cursor = page.cursor
             if !page.more { break }
         }
+    }
+
+    /// Every accepted write of a row (or one of its cells), from the server.
+    public func history(table: String, row: String, column: String? = nil) throws -> [HistoryEntry] {
+        let query = [("table", table), ("row", row)] + (column.map { [("column", $0)] } ?? [])
+        let response: HistoryResponse = try call("GET", "/v1/history", query: query)
+        return response.entries
     }
 
     func call<T: Decodable>(_ method: String, _ path: String, query: [(String, String)] = [], body: Data? = nil,

@@ -26,6 +26,9 @@ public struct DataModel: Codable, Sendable, Equatable {
         public var appendOnly: Bool?
         /// Who may see the rows; see `Scope`.
         public var scope: Scope?
+        /// Rows that should not exist twice (one appreciation per carer per year). Two such rows made
+        /// on different devices are both kept and flagged for review as a `duplicate` conflict.
+        public var unique: [UniqueKey]?
         public var columns: [Column]
 
         public init(name: String, description: String? = nil, appendOnly: Bool? = nil, scope: Scope? = nil, columns: [Column]) {
@@ -75,6 +78,20 @@ public struct DataModel: Codable, Sendable, Equatable {
             self.minimum = minimum
             self.maximum = maximum
             self.maxItems = maxItems
+        }
+    }
+
+    /// Columns whose values together identify a row, optionally only while a status column has one
+    /// of some values (a volunteer has one *active* match).
+    public struct UniqueKey: Codable, Sendable, Equatable {
+        public var columns: [String]
+        public var whenColumn: String?
+        public var whenValues: [String]?
+
+        public init(columns: [String], whenColumn: String? = nil, whenValues: [String]? = nil) {
+            self.columns = columns
+            self.whenColumn = whenColumn
+            self.whenValues = whenValues
         }
     }
 
@@ -173,6 +190,12 @@ extension DataModel {
                 }
             }
             if let scope = table.scope { errors += checkScope(scope, of: table) }
+            for key in table.unique ?? [] {
+                for column in key.columns + [key.whenColumn].compactMap({ $0 }) where table.column(named: column) == nil {
+                    errors.append("table '\(table.name)': unique key names column '\(column)', which the table does not have")
+                }
+                if key.columns.isEmpty { errors.append("table '\(table.name)': a unique key needs columns") }
+            }
         }
         if !errors.isEmpty { throw DataModelError(description: errors.joined(separator: "\n")) }
     }

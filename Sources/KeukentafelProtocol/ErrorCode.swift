@@ -23,4 +23,5 @@ public enum ErrorCode: String, Codable, Sendable, CaseIterable {
     case invalidChangeID = "invalid_change_id"
     case changeIDReused = "change_id_reused"
     case upgradeRequired = "upgrade_required"
+    case immutableCell = "immutable_cell"
 }

@@ -110,7 +110,18 @@ public enum FeedCoding {
             if let base = change.base { out.raw(",\"base\":\""); out.raw(base.description); out.raw("\"") }
             out.byte(UInt8(ascii: "}"))
         }
-        out.raw("]}")
+        out.byte(UInt8(ascii: "]"))
+        if let resolutions = request.resolutions, !resolutions.isEmpty {
+            out.raw(",\"resolutions\":[")
+            for (i, r) in resolutions.enumerated() {
+                if i > 0 { out.byte(UInt8(ascii: ",")) }
+                out.raw("{\"conflict\":"); out.integer(r.conflict)
+                out.raw(",\"resolution\":"); out.string(r.resolution)
+                out.byte(UInt8(ascii: "}"))
+            }
+            out.byte(UInt8(ascii: "]"))
+        }
+        out.byte(UInt8(ascii: "}"))
         return out.bytes
     }
 
@@ -120,8 +131,26 @@ public enum FeedCoding {
         var node: NodeID?, schemaVersion: Int64?
         var changes: [Change] = []
         var rejected: [Int: ChangeRejection] = [:]
+        var resolutions: [Resolution]?
         try reader.object { key, reader in
             switch key {
+            case "resolutions":
+                var list: [Resolution] = []
+                try reader.array { reader in
+                    var conflict: Int64?, resolution: String?
+                    try reader.object { key, reader in
+                        switch key {
+                        case "conflict": conflict = try reader.integer()
+                        case "resolution": resolution = try reader.string()
+                        default: _ = try reader.skipValue()
+                        }
+                    }
+                    guard let conflict, let resolution else {
+                        throw JSONReader.Error(message: "a resolution needs conflict and resolution", offset: reader.offset)
+                    }
+                    list.append(Resolution(conflict: conflict, resolution: resolution))
+                }
+                resolutions = list
             case "node":
                 let text = try reader.string()
                 guard let id = NodeID(text) else { throw JSONReader.Error(message: "node is 16 lowercase hex digits", offset: reader.offset) }
@@ -160,7 +189,7 @@ public enum FeedCoding {
         }
         try reader.end()
         guard let node, let schemaVersion else { throw JSONReader.Error(message: "a push needs node, schemaVersion and changes", offset: 0) }
-        var request = PushRequest(node: node, schemaVersion: Int(schemaVersion), changes: changes)
+        var request = PushRequest(node: node, schemaVersion: Int(schemaVersion), changes: changes, resolutions: resolutions)
         request.rejectedWhileDecoding = rejected
         return request
     }

@@ -27,20 +27,35 @@ public struct Change: Codable, Sendable, Hashable {
     public var key: CellKey { CellKey(table: table, row: row, column: column) }
 }
 
+/// A person's decision on a conflict record, sent with a push. The data change that goes with it (the
+/// restored or new value) is an ordinary change in the same or an earlier push.
+public struct Resolution: Codable, Sendable, Equatable {
+    public var conflict: Int64
+    /// `kept winner`, `restored loser` or `new value`, and optionally why.
+    public var resolution: String
+
+    public init(conflict: Int64, resolution: String) {
+        self.conflict = conflict
+        self.resolution = resolution
+    }
+}
+
 public struct PushRequest: Codable, Sendable {
     public var node: NodeID
     public var schemaVersion: Int
     public var changes: [Change]
+    public var resolutions: [Resolution]?
     /// Changes (by index) already found unusable while decoding, e.g. text that is not valid UTF-8.
     /// They are answered as rejected; the rest of the batch still applies. Not on the wire.
     public var rejectedWhileDecoding: [Int: ChangeRejection] = [:]
 
-    enum CodingKeys: String, CodingKey { case node, schemaVersion, changes }
+    enum CodingKeys: String, CodingKey { case node, schemaVersion, changes, resolutions }
 
-    public init(node: NodeID, schemaVersion: Int, changes: [Change]) {
+    public init(node: NodeID, schemaVersion: Int, changes: [Change], resolutions: [Resolution]? = nil) {
         self.node = node
         self.schemaVersion = schemaVersion
         self.changes = changes
+        self.resolutions = resolutions
     }
 }
 
@@ -79,10 +94,13 @@ public struct PushResponse: Codable, Sendable {
     /// The server's wall clock in milliseconds, so a replica can check its own.
     public var serverTime: Int64
     public var results: [ChangeResult]
+    /// Ids of the conflicts whose resolutions were recorded.
+    public var resolved: [Int64]?
 
-    public init(serverTime: Int64, results: [ChangeResult]) {
+    public init(serverTime: Int64, results: [ChangeResult], resolved: [Int64]? = nil) {
         self.serverTime = serverTime
         self.results = results
+        self.resolved = resolved
     }
 }
 
@@ -207,4 +225,38 @@ public struct ErrorResponse: Codable, Sendable {
     public init(code: ErrorCode, message: String) {
         self.error = Detail(code: code, message: message)
     }
+}
+
+/// One accepted write of a cell: the history of a record is a list of these, oldest first.
+public struct HistoryEntry: Codable, Sendable, Equatable {
+    public var changeID: String
+    public var column: String
+    public var value: CellValue
+    public var version: CellVersion
+    public var device: String?
+    public var deviceName: String?
+    /// Server time the change arrived, ISO-8601.
+    public var receivedAt: String
+    /// What the push answered: applied, superseded or conflict.
+    public var status: String
+    public var won: Bool?
+
+    public init(changeID: String, column: String, value: CellValue, version: CellVersion, device: String?, deviceName: String?,
+                receivedAt: String, status: String, won: Bool?) {
+        self.changeID = changeID
+        self.column = column
+        self.value = value
+        self.version = version
+        self.device = device
+        self.deviceName = deviceName
+        self.receivedAt = receivedAt
+        self.status = status
+        self.won = won
+    }
+}
+
+/// `GET /v1/history?table=&row=[&column=]`.
+public struct HistoryResponse: Codable, Sendable {
+    public var entries: [HistoryEntry]
+    public init(entries: [HistoryEntry]) { self.entries = entries }
 }

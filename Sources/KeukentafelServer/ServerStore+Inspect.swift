@@ -1,19 +1,6 @@
 import KeukentafelProtocol
 import KeukentafelSQLite
 
-/// One accepted write of a cell, as the history shows it.
-public struct HistoryEntry: Codable, Sendable, Equatable {
-    public var changeID: String
-    public var column: String
-    public var value: CellValue
-    public var version: CellVersion
-    public var device: String?
-    public var receivedAt: String
-    /// What the push answered: applied, superseded or conflict.
-    public var status: String
-    public var won: Bool?
-}
-
 extension ServerStore {
     /// The current value and version of one cell, or `nil` if it was never written.
     public func cell(table: String, row: String, column: String) throws -> VersionedValue? {
@@ -45,17 +32,20 @@ extension ServerStore {
     /// Every accepted write of a row (or of one of its cells), oldest first.
     public func history(table: String, row: String, column: String? = nil) throws -> [HistoryEntry] {
         try reader.withLock { connection in
-            var sql = "SELECT change_id, col, value, hlc, node, device, received_at, status, won FROM changes WHERE tbl = ? AND row_id = ?"
+            var sql = """
+                SELECT c.change_id, c.col, c.value, c.hlc, c.node, c.device, c.received_at, c.status, c.won, d.name
+                FROM changes c LEFT JOIN devices d ON d.id = c.device WHERE c.tbl = ? AND c.row_id = ?
+                """
             var arguments: [CellValue] = [.text(table), .text(row)]
             if let column {
-                sql += " AND col = ?"
+                sql += " AND c.col = ?"
                 arguments.append(.text(column))
             }
-            return try connection.query(sql + " ORDER BY hlc, node", arguments).compactMap { r in
+            return try connection.query(sql + " ORDER BY c.hlc, c.node", arguments).compactMap { r in
                 guard let version = CellVersion(hlc: r[3], node: r[4]) else { return nil }
                 return HistoryEntry(changeID: r[0].string ?? "", column: r[1].string ?? "", value: r[2], version: version,
-                                    device: r[5].string, receivedAt: r[6].string ?? "", status: r[7].string ?? "",
-                                    won: r[8].int64.map { $0 != 0 })
+                                    device: r[5].string, deviceName: r[9].string, receivedAt: r[6].string ?? "",
+                                    status: r[7].string ?? "", won: r[8].int64.map { $0 != 0 })
             }
         }
     }

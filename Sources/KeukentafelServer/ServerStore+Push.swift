@@ -8,7 +8,7 @@ extension ServerStore {
     /// nowhere; the rest of the batch still applies. A change id seen before answers with its first
     /// result and changes nothing, so a client may always retry a batch whose response it lost.
     public func push(_ changes: [Change], device: String, clientSchemaVersion: Int? = nil,
-                     rejectedWhileDecoding: [Int: ChangeRejection] = [:]) throws -> PushResponse {
+                     rejectedWhileDecoding: [Int: ChangeRejection] = [:], resolutions: [Resolution] = []) throws -> PushResponse {
         if let clientVersion = clientSchemaVersion, let minimum = dataModel.minimumClientVersion, clientVersion < minimum {
             let message = "this device's data model is version \(clientVersion); the server accepts writes from version \(minimum) on. "
                 + "Run `kt upgrade` on the device; the change is kept until then."
@@ -17,6 +17,7 @@ extension ServerStore {
             })
         }
         let now = clock()
+        var resolved: [Int64] = []
         let results = try writer.withLock { connection -> [ChangeResult] in
             try connection.transaction {
                 // The sequence lives in the store, read and written inside the write transaction, so
@@ -32,11 +33,12 @@ extension ServerStore {
                         results.append(try context.apply(change, now: now))
                     }
                 }
+                for resolution in resolutions where try context.resolve(resolution) { resolved.append(resolution.conflict) }
                 try connection.run("UPDATE meta SET value = ? WHERE key = 'seq'", [.integer(context.sequence)])
                 return results
             }
         }
-        return PushResponse(serverTime: now, results: results)
+        return PushResponse(serverTime: now, results: results, resolved: resolutions.isEmpty ? nil : resolved)
     }
 }
 
@@ -99,6 +101,19 @@ struct PushContext {
                     try resequenceRow(table: key.table, row: key.row)
                 }
             }
+        } else if table.column(named: key.column)?.policy == .immutable, let current, current.value.value != .null,
+                  current.value.value != incoming.value {
+            // Fixed once set (a signed plan): the later value is kept as a conflict record, never applied.
+            let id = try recordConflict(table: table, key: key, winner: current.value, winnerDevice: current.device,
+                                        loser: incoming, loserDevice: device, base: change.base, rule: "immutable")
+            // The fixed value is re-stamped newer than the refused one, so the writer's replica (which
+            // holds the newer version of its own write) takes the fixed value back, like every other.
+            let restamp = CellVersion(hlc: max(incoming.version.hlc, current.version.hlc) + 1, node: try store.node)
+            try writeCell(key, VersionedValue(value: current.value.value, version: restamp), device: current.device)
+            let result = ChangeResult(id: change.id, status: .conflict, won: false, conflict: id, code: .immutableCell,
+                                      message: "\(table.name).\(key.column) is fixed once set; the new value is kept in conflict \(id)")
+            try log(change, result: result)
+            return result
         } else {
             outcome = Merge.classify(current: current?.value, incoming: incoming, base: change.base)
             if table.appendOnly == true, case .conflict(let wins) = outcome {
@@ -140,6 +155,10 @@ struct PushContext {
         }
         if rowBefore.isDeleted, try !rowState(table: key.table, row: key.row).isDeleted {
             try resequenceRow(table: key.table, row: key.row)  // a revived row goes out whole
+        }
+
+        if won, table.unique != nil, let duplicate = try checkDuplicates(after: change, in: table) {
+            conflictID = conflictID ?? duplicate
         }
 
         let result: ChangeResult
@@ -225,7 +244,8 @@ struct PushContext {
 
     // MARK: Writing
 
-    mutating func writeCell(_ key: CellKey, _ value: VersionedValue) throws {
+    mutating func writeCell(_ key: CellKey, _ value: VersionedValue, device writer: String? = nil) throws {
+        let device = writer ?? self.device
         let stmt = try connection.statement("""
             INSERT INTO cells (tbl, row_id, col, value, hlc, node, seq, device) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
             ON CONFLICT (tbl, row_id, col) DO UPDATE SET
@@ -248,8 +268,9 @@ struct PushContext {
     }
 
     mutating func recordConflict(table: DataModel.Table, key: CellKey, winner: VersionedValue, winnerDevice: String?,
-                                 loser: VersionedValue, loserDevice: String?, base: CellVersion?, rule: String) throws -> Int64 {
-        let review = table.column(named: key.column)?.policy == .review
+                                 loser: VersionedValue, loserDevice: String?, base: CellVersion?, rule: String,
+                                 review forceReview: Bool = false) throws -> Int64 {
+        let review = forceReview || table.column(named: key.column)?.policy == .review
         let stmt = try connection.statement("""
             INSERT INTO conflicts (seq, tbl, row_id, col, winner_value, winner_hlc, winner_node, winner_device,
                 loser_value, loser_hlc, loser_node, loser_device, base_hlc, base_node, rule, review, recorded_at)
@@ -277,6 +298,15 @@ struct PushContext {
             first = first ?? id
         }
         return first
+    }
+
+    /// Marks a conflict resolved and gives it a new sequence number, so every device learns of it.
+    mutating func resolve(_ resolution: Resolution) throws -> Bool {
+        let text = String(resolution.resolution.prefix(500))
+        try connection.run("""
+            UPDATE conflicts SET resolved_at = ?, resolved_by = ?, resolution = ?, seq = ? WHERE id = ?
+            """, [.text(receivedAt), .text(device), .text(text), .integer(nextSequence()), .integer(resolution.conflict)])
+        return connection.changes > 0
     }
 
     func log(_ change: Change, result: ChangeResult) throws {

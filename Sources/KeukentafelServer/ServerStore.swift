@@ -31,6 +31,12 @@ public final class ServerStore: Sendable {
             try connection.run("INSERT INTO meta(key, value) VALUES ('node', ?)", [.text(NodeID.random().description)])
             try connection.run("INSERT INTO meta(key, value) VALUES ('created_at', ?)", [.text(iso8601(clock()))])
         }
+        // Unique keys are looked up by value, for the few tables that have them.
+        let keyed = dataModel.tables.filter { $0.unique != nil }.map { "'\($0.name)'" }
+        if !keyed.isEmpty {
+            // Partial index; a table that gains a key in a later model is still checked, only by a scan.
+            try connection.execute("CREATE INDEX IF NOT EXISTS cells_by_key_value ON cells(tbl, col, value) WHERE tbl IN (\(keyed.joined(separator: ", ")))")
+        }
         if try connection.scalar("SELECT value FROM meta WHERE key = 'seq'") == nil {
             try connection.run("INSERT INTO meta(key, value) VALUES ('seq', 0)")
         }

@@ -74,6 +74,15 @@ public struct SyncServer: Sendable {
             }
             return try respond(body, to: request)
         }
+        v1.get("history") { request, _ in
+            guard let table = request.uri.queryParameters["table"].map(String.init),
+                  let row = request.uri.queryParameters["row"].map(String.init) else {
+                throw APIError(.badRequest, "history needs table and row, e.g. ?table=cases&row=<uuid>[&column=status]")
+            }
+            let column = request.uri.queryParameters["column"].map(String.init)
+            let entries = try await blocking { try store.history(table: table, row: row, column: column) }
+            return try respond(try jsonBytes(HistoryResponse(entries: entries)), to: request)
+        }
         return router
     }
 
@@ -108,7 +117,7 @@ public struct SyncServer: Sendable {
         let device = context.device?.id ?? ""
         let response = try await blocking {
             try store.push(pushRequest.changes, device: device, clientSchemaVersion: pushRequest.schemaVersion,
-                           rejectedWhileDecoding: pushRequest.rejectedWhileDecoding)
+                           rejectedWhileDecoding: pushRequest.rejectedWhileDecoding, resolutions: pushRequest.resolutions ?? [])
         }
         return try respond(try jsonBytes(response), to: request)
     }

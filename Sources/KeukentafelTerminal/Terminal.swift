@@ -40,6 +40,23 @@ public enum Terminal {
         return "\(seconds / 86400) days ago"
     }
 
+    /// "3 minutes ago" for an ISO-8601 UTC time as the server writes it (`2026-11-23T10:15:00.000Z`).
+    public static func age(ofISO text: String, now: Int64 = Int64(Date().timeIntervalSince1970 * 1000)) -> String {
+        let parts = text.split(whereSeparator: { "-T:.Z".contains($0) }).compactMap { Int($0) }
+        guard parts.count >= 6 else { return text }
+        let days = CalendarDay.number(year: parts[0], month: parts[1], day: parts[2])
+        let milliseconds = Int64(((days * 24 + parts[3]) * 60 + parts[4]) * 60 + parts[5]) * 1000
+        return relativeTime(milliseconds, now: now)
+    }
+
+    /// The history of a record as a table, oldest first.
+    public static func printHistory(_ entries: [HistoryEntry], full: Bool) {
+        printTable(["WHEN", "COLUMN", "VALUE", "DEVICE", "OUTCOME", "VERSION"], entries.map {
+            [$0.receivedAt, $0.column, shorten($0.value.description, to: full ? Int.max : 40), $0.deviceName ?? $0.device ?? "?",
+             $0.status + ($0.won == false ? " (lost)" : ""), $0.version.description]
+        }, empty: "No history for this record.")
+    }
+
     /// A conflict record in full, for `kt conflicts show` and `ktd admin conflicts show`.
     public static func describe(_ c: ConflictRecord) -> String {
         """
@@ -48,7 +65,7 @@ public enum Terminal {
           loser:  \(c.loserValue)   (version \(c.loserVersion), device \(c.loserDevice ?? "?"))
           base:   \(c.base?.description ?? "none")
           rule:   \(c.rule)\(c.review ? "   — flagged for review" : "")
-          recorded \(c.recordedAt)\(c.resolvedAt.map { ", resolved \($0) by \(c.resolvedBy ?? "?")" } ?? ", unresolved")
+          recorded \(c.recordedAt) (\(age(ofISO: c.recordedAt)))\(c.resolvedAt.map { ", resolved \($0) by \(c.resolvedBy ?? "?"): \(c.resolution ?? "")" } ?? (c.resolution.map { ", resolved on this device (not yet synced): \($0)" } ?? ", unresolved"))
         """
     }
 }

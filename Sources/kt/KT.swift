@@ -19,7 +19,7 @@ struct KT: ParsableCommand {
               kt status --db laptop.sqlite
             """,
         version: "0.1.0",
-        subcommands: [Init.self, SQL.self, Sync.self, Status.self, Conflicts.self, Upgrade.self, Due.self])
+        subcommands: [Init.self, SQL.self, Sync.self, Status.self, Conflicts.self, History.self, Upgrade.self, Due.self])
 }
 
 struct ReplicaOptions: ParsableArguments {
@@ -153,26 +153,49 @@ struct Status: ParsableCommand {
 
 struct Conflicts: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Conflicts the server recorded on rows this device sees.", subcommands: [List.self, Show.self])
+        abstract: "Conflicts the server recorded on rows this device sees: list, show, resolve.",
+        subcommands: [List.self, Show.self, Resolve.self])
 
     struct List: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "List conflicts, newest first.")
+        static let configuration = CommandConfiguration(
+            abstract: "List conflicts, newest first.",
+            discussion: """
+                  kt conflicts list --db laptop.sqlite --unresolved --review
+                  kt conflicts list --db laptop.sqlite --table cases --mine
+                """)
         @OptionGroup var options: ReplicaOptions
+        @Option(help: "Only this table.") var table: String?
+        @Option(help: ArgumentHelp("Only this row (id or its first characters).", valueName: "id")) var row: String?
+        @Option(help: ArgumentHelp("Only conflicts recorded on or after this date (YYYY-MM-DD).", valueName: "date")) var since: String?
+        @Option(help: ArgumentHelp("Only conflicts in which this device (id) took part.", valueName: "device")) var device: String?
+        @Flag(help: "Only conflicts nobody resolved yet.") var unresolved = false
+        @Flag(help: "Only the review queue (columns the data model flags for review).") var review = false
+        @Flag(help: "Only conflicts in which a write of this device lost.") var mine = false
+        @Flag(help: "Show values in full instead of shortened.") var full = false
 
         func run() throws {
             let replica = try options.open()
-            let conflicts = try replica.conflicts()
+            let conflicts = try replica.conflicts().filter { c in
+                (table == nil || c.table == table) && (row.map { c.row.hasPrefix($0) } ?? true)
+                    && (since.map { c.recordedAt >= $0 } ?? true)
+                    && (device.map { c.winnerDevice == $0 || c.loserDevice == $0 } ?? true)
+                    && (!unresolved || (c.resolvedAt == nil && c.resolution == nil)) && (!review || c.review)
+                    && (!mine || c.loserVersion.node == replica.node)
+            }
             if options.json { return try Terminal.printJSON(conflicts) }
-            Terminal.printTable(["ID", "CELL", "WINNER", "LOSER", "RULE", "MINE LOST", "RECORDED"], conflicts.map {
-                ["\($0.id)", "\($0.table)/\($0.row.prefix(8))…/\($0.column)", Terminal.shorten($0.winnerValue.description),
-                 Terminal.shorten($0.loserValue.description), $0.rule + ($0.review ? " (review)" : ""),
-                 $0.loserVersion.node == replica.node ? "yes" : "", $0.recordedAt]
-            })
+            let width = full ? Int.max : 28
+            Terminal.printTable(["ID", "CELL", "WINNER", "LOSER", "RULE", "MINE LOST", "STATE", "RECORDED"], conflicts.map {
+                ["\($0.id)", "\($0.table)/\($0.row.prefix(8))…/\($0.column)", Terminal.shorten($0.winnerValue.description, to: width),
+                 Terminal.shorten($0.loserValue.description, to: width), $0.rule + ($0.review ? " (review)" : ""),
+                 $0.loserVersion.node == replica.node ? "yes" : "",
+                 $0.resolvedAt != nil ? "resolved" : ($0.resolution != nil ? "resolved (not synced)" : "open"),
+                 Terminal.age(ofISO: $0.recordedAt)]
+            }, empty: "No conflicts.")
         }
     }
 
     struct Show: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Show one conflict in full.")
+        static let configuration = CommandConfiguration(abstract: "Show one conflict in full: both sides, who, which device, when, the base and the rule.")
         @OptionGroup var options: ReplicaOptions
         @Argument(help: "Conflict id.") var id: Int64
 
@@ -183,6 +206,76 @@ struct Conflicts: ParsableCommand {
             if options.json { return try Terminal.printJSON(conflict) }
             print(Terminal.describe(conflict))
         }
+    }
+
+    struct Resolve: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Settle a conflict in one action; the change and the decision sync to every device.",
+            discussion: """
+                  kt conflicts resolve 12 --keep loser --db laptop.sqlite     # restore the value that lost
+                  kt conflicts resolve 12 --keep winner --db laptop.sqlite    # agree with the outcome
+                  kt conflicts resolve 12 --value gesloten --db laptop.sqlite # write another value
+                Then run `kt sync`.
+                """)
+        @OptionGroup var options: ReplicaOptions
+        @Argument(help: "Conflict id.") var id: Int64
+        @Option(help: "winner or loser.") var keep: String?
+        @Option(help: "A new value instead (text; numbers are stored as numbers when the column is numeric).") var value: String?
+        @Option(help: "Why, for the record.") var note: String?
+
+        func run() throws {
+            let replica = try options.open()
+            let choice: ConflictChoice
+            switch (keep, value) {
+            case ("winner"?, nil): choice = .keepWinner
+            case ("loser"?, nil): choice = .restoreLoser
+            case (nil, let text?):
+                guard let conflict = try replica.conflicts().first(where: { $0.id == id }) else { throw ValidationError("no conflict \(id)") }
+                let type = replica.dataModel.table(named: conflict.table)?.column(named: conflict.column)?.type
+                switch type {
+                case .integer?, .boolean?:
+                    guard let number = Int64(text) else { throw ValidationError("\(conflict.table).\(conflict.column) takes a whole number") }
+                    choice = .value(.integer(number))
+                case .real?:
+                    guard let number = Double(text) else { throw ValidationError("\(conflict.table).\(conflict.column) takes a number") }
+                    choice = .value(.real(number))
+                default: choice = .value(.text(text))
+                }
+            default: throw ValidationError("say either --keep winner, --keep loser or --value V")
+            }
+            do {
+                try replica.resolve(conflict: id, choice, note: note)
+            } catch {
+                Terminal.printError("error: \(error)")
+                throw ExitCode.failure
+            }
+            if options.json { return try Terminal.printJSON(["resolved": id]) }
+            print("Conflict \(id) resolved on this device; run `kt sync --db \(options.db)` to send the decision.")
+        }
+    }
+}
+
+struct History: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Every value a record (or one cell) had: who, which device, when. Asks the server.",
+        discussion: "  kt history cases c0000000-0000-4000-8000-000000000005 status --db laptop.sqlite")
+    @OptionGroup var options: ReplicaOptions
+    @Argument(help: "Table.") var table: String
+    @Argument(help: "Row id.") var row: String
+    @Argument(help: "Column (default: all).") var column: String?
+    @Flag(help: "Show values in full instead of shortened.") var full = false
+    @Option(name: .long, help: ArgumentHelp("Extra CA certificates (PEM) to trust.", valueName: "file")) var caBundle: String?
+
+    func run() throws {
+        let entries: [HistoryEntry]
+        do {
+            entries = try SyncEngine(replica: try options.open(), caBundlePath: caBundle).history(table: table, row: row, column: column)
+        } catch {
+            Terminal.printError("history failed: \(error)")
+            throw ExitCode(2)
+        }
+        if options.json { return try Terminal.printJSON(entries) }
+        Terminal.printHistory(entries, full: full)
     }
 }
 

@@ -125,7 +125,7 @@ struct Serve: AsyncParsableCommand {
 struct Admin: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Administer devices and inspect conflicts in the server store.",
-        subcommands: [DeviceCommand.self, ConflictsCommand.self, Demo.self])
+        subcommands: [DeviceCommand.self, ConflictsCommand.self, HistoryCommand.self, Demo.self])
 }
 
 struct Demo: AsyncParsableCommand {
@@ -222,7 +222,8 @@ struct DeviceCommand: AsyncParsableCommand {
 
 struct ConflictsCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "conflicts", abstract: "Inspect conflict records in the server store.", subcommands: [List.self, Show.self])
+        commandName: "conflicts", abstract: "Inspect and resolve conflict records in the server store.",
+        subcommands: [List.self, Show.self, Resolve.self])
 
     struct List: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "List conflicts, newest first.")
@@ -251,6 +252,63 @@ struct ConflictsCommand: AsyncParsableCommand {
             if json { return try Terminal.printJSON(conflict) }
             print(Terminal.describe(conflict))
         }
+    }
+
+    struct Resolve: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Resolve a conflict from the office: the chosen value is a new write that syncs to every device.",
+            discussion: """
+                  ktd admin conflicts resolve 12 --keep loser --by "Anne de Wit" --data /var/lib/keukentafel
+                  ktd admin conflicts resolve 12 --value gesloten --by "Anne de Wit" --note "closed after phone call"
+                """)
+        @OptionGroup var store: StoreOptions
+        @Argument(help: "Conflict id.") var id: Int64
+        @Option(help: "winner or loser.") var keep: String?
+        @Option(help: "A new value instead (text; a number for numeric columns).") var value: String?
+        @Option(help: "Who decides (recorded with the resolution).") var by: String
+        @Option(help: "Why, for the record.") var note: String?
+        @Flag(help: "Print JSON.") var json = false
+
+        func run() async throws {
+            let serverStore = try store.openStore()
+            let choice: ServerStore.Choice
+            switch (keep, value) {
+            case ("winner"?, nil): choice = .keepWinner
+            case ("loser"?, nil): choice = .restoreLoser
+            case (nil, let text?):
+                guard let conflict = try serverStore.conflict(id: id) else { throw ValidationError("no conflict with id \(id)") }
+                switch serverStore.dataModel.table(named: conflict.table)?.column(named: conflict.column)?.type {
+                case .integer?, .boolean?:
+                    guard let number = Int64(text) else { throw ValidationError("this column takes a whole number") }
+                    choice = .value(.integer(number))
+                case .real?:
+                    guard let number = Double(text) else { throw ValidationError("this column takes a number") }
+                    choice = .value(.real(number))
+                default: choice = .value(.text(text))
+                }
+            default: throw ValidationError("say either --keep winner, --keep loser or --value V")
+            }
+            _ = try serverStore.resolveConflict(id: id, choice, by: by, note: note)
+            if json { return try Terminal.printJSON(try serverStore.conflict(id: id)) }
+            print("Conflict \(id) resolved by \(by); devices receive it on their next sync.")
+        }
+    }
+}
+
+struct HistoryCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "history", abstract: "Every value a record (or one cell) had in the server store: who, which device, when.")
+    @OptionGroup var store: StoreOptions
+    @Argument(help: "Table.") var table: String
+    @Argument(help: "Row id.") var row: String
+    @Argument(help: "Column (default: all).") var column: String?
+    @Flag(help: "Show values in full.") var full = false
+    @Flag(help: "Print JSON.") var json = false
+
+    func run() async throws {
+        let entries = try store.openStore().history(table: table, row: row, column: column)
+        if json { return try Terminal.printJSON(entries) }
+        Terminal.printHistory(entries, full: full)
     }
 }
 
