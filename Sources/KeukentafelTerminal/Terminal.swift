@@ -13,16 +13,34 @@ public enum Terminal {
         FileHandle.standardError.write(Data((message + "\n").utf8))
     }
 
-    /// Prints rows as aligned columns under a header.
+    /// Whether standard output is a terminal that wants colour (not when piped, not with NO_COLOR).
+    public static let colours: Bool = isatty(STDOUT_FILENO) == 1 && ProcessInfo.processInfo.environment["NO_COLOR"] == nil
+        && ProcessInfo.processInfo.environment["TERM"] != "dumb"
+
+    public enum Colour: String { case red = "31", green = "32", yellow = "33", dim = "2", bold = "1" }
+
+    /// `text` in a colour on a terminal, plain otherwise.
+    public static func paint(_ text: String, _ colour: Colour) -> String {
+        colours && !text.isEmpty ? "\u{1B}[\(colour.rawValue)m\(text)\u{1B}[0m" : text
+    }
+
+    /// Prints rows as aligned columns under a header. Cells may be painted: widths ignore the colour codes.
     public static func printTable(_ header: [String], _ rows: [[String]], empty: String = "(none)") {
         guard !rows.isEmpty else { return print(empty) }
+        func visible(_ text: String) -> Int {
+            var count = 0, inEscape = false
+            for scalar in text.unicodeScalars {
+                if scalar == "\u{1B}" { inEscape = true } else if inEscape { if scalar == "m" { inEscape = false } } else { count += 1 }
+            }
+            return count
+        }
         var widths = header.map(\.count)
-        for row in rows { for (i, cell) in row.enumerated() where i < widths.count { widths[i] = max(widths[i], cell.count) } }
+        for row in rows { for (i, cell) in row.enumerated() where i < widths.count { widths[i] = max(widths[i], visible(cell)) } }
         func line(_ cells: [String]) -> String {
-            cells.enumerated().map { i, cell in i == cells.count - 1 ? cell : cell.padding(toLength: widths[i], withPad: " ", startingAt: 0) }
+            cells.enumerated().map { i, cell in i == cells.count - 1 ? cell : cell + String(repeating: " ", count: max(0, widths[i] - visible(cell))) }
                 .joined(separator: "  ")
         }
-        print(line(header))
+        print(paint(line(header), .bold))
         for row in rows { print(line(row)) }
     }
 

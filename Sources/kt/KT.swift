@@ -187,8 +187,9 @@ struct Conflicts: ParsableCommand {
             Terminal.printTable(["ID", "CELL", "WINNER", "LOSER", "RULE", "MINE LOST", "STATE", "RECORDED"], conflicts.map {
                 ["\($0.id)", "\($0.table)/\($0.row.prefix(8))…/\($0.column)", Terminal.shorten($0.winnerValue.description, to: width),
                  Terminal.shorten($0.loserValue.description, to: width), $0.rule + ($0.review ? " (review)" : ""),
-                 $0.loserVersion.node == replica.node ? "yes" : "",
-                 $0.resolvedAt != nil ? "resolved" : ($0.resolution != nil ? "resolved (not synced)" : "open"),
+                 $0.loserVersion.node == replica.node ? Terminal.paint("yes", .red) : "",
+                 $0.resolvedAt != nil ? Terminal.paint("resolved", .green)
+                    : ($0.resolution != nil ? Terminal.paint("resolved (not synced)", .yellow) : Terminal.paint("open", .yellow)),
                  Terminal.age(ofISO: $0.recordedAt)]
             }, empty: "No conflicts.")
         }
@@ -324,7 +325,7 @@ struct Due: ParsableCommand {
         let items = try options.open().due(today: day, within: within, contactPerson: contact)
         if options.json { return try Terminal.printJSON(items) }
         Terminal.printTable(["DUE", "IN", "DEADLINE", "RESIDENT", "CONTACT", "CASE"], items.map {
-            [$0.deadline.due, $0.deadline.daysLeft < 0 ? "\(-$0.deadline.daysLeft)d OVERDUE" : "\($0.deadline.daysLeft)d",
+            [$0.deadline.due, $0.deadline.daysLeft < 0 ? Terminal.paint("\(-$0.deadline.daysLeft)d OVERDUE", .red) : "\($0.deadline.daysLeft)d",
              $0.deadline.kind.rawValue, $0.resident, $0.contactPerson ?? "-", $0.caseID]
         }, empty: "Nothing overdue or due within \(within) days.")
     }

@@ -108,6 +108,20 @@ import Testing
         let serverList = try run("ktd", ["admin", "conflicts", "list", "--data", data, "--json"], in: work)
         #expect(serverList.output.contains("\"loserValue\" : \"beschikking\""))
 
+        // Fatima restores her losing value in one action; the decision reaches the office.
+        let resolve = try run("kt", ["conflicts", "resolve", "1", "--keep", "loser", "--note", "besluit is genomen", "--db", "fatima.sqlite"], in: work)
+        #expect(resolve.output.contains("resolved on this device"))
+        try run("kt", ["sync", "--db", "fatima.sqlite"], in: work)
+        try run("kt", ["sync", "--db", "office.sqlite"], in: work)
+        let restored = try run("kt", ["sql", "--db", "office.sqlite", "--json", "SELECT status FROM cases WHERE id = '\(c)'"], in: work)
+        #expect(restored.output.contains("beschikking"))
+        let resolvedList = try run("kt", ["conflicts", "list", "--db", "office.sqlite"], in: work)
+        #expect(resolvedList.output.contains("resolved") && !resolvedList.output.contains("\u{1B}["), "no colour when not on a terminal")
+        let history = try run("kt", ["history", "cases", c, "status", "--db", "office.sqlite"], in: work)
+        #expect(history.output.contains("laptop-fatima") && history.output.contains("office-anne") && history.output.contains("beschikking"))
+        let serverHistory = try run("ktd", ["admin", "history", "cases", c, "status", "--data", data, "--json"], in: work)
+        #expect(serverHistory.output.contains("\"deviceName\" : \"office-anne\""))
+
         // Deadlines, offline: the server is no longer needed.
         let due = try run("kt", ["due", "--db", "office.sqlite", "--today", "2026-12-01", "--within", "30"], in: work)
         #expect(due.output.contains("8d OVERDUE") && due.output.contains("Milena Kowalski"), "\(due.output)")
