@@ -209,8 +209,9 @@ extension Replica {
     private func store(_ conflict: ConflictRecord) throws {
         try connection.run("""
             INSERT INTO _kt_conflicts (id, tbl, row_id, col, winner_value, winner_version, winner_device, loser_value, loser_version,
-                loser_device, base_version, rule, review, recorded_at, resolved_at, resolved_by, resolution)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                loser_device, base_version, rule, review, recorded_at, resolved_at, resolved_by, resolution,
+                winner_device_name, loser_device_name)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
             ON CONFLICT (id) DO UPDATE SET resolved_at = excluded.resolved_at, resolved_by = excluded.resolved_by,
                 resolution = excluded.resolution
             """, [
@@ -220,6 +221,7 @@ extension Replica {
                 conflict.base.map { .text($0.description) } ?? .null, .text(conflict.rule), .integer(conflict.review ? 1 : 0),
                 .text(conflict.recordedAt), conflict.resolvedAt.map(CellValue.text) ?? .null,
                 conflict.resolvedBy.map(CellValue.text) ?? .null, conflict.resolution.map(CellValue.text) ?? .null,
+                conflict.winnerDeviceName.map(CellValue.text) ?? .null, conflict.loserDeviceName.map(CellValue.text) ?? .null,
             ])
     }
 
@@ -228,7 +230,8 @@ extension Replica {
         try locked {
             try connection.query("""
                 SELECT id, tbl, row_id, col, winner_value, winner_version, winner_device, loser_value, loser_version, loser_device,
-                       base_version, rule, review, recorded_at, resolved_at, resolved_by, resolution
+                       base_version, rule, review, recorded_at, resolved_at, resolved_by, resolution,
+                       winner_device_name, loser_device_name
                 FROM _kt_conflicts ORDER BY id DESC
                 """).compactMap { r in
                 guard case .integer(let id) = r[0], let winner = CellVersion(r[5].description), let loser = CellVersion(r[8].description)
@@ -239,7 +242,8 @@ extension Replica {
                     winnerValue: r[4], winnerVersion: winner, winnerDevice: text(r[6]),
                     loserValue: r[7], loserVersion: loser, loserDevice: text(r[9]),
                     base: text(r[10]).flatMap(CellVersion.init), rule: r[11].description, review: r[12] == .integer(1),
-                    recordedAt: r[13].description, resolvedAt: text(r[14]), resolvedBy: text(r[15]), resolution: text(r[16]))
+                    recordedAt: r[13].description, resolvedAt: text(r[14]), resolvedBy: text(r[15]), resolution: text(r[16]),
+                    winnerDeviceName: text(r[17]), loserDeviceName: text(r[18]))
             }
         }
     }

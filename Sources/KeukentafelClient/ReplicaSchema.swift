@@ -49,7 +49,8 @@ enum ReplicaSchema {
             winner_value, winner_version TEXT NOT NULL, winner_device TEXT,
             loser_value, loser_version TEXT NOT NULL, loser_device TEXT,
             base_version TEXT, rule TEXT NOT NULL, review INTEGER NOT NULL, recorded_at TEXT NOT NULL,
-            resolved_at TEXT, resolved_by TEXT, resolution TEXT
+            resolved_at TEXT, resolved_by TEXT, resolution TEXT,
+            winner_device_name TEXT, loser_device_name TEXT
         );
         """
 

@@ -222,6 +222,8 @@ public struct ReplicaStatus: Sendable, Codable {
     /// The server's data model version, when newer than this replica's.
     public var serverSchemaVersion: Int?
     public var rejectedChanges: [RejectedChange]
+    /// Unresolved conflicts in which a write of this replica lost, newest first.
+    public var lostChanges: [ConflictRecord]
 
     public struct RejectedChange: Sendable, Codable {
         public var change: String
@@ -249,7 +251,8 @@ extension Replica {
                 rejectedChanges: entries.filter { $0.state == "rejected" }.map {
                     ReplicaStatus.RejectedChange(change: $0.change.id, cell: $0.change.key.description, value: $0.change.value.description,
                                                  code: $0.code ?? "", message: $0.message ?? "")
-                })
+                },
+                lostChanges: conflicts.filter { $0.loserVersion.node == node && $0.resolvedAt == nil && $0.resolution == nil })
         }
     }
 }

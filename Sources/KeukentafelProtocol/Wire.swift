@@ -154,11 +154,15 @@ public struct ConflictRecord: Codable, Sendable, Hashable {
     public var resolvedAt: String?
     public var resolvedBy: String?
     public var resolution: String?
+    /// Names of the devices, for people (the ids above are for machines).
+    public var winnerDeviceName: String?
+    public var loserDeviceName: String?
 
     public init(id: Int64, table: String, row: String, column: String, winnerValue: CellValue, winnerVersion: CellVersion,
                 winnerDevice: String?, loserValue: CellValue, loserVersion: CellVersion, loserDevice: String?,
                 base: CellVersion?, rule: String, review: Bool, recordedAt: String,
-                resolvedAt: String? = nil, resolvedBy: String? = nil, resolution: String? = nil) {
+                resolvedAt: String? = nil, resolvedBy: String? = nil, resolution: String? = nil,
+                winnerDeviceName: String? = nil, loserDeviceName: String? = nil) {
         self.id = id
         self.table = table
         self.row = row
@@ -176,6 +180,8 @@ public struct ConflictRecord: Codable, Sendable, Hashable {
         self.resolvedAt = resolvedAt
         self.resolvedBy = resolvedBy
         self.resolution = resolution
+        self.winnerDeviceName = winnerDeviceName
+        self.loserDeviceName = loserDeviceName
     }
 }
 

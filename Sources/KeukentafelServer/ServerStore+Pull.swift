@@ -68,7 +68,8 @@ extension ServerStore {
         let rows = try connection.query("""
             SELECT id, tbl, row_id, col, winner_value, winner_hlc, winner_node, winner_device,
                    loser_value, loser_hlc, loser_node, loser_device, base_hlc, base_node, rule, review, recorded_at,
-                   resolved_at, resolved_by, resolution
+                   resolved_at, coalesce((SELECT name FROM devices WHERE id = resolved_by), resolved_by), resolution,
+                   (SELECT name FROM devices WHERE id = winner_device), (SELECT name FROM devices WHERE id = loser_device)
             FROM conflicts WHERE \(condition) ORDER BY \(order)
             """, arguments)
         return rows.compactMap { r in
@@ -80,7 +81,8 @@ extension ServerStore {
                 winnerValue: r[4], winnerVersion: winnerVersion, winnerDevice: r[7].string,
                 loserValue: r[8], loserVersion: loserVersion, loserDevice: r[11].string,
                 base: CellVersion(hlc: r[12], node: r[13]), rule: r[14].string ?? "lww", review: r[15].int64 == 1,
-                recordedAt: r[16].string ?? "", resolvedAt: r[17].string, resolvedBy: r[18].string, resolution: r[19].string)
+                recordedAt: r[16].string ?? "", resolvedAt: r[17].string, resolvedBy: r[18].string, resolution: r[19].string,
+                winnerDeviceName: r[20].string, loserDeviceName: r[21].string)
         }
     }
 }

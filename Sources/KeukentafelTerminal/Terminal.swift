@@ -75,12 +75,21 @@ public enum Terminal {
         }, empty: "No history for this record.")
     }
 
+    static func deviceLabel(_ name: String?, _ id: String?) -> String {
+        switch (name, id) {
+        case let (name?, id?): return "\(name) [\(id.prefix(8))]"
+        case let (nil, id?): return id
+        case let (name?, nil): return name
+        default: return "?"
+        }
+    }
+
     /// A conflict record in full, for `kt conflicts show` and `ktd admin conflicts show`.
     public static func describe(_ c: ConflictRecord) -> String {
         """
         Conflict \(c.id) on \(c.table).\(c.column), row \(c.row)
-          winner: \(c.winnerValue)   (version \(c.winnerVersion), device \(c.winnerDevice ?? "?"))
-          loser:  \(c.loserValue)   (version \(c.loserVersion), device \(c.loserDevice ?? "?"))
+          winner: \(c.winnerValue)   (device \(deviceLabel(c.winnerDeviceName, c.winnerDevice)), version \(c.winnerVersion))
+          loser:  \(c.loserValue)   (device \(deviceLabel(c.loserDeviceName, c.loserDevice)), version \(c.loserVersion))
           base:   \(c.base?.description ?? "none")
           rule:   \(c.rule)\(c.review ? "   — flagged for review" : "")
           recorded \(c.recordedAt) (\(age(ofISO: c.recordedAt)))\(c.resolvedAt.map { ", resolved \($0) by \(c.resolvedBy ?? "?"): \(c.resolution ?? "")" } ?? (c.resolution.map { ", resolved on this device (not yet synced): \($0)" } ?? ", unresolved"))

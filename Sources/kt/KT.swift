@@ -145,6 +145,18 @@ struct Status: ParsableCommand {
         if let newer = status.serverSchemaVersion, newer > status.schemaVersion {
             print("data model   the server runs v\(newer), this replica v\(status.schemaVersion): run `kt upgrade --db \(options.db)`")
         }
+        for lost in status.lostChanges {
+            let other = lost.winnerDeviceName ?? lost.winnerDevice ?? "another device"
+            let what: String
+            switch lost.rule {
+            case "delete-wins": what = "your \(lost.table).\(lost.column) = \(Terminal.shorten(lost.loserValue.description)) was made on a row \(other) deleted"
+            case "edit-wins": what = "your deletion of \(lost.table) \(lost.row.prefix(8))… lost to a later edit by \(other)"
+            case "immutable": what = "your \(lost.table).\(lost.column) = \(Terminal.shorten(lost.loserValue.description)) came after it was fixed"
+            case "duplicate": what = "your new \(lost.table) row duplicates one made by \(other)"
+            default: what = "your \(lost.table).\(lost.column) = \(Terminal.shorten(lost.loserValue.description)) lost to \(Terminal.shorten(lost.winnerValue.description)) by \(other)"
+            }
+            print("  " + Terminal.paint("lost", .red) + " \(what) (\(Terminal.age(ofISO: lost.recordedAt)); `kt conflicts show \(lost.id)`)")
+        }
         for rejected in status.rejectedChanges {
             print("  refused \(rejected.cell) = \(Terminal.shorten(rejected.value)) [\(rejected.code)]: \(rejected.message)")
         }

@@ -105,6 +105,7 @@ import Testing
         #expect(show.output.contains("flagged for review"))
         let status = try run("kt", ["status", "--db", "fatima.sqlite"], in: work)
         #expect(status.output.contains("1 of them lost by writes from this device"))
+        #expect(status.output.contains("your cases.status = beschikking lost to levering by office-anne"), "\(status.output)")
         let serverList = try run("ktd", ["admin", "conflicts", "list", "--data", data, "--json"], in: work)
         #expect(serverList.output.contains("\"loserValue\" : \"beschikking\""))
 
