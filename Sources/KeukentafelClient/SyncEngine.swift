@@ -154,11 +154,24 @@ public final class SyncEngine: @unchecked Sendable {
         }
     }
 
-    func pullAll(into report: inout SyncReport) throws {
+    /// Pulls; with `waitSeconds` the first request is a long-poll that returns as soon as something
+    /// changes on the server (or after that many seconds).
+    public func pull(waitSeconds: Int) throws -> SyncReport {
+        lock.lock()
+        defer { lock.unlock() }
+        var report = SyncReport()
+        try pullAll(into: &report, waitSeconds: waitSeconds)
+        return report
+    }
+
+    func pullAll(into report: inout SyncReport, waitSeconds: Int = 0) throws {
+        var wait = waitSeconds
         while true {
             let cursor = try replica.cursor
-            let page = try call("GET", "/v1/pull", query: [("since", String(cursor)), ("limit", String(pageSize))],
-                                decode: FeedCoding.decodePull)
+            var query = [("since", String(cursor)), ("limit", String(pageSize))]
+            if wait > 0 { query.append(("wait", String(wait))) }
+            wait = 0
+            let page = try call("GET", "/v1/pull", query: query, decode: FeedCoding.decodePull)
             let counts = try replica.apply(page)
             report.pages += 1
             report.pulled.cellsReceived += counts.cellsReceived

@@ -25,12 +25,16 @@ public struct SyncServerConfiguration: Sendable {
     public var maxRequestBytes: Int
     /// The most changes accepted in one push.
     public var maxBatchChanges: Int
+    /// The longest a pull may wait for news (`wait=`), in seconds.
+    public var maxWaitSeconds: Int
 
-    public init(host: String = "127.0.0.1", port: Int = 8470, maxRequestBytes: Int = 16 * 1024 * 1024, maxBatchChanges: Int = 20_000) {
+    public init(host: String = "127.0.0.1", port: Int = 8470, maxRequestBytes: Int = 16 * 1024 * 1024, maxBatchChanges: Int = 20_000,
+                maxWaitSeconds: Int = 30) {
         self.host = host
         self.port = port
         self.maxRequestBytes = maxRequestBytes
         self.maxBatchChanges = maxBatchChanges
+        self.maxWaitSeconds = maxWaitSeconds
     }
 }
 
@@ -43,6 +47,8 @@ public struct SyncServer: Sendable {
     public let store: ServerStore
     public let configuration: SyncServerConfiguration
     public let logger: Logger
+    /// Wakes long-polling pulls when a push commits.
+    public let notifier = ChangeNotifier()
 
     public init(store: ServerStore, configuration: SyncServerConfiguration, logger: Logger = Logger(label: "ktd")) {
         self.store = store
@@ -66,13 +72,22 @@ public struct SyncServer: Sendable {
         v1.get("pull") { request, _ in
             let since = try integerParameter(request, "since") ?? 0
             let limit = try integerParameter(request, "limit") ?? Int64(ServerStore.defaultPageSize)
-            guard since >= 0, limit > 0 else {
-                throw APIError(.badRequest, "since must be >= 0 and limit > 0")
+            let wait = try integerParameter(request, "wait") ?? 0
+            guard since >= 0, limit > 0, wait >= 0 else {
+                throw APIError(.badRequest, "since and wait must be >= 0 and limit > 0")
             }
-            let body = try await blocking {
-                try FeedCoding.encode(try store.pull(since: since, limit: Int(min(limit, Int64(ServerStore.maxPageSize)))))
+            let pageSize = Int(min(limit, Int64(ServerStore.maxPageSize)))
+            // Long-poll: with nothing new, wait for a push (or the deadline) before answering.
+            let deadline = ContinuousClock.now + .seconds(min(wait, Int64(configuration.maxWaitSeconds)))
+            while true {
+                let generation = notifier.currentGeneration
+                let page = try await blocking { try store.pull(since: since, limit: pageSize) }
+                let nothingNew = page.rows.isEmpty && page.conflicts.isEmpty && page.cursor == since
+                if !nothingNew || ContinuousClock.now >= deadline || Task.isCancelled {
+                    return try respond(try FeedCoding.encode(page), to: request)
+                }
+                await notifier.wait(after: generation, timeout: deadline - ContinuousClock.now)
             }
-            return try respond(body, to: request)
         }
         v1.get("history") { request, _ in
             guard let table = request.uri.queryParameters["table"].map(String.init),
@@ -119,6 +134,7 @@ public struct SyncServer: Sendable {
             try store.push(pushRequest.changes, device: device, clientSchemaVersion: pushRequest.schemaVersion,
                            rejectedWhileDecoding: pushRequest.rejectedWhileDecoding, resolutions: pushRequest.resolutions ?? [])
         }
+        notifier.signal()
         return try respond(try jsonBytes(response), to: request)
     }
 

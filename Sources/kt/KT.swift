@@ -19,7 +19,7 @@ struct KT: ParsableCommand {
               kt status --db laptop.sqlite
             """,
         version: "0.1.0",
-        subcommands: [Init.self, SQL.self, Sync.self, Status.self, Conflicts.self, History.self, Upgrade.self, Due.self])
+        subcommands: [Init.self, SQL.self, Sync.self, Status.self, Conflicts.self, History.self, Upgrade.self, Due.self, Daemon.self])
 }
 
 struct ReplicaOptions: ParsableArguments {
@@ -341,4 +341,46 @@ struct Due: ParsableCommand {
              $0.deadline.kind.rawValue, $0.resident, $0.contactPerson ?? "-", $0.caseID]
         }, empty: "Nothing overdue or due within \(within) days.")
     }
+}
+
+struct Daemon: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Keep the replica in sync continuously until stopped (SIGTERM or Ctrl-C).",
+        discussion: """
+            Pushes local writes within --poll seconds and long-polls the server, so a colleague's change
+            arrives as soon as it is committed. While the server is unreachable it retries with growing,
+            jittered pauses. Logs one line per event (JSON lines with --json).
+              kt daemon --db office.sqlite
+            """)
+    @OptionGroup var options: ReplicaOptions
+    @Option(help: "Seconds a long-poll waits for news; also the longest a local write waits to be pushed.") var poll = 1
+    @Option(name: .long, help: ArgumentHelp("Extra CA certificates (PEM) to trust.", valueName: "file")) var caBundle: String?
+
+    func run() throws {
+        let daemon = SyncDaemon(engine: try SyncEngine(replica: try options.open(), caBundlePath: caBundle), pollSeconds: poll)
+        for signalNumber in [SIGTERM, SIGINT] {
+            signal(signalNumber, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: signalNumber, queue: .global())
+            source.setEventHandler { daemon.stop() }
+            source.resume()
+            DaemonSignals.sources.append(source)
+        }
+        let json = options.json
+        print(json ? #"{"event":"started"}"# : "kt daemon: syncing \(options.db) (poll \(poll) s)")
+        fflush(nil)
+        daemon.run { event in
+            let stamp = ISO8601DateFormatter().string(from: Date())
+            if json {
+                print(#"{"time":"\#(stamp)","event":"\#(event.description.replacingOccurrences(of: "\"", with: "'"))"}"#)
+            } else {
+                print("\(stamp) \(event)")
+            }
+            fflush(nil)
+        }
+    }
+}
+
+/// Keeps the signal sources alive for the life of the process.
+enum DaemonSignals {
+    nonisolated(unsafe) static var sources: [any DispatchSourceSignal] = []
 }

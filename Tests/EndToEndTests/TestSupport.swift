@@ -53,6 +53,7 @@ final class TestClock: @unchecked Sendable {
 final class TestServer: @unchecked Sendable {
     let directory: String
     let store: ServerStore
+    let sync: SyncServer
     let port: Int
     private let task: Task<Void, any Error>
     private let group: ServiceGroup
@@ -72,12 +73,13 @@ final class TestServer: @unchecked Sendable {
         let task = Task { try await group.run() }
         var iterator = ports.makeAsyncIterator()
         guard let port = await iterator.next() else { throw TestFailure("server did not start") }
-        return TestServer(directory: directory, store: store, port: port, task: task, group: group)
+        return TestServer(directory: directory, store: store, sync: server, port: port, task: task, group: group)
     }
 
-    private init(directory: String, store: ServerStore, port: Int, task: Task<Void, any Error>, group: ServiceGroup) {
+    private init(directory: String, store: ServerStore, sync: SyncServer, port: Int, task: Task<Void, any Error>, group: ServiceGroup) {
         self.directory = directory
         self.store = store
+        self.sync = sync
         self.port = port
         self.task = task
         self.group = group

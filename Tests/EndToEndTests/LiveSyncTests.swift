@@ -1,0 +1,76 @@
+import Foundation
+@testable import KeukentafelClient
+import KeukentafelProtocol
+import KeukentafelServer
+import Testing
+
+/// Long-poll and the sync daemon: an online device sees a colleague's change without asking again.
+@Suite struct LiveSyncTests {
+    @Test func aLongPollReturnsAsSoonAsSomethingChanges() async throws {
+        let server = try await TestServer.start()
+        let laptop = try server.replica("laptop"), office = try server.replica("office")
+        try await office.sync()
+        let engine = SyncEngine(replica: office, transport: CurlTransport(baseURL: server.url, token: try office.token))
+        let started = ContinuousClock.now
+        async let waited = onThread { try engine.pull(waitSeconds: 25) }
+        // Once the pull is parked on the server, a colleague pushes.
+        while server.sync.notifier.waiting == 0 { await Task.yield() }
+        let (_, caseID) = try seedCase(on: laptop)
+        try await laptop.sync()
+        let report = try await waited
+        #expect(report.pulled.cellsApplied > 0)
+        #expect(try office.value("cases", caseID, "team") == .text("castricum-noord"))
+        #expect(ContinuousClock.now - started < .seconds(20), "woken by the push, not by the 25 s deadline")
+        #expect(server.sync.notifier.waiting == 0)
+        await server.stop()
+    }
+
+    @Test func aLongPollWithNothingNewAnswersEmptyAtTheDeadline() async throws {
+        let server = try await TestServer.start()
+        let office = try server.replica("office")
+        let engine = SyncEngine(replica: office, transport: CurlTransport(baseURL: server.url, token: try office.token))
+        let report = try await onThread { try engine.pull(waitSeconds: 1) }
+        #expect(report.pulled.cellsReceived == 0)
+        #expect(report.pages == 1)
+        await server.stop()
+    }
+
+    @Test func ktDaemonOnTwoReplicasCarriesAWriteAcrossWithoutAManualSync() async throws {
+        let server = try await TestServer.start()
+        let directory = try temporaryDirectory("daemons")
+        let a = try Replica.create(path: directory + "/a.sqlite", dataModel: server.store.dataModel, serverURL: server.url, token: try server.token("a"))
+        let b = try Replica.create(path: directory + "/b.sqlite", dataModel: server.store.dataModel, serverURL: server.url, token: try server.token("b"))
+        let daemons = try [a, b].map { replica -> (Process, Pipe) in
+            let process = Process()
+            process.executableURL = CommandLineTests.binDirectory.appendingPathComponent("kt")
+            process.arguments = ["daemon", "--db", replica.path, "--poll", "1"]
+            let out = Pipe()
+            process.standardOutput = out
+            process.standardError = FileHandle.nullDevice
+            try process.run()
+            return (process, out)
+        }
+        defer { for (process, _) in daemons where process.isRunning { process.terminate() } }
+
+        let (_, caseID) = try seedCase(on: a, name: "Sanne")  // an ordinary local write on A, nothing else
+        // B's daemon says when it applied something; then B must have the case.
+        var output = ""
+        while !output.contains("pulled") {
+            let chunk = daemons[1].1.fileHandleForReading.availableData
+            if chunk.isEmpty { throw TestFailure("B's daemon ended: \(output)") }
+            output += String(decoding: chunk, as: UTF8.self)
+        }
+        let reopened = try Replica(path: b.path)
+        #expect(try reopened.value("cases", caseID, "team") == .text("castricum-noord"))
+
+        // SIGTERM stops both cleanly.
+        for (process, _) in daemons {
+            process.terminate()
+            process.waitUntilExit()
+            #expect(process.terminationStatus == 0)
+        }
+        let tail = String(decoding: daemons[1].1.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        #expect(tail.contains("stopped"))
+        await server.stop()
+    }
+}
