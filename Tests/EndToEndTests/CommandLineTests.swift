@@ -15,14 +15,22 @@ import Testing
         return repositoryRoot.appendingPathComponent(".build/debug")
     }()
 
-    struct Result {
+    struct Result: Sendable {
         var status: Int32
         var output: String
         var error: String
     }
 
+    /// Runs a tool to completion on a thread of its own (waiting blocks; the cooperative pool must stay free
+    /// for the servers other tests run in this process).
     @discardableResult
-    func run(_ tool: String, _ arguments: [String], in directory: String, expect status: Int32 = 0) throws -> Result {
+    func run(_ tool: String, _ arguments: [String], in directory: String, expect status: Int32 = 0) async throws -> Result {
+        let result = try await onThread { try Self.runBlocking(tool, arguments, in: directory) }
+        #expect(result.status == status, "\(tool) \(arguments.joined(separator: " ")): \(result.output) \(result.error)")
+        return result
+    }
+
+    static func runBlocking(_ tool: String, _ arguments: [String], in directory: String) throws -> Result {
         let process = Process()
         process.executableURL = Self.binDirectory.appendingPathComponent(tool)
         process.arguments = arguments
@@ -34,13 +42,15 @@ import Testing
         let output = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         let error = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         process.waitUntilExit()
-        let result = Result(status: process.terminationStatus, output: output, error: error)
-        #expect(result.status == status, "\(tool) \(arguments.joined(separator: " ")): \(output) \(error)")
-        return result
+        return Result(status: process.terminationStatus, output: output, error: error)
     }
 
     /// Starts `ktd serve` on a free port and returns it with its URL once it listens.
-    func startServer(data: String, in directory: String) throws -> (Process, String) {
+    func startServer(data: String, in directory: String) async throws -> (Process, String) {
+        try await onThread { try Self.startServerBlocking(data: data, in: directory) }
+    }
+
+    static func startServerBlocking(data: String, in directory: String) throws -> (Process, String) {
         let process = Process()
         process.executableURL = Self.binDirectory.appendingPathComponent("ktd")
         process.arguments = ["serve", "--data", data, "--listen", "127.0.0.1:0", "--stop-with-parent",
@@ -66,95 +76,94 @@ import Testing
         return try #require(object?["token"] as? String)
     }
 
-    @Test func theReadmeWalkthroughWorks() throws {
+    @Test func theReadmeWalkthroughWorks() async throws {
         let work = try temporaryDirectory("walkthrough")
         let data = work + "/demo-data"
-        try run("ktd", ["admin", "demo", "--data", data, "--schema", repositoryRoot.appendingPathComponent("Schemas/datamodel.yaml").path], in: work)
-        let laptopToken = try token(try run("ktd", ["admin", "device", "add", "laptop-fatima", "--data", data, "--json"], in: work).output)
-        let officeToken = try token(try run("ktd", ["admin", "device", "add", "office-anne", "--data", data, "--json"], in: work).output)
-        let (server, url) = try startServer(data: data, in: work)
+        try await run("ktd", ["admin", "demo", "--data", data, "--schema", repositoryRoot.appendingPathComponent("Schemas/datamodel.yaml").path], in: work)
+        let laptopToken = try token(try await run("ktd", ["admin", "device", "add", "laptop-fatima", "--data", data, "--json"], in: work).output)
+        let officeToken = try token(try await run("ktd", ["admin", "device", "add", "office-anne", "--data", data, "--json"], in: work).output)
+        let (server, url) = try await startServer(data: data, in: work)
         defer { server.terminate() }
 
-        try run("kt", ["init", "--db", "fatima.sqlite", "--server", url, "--token", laptopToken], in: work)
-        try run("kt", ["init", "--db", "office.sqlite", "--server", url, "--token", officeToken], in: work)
-        let firstSync = try run("kt", ["sync", "--db", "fatima.sqlite", "--json"], in: work)
+        try await run("kt", ["init", "--db", "fatima.sqlite", "--server", url, "--token", laptopToken], in: work)
+        try await run("kt", ["init", "--db", "office.sqlite", "--server", url, "--token", officeToken], in: work)
+        let firstSync = try await run("kt", ["sync", "--db", "fatima.sqlite", "--json"], in: work)
         #expect(firstSync.output.contains("\"cellsApplied\" : \(DemoData.cellCount)"))
-        try run("kt", ["sync", "--db", "office.sqlite"], in: work)
-        let cases = try run("kt", ["sql", "--db", "fatima.sqlite", "SELECT c.id, r.last_name, c.status FROM cases c JOIN residents r ON r.id = c.resident_id"], in: work)
+        try await run("kt", ["sync", "--db", "office.sqlite"], in: work)
+        let cases = try await run("kt", ["sql", "--db", "fatima.sqlite", "SELECT c.id, r.last_name, c.status FROM cases c JOIN residents r ON r.id = c.resident_id"], in: work)
         #expect(cases.output.contains("De Vries"))
 
         let c = "c0000000-0000-4000-8000-000000000005"
-        try run("kt", ["sql", "--db", "fatima.sqlite", "UPDATE cases SET status = 'beschikking', next_contact_due = '2027-01-15' WHERE id = '\(c)'"], in: work)
-        try run("kt", ["sql", "--db", "fatima.sqlite", "INSERT INTO notes (id, case_id, author, body) VALUES ('\(newID())', '\(c)', 'Fatima', 'Dochter komt twee keer per week.')"], in: work)
-        try run("kt", ["sql", "--db", "office.sqlite", "UPDATE cases SET status = 'levering' WHERE id = '\(c)'"], in: work)
-        try run("kt", ["sync", "--db", "fatima.sqlite"], in: work)
-        let officeSync = try run("kt", ["sync", "--db", "office.sqlite"], in: work)
+        try await run("kt", ["sql", "--db", "fatima.sqlite", "UPDATE cases SET status = 'beschikking', next_contact_due = '2027-01-15' WHERE id = '\(c)'"], in: work)
+        try await run("kt", ["sql", "--db", "fatima.sqlite", "INSERT INTO notes (id, case_id, author, body) VALUES ('\(newID())', '\(c)', 'Fatima', 'Dochter komt twee keer per week.')"], in: work)
+        try await run("kt", ["sql", "--db", "office.sqlite", "UPDATE cases SET status = 'levering' WHERE id = '\(c)'"], in: work)
+        try await run("kt", ["sync", "--db", "fatima.sqlite"], in: work)
+        let officeSync = try await run("kt", ["sync", "--db", "office.sqlite"], in: work)
         #expect(officeSync.output.contains("1 in conflict"))
-        try run("kt", ["sync", "--db", "fatima.sqlite"], in: work)
+        try await run("kt", ["sync", "--db", "fatima.sqlite"], in: work)
 
         for db in ["fatima.sqlite", "office.sqlite"] {
-            let row = try run("kt", ["sql", "--db", db, "--json", "SELECT status, next_contact_due FROM cases WHERE id = '\(c)'"], in: work)
+            let row = try await run("kt", ["sql", "--db", db, "--json", "SELECT status, next_contact_due FROM cases WHERE id = '\(c)'"], in: work)
             #expect(row.output.contains("\"status\" : \"levering\""), "\(db): \(row.output)")
             #expect(row.output.contains("2027-01-15"))
-            let notes = try run("kt", ["sql", "--db", db, "SELECT count(*) AS n FROM notes WHERE case_id = '\(c)'"], in: work)
+            let notes = try await run("kt", ["sql", "--db", db, "SELECT count(*) AS n FROM notes WHERE case_id = '\(c)'"], in: work)
             #expect(notes.output.contains("2"))
         }
-        let list = try run("kt", ["conflicts", "list", "--db", "fatima.sqlite"], in: work)
+        let list = try await run("kt", ["conflicts", "list", "--db", "fatima.sqlite"], in: work)
         #expect(list.output.contains("beschikking") && list.output.contains("levering") && list.output.contains("yes"))
-        let show = try run("kt", ["conflicts", "show", "1", "--db", "fatima.sqlite"], in: work)
+        let show = try await run("kt", ["conflicts", "show", "1", "--db", "fatima.sqlite"], in: work)
         #expect(show.output.contains("flagged for review"))
-        let status = try run("kt", ["status", "--db", "fatima.sqlite"], in: work)
+        let status = try await run("kt", ["status", "--db", "fatima.sqlite"], in: work)
         #expect(status.output.contains("1 of them lost by writes from this device"))
         #expect(status.output.contains("your cases.status = beschikking lost to levering by office-anne"), "\(status.output)")
-        let serverList = try run("ktd", ["admin", "conflicts", "list", "--data", data, "--json"], in: work)
+        let serverList = try await run("ktd", ["admin", "conflicts", "list", "--data", data, "--json"], in: work)
         #expect(serverList.output.contains("\"loserValue\" : \"beschikking\""))
 
         // Fatima restores her losing value in one action; the decision reaches the office.
-        let resolve = try run("kt", ["conflicts", "resolve", "1", "--keep", "loser", "--note", "besluit is genomen", "--db", "fatima.sqlite"], in: work)
+        let resolve = try await run("kt", ["conflicts", "resolve", "1", "--keep", "loser", "--note", "besluit is genomen", "--db", "fatima.sqlite"], in: work)
         #expect(resolve.output.contains("resolved on this device"))
-        try run("kt", ["sync", "--db", "fatima.sqlite"], in: work)
-        try run("kt", ["sync", "--db", "office.sqlite"], in: work)
-        let restored = try run("kt", ["sql", "--db", "office.sqlite", "--json", "SELECT status FROM cases WHERE id = '\(c)'"], in: work)
+        try await run("kt", ["sync", "--db", "fatima.sqlite"], in: work)
+        try await run("kt", ["sync", "--db", "office.sqlite"], in: work)
+        let restored = try await run("kt", ["sql", "--db", "office.sqlite", "--json", "SELECT status FROM cases WHERE id = '\(c)'"], in: work)
         #expect(restored.output.contains("beschikking"))
-        let resolvedList = try run("kt", ["conflicts", "list", "--db", "office.sqlite"], in: work)
+        let resolvedList = try await run("kt", ["conflicts", "list", "--db", "office.sqlite"], in: work)
         #expect(resolvedList.output.contains("resolved") && !resolvedList.output.contains("\u{1B}["), "no colour when not on a terminal")
-        let history = try run("kt", ["history", "cases", c, "status", "--db", "office.sqlite"], in: work)
+        let history = try await run("kt", ["history", "cases", c, "status", "--db", "office.sqlite"], in: work)
         #expect(history.output.contains("laptop-fatima") && history.output.contains("office-anne") && history.output.contains("beschikking"))
-        let serverHistory = try run("ktd", ["admin", "history", "cases", c, "status", "--data", data, "--json"], in: work)
+        let serverHistory = try await run("ktd", ["admin", "history", "cases", c, "status", "--data", data, "--json"], in: work)
         #expect(serverHistory.output.contains("\"deviceName\" : \"office-anne\""))
 
         // Deadlines, offline: the server is no longer needed.
-        let due = try run("kt", ["due", "--db", "office.sqlite", "--today", "2026-12-01", "--within", "30"], in: work)
+        let due = try await run("kt", ["due", "--db", "office.sqlite", "--today", "2026-12-01", "--within", "30"], in: work)
         #expect(due.output.contains("8d OVERDUE") && due.output.contains("Milena Kowalski"), "\(due.output)")
         #expect(due.output.contains("Sanne Jansen") && due.output.contains("investigation"))
 
-        let refused = try run("kt", ["sql", "--db", "fatima.sqlite", "UPDATE cases SET melding_date = '2026-02-30' WHERE id = '\(c)'"], in: work, expect: 1)
+        let refused = try await run("kt", ["sql", "--db", "fatima.sqlite", "UPDATE cases SET melding_date = '2026-02-30' WHERE id = '\(c)'"], in: work, expect: 1)
         #expect(refused.error.contains("cases.melding_date"))
     }
 
-    @Test func syncFailsWithAReasonAndExitCodeWhenTheServerIsGone() throws {
+    @Test func syncFailsWithAReasonAndExitCodeWhenTheServerIsGone() async throws {
         let work = try temporaryDirectory("offline")
         let data = work + "/data"
-        let token = try token(try run("ktd", ["admin", "device", "add", "laptop", "--data", data, "--json",
+        let token = try token(try await run("ktd", ["admin", "device", "add", "laptop", "--data", data, "--json",
                                               "--schema", repositoryRoot.appendingPathComponent("Schemas/datamodel.yaml").path], in: work).output)
-        let (server, url) = try startServer(data: data, in: work)
-        try run("kt", ["init", "--db", "laptop.sqlite", "--server", url, "--token", token], in: work)
-        server.terminate()
-        server.waitUntilExit()
-        try run("kt", ["sql", "--db", "laptop.sqlite", "INSERT INTO residents (id, last_name) VALUES ('\(newID())', 'Kowalski')"], in: work)
-        let failed = try run("kt", ["sync", "--db", "laptop.sqlite"], in: work, expect: 2)
+        let (server, url) = try await startServer(data: data, in: work)
+        try await run("kt", ["init", "--db", "laptop.sqlite", "--server", url, "--token", token], in: work)
+        _ = try await onThread { server.terminate(); server.waitUntilExit(); return true }
+        try await run("kt", ["sql", "--db", "laptop.sqlite", "INSERT INTO residents (id, last_name) VALUES ('\(newID())', 'Kowalski')"], in: work)
+        let failed = try await run("kt", ["sync", "--db", "laptop.sqlite"], in: work, expect: 2)
         #expect(failed.error.contains("sync failed: cannot reach"))
-        let status = try run("kt", ["status", "--db", "laptop.sqlite"], in: work)
+        let status = try await run("kt", ["status", "--db", "laptop.sqlite"], in: work)
         #expect(status.output.contains("12 waiting to be sent"), "one resident: twelve cells")
         #expect(status.output.contains("last error"))
     }
 
-    @Test func everyCommandExplainsItself() throws {
+    @Test func everyCommandExplainsItself() async throws {
         let work = try temporaryDirectory("help")
         for (tool, command) in [("ktd", ["serve"]), ("ktd", ["admin", "device", "add"]), ("ktd", ["admin", "conflicts", "list"]),
                                 ("ktd", ["admin", "demo"]), ("kt", ["init"]), ("kt", ["sql"]), ("kt", ["sync"]), ("kt", ["status"]),
                                 ("kt", ["conflicts", "show"]), ("kt", ["due"]), ("kt", ["upgrade"])] {
-            let help = try run(tool, command + ["--help"], in: work)
+            let help = try await run(tool, command + ["--help"], in: work)
             #expect(help.output.contains("USAGE:"))
             #expect(help.output.contains("--json") || command == ["serve"])
         }

@@ -213,7 +213,8 @@ import Testing
             try await replica.sync()
         }
         try await fleet.laptop.sync()
-        let history = try SyncEngine(replica: fleet.laptop).history(table: "cases", row: Self.deVriesCase, column: "status")
+        let engine = try SyncEngine(replica: fleet.laptop)
+        let history = try await onThread { try engine.history(table: "cases", row: Self.deVriesCase, column: "status") }
         #expect(history.map(\.value) == [.text("aanvraag"), .text("onderzoek"), .text("plan"), .text("beschikking")])
         #expect(history.allSatisfy { $0.status == "applied" }, "each writer saw the one before: no conflicts")
         #expect(history.compactMap(\.deviceName) == ["laptop", "office", "tablet"], "the demo write has no device name")

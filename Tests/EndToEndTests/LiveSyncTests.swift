@@ -54,22 +54,25 @@ import Testing
 
         let (_, caseID) = try seedCase(on: a, name: "Sanne")  // an ordinary local write on A, nothing else
         // B's daemon says when it applied something; then B must have the case.
-        var output = ""
-        while !output.contains("pulled") {
-            let chunk = daemons[1].1.fileHandleForReading.availableData
-            if chunk.isEmpty { throw TestFailure("B's daemon ended: \(output)") }
-            output += String(decoding: chunk, as: UTF8.self)
+        let bOutput = daemons[1].1.fileHandleForReading
+        let output = try await onThread { () -> String in
+            var output = ""
+            while !output.contains("pulled") {
+                let chunk = bOutput.availableData  // blocks: on a thread of its own
+                if chunk.isEmpty { throw TestFailure("B's daemon ended: \(output)") }
+                output += String(decoding: chunk, as: UTF8.self)
+            }
+            return output
         }
+        #expect(output.contains("pulled"))
         let reopened = try Replica(path: b.path)
         #expect(try reopened.value("cases", caseID, "team") == .text("castricum-noord"))
 
         // SIGTERM stops both cleanly.
-        for (process, _) in daemons {
-            process.terminate()
-            process.waitUntilExit()
-            #expect(process.terminationStatus == 0)
-        }
-        let tail = String(decoding: daemons[1].1.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        let processes = daemons.map(\.0)
+        let statuses = try await onThread { processes.map { $0.terminate(); $0.waitUntilExit(); return $0.terminationStatus } }
+        #expect(statuses == [0, 0])
+        let tail = try await onThread { String(decoding: bOutput.readDataToEndOfFile(), as: UTF8.self) }
         #expect(tail.contains("stopped"))
         await server.stop()
     }
