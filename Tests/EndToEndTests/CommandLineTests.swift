@@ -46,14 +46,14 @@ import Testing
     }
 
     /// Starts `ktd serve` on a free port and returns it with its URL once it listens.
-    func startServer(data: String, in directory: String) async throws -> (Process, String) {
-        try await onThread { try Self.startServerBlocking(data: data, in: directory) }
+    func startServer(data: String, in directory: String, port: Int = 0) async throws -> (Process, String) {
+        try await onThread { try Self.startServerBlocking(data: data, in: directory, port: port) }
     }
 
-    static func startServerBlocking(data: String, in directory: String) throws -> (Process, String) {
+    static func startServerBlocking(data: String, in directory: String, port: Int = 0) throws -> (Process, String) {
         let process = Process()
         process.executableURL = Self.binDirectory.appendingPathComponent("ktd")
-        process.arguments = ["serve", "--data", data, "--listen", "127.0.0.1:0", "--stop-with-parent",
+        process.arguments = ["serve", "--data", data, "--listen", "127.0.0.1:\(port)", "--stop-with-parent",
                              "--schema", repositoryRoot.appendingPathComponent("Schemas/datamodel.yaml").path]
         process.currentDirectoryURL = URL(fileURLWithPath: directory)
         let out = Pipe()
