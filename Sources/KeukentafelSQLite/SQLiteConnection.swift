@@ -1,3 +1,4 @@
+import Foundation
 import CSQLite
 import KeukentafelProtocol
 
@@ -260,5 +261,29 @@ public final class SQLiteStatement {
         guard let pointer = sqlite3_column_text(handle, index) else { return nil }
         let count = Int(sqlite3_column_bytes(handle, index))
         return String(decoding: UnsafeBufferPointer(start: pointer, count: count), as: UTF8.self)
+    }
+}
+
+extension SQLiteConnection {
+    /// Copies the database to `path` with SQLite's online backup, while other connections (even in
+    /// other processes) go on reading and writing. The copy is a consistent snapshot. `progress`
+    /// receives (pages done, pages in all) after each step.
+    public func backup(to path: String, pagesPerStep: Int32 = 1024, progress: (Int, Int) -> Void = { _, _ in }) throws {
+        try? FileManager.default.removeItem(atPath: path)
+        let destination = try SQLiteConnection(path: path)
+        guard let backup = sqlite3_backup_init(destination.handle, "main", handle, "main") else {
+            throw destination.error(sqlite3_errcode(destination.handle), sql: "backup to \(path)")
+        }
+        while true {
+            let rc = sqlite3_backup_step(backup, pagesPerStep)
+            let total = Int(sqlite3_backup_pagecount(backup))
+            progress(total - Int(sqlite3_backup_remaining(backup)), total)
+            if rc == SQLITE_DONE { break }
+            if rc == SQLITE_OK || rc == SQLITE_BUSY || rc == SQLITE_LOCKED { continue }
+            sqlite3_backup_finish(backup)
+            throw SQLiteError(code: rc, message: "backup failed", sql: nil)
+        }
+        let rc = sqlite3_backup_finish(backup)
+        guard rc == SQLITE_OK else { throw SQLiteError(code: rc, message: "backup failed", sql: nil) }
     }
 }

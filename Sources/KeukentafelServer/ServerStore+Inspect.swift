@@ -1,3 +1,4 @@
+import Foundation
 import KeukentafelProtocol
 import KeukentafelSQLite
 
@@ -59,5 +60,18 @@ extension ServerStore {
             }
             return result
         }
+    }
+}
+
+extension ServerStore {
+    /// An online backup of the store to `path`: consistent, taken while the server keeps serving.
+    public func backup(to path: String, progress: (Int, Int) -> Void = { _, _ in }) throws {
+        let source = try SQLiteConnection(path: (directory as NSString).appendingPathComponent(Self.fileName), readOnly: true)
+        try source.backup(to: path, progress: progress)
+    }
+
+    /// Whether the store answers (for `/readyz`).
+    public func isReady() -> Bool {
+        (try? reader.withLock { try $0.scalar("SELECT value FROM meta WHERE key = 'seq'") }) != nil
     }
 }

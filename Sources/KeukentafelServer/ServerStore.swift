@@ -10,6 +10,8 @@ import KeukentafelSQLite
 /// All methods block: call them off the event loop.
 public final class ServerStore: Sendable {
     public let dataModel: DataModel
+    /// The data directory.
+    public let directory: String
     /// The furthest a pushed version may be ahead of the server clock before it is refused.
     public let maxClockSkewMilliseconds: Int64
     let writer: Locked<SQLiteConnection>
@@ -43,6 +45,7 @@ public final class ServerStore: Sendable {
         let readConnection = try SQLiteConnection(path: path)
         try readConnection.execute("PRAGMA query_only=ON;")
         self.dataModel = dataModel
+        self.directory = directory
         self.maxClockSkewMilliseconds = maxClockSkewMilliseconds
         self.clock = clock
         self.writer = Locked(connection)

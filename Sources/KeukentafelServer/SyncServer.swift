@@ -60,6 +60,12 @@ public struct SyncServer: Sendable {
         let router = Router(context: SyncRequestContext.self)
         router.add(middleware: JSONErrorMiddleware(logger: logger))
         router.get("/healthz") { _, _ in try json(["status": "ok"]) }
+        router.get("/readyz") { _, _ in
+            guard try await blocking({ store.isReady() }) else {
+                throw APIError(.unavailable, "the store does not answer", status: .serviceUnavailable)
+            }
+            return try json(["status": "ready"])
+        }
 
         let v1 = router.group("v1").add(middleware: BearerAuthMiddleware(store: store))
         v1.get("hello") { request, context in

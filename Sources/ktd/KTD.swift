@@ -22,8 +22,8 @@ struct KTD: AsyncParsableCommand {
 
 /// Options every command that opens the store shares.
 struct StoreOptions: ParsableArguments {
-    @Option(name: .long, help: ArgumentHelp("Data directory of the store (created on first start).", valueName: "dir"))
-    var data: String = "./keukentafel-data"
+    @Option(name: .long, help: ArgumentHelp("Data directory of the store (created on first start). Environment: KT_DATA.", valueName: "dir"))
+    var data: String = ProcessInfo.processInfo.environment["KT_DATA"] ?? "./keukentafel-data"
 
     @Option(name: .long, help: ArgumentHelp(
         "Data model (YAML). Default: the copy in the data directory, else Schemas/datamodel.yaml found from the working directory or the executable.",
@@ -81,8 +81,8 @@ struct Serve: AsyncParsableCommand {
 
     @OptionGroup var store: StoreOptions
 
-    @Option(name: .long, help: ArgumentHelp("Address and port to listen on. Use 0 as port to pick a free one.", valueName: "host:port"))
-    var listen: String = "127.0.0.1:8470"
+    @Option(name: .long, help: ArgumentHelp("Address and port to listen on; port 0 picks a free one. Environment: KT_LISTEN.", valueName: "host:port"))
+    var listen: String = ProcessInfo.processInfo.environment["KT_LISTEN"] ?? "127.0.0.1:8470"
 
     @Option(name: .long, help: "Refuse versions more than this many seconds ahead of the server clock.")
     var maxClockSkew: Int = 300
@@ -101,12 +101,9 @@ struct Serve: AsyncParsableCommand {
             throw ValidationError("--listen takes host:port, e.g. 127.0.0.1:8470")
         }
         let host = String(listen[..<colon])
+        LoggingSetup.bootstrap()
         let serverStore = try store.openStore(maxClockSkewSeconds: maxClockSkew)
-        let logger: Logger = {
-            var logger = Logger(label: "ktd")
-            logger.logLevel = .info
-            return logger
-        }()
+        let logger = Logger(label: "ktd")
         let server = SyncServer(
             store: serverStore,
             configuration: SyncServerConfiguration(host: host, port: port, maxRequestBytes: maxRequestBytes), logger: logger)
@@ -125,7 +122,7 @@ struct Serve: AsyncParsableCommand {
 struct Admin: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Administer devices and inspect conflicts in the server store.",
-        subcommands: [DeviceCommand.self, ConflictsCommand.self, HistoryCommand.self, Demo.self])
+        subcommands: [DeviceCommand.self, ConflictsCommand.self, HistoryCommand.self, Demo.self, Backup.self])
 }
 
 struct Demo: AsyncParsableCommand {
@@ -292,6 +289,40 @@ struct ConflictsCommand: AsyncParsableCommand {
             if json { return try Terminal.printJSON(try serverStore.conflict(id: id)) }
             print("Conflict \(id) resolved by \(by); devices receive it on their next sync.")
         }
+    }
+}
+
+struct Backup: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Take a consistent online backup of the store while the server runs.",
+        discussion: """
+            Uses SQLite's online backup: the server keeps serving. Shows a progress bar on a terminal and
+            a line per 10 % otherwise. Check a backup with `sqlite3 FILE 'PRAGMA integrity_check'`.
+              ktd admin backup /var/backups/keukentafel-$(date +%F).sqlite --data /var/lib/keukentafel
+            """)
+    @OptionGroup var store: StoreOptions
+    @Argument(help: "The backup file to write (replaced if it exists).") var file: String
+    @Flag(help: "Print JSON.") var json = false
+
+    func run() async throws {
+        let serverStore = try store.openStore()
+        let start = Date()
+        var lastDecile = -1
+        let terminal = Terminal.colours
+        try serverStore.backup(to: file) { done, total in
+            guard total > 0, !json else { return }
+            if terminal {
+                let width = 40, filled = width * done / total
+                FileHandle.standardError.write(Data("\r[\(String(repeating: "#", count: filled))\(String(repeating: " ", count: width - filled))] \(100 * done / total)%".utf8))
+            } else if 10 * done / total > lastDecile {
+                lastDecile = 10 * done / total
+                print("backup: \(100 * done / total)% (\(done) of \(total) pages)")
+            }
+        }
+        if terminal && !json { FileHandle.standardError.write(Data("\n".utf8)) }
+        let size = (try? FileManager.default.attributesOfItem(atPath: file)[.size] as? Int) ?? 0
+        if json { return try Terminal.printJSON(["file": file, "bytes": String(size), "milliseconds": String(Int(Date().timeIntervalSince(start) * 1000))]) }
+        print("Backup written to \(file) (\(size / 1024) KiB) in \(String(format: "%.1f", Date().timeIntervalSince(start))) s.")
     }
 }
 
