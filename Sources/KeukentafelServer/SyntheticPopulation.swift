@@ -41,7 +41,7 @@ public struct SyntheticPopulation: Sendable {
     }
 
     struct Generator {
-        var random: UInt64
+        var random: SplitMix64
         let node: NodeID
         let milliseconds: UInt64
         let batchSize: Int
@@ -51,19 +51,13 @@ public struct SyntheticPopulation: Sendable {
         var counter: UInt64 = 0
 
         init(seed: UInt64, node: NodeID, milliseconds: UInt64, batchSize: Int) {
-            self.random = seed &* 0x9E37_79B9_7F4A_7C15
+            self.random = SplitMix64(seed: seed &* 0x9E37_79B9_7F4A_7C15)
             self.node = node
             self.milliseconds = milliseconds
             self.batchSize = batchSize
         }
 
-        mutating func next() -> UInt64 {
-            random &+= 0x9E37_79B9_7F4A_7C15
-            var z = random
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
+        mutating func next() -> UInt64 { random.next() }
 
         mutating func below(_ n: Int) -> Int { Int(next() % UInt64(n)) }
         mutating func pick<T>(_ items: [T]) -> T { items[below(items.count)] }

@@ -244,16 +244,7 @@ struct Conflicts: ParsableCommand {
             case ("loser"?, nil): choice = .restoreLoser
             case (nil, let text?):
                 guard let conflict = try replica.conflicts().first(where: { $0.id == id }) else { throw ValidationError("no conflict \(id)") }
-                let type = replica.dataModel.table(named: conflict.table)?.column(named: conflict.column)?.type
-                switch type {
-                case .integer?, .boolean?:
-                    guard let number = Int64(text) else { throw ValidationError("\(conflict.table).\(conflict.column) takes a whole number") }
-                    choice = .value(.integer(number))
-                case .real?:
-                    guard let number = Double(text) else { throw ValidationError("\(conflict.table).\(conflict.column) takes a number") }
-                    choice = .value(.real(number))
-                default: choice = .value(.text(text))
-                }
+                choice = .value(try replica.dataModel.value(fromText: text, table: conflict.table, column: conflict.column))
             default: throw ValidationError("say either --keep winner, --keep loser or --value V")
             }
             do {

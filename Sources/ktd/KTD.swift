@@ -274,15 +274,7 @@ struct ConflictsCommand: AsyncParsableCommand {
             case ("loser"?, nil): choice = .restoreLoser
             case (nil, let text?):
                 guard let conflict = try serverStore.conflict(id: id) else { throw ValidationError("no conflict with id \(id)") }
-                switch serverStore.dataModel.table(named: conflict.table)?.column(named: conflict.column)?.type {
-                case .integer?, .boolean?:
-                    guard let number = Int64(text) else { throw ValidationError("this column takes a whole number") }
-                    choice = .value(.integer(number))
-                case .real?:
-                    guard let number = Double(text) else { throw ValidationError("this column takes a number") }
-                    choice = .value(.real(number))
-                default: choice = .value(.text(text))
-                }
+                choice = .value(try serverStore.dataModel.value(fromText: text, table: conflict.table, column: conflict.column))
             default: throw ValidationError("say either --keep winner, --keep loser or --value V")
             }
             _ = try serverStore.resolveConflict(id: id, choice, by: by, note: note)

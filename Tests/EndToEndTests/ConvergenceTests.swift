@@ -9,7 +9,7 @@ import Testing
 @Suite struct ConvergenceTests {
     @Test(arguments: [11, 23, 47, 101, 202, 303, 404, 505] as [UInt64])
     func randomOfflineEditsConverge(seed: UInt64) async throws {
-        var random = SplitMix(seed: seed)
+        var random = SplitMix64(seed: seed)
         let server = try await TestServer.start()
         let clock = TestClock()
         let replicas = try (0..<3).map { try server.replica("device-\($0)", clock: clock) }
@@ -65,15 +65,3 @@ import Testing
     }
 }
 
-struct SplitMix {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-    mutating func below(_ n: Int) -> Int { Int(next() % UInt64(n)) }
-}

@@ -6,7 +6,7 @@ import Testing
 @Suite struct FeedCodingTests {
     static let texts = ["", "plan", "Dochter komt \"soms\" langs\nen belt", "tab\there", "ünïcødé 🏠", "back\\slash", "\u{1}ctrl", "/slash"]
 
-    func randomValue(_ random: inout SeededRandom) -> CellValue {
+    func randomValue(_ random: inout SplitMix64) -> CellValue {
         switch random.next() % 5 {
         case 0: return .null
         case 1: return .integer(Int64(bitPattern: random.next()))
@@ -17,13 +17,13 @@ import Testing
         }
     }
 
-    func randomVersion(_ random: inout SeededRandom) -> CellVersion {
+    func randomVersion(_ random: inout SplitMix64) -> CellVersion {
         CellVersion(hlc: random.next() >> 1, node: NodeID(rawValue: random.next() % UInt64(Int64.max) + 1)!)
     }
 
     @Test(arguments: 0..<20 as Range<UInt64>)
     func pullPagesRoundTripBothWays(seed: UInt64) throws {
-        var random = SeededRandom(seed: seed)
+        var random = SplitMix64(seed: seed)
         var rows: [FeedRow] = []
         for r in 0..<Int(random.next() % 20) {
             let cells = (0..<Int(random.next() % 6)).map { c in
@@ -47,7 +47,7 @@ import Testing
 
     @Test(arguments: 0..<20 as Range<UInt64>)
     func pushBatchesRoundTripBothWays(seed: UInt64) throws {
-        var random = SeededRandom(seed: seed)
+        var random = SplitMix64(seed: seed)
         let changes = (0..<Int(random.next() % 30)).map { i in
             Change(id: "n-\(i)", table: "notes", row: "r\(i)", column: "body", value: randomValue(&random),
                    version: randomVersion(&random), base: random.next() % 2 == 0 ? nil : randomVersion(&random))

@@ -4,7 +4,7 @@ import Testing
 @Suite struct HybridLogicalClockTests {
     @Test func ticksNeverGoBackWhenTheWallClockDoes() {
         for seed in 0..<50 as Range<UInt64> {
-            var random = SeededRandom(seed: seed)
+            var random = SplitMix64(seed: seed)
             var clock = HybridLogicalClock()
             var wall: UInt64 = 1_700_000_000_000
             var previous: UInt64 = 0
@@ -50,7 +50,7 @@ import Testing
 
 @Suite struct CellVersionTests {
     @Test func wireFormRoundTripsAndSortsLikeTheVersion() throws {
-        var random = SeededRandom(seed: 7)
+        var random = SplitMix64(seed: 7)
         var versions: [CellVersion] = []
         for _ in 0..<500 {
             let node = NodeID(rawValue: random.next() % 1_000 + 1)!

@@ -5,7 +5,7 @@ import Testing
 @Suite struct MergeTests {
     static let values: [CellValue] = [.null, .integer(0), .integer(1), .integer(-7), .real(2.5), .text(""), .text("plan"), .text("gesloten")]
 
-    func randomValue(_ random: inout SeededRandom) -> VersionedValue {
+    func randomValue(_ random: inout SplitMix64) -> VersionedValue {
         VersionedValue(
             value: Self.values[Int(random.next() % UInt64(Self.values.count))],
             // Few distinct timestamps and nodes, so ties and equal versions happen often.
@@ -13,7 +13,7 @@ import Testing
     }
 
     @Test func mergeIsCommutativeAssociativeAndIdempotent() {
-        var random = SeededRandom(seed: 42)
+        var random = SplitMix64(seed: 42)
         for _ in 0..<20_000 {
             let a = randomValue(&random), b = randomValue(&random), c = randomValue(&random)
             #expect(Merge.winner(a, b) == Merge.winner(b, a))
@@ -37,7 +37,7 @@ import Testing
     /// every replica with the same cells and the same deleted rows.
     @Test(arguments: 0..<40 as Range<UInt64>)
     func replicasConvergeWhateverTheDeliveryOrder(seed: UInt64) {
-        var random = SeededRandom(seed: seed)
+        var random = SplitMix64(seed: seed)
         let columns = ["status", "contact_person", Merge.deletedColumn]
         let rows = ["r1", "r2"]
         var history: [(CellKey, VersionedValue)] = []
