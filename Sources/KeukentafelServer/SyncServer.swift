@@ -49,6 +49,7 @@ public struct SyncServer: Sendable {
     public let logger: Logger
     /// Wakes long-polling pulls when a push commits.
     public let notifier = ChangeNotifier()
+    public let metrics = ServerMetrics()
 
     public init(store: ServerStore, configuration: SyncServerConfiguration, logger: Logger = Logger(label: "ktd")) {
         self.store = store
@@ -58,8 +59,13 @@ public struct SyncServer: Sendable {
 
     public func makeRouter() -> Router<SyncRequestContext> {
         let router = Router(context: SyncRequestContext.self)
+        router.add(middleware: MetricsMiddleware(metrics: metrics))
         router.add(middleware: JSONErrorMiddleware(logger: logger))
         router.get("/healthz") { _, _ in try json(["status": "ok"]) }
+        router.get("/metrics") { _, _ in
+            Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4"],
+                     body: .init(byteBuffer: ByteBuffer(bytes: metrics.scrape(store: store, notifier: notifier))))
+        }
         router.get("/readyz") { _, _ in
             guard try await blocking({ store.isReady() }) else {
                 throw APIError(.unavailable, "the store does not answer", status: .serviceUnavailable)
@@ -76,6 +82,8 @@ public struct SyncServer: Sendable {
             try await push(request, context: context)
         }
         v1.get("pull") { request, _ in
+            let started = ContinuousClock.now
+            defer { metrics.pullDuration.recordNanoseconds((ContinuousClock.now - started).nanoseconds) }
             let since = try integerParameter(request, "since") ?? 0
             let limit = try integerParameter(request, "limit") ?? Int64(ServerStore.defaultPageSize)
             let wait = try integerParameter(request, "wait") ?? 0
@@ -108,6 +116,8 @@ public struct SyncServer: Sendable {
     }
 
     func push(_ request: Request, context: SyncRequestContext) async throws -> Response {
+        let started = ContinuousClock.now
+        defer { metrics.pushDuration.recordNanoseconds((ContinuousClock.now - started).nanoseconds) }
         if let type = request.headers[.contentType], !type.lowercased().hasPrefix("application/json") {
             throw APIError(.unsupportedMediaType, "send the push as application/json", status: .unsupportedMediaType)
         }
@@ -141,6 +151,7 @@ public struct SyncServer: Sendable {
                            rejectedWhileDecoding: pushRequest.rejectedWhileDecoding, resolutions: pushRequest.resolutions ?? [])
         }
         notifier.signal()
+        metrics.changes(response.results)
         return try respond(try jsonBytes(response), to: request)
     }
 

@@ -77,3 +77,37 @@ import Testing
         await server.stop()
     }
 }
+
+@Suite struct MetricsTests {
+    @Test func metricsAreScrapedAndParsed() async throws {
+        let server = try await TestServer.start()
+        let laptop = try server.replica("laptop")
+        let (_, caseID) = try seedCase(on: laptop)
+        try await laptop.sync()
+        let office = try server.replica("office")
+        try await office.sync()
+        try laptop.execute("UPDATE cases SET status = 'plan' WHERE id = ?", [.text(caseID)])
+        try office.execute("UPDATE cases SET status = 'onderzoek' WHERE id = ?", [.text(caseID)])
+        try await laptop.sync()
+        try await office.sync()
+
+        let exchange = try await onThread { try CurlTransport(baseURL: server.url, token: "").send(method: "GET", path: "/metrics", query: [], body: nil) }
+        #expect(exchange.status == 200)
+        // Parse the text exposition: `name{labels} value` lines, `#` lines are help and type.
+        var samples: [String: Double] = [:]
+        for line in String(decoding: exchange.body, as: UTF8.self).split(separator: "\n") where !line.hasPrefix("#") {
+            let parts = line.split(separator: " ")
+            guard parts.count == 2, let value = Double(parts[1]) else { Issue.record("unparsable line: \(line)"); continue }
+            samples[String(parts[0])] = value
+        }
+        let cells = Double(try server.store.counts()["changes"] ?? 0)
+        #expect(samples[#"kt_changes_total{status="applied"}"#] == cells - 1)
+        #expect(samples[#"kt_changes_total{status="conflict"}"#] == 1)
+        #expect((samples[#"kt_http_requests_total{route="/v1/push",status="200"}"#] ?? 0) >= 3)
+        #expect((samples[#"kt_http_requests_total{route="/v1/pull",status="200"}"#] ?? 0) >= 3)
+        #expect((samples["kt_push_duration_seconds_count"] ?? 0) >= 3)
+        #expect((samples["kt_store_bytes"] ?? 0) > 0)
+        #expect(samples["kt_longpolls_waiting"] == 0)
+        await server.stop()
+    }
+}

@@ -1,0 +1,79 @@
+import Foundation
+import Hummingbird
+import KeukentafelProtocol
+import Prometheus
+
+/// The server's Prometheus metrics, in a registry of its own (several servers may run in one process,
+/// as in tests). Scraped at `GET /metrics`.
+public final class ServerMetrics: Sendable {
+    public let registry = PrometheusCollectorRegistry()
+    let pushDuration: DurationHistogram
+    let pullDuration: DurationHistogram
+    let waiting: Gauge
+    let storeBytes: Gauge
+    private let latencyBuckets: [Duration] = [.milliseconds(1), .milliseconds(5), .milliseconds(10), .milliseconds(25), .milliseconds(50),
+                                              .milliseconds(100), .milliseconds(250), .milliseconds(500), .seconds(1), .seconds(2.5),
+                                              .seconds(5), .seconds(10), .seconds(30)]
+
+    public init() {
+        pushDuration = registry.makeDurationHistogram(
+            descriptor: MetricNameDescriptor(namespace: "kt", metricName: "push_duration", unitName: "seconds",
+                                             helpText: "Time to apply one push batch, from request to response."),
+            buckets: latencyBuckets)
+        pullDuration = registry.makeDurationHistogram(
+            descriptor: MetricNameDescriptor(namespace: "kt", metricName: "pull_duration", unitName: "seconds",
+                                             helpText: "Time to answer one pull, long-poll waiting included."),
+            buckets: latencyBuckets)
+        waiting = registry.makeGauge(descriptor: MetricNameDescriptor(namespace: "kt", metricName: "longpolls", unitName: "waiting",
+                                                                      helpText: "Pulls currently waiting for news (long-poll)."))
+        storeBytes = registry.makeGauge(descriptor: MetricNameDescriptor(namespace: "kt", metricName: "store", unitName: "bytes",
+                                                                         helpText: "Size of the store file and its write-ahead log."))
+    }
+
+    static var requestsDescriptor: MetricNameDescriptor { MetricNameDescriptor(namespace: "kt", metricName: "http_requests", unitName: "total",
+                                                         helpText: "HTTP requests by route and status.") }
+    static var changesDescriptor: MetricNameDescriptor {
+        MetricNameDescriptor(namespace: "kt", metricName: "changes", unitName: "total",
+                             helpText: "Pushed changes by outcome: applied, superseded, conflict (a conflict record was made), rejected.")
+    }
+
+    func request(route: String, status: Int) {
+        registry.makeCounter(descriptor: Self.requestsDescriptor, labels: [("route", route), ("status", String(status))]).increment()
+    }
+
+    func changes(_ results: [ChangeResult]) {
+        var counts: [ChangeStatus: Int64] = [:]
+        for result in results { counts[result.status, default: 0] += 1 }
+        for (status, count) in counts {
+            registry.makeCounter(descriptor: Self.changesDescriptor, labels: [("status", status.rawValue)]).increment(by: count)
+        }
+    }
+
+    /// The text exposition, with gauges that are read when scraped brought up to date.
+    func scrape(store: ServerStore, notifier: ChangeNotifier) -> [UInt8] {
+        waiting.set(Double(notifier.waiting))
+        let base = (store.directory as NSString).appendingPathComponent(ServerStore.fileName)
+        let bytes = [base, base + "-wal"].compactMap { try? FileManager.default.attributesOfItem(atPath: $0)[.size] as? Int }.reduce(0, +)
+        storeBytes.set(Double(bytes))
+        return registry.emitToBuffer()
+    }
+}
+
+/// Counts every request by its route (not its concrete path, which holds ids) and status.
+struct MetricsMiddleware: RouterMiddleware {
+    typealias Context = SyncRequestContext
+    let metrics: ServerMetrics
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        let response = try await next(request, context)
+        metrics.request(route: context.endpointPath ?? "unmatched", status: response.status.code)
+        return response
+    }
+}
+
+extension Duration {
+    var nanoseconds: Int64 {
+        let (seconds, attoseconds) = components
+        return seconds * 1_000_000_000 + attoseconds / 1_000_000_000
+    }
+}
