@@ -155,7 +155,7 @@ struct Status: ParsableCommand {
             case "duplicate": what = "your new \(lost.table) row duplicates one made by \(other)"
             default: what = "your \(lost.table).\(lost.column) = \(Terminal.shorten(lost.loserValue.description)) lost to \(Terminal.shorten(lost.winnerValue.description)) by \(other)"
             }
-            print("  " + Terminal.paint("lost", .red) + " \(what) (\(Terminal.age(ofISO: lost.recordedAt)); `kt conflicts show \(lost.id)`)")
+            print("  " + Terminal.paint("•", .red) + " \(what) (\(Terminal.age(ofISO: lost.recordedAt)); `kt conflicts show \(lost.id)`)")
         }
         for rejected in status.rejectedChanges {
             print("  refused \(rejected.cell) = \(Terminal.shorten(rejected.value)) [\(rejected.code)]: \(rejected.message)")
