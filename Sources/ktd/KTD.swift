@@ -22,19 +22,33 @@ struct KTD: AsyncParsableCommand {
 
 /// Options every command that opens the store shares.
 struct StoreOptions: ParsableArguments {
-    @Option(name: .long, help: ArgumentHelp("Data directory of the store (created on first start). Environment: KT_DATA.", valueName: "dir"))
-    var data: String = ProcessInfo.processInfo.environment["KT_DATA"] ?? "./keukentafel-data"
-
     @Option(name: .long, help: ArgumentHelp(
-        "Data model (YAML). Default: the copy in the data directory, else Schemas/datamodel.yaml found from the working directory or the executable.",
+        "Configuration file (key = value lines; see Tools/ktd.conf.example). Environment: KT_CONFIG. Flags and environment override it.",
         valueName: "file"))
-    var schema: String?
+    var config: String?
+
+    @Option(name: .customLong("data"), help: ArgumentHelp(
+        "Data directory of the store (created on first start). Environment: KT_DATA. Default: ./keukentafel-data", valueName: "dir"))
+    var dataFlag: String?
+
+    @Option(name: .customLong("schema"), help: ArgumentHelp(
+        "Data model (YAML). Environment: KT_SCHEMA. Default: the copy in the data directory, else Schemas/datamodel.yaml found from the working directory or the executable.",
+        valueName: "file"))
+    var schemaFlag: String?
+
+    /// The configuration file, read and checked (empty without one).
+    func configFile() throws -> ConfigFile {
+        try ConfigFile.load(config ?? ProcessInfo.processInfo.environment["KT_CONFIG"])
+    }
+
+    var data: String { ((try? configFile()) ?? ConfigFile()).value("data", flag: dataFlag) ?? "./keukentafel-data" }
+    var schema: String? { ((try? configFile()) ?? ConfigFile()).value("schema", flag: schemaFlag) }
 
     /// Loads the data model and keeps a copy in the data directory, so admin commands and later
     /// starts use the model the store was created with.
     func loadDataModel() throws -> DataModel {
         let copy = (data as NSString).appendingPathComponent(DataModelFile.fileName)
-        let candidates = [schema, ProcessInfo.processInfo.environment["KT_SCHEMA"], copy] + Self.searchPaths()
+        let candidates = [schema, copy] + Self.searchPaths()
         guard let path = candidates.compactMap({ $0 }).first(where: { FileManager.default.fileExists(atPath: $0) }) else {
             throw ValidationError("no data model found; pass --schema FILE (the repository has Schemas/datamodel.yaml)")
         }
@@ -70,7 +84,8 @@ struct StoreOptions: ParsableArguments {
     }
 
     func openStore(maxClockSkewSeconds: Int = 300) throws -> ServerStore {
-        try ServerStore(directory: data, dataModel: try loadDataModel(), maxClockSkewMilliseconds: Int64(maxClockSkewSeconds) * 1000)
+        _ = try configFile()  // a broken configuration file is an error, not a silent default
+        return try ServerStore(directory: data, dataModel: try loadDataModel(), maxClockSkewMilliseconds: Int64(maxClockSkewSeconds) * 1000)
     }
 }
 
@@ -81,14 +96,18 @@ struct Serve: AsyncParsableCommand {
 
     @OptionGroup var store: StoreOptions
 
-    @Option(name: .long, help: ArgumentHelp("Address and port to listen on; port 0 picks a free one. Environment: KT_LISTEN.", valueName: "host:port"))
-    var listen: String = ProcessInfo.processInfo.environment["KT_LISTEN"] ?? "127.0.0.1:8470"
+    @Option(name: .long, help: ArgumentHelp(
+        "Address and port to listen on; port 0 picks a free one. Environment: KT_LISTEN. Default: 127.0.0.1:8470", valueName: "host:port"))
+    var listen: String?
 
-    @Option(name: .long, help: "Refuse versions more than this many seconds ahead of the server clock.")
-    var maxClockSkew: Int = 300
+    @Option(name: .long, help: "Refuse versions more than this many seconds ahead of the server clock. Environment: KT_MAX_CLOCK_SKEW. Default: 300")
+    var maxClockSkew: Int?
 
-    @Option(name: .long, help: "Largest accepted request body in bytes.")
-    var maxRequestBytes: Int = 16 * 1024 * 1024
+    @Option(name: .long, help: "Largest accepted request body in bytes. Environment: KT_MAX_REQUEST_BYTES. Default: 16 MiB")
+    var maxRequestBytes: Int?
+
+    @Option(name: .long, help: "Longest a pull may wait for news (wait=), in seconds. Environment: KT_MAX_WAIT. Default: 30")
+    var maxWait: Int?
 
     @Option(name: .long, help: ArgumentHelp("Write the bound port to this file once listening (for scripts and tests).", valueName: "file"))
     var portFile: String?
@@ -97,8 +116,13 @@ struct Serve: AsyncParsableCommand {
     var stopWithParent = false
 
     func run() async throws {
+        let file = try store.configFile()
+        let listen = file.value("listen", flag: self.listen) ?? "127.0.0.1:8470"
+        let maxClockSkew = try file.integer("max-clock-skew", flag: self.maxClockSkew, default: 300)
+        let maxRequestBytes = try file.integer("max-request-bytes", flag: self.maxRequestBytes, default: 16 * 1024 * 1024)
+        let maxWait = try file.integer("max-wait", flag: self.maxWait, default: 30)
         guard let colon = listen.lastIndex(of: ":"), let port = Int(listen[listen.index(after: colon)...]), (0...65535).contains(port) else {
-            throw ValidationError("--listen takes host:port, e.g. 127.0.0.1:8470")
+            throw ValidationError("listen takes host:port, e.g. 127.0.0.1:8470; got '\(listen)'")
         }
         let host = String(listen[..<colon])
         LoggingSetup.bootstrap()
@@ -106,7 +130,8 @@ struct Serve: AsyncParsableCommand {
         let logger = Logger(label: "ktd")
         let server = SyncServer(
             store: serverStore,
-            configuration: SyncServerConfiguration(host: host, port: port, maxRequestBytes: maxRequestBytes), logger: logger)
+            configuration: SyncServerConfiguration(host: host, port: port, maxRequestBytes: maxRequestBytes, maxWaitSeconds: maxWait),
+            logger: logger)
         let portFile = self.portFile
         let app = server.makeApplication { boundPort in
             logger.info("ktd listening", metadata: ["address": "\(host):\(boundPort)", "data": "\(store.data)"])

@@ -158,6 +158,19 @@ import Testing
         #expect(status.output.contains("last error"))
     }
 
+    @Test func aConfigurationFileIsReadAndCheckedAtStart() async throws {
+        let work = try temporaryDirectory("config")
+        let schema = repositoryRoot.appendingPathComponent("Schemas/datamodel.yaml").path
+        try "# test\ndata = \(work)/from-file\nschema = \(schema)\nmax-wait = 5\n".write(toFile: work + "/ktd.conf", atomically: true, encoding: .utf8)
+        try await run("ktd", ["admin", "device", "add", "laptop", "--config", work + "/ktd.conf"], in: work)
+        let listed = try await run("ktd", ["admin", "device", "list", "--data", work + "/from-file", "--json"], in: work)
+        #expect(listed.output.contains("\"name\" : \"laptop\""), "the data directory came from the file")
+
+        try "data = \(work)/x\nlisten 127.0.0.1:1\ncolour = blue\nmax-wait = soon\n".write(toFile: work + "/bad.conf", atomically: true, encoding: .utf8)
+        let bad = try await run("ktd", ["serve", "--config", work + "/bad.conf"], in: work, expect: 64)
+        #expect(bad.error.contains("line 2") && bad.error.contains("unknown key 'colour'") && bad.error.contains("max-wait"), "\(bad.error)")
+    }
+
     @Test func everyCommandExplainsItself() async throws {
         let work = try temporaryDirectory("help")
         for (tool, command) in [("ktd", ["serve"]), ("ktd", ["admin", "device", "add"]), ("ktd", ["admin", "conflicts", "list"]),
