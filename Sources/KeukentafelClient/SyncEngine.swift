@@ -49,6 +49,8 @@ public final class SyncEngine: @unchecked Sendable {
     public var pageSize = 5_000
     /// A device clock within this distance of the server's counts as right (for re-stamping).
     public var saneClockSkewMilliseconds: Int64 = 60_000
+    /// Called after each applied page (progress of a long bootstrap).
+    public var onPage: (@Sendable (SyncReport) -> Void)?
     private let lock = NSLock()
 
     /// An engine talking to the server the replica was created for, over libcurl.
@@ -179,6 +181,7 @@ public final class SyncEngine: @unchecked Sendable {
             report.pulled.rowsDeleted += counts.rowsDeleted
             report.pulled.conflicts += counts.conflicts
             report.cursor = page.cursor
+            onPage?(report)
             if !page.more { break }
         }
     }

@@ -110,8 +110,12 @@ struct Sync: ParsableCommand {
         let replica = try options.open()
         let report: SyncReport
         do {
-            report = try SyncEngine(replica: replica, caBundlePath: caBundle).sync()
+            let engine = try SyncEngine(replica: replica, caBundlePath: caBundle)
+            if !options.json { engine.onPage = Progress.reporter() }
+            report = try engine.sync()
+            Progress.finish()
         } catch {
+            Progress.finish()
             if options.json { try Terminal.printJSON(["error": "\(error)"]) } else { Terminal.printError("sync failed: \(error)") }
             throw ExitCode(2)
         }
@@ -374,4 +378,31 @@ struct Daemon: ParsableCommand {
 /// Keeps the signal sources alive for the life of the process.
 enum DaemonSignals {
     nonisolated(unsafe) static var sources: [any DispatchSourceSignal] = []
+}
+
+/// Progress of a long pull: an updating line on a terminal, a line per 100,000 cells otherwise.
+enum Progress {
+    nonisolated(unsafe) static var drawn = false
+
+    static func reporter() -> @Sendable (SyncReport) -> Void {
+        let terminal = isatty(STDERR_FILENO) == 1
+        let step = Counter()
+        return { report in
+            guard report.pages > 1 || report.pulled.cellsReceived >= 10_000 else { return }
+            if terminal {
+                FileHandle.standardError.write(Data("\rpulling: \(report.pulled.cellsReceived) cells in \(report.pages) pages, cursor \(report.cursor)   ".utf8))
+                drawn = true
+            } else if report.pulled.cellsReceived / 100_000 > step.value {
+                step.value = report.pulled.cellsReceived / 100_000
+                FileHandle.standardError.write(Data("pulling: \(report.pulled.cellsReceived) cells in \(report.pages) pages\n".utf8))
+            }
+        }
+    }
+
+    static func finish() {
+        if drawn { FileHandle.standardError.write(Data("\n".utf8)) }
+        drawn = false
+    }
+
+    final class Counter: @unchecked Sendable { var value = 0 }
 }
