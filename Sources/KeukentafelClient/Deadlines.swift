@@ -45,25 +45,23 @@ public enum Deadlines {
 
     /// The deadlines still open for a case on `today` (YYYY-MM-DD).
     public static func open(for facts: CaseFacts, today: String) -> [Deadline] {
-        guard facts.closedDate == nil, facts.status != "gesloten", let now = dayNumber(today) else { return [] }
+        guard facts.closedDate == nil, facts.status != "gesloten", let now = CalendarDay.number(today) else { return [] }
         var result: [Deadline] = []
         func add(_ kind: Kind, _ day: Int) {
-            result.append(Deadline(kind: kind, due: dateString(day), daysLeft: day - now))
+            result.append(Deadline(kind: kind, due: CalendarDay.string(day), daysLeft: day - now))
         }
-        if let melding = facts.meldingDate.flatMap(dayNumber), investigationOpen.contains(facts.status ?? "melding") {
+        if let melding = facts.meldingDate.flatMap(CalendarDay.number), investigationOpen.contains(facts.status ?? "melding") {
             add(.investigation, melding + 42)
         }
-        if let application = facts.applicationDate.flatMap(dayNumber), facts.decisionDate == nil, !decided.contains(facts.status ?? "") {
+        if let application = facts.applicationDate.flatMap(CalendarDay.number), facts.decisionDate == nil, !decided.contains(facts.status ?? "") {
             let weeks = facts.domains.contains("wmo") || facts.domains.isEmpty ? 2
                 : (facts.domains.contains("jeugd") || facts.domains.contains("participatie") ? 8 : 2)
             add(.decision, application + weeks * 7)
         }
-        if let next = facts.nextContactDue.flatMap(dayNumber) { add(.nextContact, next) }
+        if let next = facts.nextContactDue.flatMap(CalendarDay.number) { add(.nextContact, next) }
         return result
     }
 
-    public static func dayNumber(_ text: String) -> Int? { CalendarDay.number(text) }
-    public static func dateString(_ days: Int) -> String { CalendarDay.string(days) }
 }
 
 /// One line of `kt due`.

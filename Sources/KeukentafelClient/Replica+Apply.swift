@@ -41,12 +41,12 @@ extension Replica {
         }
     }
 
-    /// Applies the cells of one row. Versions decide per cell; the merged versions decide whether the
-    /// row is live. A dead row's values are kept beside its versions (`_kt_clock.val`), so if a newer
-    /// edit brings it back, the row returns whole, whatever order the cells arrive in.
     /// Applies a page outside a sync, for benchmarks that time the stages of a bootstrap.
     public func applyForBenchmark(_ page: PullResponse) throws -> ApplyCounts { try apply(page) }
 
+    /// Applies the cells of one row. Versions decide per cell; the merged versions decide whether the
+    /// row is live. A dead row's values are kept beside its versions (`_kt_clock.val`), so if a newer
+    /// edit brings it back, the row returns whole, whatever order the cells arrive in.
     func applyRow(_ row: FeedRow, counts: inout ApplyCounts, newest: inout UInt64) throws {
         guard let table = dataModel.table(named: row.table) else {
             try stash(row.cells, table: row.table, row: row.row)  // a table this model version does not know yet
@@ -83,7 +83,7 @@ extension Replica {
         }
         guard !winners.isEmpty else { return }
         counts.cellsApplied += winners.count
-        let newestOther = local.filter { $0.key != Merge.deletedColumn }.values.max()
+        let newestOther = local.lazy.filter { $0.key != Merge.deletedColumn }.map(\.value).max()
         let dead = Merge.isRowDeleted(tombstone: tombstone, newestOtherVersion: newestOther)
         // Every app row has versions, so a row without any cannot exist: skip the lookup (bootstrap).
         let exists = try knownBefore && connection.scalar("SELECT 1 FROM \(quotedTable) WHERE id = ?", [.text(row.row)]) != nil

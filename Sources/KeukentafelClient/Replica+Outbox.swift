@@ -67,6 +67,21 @@ extension Replica {
         return counts
     }
 
+    /// How many outbox entries wait, were refused, and were refused for a clock ahead: one query,
+    /// cheap enough for a daemon to ask every second.
+    public func outboxCounts() throws -> (pending: Int, rejected: Int, clockAhead: Int) {
+        try locked {
+            let stmt = try connection.statement("""
+                SELECT count(*) FILTER (WHERE state = 'pending'), count(*) FILTER (WHERE state = 'rejected'),
+                       count(*) FILTER (WHERE state = 'rejected' AND code = 'clock_ahead')
+                FROM _kt_outbox
+                """)
+            defer { stmt.reset() }
+            guard try stmt.step() else { return (0, 0, 0) }
+            return (Int(stmt.int64(0)), Int(stmt.int64(1)), Int(stmt.int64(2)))
+        }
+    }
+
     /// Every outbox entry, oldest first.
     public func outbox() throws -> [OutboxEntry] {
         try locked {
@@ -125,6 +140,13 @@ public struct PushCounts: Sendable, Equatable, Codable {
     public var conflicts = 0
     public var rejected = 0
     public var total: Int { applied + superseded + conflicts + rejected }
+
+    mutating func add(_ other: PushCounts) {
+        applied += other.applied
+        superseded += other.superseded
+        conflicts += other.conflicts
+        rejected += other.rejected
+    }
 }
 
 extension CellValue {

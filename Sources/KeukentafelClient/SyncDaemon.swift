@@ -54,7 +54,7 @@ public final class SyncDaemon: @unchecked Sendable {
         var failures = 0
         while !isStopped {
             do {
-                if try engine.replica.status().pending > 0 {
+                if try engine.replica.outboxCounts().pending > 0 {
                     let pushed = try engine.push()
                     if pushed.pushed.total > 0 { report(.pushed(pushed.pushed)) }
                 }

@@ -72,7 +72,7 @@ public final class SyncEngine: @unchecked Sendable {
         do {
             try pushAll(into: &report)
             try pullAll(into: &report)
-            report.stillRejected = try replica.outbox().filter { $0.state == "rejected" }.count
+            report.stillRejected = try replica.outboxCounts().rejected
             report.serverSchemaVersion = try replica.serverSchemaVersion
             try replica.locked {
                 try replica.setMeta("last_sync_at", String(replica.clock()))
@@ -96,20 +96,22 @@ public final class SyncEngine: @unchecked Sendable {
     /// Only push the outbox (no pull). Blocks.
     @discardableResult
     public func push() throws -> SyncReport {
-        lock.lock()
-        defer { lock.unlock() }
-        var report = SyncReport()
-        try pushAll(into: &report)
-        return report
+        try exclusive { try pushAll(into: &$0) }
     }
 
-    /// Only pull the feed (no push). Blocks.
+    /// Only pull (no push). With `waitSeconds` the first request is a long-poll that returns as soon as
+    /// something changes on the server (or after that many seconds). Blocks.
     @discardableResult
-    public func pull() throws -> SyncReport {
+    public func pull(waitSeconds: Int = 0) throws -> SyncReport {
+        try exclusive { try pullAll(into: &$0, waitSeconds: waitSeconds) }
+    }
+
+    /// One step at a time per engine: a push and a pull of the same replica never interleave.
+    private func exclusive(_ body: (inout SyncReport) throws -> Void) throws -> SyncReport {
         lock.lock()
         defer { lock.unlock() }
         var report = SyncReport()
-        try pullAll(into: &report)
+        try body(&report)
         return report
     }
 
@@ -135,10 +137,7 @@ public final class SyncEngine: @unchecked Sendable {
                 report.resolutionsSent += resolutions.count
                 resolutions = []
             }
-            report.pushed.applied += counts.applied
-            report.pushed.superseded += counts.superseded
-            report.pushed.conflicts += counts.conflicts
-            report.pushed.rejected += counts.rejected
+            report.pushed.add(counts)
             // A clock that was ahead and has since been set right: give its refused changes fresh versions.
             if !restampTried, abs(replica.clock() - response.serverTime) <= saneClockSkewMilliseconds {
                 restampTried = true
@@ -146,7 +145,7 @@ public final class SyncEngine: @unchecked Sendable {
             }
             if response.results.count < batch.count || batch.isEmpty { break }  // the server answered part; the rest waits
         }
-        if !restampTried, try replica.outbox().contains(where: { $0.code == ErrorCode.clockAhead.rawValue }) {
+        if !restampTried, try replica.outboxCounts().clockAhead > 0 {
             // Nothing pending was pushed, so ask the server for its time before re-stamping.
             let hello: HelloResponse = try call("GET", "/v1/hello")
             if abs(replica.clock() - hello.serverTime) <= saneClockSkewMilliseconds {
@@ -154,16 +153,6 @@ public final class SyncEngine: @unchecked Sendable {
                 if report.restamped > 0 { try pushAll(into: &report) }
             }
         }
-    }
-
-    /// Pulls; with `waitSeconds` the first request is a long-poll that returns as soon as something
-    /// changes on the server (or after that many seconds).
-    public func pull(waitSeconds: Int) throws -> SyncReport {
-        lock.lock()
-        defer { lock.unlock() }
-        var report = SyncReport()
-        try pullAll(into: &report, waitSeconds: waitSeconds)
-        return report
     }
 
     func pullAll(into report: inout SyncReport, waitSeconds: Int = 0) throws {

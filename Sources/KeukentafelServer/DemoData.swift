@@ -112,6 +112,6 @@ public enum DemoData {
 extension ServerStore {
     /// Loads the demo data as writes of the office. Running it twice changes nothing.
     public func loadDemoData() throws -> PushResponse {
-        try push(DemoData.rows(node: try node, milliseconds: UInt64(clock())), device: "demo")
+        try push(DemoData.rows(node: node, milliseconds: UInt64(clock())), device: "demo")
     }
 }

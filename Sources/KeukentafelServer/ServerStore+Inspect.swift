@@ -13,20 +13,16 @@ extension ServerStore {
         }
     }
 
-    /// Whether the row exists and is not deleted.
+    /// Whether the row exists and is not deleted (the same rule the push path applies).
     public func rowIsLive(table: String, row: String) throws -> Bool {
         try reader.withLock { connection in
-            var tombstone: VersionedValue?
-            var newest: CellVersion?
-            for r in try connection.query("SELECT col, value, hlc, node FROM cells WHERE tbl = ? AND row_id = ?", [.text(table), .text(row)]) {
-                guard let version = CellVersion(hlc: r[2], node: r[3]) else { continue }
-                if r[0] == .text(Merge.deletedColumn) {
-                    tombstone = VersionedValue(value: r[1], version: version)
-                } else {
-                    newest = max(newest ?? version, version)
-                }
+            var cells: [String: PushContext.StoredCell] = [:]
+            for r in try connection.query("SELECT col, value, hlc, node, device FROM cells WHERE tbl = ? AND row_id = ?", [.text(table), .text(row)]) {
+                guard case .text(let column) = r[0], let version = CellVersion(hlc: r[2], node: r[3]) else { continue }
+                cells[column] = PushContext.StoredCell(value: VersionedValue(value: r[1], version: version), device: r[4].string)
             }
-            return newest != nil && !Merge.isRowDeleted(tombstone: tombstone, newestOtherVersion: newest)
+            let state = PushContext.RowState(cells)
+            return state.newestOther != nil && !state.isDeleted
         }
     }
 

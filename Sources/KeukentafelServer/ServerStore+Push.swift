@@ -97,8 +97,6 @@ struct PushContext {
                         winner: VersionedValue(value: .integer(0), version: newestOther.version), winnerDevice: newestOther.device,
                         loser: incoming, loserDevice: device, base: change.base, rule: "edit-wins")
                     outcome = .conflict(incomingWins: false)
-                    // The deleter already removed the row locally; send it the whole row again.
-                    try resequenceRow(table: key.table, row: key.row)
                 }
             }
         } else if table.column(named: key.column)?.policy == .immutable, let current, current.value.value != .null,
@@ -108,7 +106,7 @@ struct PushContext {
                                         loser: incoming, loserDevice: device, base: change.base, rule: "immutable")
             // The fixed value is re-stamped newer than the refused one, so the writer's replica (which
             // holds the newer version of its own write) takes the fixed value back, like every other.
-            let restamp = CellVersion(hlc: max(incoming.version.hlc, current.version.hlc) + 1, node: try store.node)
+            let restamp = CellVersion(hlc: max(incoming.version.hlc, current.version.hlc) + 1, node: store.node)
             try writeCell(key, VersionedValue(value: current.value.value, version: restamp), device: current.device)
             let result = ChangeResult(id: change.id, status: .conflict, won: false, conflict: id, code: .immutableCell,
                                       message: "\(table.name).\(key.column) is fixed once set; the new value is kept in conflict \(id)")
@@ -153,9 +151,6 @@ struct PushContext {
         if case .duplicate = outcome {} else if Merge.merge(current?.value, incoming) == incoming, current?.value != incoming {
             try writeCell(key, incoming)
         }
-        if rowBefore.isDeleted, try !rowState(table: key.table, row: key.row).isDeleted {
-            try resequenceRow(table: key.table, row: key.row)  // a revived row goes out whole
-        }
 
         if won, table.unique != nil, let duplicate = try checkDuplicates(after: change, in: table) {
             conflictID = conflictID ?? duplicate
@@ -185,6 +180,17 @@ struct PushContext {
         var isDeleted: Bool {
             Merge.isRowDeleted(tombstone: tombstone?.value, newestOtherVersion: newestOther?.version)
         }
+
+        /// The tombstone and the newest other cell of a row's cells.
+        init(_ cells: [String: StoredCell]) {
+            for (column, cell) in cells {
+                if column == Merge.deletedColumn {
+                    tombstone = cell
+                } else if newestOther.map({ cell.version > $0.version }) ?? true {
+                    newestOther = cell
+                }
+            }
+        }
     }
 
     mutating func cells(table: String, row: String) throws -> [String: StoredCell] {
@@ -208,15 +214,7 @@ struct PushContext {
     }
 
     mutating func rowState(table: String, row: String) throws -> RowState {
-        var state = RowState()
-        for (column, cell) in try cells(table: table, row: row) {
-            if column == Merge.deletedColumn {
-                state.tombstone = cell
-            } else if state.newestOther.map({ cell.version > $0.version }) ?? true {
-                state.newestOther = cell
-            }
-        }
-        return state
+        RowState(try cells(table: table, row: row))
     }
 
     func earlierResult(of change: Change) throws -> ChangeResult? {
@@ -256,15 +254,6 @@ struct PushContext {
         try stmt.run()
         let address = RowAddress(table: key.table, row: key.row)
         if rowCache[address] != nil { rowCache[address]?[key.column] = StoredCell(value: value, device: device) }
-    }
-
-    /// Gives every cell of a row a new sequence number, so pulls deliver the whole row again.
-    mutating func resequenceRow(table: String, row: String) throws {
-        let columns = try connection.query("SELECT col FROM cells WHERE tbl = ? AND row_id = ? ORDER BY col", [.text(table), .text(row)])
-        for column in columns {
-            try connection.run("UPDATE cells SET seq = ? WHERE tbl = ? AND row_id = ? AND col = ?",
-                               [.integer(nextSequence()), .text(table), .text(row), column[0]])
-        }
     }
 
     mutating func recordConflict(table: DataModel.Table, key: CellKey, winner: VersionedValue, winnerDevice: String?,

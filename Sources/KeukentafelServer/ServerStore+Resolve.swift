@@ -17,7 +17,7 @@ extension ServerStore {
         }
         let what: String
         var changes: [Change] = []
-        let node = try node
+        let node = self.node
         func change(_ value: CellValue) throws -> Change {
             let current = try cell(table: conflict.table, row: conflict.row, column: conflict.column)
             var clock = HybridLogicalClock(last: current?.version.hlc ?? 0)

@@ -42,26 +42,23 @@ public final class ServerStore: Sendable {
         if try connection.scalar("SELECT value FROM meta WHERE key = 'seq'") == nil {
             try connection.run("INSERT INTO meta(key, value) VALUES ('seq', 0)")
         }
+        guard case .text(let nodeHex)? = try connection.scalar("SELECT value FROM meta WHERE key = 'node'"), let node = NodeID(nodeHex) else {
+            throw StoreError.corrupt("the store has no valid node id in table meta")
+        }
         let readConnection = try SQLiteConnection(path: path)
         try readConnection.execute("PRAGMA query_only=ON;")
         self.dataModel = dataModel
         self.directory = directory
+        self.node = node
         self.maxClockSkewMilliseconds = maxClockSkewMilliseconds
         self.clock = clock
         self.writer = Locked(connection)
         self.reader = Locked(readConnection)
     }
 
-    /// The server's own node id, used for writes made by the office through `ktd admin`.
-    public var node: NodeID {
-        get throws {
-            let text = try reader.withLock { try $0.scalar("SELECT value FROM meta WHERE key = 'node'") }
-            guard case .text(let hex)? = text, let node = NodeID(hex) else {
-                throw StoreError.corrupt("the store has no valid node id in table meta")
-            }
-            return node
-        }
-    }
+    /// The server's own node id (fixed when the store is created), for writes made by the office
+    /// through `ktd admin` and for re-stamping fixed cells.
+    public let node: NodeID
 
     static let ddl = """
         CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value) WITHOUT ROWID;

@@ -327,8 +327,8 @@ struct Due: ParsableCommand {
     @Option(help: ArgumentHelp("Count from this date instead of today (YYYY-MM-DD).", valueName: "date")) var today: String?
 
     func run() throws {
-        let day = today ?? Deadlines.dateString(Int(Date().timeIntervalSince1970 / 86400))
-        guard Deadlines.dayNumber(day) != nil else { throw ValidationError("--today takes a date YYYY-MM-DD") }
+        let day = today ?? CalendarDay.string(Int(Date().timeIntervalSince1970 / 86400))
+        guard CalendarDay.number(day) != nil else { throw ValidationError("--today takes a date YYYY-MM-DD") }
         let items = try options.open().due(today: day, within: within, contactPerson: contact)
         if options.json { return try Terminal.printJSON(items) }
         Terminal.printTable(["DUE", "IN", "DEADLINE", "RESIDENT", "CONTACT", "CASE"], items.map {

@@ -175,7 +175,7 @@ struct Demo: AsyncParsableCommand {
         let start = Date()
         if cases > 0 {
             let population = SyntheticPopulation(municipalities: municipalities, teams: teams, cases: cases, seed: seed)
-            synthetic = try population.generate(node: try serverStore.node, milliseconds: UInt64(Date().timeIntervalSince1970 * 1000)) { batch in
+            synthetic = try population.generate(node: serverStore.node, milliseconds: UInt64(Date().timeIntervalSince1970 * 1000)) { batch in
                 rejected += try serverStore.push(batch, device: "demo").results.filter { $0.status == .rejected }.count
             }
         }

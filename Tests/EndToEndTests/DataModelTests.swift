@@ -107,7 +107,6 @@ import Testing
             ("UPDATE cases SET resident_id = '1; DROP TABLE cases' WHERE id = ?", [.text(caseID)], "cases.resident_id"),
             ("UPDATE cases SET safety_risk = 2 WHERE id = ?", [.text(caseID)], "cases.safety_risk"),
             ("UPDATE cases SET domains = '[\"wmo\",\"astrology\"]' WHERE id = ?", [.text(caseID)], "astrology"),
-            ("UPDATE care_relations SET hours_per_week = 200 WHERE id = ?", [.text(caseID)], ""),  // no such row: nothing happens
             ("INSERT INTO care_relations (id, carer_id, recipient_id, hours_per_week) VALUES (?, ?, ?, 169)",
              [.text(newID()), .text(newID()), .text(resident)], "at most 168"),
             ("INSERT INTO cases (id, resident_id, team) VALUES ('ABC', ?, 'x')", [.text(resident)], "cases.id"),
@@ -117,7 +116,7 @@ import Testing
         for (sql, arguments, fragment) in cases {
             do {
                 try laptop.execute(sql, arguments)
-                #expect(fragment.isEmpty, "accepted: \(sql)")
+                Issue.record("accepted: \(sql)")
             } catch {
                 #expect("\(error)".contains(fragment), "\(sql): \(error)")
             }
@@ -264,11 +263,11 @@ import Testing
 
     @Test func calendarArithmeticIsExact() {
         for day in stride(from: -700_000, through: 2_000_000, by: 997) {  // years 53 to 7445
-            #expect(Deadlines.dayNumber(Deadlines.dateString(day)) == day)
+            #expect(CalendarDay.number(CalendarDay.string(day)) == day)
         }
-        #expect(Deadlines.dayNumber("1970-01-01") == 0)
-        #expect(Deadlines.dateString(Deadlines.dayNumber("2024-02-28")! + 1) == "2024-02-29")
-        #expect(Deadlines.dayNumber("2026-02-30") == nil)
+        #expect(CalendarDay.number("1970-01-01") == 0)
+        #expect(CalendarDay.string(CalendarDay.number("2024-02-28")! + 1) == "2024-02-29")
+        #expect(CalendarDay.number("2026-02-30") == nil)
     }
 
     @Test func ktDueListsTheDemoCasesOffline() async throws {
