@@ -8,6 +8,9 @@ public struct ApplyCounts: Sendable, Equatable, Codable {
     public var cellsApplied = 0
     public var rowsDeleted = 0
     public var conflicts = 0
+    /// Rows dropped because they left this device's scopes, were erased, or were not in a resync.
+    public var rowsEvicted = 0
+    public var rowsPurged = 0
 }
 
 extension Replica {
@@ -17,10 +20,23 @@ extension Replica {
     /// A pulled cell replaces the local one only if its version is greater, so a local write made
     /// while the pull was in flight is never overwritten by an older value.
     func apply(_ page: PullResponse) throws -> ApplyCounts {
+        let counts = try applyInTransaction(page)
+        if !page.purges.isEmpty {
+            // Erased data must not linger in the write-ahead log either.
+            try locked { try connection.execute("PRAGMA wal_checkpoint(TRUNCATE)") }
+        }
+        return counts
+    }
+
+    private func applyInTransaction(_ page: PullResponse) throws -> ApplyCounts {
         try locked {
             try withoutCapture {
                 try connection.transaction {
                     var counts = ApplyCounts()
+                    if page.resync {
+                        try beginResync()
+                        return counts
+                    }
                     var newest: UInt64 = 0
                     for (index, row) in page.rows.enumerated() {
                         counts.cellsReceived += row.cells.count
@@ -30,6 +46,12 @@ extension Replica {
                     for conflict in page.conflicts {
                         try store(conflict)
                         counts.conflicts += 1
+                    }
+                    if !page.evictions.isEmpty { counts.rowsEvicted += try remove(page.evictions, purge: false) }
+                    if !page.purges.isEmpty { counts.rowsPurged += try remove(page.purges, purge: true) }
+                    if try isResyncing {
+                        try noteSeen(page.rows)
+                        if !page.more { counts.rowsEvicted += try finishResync() }
                     }
                     if newest > 0 { try observe(hlc: newest) }
                     if page.schemaVersion != dataModel.version { try setMeta("server_schema_version", String(page.schemaVersion)) }

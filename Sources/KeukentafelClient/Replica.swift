@@ -46,7 +46,8 @@ public final class Replica: @unchecked Sendable {
             throw ReplicaError.notInitialized("no replica at '\(path)'; create one with `kt init --db \(path) --server URL --token TOKEN`")
         }
         let connection = try SQLiteConnection(path: path)
-        try connection.execute("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA cache_size=-32768;")
+        // secure_delete: deleted rows (an erased resident) are overwritten in the file, not only unlinked.
+        try connection.execute("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA cache_size=-32768; PRAGMA secure_delete=ON;")
         guard case .text(let nodeHex)? = try? connection.scalar("SELECT value FROM _kt_meta WHERE key = 'node'"),
               let node = NodeID(nodeHex),
               case .text(let modelJSON)? = try connection.scalar("SELECT value FROM _kt_meta WHERE key = 'schema'")

@@ -40,6 +40,8 @@ enum ReplicaSchema {
             value, hlc INTEGER NOT NULL, node INTEGER NOT NULL,
             PRIMARY KEY (tbl, row_id, col)
         ) WITHOUT ROWID;
+        -- Rows received since a resync began (see Replica.beginResync).
+        CREATE TABLE IF NOT EXISTS _kt_seen (tbl TEXT NOT NULL, row_id TEXT NOT NULL, PRIMARY KEY (tbl, row_id)) WITHOUT ROWID;
         -- Decisions on conflicts taken on this device, sent with the next push.
         CREATE TABLE IF NOT EXISTS _kt_resolutions (conflict_id INTEGER PRIMARY KEY, resolution TEXT NOT NULL, decided_at INTEGER NOT NULL);
         -- Conflicts the server recorded on rows this replica sees.

@@ -169,6 +169,8 @@ public final class SyncEngine: @unchecked Sendable {
             report.pulled.cellsApplied += counts.cellsApplied
             report.pulled.rowsDeleted += counts.rowsDeleted
             report.pulled.conflicts += counts.conflicts
+            report.pulled.rowsEvicted += counts.rowsEvicted
+            report.pulled.rowsPurged += counts.rowsPurged
             report.cursor = page.cursor
             onPage?(report)
             if !page.more { break }
@@ -197,6 +199,11 @@ public final class SyncEngine: @unchecked Sendable {
         }
         guard (200..<300).contains(exchange.status) else {
             if let error = try? JSONDecoder().decode(ErrorResponse.self, from: exchange.body) {
+                if error.error.code == .deviceLost {
+                    try replica.wipe()
+                    throw SyncError.server(status: exchange.status, code: error.error.code.rawValue,
+                                           message: error.error.message + "; the replica at \(replica.path) was deleted")
+                }
                 throw SyncError.server(status: exchange.status, code: error.error.code.rawValue, message: error.error.message)
             }
             throw SyncError.server(status: exchange.status, code: "http_\(exchange.status)",

@@ -10,11 +10,43 @@ public struct DataModel: Codable, Sendable, Equatable {
     /// Replicas with an older model may pull, but their writes are refused (`upgrade_required`).
     public var minimumClientVersion: Int?
     public var tables: [Table]
+    /// What each kind of partner organisation may see and change (role `partner`); see `PartnerProfile`.
+    public var partnerProfiles: [PartnerProfile]?
 
-    public init(version: Int, minimumClientVersion: Int? = nil, tables: [Table]) {
+    public init(version: Int, minimumClientVersion: Int? = nil, tables: [Table], partnerProfiles: [PartnerProfile]? = nil) {
         self.version = version
         self.minimumClientVersion = minimumClientVersion
         self.tables = tables
+        self.partnerProfiles = partnerProfiles
+    }
+
+    public func partnerProfile(named name: String) -> PartnerProfile? { partnerProfiles?.first { $0.name == name } }
+
+    /// The tables and columns one kind of partner (the carers' centre, debt counselling) is granted.
+    /// Everything else never reaches a partner's device, and a partner's write to it is refused.
+    public struct PartnerProfile: Codable, Sendable, Equatable {
+        public var name: String
+        public var description: String?
+        public var tables: [Grant]
+
+        /// One table; `columns` absent means every column.
+        public struct Grant: Codable, Sendable, Equatable {
+            public var table: String
+            public var columns: [String]?
+
+            public init(table: String, columns: [String]? = nil) {
+                self.table = table
+                self.columns = columns
+            }
+        }
+
+        public init(name: String, description: String? = nil, tables: [Grant]) {
+            self.name = name
+            self.description = description
+            self.tables = tables
+        }
+
+        public func grant(for table: String) -> Grant? { tables.first { $0.table == table } }
     }
 
     public func table(named name: String) -> Table? { tables.first { $0.name == name } }
@@ -29,6 +61,9 @@ public struct DataModel: Codable, Sendable, Equatable {
         /// Rows that should not exist twice (one appreciation per carer per year). Two such rows made
         /// on different devices are both kept and flagged for review as a `duplicate` conflict.
         public var unique: [UniqueKey]?
+        /// A boolean column; while it is true the row is confidential: visible only to consultants and
+        /// back office who hold one of the row's scopes themselves (not through `*`), never to partners.
+        public var confidentialWhen: String?
         public var columns: [Column]
 
         public init(name: String, description: String? = nil, appendOnly: Bool? = nil, scope: Scope? = nil, columns: [Column]) {
@@ -190,6 +225,9 @@ extension DataModel {
                 }
             }
             if let scope = table.scope { errors += checkScope(scope, of: table) }
+            if let flag = table.confidentialWhen, table.column(named: flag)?.type != .boolean {
+                errors.append("table '\(table.name)': confidentialWhen must name a boolean column of the table")
+            }
             for key in table.unique ?? [] {
                 for column in key.columns + [key.whenColumn].compactMap({ $0 }) where table.column(named: column) == nil {
                     errors.append("table '\(table.name)': unique key names column '\(column)', which the table does not have")
@@ -197,7 +235,46 @@ extension DataModel {
                 if key.columns.isEmpty { errors.append("table '\(table.name)': a unique key needs columns") }
             }
         }
+        if errors.isEmpty, scopeDepths() == nil {
+            errors.append("the scope rules form a cycle (a table's rows would be visible where they themselves are visible)")
+        }
+        for profile in partnerProfiles ?? [] {
+            for grant in profile.tables {
+                guard let table = table(named: grant.table) else {
+                    errors.append("partner profile '\(profile.name)' grants table '\(grant.table)', which does not exist")
+                    continue
+                }
+                for column in grant.columns ?? [] where table.column(named: column) == nil {
+                    errors.append("partner profile '\(profile.name)' grants column '\(grant.table).\(column)', which does not exist")
+                }
+            }
+        }
         if !errors.isEmpty { throw DataModelError(description: errors.joined(separator: "\n")) }
+    }
+
+    /// How far each table is from a scope source: 0 for `global` and `own`, one more than the table
+    /// a `parent` column or a `referencedBy` table derives from. Rows are re-scoped in this order, so a
+    /// row is always computed after everything it derives from. `nil` if the rules form a cycle.
+    public func scopeDepths() -> [String: Int]? {
+        var depths: [String: Int] = [:]
+        var visiting = Set<String>()
+        func depth(_ name: String) -> Int? {
+            if let known = depths[name] { return known }
+            guard let table = table(named: name), visiting.insert(name).inserted else { return nil }
+            defer { visiting.remove(name) }
+            var result = 0
+            if let parent = table.scope?.parent {
+                guard let target = table.column(named: parent)?.references, let d = depth(target) else { return nil }
+                result = d + 1
+            } else if let via = table.scope?.referencedBy {
+                guard let source = via.split(separator: ".").first, let d = depth(String(source)) else { return nil }
+                result = d + 1
+            }
+            depths[name] = result
+            return result
+        }
+        for table in tables where depth(table.name) == nil { return nil }
+        return depths
     }
 }
 

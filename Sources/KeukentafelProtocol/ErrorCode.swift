@@ -5,6 +5,10 @@ public enum ErrorCode: String, Codable, Sendable, CaseIterable {
     case malformedJSON = "malformed_json"
     case unauthorized = "unauthorized"
     case tokenRevoked = "token_revoked"
+    /// The device was reported lost: the replica deletes itself.
+    case deviceLost = "device_lost"
+    /// The device's user is disabled or the device has no user.
+    case userDisabled = "user_disabled"
     case notFound = "not_found"
     case methodNotAllowed = "method_not_allowed"
     case requestTooLarge = "request_too_large"
@@ -24,4 +28,12 @@ public enum ErrorCode: String, Codable, Sendable, CaseIterable {
     case changeIDReused = "change_id_reused"
     case upgradeRequired = "upgrade_required"
     case immutableCell = "immutable_cell"
+    /// The row is not in the writer's scopes (and was not when the change was written).
+    case outOfScope = "out_of_scope"
+    /// The writer's role may not change this table or column (partners, reference data).
+    case notPermitted = "not_permitted"
+    /// The writer's role only reads (auditors).
+    case readOnly = "read_only"
+    /// The row was erased (AVG) and cannot be written again.
+    case rowErased = "row_erased"
 }

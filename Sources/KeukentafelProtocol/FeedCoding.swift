@@ -27,6 +27,17 @@ public enum FeedCoding {
         }
         out.raw("],\"conflicts\":")
         out.bytes.append(contentsOf: try JSONEncoder().encode(page.conflicts))
+        for (name, references) in [("evictions", page.evictions), ("purges", page.purges)] {
+            out.raw(",\""); out.raw(name); out.raw("\":[")
+            for (i, reference) in references.enumerated() {
+                if i > 0 { out.byte(UInt8(ascii: ",")) }
+                out.raw("{\"table\":"); out.string(reference.table)
+                out.raw(",\"row\":"); out.string(reference.row)
+                out.byte(UInt8(ascii: "}"))
+            }
+            out.byte(UInt8(ascii: "]"))
+        }
+        out.raw(",\"resync\":"); out.raw(page.resync ? "true" : "false")
         out.raw(",\"serverTime\":"); out.integer(page.serverTime)
         out.raw(",\"schemaVersion\":"); out.integer(Int64(page.schemaVersion))
         out.byte(UInt8(ascii: "}"))
@@ -39,8 +50,15 @@ public enum FeedCoding {
             var cursor: Int64?, more: Bool?, serverTime: Int64?, schemaVersion: Int64?
             var rows: [FeedRow] = []
             var conflicts: [ConflictRecord] = []
+            var evictions: [RowReference] = [], purges: [RowReference] = []
+            var resync = false
             try reader.object { key, reader in
                 switch key {
+                case "evictions", "purges":
+                    let range = try reader.skipValue()
+                    let references = try JSONDecoder().decode([RowReference].self, from: Data(buffer[range]))
+                    if key == "evictions" { evictions = references } else { purges = references }
+                case "resync": resync = try reader.bool()
                 case "cursor": cursor = try reader.integer()
                 case "more": more = try reader.bool()
                 case "serverTime": serverTime = try reader.integer()
@@ -57,8 +75,8 @@ public enum FeedCoding {
             guard let cursor, let more, let serverTime, let schemaVersion else {
                 throw JSONReader.Error(message: "a pull page needs cursor, more, serverTime and schemaVersion", offset: 0)
             }
-            return PullResponse(cursor: cursor, more: more, rows: rows, conflicts: conflicts,
-                                serverTime: serverTime, schemaVersion: Int(schemaVersion))
+            return PullResponse(cursor: cursor, more: more, rows: rows, conflicts: conflicts, evictions: evictions,
+                                purges: purges, resync: resync, serverTime: serverTime, schemaVersion: Int(schemaVersion))
         }
     }
 

@@ -192,16 +192,38 @@ public struct PullResponse: Codable, Sendable {
     public var more: Bool
     public var rows: [FeedRow]
     public var conflicts: [ConflictRecord]
+    /// Rows that left this device's scopes (a case moved to another team): delete them locally.
+    public var evictions: [RowReference]
+    /// Rows that were erased (AVG): delete them locally, with any pending change to them.
+    public var purges: [RowReference]
+    /// The server cannot continue this device's feed from `since` (its scopes changed, or the store
+    /// was restored to an earlier state): pull again from 0 and drop what the new feed does not hold.
+    public var resync: Bool
     public var serverTime: Int64
     public var schemaVersion: Int
 
-    public init(cursor: Int64, more: Bool, rows: [FeedRow], conflicts: [ConflictRecord], serverTime: Int64, schemaVersion: Int) {
+    public init(cursor: Int64, more: Bool, rows: [FeedRow], conflicts: [ConflictRecord], evictions: [RowReference] = [],
+                purges: [RowReference] = [], resync: Bool = false, serverTime: Int64, schemaVersion: Int) {
         self.cursor = cursor
         self.more = more
         self.rows = rows
         self.conflicts = conflicts
+        self.evictions = evictions
+        self.purges = purges
+        self.resync = resync
         self.serverTime = serverTime
         self.schemaVersion = schemaVersion
+    }
+}
+
+/// A row named by table and id.
+public struct RowReference: Codable, Sendable, Hashable {
+    public var table: String
+    public var row: String
+
+    public init(table: String, row: String) {
+        self.table = table
+        self.row = row
     }
 }
 
@@ -210,12 +232,20 @@ public struct HelloResponse: Codable, Sendable {
     public var protocolVersion: Int
     public var serverTime: Int64
     public var device: String
+    /// The user the device belongs to, their role and scopes (`team:castricum-noord`, or `*` for all).
+    public var user: String?
+    public var role: String?
+    public var scopes: [String]?
     public var schema: DataModel
 
-    public init(protocolVersion: Int, serverTime: Int64, device: String, schema: DataModel) {
+    public init(protocolVersion: Int, serverTime: Int64, device: String, user: String? = nil, role: String? = nil,
+                scopes: [String]? = nil, schema: DataModel) {
         self.protocolVersion = protocolVersion
         self.serverTime = serverTime
         self.device = device
+        self.user = user
+        self.role = role
+        self.scopes = scopes
         self.schema = schema
     }
 }

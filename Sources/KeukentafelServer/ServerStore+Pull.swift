@@ -6,17 +6,28 @@ extension ServerStore {
     public static let defaultPageSize = 5_000
     public static let maxPageSize = 50_000
 
-    /// One page of the change feed: the current state of every cell whose sequence number is greater
-    /// than `since`, in sequence order, and the conflicts recorded in the same range.
+    /// One page of the change feed for a device: the current state of every cell it may see whose
+    /// sequence number is greater than `since`, in sequence order, the conflicts recorded in the same
+    /// range, and the rows that left its scopes or were erased.
     ///
     /// Read in one snapshot. SQLite has one writer, and sequence numbers are handed out inside its
     /// write transaction, so every number up to the snapshot's greatest is committed: a cursor never
-    /// passes a change that commits later.
-    public func pull(since cursor: Int64, limit: Int) throws -> PullResponse {
+    /// passes a change that commits later. `limit` bounds the cells read, not only those sent, so a
+    /// page costs the same whether or not the device may see what it passes.
+    public func pull(since cursor: Int64, limit: Int, access: Access = .system, device: String? = nil) throws -> PullResponse {
         let limit = max(1, min(limit, Self.maxPageSize))
         let now = clock()
-        return try reader.withLock { connection in
+        let page = try reader.withLock { connection -> PullResponse in
             try connection.transaction(immediate: false) {
+                let head = try connection.scalar("SELECT value FROM meta WHERE key = 'seq'")?.int64 ?? 0
+                let restored = cursor > head
+                let scopesChanged = try device.map { try needsResync($0, connection) } ?? false
+                if cursor > 0, restored || scopesChanged {
+                    // The device's scopes changed, or it has seen a future this store does not have (restored).
+                    return PullResponse(cursor: 0, more: true, rows: [], conflicts: [], resync: true,
+                                        serverTime: now, schemaVersion: dataModel.version)
+                }
+                var visibility = Visibility(store: self, access: access, connection: connection)
                 let stmt = try connection.statement(
                     "SELECT tbl, row_id, col, value, hlc, node, seq FROM cells WHERE seq > ? ORDER BY seq LIMIT ?")
                 try stmt.bind(cursor, at: 1)
@@ -24,12 +35,16 @@ extension ServerStore {
                 var rows: [FeedRow] = []
                 var count = 0
                 var lastSequence = cursor
+                var pending: [(table: String, row: String, cell: FeedCell)] = []
                 while try stmt.step() {
                     count += 1
                     lastSequence = stmt.int64(6)
                     guard let table = stmt.text(0), let row = stmt.text(1), let column = stmt.text(2),
                           let version = CellVersion(hlc: stmt.value(4), node: stmt.value(5)) else { continue }
-                    let cell = FeedCell(column: column, value: stmt.value(3), version: version)
+                    pending.append((table, row, FeedCell(column: column, value: stmt.value(3), version: version)))
+                }
+                stmt.reset()
+                for (table, row, cell) in pending where try visibility.canSee(table: table, row: row, column: cell.column) {
                     if let last = rows.last, last.row == row, last.table == table {
                         rows[rows.count - 1].cells.append(cell)
                     } else {
@@ -37,16 +52,61 @@ extension ServerStore {
                     }
                 }
                 let more = count == limit
-                let upTo: Int64
-                if more {
-                    upTo = lastSequence
-                } else {
-                    let newest = try connection.scalar("SELECT value FROM meta WHERE key = 'seq'")
-                    upTo = max(cursor, newest?.int64 ?? cursor)
-                }
+                let upTo = more ? lastSequence : max(cursor, head)
                 let conflicts = try conflictRecords(connection, where: "seq > ? AND seq <= ?", [.integer(cursor), .integer(upTo)])
-                return PullResponse(cursor: upTo, more: more, rows: rows, conflicts: conflicts,
-                                    serverTime: now, schemaVersion: dataModel.version)
+                    .filter { try visibility.canSee(table: $0.table, row: $0.row, column: $0.column) }
+                var evictions: [RowReference] = [], purges: [RowReference] = []
+                var seen = Set<RowReference>()
+                for entry in try connection.query("SELECT tbl, row_id, scope, kind FROM evictions WHERE seq > ? AND seq <= ? ORDER BY seq",
+                                                  [.integer(cursor), .integer(upTo)]) {
+                    guard let table = entry[0].string, let row = entry[1].string, let scope = entry[2].string else { continue }
+                    let reference = RowReference(table: table, row: row)
+                    guard access.seesEveryScope || access.scopes.contains(scope) || scope == Access.everyScope,
+                          !seen.contains(reference) else { continue }
+                    if entry[3].string == "purge" {
+                        seen.insert(reference)
+                        purges.append(reference)
+                    } else if try !visibility.canSeeRow(table: table, row: row) {
+                        seen.insert(reference)
+                        evictions.append(reference)
+                    }
+                }
+                return PullResponse(cursor: upTo, more: more, rows: rows, conflicts: conflicts, evictions: evictions,
+                                    purges: purges, serverTime: now, schemaVersion: dataModel.version)
+            }
+        }
+        if let device { try recordDelivery(of: page, to: device, since: cursor) }
+        return page
+    }
+
+    /// Whether `access` may see a row now.
+    public func canSee(table: String, row: String, access: Access) throws -> Bool {
+        try reader.withLock { connection in
+            var visibility = Visibility(store: self, access: access, connection: connection)
+            return try visibility.canSeeRow(table: table, row: row)
+        }
+    }
+
+    func needsResync(_ device: String, _ connection: SQLiteConnection) throws -> Bool {
+        try connection.scalar("SELECT resync FROM devices WHERE id = ?", [.text(device)])?.int64 == 1
+    }
+
+    /// Notes which rows went to which device (the audit's "who received this"), and that a device
+    /// told to start over has done so.
+    func recordDelivery(of page: PullResponse, to device: String, since cursor: Int64) throws {
+        guard !page.rows.isEmpty || cursor == 0 else { return }
+        let at = iso8601(clock())
+        try writer.withLock { connection in
+            try connection.transaction {
+                if cursor == 0 { try connection.run("UPDATE devices SET resync = 0 WHERE id = ? AND resync = 1", [.text(device)]) }
+                let stmt = try connection.statement("""
+                    INSERT INTO deliveries (tbl, row_id, device, first_at, last_at, times) VALUES (?, ?, ?, ?, ?, 1)
+                    ON CONFLICT (tbl, row_id, device) DO UPDATE SET last_at = excluded.last_at, times = times + 1
+                    """)
+                for row in page.rows {
+                    try stmt.bind([.text(row.table), .text(row.row), .text(device), .text(at), .text(at)])
+                    try stmt.run()
+                }
             }
         }
     }
@@ -84,5 +144,55 @@ extension ServerStore {
                 recordedAt: r[16].string ?? "", resolvedAt: r[17].string, resolvedBy: r[18].string, resolution: r[19].string,
                 winnerDeviceName: r[20].string, loserDeviceName: r[21].string)
         }
+    }
+}
+
+/// What one device may see, decided row by row with `AccessRules` and remembered for one page.
+struct Visibility {
+    let store: ServerStore
+    let access: Access
+    let connection: SQLiteConnection
+    private var rows: [RowReference: Bool] = [:]
+    /// Every row of every table, no partner profile, no confidential flags: nothing to look up.
+    private let seesEverything: Bool
+
+    init(store: ServerStore, access: Access, connection: SQLiteConnection) {
+        self.store = store
+        self.access = access
+        self.connection = connection
+        self.seesEverything = access.seesEveryScope && access.role != .partner
+    }
+
+    mutating func canSee(table: String, row: String, column: String) throws -> Bool {
+        guard try canSeeRow(table: table, row: row) else { return false }
+        guard access.role == .partner, let model = store.dataModel.table(named: table) else { return true }
+        return AccessRules.canSee(column: column, of: model, access: access, model: store.dataModel)
+    }
+
+    mutating func canSeeRow(table: String, row: String) throws -> Bool {
+        guard let model = store.dataModel.table(named: table) else { return access.seesEveryScope }
+        if seesEverything, model.confidentialWhen == nil { return true }
+        let reference = RowReference(table: table, row: row)
+        if let known = rows[reference] { return known }
+        var scopes = Set<String>()
+        if !store.scopePlan.isGlobal(table) {
+            let stmt = try connection.statement("SELECT scope FROM row_scopes WHERE tbl = ? AND row_id = ?")
+            try stmt.bind(table, at: 1)
+            try stmt.bind(row, at: 2)
+            while try stmt.step() { if let scope = stmt.text(0) { scopes.insert(scope) } }
+            stmt.reset()
+        }
+        var confidential = false
+        if let flag = model.confidentialWhen {
+            let stmt = try connection.statement("SELECT value FROM cells WHERE tbl = ? AND row_id = ? AND col = ?")
+            try stmt.bind(table, at: 1)
+            try stmt.bind(row, at: 2)
+            try stmt.bind(flag, at: 3)
+            confidential = try stmt.step() && isTrue(stmt.value(0))
+            stmt.reset()
+        }
+        let visible = AccessRules.canSee(table: model, rowScopes: scopes, confidential: confidential, access: access, model: store.dataModel)
+        rows[reference] = visible
+        return visible
     }
 }

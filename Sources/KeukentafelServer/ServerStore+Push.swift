@@ -7,7 +7,7 @@ extension ServerStore {
     /// A change that is invalid, or too far ahead of the server clock, is rejected and stored
     /// nowhere; the rest of the batch still applies. A change id seen before answers with its first
     /// result and changes nothing, so a client may always retry a batch whose response it lost.
-    public func push(_ changes: [Change], device: String, clientSchemaVersion: Int? = nil,
+    public func push(_ changes: [Change], device: String, access: Access = .system, clientSchemaVersion: Int? = nil,
                      rejectedWhileDecoding: [Int: ChangeRejection] = [:], resolutions: [Resolution] = []) throws -> PushResponse {
         if let clientVersion = clientSchemaVersion, let minimum = dataModel.minimumClientVersion, clientVersion < minimum {
             let message = "this device's data model is version \(clientVersion); the server accepts writes from version \(minimum) on. "
@@ -20,26 +20,72 @@ extension ServerStore {
         var resolved: [Int64] = []
         let results = try writer.withLock { connection -> [ChangeResult] in
             try connection.transaction {
-                // The sequence lives in the store, read and written inside the write transaction, so
-                // `ktd admin` writing from another process can never hand out the same number.
-                var context = PushContext(connection: connection, sequence: try connection.scalar(
-                    "SELECT value FROM meta WHERE key = 'seq'")?.int64 ?? 0, device: device, receivedAt: iso8601(now), store: self)
-                var results: [ChangeResult] = []
-                results.reserveCapacity(changes.count)
-                for (index, change) in changes.enumerated() {
-                    if let rejection = rejectedWhileDecoding[index] {
-                        results.append(ChangeResult(id: change.id, status: .rejected, code: rejection.code, message: rejection.message))
-                    } else {
-                        results.append(try context.apply(change, now: now))
+                var refused = rejectedWhileDecoding
+                var authorizer = try PushAuthorizer(access: access, store: self, connection: connection)
+                let checksScopes = access != .system
+                // Rows that exist are judged on the store before the batch; new rows after it.
+                var newRows: [Int] = []
+                if checksScopes {
+                    for (index, change) in changes.enumerated() where refused[index] == nil {
+                        if try authorizer.exists(change.table, change.row) {
+                            if let refusal = try authorizer.refusal(of: change) { refused[index] = refusal }
+                        } else {
+                            newRows.append(index)
+                        }
                     }
                 }
-                for resolution in resolutions where try context.resolve(resolution) { resolved.append(resolution.conflict) }
-                try connection.run("UPDATE meta SET value = ? WHERE key = 'seq'", [.integer(context.sequence)])
-                return results
+                while true {
+                    do {
+                        // A savepoint: a batch that creates rows outside the writer's scopes is undone and
+                        // applied again without them (rare: only a misbehaving or stale device does this).
+                        return try connection.transaction {
+                            let results = try apply(changes, refused: refused, resolutions: resolutions, resolved: &resolved,
+                                                    device: device, now: now, connection: connection)
+                            authorizer.forget()
+                            var lateRefusals: [Int: ChangeRejection] = [:]
+                            for index in newRows where refused[index] == nil {
+                                if let refusal = try authorizer.refusal(of: changes[index]) { lateRefusals[index] = refusal }
+                            }
+                            if !lateRefusals.isEmpty { throw RefusedAfterApplying(refusals: lateRefusals) }
+                            return results
+                        }
+                    } catch let late as RefusedAfterApplying {
+                        refused.merge(late.refusals) { first, _ in first }
+                        resolved.removeAll()
+                        authorizer.forget()
+                    }
+                }
             }
         }
         return PushResponse(serverTime: now, results: results, resolved: resolutions.isEmpty ? nil : resolved)
     }
+
+    private func apply(_ changes: [Change], refused: [Int: ChangeRejection], resolutions: [Resolution], resolved: inout [Int64],
+                       device: String, now: Int64, connection: SQLiteConnection) throws -> [ChangeResult] {
+        // The sequence lives in the store, read and written inside the write transaction, so
+        // `ktd admin` writing from another process can never hand out the same number.
+        let sequence = try connection.scalar("SELECT value FROM meta WHERE key = 'seq'")?.int64 ?? 0
+        var context = PushContext(connection: connection, sequence: sequence, device: device, receivedAt: iso8601(now),
+                                  store: self, batchStartSequence: sequence, nowMilliseconds: now)
+        var results: [ChangeResult] = []
+        results.reserveCapacity(changes.count)
+        for (index, change) in changes.enumerated() {
+            if let rejection = refused[index] {
+                results.append(ChangeResult(id: change.id, status: .rejected, code: rejection.code, message: rejection.message))
+            } else {
+                results.append(try context.apply(change, now: now))
+            }
+        }
+        try context.rescope()
+        for resolution in resolutions where try context.resolve(resolution) { resolved.append(resolution.conflict) }
+        try connection.run("UPDATE meta SET value = ? WHERE key = 'seq'", [.integer(context.sequence)])
+        return results
+    }
+}
+
+/// Changes to new rows that turned out, once the batch was applied, to lie outside the writer's scopes.
+struct RefusedAfterApplying: Error {
+    var refusals: [Int: ChangeRejection]
 }
 
 /// The state of one push transaction.
@@ -49,8 +95,14 @@ struct PushContext {
     let device: String
     let receivedAt: String
     let store: ServerStore
+    /// The sequence number before this batch: cells at or below it are older than the batch.
+    let batchStartSequence: Int64
+    let nowMilliseconds: Int64
     /// The cells of every row this batch touched, read once per row and kept current by `writeCell`.
     var rowCache: [RowAddress: [String: StoredCell]] = [:]
+    /// Rows whose scopes may have changed, by scope depth (see `rescope()`).
+    var rescopeQueue: [Int: Set<RowAddress>] = [:]
+    var confidentialityChanged: Set<RowAddress> = []
 
     struct RowAddress: Hashable {
         var table: String
@@ -253,7 +305,9 @@ struct PushContext {
                        value.version.hlcValue, value.version.nodeValue, .integer(nextSequence()), .text(device)])
         try stmt.run()
         let address = RowAddress(table: key.table, row: key.row)
-        if rowCache[address] != nil { rowCache[address]?[key.column] = StoredCell(value: value, device: device) }
+        let old = try cells(table: key.table, row: key.row)[key.column]?.value.value
+        rowCache[address]?[key.column] = StoredCell(value: value, device: device)
+        noteScopeChange(key, old: old, new: value.value)
     }
 
     mutating func recordConflict(table: DataModel.Table, key: CellKey, winner: VersionedValue, winnerDevice: String?,

@@ -10,6 +10,8 @@ import KeukentafelSQLite
 /// All methods block: call them off the event loop.
 public final class ServerStore: Sendable {
     public let dataModel: DataModel
+    /// The scope rules of `dataModel`, prepared for the store's queries.
+    let scopePlan: ScopePlan
     /// The data directory.
     public let directory: String
     /// The furthest a pushed version may be ahead of the server clock before it is refused.
@@ -29,6 +31,9 @@ public final class ServerStore: Sendable {
         let connection = try SQLiteConnection(path: path)
         try connection.execute("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA cache_size=-65536;")
         try connection.execute(Self.ddl)
+        try Self.migrate(connection)
+        let plan = ScopePlan(dataModel)
+        try Self.createReferenceIndex(connection, plan: plan)
         if try connection.scalar("SELECT value FROM meta WHERE key = 'node'") == nil {
             try connection.run("INSERT INTO meta(key, value) VALUES ('node', ?)", [.text(NodeID.random().description)])
             try connection.run("INSERT INTO meta(key, value) VALUES ('created_at', ?)", [.text(iso8601(clock()))])
@@ -48,6 +53,7 @@ public final class ServerStore: Sendable {
         let readConnection = try SQLiteConnection(path: path)
         try readConnection.execute("PRAGMA query_only=ON;")
         self.dataModel = dataModel
+        self.scopePlan = plan
         self.directory = directory
         self.node = node
         self.maxClockSkewMilliseconds = maxClockSkewMilliseconds
@@ -62,13 +68,62 @@ public final class ServerStore: Sendable {
 
     static let ddl = """
         CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value) WITHOUT ROWID;
+        CREATE TABLE IF NOT EXISTS users (
+            id TEXT PRIMARY KEY,
+            name TEXT NOT NULL UNIQUE,
+            role TEXT NOT NULL,
+            profile TEXT,
+            created_at TEXT NOT NULL,
+            disabled_at TEXT
+        );
+        CREATE TABLE IF NOT EXISTS user_scopes (
+            user_id TEXT NOT NULL, scope TEXT NOT NULL, granted_at TEXT NOT NULL,
+            PRIMARY KEY (user_id, scope)
+        ) WITHOUT ROWID;
+        -- When a user lost a scope: writes they made before still count as theirs to make.
+        CREATE TABLE IF NOT EXISTS user_scope_removals (user_id TEXT NOT NULL, scope TEXT NOT NULL, removed_ms INTEGER NOT NULL);
+        CREATE INDEX IF NOT EXISTS user_scope_removals_by_user ON user_scope_removals(user_id);
+        -- resync = 1: the device's next pull tells it to start over (its user's scopes changed).
         CREATE TABLE IF NOT EXISTS devices (
             id TEXT PRIMARY KEY,
             name TEXT NOT NULL,
             token_hash TEXT NOT NULL UNIQUE,
             created_at TEXT NOT NULL,
-            revoked_at TEXT
+            revoked_at TEXT,
+            user_id TEXT REFERENCES users(id),
+            lost_at TEXT,
+            resync INTEGER NOT NULL DEFAULT 0
         );
+        -- The scopes each row is in, derived from the data model's scope rules (ScopePlan).
+        CREATE TABLE IF NOT EXISTS row_scopes (
+            tbl TEXT NOT NULL, row_id TEXT NOT NULL, scope TEXT NOT NULL,
+            PRIMARY KEY (tbl, row_id, scope)
+        ) WITHOUT ROWID;
+        -- Rows that left a scope (kind evict) or were erased (kind purge), in feed order.
+        CREATE TABLE IF NOT EXISTS evictions (
+            seq INTEGER NOT NULL, tbl TEXT NOT NULL, row_id TEXT NOT NULL, scope TEXT NOT NULL,
+            at_ms INTEGER NOT NULL, kind TEXT NOT NULL
+        );
+        CREATE INDEX IF NOT EXISTS evictions_by_seq ON evictions(seq);
+        CREATE INDEX IF NOT EXISTS evictions_by_row ON evictions(tbl, row_id);
+        -- Erased rows, by id only, so they can never be written again.
+        CREATE TABLE IF NOT EXISTS erased_rows (tbl TEXT NOT NULL, row_id TEXT NOT NULL, PRIMARY KEY (tbl, row_id)) WITHOUT ROWID;
+        -- Which device received which row, first and last time: "who received this resident's data".
+        CREATE TABLE IF NOT EXISTS deliveries (
+            tbl TEXT NOT NULL, row_id TEXT NOT NULL, device TEXT NOT NULL,
+            first_at TEXT NOT NULL, last_at TEXT NOT NULL, times INTEGER NOT NULL,
+            PRIMARY KEY (tbl, row_id, device)
+        ) WITHOUT ROWID;
+        -- Administrative actions. Append-only: only an erasure may remove entries (their payloads).
+        CREATE TABLE IF NOT EXISTS audit (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            at TEXT NOT NULL, actor TEXT NOT NULL, action TEXT NOT NULL, subject TEXT, detail TEXT
+        );
+        CREATE TRIGGER IF NOT EXISTS audit_no_update BEFORE UPDATE ON audit
+            BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END;
+        CREATE TRIGGER IF NOT EXISTS audit_no_delete BEFORE DELETE ON audit
+            WHEN (SELECT value FROM meta WHERE key = 'erasing') IS NOT 1
+            BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END;
         -- The current state of every cell; seq orders the change feed.
         CREATE TABLE IF NOT EXISTS cells (
             tbl TEXT NOT NULL, row_id TEXT NOT NULL, col TEXT NOT NULL,
@@ -102,6 +157,35 @@ public final class ServerStore: Sendable {
         CREATE INDEX IF NOT EXISTS conflicts_by_seq ON conflicts(seq);
         CREATE INDEX IF NOT EXISTS conflicts_by_row ON conflicts(tbl, row_id);
         """
+}
+
+extension ServerStore {
+    /// Brings a store made by an earlier version up to date (columns added since).
+    static func migrate(_ connection: SQLiteConnection) throws {
+        let columns = Set(try connection.query("PRAGMA table_info(devices)").compactMap { $0[1].string })
+        for (column, definition) in [("user_id", "TEXT"), ("lost_at", "TEXT"), ("resync", "INTEGER NOT NULL DEFAULT 0")]
+        where !columns.contains(column) {
+            try connection.execute("ALTER TABLE devices ADD COLUMN \(column) \(definition)")
+        }
+    }
+
+    /// Reference cells looked up by the row they point to (scope propagation, erasure, audit). A
+    /// partial index over the reference columns only; rebuilt when the model's set of them changes.
+    static func createReferenceIndex(_ connection: SQLiteConnection, plan: ScopePlan) throws {
+        let definition = plan.referenceColumnCondition
+        if try connection.scalar("SELECT value FROM meta WHERE key = 'reference_index'")?.string != definition {
+            try connection.execute("DROP INDEX IF EXISTS cells_by_reference")
+            try connection.run("INSERT OR REPLACE INTO meta(key, value) VALUES ('reference_index', ?)", [.text(definition)])
+        }
+        try connection.execute("CREATE INDEX IF NOT EXISTS cells_by_reference ON cells(value, tbl, col) WHERE \(definition)")
+    }
+
+    /// Appends an administrative action to the audit trail, inside the caller's transaction.
+    func audit(_ connection: SQLiteConnection, actor: String, action: String, subject: String?, detail: String?) throws {
+        try connection.run("INSERT INTO audit (at, actor, action, subject, detail) VALUES (?, ?, ?, ?, ?)",
+                           [.text(iso8601(clock())), .text(actor), .text(action), subject.map(CellValue.text) ?? .null,
+                            detail.map(CellValue.text) ?? .null])
+    }
 }
 
 public enum StoreError: Error, CustomStringConvertible {

@@ -10,10 +10,13 @@ import NIOPosix
 public struct SyncRequestContext: RequestContext {
     public var coreContext: CoreRequestContextStorage
     public var device: (id: String, name: String)?
+    /// What the device's user may see and change.
+    public var access: Access?
 
     public init(source: ApplicationRequestContextSource) {
         self.coreContext = .init(source: source)
         self.device = nil
+        self.access = nil
     }
 }
 
@@ -75,13 +78,15 @@ public struct SyncServer: Sendable {
 
         let v1 = router.group("v1").add(middleware: BearerAuthMiddleware(store: store))
         v1.get("hello") { request, context in
-            try respond(try jsonBytes(HelloResponse(protocolVersion: Self.protocolVersion, serverTime: store.clock(),
-                                                    device: context.device?.id ?? "", schema: store.dataModel)), to: request)
+            let access = try context.requireAccess()
+            return try respond(try jsonBytes(HelloResponse(
+                protocolVersion: Self.protocolVersion, serverTime: store.clock(), device: context.device?.id ?? "",
+                user: access.userName, role: access.role.rawValue, scopes: access.scopes.sorted(), schema: store.dataModel)), to: request)
         }
         v1.post("push") { request, context in
             try await push(request, context: context)
         }
-        v1.get("pull") { request, _ in
+        v1.get("pull") { request, context in
             let started = ContinuousClock.now
             defer { metrics.pullDuration.recordNanoseconds((ContinuousClock.now - started).nanoseconds) }
             let since = try integerParameter(request, "since") ?? 0
@@ -91,25 +96,35 @@ public struct SyncServer: Sendable {
                 throw APIError(.badRequest, "since and wait must be >= 0 and limit > 0")
             }
             let pageSize = Int(min(limit, Int64(ServerStore.maxPageSize)))
+            let access = try context.requireAccess()
+            let device = context.device?.id
             // Long-poll: with nothing new, wait for a push (or the deadline) before answering.
             let deadline = ContinuousClock.now + .seconds(min(wait, Int64(configuration.maxWaitSeconds)))
             while true {
                 let generation = notifier.currentGeneration
-                let page = try await blocking { try store.pull(since: since, limit: pageSize) }
-                let nothingNew = page.rows.isEmpty && page.conflicts.isEmpty && page.cursor == since
+                let page = try await blocking { try store.pull(since: since, limit: pageSize, access: access, device: device) }
+                let nothingNew = page.rows.isEmpty && page.conflicts.isEmpty && page.evictions.isEmpty && page.purges.isEmpty
+                    && page.cursor == since && !page.resync
                 if !nothingNew || ContinuousClock.now >= deadline || Task.isCancelled {
                     return try respond(try FeedCoding.encode(page), to: request)
                 }
                 await notifier.wait(after: generation, timeout: deadline - ContinuousClock.now)
             }
         }
-        v1.get("history") { request, _ in
+        v1.get("history") { request, context in
             guard let table = request.uri.queryParameters["table"].map(String.init),
                   let row = request.uri.queryParameters["row"].map(String.init) else {
                 throw APIError(.badRequest, "history needs table and row, e.g. ?table=cases&row=<uuid>[&column=status]")
             }
             let column = request.uri.queryParameters["column"].map(String.init)
-            let entries = try await blocking { try store.history(table: table, row: row, column: column) }
+            let access = try context.requireAccess()
+            let entries = try await blocking { () -> [HistoryEntry] in
+                guard let model = store.dataModel.table(named: table), try store.canSee(table: table, row: row, access: access) else {
+                    return []
+                }
+                return try store.history(table: table, row: row, column: column)
+                    .filter { AccessRules.canSee(column: $0.column, of: model, access: access, model: store.dataModel) }
+            }
             return try respond(try jsonBytes(HistoryResponse(entries: entries)), to: request)
         }
         return router
@@ -146,8 +161,9 @@ public struct SyncServer: Sendable {
                            status: .contentTooLarge)
         }
         let device = context.device?.id ?? ""
+        let access = try context.requireAccess()
         let response = try await blocking {
-            try store.push(pushRequest.changes, device: device, clientSchemaVersion: pushRequest.schemaVersion,
+            try store.push(pushRequest.changes, device: device, access: access, clientSchemaVersion: pushRequest.schemaVersion,
                            rejectedWhileDecoding: pushRequest.rejectedWhileDecoding, resolutions: pushRequest.resolutions ?? [])
         }
         notifier.signal()
@@ -162,6 +178,14 @@ public struct SyncServer: Sendable {
             configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "ktd"),
             onServerRunning: { channel in await onRunning(channel.localAddress?.port ?? 0) },
             logger: logger)
+    }
+}
+
+extension SyncRequestContext {
+    /// The access of the authenticated device; every `/v1` route runs behind `BearerAuthMiddleware`.
+    func requireAccess() throws -> Access {
+        guard let access else { throw APIError(.unauthorized, "authentication required", status: .unauthorized) }
+        return access
     }
 }
 
@@ -269,12 +293,17 @@ struct BearerAuthMiddleware: RouterMiddleware {
         let token = String(header.dropFirst("Bearer ".count))
         guard token.utf8.count <= 200 else { throw APIError(.unauthorized, "unknown device token", status: .unauthorized) }
         switch try await blocking({ try store.authenticate(token: token) }) {
-        case .device(let id, let name):
+        case .device(let id, let name, let access):
             var context = context
             context.device = (id, name)
+            context.access = access
             return try await next(request, context)
         case .revoked:
             throw APIError(.tokenRevoked, "this device's token was revoked; ask the office for a new one", status: .unauthorized)
+        case .lost:
+            throw APIError(.deviceLost, "this device was reported lost; its replica deletes itself", status: .gone)
+        case .userDisabled:
+            throw APIError(.userDisabled, "the user of this device is disabled or unknown; ask the office", status: .unauthorized)
         case .unknown:
             throw APIError(.unauthorized, "unknown device token", status: .unauthorized)
         }

@@ -45,6 +45,12 @@ public enum Terminal {
     }
 
     /// One line, at most `length` characters; the full value is one `show` or `--json` away.
+    /// `text` as one shell word: unchanged when safe, else in single quotes.
+    public static func shellQuoted(_ text: String) -> String {
+        let safe = !text.isEmpty && text.unicodeScalars.allSatisfy { CharacterSet.alphanumerics.contains($0) || "-_.:/@".unicodeScalars.contains($0) }
+        return safe ? text : "'" + text.replacingOccurrences(of: "'", with: "'\\''") + "'"
+    }
+
     public static func shorten(_ text: String, to length: Int = 32) -> String {
         let flat = text.replacingOccurrences(of: "\n", with: " ")
         return flat.count <= length ? flat : String(flat.prefix(length - 1)) + "…"

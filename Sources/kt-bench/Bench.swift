@@ -83,7 +83,9 @@ struct Bench: AsyncParsableCommand {
         guard let port = await iterator.next() else { throw ValidationError("server did not start") }
         let url = "http://127.0.0.1:\(port)"
 
-        let token = try store.addDevice(name: "bench laptop").token
+        _ = try store.addUser(name: "bench", role: .backOffice, actor: "kt-bench")
+        _ = try store.addScope(Access.everyScope, to: "bench", actor: "kt-bench")
+        let token = try store.addDevice(name: "bench laptop", user: "bench").token
         let replica = try Replica.create(path: work + "/replica.sqlite", dataModel: model, serverURL: url, token: token)
         let engine = try SyncEngine(replica: replica)
         engine.pageSize = pageSize
@@ -93,7 +95,7 @@ struct Bench: AsyncParsableCommand {
                                    unit: "cells", seconds: bootstrap, baseline: rawCells))
 
         // Incremental: another device changes `incremental` cells; the replica pulls them.
-        let officeToken = try store.addDevice(name: "bench office").token
+        let officeToken = try store.addDevice(name: "bench office", user: "bench").token
         let office = try Replica.create(path: work + "/office.sqlite", dataModel: model, serverURL: url, token: officeToken)
         try office.transaction {
             for i in 0..<incremental {

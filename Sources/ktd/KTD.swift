@@ -146,8 +146,9 @@ struct Serve: AsyncParsableCommand {
 
 struct Admin: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Administer devices and inspect conflicts in the server store.",
-        subcommands: [DeviceCommand.self, ConflictsCommand.self, HistoryCommand.self, Demo.self, Backup.self])
+        abstract: "Administer users, scopes and devices, inspect conflicts, audit and erase, in the server store.",
+        subcommands: [UserCommand.self, ScopeCommand.self, DeviceCommand.self, ConflictsCommand.self, HistoryCommand.self,
+                      Demo.self, Backup.self])
 }
 
 struct Demo: AsyncParsableCommand {
@@ -170,6 +171,7 @@ struct Demo: AsyncParsableCommand {
     func run() async throws {
         let serverStore = try store.openStore()
         let response = try serverStore.loadDemoData()
+        try serverStore.addDemoUsers(actor: adminActor())
         let applied = response.results.filter { $0.status == .applied }.count
         var synthetic = 0, rejected = 0
         let start = Date()
@@ -188,56 +190,6 @@ struct Demo: AsyncParsableCommand {
         if cases > 0 {
             print("Synthetic population: \(cases) cases, \(synthetic) cells in \(String(format: "%.1f", seconds)) s"
                   + " (\(Int(Double(synthetic) / max(seconds, 0.001))) cells/s), \(rejected) rejected.")
-        }
-    }
-}
-
-struct DeviceCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(
-        commandName: "device", abstract: "Register, list and revoke devices.",
-        subcommands: [Add.self, List.self, Revoke.self])
-
-    struct Add: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(
-            abstract: "Register a device and print its token once.",
-            discussion: "The token is stored only as a hash: copy it now into `kt init --token`.")
-        @OptionGroup var store: StoreOptions
-        @Argument(help: "A name people recognise, e.g. \"laptop Fatima\".") var name: String
-        @Flag(help: "Print JSON.") var json = false
-
-        func run() async throws {
-            let (device, token) = try store.openStore().addDevice(name: name)
-            if json {
-                try Terminal.printJSON(["id": device.id, "name": device.name, "token": token])
-            } else {
-                print("Device '\(device.name)' registered (id \(device.id)).")
-                print("Token (shown only now):\n  \(token)")
-            }
-        }
-    }
-
-    struct List: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "List registered devices.")
-        @OptionGroup var store: StoreOptions
-        @Flag(help: "Print JSON.") var json = false
-
-        func run() async throws {
-            let devices = try store.openStore().devices()
-            if json { return try Terminal.printJSON(devices) }
-            Terminal.printTable(["ID", "NAME", "CREATED", "REVOKED"], devices.map { [$0.id, $0.name, $0.createdAt, $0.revokedAt ?? "-"] })
-        }
-    }
-
-    struct Revoke: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Revoke a device: its next request is refused.")
-        @OptionGroup var store: StoreOptions
-        @Argument(help: "Device id or name.") var device: String
-        @Flag(help: "Print JSON.") var json = false
-
-        func run() async throws {
-            let revoked = try store.openStore().revokeDevice(device)
-            if json { return try Terminal.printJSON(revoked) }
-            print("Device '\(revoked.name)' revoked at \(revoked.revokedAt ?? "?").")
         }
     }
 }

@@ -80,18 +80,21 @@ import Testing
         let work = try temporaryDirectory("walkthrough")
         let data = work + "/demo-data"
         try await run("ktd", ["admin", "demo", "--data", data, "--schema", repositoryRoot.appendingPathComponent("Schemas/datamodel.yaml").path], in: work)
-        let laptopToken = try token(try await run("ktd", ["admin", "device", "add", "laptop-fatima", "--data", data, "--json"], in: work).output)
-        let officeToken = try token(try await run("ktd", ["admin", "device", "add", "office-anne", "--data", data, "--json"], in: work).output)
+        let laptopToken = try token(try await run("ktd", ["admin", "device", "add", "laptop-fatima", "--user", "fatima", "--data", data, "--json"], in: work).output)
+        let officeToken = try token(try await run("ktd", ["admin", "device", "add", "office-anne", "--user", "anne", "--data", data, "--json"], in: work).output)
         let (server, url) = try await startServer(data: data, in: work)
         defer { server.terminate() }
 
         try await run("kt", ["init", "--db", "fatima.sqlite", "--server", url, "--token", laptopToken], in: work)
         try await run("kt", ["init", "--db", "office.sqlite", "--server", url, "--token", officeToken], in: work)
-        let firstSync = try await run("kt", ["sync", "--db", "fatima.sqlite", "--json"], in: work)
-        #expect(firstSync.output.contains("\"cellsApplied\" : \(DemoData.cellCount)"))
-        try await run("kt", ["sync", "--db", "office.sqlite"], in: work)
+        try await run("kt", ["sync", "--db", "fatima.sqlite"], in: work)
+        let officeFirstSync = try await run("kt", ["sync", "--db", "office.sqlite", "--json"], in: work)
+        #expect(officeFirstSync.output.contains("\"cellsApplied\" : \(DemoData.cellCount)"), "the back office sees everything")
         let cases = try await run("kt", ["sql", "--db", "fatima.sqlite", "SELECT c.id, r.last_name, c.status FROM cases c JOIN residents r ON r.id = c.resident_id"], in: work)
-        #expect(cases.output.contains("De Vries"))
+        #expect(cases.output.contains("De Vries") && cases.output.contains("Jansen"), "her team's two cases")
+        #expect(!cases.output.contains("El Amrani") && !cases.output.contains("Kowalski"), "not other teams' cases")
+        let allCases = try await run("kt", ["sql", "--db", "office.sqlite", "SELECT count(*) FROM cases"], in: work)
+        #expect(allCases.output.contains("5"))
 
         let c = "c0000000-0000-4000-8000-000000000005"
         try await run("kt", ["sql", "--db", "fatima.sqlite", "UPDATE cases SET status = 'beschikking', next_contact_due = '2027-01-15' WHERE id = '\(c)'"], in: work)
@@ -145,8 +148,10 @@ import Testing
     @Test func syncFailsWithAReasonAndExitCodeWhenTheServerIsGone() async throws {
         let work = try temporaryDirectory("offline")
         let data = work + "/data"
-        let token = try token(try await run("ktd", ["admin", "device", "add", "laptop", "--data", data, "--json",
-                                              "--schema", repositoryRoot.appendingPathComponent("Schemas/datamodel.yaml").path], in: work).output)
+        try await run("ktd", ["admin", "user", "add", "fatima", "--role", "consultant", "--data", data,
+                              "--schema", repositoryRoot.appendingPathComponent("Schemas/datamodel.yaml").path], in: work)
+        let token = try token(try await run("ktd", ["admin", "device", "add", "laptop", "--user", "fatima", "--data", data, "--json"],
+                                            in: work).output)
         let (server, url) = try await startServer(data: data, in: work)
         try await run("kt", ["init", "--db", "laptop.sqlite", "--server", url, "--token", token], in: work)
         _ = try await onThread { server.terminate(); server.waitUntilExit(); return true }
@@ -162,7 +167,8 @@ import Testing
         let work = try temporaryDirectory("config")
         let schema = repositoryRoot.appendingPathComponent("Schemas/datamodel.yaml").path
         try "# test\ndata = \(work)/from-file\nschema = \(schema)\nmax-wait = 5\n".write(toFile: work + "/ktd.conf", atomically: true, encoding: .utf8)
-        try await run("ktd", ["admin", "device", "add", "laptop", "--config", work + "/ktd.conf"], in: work)
+        try await run("ktd", ["admin", "user", "add", "anne", "--role", "back-office", "--config", work + "/ktd.conf"], in: work)
+        try await run("ktd", ["admin", "device", "add", "laptop", "--user", "anne", "--config", work + "/ktd.conf"], in: work)
         let listed = try await run("ktd", ["admin", "device", "list", "--data", work + "/from-file", "--json"], in: work)
         #expect(listed.output.contains("\"name\" : \"laptop\""), "the data directory came from the file")
 
@@ -174,6 +180,7 @@ import Testing
     @Test func everyCommandExplainsItself() async throws {
         let work = try temporaryDirectory("help")
         for (tool, command) in [("ktd", ["serve"]), ("ktd", ["admin", "device", "add"]), ("ktd", ["admin", "conflicts", "list"]),
+                                ("ktd", ["admin", "user", "add"]), ("ktd", ["admin", "scope", "add"]), ("ktd", ["admin", "device", "lost"]),
                                 ("ktd", ["admin", "demo"]), ("kt", ["init"]), ("kt", ["sql"]), ("kt", ["sync"]), ("kt", ["status"]),
                                 ("kt", ["conflicts", "show"]), ("kt", ["due"]), ("kt", ["upgrade"])] {
             let help = try await run(tool, command + ["--help"], in: work)

@@ -50,8 +50,11 @@ import Testing
                 ChangeResult(id: "a", status: .applied, won: true), ChangeResult(id: "b", status: .conflict, won: false, conflict: 3),
                 ChangeResult(id: "c", status: .rejected, code: .clockAhead, message: "ahead")])),
             ("PullResponse", PullResponse(cursor: 5, more: false, rows: [FeedRow(table: "cases", row: "r", cells: [
-                FeedCell(column: "status", value: .real(1.5), version: version)])], conflicts: [conflict], serverTime: 9, schemaVersion: 1)),
-            ("HelloResponse", HelloResponse(protocolVersion: 1, serverTime: 1, device: "d", schema: try shippedDataModel())),
+                FeedCell(column: "status", value: .real(1.5), version: version)])], conflicts: [conflict],
+                evictions: [RowReference(table: "visits", row: "v")], purges: [RowReference(table: "residents", row: "p")],
+                resync: false, serverTime: 9, schemaVersion: 1)),
+            ("HelloResponse", HelloResponse(protocolVersion: 1, serverTime: 1, device: "d", user: "fatima", role: "consultant",
+                                            scopes: ["team:bergen"], schema: try shippedDataModel())),
             ("ErrorResponse", ErrorResponse(code: .clockAhead, message: "m")),
         ]
         for (name, sample) in samples {

@@ -35,7 +35,8 @@ import Testing
         let data = work + "/data"
         let model = try shippedDataModel()
         let store = try ServerStore(directory: data, dataModel: model)  // create the store and a device, then let ktd own it
-        let token = try store.addDevice(name: "laptop").token
+        try store.ensureUser("office", role: .backOffice, scopes: ["*"])
+        let token = try store.addDevice(name: "laptop", user: "office").token
         let (first, url) = try await CommandLineTests().startServer(data: data, in: work)
         let port = Int(url.split(separator: ":").last!)!
 

@@ -50,6 +50,15 @@ final class TestClock: @unchecked Sendable {
 }
 
 /// A real sync server on a loopback port with a real SQLite store in a temporary directory.
+extension ServerStore {
+    /// Adds a user with scopes unless one of that name exists.
+    func ensureUser(_ name: String, role: Role, scopes: [String], profile: String? = nil) throws {
+        if (try? user(name)) != nil { return }
+        _ = try addUser(name: name, role: role, profile: profile, actor: "test")
+        for scope in scopes { _ = try addScope(scope, to: name, actor: "test") }
+    }
+}
+
 final class TestServer: @unchecked Sendable {
     let directory: String
     let store: ServerStore
@@ -93,13 +102,20 @@ final class TestServer: @unchecked Sendable {
         _ = await task.result
     }
 
-    /// Registers a device and returns its token.
-    func token(_ name: String) throws -> String { try store.addDevice(name: name).token }
+    /// Registers a device of `user` and returns its token. The user is created on first use with
+    /// the given role and scopes (by default the office: back office, every scope).
+    func token(_ name: String, user: String = "office", role: Role = .backOffice, scopes: [String] = ["*"],
+               profile: String? = nil) throws -> String {
+        try store.ensureUser(user, role: role, scopes: scopes, profile: profile)
+        return try store.addDevice(name: name, user: user).token
+    }
 
-    /// A new replica connected to this server, as `kt init` would make it.
-    func replica(_ name: String, clock: TestClock = TestClock()) throws -> Replica {
+    /// A new replica connected to this server, as `kt init` would make it, for a device of `user`.
+    func replica(_ name: String, clock: TestClock = TestClock(), user: String = "office", role: Role = .backOffice,
+                 scopes: [String] = ["*"], profile: String? = nil) throws -> Replica {
         let path = try temporaryDirectory("replica") + "/\(name).sqlite"
-        return try Replica.create(path: path, dataModel: store.dataModel, serverURL: url, token: try token(name), clock: clock.now)
+        return try Replica.create(path: path, dataModel: store.dataModel, serverURL: url,
+                                  token: try token(name, user: user, role: role, scopes: scopes, profile: profile), clock: clock.now)
     }
 }
 

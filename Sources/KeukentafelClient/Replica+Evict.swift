@@ -1,0 +1,90 @@
+import Foundation
+import KeukentafelProtocol
+import KeukentafelSQLite
+
+/// Rows leaving the device: evictions (the row left this device's scopes), purges (the row was
+/// erased), a resync (the server restarts the device's feed), and a remote wipe.
+extension Replica {
+    /// Deletes rows and everything visible only through them (rows whose scope is their `parent`
+    /// column pointing at a deleted row: a case's visits and notes), with their versions, stashed
+    /// cells and conflict records. Called inside `apply`'s transaction with capture off.
+    ///
+    /// An eviction keeps this device's own unsent changes to those rows: they are pushed, and the
+    /// server accepts them if they were written while the row was still in the device's scopes, or
+    /// refuses them (`out_of_scope`, shown by `kt status`). A purge removes them too: an erased row
+    /// must not come back from a device that was offline.
+    func remove(_ references: [RowReference], purge: Bool) throws -> Int {
+        var queue = references
+        var done = Set<RowReference>()
+        while let next = queue.popLast() {
+            guard done.insert(next).inserted else { continue }
+            let arguments: [CellValue] = [.text(next.table), .text(next.row)]
+            if dataModel.table(named: next.table) != nil {
+                try connection.run("DELETE FROM \(ReplicaSchema.quote(next.table)) WHERE id = ?", [.text(next.row)])
+            }
+            try connection.run("DELETE FROM _kt_clock WHERE tbl = ? AND row_id = ?", arguments)
+            try connection.run("DELETE FROM _kt_stash WHERE tbl = ? AND row_id = ?", arguments)
+            try connection.run("DELETE FROM _kt_conflicts WHERE tbl = ? AND row_id = ?", arguments)
+            if purge { try connection.run("DELETE FROM _kt_outbox WHERE tbl = ? AND row_id = ?", arguments) }
+            for child in dataModel.tables {
+                guard let column = child.scope?.parent, child.column(named: column)?.references == next.table else { continue }
+                let live = try connection.query("SELECT id FROM \(ReplicaSchema.quote(child.name)) WHERE \(ReplicaSchema.quote(column)) = ?",
+                                                [.text(next.row)])
+                // A deleted child lives on only in _kt_clock, with its values kept beside the versions.
+                let dead = try connection.query("SELECT row_id FROM _kt_clock WHERE tbl = ? AND col = ? AND val = ?",
+                                                [.text(child.name), .text(column), .text(next.row)])
+                for row in live + dead { if case .text(let id) = row[0] { queue.append(RowReference(table: child.name, row: id)) } }
+            }
+        }
+        return done.count
+    }
+
+    /// Starts the feed over: the cursor goes back to 0 and the rows of the new feed are noted, so
+    /// that `finishResync()` can drop what the device no longer sees.
+    func beginResync() throws {
+        try connection.run("DELETE FROM _kt_seen")
+        try setMeta("resync", "1")
+        try setMeta("cursor", "0")
+    }
+
+    var isResyncing: Bool {
+        get throws { try meta("resync") == "1" }
+    }
+
+    func noteSeen(_ rows: [FeedRow]) throws {
+        let stmt = try connection.statement("INSERT OR IGNORE INTO _kt_seen (tbl, row_id) VALUES (?, ?)")
+        for row in rows {
+            try stmt.bind(row.table, at: 1)
+            try stmt.bind(row.row, at: 2)
+            try stmt.run()
+        }
+    }
+
+    /// The last page of a resync arrived: rows the new feed did not hold are gone from this device,
+    /// except those with changes of its own still to send. Returns the number of rows dropped.
+    func finishResync() throws -> Int {
+        var dropped = 0
+        for table in dataModel.tables {
+            let keep = "SELECT row_id FROM _kt_seen WHERE tbl = ?1 UNION SELECT row_id FROM _kt_outbox WHERE tbl = ?1"
+            try connection.run("DELETE FROM \(ReplicaSchema.quote(table.name)) WHERE id NOT IN (\(keep))", [.text(table.name)])
+            dropped += connection.changes
+            try connection.run("DELETE FROM _kt_clock WHERE tbl = ?1 AND row_id NOT IN (\(keep))", [.text(table.name)])
+            try connection.run("DELETE FROM _kt_conflicts WHERE tbl = ?1 AND row_id NOT IN (\(keep))", [.text(table.name)])
+        }
+        try connection.run("DELETE FROM _kt_seen")
+        try setMeta("resync", nil)
+        return dropped
+    }
+
+    /// Remote wipe: the server reported this device lost. Deletes the replica's files (database, WAL,
+    /// shared memory); the open connection is left unusable. Data blocks on the disk itself are the
+    /// business of full-disk encryption, which field laptops must have.
+    public func wipe() throws {
+        try locked {
+            try? connection.execute("PRAGMA secure_delete = ON; DELETE FROM _kt_outbox; DELETE FROM _kt_meta WHERE key = 'token';")
+            for suffix in ["", "-wal", "-shm", "-journal"] where FileManager.default.fileExists(atPath: path + suffix) {
+                try FileManager.default.removeItem(atPath: path + suffix)
+            }
+        }
+    }
+}

@@ -1,0 +1,154 @@
+import KeukentafelProtocol
+import KeukentafelSQLite
+
+/// Keeping `row_scopes` current while a push applies.
+///
+/// A cell that can change scopes (an `own` column, a `parent` reference, a reference another table is
+/// `referencedBy`, a `confidentialWhen` flag) marks rows for re-scoping as it is written. At the end
+/// of the batch, `rescope()` recomputes them in scope-depth order (a case before its visits), and for
+/// every row whose scopes changed:
+/// - a lost scope becomes an eviction in the feed, so devices of that scope delete the row;
+/// - a gained scope gives the row's existing cells new sequence numbers, so devices of that scope
+///   receive its current state on their next pull (and nobody re-downloads anything else);
+/// - the rows that derive their scopes from it are recomputed too (visits, notes, the resident).
+extension PushContext {
+    /// Notes that `key` changed from `old` to `new`, if that can change scopes.
+    mutating func noteScopeChange(_ key: CellKey, old: CellValue?, new: CellValue) {
+        let plan = store.scopePlan
+        guard plan.triggerColumns[key.table]?.contains(key.column) == true, old != new else { return }
+        let row = RowAddress(table: key.table, row: key.row)
+        switch plan.rules[key.table] {
+        case .own(let column)? where column == key.column: markForRescope(row)
+        case .parent(let column, _)? where column == key.column: markForRescope(row)
+        default: break
+        }
+        for case .referenced(let table, let column) in plan.dependents[key.table] ?? [] where column == key.column {
+            for value in [old, new] { if let target = value?.string { markForRescope(RowAddress(table: table, row: target)) } }
+        }
+        if store.dataModel.table(named: key.table)?.confidentialWhen == key.column, old != nil, isTrue(old) != isTrue(new) {
+            confidentialityChanged.insert(row)
+        }
+    }
+
+    mutating func markForRescope(_ row: RowAddress) {
+        rescopeQueue[store.scopePlan.depths[row.table] ?? 0, default: []].insert(row)
+    }
+
+    /// Recomputes the scopes of every row marked during the batch, and of everything that derives from them.
+    mutating func rescope() throws {
+        while let depth = rescopeQueue.keys.min() {
+            let rows = rescopeQueue.removeValue(forKey: depth) ?? []
+            for row in rows.sorted(by: { ($0.table, $0.row) < ($1.table, $1.row) }) { try rescope(row) }
+        }
+        for row in confidentialityChanged.sorted(by: { ($0.table, $0.row) < ($1.table, $1.row) }) {
+            let flag = store.dataModel.table(named: row.table)?.confidentialWhen ?? ""
+            if isTrue(try cells(table: row.table, row: row.row)[flag]?.value.value) {
+                // Now confidential: devices that may no longer see it drop it (pull decides per device).
+                for scope in try storedScopes(row) { try recordEviction(row, scope: scope, kind: "evict") }
+            } else {
+                try resequence(row)  // no longer confidential: devices that now see it receive it
+            }
+        }
+        confidentialityChanged.removeAll()
+    }
+
+    private mutating func rescope(_ row: RowAddress) throws {
+        let before = try storedScopes(row)
+        let after = try computeScopes(row)
+        guard before != after else { return }
+        for scope in before.subtracting(after) {
+            try connection.run("DELETE FROM row_scopes WHERE tbl = ? AND row_id = ? AND scope = ?",
+                               [.text(row.table), .text(row.row), .text(scope)])
+            try recordEviction(row, scope: scope, kind: "evict")
+        }
+        let gained = after.subtracting(before)
+        for scope in gained {
+            let insert = try connection.statement("INSERT OR IGNORE INTO row_scopes (tbl, row_id, scope) VALUES (?, ?, ?)")
+            try insert.bind([.text(row.table), .text(row.row), .text(scope)])
+            try insert.run()
+        }
+        if !gained.isEmpty { try resequence(row) }
+        for dependent in store.scopePlan.dependents[row.table] ?? [] {
+            switch dependent {
+            case .children(let table, let column):
+                for child in try rows(of: table, whose: column, is: row.row) { markForRescope(RowAddress(table: table, row: child)) }
+            case .referenced(let table, let column):
+                if let target = try cells(table: row.table, row: row.row)[column]?.value.value.string {
+                    markForRescope(RowAddress(table: table, row: target))
+                }
+            }
+        }
+    }
+
+    /// The scopes the rules give `row` now, from the store inside this transaction.
+    mutating func computeScopes(_ row: RowAddress) throws -> Set<String> {
+        switch store.scopePlan.rules[row.table] ?? .global {
+        case .global:
+            return []
+        case .own(let column):
+            guard let key = try cells(table: row.table, row: row.row)[column]?.value.value.string, !key.isEmpty else { return [] }
+            return ["\(column):\(key)"]
+        case .parent(let column, let table):
+            guard let target = try cells(table: row.table, row: row.row)[column]?.value.value.string else { return [] }
+            return try storedScopes(RowAddress(table: table, row: target))
+        case .referencedBy(let table, let column):
+            var scopes = Set<String>()
+            for source in try rows(of: table, whose: column, is: row.row) {
+                scopes.formUnion(try storedScopes(RowAddress(table: table, row: source)))
+            }
+            return scopes
+        }
+    }
+
+    func storedScopes(_ row: RowAddress) throws -> Set<String> {
+        let stmt = try connection.statement("SELECT scope FROM row_scopes WHERE tbl = ? AND row_id = ?")
+        defer { stmt.reset() }
+        try stmt.bind(row.table, at: 1)
+        try stmt.bind(row.row, at: 2)
+        var scopes = Set<String>()
+        while try stmt.step() { if let scope = stmt.text(0) { scopes.insert(scope) } }
+        return scopes
+    }
+
+    /// Ids of the rows of `table` whose reference `column` holds `id` (through the reference index).
+    func rows(of table: String, whose column: String, is id: String) throws -> [String] {
+        try store.rowsReferencing(id, from: table, column: column, connection)
+    }
+
+    mutating func recordEviction(_ row: RowAddress, scope: String, kind: String) throws {
+        let stmt = try connection.statement("INSERT INTO evictions (seq, tbl, row_id, scope, at_ms, kind) VALUES (?, ?, ?, ?, ?, ?)")
+        try stmt.bind([.integer(nextSequence()), .text(row.table), .text(row.row), .text(scope), .integer(nowMilliseconds), .text(kind)])
+        try stmt.run()
+    }
+
+    /// New sequence numbers for the row's cells that are older than this batch, so the feed carries them again.
+    mutating func resequence(_ row: RowAddress) throws {
+        let columns = try connection.query("SELECT col FROM cells WHERE tbl = ? AND row_id = ? AND seq <= ?",
+                                           [.text(row.table), .text(row.row), .integer(batchStartSequence)])
+        for column in columns {
+            try connection.run("UPDATE cells SET seq = ? WHERE tbl = ? AND row_id = ? AND col = ?",
+                               [.integer(nextSequence()), .text(row.table), .text(row.row), column[0]])
+        }
+    }
+}
+
+extension ServerStore {
+    /// Ids of the rows of `table` whose reference `column` holds `id`.
+    func rowsReferencing(_ id: String, from table: String, column: String, _ connection: SQLiteConnection) throws -> [String] {
+        let stmt = try connection.cached(
+            "SELECT row_id FROM cells WHERE value = ? AND tbl = ? AND col = ? AND \(scopePlan.referenceColumnCondition)")
+        defer { stmt.reset() }
+        try stmt.bind([.text(id), .text(table), .text(column)])
+        var rows: [String] = []
+        while try stmt.step() { if let row = stmt.text(0) { rows.append(row) } }
+        return rows
+    }
+}
+
+func isTrue(_ value: CellValue?) -> Bool {
+    switch value {
+    case .integer(let v)?: return v != 0
+    case .real(let v)?: return v != 0
+    default: return false
+    }
+}

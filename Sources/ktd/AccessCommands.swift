@@ -1,0 +1,200 @@
+import ArgumentParser
+import Foundation
+import KeukentafelServer
+import KeukentafelTerminal
+
+/// Who runs `ktd admin`, for the audit trail: the login name behind sudo, else the user.
+func adminActor() -> String {
+    let environment = ProcessInfo.processInfo.environment
+    return "ktd admin (" + (environment["SUDO_USER"] ?? environment["USER"] ?? environment["LOGNAME"] ?? "unknown") + ")"
+}
+
+extension Role: ExpressibleByArgument {}
+
+struct UserCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "user", abstract: "Add, list and disable users (people, with a role and scopes).",
+        discussion: """
+            Roles:
+            \(Role.allCases.map { "  \($0.rawValue.padding(toLength: 12, withPad: " ", startingAt: 0)) \($0.summary)" }.joined(separator: "\n"))
+
+            A new user sees nothing until they get a scope:
+              ktd admin user add fatima --role consultant
+              ktd admin scope add fatima team:castricum-noord
+              ktd admin device add "laptop Fatima" --user fatima
+            """,
+        subcommands: [Add.self, List.self, Disable.self])
+
+    struct Add: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Add a user.")
+        @OptionGroup var store: StoreOptions
+        @Argument(help: "A unique name, e.g. fatima or \"Anne de Boer\".") var name: String
+        @Option(help: "consultant, back-office, partner, auditor or admin.") var role: Role
+        @Option(help: "For partners: the partner profile of the data model (what they may see), e.g. mantelzorgcentrum.")
+        var profile: String?
+        @Flag(help: "Print JSON.") var json = false
+
+        func run() async throws {
+            let user = try store.openStore().addUser(name: name, role: role, profile: profile, actor: adminActor())
+            if json { return try Terminal.printJSON(user) }
+            print("User '\(user.name)' added as \(user.role.rawValue)\(user.profile.map { " (profile \($0))" } ?? "").")
+            print("Give them a scope next: ktd admin scope add \(Terminal.shellQuoted(user.name)) team:<code>")
+        }
+    }
+
+    struct List: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List users with role and scopes.")
+        @OptionGroup var store: StoreOptions
+        @Flag(help: "Print JSON.") var json = false
+
+        func run() async throws {
+            let users = try store.openStore().users()
+            if json { return try Terminal.printJSON(users) }
+            Terminal.printTable(["NAME", "ROLE", "SCOPES", "DISABLED"], users.map {
+                [$0.name, $0.role.rawValue + ($0.profile.map { " (\($0))" } ?? ""),
+                 $0.scopes.isEmpty ? "(none)" : $0.scopes.joined(separator: " "), $0.disabledAt ?? "-"]
+            })
+        }
+    }
+
+    struct Disable: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Disable a user: every device of theirs is refused from its next request.")
+        @OptionGroup var store: StoreOptions
+        @Argument(help: "User name or id.") var user: String
+        @Flag(help: "Print JSON.") var json = false
+
+        func run() async throws {
+            let disabled = try store.openStore().disableUser(user, actor: adminActor())
+            if json { return try Terminal.printJSON(disabled) }
+            print("User '\(disabled.name)' disabled at \(disabled.disabledAt ?? "?").")
+        }
+    }
+}
+
+struct ScopeCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "scope", abstract: "Give and take scopes (teams, municipalities) of users.",
+        discussion: """
+            A scope is the name of a scope column of the data model, a colon and a value:
+            team:castricum-noord sees the cases of that team and everything hanging off them;
+            municipality:heiloo sees that municipality's volunteers. * sees every scope (not
+            confidential notes, which stay within the case's own team).
+
+            After a change the user's devices start their feed over on their next sync: they receive
+            the rows they gained and delete the rows they lost. Changes they wrote while they still
+            had a scope are still accepted.
+            """,
+        subcommands: [Add.self, Remove.self, List.self])
+
+    struct Add: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Give a user a scope.")
+        @OptionGroup var store: StoreOptions
+        @Argument(help: "User name or id.") var user: String
+        @Argument(help: "Scope, e.g. team:castricum-noord, municipality:heiloo or *.") var scope: String
+        @Flag(help: "Print JSON.") var json = false
+
+        func run() async throws {
+            let updated = try store.openStore().addScope(scope, to: user, actor: adminActor())
+            if json { return try Terminal.printJSON(updated) }
+            print("\(updated.name) now has: \(updated.scopes.joined(separator: " ")).")
+        }
+    }
+
+    struct Remove: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Take a scope from a user.")
+        @OptionGroup var store: StoreOptions
+        @Argument(help: "User name or id.") var user: String
+        @Argument(help: "Scope to take away.") var scope: String
+        @Flag(help: "Print JSON.") var json = false
+
+        func run() async throws {
+            let updated = try store.openStore().removeScope(scope, from: user, actor: adminActor())
+            if json { return try Terminal.printJSON(updated) }
+            print("\(updated.name) now has: \(updated.scopes.isEmpty ? "(no scopes)" : updated.scopes.joined(separator: " ")).")
+        }
+    }
+
+    struct List: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List the scopes of a user, or of everyone.")
+        @OptionGroup var store: StoreOptions
+        @Argument(help: "User name or id (default: everyone).") var user: String?
+        @Flag(help: "Print JSON.") var json = false
+
+        func run() async throws {
+            let serverStore = try store.openStore()
+            let users = try user.map { [try serverStore.user($0)] } ?? serverStore.users()
+            let rows = users.flatMap { user in user.scopes.map { [user.name, $0] } }
+            if json { return try Terminal.printJSON(rows.map { ["user": $0[0], "scope": $0[1]] }) }
+            Terminal.printTable(["USER", "SCOPE"], rows)
+        }
+    }
+}
+
+struct DeviceCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "device", abstract: "Register, list, revoke and report lost devices.",
+        subcommands: [Add.self, List.self, Revoke.self, Lost.self])
+
+    struct Add: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Register a device of a user and print its token once.",
+            discussion: "The token is stored only as a hash: copy it now into `kt init --token`.")
+        @OptionGroup var store: StoreOptions
+        @Argument(help: "A name people recognise, e.g. \"laptop Fatima\".") var name: String
+        @Option(help: "The user the device belongs to (see `ktd admin user list`).") var user: String
+        @Flag(help: "Print JSON.") var json = false
+
+        func run() async throws {
+            let (device, token) = try store.openStore().addDevice(name: name, user: user, actor: adminActor())
+            if json {
+                try Terminal.printJSON(["id": device.id, "name": device.name, "user": device.user, "token": token])
+            } else {
+                print("Device '\(device.name)' of \(device.user) registered (id \(device.id)).")
+                print("Token (shown only now):\n  \(token)")
+            }
+        }
+    }
+
+    struct List: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List registered devices.")
+        @OptionGroup var store: StoreOptions
+        @Flag(help: "Print JSON.") var json = false
+
+        func run() async throws {
+            let devices = try store.openStore().devices()
+            if json { return try Terminal.printJSON(devices) }
+            Terminal.printTable(["ID", "NAME", "USER", "CREATED", "STATE"], devices.map {
+                [$0.id, $0.name, $0.user, $0.createdAt,
+                 $0.lostAt.map { "lost \($0)" } ?? $0.revokedAt.map { "revoked \($0)" } ?? "active"]
+            })
+        }
+    }
+
+    struct Revoke: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Revoke a device: its next request is refused (token_revoked); its replica stays as it is.")
+        @OptionGroup var store: StoreOptions
+        @Argument(help: "Device id or name.") var device: String
+        @Flag(help: "Print JSON.") var json = false
+
+        func run() async throws {
+            let revoked = try store.openStore().revokeDevice(device, actor: adminActor())
+            if json { return try Terminal.printJSON(revoked) }
+            print("Device '\(revoked.name)' revoked at \(revoked.revokedAt ?? "?").")
+        }
+    }
+
+    struct Lost: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Report a device lost: it is refused at once, and deletes its replica on its next contact (remote wipe).")
+        @OptionGroup var store: StoreOptions
+        @Argument(help: "Device id or name.") var device: String
+        @Flag(help: "Print JSON.") var json = false
+
+        func run() async throws {
+            let lost = try store.openStore().markDeviceLost(device, actor: adminActor())
+            if json { return try Terminal.printJSON(lost) }
+            print("Device '\(lost.name)' reported lost at \(lost.lostAt ?? "?"): refused from now on; it wipes its replica when it next connects.")
+        }
+    }
+}
