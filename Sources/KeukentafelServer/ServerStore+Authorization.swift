@@ -59,14 +59,16 @@ struct PushAuthorizer {
         if let refusal = AccessRules.writeRefusal(table: table, column: change.column, access: access, model: store.dataModel) {
             return refusal
         }
+        // What mayWrite answers for these, without the lookups (the office's bulk pushes).
         if store.scopePlan.isGlobal(table.name) || access.seesEveryScope { return nil }
+        // A write in the same millisecond as the scope change counts as made before it.
         let written = Int64(change.version.milliseconds)
         let row = try history(of: PushContext.RowAddress(table: change.table, row: change.row))
-        let held = row.contains { rowScope in
-            (rowScope.until ?? .max) > written
-                && userScopes.contains { $0.scope == rowScope.scope && ($0.until ?? .max) > written }
+        if AccessRules.mayWrite(table: table, rowScopesWhenWritten: Set(row.filter { ($0.until ?? .max) >= written }.map(\.scope)),
+                                userScopesWhenWritten: Set(userScopes.filter { ($0.until ?? .max) >= written }.map(\.scope)),
+                                access: access) {
+            return nil
         }
-        if held { return nil }
         return ChangeRejection(.outOfScope, "\(change.table) \(change.row) is not in the scopes of \(access.userName)"
             + " (\(access.scopes.sorted().joined(separator: ", ")))"
             + " and was not when the change was written; it stays on the device")

@@ -48,6 +48,41 @@ extension ServerStore {
     }
 
     /// Counts for health and tests: cells, accepted changes, conflicts, devices.
+    /// The number of cells (live or deleted) of a row.
+    public func cellCount(table: String, row: String) throws -> Int {
+        try reader.withLock { connection in
+            Int(try connection.scalar("SELECT count(*) FROM cells WHERE tbl = ? AND row_id = ?", [.text(table), .text(row)])?.int64 ?? 0)
+        }
+    }
+
+    /// A row and every row whose scopes derive from it (a case: its visits, notes, plans and goals,
+    /// its resident and what hangs off the resident), by the data model's scope rules.
+    public func rowsTakingScopes(from root: RowReference) throws -> [RowReference] {
+        try reader.withLock { connection in
+            var found: [RowReference] = []
+            var seen = Set<RowReference>()
+            var queue = [root]
+            while let next = queue.popLast() {
+                guard seen.insert(next).inserted else { continue }
+                found.append(next)
+                for dependent in scopePlan.dependents[next.table] ?? [] {
+                    switch dependent {
+                    case .children(let table, let column):
+                        for child in try rowsReferencing(next.row, from: table, column: column, connection) {
+                            queue.append(RowReference(table: table, row: child))
+                        }
+                    case .referenced(let table, let column):
+                        if let target = try connection.scalar("SELECT value FROM cells WHERE tbl = ? AND row_id = ? AND col = ?",
+                                                              [.text(next.table), .text(next.row), .text(column)])?.string {
+                            queue.append(RowReference(table: table, row: target))
+                        }
+                    }
+                }
+            }
+            return found
+        }
+    }
+
     public func counts() throws -> [String: Int64] {
         try reader.withLock { connection in
             var result: [String: Int64] = [:]
