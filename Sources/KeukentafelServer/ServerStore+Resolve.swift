@@ -40,6 +40,8 @@ extension ServerStore {
         if let rejected = response.results.first(where: { $0.status == .rejected }) {
             throw AdminError.invalid("the value was refused: \(rejected.message ?? rejected.code?.rawValue ?? "rejected")")
         }
+        try recordAdminAction(actor: person, action: "conflict.resolve", subject: "conflict \(id)",
+                              detail: "\(conflict.table) \(conflict.row) \(conflict.column): \(what)")
         return response
     }
 }

@@ -29,7 +29,9 @@ public final class ServerStore: Sendable {
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         let path = (directory as NSString).appendingPathComponent(Self.fileName)
         let connection = try SQLiteConnection(path: path)
-        try connection.execute("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA cache_size=-65536;")
+        // secure_delete off whatever the SQLite build's default: the history keeps old values anyway,
+        // and an erasure rebuilds the file (VACUUM), which removes deleted bytes for certain.
+        try connection.execute("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA cache_size=-65536; PRAGMA secure_delete=OFF;")
         try connection.execute(Self.ddl)
         try Self.migrate(connection)
         let plan = ScopePlan(dataModel)

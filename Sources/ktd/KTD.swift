@@ -148,7 +148,7 @@ struct Admin: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Administer users, scopes and devices, inspect conflicts, audit and erase, in the server store.",
         subcommands: [UserCommand.self, ScopeCommand.self, DeviceCommand.self, ConflictsCommand.self, HistoryCommand.self,
-                      Demo.self, Backup.self])
+                      AuditCommand.self, EraseCommand.self, Demo.self, Backup.self])
 }
 
 struct Demo: AsyncParsableCommand {
@@ -290,6 +290,7 @@ struct Backup: AsyncParsableCommand {
         }
         if terminal && !json { FileHandle.standardError.write(Data("\n".utf8)) }
         let size = (try? FileManager.default.attributesOfItem(atPath: file)[.size] as? Int) ?? 0
+        try serverStore.recordAdminAction(actor: adminActor(), action: "backup", subject: file, detail: "\(size) bytes")
         if json { return try Terminal.printJSON(["file": file, "bytes": String(size), "milliseconds": String(Int(Date().timeIntervalSince(start) * 1000))]) }
         print("Backup written to \(file) (\(size / 1024) KiB) in \(String(format: "%.1f", Date().timeIntervalSince(start))) s.")
     }

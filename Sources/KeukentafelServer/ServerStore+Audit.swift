@@ -1,0 +1,113 @@
+import KeukentafelProtocol
+import KeukentafelSQLite
+
+/// One administrative action in the audit trail.
+public struct AuditEntry: Codable, Sendable, Equatable {
+    public var id: Int64
+    public var at: String
+    public var actor: String
+    public var action: String
+    public var subject: String?
+    public var detail: String?
+}
+
+/// "Who changed and who received this resident's data": the answer for one resident.
+public struct ResidentAudit: Codable, Sendable {
+    /// Every row of the resident's data (see `rowsOfResident`).
+    public var rows: [RowReference]
+    /// Accepted changes, grouped per user, device and table.
+    public var changes: [ChangeSummary]
+    /// Which devices received which of these rows, grouped per user, device and table.
+    public var receipts: [ReceiptSummary]
+
+    public struct ChangeSummary: Codable, Sendable, Equatable {
+        public var user: String
+        public var device: String
+        public var table: String
+        public var rows: Int
+        public var cells: Int
+        public var first: String
+        public var last: String
+    }
+
+    public struct ReceiptSummary: Codable, Sendable, Equatable {
+        public var user: String
+        public var device: String
+        public var table: String
+        public var rows: Int
+        public var first: String
+        public var last: String
+    }
+}
+
+extension ServerStore {
+    /// Appends an administrative action (a backup, a restore) to the audit trail.
+    public func recordAdminAction(actor: String, action: String, subject: String? = nil, detail: String? = nil) throws {
+        try writer.withLock { connection in try audit(connection, actor: actor, action: action, subject: subject, detail: detail) }
+    }
+
+    /// The administrative actions, newest first, optionally only those about `subject`.
+    public func auditTrail(subject: String? = nil, limit: Int = 100) throws -> [AuditEntry] {
+        try reader.withLock { connection in
+            try connection.query(
+                "SELECT id, at, actor, action, subject, detail FROM audit WHERE ?1 IS NULL OR subject = ?1 ORDER BY id DESC LIMIT ?2",
+                [subject.map(CellValue.text) ?? .null, .integer(Int64(max(1, limit)))]
+            ).map {
+                AuditEntry(id: $0[0].int64 ?? 0, at: $0[1].string ?? "", actor: $0[2].string ?? "", action: $0[3].string ?? "",
+                           subject: $0[4].string, detail: $0[5].string)
+            }
+        }
+    }
+
+    /// Who changed the resident's data (every accepted change, by user and device) and who received
+    /// it (every device a pull delivered one of the rows to).
+    public func audit(resident id: String) throws -> ResidentAudit {
+        try reader.withLock { connection in
+            try connection.transaction(immediate: false) {
+                let rows = try rowsOfResident(id, connection)
+                struct Key: Hashable { var user: String, device: String, table: String }
+                struct Tally { var rows = Set<String>(), cells = 0, first = "", last = "" }
+                func count(_ tally: inout Tally, row: String, cells: Int, first: String, last: String) {
+                    tally.rows.insert(row)
+                    tally.cells += cells
+                    if tally.first.isEmpty || first < tally.first { tally.first = first }
+                    if last > tally.last { tally.last = last }
+                }
+                let who = """
+                    coalesce(u.name, CASE WHEN x.device IN ('demo', 'office') THEN 'office (ktd admin)' ELSE '?' END),
+                    coalesce(d.name, x.device)
+                    """
+                var changes: [Key: Tally] = [:], receipts: [Key: Tally] = [:]
+                for row in rows {
+                    let arguments: [CellValue] = [.text(row.table), .text(row.row)]
+                    for r in try connection.query("""
+                        SELECT \(who), count(*), min(x.received_at), max(x.received_at) FROM changes x
+                        LEFT JOIN devices d ON d.id = x.device LEFT JOIN users u ON u.id = d.user_id
+                        WHERE x.tbl = ? AND x.row_id = ? AND x.status <> 'rejected' GROUP BY 1, 2
+                        """, arguments) {
+                        count(&changes[Key(user: r[0].string ?? "?", device: r[1].string ?? "?", table: row.table), default: Tally()],
+                              row: row.row, cells: Int(r[2].int64 ?? 0), first: r[3].string ?? "", last: r[4].string ?? "")
+                    }
+                    for r in try connection.query("""
+                        SELECT \(who), min(x.first_at), max(x.last_at) FROM deliveries x
+                        LEFT JOIN devices d ON d.id = x.device LEFT JOIN users u ON u.id = d.user_id
+                        WHERE x.tbl = ? AND x.row_id = ? GROUP BY 1, 2
+                        """, arguments) {
+                        count(&receipts[Key(user: r[0].string ?? "?", device: r[1].string ?? "?", table: row.table), default: Tally()],
+                              row: row.row, cells: 0, first: r[2].string ?? "", last: r[3].string ?? "")
+                    }
+                }
+                return ResidentAudit(
+                    rows: rows,
+                    changes: changes.map { key, tally in
+                        ResidentAudit.ChangeSummary(user: key.user, device: key.device, table: key.table, rows: tally.rows.count,
+                                                    cells: tally.cells, first: tally.first, last: tally.last)
+                    }.sorted { ($0.first, $0.user, $0.table) < ($1.first, $1.user, $1.table) },
+                    receipts: receipts.map { key, tally in
+                        ResidentAudit.ReceiptSummary(user: key.user, device: key.device, table: key.table, rows: tally.rows.count,
+                                                     first: tally.first, last: tally.last)
+                    }.sorted { ($0.first, $0.user, $0.table) < ($1.first, $1.user, $1.table) })
+            }
+        }
+    }
+}

@@ -1,0 +1,138 @@
+import Crypto
+import Foundation
+import KeukentafelProtocol
+import KeukentafelSQLite
+
+/// What an erasure removed.
+public struct ErasureReport: Codable, Sendable {
+    public var rows: Int
+    public var cells: Int
+    public var historyEntries: Int
+    public var conflicts: Int
+    public var rowsByTable: [String: Int]
+    public var bytesBefore: Int64
+    public var bytesAfter: Int64
+}
+
+extension ServerStore {
+    /// A resident and everything about them: every row that references one of these rows (their
+    /// cases, and the visits, notes and plans of those cases; their care relations, consents, help
+    /// requests; their volunteer or carer record and what hangs off that), plus rows that are only
+    /// reachable through these (a carer who cared only for this resident, a household only their
+    /// cases point to). Follows the data model's reference columns; nothing is named by hand.
+    public func rowsOfResident(_ id: String) throws -> [RowReference] {
+        try reader.withLock { connection in try rowsOfResident(id, connection) }
+    }
+
+    func rowsOfResident(_ id: String, _ connection: SQLiteConnection) throws -> [RowReference] {
+        let root = RowReference(table: "residents", row: id)
+        guard try connection.scalar("SELECT 1 FROM cells WHERE tbl = 'residents' AND row_id = ? LIMIT 1", [.text(id)]) != nil else {
+            throw AdminError.notFound("no resident with id \(id)")
+        }
+        let references = dataModel.tables.flatMap { table in
+            table.columns.filter { $0.type == .reference }.map { (table: table.name, column: $0.name, target: $0.references ?? "") }
+        }
+        var found: Set<RowReference> = [root]
+        var order = [root]
+        var changed = true
+        while changed {
+            changed = false
+            var queue = order
+            while let next = queue.popLast() {
+                for reference in references where reference.target == next.table {
+                    for row in try rowsReferencing(next.row, from: reference.table, column: reference.column, connection) {
+                        let child = RowReference(table: reference.table, row: row)
+                        if found.insert(child).inserted { order.append(child); queue.append(child); changed = true }
+                    }
+                }
+            }
+            // Rows visible only through rows of the set (referencedBy): orphaned once it goes.
+            for table in dataModel.tables {
+                guard case .referencedBy(let sourceTable, let column)? = scopePlan.rules[table.name] else { continue }
+                let candidates = Set(order.filter { $0.table == sourceTable }.compactMap { source -> String? in
+                    try? connection.scalar("SELECT value FROM cells WHERE tbl = ? AND row_id = ? AND col = ?",
+                                           [.text(source.table), .text(source.row), .text(column)])?.string
+                })
+                for candidate in candidates.sorted() {
+                    let row = RowReference(table: table.name, row: candidate)
+                    guard !found.contains(row) else { continue }
+                    let sources = try rowsReferencing(candidate, from: sourceTable, column: column, connection)
+                    if sources.allSatisfy({ found.contains(RowReference(table: sourceTable, row: $0)) }) {
+                        found.insert(row)
+                        order.append(row)
+                        changed = true
+                    }
+                }
+            }
+        }
+        return order
+    }
+
+    /// The stored form of an erased row's id: a hash, so the list of erased rows names nobody.
+    static func erasedKey(_ row: String) -> String {
+        SHA256.hash(data: Data(row.utf8)).map { String(format: "%02x", $0) }.joined()
+    }
+
+    /// Erases a resident (AVG art. 17) and everything about them from the store: current state,
+    /// history, conflict records, delivery records and audit entries that name those rows. What stays:
+    /// the fact that an erasure happened (by whom, when, how many rows), the hashed ids of the rows so
+    /// they can never be written again, and a purge entry per row in the feed so that every device
+    /// deletes them on its next sync. The file is then rebuilt (VACUUM) and the write-ahead log
+    /// emptied, so no old page holds the data.
+    public func eraseResident(_ id: String, actor: String) throws -> ErasureReport {
+        let path = (directory as NSString).appendingPathComponent(Self.fileName)
+        let bytesBefore = fileSize(path) + fileSize(path + "-wal")
+        var report = ErasureReport(rows: 0, cells: 0, historyEntries: 0, conflicts: 0, rowsByTable: [:], bytesBefore: bytesBefore, bytesAfter: 0)
+        try writer.withLock { connection in
+            try connection.transaction {
+                let rows = try rowsOfResident(id, connection)
+                var sequence = try connection.scalar("SELECT value FROM meta WHERE key = 'seq'")?.int64 ?? 0
+                try connection.run("INSERT OR REPLACE INTO meta (key, value) VALUES ('erasing', 1)")
+                let now = clock()
+                for row in rows {
+                    let arguments: [CellValue] = [.text(row.table), .text(row.row)]
+                    var scopes = try connection.query("SELECT scope FROM row_scopes WHERE tbl = ? AND row_id = ?", arguments).compactMap { $0[0].string }
+                    if scopes.isEmpty { scopes = [Access.everyScope] }
+                    try connection.run("DELETE FROM cells WHERE tbl = ? AND row_id = ?", arguments)
+                    report.cells += connection.changes
+                    try connection.run("DELETE FROM changes WHERE tbl = ? AND row_id = ?", arguments)
+                    report.historyEntries += connection.changes
+                    try connection.run("DELETE FROM conflicts WHERE tbl = ? AND row_id = ?", arguments)
+                    report.conflicts += connection.changes
+                    for statement in ["DELETE FROM row_scopes WHERE tbl = ? AND row_id = ?", "DELETE FROM deliveries WHERE tbl = ? AND row_id = ?",
+                                      "DELETE FROM evictions WHERE tbl = ? AND row_id = ?"] {
+                        try connection.run(statement, arguments)
+                    }
+                    try connection.run("DELETE FROM audit WHERE instr(coalesce(subject, '') || ' ' || coalesce(detail, ''), ?) > 0", [.text(row.row)])
+                    try connection.run("INSERT OR IGNORE INTO erased_rows (tbl, row_id) VALUES (?, ?)",
+                                       [.text(row.table), .text(Self.erasedKey(row.row))])
+                    for scope in scopes {
+                        sequence += 1
+                        try connection.run("INSERT INTO evictions (seq, tbl, row_id, scope, at_ms, kind) VALUES (?, ?, ?, ?, ?, 'purge')",
+                                           [.integer(sequence), .text(row.table), .text(row.row), .text(scope), .integer(now)])
+                    }
+                    report.rowsByTable[row.table, default: 0] += 1
+                }
+                report.rows = rows.count
+                try connection.run("UPDATE meta SET value = ? WHERE key = 'seq'", [.integer(sequence)])
+                try connection.run("UPDATE meta SET value = 0 WHERE key = 'erasing'")
+                let summary = report.rowsByTable.sorted { $0.key < $1.key }.map { "\($0.value) \($0.key)" }.joined(separator: ", ")
+                try audit(connection, actor: actor, action: "erase.resident", subject: "sha256:" + Self.erasedKey(id),
+                          detail: "\(report.rows) rows (\(summary)), \(report.cells) cells, \(report.historyEntries) history entries")
+            }
+            try connection.execute("VACUUM")
+            try connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        }
+        report.bytesAfter = fileSize(path) + fileSize(path + "-wal")
+        return report
+    }
+
+    /// Whether a resident with this id was erased, and when and by whom.
+    public func erasure(ofResident id: String) throws -> AuditEntry? {
+        try auditTrail(subject: "sha256:" + Self.erasedKey(id)).first
+    }
+}
+
+func fileSize(_ path: String) -> Int64 {
+    ((try? FileManager.default.attributesOfItem(atPath: path))?[.size] as? NSNumber)?.int64Value ?? 0
+}

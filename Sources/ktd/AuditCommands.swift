@@ -1,0 +1,96 @@
+import ArgumentParser
+import Foundation
+import KeukentafelServer
+import KeukentafelTerminal
+
+struct AuditCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "audit",
+        abstract: "Answer who changed and who received a resident's data, or list administrative actions.",
+        discussion: """
+            With --resident: every row of the resident's data (their cases and what hangs off them, their
+            care relations, consents, help requests, volunteer or carer record), who changed them (user,
+            device, how many cells, first and last time) and which devices received them (first and last
+            pull). Without: the administrative actions (users, scopes, devices, conflict decisions,
+            backups, erasures), newest first.
+              ktd admin audit --resident a0000000-0000-4000-8000-000000000005 --data demo-data
+            """)
+    @OptionGroup var store: StoreOptions
+    @Option(help: "The id of a resident (residents.id).") var resident: String?
+    @Option(help: "At most this many administrative actions.") var limit = 50
+    @Flag(help: "Print JSON.") var json = false
+
+    func run() async throws {
+        let serverStore = try store.openStore()
+        guard let resident else {
+            let entries = try serverStore.auditTrail(limit: limit)
+            if json { return try Terminal.printJSON(entries) }
+            return Terminal.printTable(["WHEN", "WHO", "ACTION", "SUBJECT", "DETAIL"], entries.map {
+                [$0.at, $0.actor, $0.action, $0.subject ?? "", Terminal.shorten($0.detail ?? "", to: 60)]
+            })
+        }
+        let answer: ResidentAudit
+        do {
+            answer = try serverStore.audit(resident: resident)
+        } catch AdminError.notFound(let why) {
+            if let erasure = try serverStore.erasure(ofResident: resident) {
+                if json { return try Terminal.printJSON(erasure) }
+                print("Resident \(resident) was erased at \(erasure.at) by \(erasure.actor): \(erasure.detail ?? "").")
+                return
+            }
+            throw ValidationError(why)
+        }
+        if json { return try Terminal.printJSON(answer) }
+        let tables = Dictionary(grouping: answer.rows, by: \.table).map { "\($0.value.count) \($0.key)" }.sorted()
+        print("Resident \(resident): \(answer.rows.count) rows (\(tables.joined(separator: ", "))).\n")
+        print("Changed by:")
+        Terminal.printTable(["USER", "DEVICE", "TABLE", "ROWS", "CELLS", "FIRST", "LAST"], answer.changes.map {
+            [$0.user, $0.device, $0.table, String($0.rows), String($0.cells), $0.first, $0.last]
+        })
+        print("\nReceived by:")
+        Terminal.printTable(["USER", "DEVICE", "TABLE", "ROWS", "FIRST", "LAST"], answer.receipts.map {
+            [$0.user, $0.device, $0.table, String($0.rows), $0.first, $0.last]
+        }, empty: "(no device received these rows)")
+    }
+}
+
+struct EraseCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "erase",
+        abstract: "Erase a resident and everything about them (AVG art. 17).",
+        discussion: """
+            Removes the resident and every row of their data (see `ktd admin audit --resident`) from the
+            store: current state, history, conflict records, delivery records and audit entries naming
+            them. Keeps only the fact of the erasure (by whom, when, how many rows). The file is rebuilt
+            so no old page holds the data; every device deletes the rows on its next sync. Cannot be
+            undone: backups taken before still hold the data (expire them by your retention policy).
+              ktd admin erase resident a0000000-0000-4000-8000-000000000005 --yes --data demo-data
+            """)
+    @OptionGroup var store: StoreOptions
+    @Argument(help: "What to erase: resident.") var kind: String
+    @Argument(help: "The resident's id.") var id: String
+    @Flag(help: "Confirm: without it, only show what would be erased.") var yes = false
+    @Flag(help: "Print JSON.") var json = false
+
+    func validate() throws {
+        guard kind == "resident" else { throw ValidationError("only residents can be erased: ktd admin erase resident ID") }
+    }
+
+    func run() async throws {
+        let serverStore = try store.openStore()
+        guard yes else {
+            let rows = try serverStore.rowsOfResident(id)
+            if json { return try Terminal.printJSON(rows) }
+            print("Would erase \(rows.count) rows:")
+            Terminal.printTable(["TABLE", "ROW"], rows.map { [$0.table, $0.row] })
+            print("\nRun again with --yes to erase them.")
+            return
+        }
+        let report = try serverStore.eraseResident(id, actor: adminActor())
+        if json { return try Terminal.printJSON(report) }
+        let tables = report.rowsByTable.sorted { $0.key < $1.key }.map { "\($0.value) \($0.key)" }.joined(separator: ", ")
+        print("Erased \(report.rows) rows (\(tables)): \(report.cells) cells, \(report.historyEntries) history entries, "
+              + "\(report.conflicts) conflict records. Store \(report.bytesBefore / 1024) KiB → \(report.bytesAfter / 1024) KiB.")
+        print("Devices delete these rows on their next sync.")
+    }
+}
