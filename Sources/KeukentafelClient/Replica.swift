@@ -64,7 +64,7 @@ public final class Replica: @unchecked Sendable {
     }
 
     /// Creates a new replica file for a data model. Fails if the file exists.
-    public static func create(path: String, dataModel: DataModel, serverURL: String, token: String,
+    public static func create(path: String, dataModel: DataModel, serverURL: String, token: String, caBundlePath: String? = nil,
                               clock: @escaping @Sendable () -> Int64 = Replica.systemClock) throws -> Replica {
         guard !FileManager.default.fileExists(atPath: path) else {
             throw ReplicaError.alreadyExists("'\(path)' already exists; pick another file or remove it first")
@@ -79,6 +79,10 @@ public final class Replica: @unchecked Sendable {
                 for (key, value) in [("node", NodeID.random().description), ("schema", model), ("server_url", serverURL),
                                      ("token", token), ("cursor", "0"), ("created_at", String(clock()))] {
                     try connection.run("INSERT INTO _kt_meta (key, value) VALUES (?, ?)", [.text(key), .text(value)])
+                }
+                if let caBundlePath {
+                    let absolute = URL(fileURLWithPath: caBundlePath).standardizedFileURL.path
+                    try connection.run("INSERT INTO _kt_meta (key, value) VALUES ('ca_bundle', ?)", [.text(absolute)])
                 }
             }
             chmod(path, 0o600)  // the file holds the device token and personal data
@@ -160,6 +164,8 @@ public final class Replica: @unchecked Sendable {
     var token: String { get throws { try locked { try meta("token") ?? "" } } }
     /// The device token, for tools that talk to the server outside a sync (`kt upgrade`).
     public var tokenForCommands: String { get throws { try token } }
+    /// Extra certificate authorities (PEM) trusted for this replica's server, set by `kt init --ca-bundle`.
+    public var caBundlePath: String? { get throws { try locked { try meta("ca_bundle") } } }
     public var cursor: Int64 { get throws { try locked { Int64(try meta("cursor") ?? "0") ?? 0 } } }
 
     // MARK: Functions the triggers call

@@ -53,9 +53,11 @@ public final class SyncEngine: @unchecked Sendable {
     public var onPage: (@Sendable (SyncReport) -> Void)?
     private let lock = NSLock()
 
-    /// An engine talking to the server the replica was created for, over libcurl.
+    /// An engine talking to the server the replica was created for, over libcurl. Certificates are
+    /// verified; `caBundlePath` (default: the one given to `kt init`) adds trusted authorities.
     public convenience init(replica: Replica, caBundlePath: String? = nil) throws {
-        self.init(replica: replica, transport: CurlTransport(baseURL: try replica.serverURL, token: try replica.token, caBundlePath: caBundlePath))
+        self.init(replica: replica, transport: CurlTransport(baseURL: try replica.serverURL, token: try replica.token,
+                                                             caBundlePath: try caBundlePath ?? replica.caBundlePath))
     }
 
     public init(replica: Replica, transport: any SyncTransport) {

@@ -1,5 +1,7 @@
 import Foundation
 import Hummingbird
+import HummingbirdTLS
+import NIOSSL
 import KeukentafelCompression
 import KeukentafelProtocol
 import Logging
@@ -30,14 +32,27 @@ public struct SyncServerConfiguration: Sendable {
     public var maxBatchChanges: Int
     /// The longest a pull may wait for news (`wait=`), in seconds.
     public var maxWaitSeconds: Int
+    /// Terminate TLS with this certificate chain and key (PEM files); `nil` serves plain HTTP (behind a
+    /// TLS-terminating proxy, or on loopback).
+    public var tls: TLSFiles?
+
+    public struct TLSFiles: Sendable {
+        public var certificateChain: String
+        public var privateKey: String
+        public init(certificateChain: String, privateKey: String) {
+            self.certificateChain = certificateChain
+            self.privateKey = privateKey
+        }
+    }
 
     public init(host: String = "127.0.0.1", port: Int = 8470, maxRequestBytes: Int = 16 * 1024 * 1024, maxBatchChanges: Int = 20_000,
-                maxWaitSeconds: Int = 30) {
+                maxWaitSeconds: Int = 30, tls: TLSFiles? = nil) {
         self.host = host
         self.port = port
         self.maxRequestBytes = maxRequestBytes
         self.maxBatchChanges = maxBatchChanges
         self.maxWaitSeconds = maxWaitSeconds
+        self.tls = tls
     }
 }
 
@@ -172,12 +187,33 @@ public struct SyncServer: Sendable {
     }
 
     /// Builds the Hummingbird application. `onRunning` receives the bound port (useful with port 0).
-    public func makeApplication(onRunning: @escaping @Sendable (Int) async -> Void = { _ in }) -> some ApplicationProtocol {
+    /// Throws when the TLS certificate or key cannot be read.
+    public func makeApplication(onRunning: @escaping @Sendable (Int) async -> Void = { _ in }) throws -> some ApplicationProtocol {
         Application(
             router: makeRouter(),
+            server: try configuration.tls.map { try .tls(.http1(), tlsConfiguration: try Self.tlsConfiguration($0)) } ?? .http1(),
             configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "ktd"),
             onServerRunning: { channel in await onRunning(channel.localAddress?.port ?? 0) },
             logger: logger)
+    }
+
+    static func tlsConfiguration(_ files: SyncServerConfiguration.TLSFiles) throws -> TLSConfiguration {
+        let chain: [NIOSSLCertificate]
+        let key: NIOSSLPrivateKey
+        do {
+            chain = try NIOSSLCertificate.fromPEMFile(files.certificateChain)
+        } catch {
+            throw TLSSetupError(description: "cannot read the TLS certificate chain '\(files.certificateChain)' (PEM expected): \(error)")
+        }
+        do {
+            key = try NIOSSLPrivateKey(file: files.privateKey, format: .pem)
+        } catch {
+            throw TLSSetupError(description: "cannot read the TLS private key '\(files.privateKey)' (PEM expected): \(error)")
+        }
+        guard !chain.isEmpty else { throw TLSSetupError(description: "'\(files.certificateChain)' holds no certificate") }
+        var tls = TLSConfiguration.makeServerConfiguration(certificateChain: chain.map { .certificate($0) }, privateKey: .privateKey(key))
+        tls.minimumTLSVersion = .tlsv12
+        return tls
     }
 }
 
@@ -187,6 +223,11 @@ extension SyncRequestContext {
         guard let access else { throw APIError(.unauthorized, "authentication required", status: .unauthorized) }
         return access
     }
+}
+
+/// A TLS certificate or key that cannot be used.
+public struct TLSSetupError: Error, CustomStringConvertible {
+    public var description: String
 }
 
 /// Runs blocking store work on NIO's thread pool, never on the event loop or the cooperative pool.

@@ -76,7 +76,7 @@ struct Bench: AsyncParsableCommand {
         logger.logLevel = .error
         let server = SyncServer(store: store, configuration: SyncServerConfiguration(host: "127.0.0.1", port: 0), logger: logger)
         let (ports, continuation) = AsyncStream<Int>.makeStream()
-        let app = server.makeApplication { continuation.yield($0) }
+        let app = try server.makeApplication { continuation.yield($0) }
         let group = ServiceGroup(configuration: .init(services: [app], gracefulShutdownSignals: [], logger: logger))
         let serverTask = Task { try await group.run() }
         var iterator = ports.makeAsyncIterator()

@@ -39,7 +39,8 @@ struct Init: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("The replica file to create.", valueName: "file")) var db: String
     @Option(name: .long, help: ArgumentHelp("Server base URL, e.g. https://kt.gemeente.nl", valueName: "url")) var server: String
     @Option(name: .long, help: "The device token from `ktd admin device add`.") var token: String
-    @Option(name: .long, help: ArgumentHelp("Extra CA certificates (PEM) to trust.", valueName: "file")) var caBundle: String?
+    @Option(name: .long, help: ArgumentHelp("Extra CA certificates (PEM) to trust for this server; remembered by the replica.", valueName: "file"))
+    var caBundle: String?
     @Flag(help: "Print JSON instead of text.") var json = false
 
     func run() throws {
@@ -50,10 +51,13 @@ struct Init: ParsableCommand {
             throw ValidationError("the server refused: \(reason ?? "HTTP \(exchange.status)")")
         }
         let hello = try JSONDecoder().decode(HelloResponse.self, from: exchange.body)
-        let replica = try Replica.create(path: db, dataModel: hello.schema, serverURL: server, token: token)
+        let replica = try Replica.create(path: db, dataModel: hello.schema, serverURL: server, token: token, caBundlePath: caBundle)
         if json {
             return try Terminal.printJSON(["db": db, "node": replica.node.description, "device": hello.device,
                                   "schemaVersion": String(hello.schema.version)])
+        }
+        if let user = hello.user {
+            print("Device of \(user) (\(hello.role ?? "?"); scopes: \((hello.scopes ?? []).isEmpty ? "none yet" : (hello.scopes ?? []).joined(separator: " "))).")
         }
         print("Replica \(db) created (node \(replica.node), device \(hello.device), data model v\(hello.schema.version),",
               "\(hello.schema.tables.count) tables). Run `kt sync --db \(db)` to download.")
@@ -104,7 +108,7 @@ struct Sync: ParsableCommand {
         discussion: "Exits non-zero with the reason when the server cannot be reached or refuses; nothing local is lost then.")
 
     @OptionGroup var options: ReplicaOptions
-    @Option(name: .long, help: ArgumentHelp("Extra CA certificates (PEM) to trust.", valueName: "file")) var caBundle: String?
+    @Option(name: .long, help: ArgumentHelp("Extra CA certificates (PEM) to trust (default: the one given to kt init).", valueName: "file")) var caBundle: String?
 
     func run() throws {
         let replica = try options.open()
@@ -272,7 +276,7 @@ struct History: ParsableCommand {
     @Argument(help: "Row id.") var row: String
     @Argument(help: "Column (default: all).") var column: String?
     @Flag(help: "Show values in full instead of shortened.") var full = false
-    @Option(name: .long, help: ArgumentHelp("Extra CA certificates (PEM) to trust.", valueName: "file")) var caBundle: String?
+    @Option(name: .long, help: ArgumentHelp("Extra CA certificates (PEM) to trust (default: the one given to kt init).", valueName: "file")) var caBundle: String?
 
     func run() throws {
         let entries: [HistoryEntry]
@@ -296,11 +300,12 @@ struct Upgrade: ParsableCommand {
             are queued again. Run `kt sync` afterwards.
             """)
     @OptionGroup var options: ReplicaOptions
-    @Option(name: .long, help: ArgumentHelp("Extra CA certificates (PEM) to trust.", valueName: "file")) var caBundle: String?
+    @Option(name: .long, help: ArgumentHelp("Extra CA certificates (PEM) to trust (default: the one given to kt init).", valueName: "file")) var caBundle: String?
 
     func run() throws {
         let replica = try options.open()
-        let transport = CurlTransport(baseURL: try replica.serverURL, token: try replica.tokenForCommands, caBundlePath: caBundle)
+        let transport = CurlTransport(baseURL: try replica.serverURL, token: try replica.tokenForCommands,
+                                      caBundlePath: try caBundle ?? replica.caBundlePath)
         let exchange = try transport.send(method: "GET", path: "/v1/hello", query: [], body: nil)
         guard exchange.status == 200 else { throw ValidationError("the server refused: HTTP \(exchange.status)") }
         let hello = try JSONDecoder().decode(HelloResponse.self, from: exchange.body)
@@ -349,7 +354,7 @@ struct Daemon: ParsableCommand {
             """)
     @OptionGroup var options: ReplicaOptions
     @Option(help: "Seconds a long-poll waits for news; also the longest a local write waits to be pushed.") var poll = 1
-    @Option(name: .long, help: ArgumentHelp("Extra CA certificates (PEM) to trust.", valueName: "file")) var caBundle: String?
+    @Option(name: .long, help: ArgumentHelp("Extra CA certificates (PEM) to trust (default: the one given to kt init).", valueName: "file")) var caBundle: String?
 
     func run() throws {
         let daemon = SyncDaemon(engine: try SyncEngine(replica: try options.open(), caBundlePath: caBundle), pollSeconds: poll)

@@ -109,6 +109,14 @@ struct Serve: AsyncParsableCommand {
     @Option(name: .long, help: "Longest a pull may wait for news (wait=), in seconds. Environment: KT_MAX_WAIT. Default: 30")
     var maxWait: Int?
 
+    @Option(name: .long, help: ArgumentHelp(
+        "Serve HTTPS with this certificate chain (PEM; the server's certificate first). Needs --tls-key. Environment: KT_TLS_CERTIFICATE.",
+        valueName: "file"))
+    var tlsCertificate: String?
+
+    @Option(name: .long, help: ArgumentHelp("The private key (PEM) of --tls-certificate. Environment: KT_TLS_KEY.", valueName: "file"))
+    var tlsKey: String?
+
     @Option(name: .long, help: ArgumentHelp("Write the bound port to this file once listening (for scripts and tests).", valueName: "file"))
     var portFile: String?
 
@@ -125,18 +133,23 @@ struct Serve: AsyncParsableCommand {
             throw ValidationError("listen takes host:port, e.g. 127.0.0.1:8470; got '\(listen)'")
         }
         let host = String(listen[..<colon])
+        let certificate = file.value("tls-certificate", flag: tlsCertificate), key = file.value("tls-key", flag: tlsKey)
+        guard (certificate == nil) == (key == nil) else {
+            throw ValidationError("TLS needs both --tls-certificate and --tls-key (or neither, for plain HTTP behind a proxy)")
+        }
+        let tls = certificate.flatMap { certificate in key.map { SyncServerConfiguration.TLSFiles(certificateChain: certificate, privateKey: $0) } }
         LoggingSetup.bootstrap()
         let serverStore = try store.openStore(maxClockSkewSeconds: maxClockSkew)
         let logger = Logger(label: "ktd")
         let server = SyncServer(
             store: serverStore,
-            configuration: SyncServerConfiguration(host: host, port: port, maxRequestBytes: maxRequestBytes, maxWaitSeconds: maxWait),
+            configuration: SyncServerConfiguration(host: host, port: port, maxRequestBytes: maxRequestBytes, maxWaitSeconds: maxWait, tls: tls),
             logger: logger)
         let portFile = self.portFile
-        let app = server.makeApplication { boundPort in
+        let app = try server.makeApplication { boundPort in
             logger.info("ktd listening", metadata: ["address": "\(host):\(boundPort)", "data": "\(store.data)"])
             if let portFile { try? String(boundPort).write(toFile: portFile, atomically: true, encoding: .utf8) }
-            print("ktd listening on http://\(host):\(boundPort)")
+            print("ktd listening on \(tls == nil ? "http" : "https")://\(host):\(boundPort)")
             fflush(nil)  // all streams: scripts wait for this line
         }
         if stopWithParent { watchParent() }

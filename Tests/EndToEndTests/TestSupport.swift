@@ -67,25 +67,30 @@ final class TestServer: @unchecked Sendable {
     private let task: Task<Void, any Error>
     private let group: ServiceGroup
 
-    var url: String { "http://127.0.0.1:\(port)" }
+    let scheme: String
+    var url: String { "\(scheme)://127.0.0.1:\(port)" }
 
-    static func start(dataModel: DataModel? = nil, maxRequestBytes: Int = 16 * 1024 * 1024) async throws -> TestServer {
+    static func start(dataModel: DataModel? = nil, maxRequestBytes: Int = 16 * 1024 * 1024,
+                      tls: SyncServerConfiguration.TLSFiles? = nil) async throws -> TestServer {
         let directory = try temporaryDirectory("ktd")
         let store = try ServerStore(directory: directory, dataModel: try dataModel ?? shippedDataModel())
         var logger = Logger(label: "ktd-test")
         logger.logLevel = .warning
-        let server = SyncServer(store: store, configuration: SyncServerConfiguration(host: "127.0.0.1", port: 0, maxRequestBytes: maxRequestBytes),
+        let server = SyncServer(store: store, configuration: SyncServerConfiguration(host: "127.0.0.1", port: 0, maxRequestBytes: maxRequestBytes, tls: tls),
                                 logger: logger)
         let (ports, continuation) = AsyncStream<Int>.makeStream()
-        let app = server.makeApplication { port in continuation.yield(port) }
+        let app = try server.makeApplication { port in continuation.yield(port) }
         let group = ServiceGroup(configuration: .init(services: [app], gracefulShutdownSignals: [], logger: logger))
         let task = Task { try await group.run() }
         var iterator = ports.makeAsyncIterator()
         guard let port = await iterator.next() else { throw TestFailure("server did not start") }
-        return TestServer(directory: directory, store: store, sync: server, port: port, task: task, group: group)
+        return TestServer(directory: directory, store: store, sync: server, port: port, scheme: tls == nil ? "http" : "https",
+                          task: task, group: group)
     }
 
-    private init(directory: String, store: ServerStore, sync: SyncServer, port: Int, task: Task<Void, any Error>, group: ServiceGroup) {
+    private init(directory: String, store: ServerStore, sync: SyncServer, port: Int, scheme: String, task: Task<Void, any Error>,
+                 group: ServiceGroup) {
+        self.scheme = scheme
         self.directory = directory
         self.store = store
         self.sync = sync
