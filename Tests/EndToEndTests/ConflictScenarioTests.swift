@@ -7,7 +7,7 @@ import Testing
 /// The conflicts that really happen (DOMAIN.md, "Conflicts that really happen"), end to end: a real
 /// server, a field laptop and the office, with the final state checked everywhere.
 /// Scenario 8 (delete vs edit) and 9 (a clock a year ahead) are in SyncScenarioTests (c) and (f);
-/// scenario 7 (a case moving to another team) needs scopes (issue 5).
+/// scenario 7 (a case moving to another team) is AccessTests.aCaseMovedToAnotherTeamLeavesTheOldTeamAndReachesTheNew.
 @Suite struct ConflictScenarioTests {
     struct Fleet {
         let server: TestServer
