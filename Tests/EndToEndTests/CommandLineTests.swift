@@ -145,6 +145,41 @@ import Testing
         #expect(refused.error.contains("cases.melding_date"))
     }
 
+    @Test func theOfficeManagesUsersAuditsAndErasesFromTheCommandLine() async throws {
+        let work = try temporaryDirectory("admin")
+        let data = work + "/data"
+        try await run("ktd", ["admin", "demo", "--data", data, "--schema", repositoryRoot.appendingPathComponent("Schemas/datamodel.yaml").path], in: work)
+        let users = try await run("ktd", ["admin", "user", "list", "--data", data], in: work)
+        #expect(users.output.contains("fatima") && users.output.contains("team:castricum-noord"))
+        let bad = try await run("ktd", ["admin", "scope", "add", "fatima", "wijk:noord", "--data", data], in: work, expect: 1)
+        #expect(bad.error.contains("is not a scope") && bad.error.contains("team:<code>"), "\(bad.error)")
+        let token = try token(try await run("ktd", ["admin", "device", "add", "laptop", "--user", "fatima", "--data", data, "--json"],
+                                            in: work).output)
+        let (server, url) = try await startServer(data: data, in: work)
+        defer { server.terminate() }
+        let initialised = try await run("kt", ["init", "--db", "laptop.sqlite", "--server", url, "--token", token], in: work)
+        #expect(initialised.output.contains("Device of fatima (consultant; scopes: municipality:castricum team:castricum-noord)"))
+        try await run("kt", ["sync", "--db", "laptop.sqlite"], in: work)
+
+        let resident = "a0000000-0000-4000-8000-000000000005"
+        let audit = try await run("ktd", ["admin", "audit", "--resident", resident, "--data", data], in: work)
+        #expect(audit.output.contains("10 rows") && audit.output.contains("Received by:"))
+        #expect(audit.output.contains("fatima") && audit.output.contains("laptop"))
+        let dryRun = try await run("ktd", ["admin", "erase", "resident", resident, "--data", data], in: work)
+        #expect(dryRun.output.contains("Would erase 10 rows"))
+        let erased = try await run("ktd", ["admin", "erase", "resident", resident, "--yes", "--data", data], in: work)
+        #expect(erased.output.contains("Erased 10 rows"))
+        let after = try await run("ktd", ["admin", "audit", "--resident", resident, "--data", data], in: work)
+        #expect(after.output.contains("was erased at"))
+        let actions = try await run("ktd", ["admin", "audit", "--data", data], in: work)
+        for action in ["erase.resident", "device.add", "scope.add", "user.add"] { #expect(actions.output.contains(action)) }
+
+        let purged = try await run("kt", ["sync", "--db", "laptop.sqlite", "--json"], in: work)
+        #expect(purged.output.contains("\"rowsPurged\" : 10"), "\(purged.output)")
+        let left = try await run("kt", ["sql", "--db", "laptop.sqlite", "SELECT count(*) FROM residents WHERE id = '\(resident)'"], in: work)
+        #expect(left.output.contains("0"))
+    }
+
     @Test func syncFailsWithAReasonAndExitCodeWhenTheServerIsGone() async throws {
         let work = try temporaryDirectory("offline")
         let data = work + "/data"
@@ -181,6 +216,7 @@ import Testing
         let work = try temporaryDirectory("help")
         for (tool, command) in [("ktd", ["serve"]), ("ktd", ["admin", "device", "add"]), ("ktd", ["admin", "conflicts", "list"]),
                                 ("ktd", ["admin", "user", "add"]), ("ktd", ["admin", "scope", "add"]), ("ktd", ["admin", "device", "lost"]),
+                                ("ktd", ["admin", "audit"]), ("ktd", ["admin", "erase"]),
                                 ("ktd", ["admin", "demo"]), ("kt", ["init"]), ("kt", ["sql"]), ("kt", ["sync"]), ("kt", ["status"]),
                                 ("kt", ["conflicts", "show"]), ("kt", ["due"]), ("kt", ["upgrade"])] {
             let help = try await run(tool, command + ["--help"], in: work)
