@@ -232,19 +232,23 @@ extension Replica {
         try connection.run("""
             INSERT INTO _kt_conflicts (id, tbl, row_id, col, winner_value, winner_version, winner_device, loser_value, loser_version,
                 loser_device, base_version, rule, review, recorded_at, resolved_at, resolved_by, resolution,
-                winner_device_name, loser_device_name)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                winner_device_name, loser_device_name, winner_user, loser_user)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
             ON CONFLICT (id) DO UPDATE SET resolved_at = excluded.resolved_at, resolved_by = excluded.resolved_by,
                 resolution = excluded.resolution
-            """, [
-                .integer(conflict.id), .text(conflict.table), .text(conflict.row), .text(conflict.column),
-                conflict.winnerValue, .text(conflict.winnerVersion.description), conflict.winnerDevice.map(CellValue.text) ?? .null,
-                conflict.loserValue, .text(conflict.loserVersion.description), conflict.loserDevice.map(CellValue.text) ?? .null,
-                conflict.base.map { .text($0.description) } ?? .null, .text(conflict.rule), .integer(conflict.review ? 1 : 0),
-                .text(conflict.recordedAt), conflict.resolvedAt.map(CellValue.text) ?? .null,
-                conflict.resolvedBy.map(CellValue.text) ?? .null, conflict.resolution.map(CellValue.text) ?? .null,
-                conflict.winnerDeviceName.map(CellValue.text) ?? .null, conflict.loserDeviceName.map(CellValue.text) ?? .null,
-            ])
+            """, Self.arguments(of: conflict))
+    }
+
+    /// The columns of `_kt_conflicts` for one record, in table order.
+    private static func arguments(of conflict: ConflictRecord) -> [CellValue] {
+        func text(_ value: String?) -> CellValue { value.map(CellValue.text) ?? .null }
+        var values: [CellValue] = [.integer(conflict.id), .text(conflict.table), .text(conflict.row), .text(conflict.column)]
+        values += [conflict.winnerValue, .text(conflict.winnerVersion.description), text(conflict.winnerDevice)]
+        values += [conflict.loserValue, .text(conflict.loserVersion.description), text(conflict.loserDevice)]
+        values += [text(conflict.base?.description), .text(conflict.rule), .integer(conflict.review ? 1 : 0), .text(conflict.recordedAt)]
+        values += [text(conflict.resolvedAt), text(conflict.resolvedBy), text(conflict.resolution)]
+        values += [text(conflict.winnerDeviceName), text(conflict.loserDeviceName), text(conflict.winnerUser), text(conflict.loserUser)]
+        return values
     }
 
     /// Conflicts this replica knows of, newest first.
@@ -253,9 +257,9 @@ extension Replica {
             try connection.query("""
                 SELECT id, tbl, row_id, col, winner_value, winner_version, winner_device, loser_value, loser_version, loser_device,
                        base_version, rule, review, recorded_at, resolved_at, resolved_by, resolution,
-                       winner_device_name, loser_device_name
+                       winner_device_name, loser_device_name, winner_user, loser_user
                 FROM _kt_conflicts ORDER BY id DESC
-                """).compactMap { r in
+                """).compactMap { (r: [CellValue]) -> ConflictRecord? in
                 guard case .integer(let id) = r[0], let winner = CellVersion(r[5].description), let loser = CellVersion(r[8].description)
                 else { return nil }
                 func text(_ value: CellValue) -> String? { value == .null ? nil : value.description }
@@ -265,7 +269,7 @@ extension Replica {
                     loserValue: r[7], loserVersion: loser, loserDevice: text(r[9]),
                     base: text(r[10]).flatMap(CellVersion.init), rule: r[11].description, review: r[12] == .integer(1),
                     recordedAt: r[13].description, resolvedAt: text(r[14]), resolvedBy: text(r[15]), resolution: text(r[16]),
-                    winnerDeviceName: text(r[17]), loserDeviceName: text(r[18]))
+                    winnerDeviceName: text(r[17]), loserDeviceName: text(r[18]), winnerUser: text(r[19]), loserUser: text(r[20]))
             }
         }
     }

@@ -61,6 +61,10 @@ public final class Replica: @unchecked Sendable {
         self.dataModel = try JSONDecoder().decode(DataModel.self, from: Data(modelJSON.utf8))
         try registerFunctions()
         try connection.execute(ReplicaSchema.metaDDL)  // idempotent: brings replicas of older releases up to date
+        let conflictColumns = Set(try connection.query("PRAGMA table_info(_kt_conflicts)").map { $0[1].description })
+        for column in ["winner_user", "loser_user"] where !conflictColumns.contains(column) {
+            try connection.execute("ALTER TABLE _kt_conflicts ADD COLUMN \(column) TEXT")
+        }
     }
 
     /// Creates a new replica file for a data model. Fails if the file exists.

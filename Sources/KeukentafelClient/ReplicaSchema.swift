@@ -52,7 +52,8 @@ enum ReplicaSchema {
             loser_value, loser_version TEXT NOT NULL, loser_device TEXT,
             base_version TEXT, rule TEXT NOT NULL, review INTEGER NOT NULL, recorded_at TEXT NOT NULL,
             resolved_at TEXT, resolved_by TEXT, resolution TEXT,
-            winner_device_name TEXT, loser_device_name TEXT
+            winner_device_name TEXT, loser_device_name TEXT,
+            winner_user TEXT, loser_user TEXT
         );
         """
 

@@ -157,12 +157,15 @@ public struct ConflictRecord: Codable, Sendable, Hashable {
     /// Names of the devices, for people (the ids above are for machines).
     public var winnerDeviceName: String?
     public var loserDeviceName: String?
+    /// The users the two devices belong to.
+    public var winnerUser: String?
+    public var loserUser: String?
 
     public init(id: Int64, table: String, row: String, column: String, winnerValue: CellValue, winnerVersion: CellVersion,
                 winnerDevice: String?, loserValue: CellValue, loserVersion: CellVersion, loserDevice: String?,
                 base: CellVersion?, rule: String, review: Bool, recordedAt: String,
                 resolvedAt: String? = nil, resolvedBy: String? = nil, resolution: String? = nil,
-                winnerDeviceName: String? = nil, loserDeviceName: String? = nil) {
+                winnerDeviceName: String? = nil, loserDeviceName: String? = nil, winnerUser: String? = nil, loserUser: String? = nil) {
         self.id = id
         self.table = table
         self.row = row
@@ -182,6 +185,8 @@ public struct ConflictRecord: Codable, Sendable, Hashable {
         self.resolution = resolution
         self.winnerDeviceName = winnerDeviceName
         self.loserDeviceName = loserDeviceName
+        self.winnerUser = winnerUser
+        self.loserUser = loserUser
     }
 }
 

@@ -129,7 +129,9 @@ extension ServerStore {
             SELECT id, tbl, row_id, col, winner_value, winner_hlc, winner_node, winner_device,
                    loser_value, loser_hlc, loser_node, loser_device, base_hlc, base_node, rule, review, recorded_at,
                    resolved_at, coalesce((SELECT name FROM devices WHERE id = resolved_by), resolved_by), resolution,
-                   (SELECT name FROM devices WHERE id = winner_device), (SELECT name FROM devices WHERE id = loser_device)
+                   (SELECT name FROM devices WHERE id = winner_device), (SELECT name FROM devices WHERE id = loser_device),
+                   (SELECT u.name FROM devices d JOIN users u ON u.id = d.user_id WHERE d.id = winner_device),
+                   (SELECT u.name FROM devices d JOIN users u ON u.id = d.user_id WHERE d.id = loser_device)
             FROM conflicts WHERE \(condition) ORDER BY \(order)
             """, arguments)
         return rows.compactMap { r in
@@ -142,7 +144,7 @@ extension ServerStore {
                 loserValue: r[8], loserVersion: loserVersion, loserDevice: r[11].string,
                 base: CellVersion(hlc: r[12], node: r[13]), rule: r[14].string ?? "lww", review: r[15].int64 == 1,
                 recordedAt: r[16].string ?? "", resolvedAt: r[17].string, resolvedBy: r[18].string, resolution: r[19].string,
-                winnerDeviceName: r[20].string, loserDeviceName: r[21].string)
+                winnerDeviceName: r[20].string, loserDeviceName: r[21].string, winnerUser: r[22].string, loserUser: r[23].string)
         }
     }
 }

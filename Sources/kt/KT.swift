@@ -187,7 +187,8 @@ struct Conflicts: ParsableCommand {
         @Option(help: "Only this table.") var table: String?
         @Option(help: ArgumentHelp("Only this row (id or its first characters).", valueName: "id")) var row: String?
         @Option(help: ArgumentHelp("Only conflicts recorded on or after this date (YYYY-MM-DD).", valueName: "date")) var since: String?
-        @Option(help: ArgumentHelp("Only conflicts in which this device (id) took part.", valueName: "device")) var device: String?
+        @Option(help: ArgumentHelp("Only conflicts in which this device (id or name) took part.", valueName: "device")) var device: String?
+        @Option(help: ArgumentHelp("Only conflicts in which a device of this user took part.", valueName: "user")) var user: String?
         @Flag(help: "Only conflicts nobody resolved yet.") var unresolved = false
         @Flag(help: "Only the review queue (columns the data model flags for review).") var review = false
         @Flag(help: "Only conflicts in which a write of this device lost.") var mine = false
@@ -195,13 +196,9 @@ struct Conflicts: ParsableCommand {
 
         func run() throws {
             let replica = try options.open()
-            let conflicts = try replica.conflicts().filter { c in
-                (table == nil || c.table == table) && (row.map { c.row.hasPrefix($0) } ?? true)
-                    && (since.map { c.recordedAt >= $0 } ?? true)
-                    && (device.map { c.winnerDevice == $0 || c.loserDevice == $0 } ?? true)
-                    && (!unresolved || (c.resolvedAt == nil && c.resolution == nil)) && (!review || c.review)
-                    && (!mine || c.loserVersion.node == replica.node)
-            }
+            let filter = ConflictFilter(table: table, row: row, since: since, device: device, user: user,
+                                        unresolvedOnly: unresolved, reviewOnly: review)
+            let conflicts = try replica.conflicts().filter { filter.matches($0) && (!mine || $0.loserVersion.node == replica.node) }
             if options.json { return try Terminal.printJSON(conflicts) }
             let width = full ? Int.max : 28
             Terminal.printTable(["ID", "CELL", "WINNER", "LOSER", "RULE", "MINE LOST", "STATE", "RECORDED"], conflicts.map {

@@ -213,18 +213,38 @@ struct ConflictsCommand: AsyncParsableCommand {
         subcommands: [List.self, Show.self, Resolve.self])
 
     struct List: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "List conflicts, newest first.")
+        static let configuration = CommandConfiguration(
+            abstract: "List conflicts, newest first.",
+            discussion: """
+                The same filters as `kt conflicts list` on a device, over every conflict in the store:
+                  ktd admin conflicts list --review --unresolved          # the review queue
+                  ktd admin conflicts list --user fatima --since 2026-11-01
+                """)
         @OptionGroup var store: StoreOptions
+        @Option(help: "Only this table.") var table: String?
+        @Option(help: ArgumentHelp("Only this row (id or its first characters).", valueName: "id")) var row: String?
+        @Option(help: ArgumentHelp("Only conflicts recorded on or after this date (YYYY-MM-DD).", valueName: "date")) var since: String?
+        @Option(help: ArgumentHelp("Only conflicts in which this device (id or name) took part.", valueName: "device")) var device: String?
+        @Option(help: ArgumentHelp("Only conflicts in which a device of this user took part.", valueName: "user")) var user: String?
         @Flag(help: "Only conflicts nobody resolved yet.") var unresolved = false
+        @Flag(help: "Only the review queue (columns the data model flags for review).") var review = false
+        @Option(help: "At most this many (newest first).") var limit = 1000
+        @Flag(help: "Show values in full instead of shortened.") var full = false
         @Flag(help: "Print JSON.") var json = false
 
         func run() async throws {
-            let conflicts = try store.openStore().conflicts(unresolvedOnly: unresolved)
+            let filter = ConflictFilter(table: table, row: row, since: since, device: device, user: user,
+                                        unresolvedOnly: unresolved, reviewOnly: review)
+            let conflicts = Array(try store.openStore().conflicts(limit: 1_000_000).filter(filter.matches).prefix(limit))
             if json { return try Terminal.printJSON(conflicts) }
-            Terminal.printTable(["ID", "CELL", "WINNER", "LOSER", "RULE", "REVIEW", "RECORDED"], conflicts.map {
-                ["\($0.id)", "\($0.table)/\($0.row.prefix(8))…/\($0.column)", Terminal.shorten($0.winnerValue.description),
-                 Terminal.shorten($0.loserValue.description), $0.rule, $0.review ? "yes" : "", $0.recordedAt]
-            })
+            let width = full ? Int.max : 28
+            Terminal.printTable(["ID", "CELL", "WINNER", "LOSER", "WHO (WON / LOST)", "RULE", "STATE", "RECORDED"], conflicts.map {
+                ["\($0.id)", "\($0.table)/\($0.row.prefix(8))…/\($0.column)", Terminal.shorten($0.winnerValue.description, to: width),
+                 Terminal.shorten($0.loserValue.description, to: width),
+                 "\($0.winnerUser ?? $0.winnerDeviceName ?? "office") / \($0.loserUser ?? $0.loserDeviceName ?? "office")",
+                 $0.rule + ($0.review ? " (review)" : ""),
+                 $0.resolvedAt != nil ? Terminal.paint("resolved", .green) : Terminal.paint("open", .yellow), Terminal.age(ofISO: $0.recordedAt)]
+            }, empty: "No conflicts.")
         }
     }
 

@@ -221,4 +221,33 @@ import Testing
         #expect(history.allSatisfy { !$0.receivedAt.isEmpty })
         await fleet.server.stop()
     }
+
+    @Test func conflictsAreFoundByUserAndDeviceInTheFieldAndAtTheOffice() async throws {
+        let server = try await TestServer.start()
+        _ = try server.store.loadDemoData()
+        let clock = TestClock()
+        let fatima = try server.replica("laptop fatima", clock: clock, user: "fatima", role: .consultant, scopes: ["team:castricum-noord"])
+        let anne = try server.replica("desk anne", clock: clock, user: "anne", role: .backOffice, scopes: ["*"])
+        for replica in [fatima, anne] { try await replica.sync() }
+        try fatima.execute("UPDATE cases SET contact_person = 'Fatima' WHERE id = ?", [.text(Self.deVriesCase)])
+        try anne.execute("UPDATE cases SET contact_person = 'Anne' WHERE id = ?", [.text(Self.deVriesCase)])
+        try await fatima.sync()
+        try await anne.sync()
+        try await fatima.sync()
+
+        let onServer = try server.store.conflicts()
+        #expect(onServer.count == 1)
+        let record = try #require(onServer.first)
+        #expect(record.winnerUser == "anne" && record.loserUser == "fatima")
+        for filter in [ConflictFilter(user: "fatima"), ConflictFilter(user: "anne"), ConflictFilter(device: "laptop fatima"),
+                       ConflictFilter(table: "cases", row: String(Self.deVriesCase.prefix(8)), unresolvedOnly: true, reviewOnly: true)] {
+            #expect(onServer.filter(filter.matches).count == 1, "\(filter)")
+            #expect(try fatima.conflicts().filter(filter.matches).count == 1, "the device sees the same: \(filter)")
+        }
+        for filter in [ConflictFilter(user: "ruud"), ConflictFilter(device: "office"), ConflictFilter(table: "notes"),
+                       ConflictFilter(since: "2999-01-01")] {
+            #expect(onServer.filter(filter.matches).isEmpty, "\(filter)")
+        }
+        await server.stop()
+    }
 }
