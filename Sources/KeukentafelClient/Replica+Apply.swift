@@ -11,6 +11,8 @@ public struct ApplyCounts: Sendable, Equatable, Codable {
     /// Rows dropped because they left this device's scopes, were erased, or were not in a resync.
     public var rowsEvicted = 0
     public var rowsPurged = 0
+    /// After the server's store went back to a backup: own writes queued to be sent again.
+    public var changesRequeued = 0
 }
 
 extension Replica {
@@ -34,13 +36,18 @@ extension Replica {
                 try connection.transaction {
                     var counts = ApplyCounts()
                     if page.resync {
-                        try beginResync()
+                        // A new epoch means the store went back: recover this device's own writes.
+                        let known = try meta("server_epoch")
+                        let wentBack = known != nil && page.epoch != nil && page.epoch != known
+                        try beginResync(wentBack ? .recovery : .scopes)
+                        if let epoch = page.epoch { try setMeta("server_epoch", epoch) }
                         return counts
                     }
+                    let recovering = try resyncMode == .recovery
                     var newest: UInt64 = 0
                     for (index, row) in page.rows.enumerated() {
                         counts.cellsReceived += row.cells.count
-                        try applyRow(row, counts: &counts, newest: &newest)
+                        try applyRow(row, counts: &counts, newest: &newest, recovering: recovering)
                         try afterApplyingRow?(index)
                     }
                     for conflict in page.conflicts {
@@ -49,10 +56,15 @@ extension Replica {
                     }
                     if !page.evictions.isEmpty { counts.rowsEvicted += try remove(page.evictions, purge: false) }
                     if !page.purges.isEmpty { counts.rowsPurged += try remove(page.purges, purge: true) }
-                    if try isResyncing {
+                    if let mode = try resyncMode {
                         try noteSeen(page.rows)
-                        if !page.more { counts.rowsEvicted += try finishResync() }
+                        if !page.more {
+                            let finished = try finishResync(mode)
+                            counts.rowsEvicted += finished.dropped
+                            counts.changesRequeued += finished.requeued
+                        }
                     }
+                    if let epoch = page.epoch, try meta("server_epoch") != epoch { try setMeta("server_epoch", epoch) }
                     if newest > 0 { try observe(hlc: newest) }
                     if page.schemaVersion != dataModel.version { try setMeta("server_schema_version", String(page.schemaVersion)) }
                     try setMeta("cursor", String(page.cursor))
@@ -69,7 +81,7 @@ extension Replica {
     /// Applies the cells of one row. Versions decide per cell; the merged versions decide whether the
     /// row is live. A dead row's values are kept beside its versions (`_kt_clock.val`), so if a newer
     /// edit brings it back, the row returns whole, whatever order the cells arrive in.
-    func applyRow(_ row: FeedRow, counts: inout ApplyCounts, newest: inout UInt64) throws {
+    func applyRow(_ row: FeedRow, counts: inout ApplyCounts, newest: inout UInt64, recovering: Bool = false) throws {
         guard let table = dataModel.table(named: row.table) else {
             try stash(row.cells, table: row.table, row: row.row)  // a table this model version does not know yet
             return
@@ -93,7 +105,12 @@ extension Replica {
         var winners: [FeedCell] = []
         for cell in row.cells {
             newest = max(newest, cell.version.hlc)
-            if let mine = local[cell.column], mine >= cell.version { continue }
+            if let mine = local[cell.column], mine >= cell.version {
+                if recovering, mine > cell.version, mine.node == node {
+                    try noteNewerOwnCell(table: row.table, row: row.row, column: cell.column, serverVersion: cell.version)
+                }
+                continue
+            }
             let isTombstone = cell.column == Merge.deletedColumn
             guard isTombstone || table.column(named: cell.column) != nil else {
                 try stash([cell], table: row.table, row: row.row)

@@ -39,16 +39,26 @@ extension Replica {
         return done.count
     }
 
+    /// Why a resync runs.
+    enum ResyncMode: String {
+        /// The user's scopes changed: drop what the new feed does not hold.
+        case scopes = "1"
+        /// The server's store went back to a backup: keep, and send again, this device's own writes
+        /// the restored store lacks.
+        case recovery = "recover"
+    }
+
     /// Starts the feed over: the cursor goes back to 0 and the rows of the new feed are noted, so
-    /// that `finishResync()` can drop what the device no longer sees.
-    func beginResync() throws {
+    /// that `finishResync()` can tell what the device no longer sees.
+    func beginResync(_ mode: ResyncMode) throws {
         try connection.run("DELETE FROM _kt_seen")
-        try setMeta("resync", "1")
+        try connection.run("DELETE FROM _kt_repush")
+        try setMeta("resync", mode.rawValue)
         try setMeta("cursor", "0")
     }
 
-    var isResyncing: Bool {
-        get throws { try meta("resync") == "1" }
+    var resyncMode: ResyncMode? {
+        get throws { try meta("resync").flatMap(ResyncMode.init(rawValue:)) }
     }
 
     func noteSeen(_ rows: [FeedRow]) throws {
@@ -60,20 +70,57 @@ extension Replica {
         }
     }
 
-    /// The last page of a resync arrived: rows the new feed did not hold are gone from this device,
-    /// except those with changes of its own still to send. Returns the number of rows dropped.
-    func finishResync() throws -> Int {
+    /// During a recovery: a cell of this device's own is newer than the restored store's.
+    func noteNewerOwnCell(table: String, row: String, column: String, serverVersion: CellVersion) throws {
+        try connection.run("INSERT OR REPLACE INTO _kt_repush (tbl, row_id, col, base_hlc, base_node) VALUES (?, ?, ?, ?, ?)",
+                           [.text(table), .text(row), .text(column), .integer(Int64(serverVersion.hlc)),
+                            .integer(Int64(serverVersion.node.rawValue))])
+    }
+
+    /// The last page of a resync arrived. Rows the new feed did not hold are gone from this device,
+    /// except those with changes of its own still to send — and, after a restore, those this device
+    /// wrote itself: their cells, and its cells newer than the restored store's, go back into the
+    /// outbox with their original versions. Returns (rows dropped, changes queued again).
+    func finishResync(_ mode: ResyncMode) throws -> (dropped: Int, requeued: Int) {
+        let own = Int64(node.rawValue)
+        if mode == .recovery {
+            // Rows the restored store does not have, that this device wrote: keep them and send again.
+            try connection.run("""
+                INSERT OR IGNORE INTO _kt_repush (tbl, row_id, col)
+                SELECT c.tbl, c.row_id, c.col FROM _kt_clock c
+                WHERE c.node = ? AND NOT EXISTS (SELECT 1 FROM _kt_seen s WHERE s.tbl = c.tbl AND s.row_id = c.row_id)
+                """, [.integer(own)])
+        }
         var dropped = 0
         for table in dataModel.tables {
             let keep = "SELECT row_id FROM _kt_seen WHERE tbl = ?1 UNION SELECT row_id FROM _kt_outbox WHERE tbl = ?1"
+                + " UNION SELECT row_id FROM _kt_repush WHERE tbl = ?1"
             try connection.run("DELETE FROM \(ReplicaSchema.quote(table.name)) WHERE id NOT IN (\(keep))", [.text(table.name)])
             dropped += connection.changes
             try connection.run("DELETE FROM _kt_clock WHERE tbl = ?1 AND row_id NOT IN (\(keep))", [.text(table.name)])
             try connection.run("DELETE FROM _kt_conflicts WHERE tbl = ?1 AND row_id NOT IN (\(keep))", [.text(table.name)])
         }
+        var requeued = 0
+        for cell in try connection.query("""
+            SELECT r.tbl, r.row_id, r.col, c.hlc, c.val, r.base_hlc, r.base_node FROM _kt_repush r
+            JOIN _kt_clock c ON c.tbl = r.tbl AND c.row_id = r.row_id AND c.col = r.col WHERE c.node = ?
+            """, [.integer(own)]) {
+            guard case .text(let table) = cell[0], case .text(let row) = cell[1], case .text(let column) = cell[2] else { continue }
+            var value = cell[4]
+            if column != Merge.deletedColumn, dataModel.table(named: table)?.column(named: column) != nil,
+               let live = try connection.query("SELECT \(ReplicaSchema.quote(column)) FROM \(ReplicaSchema.quote(table)) WHERE id = ?",
+                                               [.text(row)]).first {
+                value = live[0]
+            }
+            try connection.run("""
+                INSERT INTO _kt_outbox (tbl, row_id, col, value, hlc, base_hlc, base_node, written_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                """, [.text(table), .text(row), .text(column), value, cell[3], cell[5], cell[6], .integer(clock())])
+            requeued += 1
+        }
         try connection.run("DELETE FROM _kt_seen")
+        try connection.run("DELETE FROM _kt_repush")
         try setMeta("resync", nil)
-        return dropped
+        return (dropped, requeued)
     }
 
     /// Remote wipe: the server reported this device lost. Deletes the replica's files (database, WAL,

@@ -171,6 +171,8 @@ public final class Replica: @unchecked Sendable {
     /// Extra certificate authorities (PEM) trusted for this replica's server, set by `kt init --ca-bundle`.
     public var caBundlePath: String? { get throws { try locked { try meta("ca_bundle") } } }
     public var cursor: Int64 { get throws { try locked { Int64(try meta("cursor") ?? "0") ?? 0 } } }
+    /// The epoch of the server's feed this replica follows (changes when the server's store is restored).
+    var serverEpoch: String? { get throws { try locked { try meta("server_epoch") } } }
 
     // MARK: Functions the triggers call
 

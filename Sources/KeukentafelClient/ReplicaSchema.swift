@@ -42,6 +42,10 @@ enum ReplicaSchema {
         ) WITHOUT ROWID;
         -- Rows received since a resync began (see Replica.beginResync).
         CREATE TABLE IF NOT EXISTS _kt_seen (tbl TEXT NOT NULL, row_id TEXT NOT NULL, PRIMARY KEY (tbl, row_id)) WITHOUT ROWID;
+        -- Cells of this device's own to send again after the server's store went back (a restore).
+        -- base: the restored store's version of the cell, if it has one.
+        CREATE TABLE IF NOT EXISTS _kt_repush (tbl TEXT NOT NULL, row_id TEXT NOT NULL, col TEXT NOT NULL,
+            base_hlc INTEGER, base_node INTEGER, PRIMARY KEY (tbl, row_id, col)) WITHOUT ROWID;
         -- Decisions on conflicts taken on this device, sent with the next push.
         CREATE TABLE IF NOT EXISTS _kt_resolutions (conflict_id INTEGER PRIMARY KEY, resolution TEXT NOT NULL, decided_at INTEGER NOT NULL);
         -- Conflicts the server recorded on rows this replica sees.

@@ -74,6 +74,8 @@ public final class SyncEngine: @unchecked Sendable {
         do {
             try pushAll(into: &report)
             try pullAll(into: &report)
+            // After a restore of the server's store, this device's own writes it lacked are queued again.
+            if report.pulled.changesRequeued > 0 { try pushAll(into: &report) }
             report.stillRejected = try replica.outboxCounts().rejected
             report.serverSchemaVersion = try replica.serverSchemaVersion
             try replica.locked {
@@ -162,6 +164,7 @@ public final class SyncEngine: @unchecked Sendable {
         while true {
             let cursor = try replica.cursor
             var query = [("since", String(cursor)), ("limit", String(pageSize))]
+            if let epoch = try replica.serverEpoch { query.append(("epoch", epoch)) }
             if wait > 0 { query.append(("wait", String(wait))) }
             wait = 0
             let page = try call("GET", "/v1/pull", query: query, decode: FeedCoding.decodePull)
@@ -173,6 +176,7 @@ public final class SyncEngine: @unchecked Sendable {
             report.pulled.conflicts += counts.conflicts
             report.pulled.rowsEvicted += counts.rowsEvicted
             report.pulled.rowsPurged += counts.rowsPurged
+            report.pulled.changesRequeued += counts.changesRequeued
             report.cursor = page.cursor
             onPage?(report)
             if !page.more { break }

@@ -38,6 +38,7 @@ public enum FeedCoding {
             out.byte(UInt8(ascii: "]"))
         }
         out.raw(",\"resync\":"); out.raw(page.resync ? "true" : "false")
+        if let epoch = page.epoch { out.raw(",\"epoch\":"); out.string(epoch) }
         out.raw(",\"serverTime\":"); out.integer(page.serverTime)
         out.raw(",\"schemaVersion\":"); out.integer(Int64(page.schemaVersion))
         out.byte(UInt8(ascii: "}"))
@@ -52,8 +53,10 @@ public enum FeedCoding {
             var conflicts: [ConflictRecord] = []
             var evictions: [RowReference] = [], purges: [RowReference] = []
             var resync = false
+            var epoch: String?
             try reader.object { key, reader in
                 switch key {
+                case "epoch": epoch = try reader.string()
                 case "evictions", "purges":
                     let range = try reader.skipValue()
                     let references = try JSONDecoder().decode([RowReference].self, from: Data(buffer[range]))
@@ -76,7 +79,8 @@ public enum FeedCoding {
                 throw JSONReader.Error(message: "a pull page needs cursor, more, serverTime and schemaVersion", offset: 0)
             }
             return PullResponse(cursor: cursor, more: more, rows: rows, conflicts: conflicts, evictions: evictions,
-                                purges: purges, resync: resync, serverTime: serverTime, schemaVersion: Int(schemaVersion))
+                                purges: purges, resync: resync, epoch: epoch, serverTime: serverTime,
+                                schemaVersion: Int(schemaVersion))
         }
     }
 

@@ -204,11 +204,15 @@ public struct PullResponse: Codable, Sendable {
     /// The server cannot continue this device's feed from `since` (its scopes changed, or the store
     /// was restored to an earlier state): pull again from 0 and drop what the new feed does not hold.
     public var resync: Bool
+    /// The feed's epoch: it changes when the store is restored from a backup. Send it back as `epoch`
+    /// on the next pull; a device whose epoch is not the server's is told to resync, and then sends its
+    /// own writes the restored store lacks again.
+    public var epoch: String?
     public var serverTime: Int64
     public var schemaVersion: Int
 
     public init(cursor: Int64, more: Bool, rows: [FeedRow], conflicts: [ConflictRecord], evictions: [RowReference] = [],
-                purges: [RowReference] = [], resync: Bool = false, serverTime: Int64, schemaVersion: Int) {
+                purges: [RowReference] = [], resync: Bool = false, epoch: String? = nil, serverTime: Int64, schemaVersion: Int) {
         self.cursor = cursor
         self.more = more
         self.rows = rows
@@ -216,6 +220,7 @@ public struct PullResponse: Codable, Sendable {
         self.evictions = evictions
         self.purges = purges
         self.resync = resync
+        self.epoch = epoch
         self.serverTime = serverTime
         self.schemaVersion = schemaVersion
     }

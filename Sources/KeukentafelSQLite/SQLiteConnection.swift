@@ -268,6 +268,22 @@ extension SQLiteConnection {
     /// Copies the database to `path` with SQLite's online backup, while other connections (even in
     /// other processes) go on reading and writing. The copy is a consistent snapshot. `progress`
     /// receives (pages done, pages in all) after each step.
+    /// Copies this database over `destination`'s (SQLite's online backup in the other direction: a restore).
+    public func copy(into destination: SQLiteConnection) throws {
+        guard let backup = sqlite3_backup_init(destination.handle, "main", handle, "main") else {
+            throw destination.error(sqlite3_errcode(destination.handle), sql: "restore")
+        }
+        while true {
+            let rc = sqlite3_backup_step(backup, -1)
+            if rc == SQLITE_DONE { break }
+            if rc == SQLITE_OK || rc == SQLITE_BUSY || rc == SQLITE_LOCKED { continue }
+            sqlite3_backup_finish(backup)
+            throw SQLiteError(code: rc, message: "restore failed", sql: nil)
+        }
+        let rc = sqlite3_backup_finish(backup)
+        guard rc == SQLITE_OK else { throw SQLiteError(code: rc, message: "restore failed", sql: nil) }
+    }
+
     public func backup(to path: String, pagesPerStep: Int32 = 1024, progress: (Int, Int) -> Void = { _, _ in }) throws {
         try? FileManager.default.removeItem(atPath: path)
         let destination = try SQLiteConnection(path: path)

@@ -80,12 +80,18 @@ extension ServerStore {
     /// deletes them on its next sync. The file is then rebuilt (VACUUM) and the write-ahead log
     /// emptied, so no old page holds the data.
     public func eraseResident(_ id: String, actor: String) throws -> ErasureReport {
+        try erase(actor: actor, subject: "sha256:" + Self.erasedKey(id)) { connection in try rowsOfResident(id, connection) }
+    }
+
+    /// Erases the rows `select` picks inside the erasure's transaction, then rebuilds the file.
+    func erase(actor: String, subject: String, action: String = "erase.resident",
+               _ select: (SQLiteConnection) throws -> [RowReference]) throws -> ErasureReport {
         let path = (directory as NSString).appendingPathComponent(Self.fileName)
         let bytesBefore = fileSize(path) + fileSize(path + "-wal")
         var report = ErasureReport(rows: 0, cells: 0, historyEntries: 0, conflicts: 0, rowsByTable: [:], bytesBefore: bytesBefore, bytesAfter: 0)
         try writer.withLock { connection in
             try connection.transaction {
-                let rows = try rowsOfResident(id, connection)
+                let rows = try select(connection)
                 var sequence = try connection.scalar("SELECT value FROM meta WHERE key = 'seq'")?.int64 ?? 0
                 try connection.run("INSERT OR REPLACE INTO meta (key, value) VALUES ('erasing', 1)")
                 let now = clock()
@@ -117,13 +123,34 @@ extension ServerStore {
                 try connection.run("UPDATE meta SET value = ? WHERE key = 'seq'", [.integer(sequence)])
                 try connection.run("UPDATE meta SET value = 0 WHERE key = 'erasing'")
                 let summary = report.rowsByTable.sorted { $0.key < $1.key }.map { "\($0.value) \($0.key)" }.joined(separator: ", ")
-                try audit(connection, actor: actor, action: "erase.resident", subject: "sha256:" + Self.erasedKey(id),
+                try audit(connection, actor: actor, action: action, subject: subject,
                           detail: "\(report.rows) rows (\(summary)), \(report.cells) cells, \(report.historyEntries) history entries")
             }
             try connection.execute("VACUUM")
             try connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         }
         report.bytesAfter = fileSize(path) + fileSize(path + "-wal")
+        return report
+    }
+
+    /// After a restore: rows erased since the backup was taken are erased again, so an erasure is
+    /// never undone by restoring an older backup. `erased` are the hashed ids the store held before.
+    func eraseAgain(_ erased: [(table: String, key: String)], actor: String) throws -> ErasureReport? {
+        let wanted = Set(erased.map { "\($0.table) \($0.key)" })
+        guard !wanted.isEmpty else { return nil }
+        let tables = Set(erased.map(\.table))
+        let report = try erase(actor: actor, subject: "restore", action: "erase.again") { connection in
+            for entry in erased {
+                try connection.run("INSERT OR IGNORE INTO erased_rows (tbl, row_id) VALUES (?, ?)", [.text(entry.table), .text(entry.key)])
+            }
+            var rows: [RowReference] = []
+            for table in tables.sorted() {
+                for row in try connection.query("SELECT DISTINCT row_id FROM cells WHERE tbl = ?", [.text(table)]) {
+                    if let id = row[0].string, wanted.contains("\(table) \(Self.erasedKey(id))") { rows.append(RowReference(table: table, row: id)) }
+                }
+            }
+            return rows
+        }
         return report
     }
 

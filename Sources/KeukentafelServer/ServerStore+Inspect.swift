@@ -106,3 +106,39 @@ extension ServerStore {
         (try? reader.withLock { try $0.scalar("SELECT value FROM meta WHERE key = 'seq'") }) != nil
     }
 }
+
+extension ServerStore {
+    /// Replaces the store's contents with a backup (`ktd admin backup`) while the server may run:
+    /// SQLite's backup API copies the file into the open store in one write transaction; the server's
+    /// connections see the restored state from their next transaction. The feed gets a new epoch, so
+    /// every device notices that the store went back: it starts its feed over, keeps its unsent
+    /// writes, and sends again its own writes the restored store lacks (decision 0011).
+    public func restore(from path: String, actor: String) throws -> (sequence: Int64, epoch: String, erasedAgain: Int) {
+        guard FileManager.default.fileExists(atPath: path) else { throw AdminError.notFound("no backup file at '\(path)'") }
+        let source = try SQLiteConnection(path: path, readOnly: true)
+        guard case .text("ok")? = try source.scalar("PRAGMA integrity_check") else {
+            throw AdminError.invalid("'\(path)' is damaged (PRAGMA integrity_check failed); nothing was restored")
+        }
+        guard (try? source.scalar("SELECT value FROM meta WHERE key = 'seq'")) != nil else {
+            throw AdminError.invalid("'\(path)' is not a Keukentafel store backup (no meta table)")
+        }
+        let epoch = NodeID.random().description
+        // Erasures are never undone: what was erased since the backup is erased again after it.
+        let erased = try reader.withLock { connection in
+            try connection.query("SELECT tbl, row_id FROM erased_rows").compactMap { row -> (table: String, key: String)? in
+                guard let table = row[0].string, let key = row[1].string else { return nil }
+                return (table, key)
+            }
+        }
+        let sequence = try writer.withLock { connection -> Int64 in
+            try source.copy(into: connection)
+            try Self.migrate(connection)  // a backup from an older release
+            try Self.createReferenceIndex(connection, plan: scopePlan)
+            try connection.run("INSERT OR REPLACE INTO meta (key, value) VALUES ('epoch', ?)", [.text(epoch)])
+            try audit(connection, actor: actor, action: "restore", subject: path, detail: "new epoch \(epoch)")
+            return try connection.scalar("SELECT value FROM meta WHERE key = 'seq'")?.int64 ?? 0
+        }
+        let again = try eraseAgain(erased, actor: actor)
+        return (sequence, epoch, again?.rows ?? 0)
+    }
+}

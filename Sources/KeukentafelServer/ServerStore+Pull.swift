@@ -14,17 +14,20 @@ extension ServerStore {
     /// write transaction, so every number up to the snapshot's greatest is committed: a cursor never
     /// passes a change that commits later. `limit` bounds the cells read, not only those sent, so a
     /// page costs the same whether or not the device may see what it passes.
-    public func pull(since cursor: Int64, limit: Int, access: Access = .system, device: String? = nil) throws -> PullResponse {
+    public func pull(since cursor: Int64, limit: Int, access: Access = .system, device: String? = nil,
+                     epoch deviceEpoch: String? = nil) throws -> PullResponse {
         let limit = max(1, min(limit, Self.maxPageSize))
         let now = clock()
+        if try isAheadOfStore(cursor) { try rotateEpoch() }
         let page = try reader.withLock { connection -> PullResponse in
             try connection.transaction(immediate: false) {
                 let head = try connection.scalar("SELECT value FROM meta WHERE key = 'seq'")?.int64 ?? 0
-                let restored = cursor > head
+                let epoch = try connection.scalar("SELECT value FROM meta WHERE key = 'epoch'")?.string
+                let restored = cursor > head || (deviceEpoch != nil && deviceEpoch != epoch)
                 let scopesChanged = try device.map { try needsResync($0, connection) } ?? false
                 if cursor > 0, restored || scopesChanged {
                     // The device's scopes changed, or it has seen a future this store does not have (restored).
-                    return PullResponse(cursor: 0, more: true, rows: [], conflicts: [], resync: true,
+                    return PullResponse(cursor: 0, more: true, rows: [], conflicts: [], resync: true, epoch: epoch,
                                         serverTime: now, schemaVersion: dataModel.version)
                 }
                 var visibility = Visibility(store: self, access: access, connection: connection)
@@ -72,7 +75,7 @@ extension ServerStore {
                     }
                 }
                 return PullResponse(cursor: upTo, more: more, rows: rows, conflicts: conflicts, evictions: evictions,
-                                    purges: purges, serverTime: now, schemaVersion: dataModel.version)
+                                    purges: purges, epoch: epoch, serverTime: now, schemaVersion: dataModel.version)
             }
         }
         if let device { try recordDelivery(of: page, to: device, since: cursor) }
@@ -84,6 +87,27 @@ extension ServerStore {
         try reader.withLock { connection in
             var visibility = Visibility(store: self, access: access, connection: connection)
             return try visibility.canSeeRow(table: table, row: row)
+        }
+    }
+
+    /// A device whose cursor is beyond the store's newest sequence number has seen a future this store
+    /// does not have: the store file was put back by hand. A new epoch makes every device notice.
+    func isAheadOfStore(_ cursor: Int64) throws -> Bool {
+        guard cursor > 0 else { return false }
+        return try reader.withLock { try ($0.scalar("SELECT value FROM meta WHERE key = 'seq'")?.int64 ?? 0) < cursor }
+    }
+
+    func rotateEpoch() throws {
+        try writer.withLock { connection in
+            try connection.transaction {
+                guard let head = try connection.scalar("SELECT value FROM meta WHERE key = 'seq'")?.int64 else { return }
+                // Once per going-back: devices that were ahead all notice the one new epoch.
+                if try connection.scalar("SELECT value FROM meta WHERE key = 'epoch_rotated_at'")?.int64 == head { return }
+                try connection.run("INSERT OR REPLACE INTO meta (key, value) VALUES ('epoch_rotated_at', ?)", [.integer(head)])
+                try connection.run("UPDATE meta SET value = ? WHERE key = 'epoch'", [.text(NodeID.random().description)])
+                try audit(connection, actor: "ktd", action: "epoch.rotate", subject: nil,
+                          detail: "a device was ahead of the store (sequence \(head)): the store went back")
+            }
         }
     }
 

@@ -49,6 +49,8 @@ public final class ServerStore: Sendable {
         if try connection.scalar("SELECT value FROM meta WHERE key = 'seq'") == nil {
             try connection.run("INSERT INTO meta(key, value) VALUES ('seq', 0)")
         }
+        // The feed's epoch: a new one after every restore, so devices notice the store went back.
+        try connection.run("INSERT OR IGNORE INTO meta(key, value) VALUES ('epoch', ?)", [.text(NodeID.random().description)])
         guard case .text(let nodeHex)? = try connection.scalar("SELECT value FROM meta WHERE key = 'node'"), let node = NodeID(nodeHex) else {
             throw StoreError.corrupt("the store has no valid node id in table meta")
         }

@@ -113,11 +113,12 @@ public struct SyncServer: Sendable {
             let pageSize = Int(min(limit, Int64(ServerStore.maxPageSize)))
             let access = try context.requireAccess()
             let device = context.device?.id
+            let epoch = request.uri.queryParameters["epoch"].map(String.init)
             // Long-poll: with nothing new, wait for a push (or the deadline) before answering.
             let deadline = ContinuousClock.now + .seconds(min(wait, Int64(configuration.maxWaitSeconds)))
             while true {
                 let generation = notifier.currentGeneration
-                let page = try await blocking { try store.pull(since: since, limit: pageSize, access: access, device: device) }
+                let page = try await blocking { try store.pull(since: since, limit: pageSize, access: access, device: device, epoch: epoch) }
                 let nothingNew = page.rows.isEmpty && page.conflicts.isEmpty && page.evictions.isEmpty && page.purges.isEmpty
                     && page.cursor == since && !page.resync
                 if !nothingNew || ContinuousClock.now >= deadline || Task.isCancelled {

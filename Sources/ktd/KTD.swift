@@ -161,7 +161,7 @@ struct Admin: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Administer users, scopes and devices, inspect conflicts, audit and erase, in the server store.",
         subcommands: [UserCommand.self, ScopeCommand.self, DeviceCommand.self, ConflictsCommand.self, HistoryCommand.self,
-                      AuditCommand.self, EraseCommand.self, Demo.self, Backup.self])
+                      AuditCommand.self, EraseCommand.self, Demo.self, Backup.self, Restore.self])
 }
 
 struct Demo: AsyncParsableCommand {
@@ -326,6 +326,38 @@ struct Backup: AsyncParsableCommand {
         try serverStore.recordAdminAction(actor: adminActor(), action: "backup", subject: file, detail: "\(size) bytes")
         if json { return try Terminal.printJSON(["file": file, "bytes": String(size), "milliseconds": String(Int(Date().timeIntervalSince(start) * 1000))]) }
         print("Backup written to \(file) (\(size / 1024) KiB) in \(String(format: "%.1f", Date().timeIntervalSince(start))) s.")
+    }
+}
+
+struct Restore: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Put the store back to a backup, while the server runs; devices recover by themselves.",
+        discussion: """
+            Copies the backup into the store with SQLite's online backup (the server keeps running and
+            sees the restored state from its next request) and gives the feed a new epoch. Every device
+            then starts its feed over on its next sync, keeps its unsent writes, and sends again its own
+            writes that the backup lacks — so what devices had delivered after the backup comes back.
+            Rows erased after the backup are erased again. Writes made only on the server after the
+            backup (ktd admin demo, office resolutions) are not recovered.
+              ktd admin restore /var/backups/keukentafel-2026-11-22.sqlite --data /var/lib/keukentafel --yes
+            """)
+    @OptionGroup var store: StoreOptions
+    @Argument(help: "A backup written by `ktd admin backup`.") var file: String
+    @Flag(help: "Confirm: the store's current state is replaced.") var yes = false
+    @Flag(help: "Print JSON.") var json = false
+
+    func run() async throws {
+        guard yes else {
+            throw ValidationError("this replaces the store in \(store.data) by \(file); run again with --yes to go ahead")
+        }
+        let restored = try store.openStore().restore(from: file, actor: adminActor())
+        if json {
+            return try Terminal.printJSON(["file": file, "sequence": String(restored.sequence), "epoch": restored.epoch,
+                                           "erasedAgain": String(restored.erasedAgain)])
+        }
+        print("Store restored from \(file) (feed at sequence \(restored.sequence), new epoch \(restored.epoch)).")
+        if restored.erasedAgain > 0 { print("\(restored.erasedAgain) rows erased since the backup were erased again.") }
+        print("Devices recover on their next sync: they start over and send their own newer writes again.")
     }
 }
 

@@ -50,4 +50,58 @@ import Testing
         #expect(ready.status == 200)
         await server.stop()
     }
+
+    /// A restore to an older state while the server runs: devices that synced past it recover without
+    /// losing their pending writes, and send again what they had delivered after the backup.
+    @Test func afterARestoreToAnOlderStateDevicesRecoverTheirOwnWrites() async throws {
+        let server = try await TestServer.start()
+        _ = try server.store.loadDemoData()
+        let clock = TestClock()
+        let laptop = try server.replica("laptop fatima", clock: clock, user: "fatima", role: .consultant, scopes: ["team:castricum-noord"])
+        let office = try server.replica("office", clock: clock)
+        for replica in [laptop, office] { try await replica.sync() }
+        let backup = server.directory + "/before.sqlite"
+        try await onThread { try server.store.backup(to: backup) }
+
+        // After the backup: delivered writes of both devices, then a restore loses them on the server.
+        let deliveredNote = newID()
+        try laptop.execute("INSERT INTO notes (id, case_id, body) VALUES (?, ?, 'Na de back-up geschreven.')",
+                           [.text(deliveredNote), .text(AccessTests.deVriesCase)])
+        try laptop.execute("UPDATE cases SET contact_person = 'Fatima' WHERE id = ?", [.text(AccessTests.deVriesCase)])
+        try office.execute("UPDATE cases SET status = 'plan' WHERE id = ?", [.text(AccessTests.sanneCase)])
+        for replica in [laptop, office, laptop] { try await replica.sync() }
+        #expect(try laptop.outbox().isEmpty && office.outbox().isEmpty)
+
+        let restored = try server.store.restore(from: backup, actor: "test")
+        #expect(try server.store.cell(table: "notes", row: deliveredNote, column: "body") == nil, "the restore lost it")
+        #expect(try server.store.auditTrail().first?.action == "restore")
+
+        // Written after the restore, not yet sent.
+        let pendingNote = newID()
+        try laptop.execute("INSERT INTO notes (id, case_id, body) VALUES (?, ?, 'Nog niet verstuurd.')",
+                           [.text(pendingNote), .text(AccessTests.deVriesCase)])
+        let recovery = try await laptop.sync()
+        #expect(recovery.pulled.changesRequeued == 6, "the note's five cells and the contact person")
+        #expect(try laptop.outbox().isEmpty)
+        try await office.sync()
+        try await laptop.sync()
+
+        for (table, row, column, value) in [("notes", deliveredNote, "body", CellValue.text("Na de back-up geschreven.")),
+                                            ("notes", pendingNote, "body", .text("Nog niet verstuurd.")),
+                                            ("cases", AccessTests.deVriesCase, "contact_person", .text("Fatima")),
+                                            ("cases", AccessTests.sanneCase, "status", .text("plan"))] {
+            #expect(try server.store.cell(table: table, row: row, column: column)?.value == value, "\(table).\(column) on the server")
+            #expect(try laptop.value(table, row, column) == value, "\(table).\(column) on the laptop")
+            #expect(try office.value(table, row, column) == value, "\(table).\(column) at the office")
+        }
+        #expect(restored.epoch != "")
+        // Both replicas hold the same rows of the team they share.
+        for table in ["cases", "notes", "visits"] {
+            let shared = "SELECT * FROM \(table) WHERE id IN (SELECT id FROM \(table)) ORDER BY id"
+            let onLaptop = try laptop.query(shared).rows
+            let atOffice = try office.query(shared).rows.filter { row in onLaptop.contains { $0.first == row.first } }
+            #expect(onLaptop == atOffice, "\(table)")
+        }
+        await server.stop()
+    }
 }

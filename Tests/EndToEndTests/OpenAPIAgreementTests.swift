@@ -52,7 +52,7 @@ import Testing
             ("PullResponse", PullResponse(cursor: 5, more: false, rows: [FeedRow(table: "cases", row: "r", cells: [
                 FeedCell(column: "status", value: .real(1.5), version: version)])], conflicts: [conflict],
                 evictions: [RowReference(table: "visits", row: "v")], purges: [RowReference(table: "residents", row: "p")],
-                resync: false, serverTime: 9, schemaVersion: 1)),
+                resync: false, epoch: "0123456789abcdef", serverTime: 9, schemaVersion: 1)),
             ("HelloResponse", HelloResponse(protocolVersion: 1, serverTime: 1, device: "d", user: "fatima", role: "consultant",
                                             scopes: ["team:bergen"], schema: try shippedDataModel())),
             ("ErrorResponse", ErrorResponse(code: .clockAhead, message: "m")),
