@@ -29,7 +29,12 @@ public final class SyncDaemon: @unchecked Sendable {
         public var description: String {
             switch self {
             case .pushed(let c): return "pushed \(c.total): \(c.applied) applied, \(c.superseded) superseded, \(c.conflicts) in conflict, \(c.rejected) rejected"
-            case .pulled(let c, let cursor): return "pulled \(c.cellsReceived) cells: \(c.cellsApplied) applied, \(c.rowsDeleted) rows deleted, \(c.conflicts) conflict records; cursor \(cursor)"
+            case .pulled(let c, let cursor):
+                var text = "pulled \(c.cellsReceived) cells: \(c.cellsApplied) applied, \(c.rowsDeleted) rows deleted, \(c.conflicts) conflict records"
+                if c.rowsEvicted > 0 { text += ", \(c.rowsEvicted) rows left this device's scopes" }
+                if c.rowsPurged > 0 { text += ", \(c.rowsPurged) erased rows purged" }
+                if c.changesRequeued > 0 { text += ", \(c.changesRequeued) own changes queued again after a server restore" }
+                return text + "; cursor \(cursor)"
             case .failed(let why, let seconds): return "sync failed: \(why); retrying in \(String(format: "%.1f", seconds)) s"
             case .stopped: return "stopped"
             }
@@ -55,11 +60,12 @@ public final class SyncDaemon: @unchecked Sendable {
         while !isStopped {
             do {
                 if try engine.replica.outboxCounts().pending > 0 {
-                    let pushed = try engine.push()
+                    let pushed = try engine.push()  // also what a recovery after a restore queued again
                     if pushed.pushed.total > 0 { report(.pushed(pushed.pushed)) }
                 }
                 let pulled = try engine.pull(waitSeconds: pollSeconds)
-                if pulled.pulled.cellsReceived > 0 || pulled.pulled.conflicts > 0 {
+                let news = pulled.pulled
+                if news.cellsReceived > 0 || news.conflicts > 0 || news.rowsEvicted > 0 || news.rowsPurged > 0 || news.changesRequeued > 0 {
                     report(.pulled(pulled.pulled, cursor: pulled.cursor))
                 }
                 failures = 0

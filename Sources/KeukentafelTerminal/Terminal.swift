@@ -109,3 +109,25 @@ public struct JSONCell: Encodable {
     public init(_ value: CellValue) { self.value = value }
     public func encode(to encoder: any Encoder) throws { try value.encode(to: encoder) }
 }
+
+/// What to print about a long-running pull, page by page: on a terminal an updating line (starting
+/// with a carriage return); otherwise, for logs, one line each time another `every` cells arrived.
+/// Short pulls (one page under 10,000 cells) print nothing.
+public struct ProgressLines: Sendable {
+    public let terminal: Bool
+    public let every: Int
+    private var printedSteps = 0
+
+    public init(terminal: Bool, every: Int = 100_000) {
+        self.terminal = terminal
+        self.every = max(1, every)
+    }
+
+    public mutating func line(cells: Int, pages: Int, cursor: Int64) -> String? {
+        guard pages > 1 || cells >= 10_000 else { return nil }
+        if terminal { return "\rpulling: \(cells) cells in \(pages) pages, cursor \(cursor)   " }
+        guard cells / every > printedSteps else { return nil }
+        printedSteps = cells / every
+        return "pulling: \(cells) cells in \(pages) pages\n"
+    }
+}

@@ -351,10 +351,12 @@ struct Daemon: ParsableCommand {
             """)
     @OptionGroup var options: ReplicaOptions
     @Option(help: "Seconds a long-poll waits for news; also the longest a local write waits to be pushed.") var poll = 1
+    @Option(help: "The longest pause between retries while the server is unreachable, in seconds.") var maxBackoff: Double = 60
     @Option(name: .long, help: ArgumentHelp("Extra CA certificates (PEM) to trust (default: the one given to kt init).", valueName: "file")) var caBundle: String?
 
     func run() throws {
         let daemon = SyncDaemon(engine: try SyncEngine(replica: try options.open(), caBundlePath: caBundle), pollSeconds: poll)
+        daemon.maximumBackoffSeconds = max(1, maxBackoff)
         for signalNumber in [SIGTERM, SIGINT] {
             signal(signalNumber, SIG_IGN)
             let source = DispatchSource.makeSignalSource(signal: signalNumber, queue: .global())
@@ -386,18 +388,15 @@ enum DaemonSignals {
 enum Progress {
     nonisolated(unsafe) static var drawn = false
 
+    /// Progress of a long pull on standard error: an updating line on a terminal, a line per 100,000
+    /// cells otherwise (logs).
     static func reporter() -> @Sendable (SyncReport) -> Void {
-        let terminal = isatty(STDERR_FILENO) == 1
-        let step = Counter()
+        let lines = Locked(ProgressLines(terminal: isatty(STDERR_FILENO) == 1))
         return { report in
-            guard report.pages > 1 || report.pulled.cellsReceived >= 10_000 else { return }
-            if terminal {
-                FileHandle.standardError.write(Data("\rpulling: \(report.pulled.cellsReceived) cells in \(report.pages) pages, cursor \(report.cursor)   ".utf8))
-                drawn = true
-            } else if report.pulled.cellsReceived / 100_000 > step.value {
-                step.value = report.pulled.cellsReceived / 100_000
-                FileHandle.standardError.write(Data("pulling: \(report.pulled.cellsReceived) cells in \(report.pages) pages\n".utf8))
-            }
+            guard let line = lines.withLock({ $0.line(cells: report.pulled.cellsReceived, pages: report.pages, cursor: report.cursor) })
+            else { return }
+            FileHandle.standardError.write(Data(line.utf8))
+            if line.hasPrefix("\r") { drawn = true }
         }
     }
 
@@ -406,5 +405,10 @@ enum Progress {
         drawn = false
     }
 
-    final class Counter: @unchecked Sendable { var value = 0 }
+    final class Locked<Value>: @unchecked Sendable {
+        private let lock = NSLock()
+        private var value: Value
+        init(_ value: Value) { self.value = value }
+        func withLock<T>(_ body: (inout Value) -> T) -> T { lock.withLock { body(&value) } }
+    }
 }

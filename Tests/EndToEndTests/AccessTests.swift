@@ -64,6 +64,42 @@ import Testing
         await server.stop()
     }
 
+    @Test func aResidentWithCasesInTwoTeamsIsVisibleToBothAndToNobodyElse() async throws {
+        let server = try await Self.start()
+        let office = try server.replica("office")
+        try await office.sync()
+        // Joep (Bergen) also gets a case at Heiloo; his mother cares for him.
+        let second = newID()
+        try office.execute("INSERT INTO cases (id, resident_id, team, status) VALUES (?, ?, 'heiloo', 'melding')",
+                           [.text(second), .text(Self.joep)])
+        try await office.sync()
+        var seen: [String: Set<String>] = [:]
+        var replicas: [String: Replica] = [:]
+        for team in ["bergen", "heiloo", "uitgeest"] {
+            let replica = try server.replica("laptop \(team)", user: team, role: .consultant, scopes: ["team:\(team)"])
+            replicas[team] = replica
+            try await replica.sync()
+            seen[team] = try ids(replica, "residents")
+            #expect(try ids(replica, "carers").contains(Self.joepsMother) == (team != "uitgeest"), "\(team): a carer goes where the resident goes")
+        }
+        #expect(seen["bergen"]?.contains(Self.joep) == true)
+        #expect(seen["heiloo"]?.contains(Self.joep) == true)
+        #expect(seen["uitgeest"]?.contains(Self.joep) == false)
+        // The Heiloo case was opened for the wrong person: it now points at Tarik. Joep, and his mother
+        // with him, leave Heiloo's devices; Bergen keeps both.
+        try office.execute("UPDATE cases SET resident_id = ? WHERE id = ?", [.text(Self.demo("a0000000", 1)), .text(second)])
+        try await office.sync()
+        let heiloo = try #require(replicas["heiloo"]), bergen = try #require(replicas["bergen"])
+        let moved = try await heiloo.sync()
+        #expect(moved.pulled.rowsEvicted >= 3, "Joep, his mother, their care relation")
+        #expect(try !ids(heiloo, "residents").contains(Self.joep))
+        #expect(try !ids(heiloo, "carers").contains(Self.joepsMother))
+        #expect(try ids(heiloo, "cases").contains(second))
+        try await bergen.sync()
+        #expect(try ids(bergen, "residents").contains(Self.joep) && ids(bergen, "carers").contains(Self.joepsMother))
+        await server.stop()
+    }
+
     /// DOMAIN scenario 7: a case moves to another team while the old team's consultant is offline
     /// writing notes. Her notes written before the move arrive; the old team's devices lose the case
     /// and everything hanging off it; the new team receives it, and only it.

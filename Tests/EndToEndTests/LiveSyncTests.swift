@@ -78,6 +78,59 @@ import Testing
     }
 }
 
+extension LiveSyncTests {
+    /// Reads a child's output until `marker` appears after `start` bytes; returns everything read.
+    static func readUntil(_ marker: String, from handle: FileHandle, after start: String = "") async throws -> String {
+        try await onThread { () -> String in
+            var output = start
+            let from = output.endIndex
+            while !output[from...].contains(marker) {
+                let chunk = handle.availableData  // blocks: on a thread of its own
+                if chunk.isEmpty { throw TestFailure("the process ended before '\(marker)': \(output)") }
+                output += String(decoding: chunk, as: UTF8.self)
+            }
+            return output
+        }
+    }
+
+    @Test func ktDaemonSurvivesAServerRestart() async throws {
+        let work = try temporaryDirectory("restart")
+        let data = work + "/data"
+        let store = try ServerStore(directory: data, dataModel: try shippedDataModel())
+        try store.ensureUser("office", role: .backOffice, scopes: ["*"])
+        let tokens = try ["a", "b"].map { try store.addDevice(name: $0, user: "office").token }
+        let (first, url) = try await CommandLineTests().startServer(data: data, in: work)
+        let port = Int(url.split(separator: ":").last!)!
+        let model = store.dataModel
+        let a = try Replica.create(path: work + "/a.sqlite", dataModel: model, serverURL: url, token: tokens[0])
+        let b = try Replica.create(path: work + "/b.sqlite", dataModel: model, serverURL: url, token: tokens[1])
+        let daemon = Process()
+        daemon.executableURL = CommandLineTests.binDirectory.appendingPathComponent("kt")
+        daemon.arguments = ["daemon", "--db", b.path, "--poll", "1", "--max-backoff", "1"]
+        let out = Pipe()
+        daemon.standardOutput = out
+        daemon.standardError = FileHandle.nullDevice
+        try daemon.run()
+        defer { if daemon.isRunning { daemon.terminate() } }
+        var log = try await Self.readUntil("syncing", from: out.fileHandleForReading)
+
+        // The server goes away: the daemon reports failures and keeps trying.
+        _ = try await onThread { first.terminate(); first.waitUntilExit(); return true }
+        log = try await Self.readUntil("sync failed", from: out.fileHandleForReading, after: log)
+        #expect(log.contains("retrying in"))
+
+        // Back on the same port, a write on A reaches B without anyone touching B.
+        let (second, _) = try await CommandLineTests().startServer(data: data, in: work, port: port)
+        defer { second.terminate() }
+        let (_, caseID) = try seedCase(on: a, name: "Na de herstart")
+        try await a.sync()
+        log = try await Self.readUntil("pulled", from: out.fileHandleForReading, after: log)
+        #expect(try Replica(path: b.path).value("cases", caseID, "team") == .text("castricum-noord"))
+        let status = try await onThread { daemon.terminate(); daemon.waitUntilExit(); return daemon.terminationStatus }
+        #expect(status == 0)
+    }
+}
+
 @Suite struct MetricsTests {
     @Test func metricsAreScrapedAndParsed() async throws {
         let server = try await TestServer.start()

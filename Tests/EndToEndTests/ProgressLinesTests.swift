@@ -1,0 +1,19 @@
+import KeukentafelTerminal
+import Testing
+
+@Suite struct ProgressLinesTests {
+    @Test func logsGetALinePerStepAndTerminalsAnUpdatingLine() {
+        var log = ProgressLines(terminal: false, every: 100_000)
+        var printed: [String] = []
+        for page in 1...30 {
+            if let line = log.line(cells: page * 20_000, pages: page, cursor: Int64(page)) { printed.append(line) }
+        }
+        #expect(printed == ["pulling: 100000 cells in 5 pages\n", "pulling: 200000 cells in 10 pages\n", "pulling: 300000 cells in 15 pages\n",
+                            "pulling: 400000 cells in 20 pages\n", "pulling: 500000 cells in 25 pages\n", "pulling: 600000 cells in 30 pages\n"])
+        var quiet = ProgressLines(terminal: false)
+        #expect(quiet.line(cells: 900, pages: 1, cursor: 9) == nil, "a short pull prints nothing")
+        var terminal = ProgressLines(terminal: true)
+        #expect(terminal.line(cells: 40_000, pages: 2, cursor: 7) == "\rpulling: 40000 cells in 2 pages, cursor 7   ")
+        #expect(terminal.line(cells: 60_000, pages: 3, cursor: 9)?.hasPrefix("\r") == true, "every page redraws the line")
+    }
+}
