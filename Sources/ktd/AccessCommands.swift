@@ -3,10 +3,11 @@ import Foundation
 import KeukentafelServer
 import KeukentafelTerminal
 
-/// Who runs `ktd admin`, for the audit trail: the login name behind sudo, else the user.
+/// Who runs `ktd admin`, for the audit trail: the login name behind sudo, else the account's name.
 func adminActor() -> String {
     let environment = ProcessInfo.processInfo.environment
-    return "ktd admin (" + (environment["SUDO_USER"] ?? environment["USER"] ?? environment["LOGNAME"] ?? "unknown") + ")"
+    let account = getpwuid(getuid()).flatMap { $0.pointee.pw_name.map { String(cString: $0) } }
+    return "ktd admin (" + (environment["SUDO_USER"] ?? environment["USER"] ?? account ?? "uid \(getuid())") + ")"
 }
 
 extension Role: ExpressibleByArgument {}
