@@ -54,6 +54,7 @@ let package = Package(
             dependencies: [
                 "KeukentafelProtocol", "KeukentafelSQLite", "KeukentafelCompression",
                 .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "HummingbirdTLS", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Crypto", package: "swift-crypto"),

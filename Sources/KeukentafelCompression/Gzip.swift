@@ -4,6 +4,8 @@ import CZlib
 public enum Gzip {
     public struct Error: Swift.Error, CustomStringConvertible {
         public var description: String
+        /// The body would inflate beyond the limit (a bomb), as opposed to being corrupt or truncated.
+        public var tooLarge = false
     }
 
     /// Whether `bytes` start with the gzip magic number.
@@ -53,7 +55,7 @@ public enum Gzip {
                 return (status, out.count - Int(stream.avail_out))
             }
             output.append(contentsOf: chunk[0..<produced])
-            if output.count > limit { throw Error(description: "gzip: the body inflates beyond \(limit) bytes") }
+            if output.count > limit { throw Error(description: "gzip: the body inflates beyond \(limit) bytes", tooLarge: true) }
             switch status {
             case Z_STREAM_END: return output
             case Z_OK: if produced == 0 && stream.avail_in == 0 { throw Error(description: "gzip: truncated body") }

@@ -1,5 +1,6 @@
 import Foundation
 import Hummingbird
+import HummingbirdCore
 import HummingbirdTLS
 import NIOSSL
 import KeukentafelCompression
@@ -159,8 +160,10 @@ public struct SyncServer: Sendable {
             let limit = configuration.maxRequestBytes * 4
             do {
                 body = ByteBuffer(bytes: try body.withUnsafeReadableBytes { try Gzip.decompress($0, limit: limit) })
+            } catch let error as Gzip.Error where error.tooLarge {
+                throw APIError(.requestTooLarge, "the gzip body inflates beyond \(limit) bytes", status: .contentTooLarge)
             } catch {
-                throw APIError(.requestTooLarge, "the gzip body is corrupt or inflates beyond \(limit) bytes", status: .contentTooLarge)
+                throw APIError(.malformedJSON, "the gzip body is corrupt or truncated: \(error)")
             }
         case let other?:
             throw APIError(.unsupportedMediaType, "Content-Encoding '\(other)' is not supported; use gzip or none",
@@ -190,9 +193,14 @@ public struct SyncServer: Sendable {
     /// Builds the Hummingbird application. `onRunning` receives the bound port (useful with port 0).
     /// Throws when the TLS certificate or key cannot be read.
     public func makeApplication(onRunning: @escaping @Sendable (Int) async -> Void = { _ in }) throws -> some ApplicationProtocol {
-        Application(
+        // Small header limits (a device sends a handful of short headers) and an idle timeout longer
+        // than the longest long-poll, so abandoned connections do not pile up.
+        let http1 = HTTPServerBuilder.http1(configuration: .init(
+            idleTimeout: .seconds(Int64(configuration.maxWaitSeconds + 45)),
+            httpDecoderConfiguration: .init(maxHeaderFieldSize: 16 * 1024, maxHeaderListSize: 32 * 1024, maxHeaderFieldCount: 100)))
+        return Application(
             router: makeRouter(),
-            server: try configuration.tls.map { try .tls(.http1(), tlsConfiguration: try Self.tlsConfiguration($0)) } ?? .http1(),
+            server: try configuration.tls.map { try .tls(http1, tlsConfiguration: try Self.tlsConfiguration($0)) } ?? http1,
             configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "ktd"),
             onServerRunning: { channel in await onRunning(channel.localAddress?.port ?? 0) },
             logger: logger)
