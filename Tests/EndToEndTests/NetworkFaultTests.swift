@@ -21,7 +21,9 @@ import Testing
         let laptop = try Replica.create(path: try temporaryDirectory("tunnel") + "/laptop.sqlite", dataModel: server.store.dataModel,
                                         serverURL: "http://127.0.0.1:\(proxy.port)", token: token)
         var transport = CurlTransport(baseURL: "http://127.0.0.1:\(proxy.port)", token: token)
-        transport.timeoutMilliseconds = 2_000  // so a stall ends quickly
+        transport.timeoutMilliseconds = 30_000
+        var impatient = transport
+        impatient.timeoutMilliseconds = 1_500  // so a stall ends quickly
         try await laptop.sync(transport: transport)
         try await office.sync()
         var expectedChanges = DemoData.cellCount
@@ -42,7 +44,9 @@ import Testing
                 let cursor = try laptop.cursor
                 proxy.fault = fault
                 let outcome: Result<SyncReport, any Error>
-                do { outcome = .success(try await laptop.sync(transport: transport)) } catch { outcome = .failure(error) }
+                let faulty: CurlTransport
+                if case .stall = fault { faulty = impatient } else { faulty = transport }
+                do { outcome = .success(try await laptop.sync(transport: faulty)) } catch { outcome = .failure(error) }
                 proxy.fault = .none
 
                 #expect(try laptop.query("PRAGMA integrity_check").rows.first?.first == .text("ok"), "\(label)")
