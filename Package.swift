@@ -16,6 +16,7 @@ let package = Package(
         .executable(name: "kt", targets: ["kt"]),
         .executable(name: "kt-bench", targets: ["kt-bench"]),
         .executable(name: "kt-torture", targets: ["kt-torture"]),
+        .executable(name: "kt-soak", targets: ["kt-soak"]),
     ],
     dependencies: [
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
@@ -89,6 +90,13 @@ let package = Package(
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict),
+        .executableTarget(
+            name: "kt-soak",
+            dependencies: [
+                "KeukentafelClient", "KeukentafelServer", "KeukentafelProtocol", "KeukentafelSQLite",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strict),
         .executableTarget(
