@@ -72,7 +72,11 @@ import Testing
             return validate(value, against: target, at: path)
         }
         if let options = schema["oneOf"] as? [[String: Any]] {
-            return options.contains { validate(value, against: $0, at: path).isEmpty } ? [] : ["\(path): matches no oneOf option"]
+            let matching = options.filter { validate(value, against: $0, at: path).isEmpty }.count
+            return matching == 1 ? [] : ["\(path): matches \(matching) oneOf options, not exactly one"]
+        }
+        if let options = schema["anyOf"] as? [[String: Any]] {
+            return options.contains { validate(value, against: $0, at: path).isEmpty } ? [] : ["\(path): matches no anyOf option"]
         }
         var problems: [String] = []
         if let type = schema["type"] as? String, !matches(value, type: type) { return ["\(path): expected \(type), got \(value)"] }
