@@ -24,6 +24,9 @@ struct Bench: AsyncParsableCommand {
     @Option(help: "Cells per pulled page.") var pageSize = 20_000
     @Option(help: "Changes per push batch during ingest.") var batch = 10_000
     @Option(help: "Cells changed for the incremental sync.") var incremental = 1_000
+    @Option(help: "Concurrent clients for the concurrent ingest.") var clients = 50
+    @Option(help: "Rows (10 cells each) each concurrent client pushes.") var rowsPerClient = 2_000
+    @Option(help: "Writes timed from device A to online device B.") var visibilitySamples = 50
     @Option(help: "Directory for the stores (default: a new temporary one).") var directory: String?
     @Flag(help: "Print only JSON.") var json = false
     @Flag(help: "Also time the stages of a bootstrap separately (server read, JSON encode/decode, apply).") var breakdown = false
@@ -94,22 +97,68 @@ struct Bench: AsyncParsableCommand {
         results.append(Measurement(name: "bootstrap: empty replica pulls everything over loopback", count: report.pulled.cellsApplied,
                                    unit: "cells", seconds: bootstrap, baseline: rawCells))
 
-        // Incremental: another device changes `incremental` cells; the replica pulls them.
+        // Incremental: another device (bootstrapped too) changes `incremental` cells; the replica pulls them.
         let officeToken = try store.addDevice(name: "bench office", user: "bench").token
         let office = try Replica.create(path: work + "/office.sqlite", dataModel: model, serverURL: url, token: officeToken)
+        let officeEngine = try SyncEngine(replica: office)
+        officeEngine.pageSize = pageSize
+        _ = try await onThread { try officeEngine.sync() }
         try office.transaction {
             for i in 0..<incremental {
-                try office.execute("INSERT INTO cases (id, team, status) VALUES (?, 'castricum-noord', 'plan')",
-                                   [.text(Synthetic.rowID(cases + i))])
+                try office.execute("UPDATE cases SET status = 'gesloten' WHERE id = ?", [.text(Synthetic.rowID(i * 97 % cases))])
             }
         }
-        let officeEngine = try SyncEngine(replica: office)
         let changedCells = try office.outbox().count
         let push = try await onThread { try timed { _ = try officeEngine.push() } }
-        results.append(Measurement(name: "incremental: push \(incremental) new rows from a second device", count: changedCells, unit: "cells", seconds: push))
+        results.append(Measurement(name: "incremental: push \(changedCells) changed cells from a second device", count: changedCells,
+                                   unit: "cells", seconds: push))
         let (pull, incrementalReport) = try await onThread { try timedResult { try engine.sync() } }
         results.append(Measurement(name: "incremental: pull them into the bootstrapped replica", count: incrementalReport.pulled.cellsApplied,
                                    unit: "cells", seconds: pull))
+
+        // Visibility: a write on A, pushed at once, until online B (long-polling) has applied it.
+        let latencies = try await onThread {
+            try Visibility.measure(writer: officeEngine, reader: engine, samples: visibilitySamples, row: Synthetic.rowID(0))
+        }
+        results.append(Measurement(name: "visibility A → online B, p50 (long-poll)", count: 1, unit: "write",
+                                   seconds: latencies.sorted()[latencies.count / 2]))
+        results.append(Measurement(name: "visibility A → online B, p95", count: 1, unit: "write",
+                                   seconds: latencies.sorted()[min(latencies.count - 1, latencies.count * 95 / 100)]))
+
+        // Concurrent ingest: many devices push at once through HTTP.
+        var concurrentEngines: [SyncEngine] = []
+        for c in 0..<clients {
+            let device = try store.addDevice(name: "bench client \(c)", user: "bench").token
+            let replica = try Replica.create(path: work + "/client-\(c).sqlite", dataModel: model, serverURL: url, token: device)
+            try replica.transaction {
+                for r in 0..<rowsPerClient {
+                    let i = 20_000_000 + c * rowsPerClient + r
+                    let cells = Synthetic.caseCells(i)
+                    try replica.execute("INSERT INTO cases (id, \(cells.map(\.0).joined(separator: ", "))) VALUES (?\(String(repeating: ", ?", count: cells.count)))",
+                                        [.text(Synthetic.rowID(i))] + cells.map(\.1))
+                }
+            }
+            let concurrentEngine = try SyncEngine(replica: replica)
+            concurrentEngine.pushBatchSize = batch
+            concurrentEngines.append(concurrentEngine)
+        }
+        let engines = concurrentEngines
+        let concurrentCells = try engines.reduce(0) { $0 + (try $1.replica.outboxCounts().pending) }
+        let concurrent = try await onThread {
+            timed {
+                // A thread per client: all of them have a push in flight at once.
+                let group = DispatchGroup()
+                for engine in engines {
+                    group.enter()
+                    Thread { _ = try? engine.push(); group.leave() }.start()
+                }
+                group.wait()
+            }
+        }
+        let stillPending = try engines.reduce(0) { $0 + (try $1.replica.outboxCounts().pending) }
+        guard stillPending == 0 else { throw ValidationError("concurrent ingest left \(stillPending) changes unsent") }
+        results.append(Measurement(name: "server ingest, \(clients) clients pushing at once over HTTP", count: concurrentCells, unit: "cells",
+                                   seconds: concurrent, baseline: rawCells * Double(concurrentCells) / Double(cells)))
 
         if breakdown {
             // Where bootstrap time goes, stage by stage, without HTTP.
@@ -178,6 +227,48 @@ enum Synthetic {
          ("status", .text(statuses[i % statuses.count])), ("contact_person", .text("Consulent \(i % 97)")),
          ("melding_date", .text("2026-10-\(10 + i % 18)")), ("application_date", .null), ("safety_risk", .integer(Int64(i % 2))),
          ("next_contact_due", .text("2027-01-\(10 + i % 18)"))]
+    }
+}
+
+/// Time from a write on one device to its arrival on another that is online and long-polling.
+enum Visibility {
+    static func measure(writer: SyncEngine, reader: SyncEngine, samples: Int, row: String) throws -> [Double] {
+        let arrived = DispatchSemaphore(value: 0)
+        let seen = Locked(-1)
+        let stop = Locked(false)
+        let poller = Thread {
+            while !stop.value {
+                _ = try? reader.pull(waitSeconds: 5)
+                if case .text(let marker)? = try? reader.replica.query("SELECT contact_person FROM cases WHERE id = ?", [.text(row)]).rows.first?.first,
+                   let number = Int(marker.dropFirst("visibility ".count)), number > seen.value {
+                    seen.value = number
+                    arrived.signal()
+                }
+            }
+        }
+        poller.start()
+        var latencies: [Double] = []
+        for sample in 0..<samples {
+            try writer.replica.execute("UPDATE cases SET contact_person = ? WHERE id = ?", [.text("visibility \(sample)"), .text(row)])
+            let start = DispatchTime.now().uptimeNanoseconds
+            _ = try writer.push()
+            while seen.value < sample { arrived.wait() }
+            latencies.append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
+        }
+        stop.value = true
+        _ = try writer.replica.execute("UPDATE cases SET contact_person = 'done' WHERE id = ?", [.text(row)])
+        _ = try writer.push()  // wakes the poller's last long-poll
+        return latencies
+    }
+}
+
+final class Locked<Value>: @unchecked Sendable {
+    private let lock = NSLock()
+    private var stored: Value
+    init(_ value: Value) { stored = value }
+    var value: Value {
+        get { lock.withLock { stored } }
+        set { lock.withLock { stored = newValue } }
     }
 }
 
@@ -251,6 +342,10 @@ struct Summary: Codable {
         print("Keukentafel benchmark: \(cases) cases, \(cells) cells, page size \(pageSize)")
         print(pad("measurement", 58) + pad("count", 10) + pad("seconds", 10) + pad("per second", 14) + "ratio to raw")
         for r in results {
+            if r.unit == "write" {
+                print(pad(r.name, 58) + pad("", 10) + pad(String(format: "%.1f ms", r.seconds * 1000), 10))
+                continue
+            }
             print(pad(r.name, 58) + pad(String(r.count), 10) + pad(String(format: "%.3f", r.seconds), 10)
                   + pad(String(format: "%.0f", r.perSecond), 14) + (r.ratioToRawSQLite.map { String(format: "%.2f", $0) } ?? "-"))
         }
