@@ -92,17 +92,18 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict),
+        .target(name: "KeukentafelProcesses", swiftSettings: strict),
         .executableTarget(
             name: "kt-soak",
             dependencies: [
-                "KeukentafelClient", "KeukentafelServer", "KeukentafelProtocol", "KeukentafelSQLite",
+                "KeukentafelClient", "KeukentafelServer", "KeukentafelProtocol", "KeukentafelSQLite", "KeukentafelProcesses",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strict),
         .executableTarget(
             name: "kt-torture",
             dependencies: [
-                "KeukentafelClient", "KeukentafelServer", "KeukentafelProtocol", "KeukentafelSQLite",
+                "KeukentafelClient", "KeukentafelServer", "KeukentafelProtocol", "KeukentafelSQLite", "KeukentafelProcesses",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strict),
@@ -114,6 +115,7 @@ let package = Package(
             name: "EndToEndTests",
             dependencies: [
                 "KeukentafelClient", "KeukentafelServer", "KeukentafelProtocol", "KeukentafelSQLite", "KeukentafelTerminal",
+                "KeukentafelProcesses",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),

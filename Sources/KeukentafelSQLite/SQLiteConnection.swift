@@ -268,27 +268,20 @@ extension SQLiteConnection {
     /// Copies the database to `path` with SQLite's online backup, while other connections (even in
     /// other processes) go on reading and writing. The copy is a consistent snapshot. `progress`
     /// receives (pages done, pages in all) after each step.
-    /// Copies this database over `destination`'s (SQLite's online backup in the other direction: a restore).
-    public func copy(into destination: SQLiteConnection) throws {
-        guard let backup = sqlite3_backup_init(destination.handle, "main", handle, "main") else {
-            throw destination.error(sqlite3_errcode(destination.handle), sql: "restore")
-        }
-        while true {
-            let rc = sqlite3_backup_step(backup, -1)
-            if rc == SQLITE_DONE { break }
-            if rc == SQLITE_OK || rc == SQLITE_BUSY || rc == SQLITE_LOCKED { continue }
-            sqlite3_backup_finish(backup)
-            throw SQLiteError(code: rc, message: "restore failed", sql: nil)
-        }
-        let rc = sqlite3_backup_finish(backup)
-        guard rc == SQLITE_OK else { throw SQLiteError(code: rc, message: "restore failed", sql: nil) }
-    }
-
     public func backup(to path: String, pagesPerStep: Int32 = 1024, progress: (Int, Int) -> Void = { _, _ in }) throws {
         try? FileManager.default.removeItem(atPath: path)
-        let destination = try SQLiteConnection(path: path)
+        try copyPages(into: try SQLiteConnection(path: path), pagesPerStep: pagesPerStep, what: "backup to \(path)", progress: progress)
+    }
+
+    /// Copies this database over `destination`'s (the online backup in the other direction: a restore),
+    /// in one step.
+    public func copy(into destination: SQLiteConnection) throws {
+        try copyPages(into: destination, pagesPerStep: -1, what: "restore") { _, _ in }
+    }
+
+    private func copyPages(into destination: SQLiteConnection, pagesPerStep: Int32, what: String, progress: (Int, Int) -> Void) throws {
         guard let backup = sqlite3_backup_init(destination.handle, "main", handle, "main") else {
-            throw destination.error(sqlite3_errcode(destination.handle), sql: "backup to \(path)")
+            throw destination.error(sqlite3_errcode(destination.handle), sql: what)
         }
         while true {
             let rc = sqlite3_backup_step(backup, pagesPerStep)
@@ -297,9 +290,9 @@ extension SQLiteConnection {
             if rc == SQLITE_DONE { break }
             if rc == SQLITE_OK || rc == SQLITE_BUSY || rc == SQLITE_LOCKED { continue }
             sqlite3_backup_finish(backup)
-            throw SQLiteError(code: rc, message: "backup failed", sql: nil)
+            throw SQLiteError(code: rc, message: "\(what) failed", sql: nil)
         }
         let rc = sqlite3_backup_finish(backup)
-        guard rc == SQLITE_OK else { throw SQLiteError(code: rc, message: "backup failed", sql: nil) }
+        guard rc == SQLITE_OK else { throw SQLiteError(code: rc, message: "\(what) failed", sql: nil) }
     }
 }

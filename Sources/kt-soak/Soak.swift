@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import KeukentafelClient
+import KeukentafelProcesses
 import KeukentafelProtocol
 import KeukentafelServer
 import KeukentafelSQLite
@@ -55,8 +56,8 @@ struct Soak: ParsableCommand {
             _ = try store.addScope(Access.everyScope, to: "office", actor: "kt-soak")
             for i in 0..<devices { tokens.append(try store.addDevice(name: "device \(i)", user: "office").token) }
         }
-        let server = try Self.startServer(bin: bin, data: data, schema: schema)
-        defer { server.process.terminate(); server.process.waitUntilExit() }
+        let server = try ServerProcess.start(bin: bin, data: data, schema: schema)
+        defer { server.stop() }
         let url = "http://127.0.0.1:\(server.port)"
         let engines = try tokens.enumerated().map { index, token in
             try SyncEngine(replica: Replica.create(path: directory + "/replicas/\(index).sqlite", dataModel: model, serverURL: url, token: token))
@@ -129,25 +130,6 @@ struct Soak: ParsableCommand {
         if !ok { throw ExitCode(1) }
     }
 
-    static func startServer(bin: URL, data: String, schema: String) throws -> (process: Process, port: Int) {
-        let process = Process()
-        process.executableURL = bin.appendingPathComponent("ktd")
-        process.arguments = ["serve", "--data", data, "--schema", schema, "--listen", "127.0.0.1:0", "--stop-with-parent"]
-        let out = Pipe()
-        process.standardOutput = out
-        process.standardError = FileHandle.nullDevice
-        try process.run()
-        var buffer = ""
-        while !buffer.contains("ktd listening on ") || !buffer.hasSuffix("\n") {
-            let chunk = out.fileHandleForReading.availableData
-            if chunk.isEmpty { throw ValidationError("ktd did not start") }
-            buffer += String(decoding: chunk, as: UTF8.self)
-        }
-        guard let line = buffer.split(separator: "\n").first(where: { $0.contains("ktd listening on ") }),
-              let port = line.split(separator: ":").last.flatMap({ Int($0) }) else { throw ValidationError("ktd did not say its port") }
-        return (process, port)
-    }
-
     static func residentMegabytes(_ pid: Int32) -> Double {
         guard let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8),
               let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS:") }),
@@ -170,13 +152,8 @@ struct Soak: ParsableCommand {
     }
 
     static func schemaPath() throws -> String {
-        var directory = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent()
-        for _ in 0..<6 {
-            let candidate = directory.appendingPathComponent("Schemas/datamodel.yaml").path
-            if FileManager.default.fileExists(atPath: candidate) { return candidate }
-            directory = directory.deletingLastPathComponent()
-        }
-        throw ValidationError("cannot find Schemas/datamodel.yaml; run from the repository")
+        guard let path = ServerProcess.schemaPath() else { throw ValidationError("cannot find Schemas/datamodel.yaml; run from the repository") }
+        return path
     }
 }
 

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import KeukentafelClient
+import KeukentafelProcesses
 import KeukentafelProtocol
 import KeukentafelServer
 import KeukentafelSQLite
@@ -151,14 +152,8 @@ struct Torture: ParsableCommand {
     }
 
     static func schemaPath() throws -> String {
-        var directory = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent()
-        for _ in 0..<6 {
-            let candidate = directory.appendingPathComponent("Schemas/datamodel.yaml").path
-            if FileManager.default.fileExists(atPath: candidate) { return candidate }
-            directory = directory.deletingLastPathComponent()
-        }
-        if FileManager.default.fileExists(atPath: "Schemas/datamodel.yaml") { return "Schemas/datamodel.yaml" }
-        throw ValidationError("cannot find Schemas/datamodel.yaml; run from the repository")
+        guard let path = ServerProcess.schemaPath() else { throw ValidationError("cannot find Schemas/datamodel.yaml; run from the repository") }
+        return path
     }
 
     static func intact(_ path: String) -> Bool {
@@ -195,47 +190,6 @@ struct Torture: ParsableCommand {
             lines += try connection.query("SELECT * FROM \(table) ORDER BY id").map { "\(table): " + $0.map(\.description).joined(separator: "|") }
         }
         return lines
-    }
-}
-
-/// `ktd serve` as a child process.
-struct ServerProcess {
-    let process: Process
-    let port: Int
-
-    static func start(bin: URL, data: String, schema: String, port: Int) throws -> ServerProcess {
-        for attempt in 0..<50 {
-            let process = Process()
-            process.executableURL = bin.appendingPathComponent("ktd")
-            process.arguments = ["serve", "--data", data, "--schema", schema, "--listen", "127.0.0.1:\(port)", "--stop-with-parent"]
-            let out = Pipe()
-            process.standardOutput = out
-            process.standardError = FileHandle.nullDevice
-            try process.run()
-            var buffer = ""
-            while !buffer.contains("ktd listening on ") || !buffer.hasSuffix("\n") {
-                let chunk = out.fileHandleForReading.availableData
-                if chunk.isEmpty { break }
-                buffer += String(decoding: chunk, as: UTF8.self)
-            }
-            if let line = buffer.split(separator: "\n").first(where: { $0.contains("ktd listening on ") }),
-               let bound = line.split(separator: ":").last.flatMap({ Int($0) }) {
-                return ServerProcess(process: process, port: bound)
-            }
-            process.waitUntilExit()
-            usleep(UInt32(20_000 * (attempt + 1)))  // the port is still held by the killed one
-        }
-        throw ValidationError("ktd does not start on port \(port)")
-    }
-
-    func kill() {
-        Glibc.kill(process.processIdentifier, SIGKILL)
-        process.waitUntilExit()
-    }
-
-    func stop() {
-        process.terminate()
-        process.waitUntilExit()
     }
 }
 

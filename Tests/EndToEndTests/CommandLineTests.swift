@@ -1,4 +1,5 @@
 import Foundation
+import KeukentafelProcesses
 import KeukentafelServer
 import Testing
 
@@ -51,24 +52,9 @@ import Testing
     }
 
     static func startServerBlocking(data: String, in directory: String, port: Int = 0) throws -> (Process, String) {
-        let process = Process()
-        process.executableURL = Self.binDirectory.appendingPathComponent("ktd")
-        process.arguments = ["serve", "--data", data, "--listen", "127.0.0.1:\(port)", "--stop-with-parent",
-                             "--schema", repositoryRoot.appendingPathComponent("Schemas/datamodel.yaml").path]
-        process.currentDirectoryURL = URL(fileURLWithPath: directory)
-        let out = Pipe()
-        process.standardOutput = out
-        process.standardError = FileHandle.nullDevice
-        try process.run()
-        // Read until the line that says where it listens.
-        var buffer = ""
-        while !buffer.contains("ktd listening on ") || !buffer.hasSuffix("\n") {
-            let chunk = out.fileHandleForReading.availableData
-            if chunk.isEmpty { throw TestFailure("ktd exited before listening: \(buffer)") }
-            buffer += String(decoding: chunk, as: UTF8.self)
-        }
-        let line = buffer.split(separator: "\n").first { $0.contains("ktd listening on ") }!
-        return (process, String(line.split(separator: " ").last!))
+        let server = try ServerProcess.start(bin: binDirectory, data: data, schema: repositoryRoot.appendingPathComponent("Schemas/datamodel.yaml").path,
+                                             port: port, in: directory)
+        return (server.process, server.url)
     }
 
     func token(_ json: String) throws -> String {

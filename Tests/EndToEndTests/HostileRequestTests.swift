@@ -33,15 +33,7 @@ final class RawConnection: @unchecked Sendable {
 
     /// Sends bytes; false when the server already closed the connection.
     @discardableResult
-    func send(_ bytes: [UInt8]) -> Bool {
-        var offset = 0
-        while offset < bytes.count {
-            let sent = bytes[offset...].withUnsafeBytes { Glibc.send(descriptor, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
-            if sent <= 0 { return false }
-            offset += sent
-        }
-        return true
-    }
+    func send(_ bytes: [UInt8]) -> Bool { FaultProxy.write(descriptor, bytes) }
 
     /// Reads until the server closes the connection, a response head and body arrived, or 10 s passed.
     func response() -> (status: Int?, text: String) {

@@ -1,0 +1,68 @@
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `ktd serve` as a child process, for the tools and tests that run the real server: started on
+/// loopback, returned once it says where it listens, stopped or killed on request.
+public struct ServerProcess: Sendable {
+    public let process: Process
+    public let port: Int
+    public var url: String { "http://127.0.0.1:\(port)" }
+
+    /// Starts `ktd` from `bin` on `port` (0: any free one). With a fixed port it retries for a moment
+    /// while a killed predecessor's socket is released.
+    public static func start(bin: URL, data: String, schema: String, port: Int = 0, in directory: String? = nil) throws -> ServerProcess {
+        for attempt in 0..<50 {
+            let process = Process()
+            process.executableURL = bin.appendingPathComponent("ktd")
+            process.arguments = ["serve", "--data", data, "--schema", schema, "--listen", "127.0.0.1:\(port)", "--stop-with-parent"]
+            if let directory { process.currentDirectoryURL = URL(fileURLWithPath: directory) }
+            let out = Pipe()
+            process.standardOutput = out
+            process.standardError = FileHandle.nullDevice
+            try process.run()
+            var buffer = ""
+            while !buffer.contains("ktd listening on ") || !buffer.hasSuffix("\n") {
+                let chunk = out.fileHandleForReading.availableData
+                if chunk.isEmpty { break }
+                buffer += String(decoding: chunk, as: UTF8.self)
+            }
+            if let line = buffer.split(separator: "\n").first(where: { $0.contains("ktd listening on ") }),
+               let bound = line.split(separator: ":").last.flatMap({ Int($0) }) {
+                return ServerProcess(process: process, port: bound)
+            }
+            process.waitUntilExit()
+            guard port != 0 else { break }
+            usleep(UInt32(20_000 * (attempt + 1)))
+        }
+        throw ServerProcessError(description: "ktd does not start on port \(port) (data \(data))")
+    }
+
+    /// SIGKILL: no chance to finish anything.
+    public func kill() {
+        Glibc.kill(process.processIdentifier, SIGKILL)
+        process.waitUntilExit()
+    }
+
+    /// SIGTERM: a graceful shutdown.
+    public func stop() {
+        process.terminate()
+        process.waitUntilExit()
+    }
+
+    /// `Schemas/datamodel.yaml`, looked for above the running executable, then in the working directory.
+    public static func schemaPath() -> String? {
+        var directory = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent()
+        for _ in 0..<6 {
+            let candidate = directory.appendingPathComponent("Schemas/datamodel.yaml").path
+            if FileManager.default.fileExists(atPath: candidate) { return candidate }
+            directory = directory.deletingLastPathComponent()
+        }
+        return FileManager.default.fileExists(atPath: "Schemas/datamodel.yaml") ? "Schemas/datamodel.yaml" : nil
+    }
+}
+
+public struct ServerProcessError: Error, CustomStringConvertible {
+    public var description: String
+}
