@@ -27,6 +27,8 @@ struct Bench: AsyncParsableCommand {
     @Option(help: "Concurrent clients for the concurrent ingest.") var clients = 50
     @Option(help: "Rows (10 cells each) each concurrent client pushes.") var rowsPerClient = 2_000
     @Option(help: "Writes timed from device A to online device B.") var visibilitySamples = 50
+    @Option(help: "Afterwards, grow the store to this many cases and time the same incremental pull again (0: skip).")
+    var growTo = 0
     @Option(help: "Directory for the stores (default: a new temporary one).") var directory: String?
     @Flag(help: "Print only JSON.") var json = false
     @Flag(help: "Also time the stages of a bootstrap separately (server read, JSON encode/decode, apply).") var breakdown = false
@@ -159,6 +161,40 @@ struct Bench: AsyncParsableCommand {
         guard stillPending == 0 else { throw ValidationError("concurrent ingest left \(stillPending) changes unsent") }
         results.append(Measurement(name: "server ingest, \(clients) clients pushing at once over HTTP", count: concurrentCells, unit: "cells",
                                    seconds: concurrent, baseline: rawCells * Double(concurrentCells) / Double(cells)))
+
+        if growTo > cases {
+            // Incremental pull cost as the store grows: it must follow the changes, not the store's size.
+            func incrementalPull(_ label: String) async throws {
+                try office.transaction {
+                    for i in 0..<incremental {
+                        try office.execute("UPDATE cases SET contact_person = ? WHERE id = ?", [.text("\(label) \(i)"), .text(Synthetic.rowID(i * 89 % cases))])
+                    }
+                }
+                _ = try await onThread { try officeEngine.push() }
+                let (seconds, report) = try await onThread { try timedResult { try engine.sync() } }
+                results.append(Measurement(name: "incremental pull of \(incremental) cells, store at \(label) cases", count: report.pulled.cellsApplied,
+                                           unit: "cells", seconds: seconds))
+            }
+            try await incrementalPull("\(cases)")
+            var grown = 0
+            var growBatch: [Change] = []
+            for i in (cases + 30_000_000)..<(growTo + 30_000_000) {
+                for (column, value) in Synthetic.caseCells(i) {
+                    counter += 1
+                    growBatch.append(Change(id: "\(node)-" + String(format: "%012d", counter), table: "cases", row: Synthetic.rowID(i), column: column,
+                                            value: value, version: CellVersion(hlc: clock.tick(wallMilliseconds: now), node: node), base: nil))
+                }
+                if growBatch.count >= batch {
+                    _ = try store.push(growBatch, device: "bench")
+                    grown += growBatch.count
+                    growBatch.removeAll(keepingCapacity: true)
+                }
+            }
+            if !growBatch.isEmpty { _ = try store.push(growBatch, device: "bench") }
+            // The replica follows the growth (not timed), then the same incremental pull is timed again.
+            _ = try await onThread { try engine.sync() }
+            try await incrementalPull("\(growTo)")
+        }
 
         if breakdown {
             // Where bootstrap time goes, stage by stage, without HTTP.
