@@ -1,0 +1,80 @@
+import Foundation
+@testable import KeukentafelClient
+import KeukentafelProcesses
+import KeukentafelProtocol
+import KeukentafelServer
+import Testing
+
+/// "No skipped change, ever" (issue 6): while several devices push at the same time, a device that
+/// keeps pulling must never move its cursor past a change that commits later with a smaller sequence
+/// number. If it did, the change would never reach it: its last pull starts from its cursor. The real
+/// `ktd` as a child process, four writers and one reader, all through libcurl.
+@Suite struct ConcurrencyTests {
+    @Test func aPullingDeviceNeverSkipsAChangeThatCommitsWhileItPulls() async throws {
+        let work = try temporaryDirectory("no-skip")
+        let data = work + "/data"
+        let model = try shippedDataModel()
+        let store = try ServerStore(directory: data, dataModel: model)
+        try store.ensureUser("office", role: .backOffice, scopes: ["*"])
+        let tokens = try (0..<5).map { try store.addDevice(name: "device \($0)", user: "office").token }
+        let schema = repositoryRoot.appendingPathComponent("Schemas/datamodel.yaml").path
+        let server = try await onThread { try ServerProcess.start(bin: CommandLineTests.binDirectory, data: data, schema: schema) }
+        defer { server.stop() }
+        let replicas = try tokens.enumerated().map { index, token in
+            try Replica.create(path: work + "/device-\(index).sqlite", dataModel: model, serverURL: server.url, token: token)
+        }
+        let writers = Array(replicas.prefix(4)), reader = replicas[4]
+        let rounds = 30, rowsPerRound = 5
+
+        let outcome = try await onThread { () -> (pulls: Int, failures: [String]) in
+            let failures = FailureLog()
+            let writing = DispatchGroup()
+            for (index, writer) in writers.enumerated() {
+                writing.enter()
+                Thread {
+                    defer { writing.leave() }
+                    do {
+                        let engine = try SyncEngine(replica: writer)
+                        for round in 0..<rounds {
+                            try writer.transaction {
+                                for row in 0..<rowsPerRound {
+                                    try writer.execute("INSERT INTO notes (id, case_id, body) VALUES (?, ?, ?)",
+                                                       [.text(newID()), .text(DemoData.deVriesCase), .text("writer \(index) round \(round) row \(row)")])
+                                }
+                            }
+                            try engine.push()
+                        }
+                    } catch {
+                        failures.add("writer \(index): \(error)")
+                    }
+                }.start()
+            }
+            // The reader pulls as fast as it can while the writers commit, with small pages.
+            let engine = try SyncEngine(replica: reader)
+            engine.pageSize = 7
+            var pages = 0
+            while writing.wait(timeout: .now()) == .timedOut {
+                do { pages += try engine.pull().pages } catch { failures.add("reader: \(error)") }
+            }
+            try engine.pull()  // from its cursor: a skipped change would never come now
+            return (pages, failures.all)
+        }
+        #expect(outcome.failures.isEmpty, "\(outcome.failures)")
+        #expect(outcome.pulls > 10, "the reader pulled pages while the writers pushed (\(outcome.pulls) pages)")
+        let expected = writers.count * rounds * rowsPerRound
+        #expect(try reader.rowCount("notes") == expected, "every note reached the reader")
+        let cellsPerNote = model.table(named: "notes")!.columns.count
+        #expect(try reader.query("SELECT count(*) FROM _kt_clock WHERE tbl = 'notes'").rows[0][0] == .integer(Int64(expected * cellsPerNote)),
+                "every cell of every note")
+        #expect(try reader.query("SELECT count(*) FROM notes WHERE body LIKE 'writer %' AND case_id IS NOT NULL").rows[0][0]
+                == .integer(Int64(expected)))
+        for writer in writers { #expect(try writer.outbox().isEmpty) }
+    }
+}
+
+final class FailureLog: @unchecked Sendable {
+    private let lock = NSLock()
+    private var entries: [String] = []
+    func add(_ entry: String) { lock.withLock { entries.append(entry) } }
+    var all: [String] { lock.withLock { entries } }
+}
