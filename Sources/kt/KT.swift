@@ -165,8 +165,20 @@ struct Status: ParsableCommand {
             }
             print("  " + Terminal.paint("•", .red) + " \(what) (\(Terminal.age(ofISO: lost.recordedAt)); `kt conflicts show \(lost.id)`)")
         }
+        // One line per row and reason: a refused new row is many cells with one cause.
+        var groups: [(key: String, changes: [ReplicaStatus.RejectedChange])] = []
         for rejected in status.rejectedChanges {
-            print("  refused \(rejected.cell) = \(Terminal.shorten(rejected.value)) [\(rejected.code)]: \(rejected.message)")
+            let parts = rejected.cell.split(separator: "/", maxSplits: 2).map(String.init)
+            let key = (parts.count == 3 ? "\(parts[0])/\(parts[1].prefix(8))…" : rejected.cell) + "\u{0}" + rejected.code + "\u{0}" + rejected.message
+            if let index = groups.firstIndex(where: { $0.key == key }) { groups[index].changes.append(rejected) } else { groups.append((key, [rejected])) }
+        }
+        for group in groups {
+            let first = group.changes[0]
+            let parts = first.cell.split(separator: "/", maxSplits: 2).map(String.init)
+            let what = group.changes.count == 1 || parts.count < 3
+                ? "\(first.cell) = \(Terminal.shorten(first.value))"
+                : "\(parts[0])/\(parts[1].prefix(8))… (\(group.changes.compactMap { $0.cell.split(separator: "/", maxSplits: 2).last.map(String.init) }.joined(separator: ", ")))"
+            print("  refused \(what) [\(first.code)]: \(first.message)")
         }
     }
 }

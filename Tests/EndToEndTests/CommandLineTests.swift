@@ -147,6 +147,16 @@ import Testing
         #expect(initialised.output.contains("Device of fatima (consultant; scopes: municipality:castricum team:castricum-noord)"))
         try await run("kt", ["sync", "--db", "laptop.sqlite"], in: work)
 
+        // A visit on another team's case is refused, stays on the laptop, and kt status says why in one line.
+        try await run("kt", ["sql", "--db", "laptop.sqlite",
+                             "INSERT INTO visits (id, case_id, happened_at) VALUES ('\(newID())', 'c0000000-0000-4000-8000-000000000001', '2026-11-20T10:00:00Z')"],
+                      in: work)
+        try await run("kt", ["sync", "--db", "laptop.sqlite"], in: work)
+        let status = try await run("kt", ["status", "--db", "laptop.sqlite"], in: work)
+        #expect(status.output.contains("7 refused by the server"))
+        #expect(status.output.contains("(case_id, happened_at, kind, location, present, client_support_offered, summary) [out_of_scope]"),
+                "\(status.output)")
+
         let resident = "a0000000-0000-4000-8000-000000000005"
         let audit = try await run("ktd", ["admin", "audit", "--resident", resident, "--data", data], in: work)
         #expect(audit.output.contains("10 rows") && audit.output.contains("Received by:"))
