@@ -50,11 +50,9 @@ public final class ServerMetrics: Sendable {
     }
 
     /// The text exposition, with gauges that are read when scraped brought up to date.
-    func scrape(store: ServerStore, notifier: ChangeNotifier) -> [UInt8] {
+    func scrape(store: any SyncStore, notifier: ChangeNotifier) -> [UInt8] {
         waiting.set(Double(notifier.waiting))
-        let base = (store.directory as NSString).appendingPathComponent(ServerStore.fileName)
-        let bytes = [base, base + "-wal"].compactMap { try? FileManager.default.attributesOfItem(atPath: $0)[.size] as? Int }.reduce(0, +)
-        storeBytes.set(Double(bytes))
+        storeBytes.set(Double(store.sizeInBytes()))
         return registry.emitToBuffer()
     }
 }

@@ -18,7 +18,8 @@ public final class ServerStore: Sendable {
     public let maxClockSkewMilliseconds: Int64
     let writer: Locked<SQLiteConnection>
     let reader: Locked<SQLiteConnection>
-    let clock: @Sendable () -> Int64
+    /// Server time in milliseconds; injectable so tests can move it.
+    public let clock: @Sendable () -> Int64
 
     /// The file name of the store inside the data directory.
     public static let fileName = "keukentafel.sqlite"

@@ -63,14 +63,14 @@ public struct SyncServerConfiguration: Sendable {
 /// call the store off the event loop, and encode.
 public struct SyncServer: Sendable {
     public static let protocolVersion = 1
-    public let store: ServerStore
+    public let store: any SyncStore
     public let configuration: SyncServerConfiguration
     public let logger: Logger
     /// Wakes long-polling pulls when a push commits.
     public let notifier = ChangeNotifier()
     public let metrics = ServerMetrics()
 
-    public init(store: ServerStore, configuration: SyncServerConfiguration, logger: Logger = Logger(label: "ktd")) {
+    public init(store: any SyncStore, configuration: SyncServerConfiguration, logger: Logger = Logger(label: "ktd")) {
         self.store = store
         self.configuration = configuration
         self.logger = logger
@@ -119,7 +119,9 @@ public struct SyncServer: Sendable {
             let deadline = ContinuousClock.now + .seconds(min(wait, Int64(configuration.maxWaitSeconds)))
             while true {
                 let generation = notifier.currentGeneration
-                let page = try await blocking { try store.pull(since: since, limit: pageSize, access: access, device: device, epoch: epoch) }
+                let page = try await blocking {
+                    try store.pull(since: since, limit: pageSize, access: access, device: device, epoch: epoch)
+                }
                 let nothingNew = page.rows.isEmpty && page.conflicts.isEmpty && page.evictions.isEmpty && page.purges.isEmpty
                     && page.cursor == since && !page.resync
                 if !nothingNew || ContinuousClock.now >= deadline || Task.isCancelled {
@@ -334,7 +336,7 @@ struct JSONErrorMiddleware: RouterMiddleware {
 /// revoked token is refused at once.
 struct BearerAuthMiddleware: RouterMiddleware {
     typealias Context = SyncRequestContext
-    let store: ServerStore
+    let store: any SyncStore
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         guard let header = request.headers[.authorization], header.hasPrefix("Bearer ") else {
