@@ -242,12 +242,6 @@ extension ServerStore {
         while try stmt.step() { if let scope = stmt.text(0) { scopes.insert(scope) } }
         return scopes
     }
-
-    /// Access for a user by name, as their devices get it (for `ktd admin` and tests).
-    public func access(forUser nameOrID: String) throws -> Access {
-        let target = try user(nameOrID)
-        return Access(userID: target.id, userName: target.name, role: target.role, scopes: Set(target.scopes), profile: target.profile)
-    }
 }
 
 public enum AdminError: Error, CustomStringConvertible {

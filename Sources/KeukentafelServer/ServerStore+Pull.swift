@@ -18,12 +18,13 @@ extension ServerStore {
                      epoch deviceEpoch: String? = nil) throws -> PullResponse {
         let limit = max(1, min(limit, Self.maxPageSize))
         let now = clock()
-        if try isAheadOfStore(cursor) { try rotateEpoch() }
-        let page = try reader.withLock { connection -> PullResponse in
+        var aheadOfStore = false
+        var page = try reader.withLock { connection -> PullResponse in
             try connection.transaction(immediate: false) {
                 let head = try connection.scalar("SELECT value FROM meta WHERE key = 'seq'")?.int64 ?? 0
                 let epoch = try connection.scalar("SELECT value FROM meta WHERE key = 'epoch'")?.string
-                let restored = cursor > head || (deviceEpoch != nil && deviceEpoch != epoch)
+                aheadOfStore = cursor > head
+                let restored = aheadOfStore || (deviceEpoch != nil && deviceEpoch != epoch)
                 let scopesChanged = try device.map { try needsResync($0, connection) } ?? false
                 if cursor > 0, restored || scopesChanged {
                     // The device's scopes changed, or it has seen a future this store does not have (restored).
@@ -78,6 +79,12 @@ extension ServerStore {
                                     purges: purges, epoch: epoch, serverTime: now, schemaVersion: dataModel.version)
             }
         }
+        if aheadOfStore {
+            // The device has seen a future this store lacks: the file was put back by hand. A new epoch
+            // makes every device that synced past this point notice too.
+            page.epoch = try rotateEpoch()
+            return page
+        }
         if let device { try recordDelivery(of: page, to: device, since: cursor) }
         return page
     }
@@ -90,23 +97,20 @@ extension ServerStore {
         }
     }
 
-    /// A device whose cursor is beyond the store's newest sequence number has seen a future this store
-    /// does not have: the store file was put back by hand. A new epoch makes every device notice.
-    func isAheadOfStore(_ cursor: Int64) throws -> Bool {
-        guard cursor > 0 else { return false }
-        return try reader.withLock { try ($0.scalar("SELECT value FROM meta WHERE key = 'seq'")?.int64 ?? 0) < cursor }
-    }
-
-    func rotateEpoch() throws {
+    /// Gives the feed a new epoch (once per going-back) and returns the current one.
+    func rotateEpoch() throws -> String? {
         try writer.withLock { connection in
             try connection.transaction {
-                guard let head = try connection.scalar("SELECT value FROM meta WHERE key = 'seq'")?.int64 else { return }
+                let current = try connection.scalar("SELECT value FROM meta WHERE key = 'epoch'")?.string
+                guard let head = try connection.scalar("SELECT value FROM meta WHERE key = 'seq'")?.int64 else { return current }
                 // Once per going-back: devices that were ahead all notice the one new epoch.
-                if try connection.scalar("SELECT value FROM meta WHERE key = 'epoch_rotated_at'")?.int64 == head { return }
+                if try connection.scalar("SELECT value FROM meta WHERE key = 'epoch_rotated_at'")?.int64 == head { return current }
                 try connection.run("INSERT OR REPLACE INTO meta (key, value) VALUES ('epoch_rotated_at', ?)", [.integer(head)])
-                try connection.run("UPDATE meta SET value = ? WHERE key = 'epoch'", [.text(NodeID.random().description)])
+                let epoch = NodeID.random().description
+                try connection.run("UPDATE meta SET value = ? WHERE key = 'epoch'", [.text(epoch)])
                 try audit(connection, actor: "ktd", action: "epoch.rotate", subject: nil,
                           detail: "a device was ahead of the store (sequence \(head)): the store went back")
+                return epoch
             }
         }
     }

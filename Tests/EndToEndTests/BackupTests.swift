@@ -104,4 +104,28 @@ import Testing
         }
         await server.stop()
     }
+
+    /// A store file put back by hand (no `ktd admin restore`, so no new epoch): the first device whose
+    /// cursor is beyond the store's newest change makes the server rotate the epoch, and it recovers.
+    @Test func aStorePutBackByHandIsNoticedByTheDeviceThatWasAhead() async throws {
+        let server = try await TestServer.start()
+        let laptop = try server.replica("laptop")
+        _ = try seedCase(on: laptop)
+        try await laptop.sync()
+        let backup = server.directory + "/by-hand.sqlite"
+        try await onThread { try server.store.backup(to: backup) }
+        let (_, later) = try seedCase(on: laptop, name: "Na de back-up")
+        try await laptop.sync()
+        // Put the old file back underneath the running store, keeping its epoch.
+        let old = try SQLiteConnection(path: backup, readOnly: true)
+        let live = try SQLiteConnection(path: server.directory + "/" + ServerStore.fileName)
+        try old.copy(into: live)
+        #expect(try server.store.cell(table: "cases", row: later, column: "team") == nil)
+
+        let recovery = try await laptop.sync()
+        #expect(recovery.pulled.changesRequeued > 0)
+        #expect(try server.store.cell(table: "cases", row: later, column: "team")?.value == .text("castricum-noord"))
+        #expect(try server.store.auditTrail().contains { $0.action == "epoch.rotate" })
+        await server.stop()
+    }
 }
