@@ -11,12 +11,14 @@ public struct ServerProcess: Sendable {
     public var url: String { "http://127.0.0.1:\(port)" }
 
     /// Starts `ktd` from `bin` on `port` (0: any free one). With a fixed port it retries for a moment
-    /// while a killed predecessor's socket is released.
-    public static func start(bin: URL, data: String, schema: String, port: Int = 0, in directory: String? = nil) throws -> ServerProcess {
+    /// while a killed predecessor's socket is released. `arguments` go to `ktd serve` as well
+    /// (e.g. `--postgres URL`).
+    public static func start(bin: URL, data: String, schema: String, port: Int = 0, in directory: String? = nil,
+                             arguments: [String] = []) throws -> ServerProcess {
         for attempt in 0..<50 {
             let process = Process()
             process.executableURL = bin.appendingPathComponent("ktd")
-            process.arguments = ["serve", "--data", data, "--schema", schema, "--listen", "127.0.0.1:\(port)", "--stop-with-parent"]
+            process.arguments = ["serve", "--data", data, "--schema", schema, "--listen", "127.0.0.1:\(port)", "--stop-with-parent"] + arguments
             if let directory { process.currentDirectoryURL = URL(fileURLWithPath: directory) }
             let out = Pipe()
             process.standardOutput = out

@@ -50,7 +50,7 @@ extension ServerStore {
     public func auditTrail(subject: String? = nil, limit: Int = 100) throws -> [AuditEntry] {
         try reader.withLock { connection in
             try connection.query(
-                "SELECT id, at, actor, action, subject, detail FROM audit WHERE ?1 IS NULL OR subject = ?1 ORDER BY id DESC LIMIT ?2",
+                "SELECT id, at, actor, action, subject, detail FROM audit WHERE CAST(?1 AS TEXT) IS NULL OR subject = ?1 ORDER BY id DESC LIMIT ?2",
                 [subject.map(CellValue.text) ?? .null, .integer(Int64(max(1, limit)))]
             ).map {
                 AuditEntry(id: $0[0].int64 ?? 0, at: $0[1].string ?? "", actor: $0[2].string ?? "", action: $0[3].string ?? "",

@@ -16,7 +16,7 @@ import KeukentafelSQLite
 struct PushAuthorizer {
     let access: Access
     let store: ServerStore
-    let connection: SQLiteConnection
+    let connection: any StoreConnection
     /// The writer's scopes, each with the time it was taken away (`nil`: still held).
     let userScopes: [(scope: String, until: Int64?)]
     private var rowHistories: [PushContext.RowAddress: [(scope: String, until: Int64?)]] = [:]
@@ -24,7 +24,7 @@ struct PushAuthorizer {
     private var existing: [PushContext.RowAddress: Bool] = [:]
     private var erased: [PushContext.RowAddress: Bool] = [:]
 
-    init(access: Access, store: ServerStore, connection: SQLiteConnection) throws {
+    init(access: Access, store: ServerStore, connection: any StoreConnection) throws {
         self.access = access
         self.store = store
         self.connection = connection
@@ -41,7 +41,7 @@ struct PushAuthorizer {
     mutating func exists(_ table: String, _ row: String) throws -> Bool {
         let address = PushContext.RowAddress(table: table, row: row)
         if let known = existing[address] { return known }
-        let stmt = try connection.statement("SELECT 1 FROM cells WHERE tbl = ? AND row_id = ? LIMIT 1")
+        let stmt = try connection.literalStatement("SELECT 1 FROM cells WHERE tbl = ? AND row_id = ? LIMIT 1")
         defer { stmt.reset() }
         try stmt.bind(table, at: 1)
         try stmt.bind(row, at: 2)
@@ -80,7 +80,7 @@ struct PushAuthorizer {
     mutating func isErased(_ table: String, _ row: String) throws -> Bool {
         let address = PushContext.RowAddress(table: table, row: row)
         if let known = erased[address] { return known }
-        let stmt = try connection.statement("SELECT 1 FROM erased_rows WHERE tbl = ? AND row_id = ?")
+        let stmt = try connection.literalStatement("SELECT 1 FROM erased_rows WHERE tbl = ? AND row_id = ?")
         defer { stmt.reset() }
         try stmt.bind(table, at: 1)
         try stmt.bind(ServerStore.erasedKey(row), at: 2)
@@ -94,18 +94,18 @@ struct PushAuthorizer {
     mutating func history(of row: PushContext.RowAddress) throws -> [(scope: String, until: Int64?)] {
         if let known = rowHistories[row] { return known }
         var result: [(scope: String, until: Int64?)] = []
-        let current = try connection.statement("SELECT scope FROM row_scopes WHERE tbl = ? AND row_id = ?")
+        let current = try connection.literalStatement("SELECT scope FROM row_scopes WHERE tbl = ? AND row_id = ?")
         try current.bind(row.table, at: 1)
         try current.bind(row.row, at: 2)
         while try current.step() { if let scope = current.text(0) { result.append((scope, nil)) } }
         current.reset()
-        let left = try connection.statement("SELECT scope, at_ms FROM evictions WHERE tbl = ? AND row_id = ? AND kind = 'evict'")
+        let left = try connection.literalStatement("SELECT scope, at_ms FROM evictions WHERE tbl = ? AND row_id = ? AND kind = 'evict'")
         try left.bind(row.table, at: 1)
         try left.bind(row.row, at: 2)
         while try left.step() { if let scope = left.text(0) { result.append((scope, left.int64(1))) } }
         left.reset()
         if case .parent(let column, let table)? = store.scopePlan.rules[row.table] {
-            let parent = try connection.statement("SELECT value FROM cells WHERE tbl = ? AND row_id = ? AND col = ?")
+            let parent = try connection.literalStatement("SELECT value FROM cells WHERE tbl = ? AND row_id = ? AND col = ?")
             try parent.bind(row.table, at: 1)
             try parent.bind(row.row, at: 2)
             try parent.bind(column, at: 3)

@@ -114,7 +114,7 @@ extension ServerStore {
         let target = try user(nameOrID)
         try writer.withLock { connection in
             try connection.transaction {
-                try connection.run("INSERT OR IGNORE INTO user_scopes (user_id, scope, granted_at) VALUES (?, ?, ?)",
+                try connection.run("INSERT INTO user_scopes (user_id, scope, granted_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
                                    [.text(target.id), .text(scope), .text(iso8601(clock()))])
                 try connection.run("UPDATE devices SET resync = 1 WHERE user_id = ?", [.text(target.id)])
                 try audit(connection, actor: actor, action: "scope.add", subject: target.name, detail: scope)
@@ -218,7 +218,7 @@ extension ServerStore {
     public func authenticate(token: String) throws -> Authentication {
         let hash = DeviceToken.hash(token)
         return try reader.withLock { connection in
-            let stmt = try connection.statement("""
+            let stmt = try connection.literalStatement("""
                 SELECT d.id, d.name, d.revoked_at, d.lost_at, d.token_hash, u.id, u.name, u.role, u.profile, u.disabled_at
                 FROM devices d LEFT JOIN users u ON u.id = d.user_id WHERE d.token_hash = ?
                 """)
@@ -234,8 +234,8 @@ extension ServerStore {
         }
     }
 
-    func scopes(of userID: String, _ connection: SQLiteConnection) throws -> Set<String> {
-        let stmt = try connection.statement("SELECT scope FROM user_scopes WHERE user_id = ?")
+    func scopes(of userID: String, _ connection: any StoreConnection) throws -> Set<String> {
+        let stmt = try connection.literalStatement("SELECT scope FROM user_scopes WHERE user_id = ?")
         defer { stmt.reset() }
         try stmt.bind(userID, at: 1)
         var scopes = Set<String>()

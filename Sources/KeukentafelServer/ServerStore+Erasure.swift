@@ -24,7 +24,7 @@ extension ServerStore {
         try reader.withLock { connection in try rowsOfResident(id, connection) }
     }
 
-    func rowsOfResident(_ id: String, _ connection: SQLiteConnection) throws -> [RowReference] {
+    func rowsOfResident(_ id: String, _ connection: any StoreConnection) throws -> [RowReference] {
         let root = RowReference(table: "residents", row: id)
         guard try connection.scalar("SELECT 1 FROM cells WHERE tbl = 'residents' AND row_id = ? LIMIT 1", [.text(id)]) != nil else {
             throw AdminError.notFound("no resident with id \(id)")
@@ -85,15 +85,14 @@ extension ServerStore {
 
     /// Erases the rows `select` picks inside the erasure's transaction, then rebuilds the file.
     func erase(actor: String, subject: String, action: String = "erase.resident",
-               _ select: (SQLiteConnection) throws -> [RowReference]) throws -> ErasureReport {
-        let path = (directory as NSString).appendingPathComponent(Self.fileName)
-        let bytesBefore = fileSize(path) + fileSize(path + "-wal")
+               _ select: (any StoreConnection) throws -> [RowReference]) throws -> ErasureReport {
+        let bytesBefore = Int64(sizeInBytes())
         var report = ErasureReport(rows: 0, cells: 0, historyEntries: 0, conflicts: 0, rowsByTable: [:], bytesBefore: bytesBefore, bytesAfter: 0)
         try writer.withLock { connection in
             try connection.transaction {
                 let rows = try select(connection)
                 var sequence = try connection.scalar("SELECT value FROM meta WHERE key = 'seq'")?.int64 ?? 0
-                try connection.run("INSERT OR REPLACE INTO meta (key, value) VALUES ('erasing', 1)")
+                try connection.setMeta("erasing", .integer(1))
                 let now = clock()
                 for row in rows {
                     let arguments: [CellValue] = [.text(row.table), .text(row.row)]
@@ -110,7 +109,7 @@ extension ServerStore {
                         try connection.run(statement, arguments)
                     }
                     try connection.run("DELETE FROM audit WHERE instr(coalesce(subject, '') || ' ' || coalesce(detail, ''), ?) > 0", [.text(row.row)])
-                    try connection.run("INSERT OR IGNORE INTO erased_rows (tbl, row_id) VALUES (?, ?)",
+                    try connection.run("INSERT INTO erased_rows (tbl, row_id) VALUES (?, ?) ON CONFLICT DO NOTHING",
                                        [.text(row.table), .text(Self.erasedKey(row.row))])
                     for scope in scopes {
                         sequence += 1
@@ -121,15 +120,22 @@ extension ServerStore {
                 }
                 report.rows = rows.count
                 try connection.run("UPDATE meta SET value = ? WHERE key = 'seq'", [.integer(sequence)])
-                try connection.run("UPDATE meta SET value = 0 WHERE key = 'erasing'")
+                try connection.setMeta("erasing", .integer(0))
+                if let postgres = connection as? PostgresStoreConnection { try postgres.announcePush() }
                 let summary = report.rowsByTable.sorted { $0.key < $1.key }.map { "\($0.value) \($0.key)" }.joined(separator: ", ")
                 try audit(connection, actor: actor, action: action, subject: subject,
                           detail: "\(report.rows) rows (\(summary)), \(report.cells) cells, \(report.historyEntries) history entries")
             }
-            try connection.execute("VACUUM")
-            try connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            switch connection.dialect {
+            case .sqlite:
+                try connection.execute("VACUUM")
+                try connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            case .postgresql:
+                // Rewrites the tables without the deleted rows' old versions (briefly locking them).
+                try connection.execute("VACUUM FULL cells, changes, conflicts, row_scopes, deliveries, evictions, audit")
+            }
         }
-        report.bytesAfter = fileSize(path) + fileSize(path + "-wal")
+        report.bytesAfter = Int64(sizeInBytes())
         return report
     }
 
@@ -141,7 +147,7 @@ extension ServerStore {
         let tables = Set(erased.map(\.table))
         let report = try erase(actor: actor, subject: "restore", action: "erase.again") { connection in
             for entry in erased {
-                try connection.run("INSERT OR IGNORE INTO erased_rows (tbl, row_id) VALUES (?, ?)", [.text(entry.table), .text(entry.key)])
+                try connection.run("INSERT INTO erased_rows (tbl, row_id) VALUES (?, ?) ON CONFLICT DO NOTHING", [.text(entry.table), .text(entry.key)])
             }
             var rows: [RowReference] = []
             for table in tables.sorted() {

@@ -95,8 +95,14 @@ extension ServerStore {
 }
 
 extension ServerStore {
+    /// Refuses an operation that only the SQLite store has, saying what to do instead.
+    func requireSQLite(_ operation: String, instead: String) throws {
+        guard dialect == .sqlite else { throw AdminError.invalid("\(operation) works on the SQLite store only; on PostgreSQL, \(instead)") }
+    }
+
     /// An online backup of the store to `path`: consistent, taken while the server keeps serving.
     public func backup(to path: String, progress: (Int, Int) -> Void = { _, _ in }) throws {
+        try requireSQLite("backup", instead: "back up the database with pg_dump")
         let source = try SQLiteConnection(path: (directory as NSString).appendingPathComponent(Self.fileName), readOnly: true)
         try source.backup(to: path, progress: progress)
     }
@@ -114,6 +120,8 @@ extension ServerStore {
     /// every device notices that the store went back: it starts its feed over, keeps its unsent
     /// writes, and sends again its own writes the restored store lacks (decision 0011).
     public func restore(from path: String, actor: String) throws -> (sequence: Int64, epoch: String, erasedAgain: Int) {
+        try requireSQLite("restore", instead: "restore with pg_restore; the first device that was ahead of the restored "
+                          + "database makes the server start a new feed epoch, and every device recovers as after `ktd admin restore`")
         guard FileManager.default.fileExists(atPath: path) else { throw AdminError.notFound("no backup file at '\(path)'") }
         let source = try SQLiteConnection(path: path, readOnly: true)
         guard case .text("ok")? = try source.scalar("PRAGMA integrity_check") else {
@@ -131,10 +139,11 @@ extension ServerStore {
             }
         }
         let sequence = try writer.withLock { connection -> Int64 in
+            guard let connection = connection as? SQLiteConnection else { throw AdminError.invalid("restore needs the SQLite store") }
             try source.copy(into: connection)
             try Self.migrate(connection)  // a backup from an older release
             try Self.createReferenceIndex(connection, plan: scopePlan)
-            try connection.run("INSERT OR REPLACE INTO meta (key, value) VALUES ('epoch', ?)", [.text(epoch)])
+            try connection.setMeta("epoch", .text(epoch))
             try audit(connection, actor: actor, action: "restore", subject: path, detail: "new epoch \(epoch)")
             return try connection.scalar("SELECT value FROM meta WHERE key = 'seq'")?.int64 ?? 0
         }

@@ -32,7 +32,7 @@ extension ServerStore {
                                         serverTime: now, schemaVersion: dataModel.version)
                 }
                 var visibility = Visibility(store: self, access: access, connection: connection)
-                let stmt = try connection.statement(
+                let stmt = try connection.literalStatement(
                     "SELECT tbl, row_id, col, value, hlc, node, seq FROM cells WHERE seq > ? ORDER BY seq LIMIT ?")
                 try stmt.bind(cursor, at: 1)
                 try stmt.bind(Int64(limit), at: 2)
@@ -105,7 +105,7 @@ extension ServerStore {
                 guard let head = try connection.scalar("SELECT value FROM meta WHERE key = 'seq'")?.int64 else { return current }
                 // Once per going-back: devices that were ahead all notice the one new epoch.
                 if try connection.scalar("SELECT value FROM meta WHERE key = 'epoch_rotated_at'")?.int64 == head { return current }
-                try connection.run("INSERT OR REPLACE INTO meta (key, value) VALUES ('epoch_rotated_at', ?)", [.integer(head)])
+                try connection.setMeta("epoch_rotated_at", .integer(head))
                 let epoch = NodeID.random().description
                 try connection.run("UPDATE meta SET value = ? WHERE key = 'epoch'", [.text(epoch)])
                 try audit(connection, actor: "ktd", action: "epoch.rotate", subject: nil,
@@ -115,7 +115,7 @@ extension ServerStore {
         }
     }
 
-    func needsResync(_ device: String, _ connection: SQLiteConnection) throws -> Bool {
+    func needsResync(_ device: String, _ connection: any StoreConnection) throws -> Bool {
         try connection.scalar("SELECT resync FROM devices WHERE id = ?", [.text(device)])?.int64 == 1
     }
 
@@ -127,9 +127,9 @@ extension ServerStore {
         try writer.withLock { connection in
             try connection.transaction {
                 if cursor == 0 { try connection.run("UPDATE devices SET resync = 0 WHERE id = ? AND resync = 1", [.text(device)]) }
-                let stmt = try connection.statement("""
+                let stmt = try connection.literalStatement("""
                     INSERT INTO deliveries (tbl, row_id, device, first_at, last_at, times) VALUES (?, ?, ?, ?, ?, 1)
-                    ON CONFLICT (tbl, row_id, device) DO UPDATE SET last_at = excluded.last_at, times = times + 1
+                    ON CONFLICT (tbl, row_id, device) DO UPDATE SET last_at = excluded.last_at, times = deliveries.times + 1
                     """)
                 for row in page.rows {
                     try stmt.bind([.text(row.table), .text(row.row), .text(device), .text(at), .text(at)])
@@ -142,7 +142,7 @@ extension ServerStore {
     /// Conflict records, newest first, optionally only unresolved ones.
     public func conflicts(unresolvedOnly: Bool = false, limit: Int = 1000) throws -> [ConflictRecord] {
         try reader.withLock { connection in
-            try conflictRecords(connection, where: unresolvedOnly ? "resolved_at IS NULL" : "1",
+            try conflictRecords(connection, where: unresolvedOnly ? "resolved_at IS NULL" : "true",
                                 [], order: "id DESC LIMIT \(max(1, limit))")
         }
     }
@@ -151,7 +151,7 @@ extension ServerStore {
         try reader.withLock { try conflictRecords($0, where: "id = ?", [.integer(id)]).first }
     }
 
-    func conflictRecords(_ connection: SQLiteConnection, where condition: String, _ arguments: [CellValue],
+    func conflictRecords(_ connection: any StoreConnection, where condition: String, _ arguments: [CellValue],
                          order: String = "seq") throws -> [ConflictRecord] {
         let rows = try connection.query("""
             SELECT id, tbl, row_id, col, winner_value, winner_hlc, winner_node, winner_device,
@@ -181,12 +181,12 @@ extension ServerStore {
 struct Visibility {
     let store: ServerStore
     let access: Access
-    let connection: SQLiteConnection
+    let connection: any StoreConnection
     private var rows: [RowReference: Bool] = [:]
     /// Every row of every table, no partner profile, no confidential flags: nothing to look up.
     private let seesEverything: Bool
 
-    init(store: ServerStore, access: Access, connection: SQLiteConnection) {
+    init(store: ServerStore, access: Access, connection: any StoreConnection) {
         self.store = store
         self.access = access
         self.connection = connection
@@ -206,7 +206,7 @@ struct Visibility {
         if let known = rows[reference] { return known }
         var scopes = Set<String>()
         if !store.scopePlan.isGlobal(table) {
-            let stmt = try connection.statement("SELECT scope FROM row_scopes WHERE tbl = ? AND row_id = ?")
+            let stmt = try connection.literalStatement("SELECT scope FROM row_scopes WHERE tbl = ? AND row_id = ?")
             try stmt.bind(table, at: 1)
             try stmt.bind(row, at: 2)
             while try stmt.step() { if let scope = stmt.text(0) { scopes.insert(scope) } }
@@ -214,7 +214,7 @@ struct Visibility {
         }
         var confidential = false
         if let flag = model.confidentialWhen {
-            let stmt = try connection.statement("SELECT value FROM cells WHERE tbl = ? AND row_id = ? AND col = ?")
+            let stmt = try connection.literalStatement("SELECT value FROM cells WHERE tbl = ? AND row_id = ? AND col = ?")
             try stmt.bind(table, at: 1)
             try stmt.bind(row, at: 2)
             try stmt.bind(flag, at: 3)

@@ -61,7 +61,7 @@ extension ServerStore {
     }
 
     private func apply(_ changes: [Change], refused: [Int: ChangeRejection], resolutions: [Resolution], resolved: inout [Int64],
-                       device: String, now: Int64, connection: SQLiteConnection) throws -> [ChangeResult] {
+                       device: String, now: Int64, connection: any StoreConnection) throws -> [ChangeResult] {
         // The sequence lives in the store, read and written inside the write transaction, so
         // `ktd admin` writing from another process can never hand out the same number.
         let sequence = try connection.scalar("SELECT value FROM meta WHERE key = 'seq'")?.int64 ?? 0
@@ -79,6 +79,7 @@ extension ServerStore {
         try context.rescope()
         for resolution in resolutions where try context.resolve(resolution) { resolved.append(resolution.conflict) }
         try connection.run("UPDATE meta SET value = ? WHERE key = 'seq'", [.integer(context.sequence)])
+        if context.sequence != sequence, let postgres = connection as? PostgresStoreConnection { try postgres.announcePush() }
         return results
     }
 }
@@ -90,7 +91,7 @@ struct RefusedAfterApplying: Error {
 
 /// The state of one push transaction.
 struct PushContext {
-    let connection: SQLiteConnection
+    let connection: any StoreConnection
     var sequence: Int64
     let device: String
     let receivedAt: String
@@ -248,7 +249,7 @@ struct PushContext {
     mutating func cells(table: String, row: String) throws -> [String: StoredCell] {
         let address = RowAddress(table: table, row: row)
         if let cached = rowCache[address] { return cached }
-        let stmt = try connection.statement("SELECT col, value, hlc, node, device FROM cells WHERE tbl = ? AND row_id = ?")
+        let stmt = try connection.literalStatement("SELECT col, value, hlc, node, device FROM cells WHERE tbl = ? AND row_id = ?")
         try stmt.bind(table, at: 1)
         try stmt.bind(row, at: 2)
         var cells: [String: StoredCell] = [:]
@@ -270,7 +271,7 @@ struct PushContext {
     }
 
     func earlierResult(of change: Change) throws -> ChangeResult? {
-        let stmt = try connection.statement(
+        let stmt = try connection.literalStatement(
             "SELECT tbl, row_id, col, hlc, node, status, won, conflict_id FROM changes WHERE change_id = ?")
         defer { stmt.reset() }
         try stmt.bind(change.id, at: 1)
@@ -296,7 +297,7 @@ struct PushContext {
 
     mutating func writeCell(_ key: CellKey, _ value: VersionedValue, device writer: String? = nil) throws {
         let device = writer ?? self.device
-        let stmt = try connection.statement("""
+        let stmt = try connection.literalStatement("""
             INSERT INTO cells (tbl, row_id, col, value, hlc, node, seq, device) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
             ON CONFLICT (tbl, row_id, col) DO UPDATE SET
                 value = excluded.value, hlc = excluded.hlc, node = excluded.node, seq = excluded.seq, device = excluded.device
@@ -314,10 +315,10 @@ struct PushContext {
                                  loser: VersionedValue, loserDevice: String?, base: CellVersion?, rule: String,
                                  review forceReview: Bool = false) throws -> Int64 {
         let review = forceReview || table.column(named: key.column)?.policy == .review
-        let stmt = try connection.statement("""
+        let stmt = try connection.literalStatement("""
             INSERT INTO conflicts (seq, tbl, row_id, col, winner_value, winner_hlc, winner_node, winner_device,
                 loser_value, loser_hlc, loser_node, loser_device, base_hlc, base_node, rule, review, recorded_at)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id
             """)
         try stmt.bind([
             .integer(nextSequence()), .text(key.table), .text(key.row), .text(key.column),
@@ -325,8 +326,10 @@ struct PushContext {
             loser.value, loser.version.hlcValue, loser.version.nodeValue, loserDevice.map(CellValue.text) ?? .null,
             base?.hlcValue ?? .null, base?.nodeValue ?? .null, .text(rule), .integer(review ? 1 : 0), .text(receivedAt),
         ])
-        try stmt.run()
-        return connection.lastInsertRowID
+        guard try stmt.step() else { throw StoreError.corrupt("inserting a conflict record returned no id") }
+        let id = stmt.int64(0)
+        stmt.reset()
+        return id
     }
 
     /// A deletion won against edits its writer never saw: each such edit becomes a conflict record.
@@ -353,7 +356,7 @@ struct PushContext {
     }
 
     func log(_ change: Change, result: ChangeResult) throws {
-        let stmt = try connection.statement("""
+        let stmt = try connection.literalStatement("""
             INSERT INTO changes (change_id, tbl, row_id, col, value, hlc, node, base_hlc, base_node, device, received_at, status, won, conflict_id)
             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
             """)

@@ -63,7 +63,7 @@ extension PushContext {
         }
         let gained = after.subtracting(before)
         for scope in gained {
-            let insert = try connection.statement("INSERT OR IGNORE INTO row_scopes (tbl, row_id, scope) VALUES (?, ?, ?)")
+            let insert = try connection.literalStatement("INSERT INTO row_scopes (tbl, row_id, scope) VALUES (?, ?, ?) ON CONFLICT DO NOTHING")
             try insert.bind([.text(row.table), .text(row.row), .text(scope)])
             try insert.run()
         }
@@ -101,7 +101,7 @@ extension PushContext {
     }
 
     func storedScopes(_ row: RowAddress) throws -> Set<String> {
-        let stmt = try connection.statement("SELECT scope FROM row_scopes WHERE tbl = ? AND row_id = ?")
+        let stmt = try connection.literalStatement("SELECT scope FROM row_scopes WHERE tbl = ? AND row_id = ?")
         defer { stmt.reset() }
         try stmt.bind(row.table, at: 1)
         try stmt.bind(row.row, at: 2)
@@ -116,7 +116,7 @@ extension PushContext {
     }
 
     mutating func recordEviction(_ row: RowAddress, scope: String, kind: String) throws {
-        let stmt = try connection.statement("INSERT INTO evictions (seq, tbl, row_id, scope, at_ms, kind) VALUES (?, ?, ?, ?, ?, ?)")
+        let stmt = try connection.literalStatement("INSERT INTO evictions (seq, tbl, row_id, scope, at_ms, kind) VALUES (?, ?, ?, ?, ?, ?)")
         try stmt.bind([.integer(nextSequence()), .text(row.table), .text(row.row), .text(scope), .integer(nowMilliseconds), .text(kind)])
         try stmt.run()
     }
@@ -134,8 +134,8 @@ extension PushContext {
 
 extension ServerStore {
     /// Ids of the rows of `table` whose reference `column` holds `id`.
-    func rowsReferencing(_ id: String, from table: String, column: String, _ connection: SQLiteConnection) throws -> [String] {
-        let stmt = try connection.cached(
+    func rowsReferencing(_ id: String, from table: String, column: String, _ connection: any StoreConnection) throws -> [String] {
+        let stmt = try connection.cachedStatement(
             "SELECT row_id FROM cells WHERE value = ? AND tbl = ? AND col = ? AND \(scopePlan.referenceColumnCondition)")
         defer { stmt.reset() }
         try stmt.bind([.text(id), .text(table), .text(column)])

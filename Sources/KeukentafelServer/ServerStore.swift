@@ -12,21 +12,25 @@ public final class ServerStore: Sendable {
     public let dataModel: DataModel
     /// The scope rules of `dataModel`, prepared for the store's queries.
     let scopePlan: ScopePlan
-    /// The data directory.
+    /// The database the store runs on.
+    public let dialect: StoreDialect
+    /// The data directory of an SQLite store (empty for PostgreSQL).
     public let directory: String
+    /// The database of a PostgreSQL store, which other `ktd` processes may write to as well.
+    public let postgresLocation: PostgresLocation?
     /// The furthest a pushed version may be ahead of the server clock before it is refused.
     public let maxClockSkewMilliseconds: Int64
-    let writer: Locked<SQLiteConnection>
-    let reader: Locked<SQLiteConnection>
+    let writer: Locked<any StoreConnection>
+    let reader: Locked<any StoreConnection>
     /// Server time in milliseconds; injectable so tests can move it.
     public let clock: @Sendable () -> Int64
 
     /// The file name of the store inside the data directory.
     public static let fileName = "keukentafel.sqlite"
 
-    /// Opens the store in `directory`, creating directory and store on first use.
-    public init(directory: String, dataModel: DataModel, maxClockSkewMilliseconds: Int64 = 5 * 60 * 1000,
-                clock: @escaping @Sendable () -> Int64 = { Int64(Date().timeIntervalSince1970 * 1000) }) throws {
+    /// Opens the SQLite store in `directory`, creating directory and store on first use.
+    public convenience init(directory: String, dataModel: DataModel, maxClockSkewMilliseconds: Int64 = 5 * 60 * 1000,
+                            clock: @escaping @Sendable () -> Int64 = { Int64(Date().timeIntervalSince1970 * 1000) }) throws {
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         let path = (directory as NSString).appendingPathComponent(Self.fileName)
         let connection = try SQLiteConnection(path: path)
@@ -35,36 +39,55 @@ public final class ServerStore: Sendable {
         try connection.execute("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA cache_size=-65536; PRAGMA secure_delete=OFF;")
         try connection.execute(Self.ddl)
         try Self.migrate(connection)
-        let plan = ScopePlan(dataModel)
-        try Self.createReferenceIndex(connection, plan: plan)
-        if try connection.scalar("SELECT value FROM meta WHERE key = 'node'") == nil {
-            try connection.run("INSERT INTO meta(key, value) VALUES ('node', ?)", [.text(NodeID.random().description)])
-            try connection.run("INSERT INTO meta(key, value) VALUES ('created_at', ?)", [.text(iso8601(clock()))])
-        }
-        // Unique keys are looked up by value, for the few tables that have them.
-        let keyed = dataModel.tables.filter { $0.unique != nil }.map { "'\($0.name)'" }
-        if !keyed.isEmpty {
-            // Partial index; a table that gains a key in a later model is still checked, only by a scan.
-            try connection.execute("CREATE INDEX IF NOT EXISTS cells_by_key_value ON cells(tbl, col, value) WHERE tbl IN (\(keyed.joined(separator: ", ")))")
-        }
-        if try connection.scalar("SELECT value FROM meta WHERE key = 'seq'") == nil {
-            try connection.run("INSERT INTO meta(key, value) VALUES ('seq', 0)")
-        }
-        // The feed's epoch: a new one after every restore, so devices notice the store went back.
-        try connection.run("INSERT OR IGNORE INTO meta(key, value) VALUES ('epoch', ?)", [.text(NodeID.random().description)])
-        guard case .text(let nodeHex)? = try connection.scalar("SELECT value FROM meta WHERE key = 'node'"), let node = NodeID(nodeHex) else {
-            throw StoreError.corrupt("the store has no valid node id in table meta")
-        }
         let readConnection = try SQLiteConnection(path: path)
         try readConnection.execute("PRAGMA query_only=ON;")
+        try self.init(dialect: .sqlite, directory: directory, postgres: nil, writer: connection, reader: readConnection, dataModel: dataModel,
+                      maxClockSkewMilliseconds: maxClockSkewMilliseconds, clock: clock)
+    }
+
+    /// Opens the store on PostgreSQL (decision 0013), creating its tables on first use. Several
+    /// `ktd` processes may share one database.
+    public convenience init(postgres location: PostgresLocation, dataModel: DataModel, maxClockSkewMilliseconds: Int64 = 5 * 60 * 1000,
+                            clock: @escaping @Sendable () -> Int64 = { Int64(Date().timeIntervalSince1970 * 1000) }) throws {
+        let connection = try PostgresStoreConnection(location)
+        // Two processes starting at once must not both create the tables: the write lock orders them.
+        try connection.transaction { try connection.execute(Self.postgresDDL) }
+        let readConnection = try PostgresStoreConnection(location)
+        try self.init(dialect: .postgresql, directory: "", postgres: location, writer: connection, reader: readConnection, dataModel: dataModel,
+                      maxClockSkewMilliseconds: maxClockSkewMilliseconds, clock: clock)
+    }
+
+    private init(dialect: StoreDialect, directory: String, postgres: PostgresLocation?, writer connection: any StoreConnection, reader: any StoreConnection,
+                 dataModel: DataModel, maxClockSkewMilliseconds: Int64, clock: @escaping @Sendable () -> Int64) throws {
+        let plan = ScopePlan(dataModel)
+        let node = try connection.transaction { () -> NodeID in
+            try Self.createReferenceIndex(connection, plan: plan)
+            try connection.run("INSERT INTO meta (key, value) VALUES ('node', ?) ON CONFLICT DO NOTHING", [.text(NodeID.random().description)])
+            try connection.run("INSERT INTO meta (key, value) VALUES ('created_at', ?) ON CONFLICT DO NOTHING", [.text(iso8601(clock()))])
+            // Unique keys are looked up by value, for the few tables that have them.
+            let keyed = dataModel.tables.filter { $0.unique != nil }.map { "'\($0.name)'" }
+            if !keyed.isEmpty {
+                // Partial index; a table that gains a key in a later model is still checked, only by a scan.
+                try connection.execute("CREATE INDEX IF NOT EXISTS cells_by_key_value ON cells(tbl, col, value) WHERE tbl IN (\(keyed.joined(separator: ", ")))")
+            }
+            try connection.run("INSERT INTO meta (key, value) VALUES ('seq', ?) ON CONFLICT DO NOTHING", [.integer(0)])
+            // The feed's epoch: a new one after every restore, so devices notice the store went back.
+            try connection.run("INSERT INTO meta (key, value) VALUES ('epoch', ?) ON CONFLICT DO NOTHING", [.text(NodeID.random().description)])
+            guard case .text(let nodeHex)? = try connection.scalar("SELECT value FROM meta WHERE key = 'node'"), let node = NodeID(nodeHex) else {
+                throw StoreError.corrupt("the store has no valid node id in table meta")
+            }
+            return node
+        }
         self.dataModel = dataModel
         self.scopePlan = plan
+        self.dialect = dialect
         self.directory = directory
+        self.postgresLocation = postgres
         self.node = node
         self.maxClockSkewMilliseconds = maxClockSkewMilliseconds
         self.clock = clock
         self.writer = Locked(connection)
-        self.reader = Locked(readConnection)
+        self.reader = Locked(reader)
     }
 
     /// The server's own node id (fixed when the store is created), for writes made by the office
@@ -166,7 +189,7 @@ public final class ServerStore: Sendable {
 
 extension ServerStore {
     /// Brings a store made by an earlier version up to date (columns added since).
-    static func migrate(_ connection: SQLiteConnection) throws {
+    static func migrate(_ connection: any StoreConnection) throws {
         let columns = Set(try connection.query("PRAGMA table_info(devices)").compactMap { $0[1].string })
         for (column, definition) in [("user_id", "TEXT"), ("lost_at", "TEXT"), ("resync", "INTEGER NOT NULL DEFAULT 0")]
         where !columns.contains(column) {
@@ -176,17 +199,17 @@ extension ServerStore {
 
     /// Reference cells looked up by the row they point to (scope propagation, erasure, audit). A
     /// partial index over the reference columns only; rebuilt when the model's set of them changes.
-    static func createReferenceIndex(_ connection: SQLiteConnection, plan: ScopePlan) throws {
+    static func createReferenceIndex(_ connection: any StoreConnection, plan: ScopePlan) throws {
         let definition = plan.referenceColumnCondition
         if try connection.scalar("SELECT value FROM meta WHERE key = 'reference_index'")?.string != definition {
             try connection.execute("DROP INDEX IF EXISTS cells_by_reference")
-            try connection.run("INSERT OR REPLACE INTO meta(key, value) VALUES ('reference_index', ?)", [.text(definition)])
+            try connection.setMeta("reference_index", .text(definition))
         }
         try connection.execute("CREATE INDEX IF NOT EXISTS cells_by_reference ON cells(value, tbl, col) WHERE \(definition)")
     }
 
     /// Appends an administrative action to the audit trail, inside the caller's transaction.
-    func audit(_ connection: SQLiteConnection, actor: String, action: String, subject: String?, detail: String?) throws {
+    func audit(_ connection: any StoreConnection, actor: String, action: String, subject: String?, detail: String?) throws {
         try connection.run("INSERT INTO audit (at, actor, action, subject, detail) VALUES (?, ?, ?, ?, ?)",
                            [.text(iso8601(clock())), .text(actor), .text(action), subject.map(CellValue.text) ?? .null,
                             detail.map(CellValue.text) ?? .null])

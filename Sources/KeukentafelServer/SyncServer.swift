@@ -8,6 +8,7 @@ import KeukentafelProtocol
 import Logging
 import NIOCore
 import NIOPosix
+import ServiceLifecycle
 
 /// The request context of the sync API: Hummingbird's core storage plus the authenticated device.
 public struct SyncRequestContext: RequestContext {
@@ -204,6 +205,7 @@ public struct SyncServer: Sendable {
             router: makeRouter(),
             server: try configuration.tls.map { try .tls(http1, tlsConfiguration: try Self.tlsConfiguration($0)) } ?? http1,
             configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "ktd"),
+            services: store.hasOtherWriters ? [OtherWritersWatcher(store: store, notifier: notifier)] : [],
             onServerRunning: { channel in await onRunning(channel.localAddress?.port ?? 0) },
             logger: logger)
     }
@@ -358,6 +360,19 @@ struct BearerAuthMiddleware: RouterMiddleware {
             throw APIError(.userDisabled, "the user of this device is disabled or unknown; ask the office", status: .unauthorized)
         case .unknown:
             throw APIError(.unauthorized, "unknown device token", status: .unauthorized)
+        }
+    }
+}
+
+/// Wakes this process's long-polls when another `ktd` on the same database commits a push.
+struct OtherWritersWatcher: Service {
+    let store: any SyncStore
+    let notifier: ChangeNotifier
+
+    func run() async throws {
+        let notifier = self.notifier
+        try await cancelWhenGracefulShutdown {
+            try await store.watchOtherWriters { notifier.signal() }
         }
     }
 }

@@ -29,11 +29,28 @@ public protocol SyncStore: Sendable {
     func isReady() -> Bool
     /// The bytes the store occupies (for `/metrics`).
     func sizeInBytes() -> Int
+    /// Whether other processes may push to the store too (then `watchOtherWriters` tells of their pushes).
+    var hasOtherWriters: Bool { get }
+    /// Calls `onChange` after every push another process commits, until cancelled; long-polls wake on it.
+    func watchOtherWriters(_ onChange: @escaping @Sendable () -> Void) async throws
 }
 
 extension ServerStore: SyncStore {
+    public var hasOtherWriters: Bool { postgresLocation != nil }
+
+    public func watchOtherWriters(_ onChange: @escaping @Sendable () -> Void) async throws {
+        guard let location = postgresLocation else { return }
+        try await PostgresStoreConnection.watchPushes(location, onChange)
+    }
+
     public func sizeInBytes() -> Int {
-        let base = (directory as NSString).appendingPathComponent(Self.fileName)
-        return Int(fileSize(base) + fileSize(base + "-wal"))
+        switch dialect {
+        case .sqlite:
+            let base = (directory as NSString).appendingPathComponent(Self.fileName)
+            return Int(fileSize(base) + fileSize(base + "-wal"))
+        case .postgresql:
+            let size = try? reader.withLock { try $0.scalar("SELECT pg_database_size(current_database())")?.int64 }
+            return Int((size ?? nil) ?? 0)
+        }
     }
 }

@@ -7,7 +7,7 @@ struct ConfigFile {
     static let keys: [String: String] = [
         "data": "KT_DATA", "listen": "KT_LISTEN", "schema": "KT_SCHEMA", "max-clock-skew": "KT_MAX_CLOCK_SKEW",
         "max-request-bytes": "KT_MAX_REQUEST_BYTES", "max-wait": "KT_MAX_WAIT",
-        "tls-certificate": "KT_TLS_CERTIFICATE", "tls-key": "KT_TLS_KEY",
+        "tls-certificate": "KT_TLS_CERTIFICATE", "tls-key": "KT_TLS_KEY", "postgres": "KT_POSTGRES_URL",
     ]
 
     var values: [String: String] = [:]

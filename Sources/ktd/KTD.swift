@@ -31,6 +31,12 @@ struct StoreOptions: ParsableArguments {
         "Data directory of the store (created on first start). Environment: KT_DATA. Default: ./keukentafel-data", valueName: "dir"))
     var dataFlag: String?
 
+    @Option(name: .customLong("postgres"), help: ArgumentHelp(
+        "Keep the store in PostgreSQL instead of an SQLite file in --data: postgres://USER@HOST:PORT/DATABASE[?sslmode=require] "
+            + "(password from PGPASSWORD). Several ktd processes may serve one database. Environment: KT_POSTGRES_URL.",
+        valueName: "url"))
+    var postgresFlag: String?
+
     @Option(name: .customLong("schema"), help: ArgumentHelp(
         "Data model (YAML). Environment: KT_SCHEMA. Default: the copy in the data directory, else Schemas/datamodel.yaml found from the working directory or the executable.",
         valueName: "file"))
@@ -43,6 +49,12 @@ struct StoreOptions: ParsableArguments {
 
     var data: String { ((try? configFile()) ?? ConfigFile()).value("data", flag: dataFlag) ?? "./keukentafel-data" }
     var schema: String? { ((try? configFile()) ?? ConfigFile()).value("schema", flag: schemaFlag) }
+    var postgres: String? { ((try? configFile()) ?? ConfigFile()).value("postgres", flag: postgresFlag) }
+
+    /// Where the store lives, for messages: the data directory or the PostgreSQL URL (without password).
+    var storeDescription: String {
+        postgres.flatMap { try? PostgresLocation(url: $0).description } ?? data
+    }
 
     /// Loads the data model and keeps a copy in the data directory, so admin commands and later
     /// starts use the model the store was created with.
@@ -85,7 +97,14 @@ struct StoreOptions: ParsableArguments {
 
     func openStore(maxClockSkewSeconds: Int = 300) throws -> ServerStore {
         _ = try configFile()  // a broken configuration file is an error, not a silent default
-        return try ServerStore(directory: data, dataModel: try loadDataModel(), maxClockSkewMilliseconds: Int64(maxClockSkewSeconds) * 1000)
+        let model = try loadDataModel()
+        let skew = Int64(maxClockSkewSeconds) * 1000
+        if let postgres {
+            let location: PostgresLocation
+            do { location = try PostgresLocation(url: postgres) } catch { throw ValidationError("--postgres: \(error)") }
+            return try ServerStore(postgres: location, dataModel: model, maxClockSkewMilliseconds: skew)
+        }
+        return try ServerStore(directory: data, dataModel: model, maxClockSkewMilliseconds: skew)
     }
 }
 
@@ -147,7 +166,7 @@ struct Serve: AsyncParsableCommand {
             logger: logger)
         let portFile = self.portFile
         let app = try server.makeApplication { boundPort in
-            logger.info("ktd listening", metadata: ["address": "\(host):\(boundPort)", "data": "\(store.data)"])
+            logger.info("ktd listening", metadata: ["address": "\(host):\(boundPort)", "store": "\(store.storeDescription)"])
             if let portFile { try? String(boundPort).write(toFile: portFile, atomically: true, encoding: .utf8) }
             print("ktd listening on \(tls == nil ? "http" : "https")://\(host):\(boundPort)")
             fflush(nil)  // all streams: scripts wait for this line

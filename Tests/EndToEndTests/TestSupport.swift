@@ -70,10 +70,19 @@ final class TestServer: @unchecked Sendable {
     let scheme: String
     var url: String { "\(scheme)://127.0.0.1:\(port)" }
 
+    /// Starts a server on a store of `kind` (SQLite by default; `KT_TEST_STORE=postgresql` runs the
+    /// default-kind tests on PostgreSQL instead, to try the whole suite there by hand).
     static func start(dataModel: DataModel? = nil, maxRequestBytes: Int = 16 * 1024 * 1024,
-                      tls: SyncServerConfiguration.TLSFiles? = nil) async throws -> TestServer {
+                      tls: SyncServerConfiguration.TLSFiles? = nil, store kind: StoreDialect? = nil) async throws -> TestServer {
         let directory = try temporaryDirectory("ktd")
-        let store = try ServerStore(directory: directory, dataModel: try dataModel ?? shippedDataModel())
+        let model = try dataModel ?? shippedDataModel()
+        let store: ServerStore
+        switch kind ?? TestPostgres.defaultDialect {
+        case .sqlite:
+            store = try ServerStore(directory: directory, dataModel: model)
+        case .postgresql:
+            store = try await onThread { try ServerStore(postgres: try TestPostgres.freshDatabase(), dataModel: model) }
+        }
         var logger = Logger(label: "ktd-test")
         logger.logLevel = .warning
         let server = SyncServer(store: store, configuration: SyncServerConfiguration(host: "127.0.0.1", port: 0, maxRequestBytes: maxRequestBytes, tls: tls),

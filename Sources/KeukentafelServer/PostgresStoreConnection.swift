@@ -1,0 +1,399 @@
+import Foundation
+import KeukentafelProtocol
+import Logging
+import NIOCore
+import NIOPosix
+import NIOSSL
+import PostgresNIO
+
+/// A `StoreConnection` over one PostgreSQL connection (postgres-nio), used synchronously from the
+/// store's blocking methods, which run on NIO's thread pool, never on an event loop.
+///
+/// What it does so the store's SQL runs unchanged on both databases (decision 0013):
+/// - `?` placeholders become `$1…$n`;
+/// - SQLite types cell values per value; PostgreSQL per column. Columns that hold cell values are
+///   `bytea` here, holding a tagged encoding (`PostgresCellEncoding`), so equality, indexes and
+///   `NULL` behave as in SQLite. Which parameter needs which encoding PostgreSQL says itself: the
+///   first time a statement is seen it is prepared once and its inferred parameter types are read
+///   from `pg_prepared_statements`;
+/// - an `immediate` transaction takes the store's write lock (`pg_advisory_xact_lock`), so writers
+///   run one at a time across every `ktd` process, as on SQLite: sequence numbers are handed out in
+///   commit order and a pull never passes a change that commits later (`ConcurrencyTests`). A read
+///   transaction is a `REPEATABLE READ READ ONLY` snapshot.
+final class PostgresStoreConnection: StoreConnection {
+    let location: PostgresLocation
+    private var connection: PostgresConnection
+    private var parameterTypes: [String: [PostgresDataType]] = [:]
+    private var statements: [String: PostgresStatement] = [:]
+    private var transactionDepth = 0
+    private(set) var changes = 0
+    var dialect: StoreDialect { .postgresql }
+
+    /// The advisory lock every writing transaction of every process takes: "kt" in ASCII.
+    static let writeLockKey: Int64 = 0x6B74
+
+    init(_ location: PostgresLocation) throws {
+        self.location = location
+        self.connection = try Self.connect(location)
+    }
+
+    deinit { try? connection.close().wait() }
+
+    static func connect(_ location: PostgresLocation) throws -> PostgresConnection {
+        var logger = Logger(label: "keukentafel.postgres")
+        logger.logLevel = .critical
+        let tls: PostgresConnection.Configuration.TLS
+        if location.requireTLS {
+            tls = .require(try NIOSSLContext(configuration: .makeClientConfiguration()))
+        } else {
+            tls = .disable
+        }
+        let configuration = PostgresConnection.Configuration(
+            host: location.host, port: location.port, username: location.user, password: location.password,
+            database: location.database, tls: tls)
+        do {
+            return try PostgresConnection.connect(on: MultiThreadedEventLoopGroup.singleton.any(), configuration: configuration,
+                                                  id: 1, logger: logger).wait()
+        } catch {
+            throw PostgresStoreError(error, doing: "cannot connect to \(location)")
+        }
+    }
+
+    /// The channel every push is announced on (`NOTIFY`), so long-polls in every process wake.
+    static let pushChannel = "keukentafel_push"
+
+    /// Announces a push to every `ktd` on the database; PostgreSQL delivers it when the transaction commits.
+    func announcePush() throws { try execute("NOTIFY \(Self.pushChannel)") }
+
+    /// Listens for pushes announced by any process and calls `onChange` for each, until cancelled. A
+    /// lost connection is opened again; `onChange` is called then too, in case a push was missed.
+    static func watchPushes(_ location: PostgresLocation, _ onChange: @escaping @Sendable () -> Void) async throws {
+        var logger = Logger(label: "keukentafel.postgres.listen")
+        logger.logLevel = .critical
+        while !Task.isCancelled {
+            do {
+                let connection = try await PostgresConnection.connect(
+                    on: MultiThreadedEventLoopGroup.singleton.any(),
+                    configuration: PostgresConnection.Configuration(
+                        host: location.host, port: location.port, username: location.user, password: location.password,
+                        database: location.database,
+                        tls: location.requireTLS ? .require(try NIOSSLContext(configuration: .makeClientConfiguration())) : .disable),
+                    id: 2, logger: logger)
+                onChange()
+                try await withTaskCancellationHandler {
+                    try await connection.listen(on: pushChannel) { notifications in
+                        for try await _ in notifications { onChange() }
+                    }
+                } onCancel: {
+                    connection.close().whenComplete { _ in }
+                }
+                try? await connection.close()
+            } catch {
+                if Task.isCancelled { return }
+                try await Task.sleep(for: .seconds(1))
+            }
+        }
+    }
+
+    /// A connection lost between transactions (PostgreSQL restarted) is opened again; inside one,
+    /// the transaction fails and the caller's request with it.
+    private func reconnectIfNeeded() throws {
+        guard transactionDepth == 0, connection.isClosed else { return }
+        connection = try Self.connect(location)
+        parameterTypes.removeAll()
+    }
+
+    // MARK: StoreConnection
+
+    func execute(_ sql: String) throws {
+        for statement in Self.splitStatements(sql) { _ = try send(statement, []) }
+    }
+
+    func literalStatement(_ sql: StaticString) throws -> any StoreStatement { try cachedStatement(sql.description) }
+
+    func cachedStatement(_ sql: String) throws -> any StoreStatement {
+        if let statement = statements[sql] {
+            statement.reset()
+            return statement
+        }
+        let statement = PostgresStatement(connection: self, sql: sql)
+        statements[sql] = statement
+        return statement
+    }
+
+    func transaction<T>(immediate: Bool, _ body: () throws -> T) throws -> T {
+        if transactionDepth > 0 {
+            transactionDepth += 1
+            let name = "kt_savepoint_\(transactionDepth)"
+            defer { transactionDepth -= 1 }
+            try execute("SAVEPOINT \(name)")
+            do {
+                let result = try body()
+                try execute("RELEASE SAVEPOINT \(name)")
+                return result
+            } catch {
+                try? execute("ROLLBACK TO SAVEPOINT \(name); RELEASE SAVEPOINT \(name)")
+                throw error
+            }
+        }
+        try reconnectIfNeeded()
+        if immediate {
+            try execute("BEGIN")
+            try execute("SELECT pg_advisory_xact_lock(\(Self.writeLockKey))")
+        } else {
+            try execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        }
+        transactionDepth = 1
+        defer { transactionDepth = 0 }
+        do {
+            let result = try body()
+            // COMMIT of a transaction that failed answers ROLLBACK, without an error: never take that as done.
+            let outcome = try send("COMMIT", [])
+            guard outcome.metadata.command == "COMMIT" else {
+                throw PostgresStoreError(message: "the transaction was rolled back by PostgreSQL (\(outcome.metadata.command))", sqlState: nil, sql: "COMMIT")
+            }
+            return result
+        } catch {
+            try? execute("ROLLBACK")
+            throw error
+        }
+    }
+
+    func query(_ sql: String, _ arguments: [CellValue]) throws -> [[CellValue]] {
+        let result = try send(Self.numberPlaceholders(sql).sql, arguments)
+        return result.rows.map { row in row.map(PostgresCellEncoding.decode) }
+    }
+
+    func scalar(_ sql: String, _ arguments: [CellValue]) throws -> CellValue? {
+        let result = try send(Self.numberPlaceholders(sql).sql, arguments)
+        return result.rows.first.flatMap { row in row.first.map(PostgresCellEncoding.decode) }
+    }
+
+    func run(_ sql: String, _ arguments: [CellValue]) throws {
+        _ = try send(Self.numberPlaceholders(sql).sql, arguments)
+    }
+
+    // MARK: Sending
+
+    /// Runs one statement (with `$n` placeholders) and collects its rows.
+    func send(_ sql: String, _ arguments: [CellValue]) throws -> PostgresQueryResult {
+        try reconnectIfNeeded()
+        do {
+            let types = try types(of: sql, count: arguments.count)
+            let binds = try zip(arguments, types).map { try PostgresCellEncoding.encode($0, as: $1) }
+            let result = try connection.query(sql, binds).wait()
+            changes = result.metadata.rows ?? 0
+            return result
+        } catch let error as PostgresStoreError {
+            throw error
+        } catch {
+            throw PostgresStoreError(error, doing: sql)
+        }
+    }
+
+    /// The parameter types PostgreSQL infers for a statement, asked once per statement.
+    private func types(of sql: String, count: Int) throws -> [PostgresDataType] {
+        if count == 0 { return [] }
+        if let known = parameterTypes[sql] { return known }
+        _ = try connection.query("PREPARE kt_probe AS " + sql).wait()
+        let rows = try connection.query(
+            "SELECT array_to_string(parameter_types::oid[], ',') FROM pg_prepared_statements WHERE name = 'kt_probe'").wait()
+        _ = try connection.query("DEALLOCATE kt_probe").wait()
+        guard case .text(let list)? = rows.rows.first?.first.map(PostgresCellEncoding.decode) else {
+            throw PostgresStoreError(message: "PostgreSQL did not describe the statement's parameters", sqlState: nil, sql: sql)
+        }
+        let types = list.split(separator: ",").compactMap { UInt32($0) }.map { PostgresDataType($0) }
+        guard types.count == count else {
+            throw PostgresStoreError(message: "the statement takes \(types.count) parameters, \(count) were given", sqlState: nil, sql: sql)
+        }
+        parameterTypes[sql] = types
+        return types
+    }
+
+    /// Splits a script into statements at top-level semicolons (not inside quotes or `$$` bodies):
+    /// the extended protocol takes one statement at a time.
+    static func splitStatements(_ sql: String) -> [String] {
+        var statements: [String] = []
+        var current = ""
+        var quote: Character?
+        var inDollarBody = false
+        var previous: Character = " "
+        var inComment = false
+        for character in sql {
+            if inComment {
+                if character == "\n" { inComment = false; current.append(character) }
+                previous = character
+                continue
+            }
+            if inDollarBody {
+                current.append(character)
+                if character == "$", previous == "$" { inDollarBody = false; previous = " "; continue }
+            } else if let open = quote {
+                current.append(character)
+                if character == open { quote = nil }
+            } else if character == "-", previous == "-" {
+                current.removeLast()
+                inComment = true
+            } else if character == "'" || character == "\"" {
+                quote = character
+                current.append(character)
+            } else if character == "$", previous == "$" {
+                current.append(character)
+                inDollarBody = true
+                previous = " "
+                continue
+            } else if character == ";" {
+                let trimmed = current.trimmingCharacters(in: .whitespacesAndNewlines)
+                if !trimmed.isEmpty { statements.append(trimmed) }
+                current = ""
+            } else {
+                current.append(character)
+            }
+            previous = character
+        }
+        let trimmed = current.trimmingCharacters(in: .whitespacesAndNewlines)
+        if !trimmed.isEmpty { statements.append(trimmed) }
+        return statements
+    }
+
+    /// Rewrites `?` placeholders as `$1…$n` (and SQLite's numbered `?NNN` as `$NNN`), leaving quoted
+    /// text and identifiers alone. `count` is the number of distinct parameters.
+    static func numberPlaceholders(_ sql: String) -> (sql: String, count: Int) {
+        var output = ""
+        output.reserveCapacity(sql.utf8.count + 16)
+        var next = 0, highest = 0
+        var quote: Character?
+        var characters = sql[...]
+        while let character = characters.popFirst() {
+            if let open = quote {
+                if character == open { quote = nil }
+                output.append(character)
+            } else if character == "'" || character == "\"" {
+                quote = character
+                output.append(character)
+            } else if character == "?" {
+                let digits = characters.prefix(while: \.isASCII).prefix(while: \.isNumber)
+                if let number = Int(digits) {
+                    characters = characters.dropFirst(digits.count)
+                    highest = max(highest, number)
+                    output += "$\(number)"
+                } else {
+                    next += 1
+                    highest = max(highest, next)
+                    output += "$\(next)"
+                }
+            } else {
+                output.append(character)
+            }
+        }
+        return (output, highest)
+    }
+}
+
+/// A statement on PostgreSQL: binds collected, run on the first `step()`, rows kept until `reset()`.
+final class PostgresStatement: StoreStatement {
+    unowned let connection: PostgresStoreConnection
+    let sql: String
+    private var arguments: [CellValue]
+    private var rows: [PostgresRandomAccessRow]?
+    private var index = -1
+
+    init(connection: PostgresStoreConnection, sql: String) {
+        let numbered = PostgresStoreConnection.numberPlaceholders(sql)
+        self.connection = connection
+        self.sql = numbered.sql
+        self.arguments = Array(repeating: .null, count: numbered.count)
+    }
+
+    func reset() {
+        rows = nil
+        index = -1
+        for i in arguments.indices { arguments[i] = .null }
+    }
+
+    func bind(_ values: [CellValue]) throws {
+        for (i, value) in values.enumerated() { try bind(value, at: Int32(i + 1)) }
+    }
+
+    func bind(_ value: CellValue, at index: Int32) throws {
+        guard index >= 1, Int(index) <= arguments.count else {
+            throw PostgresStoreError(message: "no parameter \(index) in the statement", sqlState: nil, sql: sql)
+        }
+        rows = nil
+        arguments[Int(index) - 1] = value
+    }
+
+    func bind(_ value: Int64, at index: Int32) throws { try bind(.integer(value), at: index) }
+    func bind(_ value: String, at index: Int32) throws { try bind(.text(value), at: index) }
+
+    @discardableResult
+    func step() throws -> Bool {
+        if rows == nil {
+            rows = try connection.send(sql, arguments).rows.map { $0.makeRandomAccess() }
+            index = -1
+        }
+        index += 1
+        return index < rows!.count
+    }
+
+    func run() throws {
+        _ = try connection.send(sql, arguments)
+        rows = nil
+        index = -1
+    }
+
+    private func cell(_ column: Int32) -> PostgresCell? {
+        guard let rows, index >= 0, index < rows.count, Int(column) < rows[index].count else { return nil }
+        return rows[index][Int(column)]
+    }
+
+    func value(_ index: Int32) -> CellValue { cell(index).map(PostgresCellEncoding.decode) ?? .null }
+
+    func int64(_ index: Int32) -> Int64 {
+        switch value(index) {
+        case .integer(let v): return v
+        case .real(let v): return Int64(v)
+        case .text(let v): return Int64(v) ?? 0
+        case .null: return 0
+        }
+    }
+
+    func isNull(_ index: Int32) -> Bool { cell(index)?.bytes == nil }
+
+    func text(_ index: Int32) -> String? {
+        switch value(index) {
+        case .text(let v): return v
+        case .integer(let v): return String(v)
+        case .real(let v): return String(v)
+        case .null: return nil
+        }
+    }
+}
+
+/// A PostgreSQL error with the server's own message and SQLSTATE (postgres-nio hides them from
+/// `description`, so that logs do not leak data by accident; these messages name no cell values).
+public struct PostgresStoreError: Error, CustomStringConvertible {
+    public var message: String
+    public var sqlState: String?
+    public var sql: String?
+
+    init(message: String, sqlState: String?, sql: String?) {
+        self.message = message
+        self.sqlState = sqlState
+        self.sql = sql
+    }
+
+    init(_ error: any Error, doing what: String) {
+        if let error = error as? PSQLError {
+            let server = error.serverInfo
+            self.init(message: server?[.message] ?? "\(error.code)" + (error.underlying.map { ": \($0)" } ?? ""),
+                      sqlState: server?[.sqlState], sql: what)
+        } else {
+            self.init(message: "\(error)", sqlState: nil, sql: what)
+        }
+    }
+
+    public var description: String {
+        "PostgreSQL: \(message)" + (sqlState.map { " (SQLSTATE \($0))" } ?? "") + (sql.map { " — in: \($0.prefix(200))" } ?? "")
+    }
+}
