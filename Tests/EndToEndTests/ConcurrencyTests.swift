@@ -15,13 +15,38 @@ import Testing
         let data = work + "/data"
         let model = try shippedDataModel()
         let store = try ServerStore(directory: data, dataModel: model)
-        try store.ensureUser("office", role: .backOffice, scopes: ["*"])
-        let tokens = try (0..<5).map { try store.addDevice(name: "device \($0)", user: "office").token }
-        let schema = repositoryRoot.appendingPathComponent("Schemas/datamodel.yaml").path
-        let server = try await onThread { try ServerProcess.start(bin: CommandLineTests.binDirectory, data: data, schema: schema) }
+        let server = try await onThread { try ServerProcess.start(bin: CommandLineTests.binDirectory, data: data, schema: schemaPath) }
         defer { server.stop() }
+        try await writeWhilePulling(store: store, servers: [server.url], work: work)
+    }
+
+    /// The same on PostgreSQL with two `ktd` processes on one database (issue 6): the writers push
+    /// through both, and the reader pulls its pages from both in turn.
+    @Test func onPostgreSQLWithTwoServerProcessesNoPullSkipsAChange() async throws {
+        let work = try temporaryDirectory("no-skip-pg")
+        let model = try shippedDataModel()
+        let database = try await onThread { try TestPostgres.freshDatabase("noskip") }
+        let store = try await onThread { try ServerStore(postgres: database, dataModel: model) }
+        let servers = try await onThread {
+            try ["a", "b"].map {
+                try ServerProcess.start(bin: CommandLineTests.binDirectory, data: work + "/data-\($0)", schema: schemaPath,
+                                        arguments: ["--postgres", "postgres://\(database.user)@\(database.host):\(database.port)/\(database.database)"])
+            }
+        }
+        defer { for server in servers { server.stop() } }
+        try await writeWhilePulling(store: store, servers: servers.map(\.url), work: work)
+    }
+
+    private var schemaPath: String { repositoryRoot.appendingPathComponent("Schemas/datamodel.yaml").path }
+
+    /// Four writers push notes at once (writer i through server i mod n) while a fifth device pulls in
+    /// pages of 7 cells (page j from server j mod n); in the end every cell of every note is on it.
+    private func writeWhilePulling(store: ServerStore, servers: [String], work: String) async throws {
+        let model = store.dataModel
+        try await onThread { try store.ensureUser("office", role: .backOffice, scopes: ["*"]) }
+        let tokens = try await onThread { try (0..<5).map { try store.addDevice(name: "device \($0)", user: "office").token } }
         let replicas = try tokens.enumerated().map { index, token in
-            try Replica.create(path: work + "/device-\(index).sqlite", dataModel: model, serverURL: server.url, token: token)
+            try Replica.create(path: work + "/device-\(index).sqlite", dataModel: model, serverURL: servers[index % servers.count], token: token)
         }
         let writers = Array(replicas.prefix(4)), reader = replicas[4]
         let rounds = 30, rowsPerRound = 5
@@ -50,13 +75,14 @@ import Testing
                 }.start()
             }
             // The reader pulls as fast as it can while the writers commit, with small pages.
-            let engine = try SyncEngine(replica: reader)
-            engine.pageSize = 7
+            let token = try reader.token
+            let engines = servers.map { SyncEngine(replica: reader, transport: CurlTransport(baseURL: $0, token: token)) }
+            for engine in engines { engine.pageSize = 7 }
             var pages = 0
             while writing.wait(timeout: .now()) == .timedOut {
-                do { pages += try engine.pull().pages } catch { failures.add("reader: \(error)") }
+                do { pages += try engines[pages % engines.count].pull().pages } catch { failures.add("reader: \(error)") }
             }
-            try engine.pull()  // from its cursor: a skipped change would never come now
+            try engines[0].pull()  // from its cursor: a skipped change would never come now
             return (pages, failures.all)
         }
         #expect(outcome.failures.isEmpty, "\(outcome.failures)")
