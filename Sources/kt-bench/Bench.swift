@@ -30,6 +30,9 @@ struct Bench: AsyncParsableCommand {
     @Option(help: "Afterwards, grow the store to this many cases and time the same incremental pull again (0: skip).")
     var growTo = 0
     @Option(help: "Directory for the stores (default: a new temporary one).") var directory: String?
+    @Option(help: ArgumentHelp("Run the server on this PostgreSQL database (empty; e.g. from `createdb`) instead of SQLite; "
+                               + "throughputs are then also compared with PostgreSQL's COPY of the same cells (needs psql).", valueName: "url"))
+    var postgres: String?
     @Flag(help: "Print only JSON.") var json = false
     @Flag(help: "Also time the stages of a bootstrap separately (server read, JSON encode/decode, apply).") var breakdown = false
 
@@ -48,7 +51,18 @@ struct Bench: AsyncParsableCommand {
         results.append(Measurement(name: "raw SQLite: insert rows of 10 columns", count: cells, unit: "cells", seconds: rawRows))
 
         // Server ingest through the store's push path (one device, batches).
-        let store = try ServerStore(directory: work + "/server", dataModel: model)
+        let store: ServerStore
+        var baseline = rawCells
+        if let postgres {
+            store = try ServerStore(postgres: try PostgresLocation(url: postgres), dataModel: model)
+            guard try store.counts()["cells"] == 0 else { throw ValidationError("--postgres needs an empty database (createdb a new one)") }
+            let rawCopy = try RawPostgres.copyCells(url: postgres, directory: work, cases: cases)
+            results.append(Measurement(name: "raw PostgreSQL: COPY cells (tbl,row,col,value) with primary key", count: cells, unit: "cells",
+                                       seconds: rawCopy))
+            baseline = rawCopy
+        } else {
+            store = try ServerStore(directory: work + "/server", dataModel: model)
+        }
         let node = NodeID.random()
         var ingestSeconds = 0.0
         var clock = HybridLogicalClock()
@@ -74,7 +88,7 @@ struct Bench: AsyncParsableCommand {
             ingestSeconds += try timed { _ = try store.push(changes, device: "bench") }
         }
         results.append(Measurement(name: "server ingest (store push path, \(batch)/batch)", count: cells, unit: "cells", seconds: ingestSeconds,
-                                   baseline: rawCells))
+                                   baseline: baseline))
 
         // A real server on loopback.
         var logger = Logger(label: "kt-bench")
@@ -97,7 +111,7 @@ struct Bench: AsyncParsableCommand {
         let memoryBefore = peakResidentKilobytes()
         let (bootstrap, report) = try await onThread { try timedResult { try engine.sync() } }
         results.append(Measurement(name: "bootstrap: empty replica pulls everything over loopback", count: report.pulled.cellsApplied,
-                                   unit: "cells", seconds: bootstrap, baseline: rawCells))
+                                   unit: "cells", seconds: bootstrap, baseline: baseline))
 
         // Incremental: another device (bootstrapped too) changes `incremental` cells; the replica pulls them.
         let officeToken = try store.addDevice(name: "bench office", user: "bench").token
@@ -160,7 +174,7 @@ struct Bench: AsyncParsableCommand {
         let stillPending = try engines.reduce(0) { $0 + (try $1.replica.outboxCounts().pending) }
         guard stillPending == 0 else { throw ValidationError("concurrent ingest left \(stillPending) changes unsent") }
         results.append(Measurement(name: "server ingest, \(clients) clients pushing at once over HTTP", count: concurrentCells, unit: "cells",
-                                   seconds: concurrent, baseline: rawCells * Double(concurrentCells) / Double(cells)))
+                                   seconds: concurrent, baseline: baseline * Double(concurrentCells) / Double(cells)))
 
         if growTo > cases {
             // Incremental pull cost as the store grows: it must follow the changes, not the store's size.
@@ -309,6 +323,42 @@ final class Locked<Value>: @unchecked Sendable {
 }
 
 /// The same work done directly on SQLite, as a yardstick.
+/// PostgreSQL's own fastest load of the same cells: `COPY` (through psql) into a table with the same key.
+enum RawPostgres {
+    static func copyCells(url: String, directory: String, cases: Int) throws -> Double {
+        let file = directory + "/raw-cells.csv"
+        var csv = ""
+        for i in 0..<cases {
+            let row = Synthetic.rowID(i)
+            for (column, value) in Synthetic.caseCells(i) {
+                let text: String
+                switch value {
+                case .null: text = ""
+                case .integer(let v): text = String(v)
+                case .real(let v): text = String(v)
+                case .text(let v): text = "\"" + v.replacingOccurrences(of: "\"", with: "\"\"") + "\""
+                }
+                csv += "cases,\(row),\(column),\(text)\n"
+            }
+        }
+        try csv.write(toFile: file, atomically: true, encoding: .utf8)
+        try psql(url, "DROP TABLE IF EXISTS kt_bench_raw_cells; CREATE TABLE kt_bench_raw_cells (tbl TEXT, row_id TEXT, col TEXT, value TEXT, PRIMARY KEY (tbl, row_id, col))")
+        let seconds = try timed { try psql(url, "\\copy kt_bench_raw_cells FROM '\(file)' WITH (FORMAT csv)") }
+        try psql(url, "DROP TABLE kt_bench_raw_cells")
+        return seconds
+    }
+
+    static func psql(_ url: String, _ command: String) throws {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = ["psql", url, "-v", "ON_ERROR_STOP=1", "-qc", command]
+        process.standardOutput = FileHandle.nullDevice
+        try process.run()
+        process.waitUntilExit()
+        guard process.terminationStatus == 0 else { throw ValidationError("psql failed: \(command.prefix(80))") }
+    }
+}
+
 enum RawSQLite {
     static func open(_ path: String) throws -> SQLiteConnection {
         try? FileManager.default.removeItem(atPath: path)
