@@ -37,7 +37,12 @@ final class PostgresStoreConnection: StoreConnection {
         self.connection = try Self.connect(location)
     }
 
-    deinit { try? connection.close().wait() }
+    deinit {
+        // Never block here (the last release may happen on any thread, even the cooperative pool);
+        // the closure keeps the connection alive until it is closed, as postgres-nio requires.
+        let connection = self.connection
+        connection.close().whenComplete { _ in withExtendedLifetime(connection) {} }
+    }
 
     static func connect(_ location: PostgresLocation) throws -> PostgresConnection {
         var logger = Logger(label: "keukentafel.postgres")
@@ -80,14 +85,18 @@ final class PostgresStoreConnection: StoreConnection {
                         tls: location.requireTLS ? .require(try NIOSSLContext(configuration: .makeClientConfiguration())) : .disable),
                     id: 2, logger: logger)
                 onChange()
-                try await withTaskCancellationHandler {
-                    try await connection.listen(on: pushChannel) { notifications in
-                        for try await _ in notifications { onChange() }
+                do {
+                    try await withTaskCancellationHandler {
+                        try await connection.listen(on: pushChannel) { notifications in
+                            for try await _ in notifications { onChange() }
+                        }
+                    } onCancel: {
+                        connection.close().whenComplete { _ in }
                     }
-                } onCancel: {
-                    connection.close().whenComplete { _ in }
-                }
-                try? await connection.close()
+                } catch {}
+                try? await connection.close()  // closed before it is released, on every path
+                if Task.isCancelled { return }
+                try await Task.sleep(for: .seconds(1))
             } catch {
                 if Task.isCancelled { return }
                 try await Task.sleep(for: .seconds(1))

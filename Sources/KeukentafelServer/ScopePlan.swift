@@ -61,7 +61,7 @@ struct ScopePlan: Sendable {
         self.depths = model.scopeDepths() ?? [:]
         self.dependents = dependents
         self.triggerColumns = triggers
-        self.referenceColumnCondition = names.isEmpty ? "0"
+        self.referenceColumnCondition = names.isEmpty ? "false"
             : "col IN (" + names.map { "'\($0)'" }.joined(separator: ", ") + ")"
     }
 
