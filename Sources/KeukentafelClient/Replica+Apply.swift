@@ -132,16 +132,17 @@ extension Replica {
         while start < winners.count {
             let chunk = winners[start..<min(start + 16, winners.count)]
             let write = try clockInsert(rows: chunk.count)
-            var index: Int32 = 1
+            // Table and row are bound once (?1, ?2) and shared by every cell of the statement.
+            try write.bind(row.table, at: 1)
+            try write.bind(row.row, at: 2)
+            var index: Int32 = 3
             for cell in chunk {
                 let keepValue = dead || cell.column == Merge.deletedColumn
-                try write.bind(row.table, at: index)
-                try write.bind(row.row, at: index + 1)
-                try write.bind(cell.column, at: index + 2)
-                try write.bind(Int64(cell.version.hlc), at: index + 3)
-                try write.bind(Int64(cell.version.node.rawValue), at: index + 4)
-                try write.bind(keepValue ? cell.value : .null, at: index + 5)
-                index += 6
+                try write.bind(cell.column, at: index)
+                try write.bind(Int64(cell.version.hlc), at: index + 1)
+                try write.bind(Int64(cell.version.node.rawValue), at: index + 2)
+                try write.bind(keepValue ? cell.value : .null, at: index + 3)
+                index += 4
             }
             try write.run()
             start += chunk.count
@@ -172,9 +173,10 @@ extension Replica {
         }
     }
 
+    /// Versions of `rows` cells of one row: ?1 is the table, ?2 the row, then four parameters per cell.
     static func clockInsert(rows: Int) -> String {
         "INSERT INTO _kt_clock (tbl, row_id, col, hlc, node, val) VALUES "
-            + Array(repeating: "(?, ?, ?, ?, ?, ?)", count: rows).joined(separator: ", ")
+            + (0..<rows).map { i in "(?1, ?2, ?\(3 + 4 * i), ?\(4 + 4 * i), ?\(5 + 4 * i), ?\(6 + 4 * i))" }.joined(separator: ", ")
             + " ON CONFLICT (tbl, row_id, col) DO UPDATE SET hlc = excluded.hlc, node = excluded.node, val = excluded.val"
     }
 

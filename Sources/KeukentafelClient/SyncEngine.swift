@@ -46,7 +46,9 @@ public final class SyncEngine: @unchecked Sendable {
     public let replica: Replica
     let transport: any SyncTransport
     public var pushBatchSize = 2_000
-    public var pageSize = 5_000
+    /// Cells per pulled page unless `pageSize` says otherwise (the server allows up to 50,000).
+    public static let defaultPageSize = 5_000
+    public var pageSize = SyncEngine.defaultPageSize
     /// A device clock within this distance of the server's counts as right (for re-stamping).
     public var saneClockSkewMilliseconds: Int64 = 60_000
     /// Called after each applied page (progress of a long bootstrap).
@@ -159,16 +161,26 @@ public final class SyncEngine: @unchecked Sendable {
         }
     }
 
+    /// Pulls pages until the feed is exhausted, each applied with its cursor in one transaction.
+    ///
+    /// While a page is applied, the next one is already requested and decoded on a second thread, so
+    /// the server's read, the transfer and the JSON decoding overlap the apply (the largest part of a
+    /// bootstrap). The page fetched ahead is used only if the request this loop would send after the
+    /// apply is exactly the one that fetched it; otherwise (a resync began, the epoch changed) it is
+    /// dropped and the request is sent again. Only the first request long-polls.
     func pullAll(into report: inout SyncReport, waitSeconds: Int = 0) throws {
-        var wait = waitSeconds
+        var page = try fetchPage(try nextPullQuery(waitSeconds: waitSeconds))
         while true {
-            let cursor = try replica.cursor
-            var query = [("since", String(cursor)), ("limit", String(pageSize))]
-            if let epoch = try replica.serverEpoch { query.append(("epoch", epoch)) }
-            if wait > 0 { query.append(("wait", String(wait))) }
-            wait = 0
-            let page = try call("GET", "/v1/pull", query: query, decode: FeedCoding.decodePull)
-            let counts = try replica.apply(page)
+            // After this page, the replica will be at its cursor and epoch: ask for what follows now.
+            let epochAfter = try page.epoch ?? replica.serverEpoch
+            let ahead = page.more && !page.resync ? PageFetch(query: pullQuery(since: page.cursor, epoch: epochAfter), engine: self) : nil
+            let counts: ApplyCounts
+            do {
+                counts = try replica.apply(page)
+            } catch {
+                ahead?.abandon()  // no request outlives the pull that started it
+                throw error
+            }
             report.pages += 1
             report.pulled.cellsReceived += counts.cellsReceived
             report.pulled.cellsApplied += counts.cellsApplied
@@ -180,7 +192,31 @@ public final class SyncEngine: @unchecked Sendable {
             report.cursor = page.cursor
             onPage?(report)
             if !page.more { break }
+            let query = try nextPullQuery(waitSeconds: 0)
+            if let ahead, ahead.query.elementsEqual(query, by: ==) {
+                page = try ahead.page()
+            } else {
+                ahead?.abandon()
+                page = try fetchPage(query)
+            }
         }
+    }
+
+    /// The pull request that continues from the replica's cursor and epoch.
+    private func nextPullQuery(waitSeconds: Int) throws -> [(String, String)] {
+        var query = pullQuery(since: try replica.cursor, epoch: try replica.serverEpoch)
+        if waitSeconds > 0 { query.append(("wait", String(waitSeconds))) }
+        return query
+    }
+
+    private func pullQuery(since cursor: Int64, epoch: String?) -> [(String, String)] {
+        var query = [("since", String(cursor)), ("limit", String(pageSize))]
+        if let epoch { query.append(("epoch", epoch)) }
+        return query
+    }
+
+    fileprivate func fetchPage(_ query: [(String, String)]) throws -> PullResponse {
+        try call("GET", "/v1/pull", query: query, decode: FeedCoding.decodePull)
     }
 
     /// Every accepted write of a row (or one of its cells), from the server.
@@ -273,4 +309,31 @@ extension Replica {
                 lostChanges: conflicts.filter { $0.loserVersion.node == node && $0.resolvedAt == nil && $0.resolution == nil })
         }
     }
+}
+
+/// One pull request running on a thread of its own: the page after the one being applied.
+private final class PageFetch: @unchecked Sendable {
+    let query: [(String, String)]
+    private let finished = DispatchSemaphore(value: 0)
+    /// Written once by the fetching thread before it signals `finished`; read only after waiting.
+    private var outcome: Result<PullResponse, any Error>?
+
+    init(query: [(String, String)], engine: SyncEngine) {
+        self.query = query
+        Thread { [self] in
+            outcome = Result { try engine.fetchPage(query) }
+            finished.signal()
+        }.start()
+    }
+
+    /// The fetched page, or the error of its request; waits for it.
+    func page() throws -> PullResponse {
+        finished.wait()
+        finished.signal()
+        guard let outcome else { throw SyncError.protocolMismatch("a prefetched page went missing") }
+        return try outcome.get()
+    }
+
+    /// Waits for the request to end and drops what it fetched.
+    func abandon() { _ = try? page() }
 }

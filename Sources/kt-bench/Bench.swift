@@ -33,6 +33,9 @@ struct Bench: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Run the server on this PostgreSQL database (empty; e.g. from `createdb`) instead of SQLite; "
                                + "throughputs are then also compared with PostgreSQL's COPY of the same cells (needs psql).", valueName: "url"))
     var postgres: String?
+    @Option(help: ArgumentHelp("The kt command for the bootstrap measured in a process of its own, whose peak memory is the "
+                               + "client's (default: kt next to kt-bench; skipped if there is none).", valueName: "path"))
+    var kt: String?
     @Flag(help: "Print only JSON.") var json = false
     @Flag(help: "Also time the stages of a bootstrap separately (server read, JSON encode/decode, apply).") var breakdown = false
 
@@ -43,6 +46,7 @@ struct Bench: AsyncParsableCommand {
         let model = Self.benchModel
         let cells = cases * 10
         var results: [Measurement] = []
+        var memory: [MemoryFigure] = []
 
         // Raw SQLite baselines, same machine, same run.
         let rawCells = try timed { try RawSQLite.insertCells(path: work + "/raw-cells.sqlite", cases: cases) }
@@ -64,6 +68,7 @@ struct Bench: AsyncParsableCommand {
             store = try ServerStore(directory: work + "/server", dataModel: model)
         }
         let node = NodeID.random()
+        Memory.resetPeak()  // from here to the end of ingest this process is the server's store and nothing else
         var ingestSeconds = 0.0
         var clock = HybridLogicalClock()
         let now = UInt64(Date().timeIntervalSince1970 * 1000)
@@ -89,6 +94,7 @@ struct Bench: AsyncParsableCommand {
         }
         results.append(Measurement(name: "server ingest (store push path, \(batch)/batch)", count: cells, unit: "cells", seconds: ingestSeconds,
                                    baseline: baseline))
+        memory.append(MemoryFigure(name: "server, ingest of \(cells) cells (the store alone in this process)", kilobytes: Memory.peakKilobytes()))
 
         // A real server on loopback.
         var logger = Logger(label: "kt-bench")
@@ -108,10 +114,26 @@ struct Bench: AsyncParsableCommand {
         let replica = try Replica.create(path: work + "/replica.sqlite", dataModel: model, serverURL: url, token: token)
         let engine = try SyncEngine(replica: replica)
         engine.pageSize = pageSize
-        let memoryBefore = peakResidentKilobytes()
+        let memoryBefore = Memory.peakKilobytes()
         let (bootstrap, report) = try await onThread { try timedResult { try engine.sync() } }
         results.append(Measurement(name: "bootstrap: empty replica pulls everything over loopback", count: report.pulled.cellsApplied,
                                    unit: "cells", seconds: bootstrap, baseline: baseline))
+
+        // Client and server memory apart: the real `kt` bootstraps a replica in a process of its own
+        // while this process only serves. The child's peak is the client's; this one's, the server's.
+        if let ktCommand = kt ?? ChildProcess.besideThisExecutable("kt") {
+            let cliToken = try store.addDevice(name: "bench kt command", user: "bench").token
+            let cliReplica = work + "/kt-command.sqlite"
+            _ = try ChildProcess.run(ktCommand, ["init", "--db", cliReplica, "--server", url, "--token", cliToken, "--json"])
+            Memory.resetPeak()
+            let (seconds, clientPeak) = try await onThread { try timedResult { try ChildProcess.run(ktCommand, ["sync", "--db", cliReplica, "--json"]) } }
+            results.append(Measurement(name: "bootstrap by `kt sync` in a process of its own (pages of \(SyncEngine.defaultPageSize))",
+                                       count: cells, unit: "cells", seconds: seconds, baseline: baseline))
+            memory.append(MemoryFigure(name: "client, `kt sync` bootstrapping \(cells) cells (its own process)", kilobytes: clientPeak))
+            memory.append(MemoryFigure(name: "server, serving that bootstrap (this process)", kilobytes: Memory.peakKilobytes()))
+        } else {
+            memory.append(MemoryFigure(name: "client and server apart: skipped, no kt command beside kt-bench (see --kt)", kilobytes: 0))
+        }
 
         // Incremental: another device (bootstrapped too) changes `incremental` cells; the replica pulls them.
         let officeToken = try store.addDevice(name: "bench office", user: "bench").token
@@ -235,11 +257,11 @@ struct Bench: AsyncParsableCommand {
             results.append(Measurement(name: "  breakdown: apply pages to an empty replica", count: cells, unit: "cells", seconds: apply))
         }
 
-        let peak = peakResidentKilobytes()
+        let peak = Memory.peakKilobytes()
         await group.triggerGracefulShutdown()
         _ = await serverTask.result
 
-        let summary = Summary(cases: cases, cells: cells, pageSize: pageSize, results: results,
+        let summary = Summary(cases: cases, cells: cells, pageSize: pageSize, results: results, memory: memory,
                               peakResidentMegabytes: Double(peak) / 1024, residentBeforeBootstrapMegabytes: Double(memoryBefore) / 1024)
         if json {
             let encoder = JSONEncoder()
@@ -421,6 +443,8 @@ struct Summary: Codable {
     var cells: Int
     var pageSize: Int
     var results: [Measurement]
+    /// Peak resident memory of client and server, measured apart.
+    var memory: [MemoryFigure]
     var peakResidentMegabytes: Double
     var residentBeforeBootstrapMegabytes: Double
 
@@ -435,8 +459,12 @@ struct Summary: Codable {
             print(pad(r.name, 58) + pad(String(r.count), 10) + pad(String(format: "%.3f", r.seconds), 10)
                   + pad(String(format: "%.0f", r.perSecond), 14) + (r.ratioToRawSQLite.map { String(format: "%.2f", $0) } ?? "-"))
         }
-        print(String(format: "peak resident memory of the process (server and client together): %.0f MB (%.0f MB before bootstrap)",
-                     peakResidentMegabytes, residentBeforeBootstrapMegabytes))
+        print("peak resident memory")
+        for figure in memory {
+            print("  " + pad(figure.name, 74) + (figure.megabytes > 0 ? String(format: "%.0f MB", figure.megabytes) : ""))
+        }
+        print("  " + pad("the whole kt-bench process (server and in-process clients together)", 74)
+              + String(format: "%.0f MB (%.0f MB before the first bootstrap)", peakResidentMegabytes, residentBeforeBootstrapMegabytes))
     }
 
     func pad(_ text: String, _ width: Int) -> String { text.count >= width ? text + " " : text + String(repeating: " ", count: width - text.count) }
@@ -461,11 +489,63 @@ func onThread<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async thr
     }
 }
 
-/// VmHWM from /proc: the peak resident set of this process, in kB.
-func peakResidentKilobytes() -> Int {
-    guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8) else { return 0 }
-    for line in status.split(separator: "\n") where line.hasPrefix("VmHWM:") {
-        return Int(line.split(separator: " ").dropFirst().first ?? "0") ?? 0
+/// A peak resident memory figure, in MB.
+struct MemoryFigure: Codable {
+    var name: String
+    var megabytes: Double
+
+    init(name: String, kilobytes: Int) {
+        self.name = name
+        self.megabytes = Double(kilobytes) / 1024
     }
-    return 0
+}
+
+/// This process's peak resident memory (VmHWM), and setting it back so a later peak belongs to what
+/// ran since.
+enum Memory {
+    static func peakKilobytes() -> Int {
+        guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8) else { return 0 }
+        for line in status.split(separator: "\n") where line.hasPrefix("VmHWM:") {
+            return Int(line.split(separator: " ").dropFirst().first ?? "0") ?? 0
+        }
+        return 0
+    }
+
+    /// Writing 5 to clear_refs resets VmHWM to the current resident size (Linux 4.0 and later).
+    static func resetPeak() {
+        let fd = open("/proc/self/clear_refs", O_WRONLY)
+        guard fd >= 0 else { return }
+        _ = write(fd, "5", 1)
+        close(fd)
+    }
+}
+
+/// A command run to its end in a child process, with its own peak memory.
+enum ChildProcess {
+    /// A program in the directory of this executable (release builds put kt beside kt-bench).
+    static func besideThisExecutable(_ name: String) -> String? {
+        let path = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().deletingLastPathComponent().appendingPathComponent(name).path
+        return FileManager.default.isExecutableFile(atPath: path) ? path : nil
+    }
+
+    /// Runs `path` with `arguments` (standard output discarded) and returns the child's peak resident
+    /// memory in kB, from `wait4`. Throws if it cannot start or exits other than with 0.
+    static func run(_ path: String, _ arguments: [String]) throws -> Int {
+        let argv: [UnsafeMutablePointer<CChar>?] = ([path] + arguments).map { strdup($0) } + [nil]
+        defer { argv.forEach { free($0) } }
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
+        var pid: pid_t = 0
+        let started = posix_spawn(&pid, path, &actions, nil, argv, environ)
+        guard started == 0 else { throw ValidationError("cannot start \(path): \(String(cString: strerror(started)))") }
+        var status: Int32 = 0
+        var usage = rusage()
+        while wait4(pid, &status, 0, &usage) < 0 {
+            guard errno == EINTR else { throw ValidationError("waiting for \(path) failed: \(String(cString: strerror(errno)))") }
+        }
+        guard status == 0 else { throw ValidationError("\(path) \(arguments.first ?? "") failed (wait status \(status))") }
+        return usage.ru_maxrss
+    }
 }

@@ -182,6 +182,7 @@ final class Counter: @unchecked Sendable {
     private let lock = NSLock()
     private var value = 0
     func increment() -> Int { lock.withLock { value += 1; return value } }
+    var current: Int { lock.withLock { value } }
 }
 
 extension Replica {
