@@ -503,8 +503,8 @@ struct MemoryFigure: Codable {
 /// This process's peak resident memory (VmHWM), and setting it back so a later peak belongs to what
 /// ran since.
 enum Memory {
-    static func peakKilobytes() -> Int {
-        guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8) else { return 0 }
+    static func peakKilobytes(of statusFile: String = "/proc/self/status") -> Int {
+        guard let status = try? String(contentsOfFile: statusFile, encoding: .utf8) else { return 0 }
         for line in status.split(separator: "\n") where line.hasPrefix("VmHWM:") {
             return Int(line.split(separator: " ").dropFirst().first ?? "0") ?? 0
         }
@@ -529,7 +529,11 @@ enum ChildProcess {
     }
 
     /// Runs `path` with `arguments` (standard output discarded) and returns the child's peak resident
-    /// memory in kB, from `wait4`. Throws if it cannot start or exits other than with 0.
+    /// memory in kB. Throws if it cannot start or exits other than with 0.
+    ///
+    /// The peak is the child's own VmHWM, read from /proc every 10 ms while it runs (a high-water mark,
+    /// so each reading is the peak so far). Not `wait4`'s `ru_maxrss`: posix_spawn starts the child
+    /// in the parent's memory, and at exec Linux counts that memory's peak as the child's.
     static func run(_ path: String, _ arguments: [String]) throws -> Int {
         let argv: [UnsafeMutablePointer<CChar>?] = ([path] + arguments).map { strdup($0) } + [nil]
         defer { argv.forEach { free($0) } }
@@ -541,11 +545,15 @@ enum ChildProcess {
         let started = posix_spawn(&pid, path, &actions, nil, argv, environ)
         guard started == 0 else { throw ValidationError("cannot start \(path): \(String(cString: strerror(started)))") }
         var status: Int32 = 0
-        var usage = rusage()
-        while wait4(pid, &status, 0, &usage) < 0 {
-            guard errno == EINTR else { throw ValidationError("waiting for \(path) failed: \(String(cString: strerror(errno)))") }
+        var peak = 0
+        while true {
+            let ended = waitpid(pid, &status, WNOHANG)
+            if ended == pid { break }
+            guard ended == 0 || errno == EINTR else { throw ValidationError("waiting for \(path) failed: \(String(cString: strerror(errno)))") }
+            peak = max(peak, Memory.peakKilobytes(of: "/proc/\(pid)/status"))
+            usleep(10_000)
         }
         guard status == 0 else { throw ValidationError("\(path) \(arguments.first ?? "") failed (wait status \(status))") }
-        return usage.ru_maxrss
+        return peak
     }
 }
