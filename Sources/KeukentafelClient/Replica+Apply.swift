@@ -79,7 +79,7 @@ extension Replica {
     public func applyForBenchmark(_ page: PullResponse) throws -> ApplyCounts { try apply(page) }
 
     /// Applies the cells of one row. Versions decide per cell; the merged versions decide whether the
-    /// row is live. A dead row's values are kept beside its versions (`_kt_clock.val`), so if a newer
+    /// row is live. A dead row's values are kept beside its versions (`_kt_kept`), so if a newer
     /// edit brings it back, the row returns whole, whatever order the cells arrive in.
     func applyRow(_ row: FeedRow, counts: inout ApplyCounts, newest: inout UInt64, recovering: Bool = false) throws {
         guard let table = dataModel.table(named: row.table) else {
@@ -87,25 +87,19 @@ extension Replica {
             return
         }
         let quotedTable = ReplicaSchema.quote(row.table)
-        // Everything this replica knows about the row's versions, in one range read.
-        var local: [String: CellVersion] = [:]
+        // Everything this replica knows about the row's versions, in one read.
+        var versions = try storedVersions(table: row.table, row: row.row)
+        let knownBefore = !versions.isEmpty
         var tombstone: VersionedValue?
-        let read = try connection.statement("SELECT col, hlc, node, val FROM _kt_clock WHERE tbl = ? AND row_id = ?")
-        try read.bind(row.table, at: 1)
-        try read.bind(row.row, at: 2)
-        while try read.step() {
-            guard let column = read.text(0), let node = NodeID(rawValue: UInt64(read.int64(2))) else { continue }
-            let version = CellVersion(hlc: UInt64(read.int64(1)), node: node)
-            local[column] = version
-            if column == Merge.deletedColumn { tombstone = VersionedValue(value: read.value(3), version: version) }
+        if let version = versions[Merge.deletedColumn] {
+            tombstone = VersionedValue(value: try keptValue(table: row.table, row: row.row, column: Merge.deletedColumn), version: version)
         }
-        let knownBefore = !local.isEmpty
 
         // Which incoming cells win (pure: nothing written yet).
         var winners: [FeedCell] = []
         for cell in row.cells {
             newest = max(newest, cell.version.hlc)
-            if let mine = local[cell.column], mine >= cell.version {
+            if let mine = versions[cell.column], mine >= cell.version {
                 if recovering, mine > cell.version, mine.node == node {
                     try noteNewerOwnCell(table: row.table, row: row.row, column: cell.column, serverVersion: cell.version)
                 }
@@ -116,42 +110,26 @@ extension Replica {
                 try stash([cell], table: row.table, row: row.row)
                 continue
             }
-            local[cell.column] = cell.version
+            versions.set(cell.column, cell.version)
             if isTombstone { tombstone = VersionedValue(value: cell.value, version: cell.version) }
             winners.append(cell)
         }
         guard !winners.isEmpty else { return }
         counts.cellsApplied += winners.count
-        let newestOther = local.lazy.filter { $0.key != Merge.deletedColumn }.map(\.value).max()
-        let dead = Merge.isRowDeleted(tombstone: tombstone, newestOtherVersion: newestOther)
+        let dead = Merge.isRowDeleted(tombstone: tombstone, newestOtherVersion: versions.newestOtherThanTombstone)
         // Every app row has versions, so a row without any cannot exist: skip the lookup (bootstrap).
         let exists = try knownBefore && connection.scalar("SELECT 1 FROM \(quotedTable) WHERE id = ?", [.text(row.row)]) != nil
 
-        // Versions go in with multi-row INSERTs: one statement per up to 16 cells.
-        var start = 0
-        while start < winners.count {
-            let chunk = winners[start..<min(start + 16, winners.count)]
-            let write = try clockInsert(rows: chunk.count)
-            // Table and row are bound once (?1, ?2) and shared by every cell of the statement.
-            try write.bind(row.table, at: 1)
-            try write.bind(row.row, at: 2)
-            var index: Int32 = 3
-            for cell in chunk {
-                let keepValue = dead || cell.column == Merge.deletedColumn
-                try write.bind(cell.column, at: index)
-                try write.bind(Int64(cell.version.hlc), at: index + 1)
-                try write.bind(Int64(cell.version.node.rawValue), at: index + 2)
-                try write.bind(keepValue ? cell.value : .null, at: index + 3)
-                index += 4
-            }
-            try write.run()
-            start += chunk.count
+        try storeVersions(versions, table: row.table, row: row.row)
+        // The tombstone's value lives nowhere else; a dead row keeps the values that arrived for it.
+        for cell in winners where dead || cell.column == Merge.deletedColumn {
+            try keep(cell.value, table: row.table, row: row.row, column: cell.column)
         }
         let values = winners.filter { $0.column != Merge.deletedColumn }.map { ($0.column, $0.value) }
 
         if dead {
             if exists {
-                try keepValuesOfDyingRow(table: table, row: row.row, except: Set(values.map(\.0)))
+                try keepValuesOfDyingRow(table: table, row: row.row, versions: versions, except: Set(values.map(\.0)))
                 try connection.run("DELETE FROM \(quotedTable) WHERE id = ?", [.text(row.row)])
                 counts.rowsDeleted += 1
             }
@@ -161,23 +139,26 @@ extension Replica {
             // A dead row comes back: its kept values, overlaid with what just arrived.
             var restored: [String: CellValue] = [:]
             for kept in try connection.query(
-                "SELECT col, val FROM _kt_clock WHERE tbl = ? AND row_id = ? AND col <> '_deleted'", [.text(row.table), .text(row.row)]) {
+                "SELECT col, val FROM _kt_kept WHERE tbl = ? AND row_id = ? AND col <> '_deleted'", [.text(row.table), .text(row.row)]) {
                 if case .text(let column) = kept[0], table.column(named: column) != nil { restored[column] = kept[1] }
             }
             for (column, value) in values { restored[column] = value }
             try upsert(table: row.table, row: row.row, values: restored.sorted { $0.key < $1.key })
-            try connection.run("UPDATE _kt_clock SET val = NULL WHERE tbl = ? AND row_id = ? AND col <> '_deleted'",
-                               [.text(row.table), .text(row.row)])
+            try connection.run("DELETE FROM _kt_kept WHERE tbl = ? AND row_id = ? AND col <> '_deleted'", [.text(row.table), .text(row.row)])
         } else {
             try upsert(table: row.table, row: row.row, values: values)
         }
     }
 
-    /// Versions of `rows` cells of one row: ?1 is the table, ?2 the row, then four parameters per cell.
-    static func clockInsert(rows: Int) -> String {
-        "INSERT INTO _kt_clock (tbl, row_id, col, hlc, node, val) VALUES "
-            + (0..<rows).map { i in "(?1, ?2, ?\(3 + 4 * i), ?\(4 + 4 * i), ?\(5 + 4 * i), ?\(6 + 4 * i))" }.joined(separator: ", ")
-            + " ON CONFLICT (tbl, row_id, col) DO UPDATE SET hlc = excluded.hlc, node = excluded.node, val = excluded.val"
+    /// The kept value of a cell (see `_kt_kept`), NULL if none is kept.
+    private func keptValue(table: String, row: String, column: String) throws -> CellValue {
+        try connection.scalar("SELECT val FROM _kt_kept WHERE tbl = ? AND row_id = ? AND col = ?", [.text(table), .text(row), .text(column)]) ?? .null
+    }
+
+    private func keep(_ value: CellValue, table: String, row: String, column: String) throws {
+        try connection.run("""
+            INSERT INTO _kt_kept (tbl, row_id, col, val) VALUES (?, ?, ?, ?) ON CONFLICT (tbl, row_id, col) DO UPDATE SET val = excluded.val
+            """, [.text(table), .text(row), .text(column), value])
     }
 
     /// Keeps cells this model version cannot place, newest version per cell.
@@ -192,28 +173,15 @@ extension Replica {
         }
     }
 
-    /// Copies the values of a row about to be deleted next to their versions.
-    private func keepValuesOfDyingRow(table: DataModel.Table, row: String, except: Set<String>) throws {
-        let columns = table.columns.map(\.name).filter { !except.contains($0) }
+    /// Keeps the values of a row about to be deleted, for the cells that have a version.
+    private func keepValuesOfDyingRow(table: DataModel.Table, row: String, versions: RowVersions, except: Set<String>) throws {
+        let columns = table.columns.map(\.name).filter { !except.contains($0) && versions[$0] != nil }
         guard !columns.isEmpty else { return }
         let current = try connection.query(
             "SELECT \(columns.map(ReplicaSchema.quote).joined(separator: ", ")) FROM \(ReplicaSchema.quote(table.name)) WHERE id = ?",
             [.text(row)])
         guard let values = current.first else { return }
-        for (column, value) in zip(columns, values) {
-            try connection.run("UPDATE _kt_clock SET val = ? WHERE tbl = ? AND row_id = ? AND col = ?",
-                               [value, .text(table.name), .text(row), .text(column)])
-        }
-    }
-
-    private func clockInsert(rows: Int) throws -> SQLiteStatement {
-        if let stmt = clockInserts[rows] {
-            stmt.reset()
-            return stmt
-        }
-        let stmt = try connection.prepare(Self.clockInsert(rows: rows))
-        clockInserts[rows] = stmt
-        return stmt
+        for (column, value) in zip(columns, values) { try keep(value, table: table.name, row: row, column: column) }
     }
 
     /// Inserts or updates the given columns of an app row. Statements are kept per shape (table and

@@ -22,7 +22,8 @@ extension Replica {
             if dataModel.table(named: next.table) != nil {
                 try connection.run("DELETE FROM \(ReplicaSchema.quote(next.table)) WHERE id = ?", [.text(next.row)])
             }
-            try connection.run("DELETE FROM _kt_clock WHERE tbl = ? AND row_id = ?", arguments)
+            try connection.run("DELETE FROM _kt_versions WHERE tbl = ? AND row_id = ?", arguments)
+            try connection.run("DELETE FROM _kt_kept WHERE tbl = ? AND row_id = ?", arguments)
             try connection.run("DELETE FROM _kt_stash WHERE tbl = ? AND row_id = ?", arguments)
             try connection.run("DELETE FROM _kt_conflicts WHERE tbl = ? AND row_id = ?", arguments)
             if purge { try connection.run("DELETE FROM _kt_outbox WHERE tbl = ? AND row_id = ?", arguments) }
@@ -30,8 +31,8 @@ extension Replica {
                 guard let column = child.scope?.parent, child.column(named: column)?.references == next.table else { continue }
                 let live = try connection.query("SELECT id FROM \(ReplicaSchema.quote(child.name)) WHERE \(ReplicaSchema.quote(column)) = ?",
                                                 [.text(next.row)])
-                // A deleted child lives on only in _kt_clock, with its values kept beside the versions.
-                let dead = try connection.query("SELECT row_id FROM _kt_clock WHERE tbl = ? AND col = ? AND val = ?",
+                // A deleted child lives on only in its versions, with its values kept in _kt_kept.
+                let dead = try connection.query("SELECT row_id FROM _kt_kept WHERE tbl = ? AND col = ? AND val = ?",
                                                 [.text(child.name), .text(column), .text(next.row)])
                 for row in live + dead { if case .text(let id) = row[0] { queue.append(RowReference(table: child.name, row: id)) } }
             }
@@ -82,14 +83,18 @@ extension Replica {
     /// wrote itself: their cells, and its cells newer than the restored store's, go back into the
     /// outbox with their original versions. Returns (rows dropped, changes queued again).
     func finishResync(_ mode: ResyncMode) throws -> (dropped: Int, requeued: Int) {
-        let own = Int64(node.rawValue)
         if mode == .recovery {
             // Rows the restored store does not have, that this device wrote: keep them and send again.
-            try connection.run("""
-                INSERT OR IGNORE INTO _kt_repush (tbl, row_id, col)
-                SELECT c.tbl, c.row_id, c.col FROM _kt_clock c
-                WHERE c.node = ? AND NOT EXISTS (SELECT 1 FROM _kt_seen s WHERE s.tbl = c.tbl AND s.row_id = c.row_id)
-                """, [.integer(own)])
+            let unseen = try connection.query("""
+                SELECT v.tbl, v.row_id, v.versions FROM _kt_versions v
+                WHERE NOT EXISTS (SELECT 1 FROM _kt_seen s WHERE s.tbl = v.tbl AND s.row_id = v.row_id)
+                """)
+            for row in unseen {
+                guard case .text(let versions) = row[2] else { continue }
+                for entry in try RowVersions(decoding: versions).entries where entry.version.node == node {
+                    try connection.run("INSERT OR IGNORE INTO _kt_repush (tbl, row_id, col) VALUES (?, ?, ?)", [row[0], row[1], .text(entry.column)])
+                }
+            }
         }
         var dropped = 0
         for table in dataModel.tables {
@@ -97,15 +102,19 @@ extension Replica {
                 + " UNION SELECT row_id FROM _kt_repush WHERE tbl = ?1"
             try connection.run("DELETE FROM \(ReplicaSchema.quote(table.name)) WHERE id NOT IN (\(keep))", [.text(table.name)])
             dropped += connection.changes
-            try connection.run("DELETE FROM _kt_clock WHERE tbl = ?1 AND row_id NOT IN (\(keep))", [.text(table.name)])
+            try connection.run("DELETE FROM _kt_versions WHERE tbl = ?1 AND row_id NOT IN (\(keep))", [.text(table.name)])
+            try connection.run("DELETE FROM _kt_kept WHERE tbl = ?1 AND row_id NOT IN (\(keep))", [.text(table.name)])
             try connection.run("DELETE FROM _kt_conflicts WHERE tbl = ?1 AND row_id NOT IN (\(keep))", [.text(table.name)])
         }
         var requeued = 0
         for cell in try connection.query("""
-            SELECT r.tbl, r.row_id, r.col, c.hlc, c.val, r.base_hlc, r.base_node FROM _kt_repush r
-            JOIN _kt_clock c ON c.tbl = r.tbl AND c.row_id = r.row_id AND c.col = r.col WHERE c.node = ?
-            """, [.integer(own)]) {
-            guard case .text(let table) = cell[0], case .text(let row) = cell[1], case .text(let column) = cell[2] else { continue }
+            SELECT r.tbl, r.row_id, r.col, v.versions, k.val, r.base_hlc, r.base_node FROM _kt_repush r
+            JOIN _kt_versions v ON v.tbl = r.tbl AND v.row_id = r.row_id
+            LEFT JOIN _kt_kept k ON k.tbl = r.tbl AND k.row_id = r.row_id AND k.col = r.col
+            """) {
+            guard case .text(let table) = cell[0], case .text(let row) = cell[1], case .text(let column) = cell[2],
+                  case .text(let versions) = cell[3], let version = try RowVersions(decoding: versions)[column], version.node == node
+            else { continue }
             var value = cell[4]
             if column != Merge.deletedColumn, dataModel.table(named: table)?.column(named: column) != nil,
                let live = try connection.query("SELECT \(ReplicaSchema.quote(column)) FROM \(ReplicaSchema.quote(table)) WHERE id = ?",
@@ -114,7 +123,7 @@ extension Replica {
             }
             try connection.run("""
                 INSERT INTO _kt_outbox (tbl, row_id, col, value, hlc, base_hlc, base_node, written_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-                """, [.text(table), .text(row), .text(column), value, cell[3], cell[5], cell[6], .integer(clock())])
+                """, [.text(table), .text(row), .text(column), value, .integer(Int64(version.hlc)), cell[5], cell[6], .integer(clock())])
             requeued += 1
         }
         try connection.run("DELETE FROM _kt_seen")

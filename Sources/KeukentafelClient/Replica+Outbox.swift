@@ -114,15 +114,19 @@ extension Replica {
                 guard !ahead.isEmpty else { return 0 }
                 let limit = Int64(HybridLogicalClock.timestamp(milliseconds: UInt64(max(0, serverTime + maxSkew))))
                 // Every local version from the future goes, in the clock table and the HLC state alike.
-                let sane = try connection.scalar("SELECT max(hlc) FROM _kt_clock WHERE hlc <= ?", [.integer(limit)])
+                let sane = try connection.scalar("SELECT max(kt_versions_newest_up_to(versions, ?)) FROM _kt_versions", [.integer(limit)])
                 var fresh = HybridLogicalClock(last: UInt64(sane?.int64Value ?? 0))
                 for row in ahead {
                     guard case .integer(let seq) = row[0], case .integer(let oldHLC) = row[4] else { continue }
                     let newHLC = Int64(fresh.tick(wallMilliseconds: UInt64(max(0, clock()))))
                     try connection.run("UPDATE _kt_outbox SET hlc = ?, state = 'pending', code = NULL, message = NULL WHERE seq = ?",
                                        [.integer(newHLC), .integer(seq)])
-                    try connection.run("UPDATE _kt_clock SET hlc = ? WHERE tbl = ? AND row_id = ? AND col = ? AND hlc = ? AND node = ?",
-                                       [.integer(newHLC), row[1], row[2], row[3], .integer(oldHLC), .integer(Int64(node.rawValue))])
+                    guard case .text(let table) = row[1], case .text(let rowID) = row[2], case .text(let column) = row[3] else { continue }
+                    var versions = try storedVersions(table: table, row: rowID)
+                    if versions[column] == CellVersion(hlc: UInt64(oldHLC), node: node) {
+                        versions.set(column, CellVersion(hlc: UInt64(newHLC), node: node))
+                        try storeVersions(versions, table: table, row: rowID)
+                    }
                 }
                 try connection.run("UPDATE _kt_meta SET value = ? WHERE key = 'hlc'", [.integer(Int64(fresh.last))])
                 resetClock(to: fresh.last)

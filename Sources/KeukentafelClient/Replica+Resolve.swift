@@ -69,7 +69,7 @@ extension Replica {
         }
         guard let model = dataModel.table(named: table) else { return }
         var values: [String: CellValue] = [:]
-        for kept in try connection.query("SELECT col, val FROM _kt_clock WHERE tbl = ? AND row_id = ? AND col <> '_deleted'", [.text(table), .text(row)]) {
+        for kept in try connection.query("SELECT col, val FROM _kt_kept WHERE tbl = ? AND row_id = ? AND col <> '_deleted'", [.text(table), .text(row)]) {
             if case .text(let name) = kept[0] { values[name] = kept[1] }
         }
         values[column] = value

@@ -57,7 +57,6 @@ extension Replica {
                 let json = String(decoding: try JSONEncoder().encode(newModel), as: UTF8.self)
                 try setMeta("schema", json)
                 dataModel = newModel
-                clockInserts.removeAll()
                 upserts.removeAll()
 
                 // Apply what was stashed, through the normal page logic, as one synthetic page.

@@ -27,8 +27,7 @@ public final class Replica: @unchecked Sendable {
     private var hlc = HybridLogicalClock()
     /// False while pulled changes are applied, so the triggers do not capture them as local writes.
     private var capturing = true
-    /// Prepared statements of the page-apply path whose SQL depends on the row (see `Replica+Apply`).
-    var clockInserts: [Int: SQLiteStatement] = [:]
+    /// Prepared upserts of the page-apply path, whose SQL depends on the columns (see `Replica+Apply`).
     var upserts: [UpsertShape: SQLiteStatement] = [:]
 
     struct UpsertShape: Hashable {
@@ -61,6 +60,7 @@ public final class Replica: @unchecked Sendable {
         self.dataModel = try JSONDecoder().decode(DataModel.self, from: Data(modelJSON.utf8))
         try registerFunctions()
         try connection.execute(ReplicaSchema.metaDDL)  // idempotent: brings replicas of older releases up to date
+        try migrateToRowVersions()
         let conflictColumns = Set(try connection.query("PRAGMA table_info(_kt_conflicts)").map { $0[1].description })
         for column in ["winner_user", "loser_user"] where !conflictColumns.contains(column) {
             try connection.execute("ALTER TABLE _kt_conflicts ADD COLUMN \(column) TEXT")
@@ -190,6 +190,7 @@ public final class Replica: @unchecked Sendable {
             let now = self.clock()
             return .value(.integer(Int64(self.hlc.tick(wallMilliseconds: UInt64(max(0, now))))))
         }
+        try registerVersionFunctions()
         try connection.createFunction("kt_check", argumentCount: 3) { [unowned self] arguments in
             guard case .text(let tableName) = arguments[0], case .text(let columnName) = arguments[1],
                   let table = self.dataModel.table(named: tableName) else { return .error("keukentafel: bad kt_check call") }

@@ -9,11 +9,16 @@ import KeukentafelProtocol
 enum ReplicaSchema {
     static let metaDDL = """
         CREATE TABLE IF NOT EXISTS _kt_meta (key TEXT PRIMARY KEY, value) WITHOUT ROWID;
-        -- The version of every cell this replica knows (written here or pulled).
-        CREATE TABLE IF NOT EXISTS _kt_clock (
-            tbl TEXT NOT NULL, row_id TEXT NOT NULL, col TEXT NOT NULL,
-            hlc INTEGER NOT NULL, node INTEGER NOT NULL,
-            val, -- only for the _deleted pseudo-column, whose value lives nowhere else
+        -- The versions of every cell this replica knows (written here or pulled), one row per synced
+        -- row: `versions` is `column=hlc.node;` per cell (RowVersions; decision 0014).
+        CREATE TABLE IF NOT EXISTS _kt_versions (
+            tbl TEXT NOT NULL, row_id TEXT NOT NULL, versions TEXT NOT NULL,
+            PRIMARY KEY (tbl, row_id)
+        ) WITHOUT ROWID;
+        -- Values that live nowhere else: the tombstone (_deleted) of a row, and the cells of a dead
+        -- row, kept so that a newer edit brings the row back whole (decision 0003).
+        CREATE TABLE IF NOT EXISTS _kt_kept (
+            tbl TEXT NOT NULL, row_id TEXT NOT NULL, col TEXT NOT NULL, val,
             PRIMARY KEY (tbl, row_id, col)
         ) WITHOUT ROWID;
         -- Local writes not yet acknowledged by the server. AUTOINCREMENT: a change id is never reused.
@@ -26,10 +31,13 @@ enum ReplicaSchema {
             code TEXT, message TEXT, written_at INTEGER NOT NULL
         );
         CREATE INDEX IF NOT EXISTS _kt_outbox_by_state ON _kt_outbox(state, seq);
-        CREATE TRIGGER IF NOT EXISTS _kt_outbox_clock AFTER INSERT ON _kt_outbox BEGIN
-            INSERT INTO _kt_clock (tbl, row_id, col, hlc, node, val)
-            VALUES (NEW.tbl, NEW.row_id, NEW.col, NEW.hlc, kt_node(), CASE WHEN NEW.col = '_deleted' THEN NEW.value END)
-            ON CONFLICT (tbl, row_id, col) DO UPDATE SET hlc = excluded.hlc, node = excluded.node, val = excluded.val;
+        CREATE TRIGGER IF NOT EXISTS _kt_outbox_versions AFTER INSERT ON _kt_outbox BEGIN
+            INSERT INTO _kt_versions (tbl, row_id, versions) VALUES (NEW.tbl, NEW.row_id, kt_versions_set(NULL, NEW.col, NEW.hlc, kt_node()))
+            ON CONFLICT (tbl, row_id) DO UPDATE SET versions = kt_versions_set(versions, NEW.col, NEW.hlc, kt_node());
+            -- A written cell is live again: no kept value for it; a tombstone keeps its own value.
+            DELETE FROM _kt_kept WHERE tbl = NEW.tbl AND row_id = NEW.row_id AND col = NEW.col AND NEW.col <> '_deleted';
+            INSERT INTO _kt_kept (tbl, row_id, col, val) SELECT NEW.tbl, NEW.row_id, NEW.col, NEW.value WHERE NEW.col = '_deleted'
+            ON CONFLICT (tbl, row_id, col) DO UPDATE SET val = excluded.val;
             INSERT INTO _kt_meta (key, value) VALUES ('hlc', NEW.hlc)
             ON CONFLICT (key) DO UPDATE SET value = max(value, excluded.value);
         END;
@@ -78,8 +86,9 @@ enum ReplicaSchema {
         var sql = "CREATE TABLE IF NOT EXISTS \(t) (id TEXT PRIMARY KEY NOT NULL, \(columns.joined(separator: ", ")));\n"
 
         func base(_ row: String, _ column: DataModel.Column) -> (String, String) {
-            let lookup = "FROM _kt_clock WHERE tbl = \(tl) AND row_id = \(row) AND col = \(literal(column.name))"
-            return ("(SELECT hlc \(lookup))", "(SELECT node \(lookup))")
+            let lookup = "FROM _kt_versions WHERE tbl = \(tl) AND row_id = \(row)"
+            let name = literal(column.name)
+            return ("(SELECT kt_version_hlc(versions, \(name)) \(lookup))", "(SELECT kt_version_node(versions, \(name)) \(lookup))")
         }
         let stamp = "kt_tick((SELECT value FROM _kt_meta WHERE key = 'hlc'))"
         let insertOutbox = "INSERT INTO _kt_outbox (tbl, row_id, col, value, hlc, base_hlc, base_node, written_at)"
@@ -124,15 +133,18 @@ enum ReplicaSchema {
 
         // A deletion carries as base the newest version of the row its writer saw, so the server can
         // tell whether someone edited the row concurrently.
-        let newest = "FROM _kt_clock WHERE tbl = \(tl) AND row_id = OLD.id AND col <> '_deleted' ORDER BY hlc DESC, node DESC LIMIT 1"
-        // The values of the deleted row stay beside their versions: if a concurrent newer edit wins,
-        // the row comes back whole.
+        let newest = "FROM _kt_versions WHERE tbl = \(tl) AND row_id = OLD.id"
+        // The values of the deleted row are kept beside its versions: if a concurrent newer edit wins,
+        // the row comes back whole. Only cells with a version are kept, as the apply does.
         let keepValues = table.columns.map {
-            "    UPDATE _kt_clock SET val = OLD.\(quote($0.name)) WHERE tbl = \(tl) AND row_id = OLD.id AND col = \(literal($0.name));"
+            "    INSERT INTO _kt_kept (tbl, row_id, col, val) SELECT \(tl), OLD.id, \(literal($0.name)), OLD.\(quote($0.name))\n"
+                + "        WHERE (SELECT kt_version_hlc(versions, \(literal($0.name))) \(newest)) IS NOT NULL\n"
+                + "        ON CONFLICT (tbl, row_id, col) DO UPDATE SET val = excluded.val;"
         }.joined(separator: "\n")
         sql += """
             CREATE TRIGGER IF NOT EXISTS \(quote("_kt_\(table.name)_delete")) AFTER DELETE ON \(t) WHEN kt_capture() BEGIN
-                \(insertOutbox) VALUES (\(tl), OLD.id, '_deleted', 1, \(stamp), (SELECT hlc \(newest)), (SELECT node \(newest)), kt_now());
+                \(insertOutbox) VALUES (\(tl), OLD.id, '_deleted', 1, \(stamp),
+                    (SELECT kt_versions_newest_hlc(versions) \(newest)), (SELECT kt_versions_newest_node(versions) \(newest)), kt_now());
             \(keepValues)
             END;
 

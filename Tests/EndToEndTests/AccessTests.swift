@@ -141,7 +141,7 @@ import Testing
         for table in ["provisions", "carers", "care_relations", "help_requests", "matches"] {
             #expect(try fatima.rowCount(table) == 0, "\(table) hang off the moved case")
         }
-        #expect(try fatima.query("SELECT count(*) FROM _kt_clock WHERE row_id = ?", [.text(Self.deVriesCase)]).rows[0][0] == .integer(0))
+        #expect(try fatima.query("SELECT count(*) FROM _kt_versions WHERE row_id = ?", [.text(Self.deVriesCase)]).rows[0][0] == .integer(0))
         try await bert.sync()
         #expect(try ids(bert, "notes").contains(before), "her note reached the new team")
 

@@ -188,7 +188,8 @@ final class Counter: @unchecked Sendable {
 extension Replica {
     /// How many cell versions the replica knows.
     func knownCellCount() throws -> Int {
-        guard case .integer(let n)? = try query("SELECT count(*) FROM _kt_clock").rows.first?.first else { return -1 }
+        guard case .integer(let n)? = try query("SELECT coalesce(sum(kt_versions_count(versions)), 0) FROM _kt_versions").rows.first?.first
+        else { return -1 }
         return Int(n)
     }
 }
