@@ -82,11 +82,12 @@ extension Replica {
     /// row is live. A dead row's values are kept beside its versions (`_kt_kept`), so if a newer
     /// edit brings it back, the row returns whole, whatever order the cells arrive in.
     func applyRow(_ row: FeedRow, counts: inout ApplyCounts, newest: inout UInt64, recovering: Bool = false) throws {
-        guard let table = dataModel.table(named: row.table) else {
+        guard let plan = tablePlan(row.table) else {
             try stash(row.cells, table: row.table, row: row.row)  // a table this model version does not know yet
             return
         }
-        let quotedTable = ReplicaSchema.quote(row.table)
+        let table = plan.table
+        let quotedTable = plan.quotedName
         // Everything this replica knows about the row's versions, in one read.
         var versions = try storedVersions(table: row.table, row: row.row)
         let knownBefore = !versions.isEmpty
@@ -106,7 +107,7 @@ extension Replica {
                 continue
             }
             let isTombstone = cell.column == Merge.deletedColumn
-            guard isTombstone || table.column(named: cell.column) != nil else {
+            guard isTombstone || plan.positions[cell.column] != nil else {
                 try stash([cell], table: row.table, row: row.row)
                 continue
             }
@@ -134,7 +135,7 @@ extension Replica {
                 counts.rowsDeleted += 1
             }
         } else if exists {
-            try upsert(table: row.table, row: row.row, values: values)
+            try upsert(plan, row: row.row, values: values)
         } else if knownBefore {
             // A dead row comes back: its kept values, overlaid with what just arrived.
             var restored: [String: CellValue] = [:]
@@ -143,10 +144,10 @@ extension Replica {
                 if case .text(let column) = kept[0], table.column(named: column) != nil { restored[column] = kept[1] }
             }
             for (column, value) in values { restored[column] = value }
-            try upsert(table: row.table, row: row.row, values: restored.sorted { $0.key < $1.key })
+            try upsert(plan, row: row.row, values: restored.sorted { $0.key < $1.key })
             try connection.run("DELETE FROM _kt_kept WHERE tbl = ? AND row_id = ? AND col <> '_deleted'", [.text(row.table), .text(row.row)])
         } else {
-            try upsert(table: row.table, row: row.row, values: values)
+            try upsert(plan, row: row.row, values: values)
         }
     }
 
@@ -184,19 +185,30 @@ extension Replica {
         for (column, value) in zip(columns, values) { try keep(value, table: table.name, row: row, column: column) }
     }
 
+    /// The apply path's view of a table of the current model; nil for a table it does not know.
+    func tablePlan(_ name: String) -> TablePlan? {
+        if let plan = tablePlans[name] { return plan }
+        guard let table = dataModel.table(named: name) else { return nil }
+        let plan = TablePlan(table: table, quotedName: ReplicaSchema.quote(name),
+                             positions: Dictionary(uniqueKeysWithValues: table.columns.enumerated().map { ($1.name, $0) }))
+        tablePlans[name] = plan
+        return plan
+    }
+
     /// Inserts or updates the given columns of an app row. Statements are kept per shape (table and
     /// set of columns); a bootstrap uses one shape per table.
-    private func upsert(table: String, row: String, values: [(String, CellValue)]) throws {
-        guard let model = dataModel.table(named: table) else { return }
+    private func upsert(_ plan: TablePlan, row: String, values: [(String, CellValue)]) throws {
         var mask: UInt64 = 0
         var ordered: [(Int, CellValue)] = []
+        ordered.reserveCapacity(values.count)
         for (column, value) in values {
-            guard let index = model.columns.firstIndex(where: { $0.name == column }), index < 64 else { continue }
+            guard let index = plan.positions[column], index < 64 else { continue }
             if mask & (1 << index) == 0 { ordered.append((index, value)) }
             mask |= 1 << index
         }
         ordered.sort { $0.0 < $1.0 }
-        let shape = UpsertShape(table: table, columns: mask)
+        let model = plan.table
+        let shape = UpsertShape(table: model.name, columns: mask)
         let stmt: SQLiteStatement
         if let cached = upserts[shape] {
             cached.reset()
@@ -206,8 +218,7 @@ extension Replica {
             let names = (["id"] + columns).joined(separator: ", ")
             let placeholders = Array(repeating: "?", count: columns.count + 1).joined(separator: ", ")
             let updates = columns.isEmpty ? "NOTHING" : "UPDATE SET " + columns.map { "\($0) = excluded.\($0)" }.joined(separator: ", ")
-            stmt = try connection.prepare(
-                "INSERT INTO \(ReplicaSchema.quote(table)) (\(names)) VALUES (\(placeholders)) ON CONFLICT (id) DO \(updates)")
+            stmt = try connection.prepare("INSERT INTO \(plan.quotedName) (\(names)) VALUES (\(placeholders)) ON CONFLICT (id) DO \(updates)")
             upserts[shape] = stmt
         }
         try stmt.bind(row, at: 1)

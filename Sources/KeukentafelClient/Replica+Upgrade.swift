@@ -58,6 +58,7 @@ extension Replica {
                 try setMeta("schema", json)
                 dataModel = newModel
                 upserts.removeAll()
+                tablePlans.removeAll()
 
                 // Apply what was stashed, through the normal page logic, as one synthetic page.
                 var rows: [FeedRow] = []

@@ -29,6 +29,16 @@ public final class Replica: @unchecked Sendable {
     private var capturing = true
     /// Prepared upserts of the page-apply path, whose SQL depends on the columns (see `Replica+Apply`).
     var upserts: [UpsertShape: SQLiteStatement] = [:]
+    /// What the page-apply path needs of each table of `dataModel`, worked out once (see `tablePlan`).
+    var tablePlans: [String: TablePlan] = [:]
+
+    /// A table of the data model as the page-apply path uses it, for every row of a page.
+    struct TablePlan {
+        let table: DataModel.Table
+        let quotedName: String
+        /// Column name → position in `table.columns`.
+        let positions: [String: Int]
+    }
 
     struct UpsertShape: Hashable {
         var table: String

@@ -69,7 +69,11 @@ enum ReplicaSchema {
         );
         """
 
-    static func quote(_ identifier: String) -> String { "\"" + identifier.replacingOccurrences(of: "\"", with: "\"\"") + "\"" }
+    static func quote(_ identifier: String) -> String {
+        // Model names are plain identifiers; the replacement is for anything else (and is slow).
+        guard identifier.utf8.contains(UInt8(ascii: "\"")) else { return "\"" + identifier + "\"" }
+        return "\"" + identifier.replacingOccurrences(of: "\"", with: "\"\"") + "\""
+    }
     static func literal(_ text: String) -> String { "'" + text.replacingOccurrences(of: "'", with: "''") + "'" }
 
     /// Drops the capture triggers of a table (before they are created again for a new model).

@@ -163,24 +163,32 @@ public final class SyncEngine: @unchecked Sendable {
 
     /// Pulls pages until the feed is exhausted, each applied with its cursor in one transaction.
     ///
-    /// While a page is applied, the next one is already requested and decoded on a second thread, so
-    /// the server's read, the transfer and the JSON decoding overlap the apply (the largest part of a
-    /// bootstrap). The page fetched ahead is used only if the request this loop would send after the
-    /// apply is exactly the one that fetched it; otherwise (a resync began, the epoch changed) it is
-    /// dropped and the request is sent again. Only the first request long-polls.
+    /// The requests run ahead on a thread of their own (`PageFeed`): the page after each one is
+    /// requested as soon as its cursor is known, before it is decoded and applied, so the server's
+    /// work, the transfer, decoding and applying overlap (decision 0015). A page fetched ahead is
+    /// used only if its request is exactly the one this loop would send after the apply; otherwise
+    /// (a resync began, the epoch changed) the feed is dropped and started again from the replica.
+    /// Only the first request long-polls.
     func pullAll(into report: inout SyncReport, waitSeconds: Int = 0) throws {
-        var page = try fetchPage(try nextPullQuery(waitSeconds: waitSeconds))
+        var query = try nextPullQuery(waitSeconds: waitSeconds)
+        var feed = PageFeed(engine: self, first: query, epoch: try replica.serverEpoch)
+        defer { feed.stop() }  // no request outlives the pull that started it
         while true {
-            // After this page, the replica will be at its cursor and epoch: ask for what follows now.
-            let epochAfter = try page.epoch ?? replica.serverEpoch
-            let ahead = page.more && !page.resync ? PageFetch(query: pullQuery(since: page.cursor, epoch: epochAfter), engine: self) : nil
-            let counts: ApplyCounts
-            do {
-                counts = try replica.apply(page)
-            } catch {
-                ahead?.abandon()  // no request outlives the pull that started it
-                throw error
+            let fetched = feed.next()
+            guard let fetched, fetched.query.elementsEqual(query, by: ==) else {
+                feed.stop()
+                feed = PageFeed(engine: self, first: query, epoch: try replica.serverEpoch)
+                continue
             }
+            let page: PullResponse
+            do {
+                page = try FeedCoding.decodePull(try fetched.body.get())
+            } catch let error as SyncError {
+                throw error
+            } catch {
+                throw SyncError.protocolMismatch("GET /v1/pull: \(error)")
+            }
+            let counts = try replica.apply(page)
             report.pages += 1
             report.pulled.cellsReceived += counts.cellsReceived
             report.pulled.cellsApplied += counts.cellsApplied
@@ -192,13 +200,7 @@ public final class SyncEngine: @unchecked Sendable {
             report.cursor = page.cursor
             onPage?(report)
             if !page.more { break }
-            let query = try nextPullQuery(waitSeconds: 0)
-            if let ahead, ahead.query.elementsEqual(query, by: ==) {
-                page = try ahead.page()
-            } else {
-                ahead?.abandon()
-                page = try fetchPage(query)
-            }
+            query = try nextPullQuery(waitSeconds: 0)
         }
     }
 
@@ -209,14 +211,15 @@ public final class SyncEngine: @unchecked Sendable {
         return query
     }
 
-    private func pullQuery(since cursor: Int64, epoch: String?) -> [(String, String)] {
+    fileprivate func pullQuery(since cursor: Int64, epoch: String?) -> [(String, String)] {
         var query = [("since", String(cursor)), ("limit", String(pageSize))]
         if let epoch { query.append(("epoch", epoch)) }
         return query
     }
 
-    fileprivate func fetchPage(_ query: [(String, String)]) throws -> PullResponse {
-        try call("GET", "/v1/pull", query: query, decode: FeedCoding.decodePull)
+    /// The body of one pull request, after the status checks every call gets.
+    fileprivate func fetchPageBody(_ query: [(String, String)]) throws -> Data {
+        try call("GET", "/v1/pull", query: query) { $0 }
     }
 
     /// Every accepted write of a row (or one of its cells), from the server.
@@ -311,29 +314,73 @@ extension Replica {
     }
 }
 
-/// One pull request running on a thread of its own: the page after the one being applied.
-private final class PageFetch: @unchecked Sendable {
-    let query: [(String, String)]
-    private let finished = DispatchSemaphore(value: 0)
-    /// Written once by the fetching thread before it signals `finished`; read only after waiting.
-    private var outcome: Result<PullResponse, any Error>?
-
-    init(query: [(String, String)], engine: SyncEngine) {
-        self.query = query
-        Thread { [self] in
-            outcome = Result { try engine.fetchPage(query) }
-            finished.signal()
-        }.start()
+/// Pull requests in a row on a thread of their own. The request for the page after each one goes
+/// out as soon as that page's body has arrived and says where it ends (`FeedCoding.peekPull`),
+/// while the pull loop decodes and applies the pages in order. At most `depth` bodies wait.
+private final class PageFeed: @unchecked Sendable {
+    struct Fetched {
+        let query: [(String, String)]
+        let body: Result<Data, any Error>
     }
 
-    /// The fetched page, or the error of its request; waits for it.
-    func page() throws -> PullResponse {
-        finished.wait()
-        finished.signal()
-        guard let outcome else { throw SyncError.protocolMismatch("a prefetched page went missing") }
-        return try outcome.get()
+    private let condition = NSCondition()
+    // Guarded by `condition`:
+    private var ready: [Fetched] = []
+    private var stopped = false
+    private var producing = true
+
+    init(engine: SyncEngine, first query: [(String, String)], epoch: String?, depth: Int = 2) {
+        Thread { [self] in produce(engine: engine, first: query, epoch: epoch, depth: depth) }.start()
     }
 
-    /// Waits for the request to end and drops what it fetched.
-    func abandon() { _ = try? page() }
+    private func produce(engine: SyncEngine, first: [(String, String)], epoch knownEpoch: String?, depth: Int) {
+        var query = first
+        var epoch = knownEpoch
+        while true {
+            condition.lock()
+            while ready.count >= depth && !stopped { condition.wait() }
+            if stopped {
+                producing = false
+                condition.broadcast()
+                condition.unlock()
+                return
+            }
+            condition.unlock()
+            let body = Result { try engine.fetchPageBody(query) }
+            // The next request, if this page says there is more and nothing makes the loop start over.
+            var next: [(String, String)]?
+            if case .success(let data) = body, let peeked = FeedCoding.peekPull(data), peeked.more, !peeked.resync {
+                epoch = peeked.epoch ?? epoch
+                next = engine.pullQuery(since: peeked.cursor, epoch: epoch)
+            }
+            condition.lock()
+            ready.append(Fetched(query: query, body: body))
+            if next == nil { producing = false }
+            condition.broadcast()
+            condition.unlock()
+            guard let next else { return }
+            query = next
+        }
+    }
+
+    /// The next fetched body in order, waiting for it; nil if the feed fetched nothing more.
+    func next() -> Fetched? {
+        condition.lock()
+        defer { condition.unlock() }
+        while ready.isEmpty && producing { condition.wait() }
+        guard !ready.isEmpty else { return nil }
+        let fetched = ready.removeFirst()
+        condition.broadcast()
+        return fetched
+    }
+
+    /// Stops fetching and waits for a request in flight to end; what was fetched is dropped.
+    func stop() {
+        condition.lock()
+        stopped = true
+        condition.broadcast()
+        while producing { condition.wait() }
+        ready.removeAll()
+        condition.unlock()
+    }
 }

@@ -84,6 +84,28 @@ public enum FeedCoding {
         }
     }
 
+    /// What a pull page says about the page after it, read without decoding its rows, so the next
+    /// request can go out while this page is decoded and applied. Nil if the body is not a page; the
+    /// full decode (`decodePull`) says why.
+    public static func peekPull(_ data: Data) -> (cursor: Int64, more: Bool, resync: Bool, epoch: String?)? {
+        let peeked: (cursor: Int64, more: Bool, resync: Bool, epoch: String?)?? = try? data.withUnsafeBytes { buffer in
+            var reader = JSONReader(buffer)
+            var cursor: Int64?, more: Bool?, resync = false, epoch: String?
+            try reader.object { key, reader in
+                switch key {
+                case "cursor": cursor = try reader.integer()
+                case "more": more = try reader.bool()
+                case "resync": resync = try reader.bool()
+                case "epoch": epoch = try reader.string()
+                default: try reader.skipQuickly()
+                }
+            }
+            guard let cursor, let more else { return nil }
+            return (cursor, more, resync, epoch)
+        }
+        return peeked ?? nil
+    }
+
     static func decodeRow(_ reader: inout JSONReader) throws -> FeedRow {
         var table: String?, row: String?
         var cells: [FeedCell] = []
@@ -494,6 +516,35 @@ struct JSONReader {
     }
 
     /// Skips one value of any kind and returns the byte range it occupied.
+    /// Moves past one value by its brackets and string quotes alone: no strings made, no numbers or
+    /// UTF-8 checked (for a look ahead whose document is decoded in full afterwards).
+    mutating func skipQuickly() throws {
+        _ = try peek()
+        var depth = 0
+        var inString = false
+        while offset < bytes.count {
+            let byte = bytes[offset]
+            offset += 1
+            if inString {
+                if byte == UInt8(ascii: "\\") { offset += 1 } else if byte == UInt8(ascii: "\"") { inString = false }
+                if !inString && depth == 0 { return }
+                continue
+            }
+            switch byte {
+            case UInt8(ascii: "\""): inString = true
+            case UInt8(ascii: "{"), UInt8(ascii: "["): depth += 1
+            case UInt8(ascii: "}"), UInt8(ascii: "]"):
+                if depth == 0 { offset -= 1; return }  // the end of the enclosing object: a number or literal ended
+                depth -= 1
+                if depth == 0 { return }
+            case UInt8(ascii: ","), UInt8(ascii: " "), UInt8(ascii: "\n"), UInt8(ascii: "\r"), UInt8(ascii: "\t"):
+                if depth == 0 { offset -= 1; return }  // the end of a number or literal
+            default: break
+            }
+        }
+        if depth > 0 || inString { throw Error(message: "unexpected end of input", offset: offset) }
+    }
+
     mutating func skipValue() throws -> Range<Int> {
         _ = try peek()
         let start = offset

@@ -21,6 +21,30 @@ import Testing
         CellVersion(hlc: random.next() >> 1, node: NodeID(rawValue: random.next() % UInt64(Int64.max) + 1)!)
     }
 
+    @Test("the look ahead at a page reads what its full decode reads", arguments: 0..<40 as Range<UInt64>)
+    func peekAgreesWithTheFullDecode(seed: UInt64) throws {
+        var random = SplitMix64(seed: seed)
+        // Values full of what a bracket-and-quote scanner could trip over.
+        let tricky: [CellValue] = [.text("}],\"cursor\":1,{["), .text("\\\""), .text("a\\"), .integer(-12), .real(1.5e-7), .null, .text("")]
+        var rows: [FeedRow] = []
+        for r in 0..<Int(random.next() % 8) {
+            let cells = (0..<Int(random.next() % 5)).map { c in
+                FeedCell(column: "col\(c)", value: random.next() % 2 == 0 ? tricky[Int(random.next() % UInt64(tricky.count))] : randomValue(&random),
+                         version: randomVersion(&random))
+            }
+            rows.append(FeedRow(table: "cases", row: "row-\(r)", cells: cells))
+        }
+        let page = PullResponse(cursor: Int64(random.next() % 100_000), more: random.next() % 2 == 0, rows: rows, conflicts: [],
+                                evictions: random.next() % 3 == 0 ? [RowReference(table: "notes", row: "n\"]1")] : [],
+                                resync: random.next() % 4 == 0, epoch: random.next() % 3 == 0 ? nil : "e\"poch{\(seed)",
+                                serverTime: 1_763_000_000_000, schemaVersion: 2)
+        let body = Data(try FeedCoding.encode(page))
+        let peeked = try #require(FeedCoding.peekPull(body))
+        let decoded = try FeedCoding.decodePull(body)
+        #expect(peeked.cursor == decoded.cursor && peeked.more == decoded.more && peeked.resync == decoded.resync && peeked.epoch == decoded.epoch)
+        #expect(FeedCoding.peekPull(body.prefix(body.count / 2)) == nil || body.count < 80, "a cut body is no page")
+    }
+
     @Test(arguments: 0..<20 as Range<UInt64>)
     func pullPagesRoundTripBothWays(seed: UInt64) throws {
         var random = SplitMix64(seed: seed)
