@@ -5,11 +5,11 @@ import KeukentafelProtocol
 /// instead of one per cell, which makes applying a page about three times cheaper in SQLite
 /// (docs/decisions/0014).
 ///
-/// Stored as text, `column=hlc.node;` for each cell with both numbers in lowercase hexadecimal, e.g.
-/// `status=18f3a2b4c5d60001.1a3f00112233abcd;_deleted=18f3a2b4c5d60002.1a3f00112233abcd;`.
-/// Column names are plain identifiers (lowercase letters, digits, `_`; `DataModel.check`), so `=`,
-/// `.` and `;` never occur in them. The capture triggers read and write it through the SQL functions
-/// `Replica` registers (`kt_versions_set`, `kt_version_hlc`, …).
+/// Stored as text, `column=<version>;` for each cell, the version in its wire form (two 16-digit
+/// hexadecimal numbers, hlc and node), e.g. `status=018f3a2b4c5d6000-1a3f00112233abcd;`. Column names
+/// are plain identifiers (lowercase letters, digits, `_`; `DataModel.check`), so `=` and `;` never
+/// occur in them. The capture triggers read and write it through the SQL functions `Replica`
+/// registers (`kt_versions_set`, `kt_version_hlc`, …).
 struct RowVersions: Equatable, Sendable {
     struct Entry: Equatable, Sendable {
         var column: String
@@ -22,17 +22,15 @@ struct RowVersions: Equatable, Sendable {
 
     /// Reads the stored text; a malformed one is an error, never a silently shorter list.
     init(decoding text: String) throws {
-        var utf8 = text.utf8[...]
-        while !utf8.isEmpty {
-            guard let equals = utf8.firstIndex(of: UInt8(ascii: "=")),
-                  let dot = utf8[equals...].firstIndex(of: UInt8(ascii: ".")),
-                  let end = utf8[dot...].firstIndex(of: UInt8(ascii: ";")),
-                  let hlc = Self.parseHex(utf8[utf8.index(after: equals)..<dot]),
-                  let rawNode = Self.parseHex(utf8[utf8.index(after: dot)..<end]),
-                  let node = NodeID(rawValue: rawNode), equals != utf8.startIndex
+        let utf8 = Array(text.utf8)
+        var start = 0
+        while start < utf8.count {
+            guard let equals = utf8[start...].firstIndex(of: UInt8(ascii: "=")), equals > start,
+                  let end = utf8[equals...].firstIndex(of: UInt8(ascii: ";")),
+                  let version = CellVersion(wireForm: utf8[(equals + 1)..<end])
             else { throw RowVersionsError(text: text) }
-            entries.append(Entry(column: String(decoding: utf8[..<equals], as: UTF8.self), version: CellVersion(hlc: hlc, node: node)))
-            utf8 = utf8[utf8.index(after: end)...]
+            entries.append(Entry(column: String(decoding: utf8[start..<equals], as: UTF8.self), version: version))
+            start = end + 1
         }
     }
 
@@ -59,42 +57,14 @@ struct RowVersions: Equatable, Sendable {
 
     var encoded: String {
         var bytes: [UInt8] = []
-        bytes.reserveCapacity(entries.count * 48)
+        bytes.reserveCapacity(entries.count * 50)
         for entry in entries {
             bytes.append(contentsOf: entry.column.utf8)
             bytes.append(UInt8(ascii: "="))
-            Self.appendHex(entry.version.hlc, to: &bytes)
-            bytes.append(UInt8(ascii: "."))
-            Self.appendHex(entry.version.node.rawValue, to: &bytes)
+            entry.version.appendWireForm(to: &bytes)
             bytes.append(UInt8(ascii: ";"))
         }
         return String(decoding: bytes, as: UTF8.self)
-    }
-
-    private static let digits = Array("0123456789abcdef".utf8)
-
-    private static func appendHex(_ value: UInt64, to bytes: inout [UInt8]) {
-        guard value != 0 else { return bytes.append(UInt8(ascii: "0")) }
-        var shift = (63 - value.leadingZeroBitCount) / 4 * 4
-        while shift >= 0 {
-            bytes.append(digits[Int((value >> UInt64(shift)) & 0xF)])
-            shift -= 4
-        }
-    }
-
-    private static func parseHex(_ bytes: Substring.UTF8View) -> UInt64? {
-        guard !bytes.isEmpty, bytes.count <= 16 else { return nil }
-        var value: UInt64 = 0
-        for byte in bytes {
-            let digit: UInt8
-            switch byte {
-            case UInt8(ascii: "0")...UInt8(ascii: "9"): digit = byte - UInt8(ascii: "0")
-            case UInt8(ascii: "a")...UInt8(ascii: "f"): digit = byte - UInt8(ascii: "a") + 10
-            default: return nil
-            }
-            value = value << 4 | UInt64(digit)
-        }
-        return value
     }
 }
 

@@ -19,13 +19,30 @@ public struct CellVersion: Sendable, Hashable, Comparable, CustomStringConvertib
         (lhs.hlc, lhs.node.rawValue) < (rhs.hlc, rhs.node.rawValue)
     }
 
-    public var description: String { hex16(hlc) + "-" + node.description }
+    /// The wire form: `<16 hex digits of hlc>-<16 hex digits of node>`.
+    public var description: String {
+        var bytes: [UInt8] = []
+        appendWireForm(to: &bytes)
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
+    /// Appends the wire form to UTF-8 bytes without making a string (the hot paths write millions).
+    public func appendWireForm(to bytes: inout [UInt8]) {
+        bytes.reserveCapacity(bytes.count + 33)
+        appendHex16(hlc, to: &bytes)
+        bytes.append(UInt8(ascii: "-"))
+        appendHex16(node.rawValue, to: &bytes)
+    }
 
     /// Parses the wire form; `nil` when the text is not exactly two 16-digit lowercase hex numbers.
     public init?(_ text: String) {
-        let utf8 = Array(text.utf8)
-        guard utf8.count == 33, utf8[16] == UInt8(ascii: "-"),
-              let hlc = parseHex16(utf8[0..<16]), let node = parseHex16(utf8[17..<33]),
+        self.init(wireForm: Array(text.utf8)[...])
+    }
+
+    /// Parses the wire form from UTF-8 bytes.
+    public init?(wireForm utf8: ArraySlice<UInt8>) {
+        guard utf8.count == 33, utf8[utf8.startIndex + 16] == UInt8(ascii: "-"),
+              let hlc = parseHex16(utf8.prefix(16)), let node = parseHex16(utf8.suffix(16)),
               let nodeID = NodeID(rawValue: node)
         else { return nil }
         self.init(hlc: hlc, node: nodeID)
@@ -101,13 +118,15 @@ extension NodeID: Codable {
 private let hexDigits: [UInt8] = Array("0123456789abcdef".utf8)
 
 func hex16(_ value: UInt64) -> String {
-    var bytes = [UInt8](repeating: 0, count: 16)
-    var v = value
-    for i in stride(from: 15, through: 0, by: -1) {
-        bytes[i] = hexDigits[Int(v & 0xF)]
-        v >>= 4
-    }
+    var bytes: [UInt8] = []
+    appendHex16(value, to: &bytes)
     return String(decoding: bytes, as: UTF8.self)
+}
+
+func appendHex16(_ value: UInt64, to bytes: inout [UInt8]) {
+    for shift in stride(from: 60, through: 0, by: -4) {
+        bytes.append(hexDigits[Int((value >> UInt64(shift)) & 0xF)])
+    }
 }
 
 func parseHex16(_ bytes: ArraySlice<UInt8>) -> UInt64? {

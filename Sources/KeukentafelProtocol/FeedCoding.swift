@@ -21,7 +21,7 @@ public enum FeedCoding {
                 if j > 0 { out.byte(UInt8(ascii: ",")) }
                 out.raw("{\"column\":"); out.string(cell.column)
                 out.raw(",\"value\":"); out.value(cell.value)
-                out.raw(",\"version\":\""); out.raw(cell.version.description); out.raw("\"}")
+                out.raw(",\"version\":\""); cell.version.appendWireForm(to: &out.bytes); out.raw("\"}")
             }
             out.raw("]}")
         }

@@ -200,6 +200,8 @@ struct Bench: AsyncParsableCommand {
 
         if growTo > cases {
             // Incremental pull cost as the store grows: it must follow the changes, not the store's size.
+            // First the replica catches up (untimed) with what the concurrent clients pushed.
+            _ = try await onThread { try engine.sync() }
             func incrementalPull(_ label: String) async throws {
                 try office.transaction {
                     for i in 0..<incremental {
