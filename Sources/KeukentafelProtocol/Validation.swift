@@ -36,31 +36,33 @@ extension DataModel {
 
     /// Checks one value against its column's type and rules.
     public func validate(_ value: CellValue, for column: Column, in table: Table) -> ChangeRejection? {
-        let at = "\(table.name).\(column.name)"
-        func invalid(_ why: String) -> ChangeRejection { ChangeRejection(.invalidValue, "\(at): \(why)") }
+        // Only a refusal needs the place in words: valid values (nearly all) never build it.
+        func at() -> String { "\(table.name).\(column.name)" }
+        func invalid(_ why: String) -> ChangeRejection { ChangeRejection(.invalidValue, "\(at()): \(why)") }
         if case .null = value {
             return column.required == true ? invalid("a value is required") : nil
         }
         switch column.type {
         case .integer:
             guard case .integer(let v) = value else { return invalid("expected an integer") }
-            if let rejection = checkBounds(Double(v), column, at) { return rejection }
+            if let rejection = checkBounds(Double(v), column, at()) { return rejection }
         case .boolean:
             guard case .integer(let v) = value, v == 0 || v == 1 else { return invalid("expected a boolean (0 or 1)") }
         case .real:
             switch value {
-            case .integer(let v): if let rejection = checkBounds(Double(v), column, at) { return rejection }
+            case .integer(let v): if let rejection = checkBounds(Double(v), column, at()) { return rejection }
             case .real(let v):
                 if !v.isFinite { return invalid("expected a finite number") }
-                if let rejection = checkBounds(v, column, at) { return rejection }
+                if let rejection = checkBounds(v, column, at()) { return rejection }
             default: return invalid("expected a number")
             }
         case .text:
             guard case .text(let text) = value else { return invalid("expected text") }
             let max = column.maxLength ?? Self.defaultMaxTextLength
-            if text.unicodeScalars.contains("\0") { return invalid("text may not contain NUL characters") }
-            if text.unicodeScalars.count > max {
-                return ChangeRejection(.valueTooLong, "\(at): at most \(max) characters, got \(text.unicodeScalars.count)")
+            // Byte 0 is U+0000 and nothing else in UTF-8; no text has more scalars than bytes.
+            if text.utf8.contains(0) { return invalid("text may not contain NUL characters") }
+            if text.utf8.count > max, text.unicodeScalars.count > max {
+                return ChangeRejection(.valueTooLong, "\(at()): at most \(max) characters, got \(text.unicodeScalars.count)")
             }
         case .date:
             guard case .text(let text) = value, isValidDate(text) else { return invalid("expected a calendar date YYYY-MM-DD") }
@@ -81,7 +83,7 @@ extension DataModel {
                 return invalid("expected a JSON list of texts, e.g. [\"wmo\",\"jeugd\"]")
             }
             let maxItems = column.maxItems ?? 50
-            if items.count > maxItems { return ChangeRejection(.valueTooLong, "\(at): at most \(maxItems) items, got \(items.count)") }
+            if items.count > maxItems { return ChangeRejection(.valueTooLong, "\(at()): at most \(maxItems) items, got \(items.count)") }
             if let allowed = column.values, let wrong = items.first(where: { !allowed.contains($0) }) {
                 return invalid("'\(wrong.prefix(40))' is not one of \(allowed.joined(separator: ", "))")
             }
@@ -92,12 +94,12 @@ extension DataModel {
         return nil
     }
 
-    func checkBounds(_ value: Double, _ column: Column, _ at: String) -> ChangeRejection? {
+    func checkBounds(_ value: Double, _ column: Column, _ at: @autoclosure () -> String) -> ChangeRejection? {
         if let minimum = column.minimum, value < minimum {
-            return ChangeRejection(.invalidValue, "\(at): at least \(formatBound(minimum)), got \(formatBound(value))")
+            return ChangeRejection(.invalidValue, "\(at()): at least \(formatBound(minimum)), got \(formatBound(value))")
         }
         if let maximum = column.maximum, value > maximum {
-            return ChangeRejection(.invalidValue, "\(at): at most \(formatBound(maximum)), got \(formatBound(value))")
+            return ChangeRejection(.invalidValue, "\(at()): at most \(formatBound(maximum)), got \(formatBound(value))")
         }
         return nil
     }
@@ -127,7 +129,9 @@ public func parseStringList(_ text: String) -> [String]? {
 public func isCanonicalUUID(_ text: String) -> Bool {
     let utf8 = text.utf8
     guard utf8.count == 36 else { return false }
-    for (i, byte) in utf8.enumerated() {
+    var i = -1
+    for byte in utf8 {
+        i += 1
         if i == 8 || i == 13 || i == 18 || i == 23 {
             if byte != UInt8(ascii: "-") { return false }
         } else if !((byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9")) || (byte >= UInt8(ascii: "a") && byte <= UInt8(ascii: "f"))) {
