@@ -38,6 +38,10 @@ enum FuzzTarget: String, CaseIterable {
 
     static func pull(_ bytes: UnsafeRawBufferPointer) {
         guard let page = try? FeedCoding.decodePull(Data(bytes)), let once = try? FeedCoding.encode(page) else { return }
+        // The look ahead of the pull feed (decision 0015) must read what the full decode reads.
+        guard let peeked = FeedCoding.peekPull(Data(bytes)) else { fatalError("a pull page that decodes does not peek") }
+        precondition(peeked.cursor == page.cursor && peeked.more == page.more && peeked.resync == page.resync && peeked.epoch == page.epoch,
+                     "the peek of a pull page disagrees with its decode")
         guard let again = try? FeedCoding.decodePull(Data(once)), let twice = try? FeedCoding.encode(again) else {
             fatalError("a decoded pull page does not decode after encoding")
         }
