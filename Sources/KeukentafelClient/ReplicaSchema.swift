@@ -10,7 +10,7 @@ enum ReplicaSchema {
     static let metaDDL = """
         CREATE TABLE IF NOT EXISTS _kt_meta (key TEXT PRIMARY KEY, value) WITHOUT ROWID;
         -- The versions of every cell this replica knows (written here or pulled), one row per synced
-        -- row: `versions` is `column=hlc.node;` per cell (RowVersions; decision 0014).
+        -- row: `versions` is `column=<version>;` per cell, the version in its wire form (RowVersions; decision 0014).
         CREATE TABLE IF NOT EXISTS _kt_versions (
             tbl TEXT NOT NULL, row_id TEXT NOT NULL, versions TEXT NOT NULL,
             PRIMARY KEY (tbl, row_id)

@@ -180,11 +180,10 @@ public final class SyncEngine: @unchecked Sendable {
                 feed = PageFeed(engine: self, first: query, epoch: try replica.serverEpoch)
                 continue
             }
+            let body = try fetched.body.get()  // the request's own error, already a SyncError
             let page: PullResponse
             do {
-                page = try FeedCoding.decodePull(try fetched.body.get())
-            } catch let error as SyncError {
-                throw error
+                page = try FeedCoding.decodePull(body)
             } catch {
                 throw SyncError.protocolMismatch("GET /v1/pull: \(error)")
             }

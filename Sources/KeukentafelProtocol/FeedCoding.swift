@@ -88,7 +88,7 @@ public enum FeedCoding {
     /// request can go out while this page is decoded and applied. Nil if the body is not a page; the
     /// full decode (`decodePull`) says why.
     public static func peekPull(_ data: Data) -> (cursor: Int64, more: Bool, resync: Bool, epoch: String?)? {
-        let peeked: (cursor: Int64, more: Bool, resync: Bool, epoch: String?)?? = try? data.withUnsafeBytes { buffer in
+        try? data.withUnsafeBytes { buffer -> (cursor: Int64, more: Bool, resync: Bool, epoch: String?)? in
             var reader = JSONReader(buffer)
             var cursor: Int64?, more: Bool?, resync = false, epoch: String?
             try reader.object { key, reader in
@@ -103,7 +103,6 @@ public enum FeedCoding {
             guard let cursor, let more else { return nil }
             return (cursor, more, resync, epoch)
         }
-        return peeked ?? nil
     }
 
     static func decodeRow(_ reader: inout JSONReader) throws -> FeedRow {
