@@ -18,6 +18,10 @@ public struct SQLiteError: Error, CustomStringConvertible, Sendable {
     public var isBusy: Bool { code & 0xFF == SQLITE_BUSY || code & 0xFF == SQLITE_LOCKED }
 }
 
+/// Process-wide SQLite settings, applied once before the first connection opens (SQLite refuses them
+/// after it has initialized; then it keeps its defaults, which are correct, only slower).
+private let sqliteConfigured: Bool = kt_sqlite_disable_memory_statistics() == SQLITE_OK
+
 /// A thin, honest wrapper over one SQLite connection.
 ///
 /// Keukentafel talks to SQLite through the C API directly (see docs/decisions/0002): the hot paths
@@ -33,6 +37,7 @@ public final class SQLiteConnection {
 
     /// Opens (and creates, unless `readOnly`) the database at `path`.
     public init(path: String, readOnly: Bool = false) throws {
+        _ = sqliteConfigured
         var db: OpaquePointer?
         let flags = (readOnly ? SQLITE_OPEN_READONLY : (SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE)) | SQLITE_OPEN_NOMUTEX
         let rc = sqlite3_open_v2(path, &db, flags, nil)

@@ -13,6 +13,7 @@ extension PushContext {
             if let when = key.whenColumn {
                 guard case .text(let status)? = cells[when]?.value.value, (key.whenValues ?? []).contains(status) else { continue }
             }
+            try flushWrites()  // the query below reads the other rows' cells from the store
             // Rows with the same first key column, then compare the rest in memory (keys are short).
             let candidates = try connection.query(
                 "SELECT row_id FROM cells WHERE tbl = ? AND col = ? AND value = ? AND row_id <> ?",

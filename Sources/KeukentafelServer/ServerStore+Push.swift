@@ -69,12 +69,20 @@ extension ServerStore {
                                   store: self, batchStartSequence: sequence, nowMilliseconds: now)
         var results: [ChangeResult] = []
         results.reserveCapacity(changes.count)
-        for (index, change) in changes.enumerated() {
-            if let rejection = refused[index] {
-                results.append(ChangeResult(id: change.id, status: .rejected, code: rejection.code, message: rejection.message))
-            } else {
-                results.append(try context.apply(change, now: now))
+        // In windows: what the window's changes need from the store is read in a few statements, and
+        // their writes are flushed before the next window reads.
+        for start in stride(from: 0, to: changes.count, by: PushContext.windowSize) {
+            let window = start..<min(start + PushContext.windowSize, changes.count)
+            try context.prefetch(changes, window, refused: refused)
+            for index in window {
+                if !refused.isEmpty, let rejection = refused[index] {
+                    let change = changes[index]
+                    results.append(ChangeResult(id: change.id, status: .rejected, code: rejection.code, message: rejection.message))
+                } else {
+                    results.append(try context.apply(changes[index], now: now))
+                }
             }
+            try context.flushWrites()
         }
         try context.rescope()
         for resolution in resolutions where try context.resolve(resolution) { resolved.append(resolution.conflict) }
@@ -100,7 +108,15 @@ struct PushContext {
     let batchStartSequence: Int64
     let nowMilliseconds: Int64
     /// The cells of every row this batch touched, read once per row and kept current by `writeCell`.
-    var rowCache: [RowAddress: [String: StoredCell]] = [:]
+    /// Cleared only between windows, after a flush: a row with unwritten cells is always here.
+    var rowCache: [RowAddress: CachedRow] = [:]
+    /// The row the previous change went to: a batch's changes come row by row.
+    var lastRow: (table: String, row: String, cells: CachedRow)?
+    /// What the store already knew of the change ids in the current window (see `prefetch`).
+    var earlier: [String: EarlierChange] = [:]
+    /// Change ids that come more than once in the current window.
+    var repeatedIDs: Set<String> = []
+    var pending = PendingWrites()
     /// Rows whose scopes may have changed, by scope depth (see `rescope()`).
     var rescopeQueue: [Int: Set<RowAddress>] = [:]
     var confidentialityChanged: Set<RowAddress> = []
@@ -116,7 +132,12 @@ struct PushContext {
     }
 
     mutating func apply(_ change: Change, now: Int64) throws -> ChangeResult {
-        if let earlier = try earlierResult(of: change) { return earlier }
+        if !earlier.isEmpty, let known = earlier[change.id] { return known.result(for: change) }
+        if !repeatedIDs.isEmpty, repeatedIDs.contains(change.id) {
+            // Its first occurrence in this window may still be unwritten.
+            try flushWrites()
+            if let known = try earlierResult(of: change) { return known }
+        }
         if let rejection = validateChangeID(change.id) ?? store.dataModel.validate(change) {
             return ChangeResult(id: change.id, status: .rejected, code: rejection.code, message: rejection.message)
         }
@@ -246,20 +267,36 @@ struct PushContext {
         }
     }
 
-    mutating func cells(table: String, row: String) throws -> [String: StoredCell] {
+    /// A row's cells as this transaction sees them, shared so a write updates them in place.
+    final class CachedRow {
+        var cells: [String: StoredCell]
+        init(_ cells: [String: StoredCell]) { self.cells = cells }
+    }
+
+    mutating func cachedRow(table: String, row: String) throws -> CachedRow {
+        if let last = lastRow, last.row == row, last.table == table { return last.cells }
         let address = RowAddress(table: table, row: row)
-        if let cached = rowCache[address] { return cached }
-        let stmt = try connection.literalStatement("SELECT col, value, hlc, node, device FROM cells WHERE tbl = ? AND row_id = ?")
-        try stmt.bind(table, at: 1)
-        try stmt.bind(row, at: 2)
-        var cells: [String: StoredCell] = [:]
-        while try stmt.step() {
-            guard let column = stmt.text(0), let version = CellVersion(hlc: stmt.value(2), node: stmt.value(3)) else { continue }
-            cells[column] = StoredCell(value: VersionedValue(value: stmt.value(1), version: version), device: stmt.text(4))
+        let cached: CachedRow
+        if let found = rowCache[address] {
+            cached = found
+        } else {
+            let stmt = try connection.literalStatement("SELECT col, value, hlc, node, device FROM cells WHERE tbl = ? AND row_id = ?")
+            try stmt.bind(table, at: 1)
+            try stmt.bind(row, at: 2)
+            var cells: [String: StoredCell] = [:]
+            while try stmt.step() {
+                guard let column = stmt.text(0), let version = CellVersion(hlc: stmt.value(2), node: stmt.value(3)) else { continue }
+                cells[column] = StoredCell(value: VersionedValue(value: stmt.value(1), version: version), device: stmt.text(4))
+            }
+            cached = CachedRow(cells)
+            rowCache[address] = cached
         }
-        if rowCache.count > 50_000 { rowCache.removeAll(keepingCapacity: true) }  // bound memory on huge batches
-        rowCache[address] = cells
-        return cells
+        lastRow = (table, row, cached)
+        return cached
+    }
+
+    mutating func cells(table: String, row: String) throws -> [String: StoredCell] {
+        try cachedRow(table: table, row: row).cells
     }
 
     mutating func cell(_ key: CellKey) throws -> StoredCell? {
@@ -270,22 +307,14 @@ struct PushContext {
         RowState(try cells(table: table, row: row))
     }
 
+    /// The first result of a change id the store has seen before, from the store itself.
     func earlierResult(of change: Change) throws -> ChangeResult? {
         let stmt = try connection.literalStatement(
-            "SELECT tbl, row_id, col, hlc, node, status, won, conflict_id FROM changes WHERE change_id = ?")
+            "SELECT change_id, tbl, row_id, col, hlc, node, status, won, conflict_id FROM changes WHERE change_id = ?")
         defer { stmt.reset() }
         try stmt.bind(change.id, at: 1)
         guard try stmt.step() else { return nil }
-        let sameChange = stmt.text(0) == change.table && stmt.text(1) == change.row && stmt.text(2) == change.column
-            && CellVersion(hlc: stmt.value(3), node: stmt.value(4)) == change.version
-        guard sameChange else {
-            return ChangeResult(id: change.id, status: .rejected, code: .changeIDReused,
-                                message: "change id '\(change.id)' was already used for a different change")
-        }
-        let status = ChangeStatus(rawValue: stmt.text(5) ?? "") ?? .applied
-        let won = stmt.isNull(6) ? nil : stmt.int64(6) != 0
-        let conflict = stmt.isNull(7) ? nil : stmt.int64(7)
-        return ChangeResult(id: change.id, status: status, won: won, conflict: conflict)
+        return EarlierChange(stmt).result(for: change)
     }
 
     func validateChangeID(_ id: String) -> ChangeRejection? {
@@ -295,20 +324,19 @@ struct PushContext {
 
     // MARK: Writing
 
+    /// Sets a cell (written with the next flush; this transaction reads it from the row cache at once).
     mutating func writeCell(_ key: CellKey, _ value: VersionedValue, device writer: String? = nil) throws {
         let device = writer ?? self.device
-        let stmt = try connection.literalStatement("""
-            INSERT INTO cells (tbl, row_id, col, value, hlc, node, seq, device) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-            ON CONFLICT (tbl, row_id, col) DO UPDATE SET
-                value = excluded.value, hlc = excluded.hlc, node = excluded.node, seq = excluded.seq, device = excluded.device
-            """)
-        try stmt.bind([.text(key.table), .text(key.row), .text(key.column), value.value,
-                       value.version.hlcValue, value.version.nodeValue, .integer(nextSequence()), .text(device)])
-        try stmt.run()
-        let address = RowAddress(table: key.table, row: key.row)
-        let old = try cells(table: key.table, row: key.row)[key.column]?.value.value
-        rowCache[address]?[key.column] = StoredCell(value: value, device: device)
+        let row = try cachedRow(table: key.table, row: key.row)
+        let old = row.cells[key.column]?.value.value
+        row.cells[key.column] = StoredCell(value: value, device: device)
+        try pending.write(PendingWrites.CellWrite(key: key, value: value, sequence: nextSequence(), device: device), connection)
         noteScopeChange(key, old: old, new: value.value)
+    }
+
+    /// Writes the gathered cells and history entries; call before reading `cells` or `changes` in SQL.
+    mutating func flushWrites() throws {
+        try pending.flush(device: device, receivedAt: receivedAt, connection)
     }
 
     mutating func recordConflict(table: DataModel.Table, key: CellKey, winner: VersionedValue, winnerDevice: String?,
@@ -355,18 +383,9 @@ struct PushContext {
         return connection.changes > 0
     }
 
-    func log(_ change: Change, result: ChangeResult) throws {
-        let stmt = try connection.literalStatement("""
-            INSERT INTO changes (change_id, tbl, row_id, col, value, hlc, node, base_hlc, base_node, device, received_at, status, won, conflict_id)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-            """)
-        try stmt.bind([
-            .text(change.id), .text(change.table), .text(change.row), .text(change.column), change.value,
-            change.version.hlcValue, change.version.nodeValue, change.base?.hlcValue ?? .null, change.base?.nodeValue ?? .null,
-            .text(device), .text(receivedAt), .text(result.status.rawValue),
-            result.won.map { .integer($0 ? 1 : 0) } ?? .null, result.conflict.map(CellValue.integer) ?? .null,
-        ])
-        try stmt.run()
+    /// Adds the change to the history (with the next flush).
+    mutating func log(_ change: Change, result: ChangeResult) throws {
+        try pending.log(change, result: result, device: device, receivedAt: receivedAt, connection)
     }
 }
 

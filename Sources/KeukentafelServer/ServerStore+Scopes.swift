@@ -36,6 +36,7 @@ extension PushContext {
 
     /// Recomputes the scopes of every row marked during the batch, and of everything that derives from them.
     mutating func rescope() throws {
+        try flushWrites()  // rescoping reads references and cells from the store
         while let depth = rescopeQueue.keys.min() {
             let rows = rescopeQueue.removeValue(forKey: depth) ?? []
             for row in rows.sorted(by: { ($0.table, $0.row) < ($1.table, $1.row) }) { try rescope(row) }

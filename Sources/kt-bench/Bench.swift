@@ -37,6 +37,8 @@ struct Bench: AsyncParsableCommand {
                                + "client's (default: kt next to kt-bench; skipped if there is none).", valueName: "path"))
     var kt: String?
     @Flag(help: "Print only JSON.") var json = false
+    @Flag(help: "Measure only raw SQLite and the server ingest through the store's push path (for profiling it).")
+    var ingestOnly = false
     @Flag(help: "Also time the stages of a bootstrap separately (server read, JSON encode/decode, apply).") var breakdown = false
 
     func run() async throws {
@@ -95,6 +97,10 @@ struct Bench: AsyncParsableCommand {
         results.append(Measurement(name: "server ingest (store push path, \(batch)/batch)", count: cells, unit: "cells", seconds: ingestSeconds,
                                    baseline: baseline))
         memory.append(MemoryFigure(name: "server, ingest of \(cells) cells (the store alone in this process)", kilobytes: Memory.peakKilobytes()))
+        if ingestOnly {
+            return try printSummary(Summary(cases: cases, cells: cells, pageSize: pageSize, results: results, memory: memory,
+                                      peakResidentMegabytes: Double(Memory.peakKilobytes()) / 1024, residentBeforeBootstrapMegabytes: 0))
+        }
 
         // A real server on loopback.
         var logger = Logger(label: "kt-bench")
@@ -283,8 +289,11 @@ struct Bench: AsyncParsableCommand {
         await group.triggerGracefulShutdown()
         _ = await serverTask.result
 
-        let summary = Summary(cases: cases, cells: cells, pageSize: pageSize, results: results, memory: memory,
-                              peakResidentMegabytes: Double(peak) / 1024, residentBeforeBootstrapMegabytes: Double(memoryBefore) / 1024)
+        try printSummary(Summary(cases: cases, cells: cells, pageSize: pageSize, results: results, memory: memory,
+                           peakResidentMegabytes: Double(peak) / 1024, residentBeforeBootstrapMegabytes: Double(memoryBefore) / 1024))
+    }
+
+    func printSummary(_ summary: Summary) throws {
         if json {
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
