@@ -16,7 +16,8 @@ extension DataModel {
     /// Checks one change against the model: table, column, row id and value. Pure; the server runs it
     /// on every pushed change and the replica's triggers enforce the same rules locally.
     public func validate(_ change: Change) -> ChangeRejection? {
-        guard let table = table(named: change.table) else {
+        // By position, not `table(named:)`: that copies the table's whole description for every change.
+        guard let t = tables.firstIndex(where: { $0.name == change.table }) else {
             return ChangeRejection(.unknownTable, "table '\(change.table.prefix(64))' is not in data model version \(version)")
         }
         guard isCanonicalUUID(change.row) else {
@@ -24,14 +25,14 @@ extension DataModel {
         }
         if change.column == Merge.deletedColumn {
             guard change.value == .integer(1) || change.value == .integer(0) else {
-                return ChangeRejection(.invalidValue, "\(table.name).\(Merge.deletedColumn) is 1 (deleted) or 0 (restored)")
+                return ChangeRejection(.invalidValue, "\(tables[t].name).\(Merge.deletedColumn) is 1 (deleted) or 0 (restored)")
             }
             return nil
         }
-        guard let column = table.column(named: change.column) else {
-            return ChangeRejection(.unknownColumn, "column '\(change.column.prefix(64))' is not in table '\(table.name)'")
+        guard let c = tables[t].columns.firstIndex(where: { $0.name == change.column }) else {
+            return ChangeRejection(.unknownColumn, "column '\(change.column.prefix(64))' is not in table '\(tables[t].name)'")
         }
-        return validate(change.value, for: column, in: table)
+        return validate(change.value, for: tables[t].columns[c], in: tables[t])
     }
 
     /// Checks one value against its column's type and rules.
@@ -129,8 +130,13 @@ public func parseStringList(_ text: String) -> [String]? {
 public func isCanonicalUUID(_ text: String) -> Bool {
     let utf8 = text.utf8
     guard utf8.count == 36 else { return false }
+    // Every row id of every change passes here: read the bytes in place when the string has them.
+    return utf8.withContiguousStorageIfAvailable(isCanonicalUUID) ?? isCanonicalUUID(Array(utf8))
+}
+
+private func isCanonicalUUID<Bytes: Collection<UInt8>>(_ bytes: Bytes) -> Bool {
     var i = -1
-    for byte in utf8 {
+    for byte in bytes {
         i += 1
         if i == 8 || i == 13 || i == 18 || i == 23 {
             if byte != UInt8(ascii: "-") { return false }

@@ -34,6 +34,8 @@ public final class SQLiteConnection {
     private var statementCache: [String: SQLiteStatement] = [:]
     private var staticStatementCache: [UnsafeRawPointer: SQLiteStatement] = [:]
     private var savepointDepth = 0
+    /// See `onWALCommit`.
+    var walCommitHandler: ((Int32) -> Void)?
 
     /// Opens (and creates, unless `readOnly`) the database at `path`.
     public init(path: String, readOnly: Bool = false) throws {

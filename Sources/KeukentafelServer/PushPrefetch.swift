@@ -54,7 +54,11 @@ extension PushContext {
                                                               device: rowQuery.text(5))
             }
             rowQuery.reset()
-            for row in rows { rowCache[RowAddress(table: table, row: row)] = CachedRow(found[row] ?? [:]) }
+            // A new row's dictionary is made big enough at once: growing it cell by cell showed in profiles.
+            let columns = store.dataModel.table(named: table)?.columns.count ?? 0
+            for row in rows {
+                rowCache[RowAddress(table: table, row: row)] = CachedRow(found[row] ?? Dictionary(minimumCapacity: columns + 1))
+            }
         }
     }
 

@@ -14,8 +14,9 @@ struct PendingWrites {
         var device: String
     }
 
+    /// A change of the push's batch, by position (copying each change showed in profiles).
     struct LoggedChange {
-        var change: Change
+        var index: Int
         var result: ChangeResult
     }
 
@@ -24,6 +25,10 @@ struct PendingWrites {
     /// PostgreSQL refuses an upsert that touches one row twice, so there a cell written twice flushes
     /// first. SQLite applies the rows of one statement in order, which is what a second write means.
     private var cellKeys: Set<CellKey> = []
+    /// The statements for a full buffer, prepared once per push (building and looking up their SQL
+    /// for every flush showed in profiles).
+    private var fullCellsStatement: (any StoreStatement)?
+    private var fullChangesStatement: (any StoreStatement)?
 
     var isEmpty: Bool { cells.isEmpty && changes.isEmpty }
 
@@ -39,23 +44,27 @@ struct PendingWrites {
         if cells.count >= Self.rowsPerStatement(connection.dialect) { try flushCells(connection) }
     }
 
-    mutating func log(_ change: Change, result: ChangeResult, device: String, receivedAt: String,
+    mutating func log(_ index: Int, result: ChangeResult, batch: [Change], device: String, receivedAt: String,
                       _ connection: any StoreConnection) throws {
-        changes.append(LoggedChange(change: change, result: result))
-        if changes.count >= Self.rowsPerStatement(connection.dialect) { try flushChanges(device: device, receivedAt: receivedAt, connection) }
+        changes.append(LoggedChange(index: index, result: result))
+        if changes.count >= Self.rowsPerStatement(connection.dialect) {
+            try flushChanges(batch: batch, device: device, receivedAt: receivedAt, connection)
+        }
     }
 
-    mutating func flush(device: String, receivedAt: String, _ connection: any StoreConnection) throws {
+    mutating func flush(batch: [Change], device: String, receivedAt: String, _ connection: any StoreConnection) throws {
         try flushCells(connection)
-        try flushChanges(device: device, receivedAt: receivedAt, connection)
+        try flushChanges(batch: batch, device: device, receivedAt: receivedAt, connection)
     }
 
     mutating func flushCells(_ connection: any StoreConnection) throws {
         guard !cells.isEmpty else { return }
-        let stmt = try connection.cachedStatement(Self.insertSQL(
+        let full = cells.count == Self.rowsPerStatement(connection.dialect)
+        let stmt = try (full ? fullCellsStatement : nil) ?? connection.cachedStatement(Self.insertSQL(
             into: "cells (tbl, row_id, col, value, hlc, node, seq, device)", columns: 8, rows: cells.count,
             suffix: " ON CONFLICT (tbl, row_id, col) DO UPDATE SET value = excluded.value, hlc = excluded.hlc, "
                 + "node = excluded.node, seq = excluded.seq, device = excluded.device"))
+        if full { fullCellsStatement = stmt }
         var at: Int32 = 0
         for write in cells {
             try stmt.bind(write.key.table, at: at + 1)
@@ -73,23 +82,28 @@ struct PendingWrites {
         cellKeys.removeAll(keepingCapacity: true)
     }
 
-    mutating func flushChanges(device: String, receivedAt: String, _ connection: any StoreConnection) throws {
+    mutating func flushChanges(batch: [Change], device: String, receivedAt: String, _ connection: any StoreConnection) throws {
         guard !changes.isEmpty else { return }
-        let stmt = try connection.cachedStatement(Self.insertSQL(
+        let full = changes.count == Self.rowsPerStatement(connection.dialect)
+        let stmt = try (full ? fullChangesStatement : nil) ?? connection.cachedStatement(Self.insertSQL(
             into: "changes (change_id, tbl, row_id, col, value, hlc, node, base_hlc, base_node, device, received_at, status, won, conflict_id)",
             columns: 14, rows: changes.count, suffix: ""))
+        if full { fullChangesStatement = stmt }
         var at: Int32 = 0
         for logged in changes {
-            let change = logged.change, result = logged.result
-            try stmt.bind(change.id, at: at + 1)
-            try stmt.bind(change.table, at: at + 2)
-            try stmt.bind(change.row, at: at + 3)
-            try stmt.bind(change.column, at: at + 4)
-            try stmt.bind(change.value, at: at + 5)
-            try stmt.bind(Int64(bitPattern: change.version.hlc), at: at + 6)
-            try stmt.bind(Int64(bitPattern: change.version.node.rawValue), at: at + 7)
-            try stmt.bind(change.base?.hlcValue ?? .null, at: at + 8)
-            try stmt.bind(change.base?.nodeValue ?? .null, at: at + 9)
+            let result = logged.result
+            try batch.withUnsafeBufferPointer { batch in
+                let change = batch.baseAddress! + logged.index  // read in place, not copied
+                try stmt.bind(change.pointee.id, at: at + 1)
+                try stmt.bind(change.pointee.table, at: at + 2)
+                try stmt.bind(change.pointee.row, at: at + 3)
+                try stmt.bind(change.pointee.column, at: at + 4)
+                try stmt.bind(change.pointee.value, at: at + 5)
+                try stmt.bind(Int64(bitPattern: change.pointee.version.hlc), at: at + 6)
+                try stmt.bind(Int64(bitPattern: change.pointee.version.node.rawValue), at: at + 7)
+                try stmt.bind(change.pointee.base?.hlcValue ?? .null, at: at + 8)
+                try stmt.bind(change.pointee.base?.nodeValue ?? .null, at: at + 9)
+            }
             try stmt.bind(device, at: at + 10)
             try stmt.bind(receivedAt, at: at + 11)
             try stmt.bind(result.status.rawValue, at: at + 12)

@@ -129,7 +129,12 @@ extension ServerStore {
             switch connection.dialect {
             case .sqlite:
                 try connection.execute("VACUUM")
-                try connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+                // Alone, so the log is truncated for certain (with the deleted bytes it still holds).
+                if let checkpointer {
+                    try checkpointer.paused { try connection.execute("PRAGMA wal_checkpoint(TRUNCATE)") }
+                } else {
+                    try connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+                }
             case .postgresql:
                 // Rewrites the tables without the deleted rows' old versions (briefly locking them).
                 try connection.execute("VACUUM FULL cells, changes, conflicts, row_scopes, deliveries, evictions, audit")

@@ -66,7 +66,7 @@ extension ServerStore {
         // `ktd admin` writing from another process can never hand out the same number.
         let sequence = try connection.scalar("SELECT value FROM meta WHERE key = 'seq'")?.int64 ?? 0
         var context = PushContext(connection: connection, sequence: sequence, device: device, receivedAt: iso8601(now),
-                                  store: self, batchStartSequence: sequence, nowMilliseconds: now)
+                                  store: self, batchStartSequence: sequence, nowMilliseconds: now, batch: changes)
         var results: [ChangeResult] = []
         results.reserveCapacity(changes.count)
         // In windows: what the window's changes need from the store is read in a few statements, and
@@ -79,7 +79,7 @@ extension ServerStore {
                     let change = changes[index]
                     results.append(ChangeResult(id: change.id, status: .rejected, code: rejection.code, message: rejection.message))
                 } else {
-                    results.append(try context.apply(changes[index], now: now))
+                    results.append(try context.apply(changes[index], at: index, now: now))
                 }
             }
             try context.flushWrites()
@@ -107,6 +107,8 @@ struct PushContext {
     /// The sequence number before this batch: cells at or below it are older than the batch.
     let batchStartSequence: Int64
     let nowMilliseconds: Int64
+    /// The pushed changes; the history buffer refers to them by position.
+    let batch: [Change]
     /// The cells of every row this batch touched, read once per row and kept current by `writeCell`.
     /// Cleared only between windows, after a flush: a row with unwritten cells is always here.
     var rowCache: [RowAddress: CachedRow] = [:]
@@ -131,7 +133,8 @@ struct PushContext {
         return sequence
     }
 
-    mutating func apply(_ change: Change, now: Int64) throws -> ChangeResult {
+    /// Merges `change`, which is `batch[index]`, into the store and says what became of it.
+    mutating func apply(_ change: Change, at index: Int, now: Int64) throws -> ChangeResult {
         if !earlier.isEmpty, let known = earlier[change.id] { return known.result(for: change) }
         if !repeatedIDs.isEmpty, repeatedIDs.contains(change.id) {
             // Its first occurrence in this window may still be unwritten.
@@ -149,17 +152,18 @@ struct PushContext {
                     + "(server time \(iso8601(now))); the change was not applied and stays on the device. "
                     + "Set the device's clock right and sync again.")
         }
-        let table = store.dataModel.table(named: change.table)!
+        let plan = store.pushPlans[change.table]!  // validation refused unknown tables
+        let table = plan.table
         let incoming = VersionedValue(value: change.value, version: change.version)
         let key = change.key
-        let rowBefore = try rowState(table: key.table, row: key.row)
-        let current = try cell(key)
+        let row = try cachedRow(table: key.table, row: key.row)
+        let current = row.cells[key.column]
 
         var outcome: WriteOutcome
         var conflictID: Int64?
         if key.column == Merge.deletedColumn {
             outcome = Merge.classify(current: current?.value, incoming: incoming, base: current?.version)
-            if case .duplicate = outcome {} else if change.value == .integer(1), let newestOther = rowBefore.newestOther,
+            if case .duplicate = outcome {} else if change.value == .integer(1), let newestOther = RowState(row.cells).newestOther,
                       newestOther.version != change.base {
                 // Someone edited the row after the deleter last saw it: concurrent delete and edit.
                 if incoming.version > newestOther.version {
@@ -173,7 +177,7 @@ struct PushContext {
                     outcome = .conflict(incomingWins: false)
                 }
             }
-        } else if table.column(named: key.column)?.policy == .immutable, let current, current.value.value != .null,
+        } else if !plan.immutableColumns.isEmpty, plan.immutableColumns.contains(key.column), let current, current.value.value != .null,
                   current.value.value != incoming.value {
             // Fixed once set (a signed plan): the later value is kept as a conflict record, never applied.
             let id = try recordConflict(table: table, key: key, winner: current.value, winnerDevice: current.device,
@@ -184,11 +188,11 @@ struct PushContext {
             try writeCell(key, VersionedValue(value: current.value.value, version: restamp), device: current.device)
             let result = ChangeResult(id: change.id, status: .conflict, won: false, conflict: id, code: .immutableCell,
                                       message: "\(table.name).\(key.column) is fixed once set; the new value is kept in conflict \(id)")
-            try log(change, result: result)
+            try log(index, result: result)
             return result
         } else {
             outcome = Merge.classify(current: current?.value, incoming: incoming, base: change.base)
-            if table.appendOnly == true, case .conflict(let wins) = outcome {
+            if plan.appendOnly, case .conflict(let wins) = outcome {
                 outcome = wins ? .applied : .superseded  // append-only rows never conflict
             }
             if case .conflict(let incomingWins) = outcome, let current {
@@ -198,7 +202,8 @@ struct PushContext {
                     table: table, key: key, winner: winner, winnerDevice: incomingWins ? device : current.device,
                     loser: loser, loserDevice: incomingWins ? current.device : device, base: change.base, rule: "lww")
             } else if case .duplicate = outcome {
-            } else if rowBefore.isDeleted, let tombstone = rowBefore.tombstone {
+            } else if row.cells[Merge.deletedColumn] != nil, case let rowBefore = RowState(row.cells), rowBefore.isDeleted,
+                      let tombstone = rowBefore.tombstone {
                 // An edit to a row that was deleted concurrently (the editor never saw the deletion).
                 if incoming.version > tombstone.version {
                     conflictID = try recordConflict(
@@ -226,7 +231,7 @@ struct PushContext {
             try writeCell(key, incoming)
         }
 
-        if won, table.unique != nil, let duplicate = try checkDuplicates(after: change, in: table) {
+        if won, plan.hasUniqueKeys, let duplicate = try checkDuplicates(after: change, in: table) {
             conflictID = conflictID ?? duplicate
         }
 
@@ -236,7 +241,7 @@ struct PushContext {
         case .superseded: result = ChangeResult(id: change.id, status: .superseded, won: false)
         case .conflict: result = ChangeResult(id: change.id, status: .conflict, won: won, conflict: conflictID)
         }
-        try log(change, result: result)
+        try log(index, result: result)
         return result
     }
 
@@ -299,10 +304,6 @@ struct PushContext {
         try cachedRow(table: table, row: row).cells
     }
 
-    mutating func cell(_ key: CellKey) throws -> StoredCell? {
-        try cells(table: key.table, row: key.row)[key.column]
-    }
-
     mutating func rowState(table: String, row: String) throws -> RowState {
         RowState(try cells(table: table, row: row))
     }
@@ -336,7 +337,7 @@ struct PushContext {
 
     /// Writes the gathered cells and history entries; call before reading `cells` or `changes` in SQL.
     mutating func flushWrites() throws {
-        try pending.flush(device: device, receivedAt: receivedAt, connection)
+        try pending.flush(batch: batch, device: device, receivedAt: receivedAt, connection)
     }
 
     mutating func recordConflict(table: DataModel.Table, key: CellKey, winner: VersionedValue, winnerDevice: String?,
@@ -383,9 +384,9 @@ struct PushContext {
         return connection.changes > 0
     }
 
-    /// Adds the change to the history (with the next flush).
-    mutating func log(_ change: Change, result: ChangeResult) throws {
-        try pending.log(change, result: result, device: device, receivedAt: receivedAt, connection)
+    /// Adds `batch[index]` to the history (with the next flush).
+    mutating func log(_ index: Int, result: ChangeResult) throws {
+        try pending.log(index, result: result, batch: batch, device: device, receivedAt: receivedAt, connection)
     }
 }
 

@@ -14,8 +14,9 @@ import KeukentafelSQLite
 extension PushContext {
     /// Notes that `key` changed from `old` to `new`, if that can change scopes.
     mutating func noteScopeChange(_ key: CellKey, old: CellValue?, new: CellValue) {
+        guard let tablePlan = store.pushPlans[key.table], !tablePlan.scopeTriggerColumns.isEmpty,
+              tablePlan.scopeTriggerColumns.contains(key.column), old != new else { return }
         let plan = store.scopePlan
-        guard plan.triggerColumns[key.table]?.contains(key.column) == true, old != new else { return }
         let row = RowAddress(table: key.table, row: key.row)
         switch plan.rules[key.table] {
         case .own(let column)? where column == key.column: markForRescope(row)

@@ -12,6 +12,8 @@ public final class ServerStore: Sendable {
     public let dataModel: DataModel
     /// The scope rules of `dataModel`, prepared for the store's queries.
     let scopePlan: ScopePlan
+    /// Per table of `dataModel`, what the push path needs to know for every change.
+    let pushPlans: [String: TablePushPlan]
     /// The database the store runs on.
     public let dialect: StoreDialect
     /// The data directory of an SQLite store (empty for PostgreSQL).
@@ -21,6 +23,8 @@ public final class ServerStore: Sendable {
     /// The furthest a pushed version may be ahead of the server clock before it is refused.
     public let maxClockSkewMilliseconds: Int64
     let writer: Locked<any StoreConnection>
+    /// SQLite: checkpoints the write-ahead log off the writer's path (decision 0016).
+    let checkpointer: BackgroundCheckpointer?
     let reader: Locked<any StoreConnection>
     /// Server time in milliseconds; injectable so tests can move it.
     public let clock: @Sendable () -> Int64
@@ -42,7 +46,8 @@ public final class ServerStore: Sendable {
         let readConnection = try SQLiteConnection(path: path)
         try readConnection.execute("PRAGMA query_only=ON;")
         try self.init(dialect: .sqlite, directory: directory, postgres: nil, writer: connection, reader: readConnection, dataModel: dataModel,
-                      maxClockSkewMilliseconds: maxClockSkewMilliseconds, clock: clock)
+                      maxClockSkewMilliseconds: maxClockSkewMilliseconds, clock: clock,
+                      checkpointer: try BackgroundCheckpointer(writer: connection))
     }
 
     /// Opens the store on PostgreSQL (decision 0013), creating its tables on first use. Several
@@ -58,7 +63,9 @@ public final class ServerStore: Sendable {
     }
 
     private init(dialect: StoreDialect, directory: String, postgres: PostgresLocation?, writer connection: any StoreConnection, reader: any StoreConnection,
-                 dataModel: DataModel, maxClockSkewMilliseconds: Int64, clock: @escaping @Sendable () -> Int64) throws {
+                 dataModel: DataModel, maxClockSkewMilliseconds: Int64, clock: @escaping @Sendable () -> Int64,
+                 checkpointer: BackgroundCheckpointer? = nil) throws {
+        self.checkpointer = checkpointer
         let plan = ScopePlan(dataModel)
         let node = try connection.transaction { () -> NodeID in
             try Self.createReferenceIndex(connection, plan: plan)
@@ -80,6 +87,7 @@ public final class ServerStore: Sendable {
         }
         self.dataModel = dataModel
         self.scopePlan = plan
+        self.pushPlans = Dictionary(dataModel.tables.map { ($0.name, TablePushPlan($0, scopePlan: plan)) }) { first, _ in first }
         self.dialect = dialect
         self.directory = directory
         self.postgresLocation = postgres

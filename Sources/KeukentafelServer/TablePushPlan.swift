@@ -1,0 +1,22 @@
+import KeukentafelProtocol
+
+/// What the push path asks of a table for every change, looked up once per store instead of
+/// searched for in the data model per change (the searches copied whole table and column
+/// descriptions, which showed in profiles of the ingest).
+final class TablePushPlan: Sendable {
+    let table: DataModel.Table
+    /// Columns with policy `immutable`: fixed once set.
+    let immutableColumns: Set<String>
+    /// Columns whose writes can change a row's scopes (see `ScopePlan.triggerColumns`).
+    let scopeTriggerColumns: Set<String>
+    let appendOnly: Bool
+    let hasUniqueKeys: Bool
+
+    init(_ table: DataModel.Table, scopePlan: ScopePlan) {
+        self.table = table
+        immutableColumns = Set(table.columns.filter { $0.policy == .immutable }.map(\.name))
+        scopeTriggerColumns = scopePlan.triggerColumns[table.name] ?? []
+        appendOnly = table.appendOnly == true
+        hasUniqueKeys = !(table.unique ?? []).isEmpty
+    }
+}
