@@ -133,9 +133,10 @@ public final class SyncEngine: @unchecked Sendable {
             let encoded = FeedCoding.encode(request)
             let response: PushResponse
             if encoded.count >= 4096 {
-                response = try call("POST", "/v1/push", body: Data(try Gzip.compress(encoded)), headers: ["Content-Encoding: gzip"])
+                response = try call("POST", "/v1/push", body: Data(try Gzip.compress(encoded)), headers: ["Content-Encoding: gzip"],
+                                    decode: FeedCoding.decodePushResponse)
             } else {
-                response = try call("POST", "/v1/push", body: Data(encoded))
+                response = try call("POST", "/v1/push", body: Data(encoded), decode: FeedCoding.decodePushResponse)
             }
             let counts = try replica.acknowledge(batch, results: response.results)
             if !resolutions.isEmpty {

@@ -238,6 +238,89 @@ public enum FeedCoding {
     }
 }
 
+extension FeedCoding {
+    // MARK: Push response
+
+    /// The answer to a push: one result per change, as many as the batch had (up to 20,000).
+    /// Through `JSONEncoder` this was 8 % of a concurrent ingest's time, and `JSONDecoder` on the
+    /// device another 9 %.
+    public static func encode(_ response: PushResponse) -> [UInt8] {
+        var out = JSONWriter(capacity: 64 + response.results.count * 64)
+        out.raw("{\"serverTime\":"); out.integer(response.serverTime)
+        out.raw(",\"results\":[")
+        for (i, result) in response.results.enumerated() {
+            if i > 0 { out.byte(UInt8(ascii: ",")) }
+            out.raw("{\"id\":"); out.string(result.id)
+            out.raw(",\"status\":"); out.string(result.status.rawValue)
+            if let won = result.won { out.raw(won ? ",\"won\":true" : ",\"won\":false") }
+            if let conflict = result.conflict { out.raw(",\"conflict\":"); out.integer(conflict) }
+            if let code = result.code { out.raw(",\"code\":"); out.string(code.rawValue) }
+            if let message = result.message { out.raw(",\"message\":"); out.string(message) }
+            out.byte(UInt8(ascii: "}"))
+        }
+        out.byte(UInt8(ascii: "]"))
+        if let resolved = response.resolved {
+            out.raw(",\"resolved\":[")
+            for (i, id) in resolved.enumerated() {
+                if i > 0 { out.byte(UInt8(ascii: ",")) }
+                out.integer(id)
+            }
+            out.byte(UInt8(ascii: "]"))
+        }
+        out.byte(UInt8(ascii: "}"))
+        return out.bytes
+    }
+
+    /// Accepts what `Codable` accepts for a push response; unknown keys are skipped, an unknown
+    /// status or error code is an error (as with `Codable`).
+    public static func decodePushResponse(_ data: Data) throws -> PushResponse {
+        try data.withUnsafeBytes { buffer in
+            var reader = JSONReader(buffer)
+            var serverTime: Int64?
+            var results: [ChangeResult] = []
+            var resolved: [Int64]?
+            try reader.object { key, reader in
+                switch key {
+                case "serverTime": serverTime = try reader.integer()
+                case "resolved":
+                    if try reader.isNull() { break }
+                    var ids: [Int64] = []
+                    try reader.array { reader in ids.append(try reader.integer()) }
+                    resolved = ids
+                case "results":
+                    try reader.array { reader in
+                        var id: String?, status: ChangeStatus?, won: Bool?, conflict: Int64?, code: ErrorCode?, message: String?
+                        try reader.object { key, reader in
+                            if try reader.isNull() { return }  // an absent optional, written as null
+                            switch key {
+                            case "id": id = try reader.string()
+                            case "status":
+                                let text = try reader.string()
+                                guard let known = ChangeStatus(rawValue: text) else { throw reader.fail("unknown change status '\(text)'") }
+                                status = known
+                            case "won": won = try reader.bool()
+                            case "conflict": conflict = try reader.integer()
+                            case "code":
+                                let text = try reader.string()
+                                guard let known = ErrorCode(rawValue: text) else { throw reader.fail("unknown error code '\(text)'") }
+                                code = known
+                            case "message": message = try reader.string()
+                            default: _ = try reader.skipValue()
+                            }
+                        }
+                        guard let id, let status else { throw reader.fail("result \(results.count) needs id and status") }
+                        results.append(ChangeResult(id: id, status: status, won: won, conflict: conflict, code: code, message: message))
+                    }
+                default: _ = try reader.skipValue()
+                }
+            }
+            try reader.end()
+            guard let serverTime else { throw JSONReader.Error(message: "a push response needs serverTime and results", offset: 0) }
+            return PushResponse(serverTime: serverTime, results: results, resolved: resolved)
+        }
+    }
+}
+
 /// Appends JSON text to a byte array.
 struct JSONWriter {
     var bytes: [UInt8]

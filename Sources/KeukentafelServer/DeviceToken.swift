@@ -16,7 +16,7 @@ enum DeviceToken {
     /// The stored form of a token: lowercase hex SHA-256. Looking a device up by this hash means the
     /// token itself is never compared byte by byte, so response times tell an attacker nothing.
     static func hash(_ token: String) -> String {
-        SHA256.hash(data: Data(token.utf8)).map { String(format: "%02x", $0) }.joined()
+        sha256Hex(token)
     }
 
     /// Compares two hashes in time that depends only on their length, as a second line of defence
@@ -28,4 +28,17 @@ enum DeviceToken {
         for i in 0..<x.count { difference |= x[i] ^ y[i] }
         return difference == 0
     }
+}
+
+/// The SHA-256 of `text`'s UTF-8 bytes in lowercase hex. (Formatting each byte with `String(format:)`
+/// made hashing the row ids of a push 12 % of the time of a concurrent ingest.)
+func sha256Hex(_ text: String) -> String {
+    let digits = Array("0123456789abcdef".utf8)
+    var hex: [UInt8] = []
+    hex.reserveCapacity(64)
+    for byte in SHA256.hash(data: Data(text.utf8)) {
+        hex.append(digits[Int(byte >> 4)])
+        hex.append(digits[Int(byte & 0x0F)])
+    }
+    return String(decoding: hex, as: UTF8.self)
 }

@@ -23,6 +23,7 @@ struct PushAuthorizer {
     /// Per row of the batch: whether it existed before it, and whether it was erased.
     private var existing: [PushContext.RowAddress: Bool] = [:]
     private var erased: [PushContext.RowAddress: Bool] = [:]
+    private var tablesWithErasures: [String: Bool] = [:]
 
     init(access: Access, store: ServerStore, connection: any StoreConnection) throws {
         self.access = access
@@ -78,6 +79,8 @@ struct PushAuthorizer {
     mutating func forget() { rowHistories.removeAll() }
 
     mutating func isErased(_ table: String, _ row: String) throws -> Bool {
+        // Erasures are rare: a table without any spares hashing every row id of the batch.
+        if !(try hasErasures(table)) { return false }
         let address = PushContext.RowAddress(table: table, row: row)
         if let known = erased[address] { return known }
         let stmt = try connection.literalStatement("SELECT 1 FROM erased_rows WHERE tbl = ? AND row_id = ?")
@@ -86,6 +89,16 @@ struct PushAuthorizer {
         try stmt.bind(ServerStore.erasedKey(row), at: 2)
         let result = try stmt.step()
         erased[address] = result
+        return result
+    }
+
+    mutating func hasErasures(_ table: String) throws -> Bool {
+        if let known = tablesWithErasures[table] { return known }
+        let stmt = try connection.literalStatement("SELECT 1 FROM erased_rows WHERE tbl = ? LIMIT 1")
+        defer { stmt.reset() }
+        try stmt.bind(table, at: 1)
+        let result = try stmt.step()
+        tablesWithErasures[table] = result
         return result
     }
 

@@ -70,7 +70,7 @@ extension ServerStore {
 
     /// The stored form of an erased row's id: a hash, so the list of erased rows names nobody.
     static func erasedKey(_ row: String) -> String {
-        SHA256.hash(data: Data(row.utf8)).map { String(format: "%02x", $0) }.joined()
+        sha256Hex(row)
     }
 
     /// Erases a resident (AVG art. 17) and everything about them from the store: current state,

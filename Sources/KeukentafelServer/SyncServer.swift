@@ -190,7 +190,7 @@ public struct SyncServer: Sendable {
         }
         notifier.signal()
         metrics.changes(response.results)
-        return try respond(try jsonBytes(response), to: request)
+        return try respond(FeedCoding.encode(response), to: request)
     }
 
     /// Builds the Hummingbird application. `onRunning` receives the bound port (useful with port 0).

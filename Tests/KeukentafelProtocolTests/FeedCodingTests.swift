@@ -85,6 +85,35 @@ import Testing
         #expect(back.node == request.node && back.schemaVersion == 2)
     }
 
+    @Test(arguments: 0..<20 as Range<UInt64>)
+    func pushResponsesRoundTripBothWays(seed: UInt64) throws {
+        var random = SplitMix64(seed: seed)
+        let results = (0..<Int(random.next() % 40)).map { i in
+            let status = ChangeStatus.allCases[Int(random.next() % UInt64(ChangeStatus.allCases.count))]
+            let optional = { (random: inout SplitMix64) in random.next() % 2 == 0 }
+            return ChangeResult(id: "n-\(i)", status: status,
+                                won: optional(&random) ? nil : optional(&random),
+                                conflict: optional(&random) ? nil : Int64(random.next() % 100_000),
+                                code: optional(&random) ? nil : ErrorCode.allCases[Int(random.next() % UInt64(ErrorCode.allCases.count))],
+                                message: optional(&random) ? nil : Self.texts[Int(random.next() % UInt64(Self.texts.count))])
+        }
+        let response = PushResponse(serverTime: 1_763_000_000_000 + Int64(seed), results: results,
+                                    resolved: seed % 3 == 0 ? nil : (0..<Int(seed % 4)).map { Int64($0) * 7 })
+        let fast = Data(FeedCoding.encode(response))
+        let viaCodable = try JSONDecoder().decode(PushResponse.self, from: fast)
+        #expect(viaCodable.results == results && viaCodable.serverTime == response.serverTime && viaCodable.resolved == response.resolved)
+        let back = try FeedCoding.decodePushResponse(try JSONEncoder().encode(response))
+        #expect(back.results == results && back.serverTime == response.serverTime && back.resolved == response.resolved)
+    }
+
+    @Test func pushResponsesWithUnknownStatusOrMissingFieldsAreRefused() {
+        for text in [#"{"serverTime":1,"results":[{"id":"a","status":"vanished"}]}"#, #"{"serverTime":1,"results":[{"status":"applied"}]}"#,
+                     #"{"results":[]}"#, #"{"serverTime":1,"results":[{"id":"a","status":"applied","code":"no_such_code"}]}"#,
+                     #"{"serverTime":1,"results":[]"#] {
+            #expect(throws: (any Error).self, "\(text)") { try FeedCoding.decodePushResponse(Data(text.utf8)) }
+        }
+    }
+
     func decodePush(_ text: [UInt8]) throws -> PushRequest {
         try text.withUnsafeBytes { try FeedCoding.decodePush($0) }
     }
