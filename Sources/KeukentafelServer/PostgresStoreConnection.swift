@@ -281,7 +281,9 @@ final class PostgresStoreConnection: StoreConnection {
                 quote = character
                 output.append(character)
             } else if character == "?" {
-                let digits = characters.prefix(while: \.isASCII).prefix(while: \.isNumber)
+                // One predicate: `prefix(while: \.isASCII)` first scanned the whole rest of the text for
+                // every placeholder, quadratic in a multi-row insert's thousands of them.
+                let digits = characters.prefix { $0.isASCII && $0.isNumber }
                 if let number = Int(digits) {
                     characters = characters.dropFirst(digits.count)
                     highest = max(highest, number)
