@@ -2,7 +2,7 @@ import Foundation
 @testable import KeukentafelClient
 import KeukentafelProcesses
 import KeukentafelProtocol
-import KeukentafelServer
+@testable import KeukentafelServer
 import Testing
 
 /// The PostgreSQL store (issue 6, decision 0013): the real `ktd` twice, on one real PostgreSQL
@@ -42,6 +42,18 @@ import Testing
         }
 
         func stop() { for server in servers { server.stop() } }
+    }
+
+    @Test func placeholdersAreNumberedOutsideQuotesOnly() {
+        #expect(PostgresStoreConnection.numberPlaceholders("SELECT ? WHERE a = '?' AND b = \"?x\" AND c = ?").sql
+                == "SELECT $1 WHERE a = '?' AND b = \"?x\" AND c = $2")
+        #expect(PostgresStoreConnection.numberPlaceholders("SELECT ?2, ?1, ?2").sql == "SELECT $2, $1, $2")
+        #expect(PostgresStoreConnection.numberPlaceholders("SELECT ?2, ?1, ?2").count == 2)
+        // A push's multi-row insert: thousands of placeholders, numbered in order.
+        let sql = PendingWrites.insertSQL(into: "t (a, b)", columns: 2, rows: 5_000, suffix: "")
+        let numbered = PostgresStoreConnection.numberPlaceholders(sql)
+        #expect(numbered.count == 10_000)
+        #expect(numbered.sql.hasSuffix("($9999, $10000)"))
     }
 
     @Test func aLongPollOnOneProcessWakesForAPushThroughTheOther() async throws {
