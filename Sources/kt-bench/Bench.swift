@@ -169,19 +169,35 @@ struct Bench: AsyncParsableCommand {
         results.append(Measurement(name: "visibility A → online B, p95", count: 1, unit: "write",
                                    seconds: latencies.sorted()[min(latencies.count - 1, latencies.count * 95 / 100)]))
 
-        // Concurrent ingest: many devices push at once through HTTP.
-        var concurrentEngines: [SyncEngine] = []
-        for c in 0..<clients {
-            let device = try store.addDevice(name: "bench client \(c)", user: "bench").token
-            let replica = try Replica.create(path: work + "/client-\(c).sqlite", dataModel: model, serverURL: url, token: device)
+        // New cases written on a device: its outbox holds their cells, ready to push.
+        func deviceWithNewCases(_ name: String, first: Int, count: Int) throws -> Replica {
+            let device = try store.addDevice(name: name, user: "bench").token
+            let replica = try Replica.create(path: work + "/\(name.replacingOccurrences(of: " ", with: "-")).sqlite", dataModel: model,
+                                             serverURL: url, token: device)
             try replica.transaction {
-                for r in 0..<rowsPerClient {
-                    let i = 20_000_000 + c * rowsPerClient + r
+                for i in first..<first + count {
                     let cells = Synthetic.caseCells(i)
                     try replica.execute("INSERT INTO cases (id, \(cells.map(\.0).joined(separator: ", "))) VALUES (?\(String(repeating: ", ?", count: cells.count)))",
                                         [.text(Synthetic.rowID(i))] + cells.map(\.1))
                 }
             }
+            return replica
+        }
+
+        // Ingest over HTTP from one device: the whole path (outbox, JSON, HTTP, the store, the answer
+        // written back to the outbox), one batch after the other.
+        let single = try SyncEngine(replica: try deviceWithNewCases("bench single client", first: 30_000_000, count: clients * rowsPerClient))
+        single.pushBatchSize = batch
+        let singleCells = try single.replica.outboxCounts().pending
+        let singleSeconds = try await onThread { try timed { _ = try single.push() } }
+        guard try single.replica.outboxCounts().pending == 0 else { throw ValidationError("the single client's ingest left changes unsent") }
+        results.append(Measurement(name: "server ingest, one client pushing over HTTP (\(batch)/batch)", count: singleCells, unit: "cells",
+                                   seconds: singleSeconds, baseline: baseline * Double(singleCells) / Double(cells)))
+
+        // Concurrent ingest: many devices push at once through HTTP.
+        var concurrentEngines: [SyncEngine] = []
+        for c in 0..<clients {
+            let replica = try deviceWithNewCases("bench client \(c)", first: 20_000_000 + c * rowsPerClient, count: rowsPerClient)
             let concurrentEngine = try SyncEngine(replica: replica)
             concurrentEngine.pushBatchSize = batch
             concurrentEngines.append(concurrentEngine)
