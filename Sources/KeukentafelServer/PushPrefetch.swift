@@ -17,13 +17,15 @@ extension PushContext {
         repeatedIDs.removeAll(keepingCapacity: true)
         var ids: [String] = []
         ids.reserveCapacity(window.count)
-        var seen = Set<String>(minimumCapacity: window.count)
+        // A device's change ids are `<node>-<zero-padded counter>`: in a batch they ascend. Ascending
+        // ids are all different, and whether any was seen before is one range probe on SQLite.
+        var ascending = true
         var uncachedRows: [String: [String]] = [:]
         var previous: (table: String, row: String)?
         for index in window where refused.isEmpty || refused[index] == nil {
             let change = changes[index]
+            if ascending, let last = ids.last, !last.utf8.lexicographicallyPrecedes(change.id.utf8) { ascending = false }
             ids.append(change.id)
-            if !seen.insert(change.id).inserted { repeatedIDs.insert(change.id) }
             if let previous, previous.row == change.row, previous.table == change.table { continue }
             previous = (change.table, change.row)
             if rowCache[RowAddress(table: change.table, row: change.row)] == nil {
@@ -31,6 +33,12 @@ extension PushContext {
             }
         }
         guard !ids.isEmpty else { return }
+        if !ascending {
+            var seen = Set<String>(minimumCapacity: ids.count)
+            for id in ids where !seen.insert(id).inserted { repeatedIDs.insert(id) }
+        }
+        try readUncachedRows(uncachedRows)
+        if ascending, connection.dialect == .sqlite, !(try anyChangeID(from: ids[0], to: ids[ids.count - 1])) { return }
 
         let idQuery = try connection.cachedStatement(
             "SELECT change_id, tbl, row_id, col, hlc, node, status, won, conflict_id FROM changes WHERE change_id IN "
@@ -40,7 +48,20 @@ extension PushContext {
             if let id = idQuery.text(0) { earlier[id] = EarlierChange(idQuery) }
         }
         idQuery.reset()
+    }
 
+    /// Whether the history holds a change id from `low` to `high` (byte order, SQLite's `BINARY`).
+    /// Not on PostgreSQL, whose text order follows the database's collation.
+    func anyChangeID(from low: String, to high: String) throws -> Bool {
+        let stmt = try connection.literalStatement("SELECT 1 FROM changes WHERE change_id BETWEEN ? AND ? LIMIT 1")
+        defer { stmt.reset() }
+        try stmt.bind(low, at: 1)
+        try stmt.bind(high, at: 2)
+        return try stmt.step()
+    }
+
+    /// Reads the cells of rows not in the row cache yet, per table in one statement.
+    mutating func readUncachedRows(_ uncachedRows: [String: [String]]) throws {
         for (table, rows) in uncachedRows {
             let rowQuery = try connection.cachedStatement(
                 "SELECT row_id, col, value, hlc, node, device FROM cells WHERE tbl = ? AND row_id IN " + Self.placeholders(rows.count))

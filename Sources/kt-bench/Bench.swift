@@ -171,9 +171,9 @@ struct Bench: AsyncParsableCommand {
 
         // New cases written on a device: its outbox holds their cells, ready to push.
         func deviceWithNewCases(_ name: String, first: Int, count: Int) throws -> Replica {
-            let device = try store.addDevice(name: name, user: "bench").token
-            let replica = try Replica.create(path: work + "/\(name.replacingOccurrences(of: " ", with: "-")).sqlite", dataModel: model,
-                                             serverURL: url, token: device)
+            let (_, token) = try store.addDevice(name: name, user: "bench")
+            let file = name.replacingOccurrences(of: " ", with: "-")
+            let replica = try Replica.create(path: work + "/\(file).sqlite", dataModel: model, serverURL: url, token: token)
             try replica.transaction {
                 for i in first..<first + count {
                     let cells = Synthetic.caseCells(i)

@@ -41,6 +41,30 @@ import KeukentafelProtocol
         #expect(try await onThread { try batched.counts() } == batchedCounts)
     }
 
+    /// A device's ids ascend (`<node>-<zero-padded counter>`), so the store asks with one range probe
+    /// whether any was seen before. A retry that overlaps an earlier push must still find them.
+    @Test(arguments: [StoreDialect.sqlite, .postgresql])
+    func anAscendingBatchOverlappingAnEarlierPushAnswersWithTheFirstResults(dialect: StoreDialect) async throws {
+        let node = NodeID.random()
+        let rows = (0..<240).map { _ in UUID().uuidString.lowercased() }
+        var tick = (Self.wallMilliseconds - 10_000) << 16
+        let changes = (0..<1_200).map { i -> Change in
+            tick += 1
+            return Change(id: "\(node)-" + String(repeating: "0", count: 12 - String(i).count) + String(i), table: "cases",
+                          row: rows[i / 5], column: ["team", "status", "question", "contact_person", "safety_risk"][i % 5],
+                          value: i % 5 == 4 ? .integer(Int64(i % 2)) : (i % 5 == 1 ? .text("plan") : .text("tekst \(i)")),
+                          version: CellVersion(hlc: tick, node: node), base: nil)
+        }
+        let store = try await onThread { try Self.store(dialect, now: Self.wallMilliseconds + 60_000) }
+        let first = try await onThread { try store.push(Array(changes[0..<700]), device: "laptop").results }
+        #expect(first.allSatisfy { $0.status == .applied })
+        // The answer to the first push was lost; the device sends 300..<700 again with what follows.
+        let retry = try await onThread { try store.push(Array(changes[300..<1_200]), device: "laptop").results }
+        #expect(Array(retry[0..<400]) == Array(first[300..<700]), "the repeated changes answer with their first results")
+        #expect(retry[400...].allSatisfy { $0.status == .applied })
+        #expect(try await onThread { try store.counts()["changes"] } == 1_200, "each change in the history once")
+    }
+
     static let wallMilliseconds = UInt64(Date().timeIntervalSince1970 * 1000)
 
     static func store(_ dialect: StoreDialect, now: UInt64) throws -> ServerStore {
