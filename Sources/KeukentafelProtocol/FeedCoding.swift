@@ -519,17 +519,22 @@ struct JSONReader {
     mutating func string() throws -> String {
         try expect(UInt8(ascii: "\""))
         let start = offset
+        var ascii = true
         // Fast path: no escapes.
         while offset < bytes.count {
             let b = bytes[offset]
             if b == UInt8(ascii: "\"") {
                 let slice = UnsafeRawBufferPointer(rebasing: bytes[start..<offset])
                 offset += 1
+                // ASCII is valid UTF-8 as it is. `String(validating:)` is not specialized here: every call
+                // looked up generic metadata at run time, a quarter of decoding a push.
+                if ascii { return String(decoding: slice.assumingMemoryBound(to: UInt8.self), as: UTF8.self) }
                 guard let text = String(validating: slice, as: UTF8.self) else { throw fail(Error.invalidUTF8) }
                 return text
             }
             if b == UInt8(ascii: "\\") { break }
             if b < 0x20 { throw fail("control character in string") }
+            if b >= 0x80 { ascii = false }
             offset += 1
         }
         // Slow path: unescape.
