@@ -6,7 +6,7 @@ import CSQLite
 ///
 /// By default SQLite checkpoints inside the commit that pushes the log past 1,000 pages: that commit
 /// then also writes those pages into the database and syncs both files. On the server's push path
-/// that was 15–20 % of ingest time (decision 0016). With a checkpointer, the writer's commits only
+/// that was about 20 % of ingest time (decision 0016). With a checkpointer, the writer's commits only
 /// append to the log, and when the log has grown past `pages`, this thread runs a passive checkpoint
 /// on a connection of its own. Passive checkpoints never wait for readers or the writer, and the
 /// writer starts the log over once everything in it has been copied, so the log stays about as

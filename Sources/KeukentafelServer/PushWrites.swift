@@ -90,9 +90,9 @@ struct PendingWrites {
             columns: 14, rows: changes.count, suffix: ""))
         if full { fullChangesStatement = stmt }
         var at: Int32 = 0
-        for logged in changes {
-            let result = logged.result
-            try batch.withUnsafeBufferPointer { batch in
+        try batch.withUnsafeBufferPointer { batch in
+            for logged in changes {
+                let result = logged.result
                 let change = batch.baseAddress! + logged.index  // read in place, not copied
                 try stmt.bind(change.pointee.id, at: at + 1)
                 try stmt.bind(change.pointee.table, at: at + 2)
@@ -103,13 +103,13 @@ struct PendingWrites {
                 try stmt.bind(Int64(bitPattern: change.pointee.version.node.rawValue), at: at + 7)
                 try stmt.bind(change.pointee.base?.hlcValue ?? .null, at: at + 8)
                 try stmt.bind(change.pointee.base?.nodeValue ?? .null, at: at + 9)
+                try stmt.bind(device, at: at + 10)
+                try stmt.bind(receivedAt, at: at + 11)
+                try stmt.bind(result.status.rawValue, at: at + 12)
+                try stmt.bind(result.won.map { .integer($0 ? 1 : 0) } ?? .null, at: at + 13)
+                try stmt.bind(result.conflict.map(CellValue.integer) ?? .null, at: at + 14)
+                at += 14
             }
-            try stmt.bind(device, at: at + 10)
-            try stmt.bind(receivedAt, at: at + 11)
-            try stmt.bind(result.status.rawValue, at: at + 12)
-            try stmt.bind(result.won.map { .integer($0 ? 1 : 0) } ?? .null, at: at + 13)
-            try stmt.bind(result.conflict.map(CellValue.integer) ?? .null, at: at + 14)
-            at += 14
         }
         try stmt.run()
         changes.removeAll(keepingCapacity: true)

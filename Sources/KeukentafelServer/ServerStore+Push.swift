@@ -281,21 +281,10 @@ struct PushContext {
     mutating func cachedRow(table: String, row: String) throws -> CachedRow {
         if let last = lastRow, last.row == row, last.table == table { return last.cells }
         let address = RowAddress(table: table, row: row)
-        let cached: CachedRow
-        if let found = rowCache[address] {
-            cached = found
-        } else {
-            let stmt = try connection.literalStatement("SELECT col, value, hlc, node, device FROM cells WHERE tbl = ? AND row_id = ?")
-            try stmt.bind(table, at: 1)
-            try stmt.bind(row, at: 2)
-            var cells: [String: StoredCell] = [:]
-            while try stmt.step() {
-                guard let column = stmt.text(0), let version = CellVersion(hlc: stmt.value(2), node: stmt.value(3)) else { continue }
-                cells[column] = StoredCell(value: VersionedValue(value: stmt.value(1), version: version), device: stmt.text(4))
-            }
-            cached = CachedRow(cells)
-            rowCache[address] = cached
-        }
+        // Rows the window's prefetch did not read (rescoping, unique-key candidates) are read alone.
+        // A row missing from the cache has nothing unwritten, so the store has its cells.
+        if rowCache[address] == nil { try readUncachedRows([table: [row]]) }
+        guard let cached = rowCache[address] else { throw StoreError.corrupt("row \(table) \(row) was read but not cached") }
         lastRow = (table, row, cached)
         return cached
     }
