@@ -68,6 +68,7 @@ extension Replica {
                     if newest > 0 { try observe(hlc: newest) }
                     if page.schemaVersion != dataModel.version { try setMeta("server_schema_version", String(page.schemaVersion)) }
                     try setMeta("cursor", String(page.cursor))
+                    try setMeta("cursor_proof", page.cursorProof)
                     try setMeta("last_pull_at", String(clock()))
                     return counts
                 }

@@ -56,6 +56,14 @@ extension Replica {
         try connection.run("DELETE FROM _kt_repush")
         try setMeta("resync", mode.rawValue)
         try setMeta("cursor", "0")
+        try setMeta("cursor_proof", nil)
+    }
+
+    /// The server refused this replica's cursor as one it never handed out (`cursor_ahead`): the feed
+    /// starts over as after a restore of the server's store, so this device's own writes the store
+    /// lacks are sent again.
+    func startOverAfterRefusedCursor() throws {
+        try locked { try connection.transaction { try beginResync(.recovery) } }
     }
 
     var resyncMode: ResyncMode? {

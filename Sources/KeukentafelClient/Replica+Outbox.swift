@@ -47,6 +47,7 @@ extension Replica {
         var counts = PushCounts()
         try locked {
             try connection.transaction {
+                var erased: [RowReference] = []
                 for (seq, change) in batch {
                     guard let result = byID[change.id] else { continue }  // unanswered: stays pending
                     switch result.status {
@@ -58,12 +59,19 @@ extension Replica {
                     if result.status == .rejected {
                         try connection.run("UPDATE _kt_outbox SET state = 'rejected', code = ?, message = ? WHERE seq = ?",
                                            [.text(result.code?.rawValue ?? "rejected"), .text(result.message ?? ""), .integer(seq)])
+                        if result.code == .rowErased { erased.append(RowReference(table: change.table, row: change.row)) }
                     } else {
                         try connection.run("DELETE FROM _kt_outbox WHERE seq = ?", [.integer(seq)])
                     }
                 }
+                // Written offline about someone who was erased meanwhile: the row goes, with what hangs off
+                // it and its unsent changes, as if the erasure's purge had reached it (decision 0017).
+                if !erased.isEmpty {
+                    counts.purged = try withoutCapture { try remove(Array(Set(erased)), purge: true) }
+                }
             }
         }
+        if counts.purged > 0 { try locked { try connection.execute("PRAGMA wal_checkpoint(TRUNCATE)") } }
         return counts
     }
 
@@ -143,6 +151,8 @@ public struct PushCounts: Sendable, Equatable, Codable {
     public var superseded = 0
     public var conflicts = 0
     public var rejected = 0
+    /// Local rows removed because the server refused them as belonging to an erased row (`row_erased`).
+    public var purged = 0
     public var total: Int { applied + superseded + conflicts + rejected }
 
     mutating func add(_ other: PushCounts) {
@@ -150,6 +160,7 @@ public struct PushCounts: Sendable, Equatable, Codable {
         superseded += other.superseded
         conflicts += other.conflicts
         rejected += other.rejected
+        purged += other.purged
     }
 }
 

@@ -51,7 +51,7 @@ extension Replica {
                 what = "new value"
             }
             let text = note.map { "\(what): \($0)" } ?? what
-            try connection.run("INSERT OR REPLACE INTO _kt_resolutions (conflict_id, resolution, decided_at) VALUES (?, ?, ?)",
+            try connection.run("INSERT OR REPLACE INTO _kt_resolutions (conflict_id, resolution, decided_at, state) VALUES (?, ?, ?, 'pending')",
                                [.integer(id), .text(text), .integer(clock())])
             try connection.run("UPDATE _kt_conflicts SET resolution = ?, resolved_by = 'this device (not yet synced)' WHERE id = ?",
                                [.text(text), .integer(id)])
@@ -82,16 +82,41 @@ extension Replica {
     /// Decisions waiting to be pushed.
     func pendingResolutions() throws -> [Resolution] {
         try locked {
-            try connection.query("SELECT conflict_id, resolution FROM _kt_resolutions ORDER BY conflict_id").compactMap { r in
+            try connection.query("SELECT conflict_id, resolution FROM _kt_resolutions WHERE state = 'pending' ORDER BY conflict_id").compactMap { r in
                 guard case .integer(let id) = r[0], case .text(let text) = r[1] else { return nil }
                 return Resolution(conflict: id, resolution: text)
             }
         }
     }
 
-    func acknowledgeResolutions(_ ids: [Int64]) throws {
+    /// Records the server's answer to the decisions sent: recorded ones leave the queue; refused ones
+    /// stay, marked refused with the server's reason (`kt status`), and the conflict is open again here.
+    func acknowledgeResolutions(_ ids: [Int64], refused: [RefusedResolution]) throws {
+        let refusals = Dictionary(refused.map { ($0.conflict, $0) }) { first, _ in first }
         try locked {
-            for id in ids { try connection.run("DELETE FROM _kt_resolutions WHERE conflict_id = ?", [.integer(id)]) }
+            try connection.transaction {
+                for id in ids {
+                    if let refusal = refusals[id] {
+                        try connection.run("UPDATE _kt_resolutions SET state = 'refused', code = ?, message = ? WHERE conflict_id = ?",
+                                           [.text(refusal.code.rawValue), .text(refusal.message), .integer(id)])
+                        try connection.run("UPDATE _kt_conflicts SET resolution = NULL, resolved_by = NULL WHERE id = ? AND resolved_at IS NULL",
+                                           [.integer(id)])
+                    } else {
+                        try connection.run("DELETE FROM _kt_resolutions WHERE conflict_id = ?", [.integer(id)])
+                    }
+                }
+            }
+        }
+    }
+
+    /// Decisions the server refused, with why.
+    public func refusedResolutions() throws -> [RefusedResolution] {
+        try locked {
+            try connection.query("SELECT conflict_id, code, message FROM _kt_resolutions WHERE state = 'refused' ORDER BY conflict_id")
+                .compactMap { r in
+                    guard case .integer(let id) = r[0], case .text(let code) = r[1] else { return nil }
+                    return RefusedResolution(conflict: id, code: ErrorCode(rawValue: code) ?? .badRequest, message: r[2].description)
+                }
         }
     }
 }

@@ -75,6 +75,11 @@ public final class Replica: @unchecked Sendable {
         for column in ["winner_user", "loser_user"] where !conflictColumns.contains(column) {
             try connection.execute("ALTER TABLE _kt_conflicts ADD COLUMN \(column) TEXT")
         }
+        let resolutionColumns = Set(try connection.query("PRAGMA table_info(_kt_resolutions)").map { $0[1].description })
+        for (column, definition) in [("state", "TEXT NOT NULL DEFAULT 'pending'"), ("code", "TEXT"), ("message", "TEXT")]
+        where !resolutionColumns.contains(column) {
+            try connection.execute("ALTER TABLE _kt_resolutions ADD COLUMN \(column) \(definition)")
+        }
     }
 
     /// Creates a new replica file for a data model. Fails if the file exists.
@@ -183,6 +188,9 @@ public final class Replica: @unchecked Sendable {
     public var cursor: Int64 { get throws { try locked { Int64(try meta("cursor") ?? "0") ?? 0 } } }
     /// The epoch of the server's feed this replica follows (changes when the server's store is restored).
     var serverEpoch: String? { get throws { try locked { try meta("server_epoch") } } }
+    /// The server's signature of `cursor`, sent with it so the server can tell a store that went back
+    /// from a cursor it never handed out.
+    var cursorProof: String? { get throws { try locked { try meta("cursor_proof") } } }
 
     // MARK: Functions the triggers call
 

@@ -54,8 +54,10 @@ enum ReplicaSchema {
         -- base: the restored store's version of the cell, if it has one.
         CREATE TABLE IF NOT EXISTS _kt_repush (tbl TEXT NOT NULL, row_id TEXT NOT NULL, col TEXT NOT NULL,
             base_hlc INTEGER, base_node INTEGER, PRIMARY KEY (tbl, row_id, col)) WITHOUT ROWID;
-        -- Decisions on conflicts taken on this device, sent with the next push.
-        CREATE TABLE IF NOT EXISTS _kt_resolutions (conflict_id INTEGER PRIMARY KEY, resolution TEXT NOT NULL, decided_at INTEGER NOT NULL);
+        -- Decisions on conflicts taken on this device, sent with the next push; kept, state 'refused',
+        -- with the server's code and reason when it did not record them.
+        CREATE TABLE IF NOT EXISTS _kt_resolutions (conflict_id INTEGER PRIMARY KEY, resolution TEXT NOT NULL, decided_at INTEGER NOT NULL,
+            state TEXT NOT NULL DEFAULT 'pending', code TEXT, message TEXT);
         -- Conflicts the server recorded on rows this replica sees.
         CREATE TABLE IF NOT EXISTS _kt_conflicts (
             id INTEGER PRIMARY KEY,

@@ -33,6 +33,8 @@ public struct SyncReport: Sendable, Codable, Equatable {
     public var stillRejected = 0
     /// Conflict decisions sent to the server.
     public var resolutionsSent = 0
+    /// Of those, the ones the server refused (kept on the device; see `kt status`).
+    public var resolutionsRefused = 0
     /// Set when the server runs a newer data model than the replica: time for `kt upgrade`.
     public var serverSchemaVersion: Int?
 }
@@ -140,8 +142,9 @@ public final class SyncEngine: @unchecked Sendable {
             }
             let counts = try replica.acknowledge(batch, results: response.results)
             if !resolutions.isEmpty {
-                try replica.acknowledgeResolutions(resolutions.map(\.conflict))  // unknown ids are dropped: nothing to resolve there
+                try replica.acknowledgeResolutions(resolutions.map(\.conflict), refused: response.refusedResolutions ?? [])
                 report.resolutionsSent += resolutions.count
+                report.resolutionsRefused += response.refusedResolutions?.count ?? 0
                 resolutions = []
             }
             report.pushed.add(counts)
@@ -171,7 +174,7 @@ public final class SyncEngine: @unchecked Sendable {
     /// (a resync began, the epoch changed) the feed is dropped and started again from the replica.
     /// Only the first request long-polls.
     func pullAll(into report: inout SyncReport, waitSeconds: Int = 0) throws {
-        var query = try nextPullQuery(waitSeconds: waitSeconds)
+        var query = try nextPullQuery(waitSeconds: waitSeconds, withProof: true)
         var feed = PageFeed(engine: self, first: query, epoch: try replica.serverEpoch)
         defer { feed.stop() }  // no request outlives the pull that started it
         while true {
@@ -181,7 +184,18 @@ public final class SyncEngine: @unchecked Sendable {
                 feed = PageFeed(engine: self, first: query, epoch: try replica.serverEpoch)
                 continue
             }
-            let body = try fetched.body.get()  // the request's own error, already a SyncError
+            let body: Data
+            do {
+                body = try fetched.body.get()  // the request's own error, already a SyncError
+            } catch SyncError.server(_, ErrorCode.cursorAhead.rawValue, _) where report.pages == 0 {
+                // The server never handed out this cursor (a replica file put back by hand, or a server
+                // store restored without its proofs): start the feed over, keeping this device's own writes.
+                try replica.startOverAfterRefusedCursor()
+                query = try nextPullQuery(waitSeconds: 0, withProof: true)
+                feed.stop()
+                feed = PageFeed(engine: self, first: query, epoch: try replica.serverEpoch)
+                continue
+            }
             let page: PullResponse
             do {
                 page = try FeedCoding.decodePull(body)
@@ -204,9 +218,11 @@ public final class SyncEngine: @unchecked Sendable {
         }
     }
 
-    /// The pull request that continues from the replica's cursor and epoch.
-    private func nextPullQuery(waitSeconds: Int) throws -> [(String, String)] {
+    /// The pull request that continues from the replica's cursor and epoch. The first request of a
+    /// pull carries the cursor's proof; the pages after it continue from cursors the server just gave.
+    private func nextPullQuery(waitSeconds: Int, withProof: Bool = false) throws -> [(String, String)] {
         var query = pullQuery(since: try replica.cursor, epoch: try replica.serverEpoch)
+        if withProof, let proof = try replica.cursorProof { query.append(("proof", proof)) }
         if waitSeconds > 0 { query.append(("wait", String(waitSeconds))) }
         return query
     }
@@ -281,6 +297,8 @@ public struct ReplicaStatus: Sendable, Codable {
     public var rejectedChanges: [RejectedChange]
     /// Unresolved conflicts in which a write of this replica lost, newest first.
     public var lostChanges: [ConflictRecord]
+    /// Decisions on conflicts taken here that the server refused.
+    public var refusedResolutions: [RefusedResolution]
 
     public struct RejectedChange: Sendable, Codable {
         public var change: String
@@ -295,6 +313,7 @@ extension Replica {
     public func status() throws -> ReplicaStatus {
         let entries = try outbox()
         let conflicts = try self.conflicts()
+        let refusedResolutions = try self.refusedResolutions()
         return try locked {
             ReplicaStatus(
                 path: path, node: node.description, server: try meta("server_url") ?? "", schemaVersion: dataModel.version,
@@ -309,7 +328,8 @@ extension Replica {
                     ReplicaStatus.RejectedChange(change: $0.change.id, cell: $0.change.key.description, value: $0.change.value.description,
                                                  code: $0.code ?? "", message: $0.message ?? "")
                 },
-                lostChanges: conflicts.filter { $0.loserVersion.node == node && $0.resolvedAt == nil && $0.resolution == nil })
+                lostChanges: conflicts.filter { $0.loserVersion.node == node && $0.resolvedAt == nil && $0.resolution == nil },
+                refusedResolutions: refusedResolutions)
         }
     }
 }

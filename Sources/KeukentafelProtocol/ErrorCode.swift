@@ -16,6 +16,12 @@ public enum ErrorCode: String, Codable, Sendable, CaseIterable {
     case batchTooLarge = "batch_too_large"
     case internalError = "internal_error"
     case unavailable = "unavailable"
+    /// The request is not well-formed HTTP (a bad chunk size, a header line the parser refuses).
+    case malformedHTTP = "malformed_http"
+    /// The device is bound to another replica node, or the node to another device (decision 0017).
+    case nodeMismatch = "node_mismatch"
+    /// A pull's cursor lies beyond anything the server handed out (decision 0017).
+    case cursorAhead = "cursor_ahead"
 
     // Change level
     case unknownTable = "unknown_table"
@@ -36,4 +42,6 @@ public enum ErrorCode: String, Codable, Sendable, CaseIterable {
     case readOnly = "read_only"
     /// The row was erased (AVG) and cannot be written again.
     case rowErased = "row_erased"
+    /// An existing row's reference was set to an erased row; that change is refused (the row stays).
+    case referenceErased = "reference_erased"
 }

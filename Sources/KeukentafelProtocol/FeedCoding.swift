@@ -39,6 +39,7 @@ public enum FeedCoding {
         }
         out.raw(",\"resync\":"); out.raw(page.resync ? "true" : "false")
         if let epoch = page.epoch { out.raw(",\"epoch\":"); out.string(epoch) }
+        if let proof = page.cursorProof { out.raw(",\"cursorProof\":"); out.string(proof) }
         out.raw(",\"serverTime\":"); out.integer(page.serverTime)
         out.raw(",\"schemaVersion\":"); out.integer(Int64(page.schemaVersion))
         out.byte(UInt8(ascii: "}"))
@@ -53,10 +54,11 @@ public enum FeedCoding {
             var conflicts: [ConflictRecord] = []
             var evictions: [RowReference] = [], purges: [RowReference] = []
             var resync = false
-            var epoch: String?
+            var epoch: String?, cursorProof: String?
             try reader.object { key, reader in
                 switch key {
                 case "epoch": epoch = try reader.string()
+                case "cursorProof": cursorProof = try reader.string()
                 case "evictions", "purges":
                     let range = try reader.skipValue()
                     let references = try JSONDecoder().decode([RowReference].self, from: Data(buffer[range]))
@@ -79,7 +81,7 @@ public enum FeedCoding {
                 throw JSONReader.Error(message: "a pull page needs cursor, more, serverTime and schemaVersion", offset: 0)
             }
             return PullResponse(cursor: cursor, more: more, rows: rows, conflicts: conflicts, evictions: evictions,
-                                purges: purges, resync: resync, epoch: epoch, serverTime: serverTime,
+                                purges: purges, resync: resync, epoch: epoch, cursorProof: cursorProof, serverTime: serverTime,
                                 schemaVersion: Int(schemaVersion))
         }
     }
@@ -267,6 +269,12 @@ extension FeedCoding {
             }
             out.byte(UInt8(ascii: "]"))
         }
+        if let refused = response.refusedResolutions {
+            // Rare: only a decision the device may not make.
+            out.raw(",\"refusedResolutions\":")
+            let encoded: Data = (try? JSONEncoder().encode(refused)) ?? Data("[]".utf8)
+            out.bytes.append(contentsOf: encoded)
+        }
         out.byte(UInt8(ascii: "}"))
         return out.bytes
     }
@@ -279,9 +287,13 @@ extension FeedCoding {
             var serverTime: Int64?
             var results: [ChangeResult] = []
             var resolved: [Int64]?
+            var refusedResolutions: [RefusedResolution]?
             try reader.object { key, reader in
                 switch key {
                 case "serverTime": serverTime = try reader.integer()
+                case "refusedResolutions":
+                    let range = try reader.skipValue()
+                    refusedResolutions = try JSONDecoder().decode([RefusedResolution]?.self, from: Data(buffer[range]))
                 case "resolved":
                     if try reader.isNull() { break }
                     var ids: [Int64] = []
@@ -316,7 +328,7 @@ extension FeedCoding {
             }
             try reader.end()
             guard let serverTime else { throw JSONReader.Error(message: "a push response needs serverTime and results", offset: 0) }
-            return PushResponse(serverTime: serverTime, results: results, resolved: resolved)
+            return PushResponse(serverTime: serverTime, results: results, resolved: resolved, refusedResolutions: refusedResolutions)
         }
     }
 }

@@ -96,11 +96,27 @@ public struct PushResponse: Codable, Sendable {
     public var results: [ChangeResult]
     /// Ids of the conflicts whose resolutions were recorded.
     public var resolved: [Int64]?
+    /// Decisions the server did not record, with why (the device may not see or change that conflict).
+    public var refusedResolutions: [RefusedResolution]?
 
-    public init(serverTime: Int64, results: [ChangeResult], resolved: [Int64]? = nil) {
+    public init(serverTime: Int64, results: [ChangeResult], resolved: [Int64]? = nil, refusedResolutions: [RefusedResolution]? = nil) {
         self.serverTime = serverTime
         self.results = results
         self.resolved = resolved
+        self.refusedResolutions = refusedResolutions
+    }
+}
+
+/// A decision on a conflict that the server refused; the device keeps it, marked refused.
+public struct RefusedResolution: Codable, Sendable, Equatable {
+    public var conflict: Int64
+    public var code: ErrorCode
+    public var message: String
+
+    public init(conflict: Int64, code: ErrorCode, message: String) {
+        self.conflict = conflict
+        self.code = code
+        self.message = message
     }
 }
 
@@ -208,11 +224,17 @@ public struct PullResponse: Codable, Sendable {
     /// on the next pull; a device whose epoch is not the server's is told to resync, and then sends its
     /// own writes the restored store lacks again.
     public var epoch: String?
+    /// The server's signature of `cursor`: send it back as `proof` with that cursor. A cursor beyond
+    /// the store's newest sequence number means the store went back only if its proof is valid;
+    /// otherwise it is refused (`cursor_ahead`).
+    public var cursorProof: String?
     public var serverTime: Int64
     public var schemaVersion: Int
 
     public init(cursor: Int64, more: Bool, rows: [FeedRow], conflicts: [ConflictRecord], evictions: [RowReference] = [],
-                purges: [RowReference] = [], resync: Bool = false, epoch: String? = nil, serverTime: Int64, schemaVersion: Int) {
+                purges: [RowReference] = [], resync: Bool = false, epoch: String? = nil, cursorProof: String? = nil,
+                serverTime: Int64, schemaVersion: Int) {
+        self.cursorProof = cursorProof
         self.cursor = cursor
         self.more = more
         self.rows = rows

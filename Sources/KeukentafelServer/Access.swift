@@ -104,4 +104,13 @@ public enum AccessRules {
         if table.scope?.global == true || table.scope == nil || access.seesEveryScope { return true }
         return !rowScopesWhenWritten.isDisjoint(with: userScopesWhenWritten)
     }
+
+    /// Whether `access` may point a reference at an existing row of `table` (a case at a resident, a care
+    /// relation at a carer): only at a row it could see when writing, since the link makes the row
+    /// visible wherever the referring row is (decision 0017). Partners only at tables of their profile.
+    public static func mayReference(table: DataModel.Table, rowScopesWhenWritten: Set<String>, userScopesWhenWritten: Set<String>,
+                                    access: Access, model: DataModel) -> Bool {
+        if access.role == .partner, access.profile.flatMap(model.partnerProfile(named:))?.grant(for: table.name) == nil { return false }
+        return mayWrite(table: table, rowScopesWhenWritten: rowScopesWhenWritten, userScopesWhenWritten: userScopesWhenWritten, access: access)
+    }
 }

@@ -33,10 +33,15 @@ enum DeviceToken {
 /// The SHA-256 of `text`'s UTF-8 bytes in lowercase hex. (Formatting each byte with `String(format:)`
 /// made hashing the row ids of a push 12 % of the time of a concurrent ingest.)
 func sha256Hex(_ text: String) -> String {
+    hexString(SHA256.hash(data: Data(text.utf8)))
+}
+
+/// Bytes in lowercase hex.
+func hexString(_ bytes: some Sequence<UInt8>) -> String {
     let digits = Array("0123456789abcdef".utf8)
     var hex: [UInt8] = []
     hex.reserveCapacity(64)
-    for byte in SHA256.hash(data: Data(text.utf8)) {
+    for byte in bytes {
         hex.append(digits[Int(byte >> 4)])
         hex.append(digits[Int(byte & 0x0F)])
     }

@@ -1,14 +1,19 @@
 import KeukentafelProtocol
 import KeukentafelSQLite
 
-/// Decides per pushed change whether its writer may make it (decision 0010):
+/// Decides per pushed change whether its writer may make it (decisions 0010 and 0017):
 ///
+/// - the change is the pushing replica's own: its version and id carry the device's node;
 /// - the role may change the table and column at all (`AccessRules.writeRefusal`);
-/// - an erased row is never written again;
+/// - an erased row is never written again, nor referred to;
 /// - the row was in one of the writer's scopes **when the change was written** (its HLC time): a
 ///   consultant who wrote notes offline before the case moved to another team still delivers them;
 ///   a write made after the move, or after the consultant lost the team, is refused (`out_of_scope`)
-///   and stays on the device.
+///   and stays on the device. The change's time is the writer's word, so a scope the row or the user
+///   has since lost counts only while the device could not have known: it was not yet sent the
+///   change, and its node had pushed nothing newer than it;
+/// - a reference may point only at a row the writer may see, and a row may move (a new parent, a new
+///   own scope) only where the writer may write too.
 ///
 /// A row that already exists is judged on the store before the batch (so nobody can take over
 /// another team's case by setting its team); a row the batch creates is judged after it (its scope
@@ -17,25 +22,58 @@ struct PushAuthorizer {
     let access: Access
     let store: ServerStore
     let connection: any StoreConnection
-    /// The writer's scopes, each with the time it was taken away (`nil`: still held).
-    let userScopes: [(scope: String, until: Int64?)]
-    private var rowHistories: [PushContext.RowAddress: [(scope: String, until: Int64?)]] = [:]
+    /// The pushing device; nil for the office's own writes (`ktd admin`), which are not judged.
+    let device: DeviceState?
+    /// The writer's scopes: held now, or with when and at which feed position they were taken away.
+    let userScopes: [HeldScope]
+    /// `<node>-`, the start of every change id of the device's replica.
+    private let changeIDPrefix: String?
+    private var rowHistories: [PushContext.RowAddress: [HeldScope]] = [:]
     /// Per row of the batch: whether it existed before it, and whether it was erased.
     private var existing: [PushContext.RowAddress: Bool] = [:]
     private var erased: [PushContext.RowAddress: Bool] = [:]
     private var tablesWithErasures: [String: Bool] = [:]
 
-    init(access: Access, store: ServerStore, connection: any StoreConnection) throws {
+    /// A scope a user or a row holds, or held until a moment: a write made before then counts as made
+    /// while it was held, as long as the writing device could not have known of the change.
+    struct HeldScope {
+        var scope: String
+        /// When the scope was lost (server milliseconds) and the feed's sequence number of that change.
+        var until: (milliseconds: Int64, sequence: Int64)?
+    }
+
+    init(access: Access, store: ServerStore, connection: any StoreConnection, device: DeviceState?) throws {
         self.access = access
         self.store = store
         self.connection = connection
-        var scopes: [(String, Int64?)] = access.scopes.map { ($0, nil) }
+        self.device = device
+        self.changeIDPrefix = device?.node.map { "\($0)-" }
+        var scopes = access.scopes.map { HeldScope(scope: $0, until: nil) }
         if !access.seesEveryScope {
-            for row in try connection.query("SELECT scope, removed_ms FROM user_scope_removals WHERE user_id = ?", [.text(access.userID)]) {
-                if let scope = row[0].string, let until = row[1].int64 { scopes.append((scope, until)) }
+            for row in try connection.query("SELECT scope, removed_ms, removed_seq FROM user_scope_removals WHERE user_id = ?",
+                                            [.text(access.userID)]) {
+                if let scope = row[0].string, let until = row[1].int64 {
+                    scopes.append(HeldScope(scope: scope, until: (until, row[2].int64 ?? 0)))
+                }
             }
         }
         self.userScopes = scopes
+    }
+
+    /// Whether a scope counted for a change written at `written` (server milliseconds).
+    func held(_ entry: HeldScope, at written: Int64) -> Bool {
+        guard let until = entry.until else { return true }
+        // A write in the same millisecond as the scope change counts as made before it.
+        guard written <= until.milliseconds else { return false }
+        guard let device else { return true }
+        // The device was sent the change: any write it makes from then on knows of it. Its node pushed
+        // something newer than the change: what it wrote before was pushed before that (in write order).
+        return device.informedSequence < until.sequence
+            && Int64(HybridLogicalClock.milliseconds(of: device.highWater)) <= until.milliseconds
+    }
+
+    func scopes(_ entries: [HeldScope], at written: Int64) -> Set<String> {
+        Set(entries.lazy.filter { held($0, at: written) }.map(\.scope))
     }
 
     /// Whether the row exists in the store (has any cell).
@@ -51,6 +89,16 @@ struct PushAuthorizer {
         return result
     }
 
+    /// A change that is not the pushing replica's own: versions and change ids carry its node.
+    func nodeRefusal(of change: Change) -> ChangeRejection? {
+        guard let device, let node = device.node, let prefix = changeIDPrefix else { return nil }
+        if change.version.node != node || !change.id.hasPrefix(prefix) {
+            return ChangeRejection(.nodeMismatch, "change '\(change.id.prefix(64))' (version \(change.version)) is not a change of this "
+                + "device's replica \(node): a replica pushes only its own writes")
+        }
+        return nil
+    }
+
     /// Why the change may not be made, or `nil` if it may; on the store as it is now.
     mutating func refusal(of change: Change) throws -> ChangeRejection? {
         if try isErased(change.table, change.row) {
@@ -62,17 +110,81 @@ struct PushAuthorizer {
         }
         // What mayWrite answers for these, without the lookups (the office's bulk pushes).
         if store.scopePlan.isGlobal(table.name) || access.seesEveryScope { return nil }
-        // A write in the same millisecond as the scope change counts as made before it.
         let written = Int64(change.version.milliseconds)
         let row = try history(of: PushContext.RowAddress(table: change.table, row: change.row))
-        if AccessRules.mayWrite(table: table, rowScopesWhenWritten: Set(row.filter { ($0.until ?? .max) >= written }.map(\.scope)),
-                                userScopesWhenWritten: Set(userScopes.filter { ($0.until ?? .max) >= written }.map(\.scope)),
-                                access: access) {
+        if AccessRules.mayWrite(table: table, rowScopesWhenWritten: scopes(row, at: written),
+                                userScopesWhenWritten: scopes(userScopes, at: written), access: access) {
             return nil
         }
         return ChangeRejection(.outOfScope, "\(change.table) \(change.row) is not in the scopes of \(access.userName)"
             + " (\(access.scopes.sorted().joined(separator: ", ")))"
             + " and was not when the change was written; it stays on the device")
+    }
+
+    /// Why the value of a reference or scope column may not be written: it points at an erased row, at
+    /// a row the writer may not see (the link would make that row visible wherever this one is), or it
+    /// moves an existing row under a parent or into a scope where the writer may not write. Judged on
+    /// the store before the batch. A new row's parent and own scope are judged with the whole row after
+    /// the batch (`refusal(of:)`); a refused link or erased reference refuses a new row whole (`push`).
+    mutating func referenceRefusal(of change: Change, rowExists: Bool) throws -> ChangeRejection? {
+        guard case .text(let value) = change.value, let plan = store.pushPlans[change.table],
+              let column = plan.table.column(named: change.column) else { return nil }
+        let rule = store.scopePlan.rules[change.table]
+        let written = Int64(change.version.milliseconds)
+        if column.type == .reference, let targetName = column.references {
+            if try isErased(targetName, value) {
+                // A new row about an erased person goes whole, from the device too; an existing row keeps
+                // everything but this link.
+                if rowExists {
+                    return ChangeRejection(.referenceErased, "\(change.table).\(change.column) refers to \(targetName) \(value), "
+                        + "which was erased; the change is refused and the row keeps its other values")
+                }
+                return ChangeRejection(.rowErased, "\(change.table) \(change.row) refers to \(targetName) \(value), which was erased; "
+                    + "the row is not stored and is removed from the device")
+            }
+            guard !access.seesEveryScope || access.role == .partner, let target = store.dataModel.table(named: targetName),
+                  try exists(targetName, value) else { return nil }
+            let isParent: Bool
+            if case .parent(let parentColumn, _)? = rule, parentColumn == change.column { isParent = true } else { isParent = false }
+            if isParent, !rowExists { return nil }
+            let targetScopes = scopes(try history(of: PushContext.RowAddress(table: targetName, row: value)), at: written)
+            let userScopes = scopes(self.userScopes, at: written)
+            if isParent {
+                if !AccessRules.mayWrite(table: target, rowScopesWhenWritten: targetScopes, userScopesWhenWritten: userScopes, access: access) {
+                    return ChangeRejection(.outOfScope, "\(change.table) \(change.row) cannot be moved under \(targetName) \(value): "
+                        + "\(access.userName) may not write there; it stays on the device")
+                }
+            } else if !AccessRules.mayReference(table: target, rowScopesWhenWritten: targetScopes, userScopesWhenWritten: userScopes,
+                                                access: access, model: store.dataModel) {
+                return ChangeRejection(.outOfScope, "\(change.table) \(change.row) refers to \(targetName) \(value), which "
+                    + "\(access.userName) may not see; linking it would give access to it (the back office links such rows). "
+                    + "It stays on the device")
+            }
+        }
+        if rowExists, case .own(let ownColumn)? = rule, ownColumn == change.column, !access.seesEveryScope {
+            let scope = "\(ownColumn):\(value)"
+            if !scopes(userScopes, at: written).contains(scope) {
+                return ChangeRejection(.outOfScope, "\(change.table) \(change.row) cannot be given to \(scope): \(access.userName) "
+                    + "does not hold that scope (someone who holds both hands it over); it stays on the device")
+            }
+        }
+        return nil
+    }
+
+    /// Why a decision on conflict `id` may not be recorded: the device must see the conflict's row and
+    /// column and may write that column. A conflict it cannot see answers as one that does not exist.
+    mutating func resolutionRefusal(conflict id: Int64) throws -> ChangeRejection? {
+        let notFound = ChangeRejection(.notFound, "no conflict \(id) among those this device may see; the decision was not recorded")
+        guard let record = try connection.query("SELECT tbl, row_id, col FROM conflicts WHERE id = ?", [.integer(id)]).first,
+              let tableName = record[0].string, let row = record[1].string, let column = record[2].string else { return notFound }
+        if device == nil { return nil }
+        guard let table = store.dataModel.table(named: tableName) else { return notFound }
+        var visibility = Visibility(store: store, access: access, connection: connection)
+        guard try visibility.canSee(table: tableName, row: row, column: column) else { return notFound }
+        if let refusal = AccessRules.writeRefusal(table: table, column: column, access: access, model: store.dataModel) {
+            return ChangeRejection(refusal.code, "the decision on conflict \(id) was not recorded: \(refusal.message)")
+        }
+        return nil
     }
 
     /// Forgets what was read, after the batch changed the store.
@@ -104,18 +216,20 @@ struct PushAuthorizer {
 
     /// The scopes a row is in now, the ones it left (with when), and, for a row that takes its
     /// scopes from a parent, the parent's: a new note is judged by the history of its case.
-    mutating func history(of row: PushContext.RowAddress) throws -> [(scope: String, until: Int64?)] {
+    mutating func history(of row: PushContext.RowAddress) throws -> [HeldScope] {
         if let known = rowHistories[row] { return known }
-        var result: [(scope: String, until: Int64?)] = []
+        var result: [HeldScope] = []
         let current = try connection.literalStatement("SELECT scope FROM row_scopes WHERE tbl = ? AND row_id = ?")
         try current.bind(row.table, at: 1)
         try current.bind(row.row, at: 2)
-        while try current.step() { if let scope = current.text(0) { result.append((scope, nil)) } }
+        while try current.step() { if let scope = current.text(0) { result.append(HeldScope(scope: scope, until: nil)) } }
         current.reset()
-        let left = try connection.literalStatement("SELECT scope, at_ms FROM evictions WHERE tbl = ? AND row_id = ? AND kind = 'evict'")
+        let left = try connection.literalStatement("SELECT scope, at_ms, seq FROM evictions WHERE tbl = ? AND row_id = ? AND kind = 'evict'")
         try left.bind(row.table, at: 1)
         try left.bind(row.row, at: 2)
-        while try left.step() { if let scope = left.text(0) { result.append((scope, left.int64(1))) } }
+        while try left.step() {
+            if let scope = left.text(0) { result.append(HeldScope(scope: scope, until: (left.int64(1), left.int64(2)))) }
+        }
         left.reset()
         if case .parent(let column, let table)? = store.scopePlan.rules[row.table] {
             let parent = try connection.literalStatement("SELECT value FROM cells WHERE tbl = ? AND row_id = ? AND col = ?")

@@ -131,8 +131,12 @@ extension ServerStore {
         try writer.withLock { connection in
             try connection.transaction {
                 try connection.run("DELETE FROM user_scopes WHERE user_id = ? AND scope = ?", [.text(target.id), .text(scope)])
-                try connection.run("INSERT INTO user_scope_removals (user_id, scope, removed_ms) VALUES (?, ?, ?)",
-                                   [.text(target.id), .text(scope), .integer(clock())])
+                // The removal takes the feed's next sequence number: a device sent the feed that far was told
+                // to start over, so it knows of the removal (decision 0017).
+                let sequence = (try connection.scalar("SELECT value FROM meta WHERE key = 'seq'")?.int64 ?? 0) + 1
+                try connection.run("UPDATE meta SET value = ? WHERE key = 'seq'", [.integer(sequence)])
+                try connection.run("INSERT INTO user_scope_removals (user_id, scope, removed_ms, removed_seq) VALUES (?, ?, ?, ?)",
+                                   [.text(target.id), .text(scope), .integer(clock()), .integer(sequence)])
                 try connection.run("UPDATE devices SET resync = 1 WHERE user_id = ?", [.text(target.id)])
                 try audit(connection, actor: actor, action: "scope.remove", subject: target.name, detail: scope)
             }
@@ -154,9 +158,12 @@ extension ServerStore {
         let device = Device(id: UUID().uuidString.lowercased(), name: trimmed, user: owner.name, createdAt: iso8601(clock()))
         try writer.withLock { connection in
             try connection.transaction {
+                // A new device wrote nothing before now: it starts as if sent the feed up to the head (decision 0017).
+                let head = try connection.scalar("SELECT value FROM meta WHERE key = 'seq'")?.int64 ?? 0
                 try connection.run(
-                    "INSERT INTO devices (id, name, token_hash, created_at, user_id) VALUES (?, ?, ?, ?, ?)",
-                    [.text(device.id), .text(device.name), .text(DeviceToken.hash(token)), .text(device.createdAt), .text(owner.id)])
+                    "INSERT INTO devices (id, name, token_hash, created_at, user_id, informed_seq) VALUES (?, ?, ?, ?, ?, ?)",
+                    [.text(device.id), .text(device.name), .text(DeviceToken.hash(token)), .text(device.createdAt), .text(owner.id),
+                     .integer(head)])
                 try audit(connection, actor: actor, action: "device.add", subject: device.name, detail: "user \(owner.name), id \(device.id)")
             }
         }

@@ -17,6 +17,7 @@ extension ServerStore {
             PRIMARY KEY (user_id, scope)
         );
         CREATE TABLE IF NOT EXISTS user_scope_removals (user_id TEXT COLLATE "C" NOT NULL, scope TEXT NOT NULL, removed_ms BIGINT NOT NULL);
+        ALTER TABLE user_scope_removals ADD COLUMN IF NOT EXISTS removed_seq BIGINT NOT NULL DEFAULT 0;
         CREATE INDEX IF NOT EXISTS user_scope_removals_by_user ON user_scope_removals(user_id);
         CREATE TABLE IF NOT EXISTS devices (
             id TEXT COLLATE "C" PRIMARY KEY,
@@ -28,6 +29,9 @@ extension ServerStore {
             lost_at TEXT,
             resync BIGINT NOT NULL DEFAULT 0
         );
+        ALTER TABLE devices ADD COLUMN IF NOT EXISTS node BIGINT;
+        ALTER TABLE devices ADD COLUMN IF NOT EXISTS node_high_water BIGINT NOT NULL DEFAULT 0;
+        ALTER TABLE devices ADD COLUMN IF NOT EXISTS informed_seq BIGINT NOT NULL DEFAULT 0;
         CREATE TABLE IF NOT EXISTS row_scopes (
             tbl TEXT COLLATE "C" NOT NULL, row_id TEXT COLLATE "C" NOT NULL, scope TEXT COLLATE "C" NOT NULL,
             PRIMARY KEY (tbl, row_id, scope)

@@ -15,78 +15,105 @@ extension ServerStore {
     /// passes a change that commits later. `limit` bounds the cells read, not only those sent, so a
     /// page costs the same whether or not the device may see what it passes.
     public func pull(since cursor: Int64, limit: Int, access: Access = .system, device: String? = nil,
-                     epoch deviceEpoch: String? = nil) throws -> PullResponse {
+                     epoch deviceEpoch: String? = nil, proof: String? = nil) throws -> PullResponse {
         let limit = max(1, min(limit, Self.maxPageSize))
         let now = clock()
-        var aheadOfStore = false
+        var wentBack = false
+        var informed: (before: Int64, now: Int64)?
         var page = try reader.withLock { connection -> PullResponse in
             try connection.transaction(immediate: false) {
-                let head = try connection.scalar("SELECT value FROM meta WHERE key = 'seq'")?.int64 ?? 0
-                let epoch = try connection.scalar("SELECT value FROM meta WHERE key = 'epoch'")?.string
-                aheadOfStore = cursor > head
-                let restored = aheadOfStore || (deviceEpoch != nil && deviceEpoch != epoch)
+                var head: Int64 = 0, epoch: String?, key = ""
+                for entry in try connection.query("SELECT key, value FROM meta WHERE key IN ('seq', 'epoch', 'cursor_key')") {
+                    switch entry[0].string {
+                    case "seq": head = entry[1].int64 ?? 0
+                    case "epoch": epoch = entry[1].string
+                    default: key = entry[1].string ?? ""
+                    }
+                }
+                let otherEpoch = deviceEpoch != nil && deviceEpoch != epoch
+                if cursor > head, !otherEpoch {
+                    // Beyond the head: the store went back (a file put back by hand) if it once handed this
+                    // cursor out, which its proof shows; otherwise the device asks for what never was.
+                    guard let proof, !key.isEmpty, CursorProof.isValid(proof, cursor: cursor, epoch: epoch, key: key) else {
+                        throw StoreRefusal(.cursorAhead, "cursor \(cursor) is beyond anything this server handed out (its newest is \(head)); "
+                            + "pull from 0 to start the feed over")
+                    }
+                    wentBack = true
+                }
+                let state = try device.map { try DeviceState.read($0, connection) } ?? nil
                 let scopesChanged = try device.map { try needsResync($0, connection) } ?? false
-                if cursor > 0, restored || scopesChanged {
+                if cursor > 0, wentBack || otherEpoch || scopesChanged {
                     // The device's scopes changed, or it has seen a future this store does not have (restored).
+                    if let state { informed = (state.informedSequence, head) }
                     return PullResponse(cursor: 0, more: true, rows: [], conflicts: [], resync: true, epoch: epoch,
                                         serverTime: now, schemaVersion: dataModel.version)
                 }
-                var visibility = Visibility(store: self, access: access, connection: connection)
-                let stmt = try connection.literalStatement(
-                    "SELECT tbl, row_id, col, value, hlc, node, seq FROM cells WHERE seq > ? ORDER BY seq LIMIT ?")
-                try stmt.bind(cursor, at: 1)
-                try stmt.bind(Int64(limit), at: 2)
-                var rows: [FeedRow] = []
-                var count = 0
-                var lastSequence = cursor
-                var pending: [(table: String, row: String, cell: FeedCell)] = []
-                while try stmt.step() {
-                    count += 1
-                    lastSequence = stmt.int64(6)
-                    guard let table = stmt.text(0), let row = stmt.text(1), let column = stmt.text(2),
-                          let version = CellVersion(hlc: stmt.value(4), node: stmt.value(5)) else { continue }
-                    pending.append((table, row, FeedCell(column: column, value: stmt.value(3), version: version)))
-                }
-                stmt.reset()
-                for (table, row, cell) in pending where try visibility.canSee(table: table, row: row, column: cell.column) {
-                    if let last = rows.last, last.row == row, last.table == table {
-                        rows[rows.count - 1].cells.append(cell)
-                    } else {
-                        rows.append(FeedRow(table: table, row: row, cells: [cell]))
-                    }
-                }
-                let more = count == limit
-                let upTo = more ? lastSequence : max(cursor, head)
-                let conflicts = try conflictRecords(connection, where: "seq > ? AND seq <= ?", [.integer(cursor), .integer(upTo)])
-                    .filter { try visibility.canSee(table: $0.table, row: $0.row, column: $0.column) }
-                var evictions: [RowReference] = [], purges: [RowReference] = []
-                var seen = Set<RowReference>()
-                for entry in try connection.query("SELECT tbl, row_id, scope, kind FROM evictions WHERE seq > ? AND seq <= ? ORDER BY seq",
-                                                  [.integer(cursor), .integer(upTo)]) {
-                    guard let table = entry[0].string, let row = entry[1].string, let scope = entry[2].string else { continue }
-                    let reference = RowReference(table: table, row: row)
-                    guard access.seesEveryScope || access.scopes.contains(scope) || scope == Access.everyScope,
-                          !seen.contains(reference) else { continue }
-                    if entry[3].string == "purge" {
-                        seen.insert(reference)
-                        purges.append(reference)
-                    } else if try !visibility.canSeeRow(table: table, row: row) {
-                        seen.insert(reference)
-                        evictions.append(reference)
-                    }
-                }
-                return PullResponse(cursor: upTo, more: more, rows: rows, conflicts: conflicts, evictions: evictions,
-                                    purges: purges, epoch: epoch, serverTime: now, schemaVersion: dataModel.version)
+                var page = try readPage(since: cursor, limit: limit, head: head, epoch: epoch, access: access, connection)
+                if !key.isEmpty { page.cursorProof = CursorProof.proof(cursor: page.cursor, epoch: epoch, key: key) }
+                if let state { informed = (state.informedSequence, page.cursor) }
+                return page
             }
         }
-        if aheadOfStore {
+        if wentBack {
             // The device has seen a future this store lacks: the file was put back by hand. A new epoch
             // makes every device that synced past this point notice too.
             page.epoch = try rotateEpoch()
             return page
         }
-        if let device { try recordDelivery(of: page, to: device, since: cursor) }
+        if let device { try recordDelivery(of: page, to: device, since: cursor, informed: informed) }
         return page
+    }
+
+    /// The feed from `since` for `access`, in the read transaction of `pull`.
+    private func readPage(since cursor: Int64, limit: Int, head: Int64, epoch: String?, access: Access,
+                          _ connection: any StoreConnection) throws -> PullResponse {
+        let now = clock()
+        var visibility = Visibility(store: self, access: access, connection: connection)
+        let stmt = try connection.literalStatement(
+            "SELECT tbl, row_id, col, value, hlc, node, seq FROM cells WHERE seq > ? ORDER BY seq LIMIT ?")
+        try stmt.bind(cursor, at: 1)
+        try stmt.bind(Int64(limit), at: 2)
+        var rows: [FeedRow] = []
+        var count = 0
+        var lastSequence = cursor
+        var pending: [(table: String, row: String, cell: FeedCell)] = []
+        while try stmt.step() {
+            count += 1
+            lastSequence = stmt.int64(6)
+            guard let table = stmt.text(0), let row = stmt.text(1), let column = stmt.text(2),
+                  let version = CellVersion(hlc: stmt.value(4), node: stmt.value(5)) else { continue }
+            pending.append((table, row, FeedCell(column: column, value: stmt.value(3), version: version)))
+        }
+        stmt.reset()
+        for (table, row, cell) in pending where try visibility.canSee(table: table, row: row, column: cell.column) {
+            if let last = rows.last, last.row == row, last.table == table {
+                rows[rows.count - 1].cells.append(cell)
+            } else {
+                rows.append(FeedRow(table: table, row: row, cells: [cell]))
+            }
+        }
+        let more = count == limit
+        let upTo = more ? lastSequence : max(cursor, head)
+        let conflicts = try conflictRecords(connection, where: "seq > ? AND seq <= ?", [.integer(cursor), .integer(upTo)])
+            .filter { try visibility.canSee(table: $0.table, row: $0.row, column: $0.column) }
+        var evictions: [RowReference] = [], purges: [RowReference] = []
+        var seen = Set<RowReference>()
+        for entry in try connection.query("SELECT tbl, row_id, scope, kind FROM evictions WHERE seq > ? AND seq <= ? ORDER BY seq",
+                                          [.integer(cursor), .integer(upTo)]) {
+            guard let table = entry[0].string, let row = entry[1].string, let scope = entry[2].string else { continue }
+            let reference = RowReference(table: table, row: row)
+            guard access.seesEveryScope || access.scopes.contains(scope) || scope == Access.everyScope,
+                  !seen.contains(reference) else { continue }
+            if entry[3].string == "purge" {
+                seen.insert(reference)
+                purges.append(reference)
+            } else if try !visibility.canSeeRow(table: table, row: row) {
+                seen.insert(reference)
+                evictions.append(reference)
+            }
+        }
+        return PullResponse(cursor: upTo, more: more, rows: rows, conflicts: conflicts, evictions: evictions,
+                            purges: purges, epoch: epoch, serverTime: now, schemaVersion: dataModel.version)
     }
 
     /// Whether `access` may see a row now.
@@ -120,13 +147,19 @@ extension ServerStore {
     }
 
     /// Notes which rows went to which device (the audit's "who received this"), and that a device
-    /// told to start over has done so.
-    func recordDelivery(of page: PullResponse, to device: String, since cursor: Int64) throws {
-        guard !page.rows.isEmpty || cursor == 0 else { return }
+    /// told to start over has done so, and how far the feed has been sent to it (`informed`: before
+    /// this page, and with it), which ends the grace of writes dated before a scope change (decision 0017).
+    func recordDelivery(of page: PullResponse, to device: String, since cursor: Int64, informed: (before: Int64, now: Int64)? = nil) throws {
+        let advances = informed.map { $0.now > $0.before } ?? false
+        guard !page.rows.isEmpty || cursor == 0 || advances else { return }
         let at = iso8601(clock())
         try writer.withLock { connection in
             try connection.transaction {
                 if cursor == 0 { try connection.run("UPDATE devices SET resync = 0 WHERE id = ? AND resync = 1", [.text(device)]) }
+                if advances, let informed {
+                    try connection.run("UPDATE devices SET informed_seq = ? WHERE id = ? AND informed_seq < ?",
+                                       [.integer(informed.now), .text(device), .integer(informed.now)])
+                }
                 let stmt = try connection.literalStatement("""
                     INSERT INTO deliveries (tbl, row_id, device, first_at, last_at, times) VALUES (?, ?, ?, ?, ?, 1)
                     ON CONFLICT (tbl, row_id, device) DO UPDATE SET last_at = excluded.last_at, times = deliveries.times + 1

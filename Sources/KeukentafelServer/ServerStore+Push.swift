@@ -7,7 +7,7 @@ extension ServerStore {
     /// A change that is invalid, or too far ahead of the server clock, is rejected and stored
     /// nowhere; the rest of the batch still applies. A change id seen before answers with its first
     /// result and changes nothing, so a client may always retry a batch whose response it lost.
-    public func push(_ changes: [Change], device: String, access: Access = .system, clientSchemaVersion: Int? = nil,
+    public func push(_ changes: [Change], device: String, node: NodeID? = nil, access: Access = .system, clientSchemaVersion: Int? = nil,
                      rejectedWhileDecoding: [Int: ChangeRejection] = [:], resolutions: [Resolution] = []) throws -> PushResponse {
         if let clientVersion = clientSchemaVersion, let minimum = dataModel.minimumClientVersion, clientVersion < minimum {
             let message = "this device's data model is version \(clientVersion); the server accepts writes from version \(minimum) on. "
@@ -18,28 +18,50 @@ extension ServerStore {
         }
         let now = clock()
         var resolved: [Int64] = []
+        var refusedResolutions: [RefusedResolution] = []
         let results = try writer.withLock { connection -> [ChangeResult] in
             try connection.transaction {
+                // The office's own writes (`ktd admin`) come with the system access and no device to judge.
+                var deviceState = access == .system ? nil : try DeviceState.read(device, connection)
+                if let node, deviceState != nil { try deviceState?.bind(to: node, connection) }
                 var refused = rejectedWhileDecoding
-                var authorizer = try PushAuthorizer(access: access, store: self, connection: connection)
-                let checksScopes = access != .system
+                var authorizer = try PushAuthorizer(access: access, store: self, connection: connection, device: deviceState)
+                var allowedResolutions: [Resolution] = []
+                for resolution in resolutions {
+                    if let refusal = try authorizer.resolutionRefusal(conflict: resolution.conflict) {
+                        refusedResolutions.append(RefusedResolution(conflict: resolution.conflict, code: refusal.code, message: refusal.message))
+                    } else {
+                        allowedResolutions.append(resolution)
+                    }
+                }
                 // Rows that exist are judged on the store before the batch; new rows after it.
                 var newRows: [Int] = []
-                if checksScopes {
+                if access != .system {
+                    // A new row with a refused link (to an erased row, or to one the writer may not see) is refused whole.
+                    var refusedNewRows: [PushContext.RowAddress: ChangeRejection] = [:]
                     for (index, change) in changes.enumerated() where refused[index] == nil {
-                        if try authorizer.exists(change.table, change.row) {
+                        if let refusal = authorizer.nodeRefusal(of: change) {
+                            refused[index] = refusal
+                            continue
+                        }
+                        let exists = try authorizer.exists(change.table, change.row)
+                        if let refusal = try authorizer.referenceRefusal(of: change, rowExists: exists) {
+                            refused[index] = refusal
+                            if !exists { refusedNewRows[PushContext.RowAddress(table: change.table, row: change.row)] = refusal }
+                        } else if exists {
                             if let refusal = try authorizer.refusal(of: change) { refused[index] = refusal }
                         } else {
                             newRows.append(index)
                         }
                     }
+                    if !refusedNewRows.isEmpty { refuseWhole(refusedNewRows, changes, &refused, &newRows) }
                 }
                 while true {
                     do {
                         // A savepoint: a batch that creates rows outside the writer's scopes is undone and
                         // applied again without them (rare: only a misbehaving or stale device does this).
-                        return try connection.transaction {
-                            let results = try apply(changes, refused: refused, resolutions: resolutions, resolved: &resolved,
+                        let results = try connection.transaction {
+                            let results = try apply(changes, refused: refused, resolutions: allowedResolutions, resolved: &resolved,
                                                     device: device, now: now, connection: connection)
                             authorizer.forget()
                             var lateRefusals: [Int: ChangeRejection] = [:]
@@ -49,6 +71,11 @@ extension ServerStore {
                             if !lateRefusals.isEmpty { throw RefusedAfterApplying(refusals: lateRefusals) }
                             return results
                         }
+                        if deviceState != nil {
+                            let newest = zip(changes, results).lazy.filter { $0.1.status != .rejected }.map(\.0.version.hlc).max()
+                            if let newest { try deviceState?.raiseHighWater(to: newest, connection) }
+                        }
+                        return results
                     } catch let late as RefusedAfterApplying {
                         refused.merge(late.refusals) { first, _ in first }
                         resolved.removeAll()
@@ -57,7 +84,34 @@ extension ServerStore {
                 }
             }
         }
-        return PushResponse(serverTime: now, results: results, resolved: resolutions.isEmpty ? nil : resolved)
+        return PushResponse(serverTime: now, results: results, resolved: resolutions.isEmpty ? nil : resolved,
+                            refusedResolutions: refusedResolutions.isEmpty ? nil : refusedResolutions)
+    }
+
+    /// Refuses every change of new rows whose link was refused, so no half row is stored. A new row
+    /// under a row refused for referring to an erased row (a goal of a new plan of an erased case)
+    /// goes too, with the same code: nothing of it reaches the store, and the device purges it.
+    private func refuseWhole(_ rows: [PushContext.RowAddress: ChangeRejection], _ changes: [Change], _ refused: inout [Int: ChangeRejection],
+                             _ newRows: inout [Int]) {
+        var rows = rows
+        var grew = true
+        while grew {
+            grew = false
+            for index in newRows {
+                let change = changes[index]
+                let row = PushContext.RowAddress(table: change.table, row: change.row)
+                guard rows[row] == nil, case .parent(let column, let parentTable)? = scopePlan.rules[change.table], change.column == column,
+                      case .text(let parent) = change.value, let parentRefusal = rows[PushContext.RowAddress(table: parentTable, row: parent)],
+                      parentRefusal.code == .rowErased else { continue }
+                rows[row] = ChangeRejection(.rowErased, "\(change.table) \(change.row) belongs to \(parentTable) \(parent), which refers to "
+                    + "an erased row; it is not stored and is removed from the device")
+                grew = true
+            }
+        }
+        for (index, change) in changes.enumerated() where refused[index] == nil {
+            if let refusal = rows[PushContext.RowAddress(table: change.table, row: change.row)] { refused[index] = refusal }
+        }
+        newRows.removeAll { refused[$0] != nil }
     }
 
     private func apply(_ changes: [Change], refused: [Int: ChangeRejection], resolutions: [Resolution], resolved: inout [Int64],

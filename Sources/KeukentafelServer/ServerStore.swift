@@ -56,7 +56,10 @@ public final class ServerStore: Sendable {
                             clock: @escaping @Sendable () -> Int64 = { Int64(Date().timeIntervalSince1970 * 1000) }) throws {
         let connection = try PostgresStoreConnection(location)
         // Two processes starting at once must not both create the tables: the write lock orders them.
-        try connection.transaction { try connection.execute(Self.postgresDDL) }
+        try connection.transaction {
+            try connection.execute(Self.postgresDDL)
+            try Self.migrateShared(connection)
+        }
         let readConnection = try PostgresStoreConnection(location)
         try self.init(dialect: .postgresql, directory: "", postgres: location, writer: connection, reader: readConnection, dataModel: dataModel,
                       maxClockSkewMilliseconds: maxClockSkewMilliseconds, clock: clock)
@@ -117,9 +120,14 @@ public final class ServerStore: Sendable {
             PRIMARY KEY (user_id, scope)
         ) WITHOUT ROWID;
         -- When a user lost a scope: writes they made before still count as theirs to make.
-        CREATE TABLE IF NOT EXISTS user_scope_removals (user_id TEXT NOT NULL, scope TEXT NOT NULL, removed_ms INTEGER NOT NULL);
+        -- removed_seq: the feed's sequence number then; a device sent that far knows of the removal.
+        CREATE TABLE IF NOT EXISTS user_scope_removals (
+            user_id TEXT NOT NULL, scope TEXT NOT NULL, removed_ms INTEGER NOT NULL, removed_seq INTEGER NOT NULL DEFAULT 0
+        );
         CREATE INDEX IF NOT EXISTS user_scope_removals_by_user ON user_scope_removals(user_id);
         -- resync = 1: the device's next pull tells it to start over (its user's scopes changed).
+        -- node: the replica node bound to the device by its first push; node_high_water: the newest
+        -- version (HLC) accepted from it; informed_seq: how far the feed was sent to it (decision 0017).
         CREATE TABLE IF NOT EXISTS devices (
             id TEXT PRIMARY KEY,
             name TEXT NOT NULL,
@@ -128,7 +136,10 @@ public final class ServerStore: Sendable {
             revoked_at TEXT,
             user_id TEXT REFERENCES users(id),
             lost_at TEXT,
-            resync INTEGER NOT NULL DEFAULT 0
+            resync INTEGER NOT NULL DEFAULT 0,
+            node INTEGER,
+            node_high_water INTEGER NOT NULL DEFAULT 0,
+            informed_seq INTEGER NOT NULL DEFAULT 0
         );
         -- The scopes each row is in, derived from the data model's scope rules (ScopePlan).
         CREATE TABLE IF NOT EXISTS row_scopes (
@@ -199,10 +210,17 @@ extension ServerStore {
     /// Brings a store made by an earlier version up to date (columns added since).
     static func migrate(_ connection: any StoreConnection) throws {
         let columns = Set(try connection.query("PRAGMA table_info(devices)").compactMap { $0[1].string })
-        for (column, definition) in [("user_id", "TEXT"), ("lost_at", "TEXT"), ("resync", "INTEGER NOT NULL DEFAULT 0")]
+        for (column, definition) in [("user_id", "TEXT"), ("lost_at", "TEXT"), ("resync", "INTEGER NOT NULL DEFAULT 0"),
+                                     ("node", "INTEGER"), ("node_high_water", "INTEGER NOT NULL DEFAULT 0"),
+                                     ("informed_seq", "INTEGER NOT NULL DEFAULT 0")]
         where !columns.contains(column) {
             try connection.execute("ALTER TABLE devices ADD COLUMN \(column) \(definition)")
         }
+        let removalColumns = Set(try connection.query("PRAGMA table_info(user_scope_removals)").compactMap { $0[1].string })
+        if !removalColumns.contains("removed_seq") {
+            try connection.execute("ALTER TABLE user_scope_removals ADD COLUMN removed_seq INTEGER NOT NULL DEFAULT 0")
+        }
+        try migrateShared(connection)
     }
 
     /// Reference cells looked up by the row they point to (scope propagation, erasure, audit). A

@@ -7,6 +7,7 @@ import KeukentafelCompression
 import KeukentafelProtocol
 import Logging
 import NIOCore
+import NIOHTTP1
 import NIOPosix
 import ServiceLifecycle
 
@@ -116,12 +117,13 @@ public struct SyncServer: Sendable {
             let access = try context.requireAccess()
             let device = context.device?.id
             let epoch = request.uri.queryParameters["epoch"].map(String.init)
+            let proof = request.uri.queryParameters["proof"].map(String.init)
             // Long-poll: with nothing new, wait for a push (or the deadline) before answering.
             let deadline = ContinuousClock.now + .seconds(min(wait, Int64(configuration.maxWaitSeconds)))
             while true {
                 let generation = notifier.currentGeneration
                 let page = try await blocking {
-                    try store.pull(since: since, limit: pageSize, access: access, device: device, epoch: epoch)
+                    try store.pull(since: since, limit: pageSize, access: access, device: device, epoch: epoch, proof: proof)
                 }
                 let nothingNew = page.rows.isEmpty && page.conflicts.isEmpty && page.evictions.isEmpty && page.purges.isEmpty
                     && page.cursor == since && !page.resync
@@ -156,6 +158,11 @@ public struct SyncServer: Sendable {
         if let type = request.headers[.contentType], !type.lowercased().hasPrefix("application/json") {
             throw APIError(.unsupportedMediaType, "send the push as application/json", status: .unsupportedMediaType)
         }
+        // A declared length over the limit is refused at once, not after waiting for a body that big.
+        if let declared = request.headers[.contentLength].flatMap({ Int($0) }), declared > configuration.maxRequestBytes {
+            throw APIError(.requestTooLarge, "the body declares \(declared) bytes; at most \(configuration.maxRequestBytes) are accepted",
+                           status: .contentTooLarge)
+        }
         var body = try await request.body.collect(upTo: configuration.maxRequestBytes)
         switch request.headers[.contentEncoding]?.lowercased() {
         case nil, "identity": break
@@ -185,7 +192,8 @@ public struct SyncServer: Sendable {
         let device = context.device?.id ?? ""
         let access = try context.requireAccess()
         let response = try await blocking {
-            try store.push(pushRequest.changes, device: device, access: access, clientSchemaVersion: pushRequest.schemaVersion,
+            try store.push(pushRequest.changes, device: device, node: pushRequest.node, access: access,
+                           clientSchemaVersion: pushRequest.schemaVersion,
                            rejectedWhileDecoding: pushRequest.rejectedWhileDecoding, resolutions: pushRequest.resolutions ?? [])
         }
         notifier.signal()
@@ -199,6 +207,7 @@ public struct SyncServer: Sendable {
         // Small header limits (a device sends a handful of short headers) and an idle timeout longer
         // than the longest long-poll, so abandoned connections do not pile up.
         let http1 = HTTPServerBuilder.http1(configuration: .init(
+            additionalChannelHandlers: [MalformedHTTPHandler()],
             idleTimeout: .seconds(Int64(configuration.maxWaitSeconds + 45)),
             httpDecoderConfiguration: .init(maxHeaderFieldSize: 16 * 1024, maxHeaderListSize: 32 * 1024, maxHeaderFieldCount: 100)))
         return Application(
@@ -315,9 +324,24 @@ struct JSONErrorMiddleware: RouterMiddleware {
             return try await next(request, context)
         } catch let error as APIError {
             return try errorResponse(error.code, error.message, error.status)
+        } catch let refusal as StoreRefusal {
+            return try errorResponse(refusal.code, refusal.message, refusal.code == .cursorAhead ? .badRequest : .conflict)
+        } catch let error as HTTPParserError {
+            // A body the parser cannot read (a bad chunk size, a missing CRLF): the client's fault. The
+            // connection cannot carry another request, so it is closed after this answer.
+            var response = try errorResponse(.malformedHTTP, "the request body is not well-formed HTTP/1.1 (\(error))", .badRequest)
+            response.headers[.connection] = "close"
+            return response
         } catch let error as any HTTPResponseError {
             switch error.status {
-            case .notFound: return try errorResponse(.notFound, "no such endpoint: \(request.method) \(request.uri.path)", .notFound)
+            case .notFound:
+                if let allowed = Self.methods[request.uri.path], !allowed.contains(request.method) {
+                    var response = try errorResponse(.methodNotAllowed, "\(request.method) is not allowed on \(request.uri.path); use "
+                        + allowed.map(\.rawValue).sorted().joined(separator: " or "), .methodNotAllowed)
+                    response.headers[.allow] = allowed.map(\.rawValue).sorted().joined(separator: ", ")
+                    return response
+                }
+                return try errorResponse(.notFound, "no such endpoint: \(request.method) \(request.uri.path)", .notFound)
             case .methodNotAllowed: return try errorResponse(.methodNotAllowed, "\(request.method) is not allowed here", .methodNotAllowed)
             case .contentTooLarge: return try errorResponse(.requestTooLarge, "the request body is too large", .contentTooLarge)
             case .unauthorized: return try errorResponse(.unauthorized, "authentication required", .unauthorized)
@@ -330,8 +354,17 @@ struct JSONErrorMiddleware: RouterMiddleware {
     }
 
     func errorResponse(_ code: ErrorCode, _ message: String, _ status: HTTPResponse.Status) throws -> Response {
-        try json(ErrorResponse(code: code, message: message), status: status)
+        var response = try json(ErrorResponse(code: code, message: message), status: status)
+        // A body refused unread may still be arriving: end the connection instead of reading it.
+        if status == .contentTooLarge { response.headers[.connection] = "close" }
+        return response
     }
+
+    /// The methods of every endpoint, so a wrong method answers 405 rather than 404.
+    static let methods: [String: Set<HTTPRequest.Method>] = [
+        "/healthz": [.get], "/readyz": [.get], "/metrics": [.get],
+        "/v1/hello": [.get], "/v1/push": [.post], "/v1/pull": [.get], "/v1/history": [.get],
+    ]
 }
 
 /// Authenticates `Authorization: Bearer <token>` against the device table on every request, so a

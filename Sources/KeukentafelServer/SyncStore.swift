@@ -16,11 +16,13 @@ public protocol SyncStore: Sendable {
 
     /// The device and access a bearer token stands for.
     func authenticate(token: String) throws -> ServerStore.Authentication
-    /// Applies a batch in one transaction, answering per change.
-    func push(_ changes: [Change], device: String, access: Access, clientSchemaVersion: Int?,
+    /// Applies a batch in one transaction, answering per change. `node` is the pushing replica's,
+    /// which the device is bound to (a `StoreRefusal` with `node_mismatch` if it is not its own).
+    func push(_ changes: [Change], device: String, node: NodeID?, access: Access, clientSchemaVersion: Int?,
               rejectedWhileDecoding: [Int: ChangeRejection], resolutions: [Resolution]) throws -> PushResponse
-    /// One page of the feed for a device.
-    func pull(since cursor: Int64, limit: Int, access: Access, device: String?, epoch: String?) throws -> PullResponse
+    /// One page of the feed for a device. A cursor beyond the store's head needs the proof the store
+    /// handed out with it (a `StoreRefusal` with `cursor_ahead` otherwise).
+    func pull(since cursor: Int64, limit: Int, access: Access, device: String?, epoch: String?, proof: String?) throws -> PullResponse
     /// Whether `access` may see a row now.
     func canSee(table: String, row: String, access: Access) throws -> Bool
     /// Every accepted write of a row (or one cell).

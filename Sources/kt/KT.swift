@@ -129,6 +129,10 @@ struct Sync: ParsableCommand {
         print("pulled \(report.pulled.cellsReceived) cells in \(report.pages) page(s): \(report.pulled.cellsApplied) applied,",
               "\(report.pulled.rowsDeleted) rows deleted, \(report.pulled.conflicts) conflict records; cursor \(report.cursor)")
         if report.restamped > 0 { print("\(report.restamped) change(s) refused earlier for a wrong clock were re-stamped and sent") }
+        if p.purged > 0 { print("\(p.purged) local row(s) removed: they were written about a person erased from the server meanwhile") }
+        if report.resolutionsRefused > 0 {
+            print("\(report.resolutionsRefused) conflict decision(s) refused by the server: see `kt status --db \(options.db)`")
+        }
         if report.stillRejected > 0 { print("\(report.stillRejected) local change(s) refused by the server: see `kt status --db \(options.db)`") }
         if let newer = report.serverSchemaVersion, newer > replica.dataModel.version {
             print("the server runs data model v\(newer); this replica has v\(replica.dataModel.version): run `kt upgrade --db \(options.db)`")
@@ -152,6 +156,9 @@ struct Status: ParsableCommand {
         print("conflicts    \(status.conflicts) known, \(status.lostWrites) of them lost by writes from this device")
         if let newer = status.serverSchemaVersion, newer > status.schemaVersion {
             print("data model   the server runs v\(newer), this replica v\(status.schemaVersion): run `kt upgrade --db \(options.db)`")
+        }
+        for refused in status.refusedResolutions {
+            print("  " + Terminal.paint("•", .red) + " your decision on conflict \(refused.conflict) was refused: \(refused.message) [\(refused.code.rawValue)]")
         }
         for lost in status.lostChanges {
             let other = lost.winnerDeviceName ?? lost.winnerDevice ?? "another device"

@@ -151,7 +151,7 @@ final class RawConnection: @unchecked Sendable {
         #expect(codes["revoked token"] == "token_revoked" && codes["forged token"] == "unauthorized")
 
         // Hostile values inside a well-formed push are refused per change, with a code.
-        let hostile = Data(#"{"node":"000000000000004d","schemaVersion":2,"changes":[{"id":"h1","table":"notes","row":"../../etc","column":"body","value":"x","version":"0000000000000001-000000000000004d"},{"id":"h2","table":"sqlite_master","row":"x","column":"sql","value":"DROP TABLE cells","version":"0000000000000001-000000000000004d"}]}"#.utf8)
+        let hostile = Data(#"{"node":"000000000000004d","schemaVersion":2,"changes":[{"id":"000000000000004d-h1","table":"notes","row":"../../etc","column":"body","value":"x","version":"0000000000000001-000000000000004d"},{"id":"000000000000004d-h2","table":"sqlite_master","row":"x","column":"sql","value":"DROP TABLE cells","version":"0000000000000001-000000000000004d"}]}"#.utf8)
         var hostileTransport = CurlTransport(baseURL: server.url, token: token)
         hostileTransport.headers = ["Content-Type: application/json"]
         let configured = hostileTransport

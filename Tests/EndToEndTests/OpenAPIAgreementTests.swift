@@ -48,11 +48,12 @@ import Testing
             ("PushRequest", PushRequest(node: node, schemaVersion: 1, changes: [change, Change(id: "x", table: "t", row: "r", column: "c", value: .null, version: version, base: nil)])),
             ("PushResponse", PushResponse(serverTime: 1, results: [
                 ChangeResult(id: "a", status: .applied, won: true), ChangeResult(id: "b", status: .conflict, won: false, conflict: 3),
-                ChangeResult(id: "c", status: .rejected, code: .clockAhead, message: "ahead")])),
+                ChangeResult(id: "c", status: .rejected, code: .clockAhead, message: "ahead")], resolved: [2],
+                refusedResolutions: [RefusedResolution(conflict: 4, code: .notFound, message: "no conflict 4 among those this device may see")])),
             ("PullResponse", PullResponse(cursor: 5, more: false, rows: [FeedRow(table: "cases", row: "r", cells: [
                 FeedCell(column: "status", value: .real(1.5), version: version)])], conflicts: [conflict],
                 evictions: [RowReference(table: "visits", row: "v")], purges: [RowReference(table: "residents", row: "p")],
-                resync: false, epoch: "0123456789abcdef", serverTime: 9, schemaVersion: 1)),
+                resync: false, epoch: "0123456789abcdef", cursorProof: "00112233445566778899aabbccddeeff", serverTime: 9, schemaVersion: 1)),
             ("HelloResponse", HelloResponse(protocolVersion: 1, serverTime: 1, device: "d", user: "fatima", role: "consultant",
                                             scopes: ["team:bergen"], schema: try shippedDataModel())),
             ("ErrorResponse", ErrorResponse(code: .clockAhead, message: "m")),
