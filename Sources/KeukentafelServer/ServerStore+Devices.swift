@@ -22,6 +22,8 @@ public struct Device: Codable, Sendable, Equatable {
     public var revokedAt: String?
     /// Reported lost: the replica deletes itself on its next contact.
     public var lostAt: String?
+    /// The replica node the device is bound to (by its first push), in hex; nil before it pushed.
+    public var node: String?
 }
 
 extension ServerStore {
@@ -173,11 +175,12 @@ extension ServerStore {
     public func devices() throws -> [Device] {
         try reader.withLock { connection in
             try connection.query("""
-                SELECT d.id, d.name, coalesce(u.name, ''), d.created_at, d.revoked_at, d.lost_at
+                SELECT d.id, d.name, coalesce(u.name, ''), d.created_at, d.revoked_at, d.lost_at, d.node
                 FROM devices d LEFT JOIN users u ON u.id = d.user_id ORDER BY d.created_at
                 """).map {
                 Device(id: $0[0].string ?? "", name: $0[1].string ?? "", user: $0[2].string ?? "", createdAt: $0[3].string ?? "",
-                       revokedAt: $0[4].string, lostAt: $0[5].string)
+                       revokedAt: $0[4].string, lostAt: $0[5].string,
+                       node: $0[6].int64.flatMap { NodeID(rawValue: UInt64($0)) }.map(\.description))
             }
         }
     }
@@ -191,6 +194,31 @@ extension ServerStore {
     /// itself. Its token stops working at once, as with revoke.
     public func markDeviceLost(_ idOrName: String, actor: String) throws -> Device {
         try markDevice(idOrName, column: "lost_at", action: "device.lost", actor: actor)
+    }
+
+    /// Unbinds a device from its replica node (decision 0017), so that a new replica made with the same
+    /// token (`kt init` after the first replica was lost for good) may push. The old replica, should it
+    /// come back, is refused as a second replica of the device from then on.
+    public func releaseDevice(_ idOrName: String, actor: String) throws -> Device {
+        let device = try findDevice(idOrName)
+        guard let node = device.node else { throw AdminError.invalid("device '\(device.name)' is not bound to a replica yet; nothing to release") }
+        try writer.withLock { connection in
+            try connection.transaction {
+                try connection.run("UPDATE devices SET node = NULL, node_high_water = 0 WHERE id = ?", [.text(device.id)])
+                try audit(connection, actor: actor, action: "device.release", subject: device.name, detail: "id \(device.id), replica \(node)")
+            }
+        }
+        return try findDevice(device.id)
+    }
+
+    /// A device by id or by name (which must be unique).
+    func findDevice(_ idOrName: String) throws -> Device {
+        let matches = try devices().filter { $0.id == idOrName || $0.name == idOrName }
+        guard matches.count == 1 else {
+            throw matches.isEmpty ? AdminError.notFound("no device with id or name '\(idOrName)' (see `ktd admin device list`)")
+                : AdminError.invalid("several devices are named '\(idOrName)'; use the id")
+        }
+        return matches[0]
     }
 
     private func markDevice(_ idOrName: String, column: String, action: String, actor: String) throws -> Device {

@@ -133,8 +133,8 @@ struct ScopeCommand: AsyncParsableCommand {
 
 struct DeviceCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "device", abstract: "Register, list, revoke and report lost devices.",
-        subcommands: [Add.self, List.self, Revoke.self, Lost.self])
+        commandName: "device", abstract: "Register, list, revoke and report lost devices, and release a device's replica.",
+        subcommands: [Add.self, List.self, Revoke.self, Lost.self, Release.self])
 
     struct Add: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
@@ -164,8 +164,8 @@ struct DeviceCommand: AsyncParsableCommand {
         func run() async throws {
             let devices = try store.openStore().devices()
             if json { return try Terminal.printJSON(devices) }
-            Terminal.printTable(["ID", "NAME", "USER", "CREATED", "STATE"], devices.map {
-                [$0.id, $0.name, $0.user, $0.createdAt,
+            Terminal.printTable(["ID", "NAME", "USER", "CREATED", "REPLICA", "STATE"], devices.map {
+                [$0.id, $0.name, $0.user, $0.createdAt, $0.node ?? "-",
                  $0.lostAt.map { "lost \($0)" } ?? $0.revokedAt.map { "revoked \($0)" } ?? "active"]
             })
         }
@@ -196,6 +196,27 @@ struct DeviceCommand: AsyncParsableCommand {
             let lost = try store.openStore().markDeviceLost(device, actor: adminActor())
             if json { return try Terminal.printJSON(lost) }
             print("Device '\(lost.name)' reported lost at \(lost.lostAt ?? "?"): refused from now on; it wipes its replica when it next connects.")
+        }
+    }
+
+    struct Release: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Release a device from its replica, so a new replica made with the same token may sync.",
+            discussion: """
+                A device is bound to the replica (node) of its first push, and a push from any other replica is \
+                refused (node_mismatch). When that replica is gone for good (a reinstalled laptop) and a new one \
+                was made with the same token (`kt init`), release the device; the new replica binds on its next \
+                push. Writes the old replica never sent are lost with it. Prefer a new token per replica \
+                (`ktd admin device add`).
+                """)
+        @OptionGroup var store: StoreOptions
+        @Argument(help: "Device id or name.") var device: String
+        @Flag(help: "Print JSON.") var json = false
+
+        func run() async throws {
+            let released = try store.openStore().releaseDevice(device, actor: adminActor())
+            if json { return try Terminal.printJSON(released) }
+            print("Device '\(released.name)' released: the next replica to push with its token is bound to it.")
         }
     }
 }

@@ -318,4 +318,21 @@ import Testing
         #expect(AccessRules.mayWrite(table: teams, rowScopesWhenWritten: [], userScopesWhenWritten: [], access: access(.backOffice, [])))
         #expect(AccessRules.mayWrite(table: cases, rowScopesWhenWritten: ["team:b"], userScopesWhenWritten: [], access: access(.admin, [])))
     }
+
+    /// A link makes the target visible wherever the linking row is: only rows the writer may see (decision 0017).
+    @Test func whoMayLinkToWhat() throws {
+        let residents = try #require(model.table(named: "residents")), carers = try #require(model.table(named: "carers"))
+        let teams = try #require(model.table(named: "teams"))
+        func may(_ role: Role, _ scopes: Set<String>, _ table: DataModel.Table, _ rowScopes: Set<String>, profile: String? = nil) -> Bool {
+            AccessRules.mayReference(table: table, rowScopesWhenWritten: rowScopes, userScopesWhenWritten: scopes,
+                                     access: access(role, scopes, profile: profile), model: model)
+        }
+        #expect(may(.consultant, ["team:a"], residents, ["team:a", "team:b"]), "a resident her team already sees")
+        #expect(!may(.consultant, ["team:a"], residents, ["team:b"]), "another team's resident")
+        #expect(!may(.consultant, ["team:a"], residents, []), "a resident nobody's case points to yet")
+        #expect(may(.backOffice, ["*"], residents, ["team:b"]), "the back office links across teams")
+        #expect(may(.consultant, ["team:a"], teams, []), "reference data")
+        #expect(may(.partner, ["team:a"], carers, ["team:a"], profile: "mantelzorgcentrum"))
+        #expect(!may(.partner, ["team:a"], carers, ["team:a"], profile: "schuldhulp"), "a table outside the partner's profile")
+    }
 }

@@ -94,7 +94,7 @@ final class RawConnection: @unchecked Sendable {
         _ = try server.store.revokeDevice("stolen laptop")
 
         // A valid push, captured, to replay later.
-        let change = Change(id: "replayed-1", table: "notes", row: newID(), column: "body", value: .text("eerlijk"),
+        let change = Change(id: "000000000000004d-replayed-1", table: "notes", row: newID(), column: "body", value: .text("eerlijk"),
                             version: CellVersion(hlc: HybridLogicalClock.timestamp(milliseconds: UInt64(Date().timeIntervalSince1970 * 1000)),
                                                  node: NodeID(rawValue: 77)!), base: nil)
         let validPush = Data(FeedCoding.encode(PushRequest(node: NodeID(rawValue: 77)!, schemaVersion: 2, changes: [change])))
