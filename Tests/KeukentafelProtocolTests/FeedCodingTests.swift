@@ -59,14 +59,15 @@ import Testing
                                       winnerDevice: nil, loserValue: .integer(2), loserVersion: randomVersion(&random), loserDevice: "d",
                                       base: nil, rule: "lww", review: false, recordedAt: "2026-11-23T00:00:00.000Z")
         let page = PullResponse(cursor: Int64(random.next() % 1000), more: random.next() % 2 == 0, rows: rows,
-                                conflicts: seed % 2 == 0 ? [conflict] : [], serverTime: 1_763_000_000_000, schemaVersion: 1)
+                                conflicts: seed % 2 == 0 ? [conflict] : [], cursorProof: seed % 3 == 0 ? nil : "0123abcd\(seed)",
+                                serverTime: 1_763_000_000_000, schemaVersion: 1)
         let fast = Data(try FeedCoding.encode(page))
         let viaCodable = try JSONDecoder().decode(PullResponse.self, from: fast)
         #expect(viaCodable.rows == page.rows)
-        #expect(viaCodable.conflicts == page.conflicts)
+        #expect(viaCodable.conflicts == page.conflicts && viaCodable.cursorProof == page.cursorProof)
         let back = try FeedCoding.decodePull(try JSONEncoder().encode(page))
         #expect(back.rows == page.rows)
-        #expect(back.cursor == page.cursor && back.more == page.more && back.conflicts == page.conflicts)
+        #expect(back.cursor == page.cursor && back.more == page.more && back.conflicts == page.conflicts && back.cursorProof == page.cursorProof)
     }
 
     @Test(arguments: 0..<20 as Range<UInt64>)
@@ -97,13 +98,18 @@ import Testing
                                 code: optional(&random) ? nil : ErrorCode.allCases[Int(random.next() % UInt64(ErrorCode.allCases.count))],
                                 message: optional(&random) ? nil : Self.texts[Int(random.next() % UInt64(Self.texts.count))])
         }
+        let refused = seed % 4 == 0 ? nil : (0..<Int(seed % 3)).map {
+            RefusedResolution(conflict: Int64($0) + 1, code: .notFound, message: Self.texts[Int(seed) % Self.texts.count])
+        }
         let response = PushResponse(serverTime: 1_763_000_000_000 + Int64(seed), results: results,
-                                    resolved: seed % 3 == 0 ? nil : (0..<Int(seed % 4)).map { Int64($0) * 7 })
+                                    resolved: seed % 3 == 0 ? nil : (0..<Int(seed % 4)).map { Int64($0) * 7 }, refusedResolutions: refused)
         let fast = Data(FeedCoding.encode(response))
         let viaCodable = try JSONDecoder().decode(PushResponse.self, from: fast)
         #expect(viaCodable.results == results && viaCodable.serverTime == response.serverTime && viaCodable.resolved == response.resolved)
+        #expect(viaCodable.refusedResolutions == refused)
         let back = try FeedCoding.decodePushResponse(try JSONEncoder().encode(response))
         #expect(back.results == results && back.serverTime == response.serverTime && back.resolved == response.resolved)
+        #expect(back.refusedResolutions == refused)
     }
 
     @Test func pushResponsesWithUnknownStatusOrMissingFieldsAreRefused() {
