@@ -44,13 +44,32 @@ public struct ServerProcess: Sendable {
     /// SIGKILL: no chance to finish anything.
     public func kill() {
         Glibc.kill(process.processIdentifier, SIGKILL)
-        process.waitUntilExit()
+        _ = waitForExit(seconds: 60)
     }
 
-    /// SIGTERM: a graceful shutdown.
-    public func stop() {
+    /// SIGTERM: a graceful shutdown; SIGKILL if it has not ended within `graceSeconds`. Returns whether
+    /// the server ended by itself.
+    @discardableResult
+    public func stop(graceSeconds: Double = 30) -> Bool {
         process.terminate()
-        process.waitUntilExit()
+        if waitForExit(seconds: graceSeconds) { return true }
+        Glibc.kill(process.processIdentifier, SIGKILL)
+        _ = waitForExit(seconds: 60)
+        return false
+    }
+
+    /// Polls for the child's end (reaping it) instead of `Process.waitUntilExit`, which was seen to spin
+    /// forever on a child that had already exited while many tests ran at once.
+    private func waitForExit(seconds: Double) -> Bool {
+        let pid = process.processIdentifier
+        let deadline = Date().addingTimeInterval(seconds)
+        while Date() < deadline {
+            var status: Int32 = 0
+            let reaped = waitpid(pid, &status, WNOHANG)
+            if reaped == pid || (reaped == -1 && errno == ECHILD) { return true }  // ours, or Foundation reaped it
+            usleep(20_000)
+        }
+        return false
     }
 
     /// `Schemas/datamodel.yaml`, looked for above the running executable, then in the working directory.

@@ -12,7 +12,8 @@ import Glibc
 final class RawConnection: @unchecked Sendable {
     private let descriptor: Int32
 
-    init(port: Int) throws {
+    /// `timeoutSeconds`: how long `response()` waits for the server (long enough for a busy test run).
+    init(port: Int, timeoutSeconds: Int = 10) throws {
         descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard descriptor >= 0 else { throw TestFailure("socket() failed") }
         var address = sockaddr_in()
@@ -23,7 +24,7 @@ final class RawConnection: @unchecked Sendable {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
         }
         guard connected == 0 else { close(descriptor); throw TestFailure("connect() failed") }
-        var timeout = timeval(tv_sec: 10, tv_usec: 0)
+        var timeout = timeval(tv_sec: timeoutSeconds, tv_usec: 0)
         setsockopt(descriptor, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
         var noSignal: Int32 = 1
         setsockopt(descriptor, SOL_SOCKET, SO_KEEPALIVE, &noSignal, socklen_t(MemoryLayout<Int32>.size))
@@ -35,7 +36,7 @@ final class RawConnection: @unchecked Sendable {
     @discardableResult
     func send(_ bytes: [UInt8]) -> Bool { FaultProxy.write(descriptor, bytes) }
 
-    /// Reads until the server closes the connection, a response head and body arrived, or 10 s passed.
+    /// Reads until the server closes the connection, a response head and body arrived, or the timeout passed.
     func response() -> (status: Int?, text: String) {
         var data = [UInt8]()
         var buffer = [UInt8](repeating: 0, count: 65536)
