@@ -127,11 +127,12 @@ struct PushAuthorizer {
     /// the store before the batch. A new row's parent and own scope are judged with the whole row after
     /// the batch (`refusal(of:)`); a refused link or erased reference refuses a new row whole (`push`).
     mutating func referenceRefusal(of change: Change, rowExists: Bool) throws -> ChangeRejection? {
-        guard case .text(let value) = change.value, let plan = store.pushPlans[change.table],
-              let column = plan.table.column(named: change.column) else { return nil }
+        guard case .text(let value) = change.value, let plan = store.pushPlans[change.table] else { return nil }
+        let target = plan.referenceTargets.isEmpty ? nil : plan.referenceTargets[change.column]
+        guard target != nil || plan.scopeColumn == change.column else { return nil }  // most cells: neither
         let rule = store.scopePlan.rules[change.table]
         let written = Int64(change.version.milliseconds)
-        if column.type == .reference, let targetName = column.references {
+        if let targetName = target {
             if try isErased(targetName, value) {
                 // A new row about an erased person goes whole, from the device too; an existing row keeps
                 // everything but this link.
@@ -142,7 +143,7 @@ struct PushAuthorizer {
                 return ChangeRejection(.rowErased, "\(change.table) \(change.row) refers to \(targetName) \(value), which was erased; "
                     + "the row is not stored and is removed from the device")
             }
-            guard !access.seesEveryScope || access.role == .partner, let target = store.dataModel.table(named: targetName),
+            guard !access.seesEveryScope || access.role == .partner, let target = store.pushPlans[targetName]?.table,
                   try exists(targetName, value) else { return nil }
             let isParent: Bool
             if case .parent(let parentColumn, _)? = rule, parentColumn == change.column { isParent = true } else { isParent = false }

@@ -11,9 +11,18 @@ final class TablePushPlan: Sendable {
     let scopeTriggerColumns: Set<String>
     let appendOnly: Bool
     let hasUniqueKeys: Bool
+    /// Reference columns and the tables they point to (decision 0017 checks every link).
+    let referenceTargets: [String: String]
+    /// The column that gives the row its scope (`own`), or that it takes its scope through (`parent`).
+    let scopeColumn: String?
 
     init(_ table: DataModel.Table, scopePlan: ScopePlan) {
         self.table = table
+        referenceTargets = Dictionary(table.columns.compactMap { column in column.references.map { (column.name, $0) } }) { first, _ in first }
+        switch scopePlan.rules[table.name] {
+        case .own(let column)?, .parent(let column, _)?: scopeColumn = column
+        default: scopeColumn = nil
+        }
         immutableColumns = Set(table.columns.filter { $0.policy == .immutable }.map(\.name))
         scopeTriggerColumns = scopePlan.triggerColumns[table.name] ?? []
         appendOnly = table.appendOnly == true
