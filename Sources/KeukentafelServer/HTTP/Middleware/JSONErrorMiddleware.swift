@@ -1,0 +1,72 @@
+import Foundation
+import Hummingbird
+import KeukentafelProtocol
+import Logging
+import NIOHTTP1
+
+/// An error with a stable code that becomes a JSON error response.
+struct APIError: Error {
+    var code: ErrorCode
+    var message: String
+    var status: HTTPResponse.Status
+
+    init(_ code: ErrorCode, _ message: String, status: HTTPResponse.Status = .badRequest) {
+        self.code = code
+        self.message = message
+        self.status = status
+    }
+}
+
+/// Turns every error into `{"error": {"code", "message"}}` with a fitting status, so no client ever
+/// has to parse an HTML or empty error page.
+struct JSONErrorMiddleware: RouterMiddleware {
+    typealias Context = SyncRequestContext
+    let logger: Logger
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        do {
+            return try await next(request, context)
+        } catch let error as APIError {
+            return try errorResponse(error.code, error.message, error.status)
+        } catch let refusal as StoreRefusal {
+            return try errorResponse(refusal.code, refusal.message, refusal.code == .cursorAhead ? .badRequest : .conflict)
+        } catch let error as HTTPParserError {
+            // A body the parser cannot read (a bad chunk size, a missing CRLF): the client's fault. The
+            // connection cannot carry another request, so it is closed after this answer.
+            var response = try errorResponse(.malformedHTTP, "the request body is not well-formed HTTP/1.1 (\(error))", .badRequest)
+            response.headers[.connection] = "close"
+            return response
+        } catch let error as any HTTPResponseError {
+            switch error.status {
+            case .notFound:
+                if let allowed = Self.methods[request.uri.path], !allowed.contains(request.method) {
+                    var response = try errorResponse(.methodNotAllowed, "\(request.method) is not allowed on \(request.uri.path); use "
+                        + allowed.map(\.rawValue).sorted().joined(separator: " or "), .methodNotAllowed)
+                    response.headers[.allow] = allowed.map(\.rawValue).sorted().joined(separator: ", ")
+                    return response
+                }
+                return try errorResponse(.notFound, "no such endpoint: \(request.method) \(request.uri.path)", .notFound)
+            case .methodNotAllowed: return try errorResponse(.methodNotAllowed, "\(request.method) is not allowed here", .methodNotAllowed)
+            case .contentTooLarge: return try errorResponse(.requestTooLarge, "the request body is too large", .contentTooLarge)
+            case .unauthorized: return try errorResponse(.unauthorized, "authentication required", .unauthorized)
+            default: return try errorResponse(.badRequest, "\(error.status.reasonPhrase)", error.status)
+            }
+        } catch {
+            logger.error("request failed", metadata: ["path": "\(request.uri.path)", "error": "\(error)"])
+            return try errorResponse(.internalError, "the server could not complete the request; it was logged", .internalServerError)
+        }
+    }
+
+    func errorResponse(_ code: ErrorCode, _ message: String, _ status: HTTPResponse.Status) throws -> Response {
+        var response = try json(ErrorResponse(code: code, message: message), status: status)
+        // A body refused unread may still be arriving: end the connection instead of reading it.
+        if status == .contentTooLarge { response.headers[.connection] = "close" }
+        return response
+    }
+
+    /// The methods of every endpoint, so a wrong method answers 405 rather than 404.
+    static let methods: [String: Set<HTTPRequest.Method>] = [
+        "/healthz": [.get], "/readyz": [.get], "/metrics": [.get],
+        "/v1/hello": [.get], "/v1/push": [.post], "/v1/pull": [.get], "/v1/history": [.get],
+    ]
+}

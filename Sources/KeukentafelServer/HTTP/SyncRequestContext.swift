@@ -1,0 +1,24 @@
+import Hummingbird
+import HummingbirdCore
+
+/// The request context of the sync API: Hummingbird's core storage plus the authenticated device.
+public struct SyncRequestContext: RequestContext {
+    public var coreContext: CoreRequestContextStorage
+    public var device: (id: String, name: String)?
+    /// What the device's user may see and change.
+    public var access: Access?
+
+    public init(source: ApplicationRequestContextSource) {
+        self.coreContext = .init(source: source)
+        self.device = nil
+        self.access = nil
+    }
+}
+
+extension SyncRequestContext {
+    /// The access of the authenticated device; every `/v1` route runs behind `BearerAuthMiddleware`.
+    func requireAccess() throws -> Access {
+        guard let access else { throw APIError(.unauthorized, "authentication required", status: .unauthorized) }
+        return access
+    }
+}

@@ -1,0 +1,64 @@
+import Foundation
+import Hummingbird
+import HummingbirdCore
+import HummingbirdTLS
+import NIOCore
+import NIOSSL
+import ServiceLifecycle
+
+extension SyncServer {
+    /// Builds the Hummingbird application. `onRunning` receives the bound port (useful with port 0).
+    /// Throws when the TLS certificate or key cannot be read.
+    public func makeApplication(onRunning: @escaping @Sendable (Int) async -> Void = { _ in }) throws -> some ApplicationProtocol {
+        // Small header limits (a device sends a handful of short headers) and an idle timeout longer
+        // than the longest long-poll, so abandoned connections do not pile up.
+        let http1 = HTTPServerBuilder.http1(configuration: .init(
+            additionalChannelHandlers: [MalformedHTTPHandler()],
+            idleTimeout: .seconds(Int64(configuration.maxWaitSeconds + 45)),
+            httpDecoderConfiguration: .init(maxHeaderFieldSize: 16 * 1024, maxHeaderListSize: 32 * 1024, maxHeaderFieldCount: 100)))
+        return Application(
+            router: makeRouter(),
+            server: try configuration.tls.map { try .tls(http1, tlsConfiguration: try Self.tlsConfiguration($0)) } ?? http1,
+            configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "ktd"),
+            services: store.hasOtherWriters ? [OtherWritersWatcher(store: store, notifier: notifier)] : [],
+            onServerRunning: { channel in await onRunning(channel.localAddress?.port ?? 0) },
+            logger: logger)
+    }
+
+    static func tlsConfiguration(_ files: SyncServerConfiguration.TLSFiles) throws -> TLSConfiguration {
+        let chain: [NIOSSLCertificate]
+        let key: NIOSSLPrivateKey
+        do {
+            chain = try NIOSSLCertificate.fromPEMFile(files.certificateChain)
+        } catch {
+            throw TLSSetupError(description: "cannot read the TLS certificate chain '\(files.certificateChain)' (PEM expected): \(error)")
+        }
+        do {
+            key = try NIOSSLPrivateKey(file: files.privateKey, format: .pem)
+        } catch {
+            throw TLSSetupError(description: "cannot read the TLS private key '\(files.privateKey)' (PEM expected): \(error)")
+        }
+        guard !chain.isEmpty else { throw TLSSetupError(description: "'\(files.certificateChain)' holds no certificate") }
+        var tls = TLSConfiguration.makeServerConfiguration(certificateChain: chain.map { .certificate($0) }, privateKey: .privateKey(key))
+        tls.minimumTLSVersion = .tlsv12
+        return tls
+    }
+}
+
+/// A TLS certificate or key that cannot be used.
+public struct TLSSetupError: Error, CustomStringConvertible {
+    public var description: String
+}
+
+/// Wakes this process's long-polls when another `ktd` on the same database commits a push.
+struct OtherWritersWatcher: Service {
+    let store: any SyncStore
+    let notifier: ChangeNotifier
+
+    func run() async throws {
+        let notifier = self.notifier
+        try await cancelWhenGracefulShutdown {
+            try await store.watchOtherWriters { notifier.signal() }
+        }
+    }
+}

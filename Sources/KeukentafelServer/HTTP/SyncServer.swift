@@ -1,0 +1,100 @@
+import Foundation
+import Hummingbird
+import KeukentafelCompression
+import KeukentafelProtocol
+import Logging
+import NIOCore
+
+/// The sync server: the `/v1` protocol over HTTP, in front of a `ServerStore`.
+///
+/// Read the routes top to bottom in `makeRouter()`; every handler is a few lines that decode,
+/// call the store off the event loop, and encode.
+public struct SyncServer: Sendable {
+    public static let protocolVersion = 1
+    public let store: any SyncStore
+    public let configuration: SyncServerConfiguration
+    public let logger: Logger
+    /// Wakes long-polling pulls when a push commits.
+    public let notifier = ChangeNotifier()
+    public let metrics = ServerMetrics()
+
+    public init(store: any SyncStore, configuration: SyncServerConfiguration, logger: Logger = Logger(label: "ktd")) {
+        self.store = store
+        self.configuration = configuration
+        self.logger = logger
+    }
+
+    public func makeRouter() -> Router<SyncRequestContext> {
+        let router = Router(context: SyncRequestContext.self)
+        router.add(middleware: MetricsMiddleware(metrics: metrics))
+        router.add(middleware: JSONErrorMiddleware(logger: logger))
+        router.get("/healthz") { _, _ in try json(["status": "ok"]) }
+        router.get("/metrics") { _, _ in
+            Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4"],
+                     body: .init(byteBuffer: ByteBuffer(bytes: metrics.scrape(store: store, notifier: notifier))))
+        }
+        router.get("/readyz") { _, _ in
+            guard try await blocking({ store.isReady() }) else {
+                throw APIError(.unavailable, "the store does not answer", status: .serviceUnavailable)
+            }
+            return try json(["status": "ready"])
+        }
+
+        let v1 = router.group("v1").add(middleware: BearerAuthMiddleware(store: store))
+        v1.get("hello") { request, context in
+            let access = try context.requireAccess()
+            return try respond(try jsonBytes(HelloResponse(
+                protocolVersion: Self.protocolVersion, serverTime: store.clock(), device: context.device?.id ?? "",
+                user: access.userName, role: access.role.rawValue, scopes: access.scopes.sorted(), schema: store.dataModel)), to: request)
+        }
+        v1.post("push") { request, context in
+            try await push(request, context: context)
+        }
+        v1.get("pull") { request, context in
+            let started = ContinuousClock.now
+            defer { metrics.pullDuration.recordNanoseconds((ContinuousClock.now - started).nanoseconds) }
+            let since = try integerParameter(request, "since") ?? 0
+            let limit = try integerParameter(request, "limit") ?? Int64(ServerStore.defaultPageSize)
+            let wait = try integerParameter(request, "wait") ?? 0
+            guard since >= 0, limit > 0, wait >= 0 else {
+                throw APIError(.badRequest, "since and wait must be >= 0 and limit > 0")
+            }
+            let pageSize = Int(min(limit, Int64(ServerStore.maxPageSize)))
+            let access = try context.requireAccess()
+            let device = context.device?.id
+            let epoch = request.uri.queryParameters["epoch"].map(String.init)
+            let proof = request.uri.queryParameters["proof"].map(String.init)
+            // Long-poll: with nothing new, wait for a push (or the deadline) before answering.
+            let deadline = ContinuousClock.now + .seconds(min(wait, Int64(configuration.maxWaitSeconds)))
+            while true {
+                let generation = notifier.currentGeneration
+                let page = try await blocking {
+                    try store.pull(since: since, limit: pageSize, access: access, device: device, epoch: epoch, proof: proof)
+                }
+                let nothingNew = page.rows.isEmpty && page.conflicts.isEmpty && page.evictions.isEmpty && page.purges.isEmpty
+                    && page.cursor == since && !page.resync
+                if !nothingNew || ContinuousClock.now >= deadline || Task.isCancelled {
+                    return try respond(try FeedCoding.encode(page), to: request)
+                }
+                await notifier.wait(after: generation, timeout: deadline - ContinuousClock.now)
+            }
+        }
+        v1.get("history") { request, context in
+            guard let table = request.uri.queryParameters["table"].map(String.init),
+                  let row = request.uri.queryParameters["row"].map(String.init) else {
+                throw APIError(.badRequest, "history needs table and row, e.g. ?table=cases&row=<uuid>[&column=status]")
+            }
+            let column = request.uri.queryParameters["column"].map(String.init)
+            let access = try context.requireAccess()
+            let entries = try await blocking { () -> [HistoryEntry] in
+                guard let model = store.dataModel.table(named: table), try store.canSee(table: table, row: row, access: access) else {
+                    return []
+                }
+                return try store.history(table: table, row: row, column: column)
+                    .filter { AccessRules.canSee(column: $0.column, of: model, access: access, model: store.dataModel) }
+            }
+            return try respond(try jsonBytes(HistoryResponse(entries: entries)), to: request)
+        }
+        return router
+    }
+}

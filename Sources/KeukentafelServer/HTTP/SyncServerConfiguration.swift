@@ -1,0 +1,35 @@
+import Foundation
+
+/// Settings of the HTTP side of the server.
+public struct SyncServerConfiguration: Sendable {
+    public var host: String
+    public var port: Int
+    /// The largest request body accepted, in bytes.
+    public var maxRequestBytes: Int
+    /// The most changes accepted in one push.
+    public var maxBatchChanges: Int
+    /// The longest a pull may wait for news (`wait=`), in seconds.
+    public var maxWaitSeconds: Int
+    /// Terminate TLS with this certificate chain and key (PEM files); `nil` serves plain HTTP (behind a
+    /// TLS-terminating proxy, or on loopback).
+    public var tls: TLSFiles?
+
+    public struct TLSFiles: Sendable {
+        public var certificateChain: String
+        public var privateKey: String
+        public init(certificateChain: String, privateKey: String) {
+            self.certificateChain = certificateChain
+            self.privateKey = privateKey
+        }
+    }
+
+    public init(host: String = "127.0.0.1", port: Int = 8470, maxRequestBytes: Int = 16 * 1024 * 1024, maxBatchChanges: Int = 20_000,
+                maxWaitSeconds: Int = 30, tls: TLSFiles? = nil) {
+        self.host = host
+        self.port = port
+        self.maxRequestBytes = maxRequestBytes
+        self.maxBatchChanges = maxBatchChanges
+        self.maxWaitSeconds = maxWaitSeconds
+        self.tls = tls
+    }
+}
