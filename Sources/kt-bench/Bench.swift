@@ -61,7 +61,7 @@ struct Bench: AsyncParsableCommand {
         var baseline = rawCells
         if let postgres {
             store = try ServerStore(postgres: try PostgresLocation(url: postgres), dataModel: model)
-            guard try store.counts()["cells"] == 0 else { throw ValidationError("--postgres needs an empty database (createdb a new one)") }
+            guard try store.inspection.counts()["cells"] == 0 else { throw ValidationError("--postgres needs an empty database (createdb a new one)") }
             let rawCopy = try RawPostgres.copyCells(url: postgres, directory: work, cases: cases)
             results.append(Measurement(name: "raw PostgreSQL: COPY cells (tbl,row,col,value) with primary key", count: cells, unit: "cells",
                                        seconds: rawCopy))
@@ -114,9 +114,9 @@ struct Bench: AsyncParsableCommand {
         guard let port = await iterator.next() else { throw ValidationError("server did not start") }
         let url = "http://127.0.0.1:\(port)"
 
-        _ = try store.addUser(name: "bench", role: .backOffice, actor: "kt-bench")
-        _ = try store.addScope(Access.everyScope, to: "bench", actor: "kt-bench")
-        let token = try store.addDevice(name: "bench laptop", user: "bench").token
+        _ = try store.accounts.addUser(name: "bench", role: .backOffice, actor: "kt-bench")
+        _ = try store.accounts.addScope(Access.everyScope, to: "bench", actor: "kt-bench")
+        let token = try store.accounts.addDevice(name: "bench laptop", user: "bench").token
         let replica = try Replica.create(path: work + "/replica.sqlite", dataModel: model, serverURL: url, token: token)
         let engine = try SyncEngine(replica: replica)
         engine.pageSize = pageSize
@@ -128,7 +128,7 @@ struct Bench: AsyncParsableCommand {
         // Client and server memory apart: the real `kt` bootstraps a replica in a process of its own
         // while this process only serves. The child's peak is the client's; this one's, the server's.
         if let ktCommand = kt ?? ChildProcess.besideThisExecutable("kt") {
-            let cliToken = try store.addDevice(name: "bench kt command", user: "bench").token
+            let cliToken = try store.accounts.addDevice(name: "bench kt command", user: "bench").token
             let cliReplica = work + "/kt-command.sqlite"
             _ = try ChildProcess.run(ktCommand, ["init", "--db", cliReplica, "--server", url, "--token", cliToken, "--json"])
             Memory.resetPeak()
@@ -142,7 +142,7 @@ struct Bench: AsyncParsableCommand {
         }
 
         // Incremental: another device (bootstrapped too) changes `incremental` cells; the replica pulls them.
-        let officeToken = try store.addDevice(name: "bench office", user: "bench").token
+        let officeToken = try store.accounts.addDevice(name: "bench office", user: "bench").token
         let office = try Replica.create(path: work + "/office.sqlite", dataModel: model, serverURL: url, token: officeToken)
         let officeEngine = try SyncEngine(replica: office)
         officeEngine.pageSize = pageSize
@@ -171,7 +171,7 @@ struct Bench: AsyncParsableCommand {
 
         // New cases written on a device: its outbox holds their cells, ready to push.
         func deviceWithNewCases(_ name: String, first: Int, count: Int) throws -> Replica {
-            let (_, token) = try store.addDevice(name: name, user: "bench")
+            let (_, token) = try store.accounts.addDevice(name: name, user: "bench")
             let file = name.replacingOccurrences(of: " ", with: "-")
             let replica = try Replica.create(path: work + "/\(file).sqlite", dataModel: model, serverURL: url, token: token)
             try replica.transaction {

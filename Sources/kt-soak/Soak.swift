@@ -51,10 +51,10 @@ struct Soak: ParsableCommand {
         var tokens: [String] = []
         do {
             let store = try ServerStore(directory: data, dataModel: model)
-            _ = try store.loadDemoData()
-            _ = try store.addUser(name: "office", role: .backOffice, actor: "kt-soak")
-            _ = try store.addScope(Access.everyScope, to: "office", actor: "kt-soak")
-            for i in 0..<devices { tokens.append(try store.addDevice(name: "device \(i)", user: "office").token) }
+            _ = try store.demo.load()
+            _ = try store.accounts.addUser(name: "office", role: .backOffice, actor: "kt-soak")
+            _ = try store.accounts.addScope(Access.everyScope, to: "office", actor: "kt-soak")
+            for i in 0..<devices { tokens.append(try store.accounts.addDevice(name: "device \(i)", user: "office").token) }
         }
         let server = try ServerProcess.start(bin: bin, data: data, schema: schema)
         defer { server.stop() }

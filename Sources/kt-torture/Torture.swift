@@ -58,10 +58,10 @@ struct Torture: ParsableCommand {
         var tokens: [String] = []
         do {
             let store = try ServerStore(directory: data, dataModel: model)
-            _ = try store.loadDemoData()
-            _ = try store.addUser(name: "office", role: .backOffice, actor: "kt-torture")
-            _ = try store.addScope(Access.everyScope, to: "office", actor: "kt-torture")
-            for i in 0..<replicas { tokens.append(try store.addDevice(name: "device \(i)", user: "office").token) }
+            _ = try store.demo.load()
+            _ = try store.accounts.addUser(name: "office", role: .backOffice, actor: "kt-torture")
+            _ = try store.accounts.addScope(Access.everyScope, to: "office", actor: "kt-torture")
+            for i in 0..<replicas { tokens.append(try store.accounts.addDevice(name: "device \(i)", user: "office").token) }
         }
         var server = try ServerProcess.start(bin: bin, data: data, schema: schema, port: 0)
         let url = "http://127.0.0.1:\(server.port)"

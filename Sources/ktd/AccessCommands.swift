@@ -36,7 +36,7 @@ struct UserCommand: AsyncParsableCommand {
         @Flag(help: "Print JSON.") var json = false
 
         func run() async throws {
-            let user = try store.openStore().addUser(name: name, role: role, profile: profile, actor: adminActor())
+            let user = try store.openStore().accounts.addUser(name: name, role: role, profile: profile, actor: adminActor())
             if json { return try Terminal.printJSON(user) }
             print("User '\(user.name)' added as \(user.role.rawValue)\(user.profile.map { " (profile \($0))" } ?? "").")
             print("Give them a scope next: ktd admin scope add \(Terminal.shellQuoted(user.name)) team:<code>")
@@ -49,7 +49,7 @@ struct UserCommand: AsyncParsableCommand {
         @Flag(help: "Print JSON.") var json = false
 
         func run() async throws {
-            let users = try store.openStore().users()
+            let users = try store.openStore().accounts.users()
             if json { return try Terminal.printJSON(users) }
             Terminal.printTable(["NAME", "ROLE", "SCOPES", "DISABLED"], users.map {
                 [$0.name, $0.role.rawValue + ($0.profile.map { " (\($0))" } ?? ""),
@@ -65,7 +65,7 @@ struct UserCommand: AsyncParsableCommand {
         @Flag(help: "Print JSON.") var json = false
 
         func run() async throws {
-            let disabled = try store.openStore().disableUser(user, actor: adminActor())
+            let disabled = try store.openStore().accounts.disableUser(user, actor: adminActor())
             if json { return try Terminal.printJSON(disabled) }
             print("User '\(disabled.name)' disabled at \(disabled.disabledAt ?? "?").")
         }
@@ -95,7 +95,7 @@ struct ScopeCommand: AsyncParsableCommand {
         @Flag(help: "Print JSON.") var json = false
 
         func run() async throws {
-            let updated = try store.openStore().addScope(scope, to: user, actor: adminActor())
+            let updated = try store.openStore().accounts.addScope(scope, to: user, actor: adminActor())
             if json { return try Terminal.printJSON(updated) }
             print("\(updated.name) now has: \(updated.scopes.joined(separator: " ")).")
         }
@@ -109,7 +109,7 @@ struct ScopeCommand: AsyncParsableCommand {
         @Flag(help: "Print JSON.") var json = false
 
         func run() async throws {
-            let updated = try store.openStore().removeScope(scope, from: user, actor: adminActor())
+            let updated = try store.openStore().accounts.removeScope(scope, from: user, actor: adminActor())
             if json { return try Terminal.printJSON(updated) }
             print("\(updated.name) now has: \(updated.scopes.isEmpty ? "(no scopes)" : updated.scopes.joined(separator: " ")).")
         }
@@ -123,7 +123,7 @@ struct ScopeCommand: AsyncParsableCommand {
 
         func run() async throws {
             let serverStore = try store.openStore()
-            let users = try user.map { [try serverStore.user($0)] } ?? serverStore.users()
+            let users = try user.map { [try serverStore.accounts.user($0)] } ?? serverStore.accounts.users()
             let rows = users.flatMap { user in user.scopes.map { [user.name, $0] } }
             if json { return try Terminal.printJSON(rows.map { ["user": $0[0], "scope": $0[1]] }) }
             Terminal.printTable(["USER", "SCOPE"], rows)
@@ -146,7 +146,7 @@ struct DeviceCommand: AsyncParsableCommand {
         @Flag(help: "Print JSON.") var json = false
 
         func run() async throws {
-            let (device, token) = try store.openStore().addDevice(name: name, user: user, actor: adminActor())
+            let (device, token) = try store.openStore().accounts.addDevice(name: name, user: user, actor: adminActor())
             if json {
                 try Terminal.printJSON(["id": device.id, "name": device.name, "user": device.user, "token": token])
             } else {
@@ -162,7 +162,7 @@ struct DeviceCommand: AsyncParsableCommand {
         @Flag(help: "Print JSON.") var json = false
 
         func run() async throws {
-            let devices = try store.openStore().devices()
+            let devices = try store.openStore().accounts.devices()
             if json { return try Terminal.printJSON(devices) }
             Terminal.printTable(["ID", "NAME", "USER", "CREATED", "REPLICA", "STATE"], devices.map {
                 [$0.id, $0.name, $0.user, $0.createdAt, $0.node ?? "-",
@@ -179,7 +179,7 @@ struct DeviceCommand: AsyncParsableCommand {
         @Flag(help: "Print JSON.") var json = false
 
         func run() async throws {
-            let revoked = try store.openStore().revokeDevice(device, actor: adminActor())
+            let revoked = try store.openStore().accounts.revokeDevice(device, actor: adminActor())
             if json { return try Terminal.printJSON(revoked) }
             print("Device '\(revoked.name)' revoked at \(revoked.revokedAt ?? "?").")
         }
@@ -193,7 +193,7 @@ struct DeviceCommand: AsyncParsableCommand {
         @Flag(help: "Print JSON.") var json = false
 
         func run() async throws {
-            let lost = try store.openStore().markDeviceLost(device, actor: adminActor())
+            let lost = try store.openStore().accounts.markDeviceLost(device, actor: adminActor())
             if json { return try Terminal.printJSON(lost) }
             print("Device '\(lost.name)' reported lost at \(lost.lostAt ?? "?"): refused from now on; it wipes its replica when it next connects.")
         }
@@ -214,7 +214,7 @@ struct DeviceCommand: AsyncParsableCommand {
         @Flag(help: "Print JSON.") var json = false
 
         func run() async throws {
-            let released = try store.openStore().releaseDevice(device, actor: adminActor())
+            let released = try store.openStore().accounts.releaseDevice(device, actor: adminActor())
             if json { return try Terminal.printJSON(released) }
             print("Device '\(released.name)' released: the next replica to push with its token is bound to it.")
         }

@@ -23,7 +23,7 @@ struct AuditCommand: AsyncParsableCommand {
     func run() async throws {
         let serverStore = try store.openStore()
         guard let resident else {
-            let entries = try serverStore.auditTrail(limit: limit)
+            let entries = try serverStore.audit.entries(limit: limit)
             if json { return try Terminal.printJSON(entries) }
             return Terminal.printTable(["WHEN", "WHO", "ACTION", "SUBJECT", "DETAIL"], entries.map {
                 [$0.at, $0.actor, $0.action, $0.subject ?? "", Terminal.shorten($0.detail ?? "", to: 60)]
@@ -31,9 +31,9 @@ struct AuditCommand: AsyncParsableCommand {
         }
         let answer: ResidentAudit
         do {
-            answer = try serverStore.audit(resident: resident)
+            answer = try serverStore.audit.resident( resident)
         } catch AdminError.notFound(let why) {
-            if let erasure = try serverStore.erasure(ofResident: resident) {
+            if let erasure = try serverStore.erasure.find(resident: resident) {
                 if json { return try Terminal.printJSON(erasure) }
                 print("Resident \(resident) was erased at \(erasure.at) by \(erasure.actor): \(erasure.detail ?? "").")
                 return
@@ -79,14 +79,14 @@ struct EraseCommand: AsyncParsableCommand {
     func run() async throws {
         let serverStore = try store.openStore()
         guard yes else {
-            let rows = try serverStore.rowsOfResident(id)
+            let rows = try serverStore.erasure.rowsOfResident(id)
             if json { return try Terminal.printJSON(rows) }
             print("Would erase \(rows.count) rows:")
             Terminal.printTable(["TABLE", "ROW"], rows.map { [$0.table, $0.row] })
             print("\nRun again with --yes to erase them.")
             return
         }
-        let report = try serverStore.eraseResident(id, actor: adminActor())
+        let report = try serverStore.erasure.eraseResident(id, actor: adminActor())
         if json { return try Terminal.printJSON(report) }
         let tables = report.rowsByTable.sorted { $0.key < $1.key }.map { "\($0.value) \($0.key)" }.joined(separator: ", ")
         print("Erased \(report.rows) rows (\(tables)): \(report.cells) cells, \(report.historyEntries) history entries, "

@@ -202,8 +202,8 @@ struct Demo: AsyncParsableCommand {
 
     func run() async throws {
         let serverStore = try store.openStore()
-        let response = try serverStore.loadDemoData()
-        try serverStore.addDemoUsers(actor: adminActor())
+        let response = try serverStore.demo.load()
+        try serverStore.demo.addUsers(actor: adminActor())
         let applied = response.results.filter { $0.status == .applied }.count
         var synthetic = 0, rejected = 0
         let start = Date()
@@ -254,7 +254,7 @@ struct ConflictsCommand: AsyncParsableCommand {
         func run() async throws {
             let filter = ConflictFilter(table: table, row: row, since: since, device: device, user: user,
                                         unresolvedOnly: unresolved, reviewOnly: review)
-            let conflicts = Array(try store.openStore().conflicts(limit: 1_000_000).filter(filter.matches).prefix(limit))
+            let conflicts = Array(try store.openStore().conflicts.list(limit: 1_000_000).filter(filter.matches).prefix(limit))
             if json { return try Terminal.printJSON(conflicts) }
             let width = full ? Int.max : 28
             Terminal.printTable(["ID", "CELL", "WINNER", "LOSER", "WHO (WON / LOST)", "RULE", "STATE", "RECORDED"], conflicts.map {
@@ -274,7 +274,7 @@ struct ConflictsCommand: AsyncParsableCommand {
         @Flag(help: "Print JSON.") var json = false
 
         func run() async throws {
-            guard let conflict = try store.openStore().conflict(id: id) else { throw ValidationError("no conflict with id \(id)") }
+            guard let conflict = try store.openStore().conflicts.find(id: id) else { throw ValidationError("no conflict with id \(id)") }
             if json { return try Terminal.printJSON(conflict) }
             print(Terminal.describe(conflict))
         }
@@ -297,17 +297,17 @@ struct ConflictsCommand: AsyncParsableCommand {
 
         func run() async throws {
             let serverStore = try store.openStore()
-            let choice: ServerStore.Choice
+            let choice: Conflicts.Choice
             switch (keep, value) {
             case ("winner"?, nil): choice = .keepWinner
             case ("loser"?, nil): choice = .restoreLoser
             case (nil, let text?):
-                guard let conflict = try serverStore.conflict(id: id) else { throw ValidationError("no conflict with id \(id)") }
+                guard let conflict = try serverStore.conflicts.find(id: id) else { throw ValidationError("no conflict with id \(id)") }
                 choice = .value(try serverStore.dataModel.value(fromText: text, table: conflict.table, column: conflict.column))
             default: throw ValidationError("say either --keep winner, --keep loser or --value V")
             }
-            _ = try serverStore.resolveConflict(id: id, choice, by: by, note: note)
-            if json { return try Terminal.printJSON(try serverStore.conflict(id: id)) }
+            _ = try serverStore.conflicts.resolve(id: id, choice, by: by, note: note)
+            if json { return try Terminal.printJSON(try serverStore.conflicts.find(id: id)) }
             print("Conflict \(id) resolved by \(by); devices receive it on their next sync.")
         }
     }
@@ -330,7 +330,7 @@ struct Backup: AsyncParsableCommand {
         let start = Date()
         var lastDecile = -1
         let terminal = Terminal.colours
-        try serverStore.backup(to: file) { done, total in
+        try serverStore.backups.backup(to: file) { done, total in
             guard total > 0, !json else { return }
             if terminal {
                 let width = 40, filled = width * done / total
@@ -342,7 +342,7 @@ struct Backup: AsyncParsableCommand {
         }
         if terminal && !json { FileHandle.standardError.write(Data("\n".utf8)) }
         let size = (try? FileManager.default.attributesOfItem(atPath: file)[.size] as? Int) ?? 0
-        try serverStore.recordAdminAction(actor: adminActor(), action: "backup", subject: file, detail: "\(size) bytes")
+        try serverStore.audit.record(actor: adminActor(), action: "backup", subject: file, detail: "\(size) bytes")
         if json { return try Terminal.printJSON(["file": file, "bytes": String(size), "milliseconds": String(Int(Date().timeIntervalSince(start) * 1000))]) }
         print("Backup written to \(file) (\(size / 1024) KiB) in \(String(format: "%.1f", Date().timeIntervalSince(start))) s.")
     }
@@ -369,7 +369,7 @@ struct Restore: AsyncParsableCommand {
         guard yes else {
             throw ValidationError("this replaces the store in \(store.data) by \(file); run again with --yes to go ahead")
         }
-        let restored = try store.openStore().restore(from: file, actor: adminActor())
+        let restored = try store.openStore().backups.restore(from: file, actor: adminActor())
         if json {
             return try Terminal.printJSON(["file": file, "sequence": String(restored.sequence), "epoch": restored.epoch,
                                            "erasedAgain": String(restored.erasedAgain)])

@@ -19,7 +19,7 @@ import Testing
 
     static func start() async throws -> TestServer {
         let server = try await TestServer.start()
-        _ = try server.store.loadDemoData()
+        _ = try server.store.demo.load()
         return server
     }
 
@@ -54,9 +54,9 @@ import Testing
         let status = try fatima.status()
         #expect(status.rejectedChanges.allSatisfy { $0.code == "out_of_scope" }, "\(status.rejectedChanges.map(\.code))")
         #expect(status.rejectedChanges.count == report.pushed.rejected, "the refused writes stay visible on the device")
-        #expect(try server.store.cell(table: "cases", row: Self.tarikCase, column: "team")?.value == .text("heiloo"))
-        #expect(try server.store.cell(table: "cases", row: Self.tarikCase, column: "status")?.value != .text("gesloten"))
-        #expect(try server.store.cell(table: "visits", row: visit, column: "case_id") == nil, "nothing of the new visit was stored")
+        #expect(try server.store.inspection.cell(table: "cases", row: Self.tarikCase, column: "team")?.value == .text("heiloo"))
+        #expect(try server.store.inspection.cell(table: "cases", row: Self.tarikCase, column: "status")?.value != .text("gesloten"))
+        #expect(try server.store.inspection.cell(table: "visits", row: visit, column: "case_id") == nil, "nothing of the new visit was stored")
 
         // Reading another team's history answers nothing.
         let history = try await onThread { try SyncEngine(replica: fatima).history(table: "cases", row: Self.tarikCase) }
@@ -125,10 +125,10 @@ import Testing
         #expect(try ids(bert, "residents").contains(Self.deVries))
         #expect(try ids(bert, "carers") == [Self.els, Self.joepsMother])
         #expect(try bert.knownCellCount() - bertsCellsBefore == bertsPull.pulled.cellsApplied)
-        let moved = try server.store.rowsTakingScopes(from: RowReference(table: "cases", row: Self.deVriesCase))
+        let moved = try server.store.inspection.rowsTakingScopes(from: RowReference(table: "cases", row: Self.deVriesCase))
         #expect(moved.count == 10, "case, resident, visit, note, 2 provisions, carer, care relation, help request, match")
         var movedCells = 0
-        for row in moved { movedCells += try server.store.cellCount(table: row.table, row: row.row) }
+        for row in moved { movedCells += try server.store.inspection.cellCount(table: row.table, row: row.row) }
         #expect(bertsPull.pulled.cellsReceived == movedCells, "only the moved rows, nothing else again")
 
         let fatimasSync = try await fatima.sync()
@@ -161,9 +161,9 @@ import Testing
         let disabled = try server.replica("laptop 3", user: "bert", role: .consultant, scopes: ["team:bergen"])
         for replica in [revoked, lost, disabled] { try await replica.sync() }
 
-        _ = try server.store.revokeDevice("laptop 1")
-        _ = try server.store.markDeviceLost("laptop 2", actor: "test")
-        _ = try server.store.disableUser("bert", actor: "test")
+        _ = try server.store.accounts.revokeDevice("laptop 1")
+        _ = try server.store.accounts.markDeviceLost("laptop 2", actor: "test")
+        _ = try server.store.accounts.disableUser("bert", actor: "test")
 
         await #expect { try await revoked.sync() } throws: { "\($0)".contains("token_revoked") }
         #expect(FileManager.default.fileExists(atPath: revoked.path), "a revoked device keeps its replica")
@@ -233,18 +233,18 @@ import Testing
         try await bert.sync()
         #expect(try ids(bert, "cases") == [Self.joepCase])
 
-        _ = try server.store.addScope("team:castricum-noord", to: "bert", actor: "test")
+        _ = try server.store.accounts.addScope("team:castricum-noord", to: "bert", actor: "test")
         let gained = try await bert.sync()
         #expect(try ids(bert, "cases") == [Self.joepCase, Self.sanneCase, Self.deVriesCase])
         #expect(gained.pulled.rowsEvicted == 0)
 
         // Written while he still had Bergen, sent after he lost it: accepted, then the rows leave.
         try bert.execute("UPDATE cases SET contact_person = 'Bert' WHERE id = ?", [.text(Self.joepCase)])
-        _ = try server.store.removeScope("team:bergen", from: "bert", actor: "test")
+        _ = try server.store.accounts.removeScope("team:bergen", from: "bert", actor: "test")
         let lost = try await bert.sync()
         let refusedMessages = try bert.status().rejectedChanges.map(\.message)
         #expect(lost.pushed.applied == 1, "\(refusedMessages) \(lost)")
-        #expect(try server.store.cell(table: "cases", row: Self.joepCase, column: "contact_person")?.value == .text("Bert"))
+        #expect(try server.store.inspection.cell(table: "cases", row: Self.joepCase, column: "contact_person")?.value == .text("Bert"))
         #expect(try ids(bert, "cases") == [Self.sanneCase, Self.deVriesCase])
         #expect(try !ids(bert, "carers").contains(Self.joepsMother))
         #expect(lost.pulled.rowsEvicted > 0)

@@ -23,8 +23,8 @@ import Testing
         }
         let backupPath = server.directory + "/backup.sqlite"
         var steps = 0
-        try await onThread { try server.store.backup(to: backupPath) { _, _ in } }
-        try server.store.backup(to: backupPath + "2") { _, _ in steps += 1 }
+        try await onThread { try server.store.backups.backup(to: backupPath) { _, _ in } }
+        try server.store.backups.backup(to: backupPath + "2") { _, _ in steps += 1 }
         try await load.value
         #expect(steps > 0)
 
@@ -44,7 +44,7 @@ import Testing
         let restored = try temporaryDirectory("restored")
         try FileManager.default.copyItem(atPath: backupPath, toPath: restored + "/" + ServerStore.fileName)
         let store = try ServerStore(directory: restored, dataModel: server.store.dataModel)
-        #expect(try store.counts()["cells"] ?? 0 >= 200 * 30)
+        #expect(try store.inspection.counts()["cells"] ?? 0 >= 200 * 30)
 
         let ready = try await onThread { try CurlTransport(baseURL: server.url, token: "").send(method: "GET", path: "/readyz", query: [], body: nil) }
         #expect(ready.status == 200)
@@ -55,13 +55,13 @@ import Testing
     /// losing their pending writes, and send again what they had delivered after the backup.
     @Test func afterARestoreToAnOlderStateDevicesRecoverTheirOwnWrites() async throws {
         let server = try await TestServer.start()
-        _ = try server.store.loadDemoData()
+        _ = try server.store.demo.load()
         let clock = TestClock()
         let laptop = try server.replica("laptop fatima", clock: clock, user: "fatima", role: .consultant, scopes: ["team:castricum-noord"])
         let office = try server.replica("office", clock: clock)
         for replica in [laptop, office] { try await replica.sync() }
         let backup = server.directory + "/before.sqlite"
-        try await onThread { try server.store.backup(to: backup) }
+        try await onThread { try server.store.backups.backup(to: backup) }
 
         // After the backup: delivered writes of both devices, then a restore loses them on the server.
         let deliveredNote = newID()
@@ -72,9 +72,9 @@ import Testing
         for replica in [laptop, office, laptop] { try await replica.sync() }
         #expect(try laptop.outbox().isEmpty && office.outbox().isEmpty)
 
-        let restored = try server.store.restore(from: backup, actor: "test")
-        #expect(try server.store.cell(table: "notes", row: deliveredNote, column: "body") == nil, "the restore lost it")
-        #expect(try server.store.auditTrail().first?.action == "restore")
+        let restored = try server.store.backups.restore(from: backup, actor: "test")
+        #expect(try server.store.inspection.cell(table: "notes", row: deliveredNote, column: "body") == nil, "the restore lost it")
+        #expect(try server.store.audit.entries().first?.action == "restore")
 
         // Written after the restore, not yet sent.
         let pendingNote = newID()
@@ -90,7 +90,7 @@ import Testing
                                             ("notes", pendingNote, "body", .text("Nog niet verstuurd.")),
                                             ("cases", AccessTests.deVriesCase, "contact_person", .text("Fatima")),
                                             ("cases", AccessTests.sanneCase, "status", .text("plan"))] {
-            #expect(try server.store.cell(table: table, row: row, column: column)?.value == value, "\(table).\(column) on the server")
+            #expect(try server.store.inspection.cell(table: table, row: row, column: column)?.value == value, "\(table).\(column) on the server")
             #expect(try laptop.value(table, row, column) == value, "\(table).\(column) on the laptop")
             #expect(try office.value(table, row, column) == value, "\(table).\(column) at the office")
         }
@@ -113,19 +113,19 @@ import Testing
         _ = try seedCase(on: laptop)
         try await laptop.sync()
         let backup = server.directory + "/by-hand.sqlite"
-        try await onThread { try server.store.backup(to: backup) }
+        try await onThread { try server.store.backups.backup(to: backup) }
         let (_, later) = try seedCase(on: laptop, name: "Na de back-up")
         try await laptop.sync()
         // Put the old file back underneath the running store, keeping its epoch.
         let old = try SQLiteConnection(path: backup, readOnly: true)
         let live = try SQLiteConnection(path: server.directory + "/" + ServerStore.fileName)
         try old.copy(into: live)
-        #expect(try server.store.cell(table: "cases", row: later, column: "team") == nil)
+        #expect(try server.store.inspection.cell(table: "cases", row: later, column: "team") == nil)
 
         let recovery = try await laptop.sync()
         #expect(recovery.pulled.changesRequeued > 0)
-        #expect(try server.store.cell(table: "cases", row: later, column: "team")?.value == .text("castricum-noord"))
-        #expect(try server.store.auditTrail().contains { $0.action == "epoch.rotate" })
+        #expect(try server.store.inspection.cell(table: "cases", row: later, column: "team")?.value == .text("castricum-noord"))
+        #expect(try server.store.audit.entries().contains { $0.action == "epoch.rotate" })
         await server.stop()
     }
 }

@@ -43,8 +43,8 @@ import Testing
     /// pages of 7 cells (page j from server j mod n); in the end every cell of every note is on it.
     private func writeWhilePulling(store: ServerStore, servers: [String], work: String) async throws {
         let model = store.dataModel
-        try await onThread { try store.ensureUser("office", role: .backOffice, scopes: ["*"]) }
-        let tokens = try await onThread { try (0..<5).map { try store.addDevice(name: "device \($0)", user: "office").token } }
+        try await onThread { try store.accounts.ensureUser("office", role: .backOffice, scopes: ["*"]) }
+        let tokens = try await onThread { try (0..<5).map { try store.accounts.addDevice(name: "device \($0)", user: "office").token } }
         let replicas = try tokens.enumerated().map { index, token in
             try Replica.create(path: work + "/device-\(index).sqlite", dataModel: model, serverURL: servers[index % servers.count], token: token)
         }

@@ -16,7 +16,7 @@ import Testing
 
         static func start() async throws -> Fleet {
             let server = try await TestServer.start()
-            _ = try server.store.loadDemoData()
+            _ = try server.store.demo.load()
             let clock = TestClock()  // shared: the order of writes in a test is the order of their versions
             let fleet = Fleet(server: server, laptop: try server.replica("laptop", clock: clock), office: try server.replica("office", clock: clock))
             try await fleet.syncAll()
@@ -48,7 +48,7 @@ import Testing
         try fleet.expectSameEverywhere()
         #expect(try fleet.office.value("plans", Self.tarikPlan, "agreed_with") == .text("Tarik en Maryam"))
         #expect(try fleet.laptop.value("provisions", Self.householdHelp, "end_date") == .text("2027-12-31"))
-        #expect(try fleet.server.store.conflicts().isEmpty)
+        #expect(try fleet.server.store.conflicts.list().isEmpty)
         await fleet.server.stop()
     }
 
@@ -63,7 +63,7 @@ import Testing
         try fleet.expectSameEverywhere()
         #expect(try fleet.laptop.value("cases", Self.deVriesCase, "status") == .text("levering"))
         #expect(try fleet.laptop.value("cases", Self.deVriesCase, "contact_person") == .text("Anne de Wit"))
-        let conflicts = try fleet.server.store.conflicts()
+        let conflicts = try fleet.server.store.conflicts.list()
         #expect(Set(conflicts.map(\.column)) == ["status", "contact_person"])
         #expect(conflicts.count == 3)
         #expect(conflicts.allSatisfy { $0.review && $0.loserVersion.node == fleet.laptop.node })
@@ -85,7 +85,7 @@ import Testing
         try await fleet.syncAll()
         try fleet.expectSameEverywhere()
         #expect(try fleet.laptop.query("SELECT count(*) FROM notes WHERE case_id = ?", [.text(youthCase)]).rows.first?.first == .integer(3))
-        #expect(try fleet.server.store.conflicts().isEmpty)
+        #expect(try fleet.server.store.conflicts.list().isEmpty)
         await fleet.server.stop()
     }
 
@@ -117,7 +117,7 @@ import Testing
         try fleet.expectSameEverywhere()
         #expect(try fleet.laptop.rowCount("appreciations") == 2, "nothing typed is dropped")
         #expect(try fleet.office.value("carer_load_assessments", load, "load") == .text("overloaded"))
-        let duplicates = try fleet.server.store.conflicts().filter { $0.rule == "duplicate" }
+        let duplicates = try fleet.server.store.conflicts.list().filter { $0.rule == "duplicate" }
         try #require(duplicates.count == 1)
         #expect(duplicates[0].table == "appreciations" && duplicates[0].column == "carer_id+year" && duplicates[0].review)
         #expect(Set([duplicates[0].winnerValue, duplicates[0].loserValue]) == [.text(first), .text(second)])
@@ -125,7 +125,7 @@ import Testing
         // Another year is no duplicate.
         try fleet.office.execute("INSERT INTO appreciations (id, carer_id, year) VALUES (?, ?, 2027)", [.text(newID()), .text(carer)])
         try await fleet.syncAll()
-        #expect(try fleet.server.store.conflicts().filter { $0.rule == "duplicate" }.count == 1)
+        #expect(try fleet.server.store.conflicts.list().filter { $0.rule == "duplicate" }.count == 1)
         await fleet.server.stop()
     }
 
@@ -139,7 +139,7 @@ import Testing
         try fleet.laptop.execute("INSERT INTO matches (id, volunteer_id, help_request_id, status) VALUES (?, ?, ?, 'proposed')",
                                  [.text(newID()), .text(volunteer), .text(request)])
         try await fleet.syncAll()
-        let duplicates = try fleet.server.store.conflicts().filter { $0.rule == "duplicate" && $0.table == "matches" }
+        let duplicates = try fleet.server.store.conflicts.list().filter { $0.rule == "duplicate" && $0.table == "matches" }
         #expect(duplicates.count == 1)
         #expect(try fleet.office.conflicts().contains { $0.rule == "duplicate" && $0.review })
         await fleet.server.stop()
@@ -155,7 +155,7 @@ import Testing
         try await fleet.office.sync()
         try fleet.expectSameEverywhere()
         #expect(try fleet.laptop.value("plans", Self.tarikPlan, "signed_at") == .text("2026-11-20T14:00:00Z"))
-        let conflict = try #require(try fleet.server.store.conflicts().first { $0.rule == "immutable" })
+        let conflict = try #require(try fleet.server.store.conflicts.list().first { $0.rule == "immutable" })
         #expect(conflict.loserValue == .text("2026-11-22T09:00:00Z"))
         // Locally, a signed plan now refuses a change at once.
         #expect(throws: (any Error).self) {
@@ -186,7 +186,7 @@ import Testing
             #expect(record.resolvedAt != nil)
             #expect(record.resolution?.hasPrefix("restored loser") == true)
         }
-        #expect(try fleet.server.store.conflict(id: conflict.id)?.resolvedBy != nil)
+        #expect(try fleet.server.store.conflicts.find(id: conflict.id)?.resolvedBy != nil)
         await fleet.server.stop()
     }
 
@@ -195,8 +195,8 @@ import Testing
         try fleet.laptop.execute("UPDATE cases SET contact_person = 'Fatima' WHERE id = ?", [.text(Self.deVriesCase)])
         try fleet.office.execute("UPDATE cases SET contact_person = 'Anne' WHERE id = ?", [.text(Self.deVriesCase)])
         try await fleet.syncAll()
-        let conflict = try #require(try fleet.server.store.conflicts().first)
-        _ = try fleet.server.store.resolveConflict(id: conflict.id, .value(.text("Fatima en Anne")), by: "teamleider", note: "duo")
+        let conflict = try #require(try fleet.server.store.conflicts.list().first)
+        _ = try fleet.server.store.conflicts.resolve(id: conflict.id, .value(.text("Fatima en Anne")), by: "teamleider", note: "duo")
         try await fleet.syncAll()
         try fleet.expectSameEverywhere()
         #expect(try fleet.laptop.value("cases", Self.deVriesCase, "contact_person") == .text("Fatima en Anne"))
@@ -224,7 +224,7 @@ import Testing
 
     @Test func conflictsAreFoundByUserAndDeviceInTheFieldAndAtTheOffice() async throws {
         let server = try await TestServer.start()
-        _ = try server.store.loadDemoData()
+        _ = try server.store.demo.load()
         let clock = TestClock()
         let fatima = try server.replica("laptop fatima", clock: clock, user: "fatima", role: .consultant, scopes: ["team:castricum-noord"])
         let anne = try server.replica("desk anne", clock: clock, user: "anne", role: .backOffice, scopes: ["*"])
@@ -235,7 +235,7 @@ import Testing
         try await anne.sync()
         try await fatima.sync()
 
-        let onServer = try server.store.conflicts()
+        let onServer = try server.store.conflicts.list()
         #expect(onServer.count == 1)
         let record = try #require(onServer.first)
         #expect(record.winnerUser == "anne" && record.loserUser == "fatima")

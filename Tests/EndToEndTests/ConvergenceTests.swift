@@ -57,7 +57,7 @@ import Testing
         }
         for replica in replicas { #expect(try replica.outbox().isEmpty) }
         // Every case the server says is live is on the replicas, and only those.
-        let live = try caseIDs.filter { try server.store.rowIsLive(table: "cases", row: $0) }
+        let live = try caseIDs.filter { try server.store.inspection.rowIsLive(table: "cases", row: $0) }
         #expect(Set((reference["cases"] ?? []).map { $0[0] }) == Set(live.map(CellValue.text)))
         // Every note written anywhere survives (append-only rows never conflict away).
         #expect(try replicas[0].rowCount("notes") == notesWritten)

@@ -86,7 +86,7 @@ import Testing
         }
         // The sample note is confidential: only holders of the case's own team scope see it, not `*`.
         let team = try #require(try laptop.value("cases", ids["cases"]!, "team")?.description)
-        _ = try server.store.addScope("team:\(team)", to: "office", actor: "test")
+        _ = try server.store.accounts.addScope("team:\(team)", to: "office", actor: "test")
         let report = try await laptop.sync()
         #expect(report.pushed.rejected == 0)
         #expect(report.pushed.applied == model.tables.reduce(0) { $0 + $1.columns.count })
@@ -213,7 +213,7 @@ import Testing
         let outbox = try old.outbox()
         #expect(outbox.allSatisfy { $0.state == "rejected" && $0.code == "upgrade_required" })
         #expect(outbox.first?.message?.contains("kt upgrade") == true)
-        #expect(try server.store.counts()["cells"] == 0)
+        #expect(try server.store.inspection.counts()["cells"] == 0)
 
         let upgrade = try old.upgrade(to: server.store.dataModel)
         #expect(upgrade.changesRequeued == pending)
@@ -275,7 +275,7 @@ import Testing
 
     @Test func ktDueListsTheDemoCasesOffline() async throws {
         let server = try await TestServer.start()
-        _ = try server.store.loadDemoData()
+        _ = try server.store.demo.load()
         let laptop = try server.replica("laptop")
         try await laptop.sync()
         await server.stop()  // from here on the laptop is offline
@@ -297,7 +297,7 @@ import Testing
         try laptop.execute("UPDATE cases SET contact_person = ? WHERE id = ?", [.text(""), .text(caseID)])
         #expect(try laptop.value("cases", caseID, "contact_person") == .text(""))
         try await laptop.sync()
-        #expect(try server.store.cell(table: "cases", row: caseID, column: "contact_person")?.value == .text(""))
+        #expect(try server.store.inspection.cell(table: "cases", row: caseID, column: "contact_person")?.value == .text(""))
         await server.stop()
     }
 }

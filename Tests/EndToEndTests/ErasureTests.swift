@@ -40,7 +40,7 @@ import Testing
         #expect(try !fatima.conflicts().isEmpty)
 
         // Who changed and who received her data.
-        let audit = try server.store.audit(resident: Self.deVries)
+        let audit = try server.store.audit.resident( Self.deVries)
         #expect(audit.rows.count == 10)
         #expect(audit.changes.contains { $0.user == "fatima" && $0.device == "laptop fatima" && $0.table == "residents" && $0.cells == 2 })
         #expect(audit.changes.contains { $0.user == "office (ktd admin)" && $0.table == "cases" }, "the demo data came from the office")
@@ -50,11 +50,11 @@ import Testing
         // The old laptop, offline, still writes about her.
         try stale.execute("UPDATE residents SET phone = '072-5551234', first_name = 'Mien' WHERE id = ?", [.text(Self.deVries)])
 
-        let report = try server.store.eraseResident(Self.deVries, actor: "test")
+        let report = try server.store.erasure.eraseResident(Self.deVries, actor: "test")
         #expect(report.rows == 10 && report.historyEntries > 0 && report.conflicts == 1)
-        let erased = try #require(try server.store.erasure(ofResident: Self.deVries))
+        let erased = try #require(try server.store.erasure.find(resident: Self.deVries))
         #expect(erased.actor == "test" && erased.action == "erase.resident")
-        #expect(throws: AdminError.self) { try server.store.audit(resident: Self.deVries) }
+        #expect(throws: AdminError.self) { try server.store.audit.resident( Self.deVries) }
 
         let fatimasSync = try await fatima.sync()
         #expect(fatimasSync.pulled.rowsPurged == 10)

@@ -87,12 +87,12 @@ final class RawConnection: @unchecked Sendable {
 
     @Test func theHostileBatteryGetsFourHundredsStoresNothingAndTheServerKeepsServing() async throws {
         let server = try await TestServer.start(maxRequestBytes: 1024 * 1024)
-        _ = try server.store.loadDemoData()
+        _ = try server.store.demo.load()
         let laptop = try server.replica("laptop")
         try await laptop.sync()
         let token = try server.token("attacker device")
         let revoked = try server.token("stolen laptop")
-        _ = try server.store.revokeDevice("stolen laptop")
+        _ = try server.store.accounts.revokeDevice("stolen laptop")
 
         // A valid push, captured, to replay later.
         let change = Change(id: "000000000000004d-replayed-1", table: "notes", row: newID(), column: "body", value: .text("eerlijk"),
@@ -101,7 +101,7 @@ final class RawConnection: @unchecked Sendable {
         let validPush = Data(FeedCoding.encode(PushRequest(node: NodeID(rawValue: 77)!, schemaVersion: 2, changes: [change])))
         let first = try await send(server, token: token, "POST", "/v1/push", body: validPush)
         #expect(first.0 == 200)
-        let before = try server.store.counts()
+        let before = try server.store.inspection.counts()
 
         var outcomes: [Outcome] = []
         func record(_ name: String, _ result: (Int, String?)) { outcomes.append(Outcome(name: name, status: result.0, code: result.1)) }
@@ -166,7 +166,7 @@ final class RawConnection: @unchecked Sendable {
         // A replayed push is answered as the first time and stores nothing again.
         let replay = try await send(server, token: token, "POST", push, body: validPush)
         #expect(replay.0 == 200)
-        #expect(try server.store.counts() == before, "nothing stored from the battery or the replay")
+        #expect(try server.store.inspection.counts() == before, "nothing stored from the battery or the replay")
 
         // Slowloris: many connections trickle a request head and never finish it.
         let trickling = try await onThread { () -> [RawConnection] in

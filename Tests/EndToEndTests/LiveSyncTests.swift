@@ -97,8 +97,8 @@ extension LiveSyncTests {
         let work = try temporaryDirectory("restart")
         let data = work + "/data"
         let store = try ServerStore(directory: data, dataModel: try shippedDataModel())
-        try store.ensureUser("office", role: .backOffice, scopes: ["*"])
-        let tokens = try ["a", "b"].map { try store.addDevice(name: $0, user: "office").token }
+        try store.accounts.ensureUser("office", role: .backOffice, scopes: ["*"])
+        let tokens = try ["a", "b"].map { try store.accounts.addDevice(name: $0, user: "office").token }
         let (first, url) = try await CommandLineTests().startServer(data: data, in: work)
         let port = Int(url.split(separator: ":").last!)!
         let model = store.dataModel
@@ -153,7 +153,7 @@ extension LiveSyncTests {
             guard parts.count == 2, let value = Double(parts[1]) else { Issue.record("unparsable line: \(line)"); continue }
             samples[String(parts[0])] = value
         }
-        let cells = Double(try server.store.counts()["changes"] ?? 0)
+        let cells = Double(try server.store.inspection.counts()["changes"] ?? 0)
         #expect(samples[#"kt_changes_total{status="applied"}"#] == cells - 1)
         #expect(samples[#"kt_changes_total{status="conflict"}"#] == 1)
         #expect((samples[#"kt_http_requests_total{route="/v1/push",status="200"}"#] ?? 0) >= 3)

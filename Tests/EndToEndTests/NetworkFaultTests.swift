@@ -13,7 +13,7 @@ import Testing
 
     @Test func everyFaultLeavesTheReplicaWholeTheOutboxKeptAndTheReasonInWords() async throws {
         let server = try await TestServer.start()
-        _ = try server.store.loadDemoData()
+        _ = try server.store.demo.load()
         let proxy = try FaultProxy(upstreamPort: server.port)
         defer { proxy.stop() }
         let office = try server.replica("office")
@@ -72,7 +72,7 @@ import Testing
         }
         try await office.sync()
         #expect(try laptop.snapshot() == office.snapshot(), "both replicas hold the same data")
-        #expect(try server.store.counts()["changes"] == Int64(expectedChanges), "every change stored exactly once")
+        #expect(try server.store.inspection.counts()["changes"] == Int64(expectedChanges), "every change stored exactly once")
         await server.stop()
     }
 
@@ -104,7 +104,7 @@ import Testing
         #expect(failures.count >= 3)
         #expect(Set(failures).count > 1, "jitter: the pauses differ \(failures)")
         #expect(failures.allSatisfy { $0 >= 0.5 && $0 <= 1 })
-        #expect(try server.store.cell(table: "cases", row: caseID, column: "team")?.value == .text("castricum-noord"))
+        #expect(try server.store.inspection.cell(table: "cases", row: caseID, column: "team")?.value == .text("castricum-noord"))
         #expect(try laptop.outbox().isEmpty)
         await server.stop()
     }

@@ -12,7 +12,7 @@ struct PipelinedPullTests {
         let laptop = try server.replica("laptop"), office = try server.replica("office")
         for i in 0..<12 { _ = try seedCase(on: laptop, name: "Inwoner \(i)") }
         try await laptop.sync()
-        let serverCells = Int(try server.store.counts()["cells"] ?? 0)
+        let serverCells = Int(try server.store.inspection.counts()["cells"] ?? 0)
         let pageSize = 10
         let fullPages = serverCells / pageSize  // each of these says `more`, so the page after it is fetched ahead
 
@@ -45,7 +45,7 @@ struct PipelinedPullTests {
         let laptop = try server.replica("laptop"), office = try server.replica("office")
         for i in 0..<6 { _ = try seedCase(on: laptop, name: "Inwoner \(i)") }
         try await laptop.sync()
-        let serverCells = Int(try server.store.counts()["cells"] ?? 0)
+        let serverCells = Int(try server.store.inspection.counts()["cells"] ?? 0)
 
         let recorder = PullRecorder(inner: CurlTransport(baseURL: server.url, token: try office.token))
         office.afterApplyingRow = { index in

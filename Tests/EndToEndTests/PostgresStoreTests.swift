@@ -35,8 +35,8 @@ import Testing
                      scopes: [String] = ["*"]) async throws -> Replica {
             let store = self.store
             let token = try await onThread {
-                try store.ensureUser(user, role: role, scopes: scopes)
-                return try store.addDevice(name: name, user: user).token
+                try store.accounts.ensureUser(user, role: role, scopes: scopes)
+                return try store.accounts.addDevice(name: name, user: user).token
             }
             return try Replica.create(path: work + "/\(name).sqlite", dataModel: store.dataModel, serverURL: servers[index].url, token: token)
         }
@@ -107,7 +107,7 @@ import Testing
         #expect(winner == .text("beschikking"), "the later write wins")
         #expect(try fatima.value("cases", ours.case, "status") == winner)
         let store = two.store
-        let conflicts = try await onThread { try store.conflicts() }
+        let conflicts = try await onThread { try store.conflicts.list() }
         #expect(conflicts.count == 1)
         #expect(conflicts.first?.loserValue == .text("onderzoek"))
         #expect(conflicts.first?.winnerUser == "office" && conflicts.first?.loserUser == "fatima")
@@ -117,7 +117,7 @@ import Testing
         try await fatima.sync()
         let refused = try fatima.outbox()
         #expect(!refused.isEmpty && refused.allSatisfy { $0.code == "out_of_scope" }, "the note stays on her device, refused: \(refused)")
-        let theirNotes = try await onThread { try store.rowsTakingScopes(from: RowReference(table: "cases", row: theirs.case)) }
+        let theirNotes = try await onThread { try store.inspection.rowsTakingScopes(from: RowReference(table: "cases", row: theirs.case)) }
         #expect(!theirNotes.contains { $0.table == "notes" }, "nothing was stored on Heiloo's case")
     }
 
@@ -161,7 +161,7 @@ import Testing
                                        version: CellVersion(hlc: now + UInt64(index), node: node), base: nil)], device: "test")
             }
             #expect(pushed.results.first?.status == .applied, "\(table).\(column) = \(value): \(pushed.results)")
-            #expect(try await onThread { try store.cell(table: table, row: row, column: column)?.value } == value)
+            #expect(try await onThread { try store.inspection.cell(table: table, row: row, column: column)?.value } == value)
         }
     }
 }

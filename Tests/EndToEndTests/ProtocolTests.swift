@@ -38,7 +38,7 @@ import Testing
         let laptop = try server.replica("lost laptop")
         _ = try seedCase(on: laptop)
         try await laptop.sync()
-        _ = try server.store.revokeDevice("lost laptop")
+        _ = try server.store.accounts.revokeDevice("lost laptop")
         try laptop.execute("UPDATE residents SET phone = '0612345678'")
         do {
             try await laptop.sync()
@@ -72,7 +72,7 @@ import Testing
         let badCursor = try await send(server, token: token, "GET", "/v1/pull", query: [("since", "yesterday")])
         #expect(badCursor.status == 400)
         #expect(errorCode(badCursor) == "bad_request")
-        #expect(try server.store.counts()["changes"] == 0)
+        #expect(try server.store.inspection.counts()["changes"] == 0)
         await server.stop()
     }
 
@@ -105,8 +105,8 @@ import Testing
         #expect(response.results.map(\.status) == [.applied, .rejected, .rejected, .rejected, .rejected, .rejected, .rejected, .rejected, .applied])
         #expect(response.results.compactMap(\.code) == [.valueTooLong, .invalidValue, .unknownTable, .invalidRowID, .invalidValue, .clockAhead, .invalidValue])
         #expect(response.results[1].message?.contains("residents.last_name") == true)
-        #expect(try server.store.counts()["cells"] == 2, "only the two valid cells are stored")
-        #expect(try server.store.counts()["changes"] == 2)
+        #expect(try server.store.inspection.counts()["cells"] == 2, "only the two valid cells are stored")
+        #expect(try server.store.inspection.counts()["changes"] == 2)
 
         // Text that is not UTF-8 is refused for that change only; the valid change beside it applies.
         let raw = Array(#"{"node":"\#(node)","schemaVersion":1,"changes":[{"id":"\#(node)-20","table":"residents","row":"\#(row)","column":"city","value":""#.utf8)
@@ -115,12 +115,12 @@ import Testing
         let mixed = try JSONDecoder().decode(PushResponse.self, from: try await send(server, token: token, "POST", "/v1/push", body: Data(raw)).body)
         #expect(mixed.results.map(\.status) == [.rejected, .applied])
         #expect(mixed.results.first?.message?.contains("UTF-8") == true)
-        #expect(try server.store.cell(table: "residents", row: row, column: "city") == nil)
+        #expect(try server.store.inspection.cell(table: "residents", row: row, column: "city") == nil)
 
         // The same batch again: same answers, nothing stored twice.
         let again = try JSONDecoder().decode(PushResponse.self, from: try await send(server, token: token, "POST", "/v1/push", body: body).body)
         #expect(again.results.map(\.status) == response.results.map(\.status))
-        #expect(try server.store.counts()["changes"] == 3, "the two valid changes of the batch and the phone number, each once")
+        #expect(try server.store.inspection.counts()["changes"] == 3, "the two valid changes of the batch and the phone number, each once")
 
         // A change id reused for a different change is refused.
         var reused = batch[0]
@@ -129,7 +129,7 @@ import Testing
         let reuse = try JSONDecoder().decode(PushResponse.self, from: try await send(
             server, token: token, "POST", "/v1/push", body: try JSONEncoder().encode(PushRequest(node: node, schemaVersion: 1, changes: [reused]))).body)
         #expect(reuse.results.first?.code == .changeIDReused)
-        #expect(try server.store.cell(table: "residents", row: row, column: "last_name")?.value == .text("Jansen"))
+        #expect(try server.store.inspection.cell(table: "residents", row: row, column: "last_name")?.value == .text("Jansen"))
         await server.stop()
     }
 
@@ -140,7 +140,7 @@ import Testing
         let cellsPerCase = try laptop.outbox().count / 40
         try await laptop.sync()  // sent gzipped (over 4 KiB)
         let cells = Int64(40 * cellsPerCase)
-        #expect(try server.store.counts()["cells"] == cells)
+        #expect(try server.store.inspection.counts()["cells"] == cells)
 
         // The feed comes back gzipped when asked for.
         let token = try server.token("raw")
@@ -165,7 +165,7 @@ import Testing
                                     headers: ["Content-Type: application/json", "Content-Encoding: br"])
         #expect(brotli.status == 415)
         #expect(errorCode(brotli) == "unsupported_media_type")
-        #expect(try server.store.counts()["cells"] == cells)
+        #expect(try server.store.inspection.counts()["cells"] == cells)
         await server.stop()
     }
 

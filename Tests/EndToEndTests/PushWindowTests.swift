@@ -28,8 +28,8 @@ import KeukentafelProtocol
         #expect(batchConflicts == singleConflicts)
         #expect(batchConflicts.contains { $0.hasPrefix("duplicate") })
 
-        let batchedCounts = try await onThread { try batched.counts() }
-        #expect(batchedCounts == (try await onThread { try oneByOne.counts() }))
+        let batchedCounts = try await onThread { try batched.inspection.counts() }
+        #expect(batchedCounts == (try await onThread { try oneByOne.inspection.counts() }))
         for (table, row) in Set(changes.map { [$0.table, $0.row] }).sorted(by: { $0.lexicographicallyPrecedes($1) }).map({ ($0[0], $0[1]) }) {
             let (left, right) = try await onThread { (try Self.state(of: batched, table, row), try Self.state(of: oneByOne, table, row)) }
             #expect(left == right, "\(table) \(row)")
@@ -38,7 +38,7 @@ import KeukentafelProtocol
         // The same batch again: every change id is known now, so every answer repeats and nothing is stored.
         let again = try await onThread { try batched.push(changes, device: "laptop").results }
         #expect(again == batchResults)
-        #expect(try await onThread { try batched.counts() } == batchedCounts)
+        #expect(try await onThread { try batched.inspection.counts() } == batchedCounts)
     }
 
     /// A device's ids ascend (`<node>-<zero-padded counter>`), so the store asks with one range probe
@@ -62,7 +62,7 @@ import KeukentafelProtocol
         let retry = try await onThread { try store.push(Array(changes[300..<1_200]), device: "laptop").results }
         #expect(Array(retry[0..<400]) == Array(first[300..<700]), "the repeated changes answer with their first results")
         #expect(retry[400...].allSatisfy { $0.status == .applied })
-        #expect(try await onThread { try store.counts()["changes"] } == 1_200, "each change in the history once")
+        #expect(try await onThread { try store.inspection.counts()["changes"] } == 1_200, "each change in the history once")
     }
 
     static let wallMilliseconds = UInt64(Date().timeIntervalSince1970 * 1000)
@@ -77,7 +77,7 @@ import KeukentafelProtocol
 
     /// Every conflict record, in the order recorded.
     static func conflicts(of store: ServerStore) throws -> [String] {
-        try store.conflicts().sorted { $0.id < $1.id }.map {
+        try store.conflicts.list().sorted { $0.id < $1.id }.map {
             "\($0.rule) \($0.id) \($0.table) \($0.row) \($0.column) \($0.winnerValue) \($0.winnerVersion) \($0.loserValue) \($0.loserVersion)"
         }
     }
@@ -88,7 +88,7 @@ import KeukentafelProtocol
             "history \($0.changeID) \($0.column)=\($0.value) \($0.version) \($0.status) \(String(describing: $0.won))"
         }
         let columns = (store.dataModel.table(named: table)?.columns.map(\.name) ?? []) + [Merge.deletedColumn]
-        let cells = try columns.map { "cell \($0)=\(String(describing: try store.cell(table: table, row: row, column: $0)))" }
+        let cells = try columns.map { "cell \($0)=\(String(describing: try store.inspection.cell(table: table, row: row, column: $0)))" }
         return history.sorted() + cells
     }
 

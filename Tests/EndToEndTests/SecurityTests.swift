@@ -21,7 +21,7 @@ import Testing
     /// A server with the demo data, on SQLite or PostgreSQL: the rules live in SQL both run.
     static func start(_ store: StoreDialect) async throws -> TestServer {
         let server = try await TestServer.start(store: store)
-        _ = try server.store.loadDemoData()
+        _ = try server.store.demo.load()
         return server
     }
 
@@ -37,7 +37,7 @@ import Testing
         try office.execute("UPDATE cases SET contact_person = 'Anne' WHERE id = ?", [.text(Self.joepCase)])
         try await bert.sync()
         try await office.sync()
-        let conflict = try #require(try server.store.conflicts(unresolvedOnly: true).first { $0.row == Self.joepCase })
+        let conflict = try #require(try server.store.conflicts.list(unresolvedOnly: true).first { $0.row == Self.joepCase })
         #expect(conflict.review && conflict.column == "contact_person")
 
         let attackers: [(String, String, String)] = [
@@ -55,7 +55,7 @@ import Testing
             #expect((answer.body["resolved"] as? [Any] ?? []).isEmpty, "\(who): \(answer.body)")
             let refused = answer.body["refusedResolutions"] as? [[String: Any]] ?? []
             #expect(refused.first?["code"] as? String == code, "\(who): \(answer.body)")
-            #expect(try server.store.conflict(id: conflict.id)?.resolvedAt == nil, "\(who) resolved team Bergen's conflict")
+            #expect(try server.store.conflicts.find(id: conflict.id)?.resolvedAt == nil, "\(who) resolved team Bergen's conflict")
         }
 
         // Through the library: the auditor's decision is refused and stays visible on the device.
@@ -65,7 +65,7 @@ import Testing
         try await ruud.sync()
         #expect(try ruud.query("SELECT code FROM _kt_resolutions WHERE conflict_id = ? AND state = 'refused'",
                                [.integer(conflict.id)]).rows.first?.first == .text("read_only"))
-        #expect(try server.store.conflict(id: conflict.id)?.resolvedAt == nil)
+        #expect(try server.store.conflicts.find(id: conflict.id)?.resolvedAt == nil)
 
         // A fresh back-office replica: the conflict is still in the review queue, the cell as it was.
         let fresh = try server.replica("office 2")
@@ -77,7 +77,7 @@ import Testing
         try await bert.sync()
         try bert.resolve(conflict: conflict.id, .keepWinner)
         try await bert.sync()
-        #expect(try server.store.conflict(id: conflict.id)?.resolvedAt != nil)
+        #expect(try server.store.conflicts.find(id: conflict.id)?.resolvedAt != nil)
         await server.stop()
     }
 
@@ -131,7 +131,7 @@ import Testing
         #expect(try office.value("notes", note, "body") == .text("Tweede gesprek."))
 
         // Her first replica gone for good: the office releases the device, the second replica takes it over.
-        _ = try server.store.releaseDevice("laptop fatima", actor: "test")
+        _ = try server.store.accounts.releaseDevice("laptop fatima", actor: "test")
         #expect(try await second.sync().pushed.applied > 0)
         try fatima.execute("UPDATE notes SET body = 'Van de oude laptop.' WHERE id = ?", [.text(note)])
         await #expect(throws: SyncError.self) { try await fatima.sync() }
@@ -151,9 +151,9 @@ import Testing
         try file.execute("UPDATE devices SET node = NULL, node_high_water = 0; DELETE FROM meta WHERE key = 'nodes_bound'; DROP INDEX devices_by_node;")
 
         let reopened = try ServerStore(directory: server.directory, dataModel: server.store.dataModel)
-        let device = try #require(try reopened.devices().first { $0.name == "laptop" })
+        let device = try #require(try reopened.accounts.devices().first { $0.name == "laptop" })
         #expect(device.node == laptop.node.description)
-        let attacker = try reopened.addDevice(name: "attacker", user: "office").device
+        let attacker = try reopened.accounts.addDevice(name: "attacker", user: "office").device
         let claimed = Change(id: "\(laptop.node)-999999999999", table: "notes", row: newID(), column: "body", value: .text("x"),
                              version: CellVersion(hlc: HybridLogicalClock.timestamp(milliseconds: UInt64(Date().timeIntervalSince1970 * 1000)),
                                                   node: laptop.node), base: nil)
@@ -185,7 +185,7 @@ import Testing
         let pushed = try await onThread { try SyncEngine(replica: fatima).push() }
         let refusedOfHers = try fatima.status().rejectedChanges.map(\.message)
         #expect(pushed.pushed.applied > 1 && pushed.pushed.rejected == 0, "\(refusedOfHers)")
-        #expect(try server.store.cell(table: "notes", row: honest, column: "body")?.value == .text("Voor de overdracht."))
+        #expect(try server.store.inspection.cell(table: "notes", row: honest, column: "body")?.value == .text("Voor de overdracht."))
 
         func forgedNote(node: NodeID, serial: Int) -> [Change] {
             let row = newID(), version = CellVersion(hlc: HybridLogicalClock.timestamp(milliseconds: beforeMove - 1000), node: node)
@@ -220,7 +220,7 @@ import Testing
         let sem = try server.replica("laptop sem", user: "sem", role: .consultant, scopes: Self.fatimaScopes)
         try await sem.sync()
         let beforeRemoval = UInt64(Date().timeIntervalSince1970 * 1000) - 1
-        _ = try server.store.removeScope("team:castricum-noord", from: "sem", actor: "test")
+        _ = try server.store.accounts.removeScope("team:castricum-noord", from: "sem", actor: "test")
         try await sem.sync()
         let version = CellVersion(hlc: HybridLogicalClock.timestamp(milliseconds: beforeRemoval - 1000), node: sem.node)
         let removed = try await Battery(server: server, token: try sem.token).push(node: sem.node, changes: [
@@ -234,8 +234,8 @@ import Testing
         let notes = Set(try bert.query("SELECT id FROM notes WHERE case_id = ?", [.text(Self.deVriesCase)]).rows.map { $0[0].description })
         #expect(notes.contains(honest))
         #expect(notes.isDisjoint(with: forgedRows))
-        for row in forgedRows { #expect(try server.store.cellCount(table: "notes", row: row) == 0) }
-        #expect(try server.store.cell(table: "cases", row: Self.sanneCase, column: "contact_person")?.value == .text("Fatima"))
+        for row in forgedRows { #expect(try server.store.inspection.cellCount(table: "notes", row: row) == 0) }
+        #expect(try server.store.inspection.cell(table: "cases", row: Self.sanneCase, column: "contact_person")?.value == .text("Fatima"))
         await server.stop()
     }
 
@@ -258,9 +258,9 @@ import Testing
         #expect(report.pushed.applied == 0 && report.pushed.rejected == 3)
         #expect(try fatima.status().rejectedChanges.allSatisfy { $0.code == "out_of_scope" })
 
-        #expect(try server.store.cell(table: "notes", row: note, column: "case_id")?.value == .text(Self.sanneCase))
-        #expect(try server.store.cell(table: "visits", row: Self.sanneVisit, column: "case_id")?.value == .text(Self.sanneCase))
-        #expect(try server.store.cell(table: "cases", row: Self.sanneCase, column: "team")?.value == .text("castricum-noord"))
+        #expect(try server.store.inspection.cell(table: "notes", row: note, column: "case_id")?.value == .text(Self.sanneCase))
+        #expect(try server.store.inspection.cell(table: "visits", row: Self.sanneVisit, column: "case_id")?.value == .text(Self.sanneCase))
+        #expect(try server.store.inspection.cell(table: "cases", row: Self.sanneCase, column: "team")?.value == .text("castricum-noord"))
         let bert = try server.replica("laptop bert", user: "bert", role: .consultant, scopes: ["team:bergen"])
         try await bert.sync()
         #expect(try bert.query("SELECT count(*) FROM notes WHERE id = ?", [.text(note)]).rows[0][0] == .integer(0))
@@ -295,8 +295,8 @@ import Testing
         let applied = report.pushed.applied
         #expect(applied == 0)
         #expect(try fatima.status().rejectedChanges.allSatisfy { $0.code == "out_of_scope" })
-        #expect(try server.store.cellCount(table: "cases", row: linked) == 0, "nothing of the case is stored")
-        #expect(try server.store.cellCount(table: "care_relations", row: relation) == 0)
+        #expect(try server.store.inspection.cellCount(table: "cases", row: linked) == 0, "nothing of the case is stored")
+        #expect(try server.store.inspection.cellCount(table: "care_relations", row: relation) == 0)
         #expect(try !AccessTests().ids(fatima, "residents").contains(Self.joep), "Joep's name and BSN did not reach her")
         #expect(try !AccessTests().ids(fatima, "carers").contains(Self.joepsMother))
 
@@ -309,7 +309,7 @@ import Testing
         try fatima.execute("INSERT INTO cases (id, resident_id, team, status) VALUES (?, ?, 'castricum-noord', 'melding')",
                            [.text(again), .text(Self.deVries)])
         try await fatima.sync()
-        #expect(try server.store.cellCount(table: "cases", row: again) == 0)
+        #expect(try server.store.inspection.cellCount(table: "cases", row: again) == 0)
         #expect(try !AccessTests().ids(fatima, "residents").contains(Self.deVries))
 
         // The back office, who sees both, links them.
@@ -335,7 +335,7 @@ import Testing
         #expect(try fatima.value("cases", secondCase, "team") == .text("castricum-noord"))
 
         // She goes offline; the office erases De Vries.
-        _ = try server.store.eraseResident(Self.deVries, actor: "test")
+        _ = try server.store.erasure.eraseResident(Self.deVries, actor: "test")
         let note = newID(), visit = newID(), newCase = newID(), plan = newID(), goal = newID()
         try fatima.execute("INSERT INTO notes (id, case_id, author, body) VALUES (?, ?, 'Fatima', 'Mevrouw De Vries belde.')",
                            [.text(note), .text(Self.deVriesCase)])
@@ -350,11 +350,11 @@ import Testing
 
         let written: [(String, String)] = [("notes", note), ("visits", visit), ("cases", newCase), ("plans", plan), ("goals", goal)]
         for (table, row) in written {
-            #expect(try server.store.cellCount(table: table, row: row) == 0, "\(table) stored")
+            #expect(try server.store.inspection.cellCount(table: table, row: row) == 0, "\(table) stored")
             #expect(try server.store.history(table: table, row: row).isEmpty, "\(table) in the history")
             #expect(try fatima.query("SELECT count(*) FROM \"\(table)\" WHERE id = ?", [.text(row)]).rows[0][0] == .integer(0), "\(table) left on her laptop")
         }
-        #expect(try server.store.conflicts().allSatisfy { conflict in !written.contains { $0.1 == conflict.row } })
+        #expect(try server.store.conflicts.list().allSatisfy { conflict in !written.contains { $0.1 == conflict.row } })
         let left = try fatima.outbox().map { "\($0.change.table) \($0.code ?? "")" }
         #expect(left.isEmpty, "\(left)")
 
@@ -385,7 +385,7 @@ import Testing
         let next = try await office.sync()
         #expect(next.pulled.rowsEvicted == 0 && next.pulled.changesRequeued == 0 && next.pulled.cellsReceived <= 1)
         #expect(try office.serverEpoch == epoch)
-        #expect(try !server.store.auditTrail().contains { $0.action == "epoch.rotate" })
+        #expect(try !server.store.audit.entries().contains { $0.action == "epoch.rotate" })
         await server.stop()
     }
 

@@ -35,8 +35,8 @@ import Testing
         let data = work + "/data"
         let model = try shippedDataModel()
         let store = try ServerStore(directory: data, dataModel: model)  // create the store and a device, then let ktd own it
-        try store.ensureUser("office", role: .backOffice, scopes: ["*"])
-        let token = try store.addDevice(name: "laptop", user: "office").token
+        try store.accounts.ensureUser("office", role: .backOffice, scopes: ["*"])
+        let token = try store.accounts.addDevice(name: "laptop", user: "office").token
         let (first, url) = try await CommandLineTests().startServer(data: data, in: work)
         let port = Int(url.split(separator: ":").last!)!
 
@@ -51,7 +51,7 @@ import Testing
         #expect(exit == 0, "SIGTERM is a graceful shutdown")
 
         // Whatever got in, got in whole: the server's accepted changes are whole batches.
-        let afterCrash = try ServerStore(directory: data, dataModel: model).counts()["changes"] ?? -1
+        let afterCrash = try ServerStore(directory: data, dataModel: model).inspection.counts()["changes"] ?? -1
         #expect(afterCrash % 1_000 == 0 && afterCrash >= 2_000, "batches of 1,000 applied whole: \(afterCrash)")
         let waiting = try laptop.outbox().count
         #expect(waiting == total - Int(afterCrash) || waiting == total - Int(afterCrash) + 1_000,
@@ -62,8 +62,8 @@ import Testing
         let report = try await laptop.sync()
         #expect(try laptop.outbox().isEmpty)
         let serverStore = try ServerStore(directory: data, dataModel: model)
-        #expect(try serverStore.counts()["changes"] == Int64(total), "every change exactly once: \(report.pushed)")
-        #expect(try serverStore.counts()["cells"] == Int64(total))
+        #expect(try serverStore.inspection.counts()["changes"] == Int64(total), "every change exactly once: \(report.pushed)")
+        #expect(try serverStore.inspection.counts()["cells"] == Int64(total))
         let check = try await onThread { () -> Bool in
             let db = try KeukentafelSQLiteCheck.integrity(path: data + "/" + ServerStore.fileName)
             return db

@@ -25,9 +25,9 @@ import Testing
             #expect(try replica.value("cases", caseID, "contact_person") == .text("Fatima"))
             #expect(try replica.conflicts().isEmpty)
         }
-        #expect(try server.store.cell(table: "cases", row: caseID, column: "status")?.value == .text("plan"))
-        #expect(try server.store.cell(table: "cases", row: caseID, column: "contact_person")?.value == .text("Fatima"))
-        #expect(try server.store.conflicts().isEmpty)
+        #expect(try server.store.inspection.cell(table: "cases", row: caseID, column: "status")?.value == .text("plan"))
+        #expect(try server.store.inspection.cell(table: "cases", row: caseID, column: "contact_person")?.value == .text("Fatima"))
+        #expect(try server.store.conflicts.list().isEmpty)
         await server.stop()
     }
 
@@ -48,9 +48,9 @@ import Testing
 
         #expect(laptopReport.pushed.conflicts == 1)
         for replica in [laptop, office] { #expect(try replica.value("cases", caseID, "status") == .text("plan")) }
-        #expect(try server.store.cell(table: "cases", row: caseID, column: "status")?.value == .text("plan"))
+        #expect(try server.store.inspection.cell(table: "cases", row: caseID, column: "status")?.value == .text("plan"))
 
-        let conflicts = try server.store.conflicts()
+        let conflicts = try server.store.conflicts.list()
         try #require(conflicts.count == 1)
         let conflict = conflicts[0]
         #expect(conflict.column == "status")
@@ -84,8 +84,8 @@ import Testing
         try await laptop.sync()
 
         for replica in [laptop, office] { #expect(try replica.value("cases", caseID, "id") == nil) }
-        #expect(try !server.store.rowIsLive(table: "cases", row: caseID))
-        let conflicts = try server.store.conflicts()
+        #expect(try !server.store.inspection.rowIsLive(table: "cases", row: caseID))
+        let conflicts = try server.store.conflicts.list()
         try #require(conflicts.count == 1)
         #expect(conflicts[0].rule == "delete-wins")
         #expect(conflicts[0].column == "question")
@@ -116,7 +116,7 @@ import Testing
             #expect(try replica.value("cases", caseID, "status") == .text("melding"))
         }
         #expect(try laptop.snapshot() == office.snapshot())
-        let conflicts = try server.store.conflicts()
+        let conflicts = try server.store.conflicts.list()
         try #require(conflicts.count == 1)
         #expect(conflicts[0].rule == "edit-wins")
         #expect(conflicts[0].column == Merge.deletedColumn)
@@ -136,15 +136,15 @@ import Testing
         await #expect(throws: SyncError.self) { try await laptop.sync(transport: losing) }
         #expect(losing.lost == 1, "the server answered, the answer was dropped")
         #expect(try laptop.outbox().count == pending, "nothing leaves the outbox without an answer")
-        let changesAfterFirst = try server.store.counts()["changes"]
+        let changesAfterFirst = try server.store.inspection.counts()["changes"]
         #expect(changesAfterFirst == Int64(pending), "the server did apply the batch")
 
         let report = try await laptop.sync()
         #expect(report.pushed.applied == pending, "the retry is answered with the first results")
         #expect(try laptop.outbox().isEmpty)
-        #expect(try server.store.counts()["changes"] == Int64(pending), "nothing applied twice")
+        #expect(try server.store.inspection.counts()["changes"] == Int64(pending), "nothing applied twice")
         #expect(try server.store.history(table: "cases", row: caseID, column: "status").map(\.value) == [.text("melding"), .text("plan")])
-        #expect(try server.store.conflicts().isEmpty)
+        #expect(try server.store.conflicts.list().isEmpty)
         await server.stop()
     }
 
@@ -154,7 +154,7 @@ import Testing
         let laptop = try server.replica("laptop"), office = try server.replica("office")
         for i in 0..<12 { _ = try seedCase(on: laptop, name: "Inwoner \(i)") }
         try await laptop.sync()
-        let serverCells = try server.store.counts()["cells"] ?? 0
+        let serverCells = try server.store.inspection.counts()["cells"] ?? 0
 
         // Page 1 (10 cells: two rows) applies; page 2 fails after its first row.
         let rowsApplied = Counter()
@@ -209,7 +209,7 @@ import Testing
         #expect(outbox[0].code == "clock_ahead")
         #expect(outbox[0].message?.contains("365 days ahead") == true, "\(outbox[0].message ?? "")")
         #expect(try laptop.value("cases", caseID, "status") == .text("gesloten"), "the change stays visible on the device")
-        #expect(try server.store.cell(table: "cases", row: caseID, column: "status")?.value == .text("melding"))
+        #expect(try server.store.inspection.cell(table: "cases", row: caseID, column: "status")?.value == .text("melding"))
         #expect(try laptop.status().rejectedChanges.first?.code == "clock_ahead")
 
         // The clock is set right: the change gets a sane version and goes through.
@@ -218,7 +218,7 @@ import Testing
         #expect(fixed.restamped == 1)
         #expect(fixed.pushed.applied == 1)
         #expect(try laptop.outbox().isEmpty)
-        let stored = try #require(try server.store.cell(table: "cases", row: caseID, column: "status"))
+        let stored = try #require(try server.store.inspection.cell(table: "cases", row: caseID, column: "status"))
         #expect(stored.value == .text("gesloten"))
         #expect(stored.version.milliseconds < UInt64(Date().timeIntervalSince1970 * 1000) + 60_000)
 
@@ -250,7 +250,7 @@ import Testing
         try await laptop.sync()
         try await office.sync()
         #expect(try office.value("cases", caseID, "contact_person") == .text("Bram"))
-        #expect(try server.store.conflicts().count == 1, "concurrent edits of one cell are recorded")
+        #expect(try server.store.conflicts.list().count == 1, "concurrent edits of one cell are recorded")
         await server.stop()
     }
 }

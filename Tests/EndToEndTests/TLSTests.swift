@@ -43,7 +43,7 @@ import Testing
     @Test func aClientThatTrustsTheCASyncsOverHTTPS() async throws {
         let authority = try await Self.makeAuthority()
         let server = try await TestServer.start(tls: authority.files)
-        _ = try server.store.loadDemoData()
+        _ = try server.store.demo.load()
         #expect(server.url.hasPrefix("https://"))
         let path = try temporaryDirectory("replica") + "/laptop.sqlite"
         let replica = try Replica.create(path: path, dataModel: server.store.dataModel, serverURL: server.url,
@@ -70,7 +70,7 @@ import Testing
             }
             #expect(try replica.outbox().count == 12, "\(label): nothing was sent, nothing lost")
         }
-        #expect(try server.store.counts()["cells"] == 0)
+        #expect(try server.store.inspection.counts()["cells"] == 0)
 
         // Plain HTTP to the TLS port is no way in either.
         let plain = CurlTransport(baseURL: server.url.replacingOccurrences(of: "https:", with: "http:"), token: token)

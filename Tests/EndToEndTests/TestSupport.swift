@@ -49,8 +49,7 @@ final class TestClock: @unchecked Sendable {
     }
 }
 
-/// A real sync server on a loopback port with a real SQLite store in a temporary directory.
-extension ServerStore {
+extension Accounts {
     /// Adds a user with scopes unless one of that name exists.
     func ensureUser(_ name: String, role: Role, scopes: [String], profile: String? = nil) throws {
         if (try? user(name)) != nil { return }
@@ -59,6 +58,7 @@ extension ServerStore {
     }
 }
 
+/// A real sync server on a loopback port with a real SQLite store in a temporary directory.
 final class TestServer: @unchecked Sendable {
     let directory: String
     let store: ServerStore
@@ -120,8 +120,8 @@ final class TestServer: @unchecked Sendable {
     /// the given role and scopes (by default the office: back office, every scope).
     func token(_ name: String, user: String = "office", role: Role = .backOffice, scopes: [String] = ["*"],
                profile: String? = nil) throws -> String {
-        try store.ensureUser(user, role: role, scopes: scopes, profile: profile)
-        return try store.addDevice(name: name, user: user).token
+        try store.accounts.ensureUser(user, role: role, scopes: scopes, profile: profile)
+        return try store.accounts.addDevice(name: name, user: user).token
     }
 
     /// A new replica connected to this server, as `kt init` would make it, for a device of `user`.

@@ -26,7 +26,13 @@ public struct Device: Codable, Sendable, Equatable {
     public var node: String?
 }
 
-extension ServerStore {
+/// Users (people, with a role and scopes), the scopes they hold, and their devices with their tokens:
+/// who may connect, and as whom (docs/access.md).
+public struct Accounts: Sendable {
+    let store: ServerStore
+
+    init(store: ServerStore) { self.store = store }
+
     // MARK: Users
 
     /// Adds a user. Partners need a `profile` from the data model; other roles may not have one.
@@ -35,25 +41,25 @@ extension ServerStore {
         guard !trimmed.isEmpty, trimmed.count <= 200 else { throw AdminError.invalid("a user name is 1 to 200 characters") }
         if role == .partner {
             guard let profile else {
-                let known = (dataModel.partnerProfiles ?? []).map(\.name).joined(separator: ", ")
+                let known = (store.dataModel.partnerProfiles ?? []).map(\.name).joined(separator: ", ")
                 throw AdminError.invalid("a partner needs --profile, one of: \(known.isEmpty ? "(the data model defines none)" : known)")
             }
-            guard dataModel.partnerProfile(named: profile) != nil else {
+            guard store.dataModel.partnerProfile(named: profile) != nil else {
                 throw AdminError.invalid("the data model has no partner profile '\(profile)'")
             }
         } else if profile != nil {
             throw AdminError.invalid("only partners have a profile")
         }
         let id = UUID().uuidString.lowercased()
-        try writer.withLock { connection in
+        try store.writer.withLock { connection in
             try connection.transaction {
                 if try connection.scalar("SELECT 1 FROM users WHERE name = ?", [.text(trimmed)]) != nil {
                     throw AdminError.invalid("a user named '\(trimmed)' already exists")
                 }
                 try connection.run("INSERT INTO users (id, name, role, profile, created_at) VALUES (?, ?, ?, ?, ?)",
                                    [.text(id), .text(trimmed), .text(role.rawValue), profile.map(CellValue.text) ?? .null,
-                                    .text(iso8601(clock()))])
-                try audit(connection, actor: actor, action: "user.add", subject: trimmed,
+                                    .text(iso8601(store.clock()))])
+                try store.audit.append(connection, actor: actor, action: "user.add", subject: trimmed,
                           detail: "role \(role.rawValue)" + (profile.map { ", profile \($0)" } ?? ""))
             }
         }
@@ -61,7 +67,7 @@ extension ServerStore {
     }
 
     public func users() throws -> [User] {
-        try reader.withLock { connection in
+        try store.reader.withLock { connection in
             let scopes = try connection.query("SELECT user_id, scope FROM user_scopes ORDER BY scope")
             var byUser: [String: [String]] = [:]
             for row in scopes { byUser[row[0].string ?? "", default: []].append(row[1].string ?? "") }
@@ -84,11 +90,11 @@ extension ServerStore {
     /// Disables a user: every device of theirs is refused from the next request on.
     public func disableUser(_ nameOrID: String, actor: String) throws -> User {
         let target = try user(nameOrID)
-        try writer.withLock { connection in
+        try store.writer.withLock { connection in
             try connection.transaction {
                 try connection.run("UPDATE users SET disabled_at = coalesce(disabled_at, ?) WHERE id = ?",
-                                   [.text(iso8601(clock())), .text(target.id)])
-                try audit(connection, actor: actor, action: "user.disable", subject: target.name, detail: nil)
+                                   [.text(iso8601(store.clock())), .text(target.id)])
+                try store.audit.append(connection, actor: actor, action: "user.disable", subject: target.name, detail: nil)
             }
         }
         return try user(target.id)
@@ -100,7 +106,7 @@ extension ServerStore {
     /// COLUMN is some table's `own` scope column, or `*`.
     public func checkScopeKey(_ scope: String) throws {
         if scope == Access.everyScope { return }
-        let kinds = Set(dataModel.tables.compactMap { $0.scope?.own })
+        let kinds = Set(store.dataModel.tables.compactMap { $0.scope?.own })
         let parts = scope.split(separator: ":", maxSplits: 1).map(String.init)
         guard parts.count == 2, kinds.contains(parts[0]), !parts[1].isEmpty,
               !parts[1].unicodeScalars.contains(where: { CharacterSet.controlCharacters.contains($0) }) else {
@@ -114,12 +120,12 @@ extension ServerStore {
     public func addScope(_ scope: String, to nameOrID: String, actor: String) throws -> User {
         try checkScopeKey(scope)
         let target = try user(nameOrID)
-        try writer.withLock { connection in
+        try store.writer.withLock { connection in
             try connection.transaction {
                 try connection.run("INSERT INTO user_scopes (user_id, scope, granted_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
-                                   [.text(target.id), .text(scope), .text(iso8601(clock()))])
+                                   [.text(target.id), .text(scope), .text(iso8601(store.clock()))])
                 try connection.run("UPDATE devices SET resync = 1 WHERE user_id = ?", [.text(target.id)])
-                try audit(connection, actor: actor, action: "scope.add", subject: target.name, detail: scope)
+                try store.audit.append(connection, actor: actor, action: "scope.add", subject: target.name, detail: scope)
             }
         }
         return try user(target.id)
@@ -130,7 +136,7 @@ extension ServerStore {
     public func removeScope(_ scope: String, from nameOrID: String, actor: String) throws -> User {
         let target = try user(nameOrID)
         guard target.scopes.contains(scope) else { throw AdminError.notFound("\(target.name) does not have scope '\(scope)'") }
-        try writer.withLock { connection in
+        try store.writer.withLock { connection in
             try connection.transaction {
                 try connection.run("DELETE FROM user_scopes WHERE user_id = ? AND scope = ?", [.text(target.id), .text(scope)])
                 // The removal takes the feed's next sequence number: a device sent the feed that far was told
@@ -138,9 +144,9 @@ extension ServerStore {
                 let sequence = (try connection.scalar("SELECT value FROM meta WHERE key = 'seq'")?.int64 ?? 0) + 1
                 try connection.run("UPDATE meta SET value = ? WHERE key = 'seq'", [.integer(sequence)])
                 try connection.run("INSERT INTO user_scope_removals (user_id, scope, removed_ms, removed_seq) VALUES (?, ?, ?, ?)",
-                                   [.text(target.id), .text(scope), .integer(clock()), .integer(sequence)])
+                                   [.text(target.id), .text(scope), .integer(store.clock()), .integer(sequence)])
                 try connection.run("UPDATE devices SET resync = 1 WHERE user_id = ?", [.text(target.id)])
-                try audit(connection, actor: actor, action: "scope.remove", subject: target.name, detail: scope)
+                try store.audit.append(connection, actor: actor, action: "scope.remove", subject: target.name, detail: scope)
             }
         }
         return try user(target.id)
@@ -157,8 +163,8 @@ extension ServerStore {
         }
         let owner = try user(nameOrID)
         let token = DeviceToken.generate()
-        let device = Device(id: UUID().uuidString.lowercased(), name: trimmed, user: owner.name, createdAt: iso8601(clock()))
-        try writer.withLock { connection in
+        let device = Device(id: UUID().uuidString.lowercased(), name: trimmed, user: owner.name, createdAt: iso8601(store.clock()))
+        try store.writer.withLock { connection in
             try connection.transaction {
                 // A new device wrote nothing before now: it starts as if sent the feed up to the head (decision 0017).
                 let head = try connection.scalar("SELECT value FROM meta WHERE key = 'seq'")?.int64 ?? 0
@@ -166,14 +172,14 @@ extension ServerStore {
                     "INSERT INTO devices (id, name, token_hash, created_at, user_id, informed_seq) VALUES (?, ?, ?, ?, ?, ?)",
                     [.text(device.id), .text(device.name), .text(DeviceToken.hash(token)), .text(device.createdAt), .text(owner.id),
                      .integer(head)])
-                try audit(connection, actor: actor, action: "device.add", subject: device.name, detail: "user \(owner.name), id \(device.id)")
+                try store.audit.append(connection, actor: actor, action: "device.add", subject: device.name, detail: "user \(owner.name), id \(device.id)")
             }
         }
         return (device, token)
     }
 
     public func devices() throws -> [Device] {
-        try reader.withLock { connection in
+        try store.reader.withLock { connection in
             try connection.query("""
                 SELECT d.id, d.name, coalesce(u.name, ''), d.created_at, d.revoked_at, d.lost_at, d.node
                 FROM devices d LEFT JOIN users u ON u.id = d.user_id ORDER BY d.created_at
@@ -202,10 +208,10 @@ extension ServerStore {
     public func releaseDevice(_ idOrName: String, actor: String) throws -> Device {
         let device = try findDevice(idOrName)
         guard let node = device.node else { throw AdminError.invalid("device '\(device.name)' is not bound to a replica yet; nothing to release") }
-        try writer.withLock { connection in
+        try store.writer.withLock { connection in
             try connection.transaction {
                 try connection.run("UPDATE devices SET node = NULL, node_high_water = 0 WHERE id = ?", [.text(device.id)])
-                try audit(connection, actor: actor, action: "device.release", subject: device.name, detail: "id \(device.id), replica \(node)")
+                try store.audit.append(connection, actor: actor, action: "device.release", subject: device.name, detail: "id \(device.id), replica \(node)")
             }
         }
         return try findDevice(device.id)
@@ -222,7 +228,7 @@ extension ServerStore {
     }
 
     private func markDevice(_ idOrName: String, column: String, action: String, actor: String) throws -> Device {
-        let id = try writer.withLock { connection in
+        let id = try store.writer.withLock { connection in
             try connection.transaction { () -> String in
                 let rows = try connection.query("SELECT id, name FROM devices WHERE (id = ?1 OR name = ?1)", [.text(idOrName)])
                 guard rows.count == 1, let id = rows[0][0].string else {
@@ -230,8 +236,8 @@ extension ServerStore {
                         : AdminError.invalid("several devices are named '\(idOrName)'; use the id")
                 }
                 try connection.run("UPDATE devices SET \(column) = coalesce(\(column), ?) WHERE id = ?",
-                                   [.text(iso8601(clock())), .text(id)])
-                try audit(connection, actor: actor, action: action, subject: rows[0][1].string ?? id, detail: "id \(id)")
+                                   [.text(iso8601(store.clock())), .text(id)])
+                try store.audit.append(connection, actor: actor, action: action, subject: rows[0][1].string ?? id, detail: "id \(id)")
                 return id
             }
         }
@@ -252,7 +258,7 @@ extension ServerStore {
 
     public func authenticate(token: String) throws -> Authentication {
         let hash = DeviceToken.hash(token)
-        return try reader.withLock { connection in
+        return try store.reader.withLock { connection in
             let stmt = try connection.literalStatement("""
                 SELECT d.id, d.name, d.revoked_at, d.lost_at, d.token_hash, u.id, u.name, u.role, u.profile, u.disabled_at
                 FROM devices d LEFT JOIN users u ON u.id = d.user_id WHERE d.token_hash = ?

@@ -40,15 +40,28 @@ public struct ResidentAudit: Codable, Sendable {
     }
 }
 
-extension ServerStore {
+/// The audit trail: administrative actions (append-only), and for a resident who changed and who
+/// received their data. Every part of the store appends to it inside its own transaction.
+public struct AuditTrail: Sendable {
+    let store: ServerStore
+
+    init(store: ServerStore) { self.store = store }
+
     /// Appends an administrative action (a backup, a restore) to the audit trail.
-    public func recordAdminAction(actor: String, action: String, subject: String? = nil, detail: String? = nil) throws {
-        try writer.withLock { connection in try audit(connection, actor: actor, action: action, subject: subject, detail: detail) }
+    public func record(actor: String, action: String, subject: String? = nil, detail: String? = nil) throws {
+        try store.writer.withLock { connection in try append(connection, actor: actor, action: action, subject: subject, detail: detail) }
+    }
+
+    /// Appends an administrative action to the audit trail, inside the caller's transaction.
+    func append(_ connection: any StoreConnection, actor: String, action: String, subject: String?, detail: String?) throws {
+        try connection.run("INSERT INTO audit (at, actor, action, subject, detail) VALUES (?, ?, ?, ?, ?)",
+                           [.text(iso8601(store.clock())), .text(actor), .text(action), subject.map(CellValue.text) ?? .null,
+                            detail.map(CellValue.text) ?? .null])
     }
 
     /// The administrative actions, newest first, optionally only those about `subject`.
-    public func auditTrail(subject: String? = nil, limit: Int = 100) throws -> [AuditEntry] {
-        try reader.withLock { connection in
+    public func entries(subject: String? = nil, limit: Int = 100) throws -> [AuditEntry] {
+        try store.reader.withLock { connection in
             try connection.query(
                 "SELECT id, at, actor, action, subject, detail FROM audit WHERE CAST(?1 AS TEXT) IS NULL OR subject = ?1 ORDER BY id DESC LIMIT ?2",
                 [subject.map(CellValue.text) ?? .null, .integer(Int64(max(1, limit)))]
@@ -61,10 +74,10 @@ extension ServerStore {
 
     /// Who changed the resident's data (every accepted change, by user and device) and who received
     /// it (every device a pull delivered one of the rows to).
-    public func audit(resident id: String) throws -> ResidentAudit {
-        try reader.withLock { connection in
+    public func resident(_ id: String) throws -> ResidentAudit {
+        try store.reader.withLock { connection in
             try connection.transaction(immediate: false) {
-                let rows = try rowsOfResident(id, connection)
+                let rows = try store.erasure.rowsOfResident(id, connection)
                 struct Key: Hashable { var user: String, device: String, table: String }
                 struct Tally { var rows = Set<String>(), cells = 0, first = "", last = "" }
                 func count(_ tally: inout Tally, row: String, cells: Int, first: String, last: String) {

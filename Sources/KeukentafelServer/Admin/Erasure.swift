@@ -14,14 +14,19 @@ public struct ErasureReport: Codable, Sendable {
     public var bytesAfter: Int64
 }
 
-extension ServerStore {
+/// Erasing a resident and everything about them (AVG art. 17), and erasing again after a restore.
+public struct Erasure: Sendable {
+    let store: ServerStore
+
+    init(store: ServerStore) { self.store = store }
+
     /// A resident and everything about them: every row that references one of these rows (their
     /// cases, and the visits, notes and plans of those cases; their care relations, consents, help
     /// requests; their volunteer or carer record and what hangs off that), plus rows that are only
     /// reachable through these (a carer who cared only for this resident, a household only their
     /// cases point to). Follows the data model's reference columns; nothing is named by hand.
     public func rowsOfResident(_ id: String) throws -> [RowReference] {
-        try reader.withLock { connection in try rowsOfResident(id, connection) }
+        try store.reader.withLock { connection in try rowsOfResident(id, connection) }
     }
 
     func rowsOfResident(_ id: String, _ connection: any StoreConnection) throws -> [RowReference] {
@@ -29,7 +34,7 @@ extension ServerStore {
         guard try connection.scalar("SELECT 1 FROM cells WHERE tbl = 'residents' AND row_id = ? LIMIT 1", [.text(id)]) != nil else {
             throw AdminError.notFound("no resident with id \(id)")
         }
-        let references = dataModel.tables.flatMap { table in
+        let references = store.dataModel.tables.flatMap { table in
             table.columns.filter { $0.type == .reference }.map { (table: table.name, column: $0.name, target: $0.references ?? "") }
         }
         var found: Set<RowReference> = [root]
@@ -40,15 +45,15 @@ extension ServerStore {
             var queue = order
             while let next = queue.popLast() {
                 for reference in references where reference.target == next.table {
-                    for row in try rowsReferencing(next.row, from: reference.table, column: reference.column, connection) {
+                    for row in try store.scopePlan.rowsReferencing(next.row, from: reference.table, column: reference.column, connection) {
                         let child = RowReference(table: reference.table, row: row)
                         if found.insert(child).inserted { order.append(child); queue.append(child); changed = true }
                     }
                 }
             }
             // Rows visible only through rows of the set (referencedBy): orphaned once it goes.
-            for table in dataModel.tables {
-                guard case .referencedBy(let sourceTable, let column)? = scopePlan.rules[table.name] else { continue }
+            for table in store.dataModel.tables {
+                guard case .referencedBy(let sourceTable, let column)? = store.scopePlan.rules[table.name] else { continue }
                 let candidates = Set(order.filter { $0.table == sourceTable }.compactMap { source -> String? in
                     try? connection.scalar("SELECT value FROM cells WHERE tbl = ? AND row_id = ? AND col = ?",
                                            [.text(source.table), .text(source.row), .text(column)])?.string
@@ -56,7 +61,7 @@ extension ServerStore {
                 for candidate in candidates.sorted() {
                     let row = RowReference(table: table.name, row: candidate)
                     guard !found.contains(row) else { continue }
-                    let sources = try rowsReferencing(candidate, from: sourceTable, column: column, connection)
+                    let sources = try store.scopePlan.rowsReferencing(candidate, from: sourceTable, column: column, connection)
                     if sources.allSatisfy({ found.contains(RowReference(table: sourceTable, row: $0)) }) {
                         found.insert(row)
                         order.append(row)
@@ -80,20 +85,20 @@ extension ServerStore {
     /// deletes them on its next sync. The file is then rebuilt (VACUUM) and the write-ahead log
     /// emptied, so no old page holds the data.
     public func eraseResident(_ id: String, actor: String) throws -> ErasureReport {
-        try erase(actor: actor, subject: "sha256:" + Self.erasedKey(id)) { connection in try rowsOfResident(id, connection) }
+        try erase(actor: actor, subject: "sha256:" + Erasure.erasedKey(id)) { connection in try rowsOfResident(id, connection) }
     }
 
     /// Erases the rows `select` picks inside the erasure's transaction, then rebuilds the file.
     func erase(actor: String, subject: String, action: String = "erase.resident",
                _ select: (any StoreConnection) throws -> [RowReference]) throws -> ErasureReport {
-        let bytesBefore = Int64(sizeInBytes())
+        let bytesBefore = Int64(store.sizeInBytes())
         var report = ErasureReport(rows: 0, cells: 0, historyEntries: 0, conflicts: 0, rowsByTable: [:], bytesBefore: bytesBefore, bytesAfter: 0)
-        try writer.withLock { connection in
+        try store.writer.withLock { connection in
             try connection.transaction {
                 let rows = try select(connection)
                 var sequence = try connection.scalar("SELECT value FROM meta WHERE key = 'seq'")?.int64 ?? 0
                 try connection.setMeta("erasing", .integer(1))
-                let now = clock()
+                let now = store.clock()
                 for row in rows {
                     let arguments: [CellValue] = [.text(row.table), .text(row.row)]
                     var scopes = try connection.query("SELECT scope FROM row_scopes WHERE tbl = ? AND row_id = ?", arguments).compactMap { $0[0].string }
@@ -110,7 +115,7 @@ extension ServerStore {
                     }
                     try connection.run("DELETE FROM audit WHERE instr(coalesce(subject, '') || ' ' || coalesce(detail, ''), ?) > 0", [.text(row.row)])
                     try connection.run("INSERT INTO erased_rows (tbl, row_id) VALUES (?, ?) ON CONFLICT DO NOTHING",
-                                       [.text(row.table), .text(Self.erasedKey(row.row))])
+                                       [.text(row.table), .text(Erasure.erasedKey(row.row))])
                     for scope in scopes {
                         sequence += 1
                         try connection.run("INSERT INTO evictions (seq, tbl, row_id, scope, at_ms, kind) VALUES (?, ?, ?, ?, ?, 'purge')",
@@ -123,14 +128,14 @@ extension ServerStore {
                 try connection.setMeta("erasing", .integer(0))
                 if let postgres = connection as? PostgresStoreConnection { try postgres.announcePush() }
                 let summary = report.rowsByTable.sorted { $0.key < $1.key }.map { "\($0.value) \($0.key)" }.joined(separator: ", ")
-                try audit(connection, actor: actor, action: action, subject: subject,
+                try store.audit.append(connection, actor: actor, action: action, subject: subject,
                           detail: "\(report.rows) rows (\(summary)), \(report.cells) cells, \(report.historyEntries) history entries")
             }
             switch connection.dialect {
             case .sqlite:
                 try connection.execute("VACUUM")
                 // Alone, so the log is truncated for certain (with the deleted bytes it still holds).
-                if let checkpointer {
+                if let checkpointer = store.checkpointer {
                     try checkpointer.paused { try connection.execute("PRAGMA wal_checkpoint(TRUNCATE)") }
                 } else {
                     try connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
@@ -140,7 +145,7 @@ extension ServerStore {
                 try connection.execute("VACUUM FULL cells, changes, conflicts, row_scopes, deliveries, evictions, audit")
             }
         }
-        report.bytesAfter = Int64(sizeInBytes())
+        report.bytesAfter = Int64(store.sizeInBytes())
         return report
     }
 
@@ -157,7 +162,7 @@ extension ServerStore {
             var rows: [RowReference] = []
             for table in tables.sorted() {
                 for row in try connection.query("SELECT DISTINCT row_id FROM cells WHERE tbl = ?", [.text(table)]) {
-                    if let id = row[0].string, wanted.contains("\(table) \(Self.erasedKey(id))") { rows.append(RowReference(table: table, row: id)) }
+                    if let id = row[0].string, wanted.contains("\(table) \(Erasure.erasedKey(id))") { rows.append(RowReference(table: table, row: id)) }
                 }
             }
             return rows
@@ -166,8 +171,8 @@ extension ServerStore {
     }
 
     /// Whether a resident with this id was erased, and when and by whom.
-    public func erasure(ofResident id: String) throws -> AuditEntry? {
-        try auditTrail(subject: "sha256:" + Self.erasedKey(id)).first
+    public func find(resident id: String) throws -> AuditEntry? {
+        try store.audit.entries(subject: "sha256:" + Erasure.erasedKey(id)).first
     }
 }
 

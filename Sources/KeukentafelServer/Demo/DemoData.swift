@@ -108,31 +108,3 @@ public enum DemoData {
         return changes
     }
 }
-
-extension ServerStore {
-    /// Loads the demo data as writes of the office. Running it twice changes nothing.
-    public func loadDemoData() throws -> PushResponse {
-        try push(DemoData.rows(node: node, milliseconds: UInt64(clock())), device: "demo")
-    }
-}
-
-extension ServerStore {
-    /// The demo's people who use Keukentafel, one per role; added only if missing.
-    public static let demoUsers: [(name: String, role: Role, profile: String?, scopes: [String])] = [
-        ("fatima", .consultant, nil, ["team:castricum-noord", "municipality:castricum"]),
-        ("anne", .backOffice, nil, ["*"]),
-        ("joyce", .partner, "mantelzorgcentrum", ["team:castricum-noord", "team:bergen"]),
-        ("ruud", .auditor, nil, ["*"]),
-    ]
-
-    /// Adds the demo users (fatima, consultant of castricum-noord; anne, back office; joyce of the
-    /// carers' centre; ruud, auditor) unless they exist.
-    public func addDemoUsers(actor: String) throws {
-        let existing = Set(try users().map(\.name))
-        for user in Self.demoUsers where !existing.contains(user.name) {
-            guard user.profile.map({ dataModel.partnerProfile(named: $0) != nil }) ?? true else { continue }
-            _ = try addUser(name: user.name, role: user.role, profile: user.profile, actor: actor)
-            for scope in user.scopes { _ = try addScope(scope, to: user.name, actor: actor) }
-        }
-    }
-}

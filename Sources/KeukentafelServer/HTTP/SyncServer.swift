@@ -54,12 +54,12 @@ public struct SyncServer: Sendable {
             let started = ContinuousClock.now
             defer { metrics.pullDuration.recordNanoseconds((ContinuousClock.now - started).nanoseconds) }
             let since = try integerParameter(request, "since") ?? 0
-            let limit = try integerParameter(request, "limit") ?? Int64(ServerStore.defaultPageSize)
+            let limit = try integerParameter(request, "limit") ?? Int64(FeedReader.defaultPageSize)
             let wait = try integerParameter(request, "wait") ?? 0
             guard since >= 0, limit > 0, wait >= 0 else {
                 throw APIError(.badRequest, "since and wait must be >= 0 and limit > 0")
             }
-            let pageSize = Int(min(limit, Int64(ServerStore.maxPageSize)))
+            let pageSize = Int(min(limit, Int64(FeedReader.maxPageSize)))
             let access = try context.requireAccess()
             let device = context.device?.id
             let epoch = request.uri.queryParameters["epoch"].map(String.init)

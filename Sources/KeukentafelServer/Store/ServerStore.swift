@@ -2,11 +2,25 @@ import Foundation
 import KeukentafelProtocol
 import KeukentafelSQLite
 
-/// The server's embedded store: one SQLite file in WAL mode holding the current state of every
-/// cell, the history of every accepted change, conflict records and devices.
+/// The server's store: the current state of every cell, the history of every accepted change,
+/// conflict records, users and devices, on embedded SQLite (one file in WAL mode) or PostgreSQL.
 ///
-/// Writes go through one connection under a lock (SQLite has one writer at a time anyway); reads
-/// for pulls use a second connection, so a pull never waits for a push to finish (WAL snapshots).
+/// `ServerStore` opens and migrates the database and hands out its two connections: writes go
+/// through one under a lock (one writer at a time, as SQLite has anyway); reads for pulls use the
+/// other, so a pull never waits for a push (snapshots). What the store does is done by its parts,
+/// each a small type over these connections:
+///
+/// | part | what |
+/// |---|---|
+/// | `push(_:…)`, `pull(since:…)` (`SyncStore`) | the sync protocol: `PushPath`, `FeedReader` |
+/// | `accounts` | users, scopes, devices and their tokens |
+/// | `conflicts` | conflict records, and the office's decisions on them |
+/// | `inspection` | cells, history and counts, for the office and the tests |
+/// | `erasure` | erasing a resident everywhere (AVG art. 17) |
+/// | `audit` | the audit trail |
+/// | `backups` | online backup and restore |
+/// | `demo` | the demo people and users |
+///
 /// All methods block: call them off the event loop.
 public final class ServerStore: Sendable {
     public let dataModel: DataModel
@@ -41,8 +55,8 @@ public final class ServerStore: Sendable {
         // secure_delete off whatever the SQLite build's default: the history keeps old values anyway,
         // and an erasure rebuilds the file (VACUUM), which removes deleted bytes for certain.
         try connection.execute("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA cache_size=-65536; PRAGMA secure_delete=OFF;")
-        try connection.execute(Self.ddl)
-        try Self.migrate(connection)
+        try connection.execute(StoreSchema.sqlite)
+        try StoreSchema.migrate(connection)
         let readConnection = try SQLiteConnection(path: path)
         try readConnection.execute("PRAGMA query_only=ON;")
         try self.init(dialect: .sqlite, directory: directory, postgres: nil, writer: connection, reader: readConnection, dataModel: dataModel,
@@ -57,8 +71,8 @@ public final class ServerStore: Sendable {
         let connection = try PostgresStoreConnection(location)
         // Two processes starting at once must not both create the tables: the write lock orders them.
         try connection.transaction {
-            try connection.execute(Self.postgresDDL)
-            try Self.migrateShared(connection)
+            try connection.execute(StoreSchema.postgreSQL)
+            try StoreSchema.migrateShared(connection)
         }
         let readConnection = try PostgresStoreConnection(location)
         try self.init(dialect: .postgresql, directory: "", postgres: location, writer: connection, reader: readConnection, dataModel: dataModel,
@@ -71,7 +85,7 @@ public final class ServerStore: Sendable {
         self.checkpointer = checkpointer
         let plan = ScopePlan(dataModel)
         let node = try connection.transaction { () -> NodeID in
-            try Self.createReferenceIndex(connection, plan: plan)
+            try StoreSchema.createReferenceIndex(connection, plan: plan)
             try connection.run("INSERT INTO meta (key, value) VALUES ('node', ?) ON CONFLICT DO NOTHING", [.text(NodeID.random().description)])
             try connection.run("INSERT INTO meta (key, value) VALUES ('created_at', ?) ON CONFLICT DO NOTHING", [.text(iso8601(clock()))])
             // Unique keys are looked up by value, for the few tables that have them.
@@ -105,187 +119,23 @@ public final class ServerStore: Sendable {
     /// through `ktd admin` and for re-stamping fixed cells.
     public let node: NodeID
 
-    static let ddl = """
-        CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value) WITHOUT ROWID;
-        CREATE TABLE IF NOT EXISTS users (
-            id TEXT PRIMARY KEY,
-            name TEXT NOT NULL UNIQUE,
-            role TEXT NOT NULL,
-            profile TEXT,
-            created_at TEXT NOT NULL,
-            disabled_at TEXT
-        );
-        CREATE TABLE IF NOT EXISTS user_scopes (
-            user_id TEXT NOT NULL, scope TEXT NOT NULL, granted_at TEXT NOT NULL,
-            PRIMARY KEY (user_id, scope)
-        ) WITHOUT ROWID;
-        -- When a user lost a scope: writes they made before still count as theirs to make.
-        -- removed_seq: the feed's sequence number then; a device sent that far knows of the removal.
-        CREATE TABLE IF NOT EXISTS user_scope_removals (
-            user_id TEXT NOT NULL, scope TEXT NOT NULL, removed_ms INTEGER NOT NULL, removed_seq INTEGER NOT NULL DEFAULT 0
-        );
-        CREATE INDEX IF NOT EXISTS user_scope_removals_by_user ON user_scope_removals(user_id);
-        -- resync = 1: the device's next pull tells it to start over (its user's scopes changed).
-        -- node: the replica node bound to the device by its first push; node_high_water: the newest
-        -- version (HLC) accepted from it; informed_seq: how far the feed was sent to it (decision 0017).
-        CREATE TABLE IF NOT EXISTS devices (
-            id TEXT PRIMARY KEY,
-            name TEXT NOT NULL,
-            token_hash TEXT NOT NULL UNIQUE,
-            created_at TEXT NOT NULL,
-            revoked_at TEXT,
-            user_id TEXT REFERENCES users(id),
-            lost_at TEXT,
-            resync INTEGER NOT NULL DEFAULT 0,
-            node INTEGER,
-            node_high_water INTEGER NOT NULL DEFAULT 0,
-            informed_seq INTEGER NOT NULL DEFAULT 0
-        );
-        -- The scopes each row is in, derived from the data model's scope rules (ScopePlan).
-        CREATE TABLE IF NOT EXISTS row_scopes (
-            tbl TEXT NOT NULL, row_id TEXT NOT NULL, scope TEXT NOT NULL,
-            PRIMARY KEY (tbl, row_id, scope)
-        ) WITHOUT ROWID;
-        -- Rows that left a scope (kind evict) or were erased (kind purge), in feed order.
-        CREATE TABLE IF NOT EXISTS evictions (
-            seq INTEGER NOT NULL, tbl TEXT NOT NULL, row_id TEXT NOT NULL, scope TEXT NOT NULL,
-            at_ms INTEGER NOT NULL, kind TEXT NOT NULL
-        );
-        CREATE INDEX IF NOT EXISTS evictions_by_seq ON evictions(seq);
-        CREATE INDEX IF NOT EXISTS evictions_by_row ON evictions(tbl, row_id);
-        -- Erased rows, by id only, so they can never be written again.
-        CREATE TABLE IF NOT EXISTS erased_rows (tbl TEXT NOT NULL, row_id TEXT NOT NULL, PRIMARY KEY (tbl, row_id)) WITHOUT ROWID;
-        -- Which device received which row, first and last time: "who received this resident's data".
-        CREATE TABLE IF NOT EXISTS deliveries (
-            tbl TEXT NOT NULL, row_id TEXT NOT NULL, device TEXT NOT NULL,
-            first_at TEXT NOT NULL, last_at TEXT NOT NULL, times INTEGER NOT NULL,
-            PRIMARY KEY (tbl, row_id, device)
-        ) WITHOUT ROWID;
-        -- Administrative actions. Append-only: only an erasure may remove entries (their payloads).
-        CREATE TABLE IF NOT EXISTS audit (
-            id INTEGER PRIMARY KEY AUTOINCREMENT,
-            at TEXT NOT NULL, actor TEXT NOT NULL, action TEXT NOT NULL, subject TEXT, detail TEXT
-        );
-        CREATE TRIGGER IF NOT EXISTS audit_no_update BEFORE UPDATE ON audit
-            BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END;
-        CREATE TRIGGER IF NOT EXISTS audit_no_delete BEFORE DELETE ON audit
-            WHEN (SELECT value FROM meta WHERE key = 'erasing') IS NOT 1
-            BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END;
-        -- The current state of every cell; seq orders the change feed.
-        CREATE TABLE IF NOT EXISTS cells (
-            tbl TEXT NOT NULL, row_id TEXT NOT NULL, col TEXT NOT NULL,
-            value, hlc INTEGER NOT NULL, node INTEGER NOT NULL,
-            seq INTEGER NOT NULL, device TEXT,
-            PRIMARY KEY (tbl, row_id, col)
-        ) WITHOUT ROWID;
-        CREATE INDEX IF NOT EXISTS cells_by_seq ON cells(seq);
-        -- Every accepted change: the history of each cell, and what makes pushes idempotent.
-        -- A rowid table: history is appended in arrival order; change ids are looked up by index.
-        CREATE TABLE IF NOT EXISTS changes (
-            change_id TEXT NOT NULL UNIQUE,
-            tbl TEXT NOT NULL, row_id TEXT NOT NULL, col TEXT NOT NULL,
-            value, hlc INTEGER NOT NULL, node INTEGER NOT NULL,
-            base_hlc INTEGER, base_node INTEGER,
-            device TEXT, received_at TEXT NOT NULL,
-            status TEXT NOT NULL, won INTEGER, conflict_id INTEGER
-        );
-        CREATE INDEX IF NOT EXISTS changes_by_cell ON changes(tbl, row_id, col);
-        CREATE TABLE IF NOT EXISTS conflicts (
-            id INTEGER PRIMARY KEY AUTOINCREMENT,
-            seq INTEGER NOT NULL,
-            tbl TEXT NOT NULL, row_id TEXT NOT NULL, col TEXT NOT NULL,
-            winner_value, winner_hlc INTEGER NOT NULL, winner_node INTEGER NOT NULL, winner_device TEXT,
-            loser_value, loser_hlc INTEGER NOT NULL, loser_node INTEGER NOT NULL, loser_device TEXT,
-            base_hlc INTEGER, base_node INTEGER,
-            rule TEXT NOT NULL, review INTEGER NOT NULL,
-            recorded_at TEXT NOT NULL,
-            resolved_at TEXT, resolved_by TEXT, resolution TEXT
-        );
-        CREATE INDEX IF NOT EXISTS conflicts_by_seq ON conflicts(seq);
-        CREATE INDEX IF NOT EXISTS conflicts_by_row ON conflicts(tbl, row_id);
-        """
-}
+    /// Users, scopes, devices and their tokens.
+    public var accounts: Accounts { Accounts(store: self) }
+    /// Conflict records, and the office's decisions on them.
+    public var conflicts: Conflicts { Conflicts(store: self) }
+    /// Cells, history and counts as the store holds them.
+    public var inspection: Inspection { Inspection(store: self) }
+    /// Erasing a resident and everything about them.
+    public var erasure: Erasure { Erasure(store: self) }
+    /// The audit trail.
+    public var audit: AuditTrail { AuditTrail(store: self) }
+    /// Online backup and restore (SQLite).
+    public var backups: Backups { Backups(store: self) }
+    /// The demo people and users.
+    public var demo: DemoLoader { DemoLoader(store: self) }
 
-extension ServerStore {
-    /// Brings a store made by an earlier version up to date (columns added since).
-    static func migrate(_ connection: any StoreConnection) throws {
-        let columns = Set(try connection.query("PRAGMA table_info(devices)").compactMap { $0[1].string })
-        for (column, definition) in [("user_id", "TEXT"), ("lost_at", "TEXT"), ("resync", "INTEGER NOT NULL DEFAULT 0"),
-                                     ("node", "INTEGER"), ("node_high_water", "INTEGER NOT NULL DEFAULT 0"),
-                                     ("informed_seq", "INTEGER NOT NULL DEFAULT 0")]
-        where !columns.contains(column) {
-            try connection.execute("ALTER TABLE devices ADD COLUMN \(column) \(definition)")
-        }
-        let removalColumns = Set(try connection.query("PRAGMA table_info(user_scope_removals)").compactMap { $0[1].string })
-        if !removalColumns.contains("removed_seq") {
-            try connection.execute("ALTER TABLE user_scope_removals ADD COLUMN removed_seq INTEGER NOT NULL DEFAULT 0")
-        }
-        try migrateShared(connection)
+    /// Fails with a clear message when an operation exists on the SQLite store only.
+    func requireSQLite(_ operation: String, instead: String) throws {
+        guard dialect == .sqlite else { throw AdminError.invalid("\(operation) works on the SQLite store only; on PostgreSQL, \(instead)") }
     }
-
-    /// Reference cells looked up by the row they point to (scope propagation, erasure, audit). A
-    /// partial index over the reference columns only; rebuilt when the model's set of them changes.
-    static func createReferenceIndex(_ connection: any StoreConnection, plan: ScopePlan) throws {
-        let definition = plan.referenceColumnCondition
-        if try connection.scalar("SELECT value FROM meta WHERE key = 'reference_index'")?.string != definition {
-            try connection.execute("DROP INDEX IF EXISTS cells_by_reference")
-            try connection.setMeta("reference_index", .text(definition))
-        }
-        try connection.execute("CREATE INDEX IF NOT EXISTS cells_by_reference ON cells(value, tbl, col) WHERE \(definition)")
-    }
-
-    /// Appends an administrative action to the audit trail, inside the caller's transaction.
-    func audit(_ connection: any StoreConnection, actor: String, action: String, subject: String?, detail: String?) throws {
-        try connection.run("INSERT INTO audit (at, actor, action, subject, detail) VALUES (?, ?, ?, ?, ?)",
-                           [.text(iso8601(clock())), .text(actor), .text(action), subject.map(CellValue.text) ?? .null,
-                            detail.map(CellValue.text) ?? .null])
-    }
-}
-
-public enum StoreError: Error, CustomStringConvertible {
-    case corrupt(String)
-    case notFound(String)
-
-    public var description: String {
-        switch self {
-        case .corrupt(let why): return "store is damaged: \(why)"
-        case .notFound(let what): return "\(what) not found"
-        }
-    }
-}
-
-/// Formats server milliseconds as ISO-8601 UTC with milliseconds.
-func iso8601(_ milliseconds: Int64) -> String {
-    var seconds = time_t(milliseconds / 1000)
-    var parts = tm()
-    gmtime_r(&seconds, &parts)
-    func pad(_ value: Int32, _ width: Int) -> String {
-        let text = String(value)
-        return String(repeating: "0", count: max(0, width - text.count)) + text
-    }
-    return "\(pad(parts.tm_year + 1900, 4))-\(pad(parts.tm_mon + 1, 2))-\(pad(parts.tm_mday, 2))T"
-        + "\(pad(parts.tm_hour, 2)):\(pad(parts.tm_min, 2)):\(pad(parts.tm_sec, 2)).\(pad(Int32(milliseconds % 1000), 3))Z"
-}
-
-extension CellValue {
-    var int64: Int64? {
-        if case .integer(let v) = self { return v }
-        return nil
-    }
-
-    var string: String? {
-        if case .text(let v) = self { return v }
-        return nil
-    }
-}
-
-extension CellVersion {
-    /// Reads a version stored as two INTEGER columns.
-    init?(hlc: CellValue, node: CellValue) {
-        guard case .integer(let h) = hlc, case .integer(let n) = node, let id = NodeID(rawValue: UInt64(n)) else { return nil }
-        self.init(hlc: UInt64(h), node: id)
-    }
-
-    var hlcValue: CellValue { .integer(Int64(hlc)) }
-    var nodeValue: CellValue { .integer(Int64(node.rawValue)) }
 }

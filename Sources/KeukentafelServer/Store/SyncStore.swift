@@ -3,8 +3,7 @@ import KeukentafelProtocol
 
 /// What the HTTP layer needs from a store: the seam between `SyncServer` and the database.
 ///
-/// `ServerStore` (embedded SQLite) is the implementation today; a PostgreSQL store (issue 6) implements
-/// the same protocol, and `SyncServer` does not change. Every method blocks; the server calls them on
+/// `ServerStore` implements it, on embedded SQLite or PostgreSQL (decision 0013). Every method blocks; the server calls them on
 /// NIO's thread pool. The rules a store must keep are the protocol's (docs/protocol.md), above all:
 /// a pull never advances a cursor past a change that commits later with a smaller sequence number
 /// (`ConcurrencyTests`).
@@ -15,7 +14,7 @@ public protocol SyncStore: Sendable {
     var clock: @Sendable () -> Int64 { get }
 
     /// The device and access a bearer token stands for.
-    func authenticate(token: String) throws -> ServerStore.Authentication
+    func authenticate(token: String) throws -> Accounts.Authentication
     /// Applies a batch in one transaction, answering per change. `node` is the pushing replica's,
     /// which the device is bound to (a `StoreRefusal` with `node_mismatch` if it is not its own).
     func push(_ changes: [Change], device: String, node: NodeID?, access: Access, clientSchemaVersion: Int?,
@@ -37,7 +36,35 @@ public protocol SyncStore: Sendable {
     func watchOtherWriters(_ onChange: @escaping @Sendable () -> Void) async throws
 }
 
+/// The store's side of the protocol: each requirement is done by the part that owns it.
 extension ServerStore: SyncStore {
+    public func authenticate(token: String) throws -> Accounts.Authentication {
+        try accounts.authenticate(token: token)
+    }
+
+    public func push(_ changes: [Change], device: String, node: NodeID? = nil, access: Access = .system, clientSchemaVersion: Int? = nil,
+                     rejectedWhileDecoding: [Int: ChangeRejection] = [:], resolutions: [Resolution] = []) throws -> PushResponse {
+        try PushPath(store: self).push(changes, device: device, node: node, access: access, clientSchemaVersion: clientSchemaVersion,
+                                       rejectedWhileDecoding: rejectedWhileDecoding, resolutions: resolutions)
+    }
+
+    public func pull(since cursor: Int64, limit: Int, access: Access = .system, device: String? = nil,
+                     epoch: String? = nil, proof: String? = nil) throws -> PullResponse {
+        try FeedReader(store: self).pull(since: cursor, limit: limit, access: access, device: device, epoch: epoch, proof: proof)
+    }
+
+    public func canSee(table: String, row: String, access: Access) throws -> Bool {
+        try FeedReader(store: self).canSee(table: table, row: row, access: access)
+    }
+
+    public func history(table: String, row: String, column: String? = nil) throws -> [HistoryEntry] {
+        try inspection.history(table: table, row: row, column: column)
+    }
+
+    public func isReady() -> Bool {
+        (try? reader.withLock { try $0.scalar("SELECT value FROM meta WHERE key = 'seq'") }) != nil
+    }
+
     public var hasOtherWriters: Bool { postgresLocation != nil }
 
     public func watchOtherWriters(_ onChange: @escaping @Sendable () -> Void) async throws {

@@ -199,7 +199,7 @@ struct PushAuthorizer {
         let stmt = try connection.literalStatement("SELECT 1 FROM erased_rows WHERE tbl = ? AND row_id = ?")
         defer { stmt.reset() }
         try stmt.bind(table, at: 1)
-        try stmt.bind(ServerStore.erasedKey(row), at: 2)
+        try stmt.bind(Erasure.erasedKey(row), at: 2)
         let result = try stmt.step()
         erased[address] = result
         return result

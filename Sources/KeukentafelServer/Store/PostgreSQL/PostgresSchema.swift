@@ -1,8 +1,8 @@
-extension ServerStore {
+extension StoreSchema {
     /// The store's tables on PostgreSQL: the same tables and columns as `ddl` (SQLite), with
     /// PostgreSQL's types. Columns that hold cell values are `bytea` (`PostgresCellEncoding`); keys
     /// compare bytewise (`COLLATE "C"`), as in SQLite. Idempotent; run under the write lock.
-    static let postgresDDL = """
+    static let postgreSQL = """
         CREATE TABLE IF NOT EXISTS meta (key TEXT COLLATE "C" PRIMARY KEY, value BYTEA);
         CREATE TABLE IF NOT EXISTS users (
             id TEXT COLLATE "C" PRIMARY KEY,

@@ -1,10 +1,16 @@
 import KeukentafelProtocol
 import KeukentafelSQLite
 
-extension ServerStore {
+/// The change feed for one device: pages of the cells it may see, with conflicts, evictions and purges
+/// (decisions 0010, 0011, 0017).
+struct FeedReader: Sendable {
+    let store: ServerStore
+
+    init(store: ServerStore) { self.store = store }
+
     /// The default and the greatest number of cells in one pulled page.
-    public static let defaultPageSize = 5_000
-    public static let maxPageSize = 50_000
+    static let defaultPageSize = 5_000
+    static let maxPageSize = 50_000
 
     /// One page of the change feed for a device: the current state of every cell it may see whose
     /// sequence number is greater than `since`, in sequence order, the conflicts recorded in the same
@@ -14,13 +20,13 @@ extension ServerStore {
     /// write transaction, so every number up to the snapshot's greatest is committed: a cursor never
     /// passes a change that commits later. `limit` bounds the cells read, not only those sent, so a
     /// page costs the same whether or not the device may see what it passes.
-    public func pull(since cursor: Int64, limit: Int, access: Access = .system, device: String? = nil,
+    func pull(since cursor: Int64, limit: Int, access: Access = .system, device: String? = nil,
                      epoch deviceEpoch: String? = nil, proof: String? = nil) throws -> PullResponse {
         let limit = max(1, min(limit, Self.maxPageSize))
-        let now = clock()
+        let now = store.clock()
         var wentBack = false
         var informed: (before: Int64, now: Int64)?
-        var page = try reader.withLock { connection -> PullResponse in
+        var page = try store.reader.withLock { connection -> PullResponse in
             try connection.transaction(immediate: false) {
                 var head: Int64 = 0, epoch: String?, key = ""
                 for entry in try connection.query("SELECT key, value FROM meta WHERE key IN ('seq', 'epoch', 'cursor_key')") {
@@ -46,7 +52,7 @@ extension ServerStore {
                     // The device's scopes changed, or it has seen a future this store does not have (restored).
                     if let state { informed = (state.informedSequence, head) }
                     return PullResponse(cursor: 0, more: true, rows: [], conflicts: [], resync: true, epoch: epoch,
-                                        serverTime: now, schemaVersion: dataModel.version)
+                                        serverTime: now, schemaVersion: store.dataModel.version)
                 }
                 var page = try readPage(since: cursor, limit: limit, head: head, epoch: epoch, access: access, connection)
                 if !key.isEmpty { page.cursorProof = CursorProof.proof(cursor: page.cursor, epoch: epoch, key: key) }
@@ -67,8 +73,8 @@ extension ServerStore {
     /// The feed from `since` for `access`, in the read transaction of `pull`.
     private func readPage(since cursor: Int64, limit: Int, head: Int64, epoch: String?, access: Access,
                           _ connection: any StoreConnection) throws -> PullResponse {
-        let now = clock()
-        var visibility = Visibility(store: self, access: access, connection: connection)
+        let now = store.clock()
+        var visibility = Visibility(store: store, access: access, connection: connection)
         let stmt = try connection.literalStatement(
             "SELECT tbl, row_id, col, value, hlc, node, seq FROM cells WHERE seq > ? ORDER BY seq LIMIT ?")
         try stmt.bind(cursor, at: 1)
@@ -94,7 +100,7 @@ extension ServerStore {
         }
         let more = count == limit
         let upTo = more ? lastSequence : max(cursor, head)
-        let conflicts = try conflictRecords(connection, where: "seq > ? AND seq <= ?", [.integer(cursor), .integer(upTo)])
+        let conflicts = try Conflicts.read(connection, where: "seq > ? AND seq <= ?", [.integer(cursor), .integer(upTo)])
             .filter { try visibility.canSee(table: $0.table, row: $0.row, column: $0.column) }
         var evictions: [RowReference] = [], purges: [RowReference] = []
         var seen = Set<RowReference>()
@@ -113,20 +119,20 @@ extension ServerStore {
             }
         }
         return PullResponse(cursor: upTo, more: more, rows: rows, conflicts: conflicts, evictions: evictions,
-                            purges: purges, epoch: epoch, serverTime: now, schemaVersion: dataModel.version)
+                            purges: purges, epoch: epoch, serverTime: now, schemaVersion: store.dataModel.version)
     }
 
     /// Whether `access` may see a row now.
-    public func canSee(table: String, row: String, access: Access) throws -> Bool {
-        try reader.withLock { connection in
-            var visibility = Visibility(store: self, access: access, connection: connection)
+    func canSee(table: String, row: String, access: Access) throws -> Bool {
+        try store.reader.withLock { connection in
+            var visibility = Visibility(store: store, access: access, connection: connection)
             return try visibility.canSeeRow(table: table, row: row)
         }
     }
 
     /// Gives the feed a new epoch (once per going-back) and returns the current one.
     func rotateEpoch() throws -> String? {
-        try writer.withLock { connection in
+        try store.writer.withLock { connection in
             try connection.transaction {
                 let current = try connection.scalar("SELECT value FROM meta WHERE key = 'epoch'")?.string
                 guard let head = try connection.scalar("SELECT value FROM meta WHERE key = 'seq'")?.int64 else { return current }
@@ -135,7 +141,7 @@ extension ServerStore {
                 try connection.setMeta("epoch_rotated_at", .integer(head))
                 let epoch = NodeID.random().description
                 try connection.run("UPDATE meta SET value = ? WHERE key = 'epoch'", [.text(epoch)])
-                try audit(connection, actor: "ktd", action: "epoch.rotate", subject: nil,
+                try store.audit.append(connection, actor: "ktd", action: "epoch.rotate", subject: nil,
                           detail: "a device was ahead of the store (sequence \(head)): the store went back")
                 return epoch
             }
@@ -152,8 +158,8 @@ extension ServerStore {
     func recordDelivery(of page: PullResponse, to device: String, since cursor: Int64, informed: (before: Int64, now: Int64)? = nil) throws {
         let advances = informed.map { $0.now > $0.before } ?? false
         guard !page.rows.isEmpty || cursor == 0 || advances else { return }
-        let at = iso8601(clock())
-        try writer.withLock { connection in
+        let at = iso8601(store.clock())
+        try store.writer.withLock { connection in
             try connection.transaction {
                 if cursor == 0 { try connection.run("UPDATE devices SET resync = 0 WHERE id = ? AND resync = 1", [.text(device)]) }
                 if advances, let informed {
@@ -170,92 +176,5 @@ extension ServerStore {
                 }
             }
         }
-    }
-
-    /// Conflict records, newest first, optionally only unresolved ones.
-    public func conflicts(unresolvedOnly: Bool = false, limit: Int = 1000) throws -> [ConflictRecord] {
-        try reader.withLock { connection in
-            try conflictRecords(connection, where: unresolvedOnly ? "resolved_at IS NULL" : "true",
-                                [], order: "id DESC LIMIT \(max(1, limit))")
-        }
-    }
-
-    public func conflict(id: Int64) throws -> ConflictRecord? {
-        try reader.withLock { try conflictRecords($0, where: "id = ?", [.integer(id)]).first }
-    }
-
-    func conflictRecords(_ connection: any StoreConnection, where condition: String, _ arguments: [CellValue],
-                         order: String = "seq") throws -> [ConflictRecord] {
-        let rows = try connection.query("""
-            SELECT id, tbl, row_id, col, winner_value, winner_hlc, winner_node, winner_device,
-                   loser_value, loser_hlc, loser_node, loser_device, base_hlc, base_node, rule, review, recorded_at,
-                   resolved_at, coalesce((SELECT name FROM devices WHERE id = resolved_by), resolved_by), resolution,
-                   (SELECT name FROM devices WHERE id = winner_device), (SELECT name FROM devices WHERE id = loser_device),
-                   (SELECT u.name FROM devices d JOIN users u ON u.id = d.user_id WHERE d.id = winner_device),
-                   (SELECT u.name FROM devices d JOIN users u ON u.id = d.user_id WHERE d.id = loser_device)
-            FROM conflicts WHERE \(condition) ORDER BY \(order)
-            """, arguments)
-        return rows.compactMap { r in
-            guard let id = r[0].int64, let table = r[1].string, let row = r[2].string, let column = r[3].string,
-                  let winnerVersion = CellVersion(hlc: r[5], node: r[6]), let loserVersion = CellVersion(hlc: r[9], node: r[10])
-            else { return nil }
-            return ConflictRecord(
-                id: id, table: table, row: row, column: column,
-                winnerValue: r[4], winnerVersion: winnerVersion, winnerDevice: r[7].string,
-                loserValue: r[8], loserVersion: loserVersion, loserDevice: r[11].string,
-                base: CellVersion(hlc: r[12], node: r[13]), rule: r[14].string ?? "lww", review: r[15].int64 == 1,
-                recordedAt: r[16].string ?? "", resolvedAt: r[17].string, resolvedBy: r[18].string, resolution: r[19].string,
-                winnerDeviceName: r[20].string, loserDeviceName: r[21].string, winnerUser: r[22].string, loserUser: r[23].string)
-        }
-    }
-}
-
-/// What one device may see, decided row by row with `AccessRules` and remembered for one page.
-struct Visibility {
-    let store: ServerStore
-    let access: Access
-    let connection: any StoreConnection
-    private var rows: [RowReference: Bool] = [:]
-    /// Every row of every table, no partner profile, no confidential flags: nothing to look up.
-    private let seesEverything: Bool
-
-    init(store: ServerStore, access: Access, connection: any StoreConnection) {
-        self.store = store
-        self.access = access
-        self.connection = connection
-        self.seesEverything = access.seesEveryScope && access.role != .partner
-    }
-
-    mutating func canSee(table: String, row: String, column: String) throws -> Bool {
-        guard try canSeeRow(table: table, row: row) else { return false }
-        guard access.role == .partner, let model = store.dataModel.table(named: table) else { return true }
-        return AccessRules.canSee(column: column, of: model, access: access, model: store.dataModel)
-    }
-
-    mutating func canSeeRow(table: String, row: String) throws -> Bool {
-        guard let model = store.dataModel.table(named: table) else { return access.seesEveryScope }
-        if seesEverything, model.confidentialWhen == nil { return true }
-        let reference = RowReference(table: table, row: row)
-        if let known = rows[reference] { return known }
-        var scopes = Set<String>()
-        if !store.scopePlan.isGlobal(table) {
-            let stmt = try connection.literalStatement("SELECT scope FROM row_scopes WHERE tbl = ? AND row_id = ?")
-            try stmt.bind(table, at: 1)
-            try stmt.bind(row, at: 2)
-            while try stmt.step() { if let scope = stmt.text(0) { scopes.insert(scope) } }
-            stmt.reset()
-        }
-        var confidential = false
-        if let flag = model.confidentialWhen {
-            let stmt = try connection.literalStatement("SELECT value FROM cells WHERE tbl = ? AND row_id = ? AND col = ?")
-            try stmt.bind(table, at: 1)
-            try stmt.bind(row, at: 2)
-            try stmt.bind(flag, at: 3)
-            confidential = try stmt.step() && isTrue(stmt.value(0))
-            stmt.reset()
-        }
-        let visible = AccessRules.canSee(table: model, rowScopes: scopes, confidential: confidential, access: access, model: store.dataModel)
-        rows[reference] = visible
-        return visible
     }
 }

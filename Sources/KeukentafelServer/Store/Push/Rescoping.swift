@@ -114,7 +114,7 @@ extension PushContext {
 
     /// Ids of the rows of `table` whose reference `column` holds `id` (through the reference index).
     func rows(of table: String, whose column: String, is id: String) throws -> [String] {
-        try store.rowsReferencing(id, from: table, column: column, connection)
+        try store.scopePlan.rowsReferencing(id, from: table, column: column, connection)
     }
 
     mutating func recordEviction(_ row: RowAddress, scope: String, kind: String) throws {
@@ -134,11 +134,11 @@ extension PushContext {
     }
 }
 
-extension ServerStore {
-    /// Ids of the rows of `table` whose reference `column` holds `id`.
+extension ScopePlan {
+    /// Ids of the rows of `table` whose reference `column` holds `id` (through the partial reference index).
     func rowsReferencing(_ id: String, from table: String, column: String, _ connection: any StoreConnection) throws -> [String] {
         let stmt = try connection.cachedStatement(
-            "SELECT row_id FROM cells WHERE value = ? AND tbl = ? AND col = ? AND \(scopePlan.referenceColumnCondition)")
+            "SELECT row_id FROM cells WHERE value = ? AND tbl = ? AND col = ? AND \(referenceColumnCondition)")
         defer { stmt.reset() }
         try stmt.bind([.text(id), .text(table), .text(column)])
         var rows: [String] = []

@@ -1,0 +1,51 @@
+import KeukentafelProtocol
+
+/// What one device may see, decided row by row with `AccessRules` and remembered for one page.
+struct Visibility {
+    let store: ServerStore
+    let access: Access
+    let connection: any StoreConnection
+    private var rows: [RowReference: Bool] = [:]
+    /// Every row of every table, no partner profile, no confidential flags: nothing to look up.
+    private let seesEverything: Bool
+
+    init(store: ServerStore, access: Access, connection: any StoreConnection) {
+        self.store = store
+        self.access = access
+        self.connection = connection
+        self.seesEverything = access.seesEveryScope && access.role != .partner
+    }
+
+    mutating func canSee(table: String, row: String, column: String) throws -> Bool {
+        guard try canSeeRow(table: table, row: row) else { return false }
+        guard access.role == .partner, let model = store.dataModel.table(named: table) else { return true }
+        return AccessRules.canSee(column: column, of: model, access: access, model: store.dataModel)
+    }
+
+    mutating func canSeeRow(table: String, row: String) throws -> Bool {
+        guard let model = store.dataModel.table(named: table) else { return access.seesEveryScope }
+        if seesEverything, model.confidentialWhen == nil { return true }
+        let reference = RowReference(table: table, row: row)
+        if let known = rows[reference] { return known }
+        var scopes = Set<String>()
+        if !store.scopePlan.isGlobal(table) {
+            let stmt = try connection.literalStatement("SELECT scope FROM row_scopes WHERE tbl = ? AND row_id = ?")
+            try stmt.bind(table, at: 1)
+            try stmt.bind(row, at: 2)
+            while try stmt.step() { if let scope = stmt.text(0) { scopes.insert(scope) } }
+            stmt.reset()
+        }
+        var confidential = false
+        if let flag = model.confidentialWhen {
+            let stmt = try connection.literalStatement("SELECT value FROM cells WHERE tbl = ? AND row_id = ? AND col = ?")
+            try stmt.bind(table, at: 1)
+            try stmt.bind(row, at: 2)
+            try stmt.bind(flag, at: 3)
+            confidential = try stmt.step() && isTrue(stmt.value(0))
+            stmt.reset()
+        }
+        let visible = AccessRules.canSee(table: model, rowScopes: scopes, confidential: confidential, access: access, model: store.dataModel)
+        rows[reference] = visible
+        return visible
+    }
+}

@@ -1,0 +1,297 @@
+import KeukentafelProtocol
+
+/// Changes to new rows that turned out, once the batch was applied, to lie outside the writer's scopes.
+struct RefusedAfterApplying: Error {
+    var refusals: [Int: ChangeRejection]
+}
+
+/// The state of one push transaction.
+struct PushContext {
+    let connection: any StoreConnection
+    var sequence: Int64
+    let device: String
+    let receivedAt: String
+    let store: ServerStore
+    /// The sequence number before this batch: cells at or below it are older than the batch.
+    let batchStartSequence: Int64
+    let nowMilliseconds: Int64
+    /// The pushed changes; the history buffer refers to them by position.
+    let batch: [Change]
+    /// The cells of every row this batch touched, read once per row and kept current by `writeCell`.
+    /// Cleared only between windows, after a flush: a row with unwritten cells is always here.
+    var rowCache: [RowAddress: CachedRow] = [:]
+    /// The row the previous change went to: a batch's changes come row by row.
+    var lastRow: (table: String, row: String, cells: CachedRow)?
+    /// What the store already knew of the change ids in the current window (see `prefetch`).
+    var earlier: [String: EarlierChange] = [:]
+    /// Change ids that come more than once in the current window.
+    var repeatedIDs: Set<String> = []
+    var pending = PendingWrites()
+    /// Rows whose scopes may have changed, by scope depth (see `rescope()`).
+    var rescopeQueue: [Int: Set<RowAddress>] = [:]
+    var confidentialityChanged: Set<RowAddress> = []
+
+    struct RowAddress: Hashable {
+        var table: String
+        var row: String
+    }
+
+    mutating func nextSequence() -> Int64 {
+        sequence += 1
+        return sequence
+    }
+
+    /// Merges `change`, which is `batch[index]`, into the store and says what became of it.
+    mutating func apply(_ change: Change, at index: Int, now: Int64) throws -> ChangeResult {
+        if !earlier.isEmpty, let known = earlier[change.id] { return known.result(for: change) }
+        if !repeatedIDs.isEmpty, repeatedIDs.contains(change.id) {
+            // Its first occurrence in this window may still be unwritten.
+            try flushWrites()
+            if let known = try earlierResult(of: change) { return known }
+        }
+        if let rejection = validateChangeID(change.id) ?? store.dataModel.validate(change) {
+            return ChangeResult(id: change.id, status: .rejected, code: rejection.code, message: rejection.message)
+        }
+        let aheadBy = Int64(change.version.milliseconds) - now
+        if aheadBy > store.maxClockSkewMilliseconds {
+            return ChangeResult(
+                id: change.id, status: .rejected, code: .clockAhead,
+                message: "the writing device's clock is \(describeDuration(milliseconds: aheadBy)) ahead of the server "
+                    + "(server time \(iso8601(now))); the change was not applied and stays on the device. "
+                    + "Set the device's clock right and sync again.")
+        }
+        let plan = store.pushPlans[change.table]!  // validation refused unknown tables
+        let table = plan.table
+        let incoming = VersionedValue(value: change.value, version: change.version)
+        let key = change.key
+        let row = try cachedRow(table: key.table, row: key.row)
+        let current = row.cells[key.column]
+
+        var outcome: WriteOutcome
+        var conflictID: Int64?
+        if key.column == Merge.deletedColumn {
+            outcome = Merge.classify(current: current?.value, incoming: incoming, base: current?.version)
+            if case .duplicate = outcome {} else if change.value == .integer(1), let newestOther = RowState(row.cells).newestOther,
+                      newestOther.version != change.base {
+                // Someone edited the row after the deleter last saw it: concurrent delete and edit.
+                if incoming.version > newestOther.version {
+                    conflictID = try recordDeleteWins(table: table, row: key.row, deletion: incoming, deletionBase: change.base)
+                    outcome = .conflict(incomingWins: true)
+                } else {
+                    conflictID = try recordConflict(
+                        table: table, key: key,
+                        winner: VersionedValue(value: .integer(0), version: newestOther.version), winnerDevice: newestOther.device,
+                        loser: incoming, loserDevice: device, base: change.base, rule: "edit-wins")
+                    outcome = .conflict(incomingWins: false)
+                }
+            }
+        } else if !plan.immutableColumns.isEmpty, plan.immutableColumns.contains(key.column), let current, current.value.value != .null,
+                  current.value.value != incoming.value {
+            // Fixed once set (a signed plan): the later value is kept as a conflict record, never applied.
+            let id = try recordConflict(table: table, key: key, winner: current.value, winnerDevice: current.device,
+                                        loser: incoming, loserDevice: device, base: change.base, rule: "immutable")
+            // The fixed value is re-stamped newer than the refused one, so the writer's replica (which
+            // holds the newer version of its own write) takes the fixed value back, like every other.
+            let restamp = CellVersion(hlc: max(incoming.version.hlc, current.version.hlc) + 1, node: store.node)
+            try writeCell(key, VersionedValue(value: current.value.value, version: restamp), device: current.device)
+            let result = ChangeResult(id: change.id, status: .conflict, won: false, conflict: id, code: .immutableCell,
+                                      message: "\(table.name).\(key.column) is fixed once set; the new value is kept in conflict \(id)")
+            try log(index, result: result)
+            return result
+        } else {
+            outcome = Merge.classify(current: current?.value, incoming: incoming, base: change.base)
+            if plan.appendOnly, case .conflict(let wins) = outcome {
+                outcome = wins ? .applied : .superseded  // append-only rows never conflict
+            }
+            if case .conflict(let incomingWins) = outcome, let current {
+                let winner = incomingWins ? incoming : current.value
+                let loser = incomingWins ? current.value : incoming
+                conflictID = try recordConflict(
+                    table: table, key: key, winner: winner, winnerDevice: incomingWins ? device : current.device,
+                    loser: loser, loserDevice: incomingWins ? current.device : device, base: change.base, rule: "lww")
+            } else if case .duplicate = outcome {
+            } else if row.cells[Merge.deletedColumn] != nil, case let rowBefore = RowState(row.cells), rowBefore.isDeleted,
+                      let tombstone = rowBefore.tombstone {
+                // An edit to a row that was deleted concurrently (the editor never saw the deletion).
+                if incoming.version > tombstone.version {
+                    conflictID = try recordConflict(
+                        table: table, key: CellKey(table: key.table, row: key.row, column: Merge.deletedColumn),
+                        winner: VersionedValue(value: .integer(0), version: incoming.version), winnerDevice: device,
+                        loser: tombstone.value, loserDevice: tombstone.device, base: nil, rule: "edit-wins")
+                    outcome = .conflict(incomingWins: true)
+                } else {
+                    conflictID = try recordConflict(
+                        table: table, key: key, winner: VersionedValue(value: .null, version: tombstone.version),
+                        winnerDevice: tombstone.device, loser: incoming, loserDevice: device, base: change.base, rule: "delete-wins")
+                    outcome = .conflict(incomingWins: false)
+                }
+            }
+        }
+
+        let won: Bool
+        switch outcome {
+        case .applied: won = true
+        case .duplicate, .superseded: won = false
+        case .conflict(let incomingWins): won = incomingWins
+        }
+        // The cell itself always follows plain LWW, whatever the row-level bookkeeping above said.
+        if case .duplicate = outcome {} else if Merge.merge(current?.value, incoming) == incoming, current?.value != incoming {
+            try writeCell(key, incoming)
+        }
+
+        if won, plan.hasUniqueKeys, let duplicate = try checkDuplicates(after: change, in: table) {
+            conflictID = conflictID ?? duplicate
+        }
+
+        let result: ChangeResult
+        switch outcome {
+        case .applied, .duplicate: result = ChangeResult(id: change.id, status: .applied, won: true)
+        case .superseded: result = ChangeResult(id: change.id, status: .superseded, won: false)
+        case .conflict: result = ChangeResult(id: change.id, status: .conflict, won: won, conflict: conflictID)
+        }
+        try log(index, result: result)
+        return result
+    }
+
+    // MARK: Reading state
+
+    struct StoredCell {
+        var value: VersionedValue
+        var device: String?
+        var version: CellVersion { value.version }
+    }
+
+    struct RowState {
+        var tombstone: StoredCell?
+        var newestOther: StoredCell?
+        var isDeleted: Bool {
+            Merge.isRowDeleted(tombstone: tombstone?.value, newestOtherVersion: newestOther?.version)
+        }
+
+        /// The tombstone and the newest other cell of a row's cells.
+        init(_ cells: [String: StoredCell]) {
+            for (column, cell) in cells {
+                if column == Merge.deletedColumn {
+                    tombstone = cell
+                } else if newestOther.map({ cell.version > $0.version }) ?? true {
+                    newestOther = cell
+                }
+            }
+        }
+    }
+
+    /// A row's cells as this transaction sees them, shared so a write updates them in place.
+    final class CachedRow {
+        var cells: [String: StoredCell]
+        init(_ cells: [String: StoredCell]) { self.cells = cells }
+    }
+
+    mutating func cachedRow(table: String, row: String) throws -> CachedRow {
+        if let last = lastRow, last.row == row, last.table == table { return last.cells }
+        let address = RowAddress(table: table, row: row)
+        // Rows the window's prefetch did not read (rescoping, unique-key candidates) are read alone.
+        // A row missing from the cache has nothing unwritten, so the store has its cells.
+        if rowCache[address] == nil { try readUncachedRows([table: [row]]) }
+        guard let cached = rowCache[address] else { throw StoreError.corrupt("row \(table) \(row) was read but not cached") }
+        lastRow = (table, row, cached)
+        return cached
+    }
+
+    mutating func cells(table: String, row: String) throws -> [String: StoredCell] {
+        try cachedRow(table: table, row: row).cells
+    }
+
+    mutating func rowState(table: String, row: String) throws -> RowState {
+        RowState(try cells(table: table, row: row))
+    }
+
+    /// The first result of a change id the store has seen before, from the store itself.
+    func earlierResult(of change: Change) throws -> ChangeResult? {
+        let stmt = try connection.literalStatement(
+            "SELECT change_id, tbl, row_id, col, hlc, node, status, won, conflict_id FROM changes WHERE change_id = ?")
+        defer { stmt.reset() }
+        try stmt.bind(change.id, at: 1)
+        guard try stmt.step() else { return nil }
+        return EarlierChange(stmt).result(for: change)
+    }
+
+    func validateChangeID(_ id: String) -> ChangeRejection? {
+        let ok = !id.isEmpty && id.utf8.count <= 64 && id.utf8.allSatisfy { $0 > 0x20 && $0 < 0x7F }
+        return ok ? nil : ChangeRejection(.invalidChangeID, "a change id is 1 to 64 printable ASCII characters")
+    }
+
+    // MARK: Writing
+
+    /// Sets a cell (written with the next flush; this transaction reads it from the row cache at once).
+    mutating func writeCell(_ key: CellKey, _ value: VersionedValue, device writer: String? = nil) throws {
+        let device = writer ?? self.device
+        let row = try cachedRow(table: key.table, row: key.row)
+        let old = row.cells[key.column]?.value.value
+        row.cells[key.column] = StoredCell(value: value, device: device)
+        try pending.write(PendingWrites.CellWrite(key: key, value: value, sequence: nextSequence(), device: device), connection)
+        noteScopeChange(key, old: old, new: value.value)
+    }
+
+    /// Writes the gathered cells and history entries; call before reading `cells` or `changes` in SQL.
+    mutating func flushWrites() throws {
+        try pending.flush(batch: batch, device: device, receivedAt: receivedAt, connection)
+    }
+
+    mutating func recordConflict(table: DataModel.Table, key: CellKey, winner: VersionedValue, winnerDevice: String?,
+                                 loser: VersionedValue, loserDevice: String?, base: CellVersion?, rule: String,
+                                 review forceReview: Bool = false) throws -> Int64 {
+        let review = forceReview || table.column(named: key.column)?.policy == .review
+        let stmt = try connection.literalStatement("""
+            INSERT INTO conflicts (seq, tbl, row_id, col, winner_value, winner_hlc, winner_node, winner_device,
+                loser_value, loser_hlc, loser_node, loser_device, base_hlc, base_node, rule, review, recorded_at)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id
+            """)
+        try stmt.bind([
+            .integer(nextSequence()), .text(key.table), .text(key.row), .text(key.column),
+            winner.value, winner.version.hlcValue, winner.version.nodeValue, winnerDevice.map(CellValue.text) ?? .null,
+            loser.value, loser.version.hlcValue, loser.version.nodeValue, loserDevice.map(CellValue.text) ?? .null,
+            base?.hlcValue ?? .null, base?.nodeValue ?? .null, .text(rule), .integer(review ? 1 : 0), .text(receivedAt),
+        ])
+        guard try stmt.step() else { throw StoreError.corrupt("inserting a conflict record returned no id") }
+        let id = stmt.int64(0)
+        stmt.reset()
+        return id
+    }
+
+    /// A deletion won against edits its writer never saw: each such edit becomes a conflict record.
+    mutating func recordDeleteWins(table: DataModel.Table, row: String, deletion: VersionedValue, deletionBase: CellVersion?) throws -> Int64? {
+        var first: Int64?
+        for (column, cell) in try cells(table: table.name, row: row).sorted(by: { $0.key < $1.key }) where column != Merge.deletedColumn {
+            if let deletionBase, cell.version <= deletionBase { continue }  // the deleter saw this one
+            let id = try recordConflict(
+                table: table, key: CellKey(table: table.name, row: row, column: column),
+                winner: VersionedValue(value: .null, version: deletion.version), winnerDevice: device,
+                loser: cell.value, loserDevice: cell.device, base: deletionBase, rule: "delete-wins")
+            first = first ?? id
+        }
+        return first
+    }
+
+    /// Marks a conflict resolved and gives it a new sequence number, so every device learns of it.
+    mutating func resolve(_ resolution: Resolution) throws -> Bool {
+        let text = String(resolution.resolution.prefix(500))
+        try connection.run("""
+            UPDATE conflicts SET resolved_at = ?, resolved_by = ?, resolution = ?, seq = ? WHERE id = ?
+            """, [.text(receivedAt), .text(device), .text(text), .integer(nextSequence()), .integer(resolution.conflict)])
+        return connection.changes > 0
+    }
+
+    /// Adds `batch[index]` to the history (with the next flush).
+    mutating func log(_ index: Int, result: ChangeResult) throws {
+        try pending.log(index, result: result, batch: batch, device: device, receivedAt: receivedAt, connection)
+    }
+}
+
+/// "3 minutes", "2 days": a rough human duration.
+func describeDuration(milliseconds: Int64) -> String {
+    let seconds = milliseconds / 1000
+    if seconds < 120 { return "\(seconds) seconds" }
+    if seconds < 7200 { return "\(seconds / 60) minutes" }
+    if seconds < 2 * 86400 { return "\(seconds / 3600) hours" }
+    return "\((seconds + 43_200) / 86400) days"
+}

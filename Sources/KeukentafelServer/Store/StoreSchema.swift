@@ -1,0 +1,169 @@
+import KeukentafelProtocol
+
+/// The store's tables, and what brings a store made by an earlier release up to date. The same tables
+/// on PostgreSQL are in `PostgreSQL/PostgresSchema.swift`; migrations shared by both databases in
+/// `migrateShared`.
+enum StoreSchema {
+    /// The store's tables on SQLite.
+    static let sqlite = """
+        CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value) WITHOUT ROWID;
+        CREATE TABLE IF NOT EXISTS users (
+            id TEXT PRIMARY KEY,
+            name TEXT NOT NULL UNIQUE,
+            role TEXT NOT NULL,
+            profile TEXT,
+            created_at TEXT NOT NULL,
+            disabled_at TEXT
+        );
+        CREATE TABLE IF NOT EXISTS user_scopes (
+            user_id TEXT NOT NULL, scope TEXT NOT NULL, granted_at TEXT NOT NULL,
+            PRIMARY KEY (user_id, scope)
+        ) WITHOUT ROWID;
+        -- When a user lost a scope: writes they made before still count as theirs to make.
+        -- removed_seq: the feed's sequence number then; a device sent that far knows of the removal.
+        CREATE TABLE IF NOT EXISTS user_scope_removals (
+            user_id TEXT NOT NULL, scope TEXT NOT NULL, removed_ms INTEGER NOT NULL, removed_seq INTEGER NOT NULL DEFAULT 0
+        );
+        CREATE INDEX IF NOT EXISTS user_scope_removals_by_user ON user_scope_removals(user_id);
+        -- resync = 1: the device's next pull tells it to start over (its user's scopes changed).
+        -- node: the replica node bound to the device by its first push; node_high_water: the newest
+        -- version (HLC) accepted from it; informed_seq: how far the feed was sent to it (decision 0017).
+        CREATE TABLE IF NOT EXISTS devices (
+            id TEXT PRIMARY KEY,
+            name TEXT NOT NULL,
+            token_hash TEXT NOT NULL UNIQUE,
+            created_at TEXT NOT NULL,
+            revoked_at TEXT,
+            user_id TEXT REFERENCES users(id),
+            lost_at TEXT,
+            resync INTEGER NOT NULL DEFAULT 0,
+            node INTEGER,
+            node_high_water INTEGER NOT NULL DEFAULT 0,
+            informed_seq INTEGER NOT NULL DEFAULT 0
+        );
+        -- The scopes each row is in, derived from the data model's scope rules (ScopePlan).
+        CREATE TABLE IF NOT EXISTS row_scopes (
+            tbl TEXT NOT NULL, row_id TEXT NOT NULL, scope TEXT NOT NULL,
+            PRIMARY KEY (tbl, row_id, scope)
+        ) WITHOUT ROWID;
+        -- Rows that left a scope (kind evict) or were erased (kind purge), in feed order.
+        CREATE TABLE IF NOT EXISTS evictions (
+            seq INTEGER NOT NULL, tbl TEXT NOT NULL, row_id TEXT NOT NULL, scope TEXT NOT NULL,
+            at_ms INTEGER NOT NULL, kind TEXT NOT NULL
+        );
+        CREATE INDEX IF NOT EXISTS evictions_by_seq ON evictions(seq);
+        CREATE INDEX IF NOT EXISTS evictions_by_row ON evictions(tbl, row_id);
+        -- Erased rows, by id only, so they can never be written again.
+        CREATE TABLE IF NOT EXISTS erased_rows (tbl TEXT NOT NULL, row_id TEXT NOT NULL, PRIMARY KEY (tbl, row_id)) WITHOUT ROWID;
+        -- Which device received which row, first and last time: "who received this resident's data".
+        CREATE TABLE IF NOT EXISTS deliveries (
+            tbl TEXT NOT NULL, row_id TEXT NOT NULL, device TEXT NOT NULL,
+            first_at TEXT NOT NULL, last_at TEXT NOT NULL, times INTEGER NOT NULL,
+            PRIMARY KEY (tbl, row_id, device)
+        ) WITHOUT ROWID;
+        -- Administrative actions. Append-only: only an erasure may remove entries (their payloads).
+        CREATE TABLE IF NOT EXISTS audit (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            at TEXT NOT NULL, actor TEXT NOT NULL, action TEXT NOT NULL, subject TEXT, detail TEXT
+        );
+        CREATE TRIGGER IF NOT EXISTS audit_no_update BEFORE UPDATE ON audit
+            BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END;
+        CREATE TRIGGER IF NOT EXISTS audit_no_delete BEFORE DELETE ON audit
+            WHEN (SELECT value FROM meta WHERE key = 'erasing') IS NOT 1
+            BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END;
+        -- The current state of every cell; seq orders the change feed.
+        CREATE TABLE IF NOT EXISTS cells (
+            tbl TEXT NOT NULL, row_id TEXT NOT NULL, col TEXT NOT NULL,
+            value, hlc INTEGER NOT NULL, node INTEGER NOT NULL,
+            seq INTEGER NOT NULL, device TEXT,
+            PRIMARY KEY (tbl, row_id, col)
+        ) WITHOUT ROWID;
+        CREATE INDEX IF NOT EXISTS cells_by_seq ON cells(seq);
+        -- Every accepted change: the history of each cell, and what makes pushes idempotent.
+        -- A rowid table: history is appended in arrival order; change ids are looked up by index.
+        CREATE TABLE IF NOT EXISTS changes (
+            change_id TEXT NOT NULL UNIQUE,
+            tbl TEXT NOT NULL, row_id TEXT NOT NULL, col TEXT NOT NULL,
+            value, hlc INTEGER NOT NULL, node INTEGER NOT NULL,
+            base_hlc INTEGER, base_node INTEGER,
+            device TEXT, received_at TEXT NOT NULL,
+            status TEXT NOT NULL, won INTEGER, conflict_id INTEGER
+        );
+        CREATE INDEX IF NOT EXISTS changes_by_cell ON changes(tbl, row_id, col);
+        CREATE TABLE IF NOT EXISTS conflicts (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            seq INTEGER NOT NULL,
+            tbl TEXT NOT NULL, row_id TEXT NOT NULL, col TEXT NOT NULL,
+            winner_value, winner_hlc INTEGER NOT NULL, winner_node INTEGER NOT NULL, winner_device TEXT,
+            loser_value, loser_hlc INTEGER NOT NULL, loser_node INTEGER NOT NULL, loser_device TEXT,
+            base_hlc INTEGER, base_node INTEGER,
+            rule TEXT NOT NULL, review INTEGER NOT NULL,
+            recorded_at TEXT NOT NULL,
+            resolved_at TEXT, resolved_by TEXT, resolution TEXT
+        );
+        CREATE INDEX IF NOT EXISTS conflicts_by_seq ON conflicts(seq);
+        CREATE INDEX IF NOT EXISTS conflicts_by_row ON conflicts(tbl, row_id);
+        """
+
+    /// Brings a store made by an earlier version up to date (columns added since).
+    static func migrate(_ connection: any StoreConnection) throws {
+        let columns = Set(try connection.query("PRAGMA table_info(devices)").compactMap { $0[1].string })
+        for (column, definition) in [("user_id", "TEXT"), ("lost_at", "TEXT"), ("resync", "INTEGER NOT NULL DEFAULT 0"),
+                                     ("node", "INTEGER"), ("node_high_water", "INTEGER NOT NULL DEFAULT 0"),
+                                     ("informed_seq", "INTEGER NOT NULL DEFAULT 0")]
+        where !columns.contains(column) {
+            try connection.execute("ALTER TABLE devices ADD COLUMN \(column) \(definition)")
+        }
+        let removalColumns = Set(try connection.query("PRAGMA table_info(user_scope_removals)").compactMap { $0[1].string })
+        if !removalColumns.contains("removed_seq") {
+            try connection.execute("ALTER TABLE user_scope_removals ADD COLUMN removed_seq INTEGER NOT NULL DEFAULT 0")
+        }
+        try migrateShared(connection)
+    }
+
+    /// Reference cells looked up by the row they point to (scope propagation, erasure, audit). A
+    /// partial index over the reference columns only; rebuilt when the model's set of them changes.
+    static func createReferenceIndex(_ connection: any StoreConnection, plan: ScopePlan) throws {
+        let definition = plan.referenceColumnCondition
+        if try connection.scalar("SELECT value FROM meta WHERE key = 'reference_index'")?.string != definition {
+            try connection.execute("DROP INDEX IF EXISTS cells_by_reference")
+            try connection.setMeta("reference_index", .text(definition))
+        }
+        try connection.execute("CREATE INDEX IF NOT EXISTS cells_by_reference ON cells(value, tbl, col) WHERE \(definition)")
+    }
+}
+
+extension StoreSchema {
+    /// State every store needs whatever release made it: the unique index on device nodes, the
+    /// devices' nodes as their history shows them (stores from before decision 0017), and the key
+    /// that signs feed cursors. Idempotent; inside the caller's write transaction.
+    static func migrateShared(_ connection: any StoreConnection) throws {
+        if try connection.scalar("SELECT value FROM meta WHERE key = 'cursor_key'") == nil {
+            try connection.setMeta("cursor_key", .text(CursorProof.newKey()))
+        }
+        guard try connection.scalar("SELECT value FROM meta WHERE key = 'nodes_bound'") == nil else { return }
+        // Each node belongs to the device that used it first; each device keeps the newest node it owns.
+        var firstUse: [Int64: (device: String, first: Int64)] = [:]
+        var newest: [String: (node: Int64, last: Int64)] = [:]
+        let known = Set(try connection.query("SELECT id FROM devices").compactMap { $0[0].string })
+        let uses = try connection.query("SELECT node, device, min(hlc), max(hlc) FROM changes WHERE device IS NOT NULL GROUP BY node, device")
+        for use in uses {
+            guard let node = use[0].int64, let device = use[1].string, known.contains(device), let first = use[2].int64 else { continue }
+            if firstUse[node].map({ first < $0.first }) ?? true { firstUse[node] = (device, first) }
+        }
+        for use in uses {
+            guard let node = use[0].int64, let device = use[1].string, firstUse[node]?.device == device, let last = use[3].int64 else { continue }
+            if newest[device].map({ last > $0.last }) ?? true { newest[device] = (node, last) }
+        }
+        for (device, binding) in newest.sorted(by: { $0.key < $1.key }) {
+            try connection.run("UPDATE devices SET node = ?, node_high_water = ? WHERE id = ? AND node IS NULL",
+                               [.integer(binding.node), .integer(binding.last), .text(device)])
+        }
+        // Scope removals from before removed_seq: as if made at the current head.
+        if let head = try connection.scalar("SELECT value FROM meta WHERE key = 'seq'")?.int64 {
+            try connection.run("UPDATE user_scope_removals SET removed_seq = ? WHERE removed_seq = 0", [.integer(head)])
+        }
+        try connection.execute("CREATE UNIQUE INDEX IF NOT EXISTS devices_by_node ON devices(node) WHERE node IS NOT NULL")
+        try connection.setMeta("nodes_bound", .integer(1))
+    }
+}

@@ -1,0 +1,63 @@
+import Foundation
+import KeukentafelProtocol
+
+/// A whole request refused by the store, with a stable code (the HTTP layer answers 409).
+public struct StoreRefusal: Error, CustomStringConvertible, Sendable {
+    public var code: ErrorCode
+    public var message: String
+
+    init(_ code: ErrorCode, _ message: String) {
+        self.code = code
+        self.message = message
+    }
+
+    public var description: String { "\(message) [\(code.rawValue)]" }
+}
+
+public enum StoreError: Error, CustomStringConvertible {
+    case corrupt(String)
+    case notFound(String)
+
+    public var description: String {
+        switch self {
+        case .corrupt(let why): return "store is damaged: \(why)"
+        case .notFound(let what): return "\(what) not found"
+        }
+    }
+}
+
+/// Formats server milliseconds as ISO-8601 UTC with milliseconds.
+func iso8601(_ milliseconds: Int64) -> String {
+    var seconds = time_t(milliseconds / 1000)
+    var parts = tm()
+    gmtime_r(&seconds, &parts)
+    func pad(_ value: Int32, _ width: Int) -> String {
+        let text = String(value)
+        return String(repeating: "0", count: max(0, width - text.count)) + text
+    }
+    return "\(pad(parts.tm_year + 1900, 4))-\(pad(parts.tm_mon + 1, 2))-\(pad(parts.tm_mday, 2))T"
+        + "\(pad(parts.tm_hour, 2)):\(pad(parts.tm_min, 2)):\(pad(parts.tm_sec, 2)).\(pad(Int32(milliseconds % 1000), 3))Z"
+}
+
+extension CellValue {
+    var int64: Int64? {
+        if case .integer(let v) = self { return v }
+        return nil
+    }
+
+    var string: String? {
+        if case .text(let v) = self { return v }
+        return nil
+    }
+}
+
+extension CellVersion {
+    /// Reads a version stored as two INTEGER columns.
+    init?(hlc: CellValue, node: CellValue) {
+        guard case .integer(let h) = hlc, case .integer(let n) = node, let id = NodeID(rawValue: UInt64(n)) else { return nil }
+        self.init(hlc: UInt64(h), node: id)
+    }
+
+    var hlcValue: CellValue { .integer(Int64(hlc)) }
+    var nodeValue: CellValue { .integer(Int64(node.rawValue)) }
+}
