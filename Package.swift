@@ -74,6 +74,7 @@ let package = Package(
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
+            exclude: ["README.md", "HTTP/README.md", "Store/README.md", "Admin/README.md", "Demo/README.md", "Model/README.md"],
             swiftSettings: strict),
 
         .executableTarget(

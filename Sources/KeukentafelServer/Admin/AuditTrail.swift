@@ -3,11 +3,17 @@ import KeukentafelSQLite
 
 /// One administrative action in the audit trail.
 public struct AuditEntry: Codable, Sendable, Equatable {
+    /// The entry's number, in the order written.
     public var id: Int64
+    /// When, ISO-8601 UTC.
     public var at: String
+    /// Who did it (a person at `ktd admin`, or `ktd`).
     public var actor: String
+    /// What was done: `user.add`, `device.release`, `erase.resident`, …
     public var action: String
+    /// Whom or what it concerned.
     public var subject: String?
+    /// Particulars (a scope, a device id, counts).
     public var detail: String?
 }
 
@@ -20,22 +26,37 @@ public struct ResidentAudit: Codable, Sendable {
     /// Which devices received which of these rows, grouped per user, device and table.
     public var receipts: [ReceiptSummary]
 
+    /// The changes one user made through one device to one table.
     public struct ChangeSummary: Codable, Sendable, Equatable {
+        /// The user of the device.
         public var user: String
+        /// The device's name.
         public var device: String
+        /// The table.
         public var table: String
+        /// How many of the resident's rows.
         public var rows: Int
+        /// How many cell changes.
         public var cells: Int
+        /// The first time, ISO-8601.
         public var first: String
+        /// The last time, ISO-8601.
         public var last: String
     }
 
+    /// The rows of one table one device received.
     public struct ReceiptSummary: Codable, Sendable, Equatable {
+        /// The user of the device.
         public var user: String
+        /// The device's name.
         public var device: String
+        /// The table.
         public var table: String
+        /// How many of the resident's rows.
         public var rows: Int
+        /// The first time, ISO-8601.
         public var first: String
+        /// The last time, ISO-8601.
         public var last: String
     }
 }

@@ -5,12 +5,19 @@ import KeukentafelSQLite
 
 /// What an erasure removed.
 public struct ErasureReport: Codable, Sendable {
+    /// Rows erased.
     public var rows: Int
+    /// Cells erased.
     public var cells: Int
+    /// History entries erased.
     public var historyEntries: Int
+    /// Conflict records erased.
     public var conflicts: Int
+    /// Rows erased per table.
     public var rowsByTable: [String: Int]
+    /// The store's size before.
     public var bytesBefore: Int64
+    /// The store's size after it was rebuilt.
     public var bytesAfter: Int64
 }
 

@@ -88,6 +88,7 @@ public struct Inspection: Sendable {
         }
     }
 
+    /// Rows per store table (cells, changes, conflicts, …), for tests and `ktd admin` summaries.
     public func counts() throws -> [String: Int64] {
         try store.reader.withLock { connection in
             var result: [String: Int64] = [:]

@@ -6,11 +6,16 @@ import KeukentafelProtocol
 /// residents, provisions, plans with goals, signals, and volunteers matched to help requests.
 /// Deterministic: the same seed gives the same rows, ids included.
 public struct SyntheticPopulation: Sendable {
+    /// How many municipalities.
     public var municipalities: Int
+    /// How many teams, spread over the municipalities.
     public var teams: Int
+    /// How many cases, each with a household and residents.
     public var cases: Int
+    /// The seed: the same seed makes the same population.
     public var seed: UInt64
 
+    /// A population of `cases` cases.
     public init(municipalities: Int = 4, teams: Int = 8, cases: Int, seed: UInt64 = 1) {
         self.municipalities = max(1, municipalities)
         self.teams = max(1, teams)

@@ -7,6 +7,7 @@ public final class ChangeNotifier: @unchecked Sendable {
     private var waiters: [UUID: CheckedContinuation<Void, Never>] = [:]
     private var generation: UInt64 = 0
 
+    /// A notifier with nobody waiting.
     public init() {}
 
     /// The number of long-polls currently waiting (for metrics and tests).

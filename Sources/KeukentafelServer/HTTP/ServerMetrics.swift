@@ -6,6 +6,7 @@ import Prometheus
 /// The server's Prometheus metrics, in a registry of its own (several servers may run in one process,
 /// as in tests). Scraped at `GET /metrics`.
 public final class ServerMetrics: Sendable {
+    /// The metrics, as `/metrics` serves them.
     public let registry = PrometheusCollectorRegistry()
     let pushDuration: DurationHistogram
     let pullDuration: DurationHistogram
@@ -15,6 +16,7 @@ public final class ServerMetrics: Sendable {
                                               .milliseconds(100), .milliseconds(250), .milliseconds(500), .seconds(1), .seconds(2.5),
                                               .seconds(5), .seconds(10), .seconds(30)]
 
+    /// The server's metrics, registered once.
     public init() {
         pushDuration = registry.makeDurationHistogram(
             descriptor: MetricNameDescriptor(namespace: "kt", metricName: "push_duration", unitName: "seconds",

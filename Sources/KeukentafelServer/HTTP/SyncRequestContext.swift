@@ -3,11 +3,14 @@ import HummingbirdCore
 
 /// The request context of the sync API: Hummingbird's core storage plus the authenticated device.
 public struct SyncRequestContext: RequestContext {
+    /// Hummingbird's own storage.
     public var coreContext: CoreRequestContextStorage
+    /// The authenticated device.
     public var device: (id: String, name: String)?
     /// What the device's user may see and change.
     public var access: Access?
 
+    /// A context before authentication.
     public init(source: ApplicationRequestContextSource) {
         self.coreContext = .init(source: source)
         self.device = nil

@@ -47,6 +47,7 @@ extension SyncServer {
 
 /// A TLS certificate or key that cannot be used.
 public struct TLSSetupError: Error, CustomStringConvertible {
+    /// What is wrong with the file.
     public var description: String
 }
 

@@ -10,20 +10,27 @@ import NIOCore
 /// Read the routes top to bottom in `makeRouter()`; every handler is a few lines that decode,
 /// call the store off the event loop, and encode.
 public struct SyncServer: Sendable {
+    /// The protocol version `/v1/hello` reports.
     public static let protocolVersion = 1
+    /// The store behind the protocol.
     public let store: any SyncStore
+    /// Address, limits and TLS.
     public let configuration: SyncServerConfiguration
+    /// Where request failures are logged.
     public let logger: Logger
     /// Wakes long-polling pulls when a push commits.
     public let notifier = ChangeNotifier()
+    /// Request, push and pull metrics for `/metrics`.
     public let metrics = ServerMetrics()
 
+    /// A server for `store` with `configuration`.
     public init(store: any SyncStore, configuration: SyncServerConfiguration, logger: Logger = Logger(label: "ktd")) {
         self.store = store
         self.configuration = configuration
         self.logger = logger
     }
 
+    /// Every route of the server, top to bottom.
     public func makeRouter() -> Router<SyncRequestContext> {
         let router = Router(context: SyncRequestContext.self)
         router.add(middleware: MetricsMiddleware(metrics: metrics))

@@ -7,6 +7,7 @@ public enum DataModelFile {
     /// The file name ktd looks for, and keeps a copy of in its data directory.
     public static let fileName = "datamodel.yaml"
 
+    /// Reads and checks the data model in the YAML file at `path`.
     public static func load(path: String) throws -> DataModel {
         let data: Data
         do {
@@ -17,6 +18,7 @@ public enum DataModelFile {
         return try parse(data, name: path)
     }
 
+    /// Reads and checks a data model from YAML text.
     public static func parse(_ data: Data, name: String = "data model") throws -> DataModel {
         let model: DataModel
         if name.hasSuffix(".json") {

@@ -23,6 +23,7 @@ import KeukentafelSQLite
 ///
 /// All methods block: call them off the event loop.
 public final class ServerStore: Sendable {
+    /// The data model the store enforces and serves.
     public let dataModel: DataModel
     /// The scope rules of `dataModel`, prepared for the store's queries.
     let scopePlan: ScopePlan

@@ -68,9 +68,12 @@ public protocol StoreStatement: AnyObject {
 extension SQLiteStatement: StoreStatement {}
 
 extension SQLiteConnection: StoreConnection {
+    /// SQLite.
     public var dialect: StoreDialect { .sqlite }
 
+    /// A statement prepared once per connection.
     public func literalStatement(_ sql: StaticString) throws -> any StoreStatement { try statement(sql) }
 
+    /// A statement kept in the connection's cache.
     public func cachedStatement(_ sql: String) throws -> any StoreStatement { try cached(sql) }
 }

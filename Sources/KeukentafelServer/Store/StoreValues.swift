@@ -3,7 +3,9 @@ import KeukentafelProtocol
 
 /// A whole request refused by the store, with a stable code (the HTTP layer answers 409).
 public struct StoreRefusal: Error, CustomStringConvertible, Sendable {
+    /// The stable code the HTTP layer answers with.
     public var code: ErrorCode
+    /// Why, for the person who reads it.
     public var message: String
 
     init(_ code: ErrorCode, _ message: String) {
@@ -11,13 +13,16 @@ public struct StoreRefusal: Error, CustomStringConvertible, Sendable {
         self.message = message
     }
 
+    /// The message with its code.
     public var description: String { "\(message) [\(code.rawValue)]" }
 }
 
+/// The store found itself damaged, or a row it needs missing.
 public enum StoreError: Error, CustomStringConvertible {
     case corrupt(String)
     case notFound(String)
 
+    /// What went wrong, in words.
     public var description: String {
         switch self {
         case .corrupt(let why): return "store is damaged: \(why)"

@@ -38,40 +38,49 @@ public protocol SyncStore: Sendable {
 
 /// The store's side of the protocol: each requirement is done by the part that owns it.
 extension ServerStore: SyncStore {
+    /// The device a token stands for (`Accounts`).
     public func authenticate(token: String) throws -> Accounts.Authentication {
         try accounts.authenticate(token: token)
     }
 
+    /// Applies a pushed batch (`PushPath`); `node` is the pushing replica's (decision 0017).
     public func push(_ changes: [Change], device: String, node: NodeID? = nil, access: Access = .system, clientSchemaVersion: Int? = nil,
                      rejectedWhileDecoding: [Int: ChangeRejection] = [:], resolutions: [Resolution] = []) throws -> PushResponse {
         try PushPath(store: self).push(changes, device: device, node: node, access: access, clientSchemaVersion: clientSchemaVersion,
                                        rejectedWhileDecoding: rejectedWhileDecoding, resolutions: resolutions)
     }
 
+    /// One page of the feed for a device (`FeedReader`).
     public func pull(since cursor: Int64, limit: Int, access: Access = .system, device: String? = nil,
                      epoch: String? = nil, proof: String? = nil) throws -> PullResponse {
         try FeedReader(store: self).pull(since: cursor, limit: limit, access: access, device: device, epoch: epoch, proof: proof)
     }
 
+    /// Whether `access` may see the row now (`FeedReader`).
     public func canSee(table: String, row: String, access: Access) throws -> Bool {
         try FeedReader(store: self).canSee(table: table, row: row, access: access)
     }
 
+    /// Every accepted write of a row or cell (`Inspection`).
     public func history(table: String, row: String, column: String? = nil) throws -> [HistoryEntry] {
         try inspection.history(table: table, row: row, column: column)
     }
 
+    /// Whether the store answers a query (for `/readyz`).
     public func isReady() -> Bool {
         (try? reader.withLock { try $0.scalar("SELECT value FROM meta WHERE key = 'seq'") }) != nil
     }
 
+    /// A PostgreSQL store may be shared with other `ktd` processes.
     public var hasOtherWriters: Bool { postgresLocation != nil }
 
+    /// Wakes long-polls when another `ktd` on the same PostgreSQL commits a push.
     public func watchOtherWriters(_ onChange: @escaping @Sendable () -> Void) async throws {
         guard let location = postgresLocation else { return }
         try await PostgresStoreConnection.watchPushes(location, onChange)
     }
 
+    /// The bytes the store occupies on disk (database file and log, or the PostgreSQL database).
     public func sizeInBytes() -> Int {
         switch dialect {
         case .sqlite:

@@ -13,6 +13,7 @@ public enum Role: String, Codable, Sendable, CaseIterable {
     /// Everything, everywhere (functioneel beheer).
     case admin
 
+    /// What the role may do, in one line (`ktd admin user list`).
     public var summary: String {
         switch self {
         case .consultant: return "reads and writes the rows in their scopes"
@@ -29,15 +30,21 @@ public enum Role: String, Codable, Sendable, CaseIterable {
 /// Scopes are keys such as `team:castricum-noord` or `municipality:heiloo`: the name of a table's
 /// `own` scope column, a colon, and the value of that column. `*` stands for every scope.
 public struct Access: Sendable, Equatable {
+    /// The user's id in the store.
     public var userID: String
+    /// The user's name, for messages and the audit trail.
     public var userName: String
+    /// What the user does with the data.
     public var role: Role
+    /// The scope keys the user holds now.
     public var scopes: Set<String>
     /// For partners: the name of their profile in the data model.
     public var profile: String?
 
+    /// The scope key that stands for every scope.
     public static let everyScope = "*"
 
+    /// The access of a user with `role`, `scopes` and, for partners, a profile.
     public init(userID: String, userName: String, role: Role, scopes: Set<String>, profile: String? = nil) {
         self.userID = userID
         self.userName = userName

@@ -7,6 +7,7 @@ public struct Conflicts: Sendable {
 
     init(store: ServerStore) { self.store = store }
 
+    /// How the office settles a conflict.
     public enum Choice: Sendable {
         case keepWinner, restoreLoser
         case value(CellValue)
@@ -60,6 +61,7 @@ extension Conflicts {
         }
     }
 
+    /// The conflict record with this id, if there is one.
     public func find(id: Int64) throws -> ConflictRecord? {
         try store.reader.withLock { try Self.read($0, where: "id = ?", [.integer(id)]).first }
     }

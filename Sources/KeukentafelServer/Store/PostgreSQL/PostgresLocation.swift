@@ -5,14 +5,20 @@ import Foundation
 /// The password may also come from the environment (`PGPASSWORD`), so it need not stand in a
 /// config file or a process list.
 public struct PostgresLocation: Sendable, Equatable, CustomStringConvertible {
+    /// The server's host name or address.
     public var host: String
+    /// The server's port (5432 by default).
     public var port: Int
+    /// The role to connect as.
     public var user: String
+    /// Its password, if the server asks for one.
     public var password: String?
+    /// The database that holds the store.
     public var database: String
     /// `sslmode=require`: the connection is encrypted (the server's certificate is verified).
     public var requireTLS: Bool
 
+    /// A location from its parts.
     public init(host: String, port: Int = 5432, user: String, password: String? = nil, database: String, requireTLS: Bool = false) {
         self.host = host
         self.port = port
@@ -53,7 +59,9 @@ public struct PostgresLocation: Sendable, Equatable, CustomStringConvertible {
     }
 }
 
+/// A PostgreSQL URL that cannot be used.
 public struct PostgresLocationError: Error, CustomStringConvertible {
+    /// What is wrong with the URL.
     public var description: String
     init(_ description: String) { self.description = description }
 }

@@ -384,8 +384,11 @@ final class PostgresStatement: StoreStatement {
 /// A PostgreSQL error with the server's own message and SQLSTATE (postgres-nio hides them from
 /// `description`, so that logs do not leak data by accident; these messages name no cell values).
 public struct PostgresStoreError: Error, CustomStringConvertible {
+    /// PostgreSQL's message.
     public var message: String
+    /// The SQLSTATE code, when the server sent one.
     public var sqlState: String?
+    /// The statement that failed, shortened.
     public var sql: String?
 
     init(message: String, sqlState: String?, sql: String?) {
@@ -404,6 +407,7 @@ public struct PostgresStoreError: Error, CustomStringConvertible {
         }
     }
 
+    /// The message, the SQLSTATE and the statement.
     public var description: String {
         "PostgreSQL: \(message)" + (sqlState.map { " (SQLSTATE \($0))" } ?? "") + (sql.map { " — in: \($0.prefix(200))" } ?? "")
     }
