@@ -1,0 +1,65 @@
+import ArgumentParser
+import Foundation
+import KeukentafelClient
+import KeukentafelProtocol
+import KeukentafelTerminal
+
+// Making a replica (`kt init`) and bringing it to the server's data model (`kt upgrade`).
+struct Init: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Create a replica connected to a server.",
+        discussion: "Fetches the server's data model, creates the tables and stores the token in the file (mode 0600). Run `kt sync` next to download the data.")
+
+    @Option(name: .long, help: ArgumentHelp("The replica file to create.", valueName: "file")) var db: String
+    @Option(name: .long, help: ArgumentHelp("Server base URL, e.g. https://kt.gemeente.nl", valueName: "url")) var server: String
+    @Option(name: .long, help: "The device token from `ktd admin device add`.") var token: String
+    @Option(name: .long, help: ArgumentHelp("Extra CA certificates (PEM) to trust for this server; remembered by the replica.", valueName: "file"))
+    var caBundle: String?
+    @Flag(help: "Print JSON instead of text.") var json = false
+
+    func run() throws {
+        let transport = CurlTransport(baseURL: server, token: token, caBundlePath: caBundle)
+        let exchange = try transport.send(method: "GET", path: "/v1/hello", query: [], body: nil)
+        guard exchange.status == 200 else {
+            let reason = (try? JSONDecoder().decode(ErrorResponse.self, from: exchange.body)).map { "\($0.error.code.rawValue): \($0.error.message)" }
+            throw ValidationError("the server refused: \(reason ?? "HTTP \(exchange.status)")")
+        }
+        let hello = try JSONDecoder().decode(HelloResponse.self, from: exchange.body)
+        let replica = try Replica.create(path: db, dataModel: hello.schema, serverURL: server, token: token, caBundlePath: caBundle)
+        if json {
+            return try Terminal.printJSON(["db": db, "node": replica.node.description, "device": hello.device,
+                                  "schemaVersion": String(hello.schema.version)])
+        }
+        if let user = hello.user {
+            print("Device of \(user) (\(hello.role ?? "?"); scopes: \((hello.scopes ?? []).isEmpty ? "none yet" : (hello.scopes ?? []).joined(separator: " "))).")
+        }
+        print("Replica \(db) created (node \(replica.node), device \(hello.device), data model v\(hello.schema.version),",
+              "\(hello.schema.tables.count) tables). Run `kt sync --db \(db)` to download.")
+    }
+}
+
+struct Upgrade: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Migrate the replica in place to the server's newer data model.",
+        discussion: """
+            New tables and columns are added, cells received earlier for them are applied from the local
+            stash (nothing is downloaded again), and local changes the server refused with upgrade_required
+            are queued again. Run `kt sync` afterwards.
+            """)
+    @OptionGroup var options: ReplicaOptions
+    @Option(name: .long, help: ArgumentHelp("Extra CA certificates (PEM) to trust (default: the one given to kt init).", valueName: "file")) var caBundle: String?
+
+    func run() throws {
+        let replica = try options.open()
+        let transport = CurlTransport(baseURL: try replica.serverURL, token: try replica.tokenForCommands,
+                                      caBundlePath: try caBundle ?? replica.caBundlePath)
+        let exchange = try transport.send(method: "GET", path: "/v1/hello", query: [], body: nil)
+        guard exchange.status == 200 else { throw ValidationError("the server refused: HTTP \(exchange.status)") }
+        let hello = try JSONDecoder().decode(HelloResponse.self, from: exchange.body)
+        let report = try replica.upgrade(to: hello.schema)
+        if options.json { return try Terminal.printJSON(report) }
+        print("Upgraded \(options.db) from data model v\(report.fromVersion) to v\(report.toVersion):",
+              "\(report.tablesAdded.count) table(s) and \(report.columnsAdded.count) column(s) added,",
+              "\(report.stashedCellsApplied) stashed cell(s) applied, \(report.changesRequeued) refused change(s) queued again.")
+    }
+}

@@ -1,0 +1,88 @@
+import ArgumentParser
+import Foundation
+import KeukentafelClient
+import KeukentafelProtocol
+import KeukentafelTerminal
+
+// Syncing once (`kt sync`) and continuously (`kt daemon`).
+struct Sync: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Push local writes, then pull what changed on the server.",
+        discussion: "Exits non-zero with the reason when the server cannot be reached or refuses; nothing local is lost then.")
+
+    @OptionGroup var options: ReplicaOptions
+    @Option(name: .long, help: ArgumentHelp("Extra CA certificates (PEM) to trust (default: the one given to kt init).", valueName: "file")) var caBundle: String?
+
+    func run() throws {
+        let replica = try options.open()
+        let report: SyncReport
+        do {
+            let engine = try SyncEngine(replica: replica, caBundlePath: caBundle)
+            if !options.json { engine.onPage = Progress.reporter() }
+            report = try engine.sync()
+            Progress.finish()
+        } catch {
+            Progress.finish()
+            if options.json { try Terminal.printJSON(["error": "\(error)"]) } else { Terminal.printError("sync failed: \(error)") }
+            throw ExitCode(2)
+        }
+        if options.json { return try Terminal.printJSON(report) }
+        let p = report.pushed
+        print("pushed \(p.total): \(p.applied) applied, \(p.superseded) superseded, \(p.conflicts) in conflict, \(p.rejected) rejected")
+        print("pulled \(report.pulled.cellsReceived) cells in \(report.pages) page(s): \(report.pulled.cellsApplied) applied,",
+              "\(report.pulled.rowsDeleted) rows deleted, \(report.pulled.conflicts) conflict records; cursor \(report.cursor)")
+        if report.restamped > 0 { print("\(report.restamped) change(s) refused earlier for a wrong clock were re-stamped and sent") }
+        if p.purged > 0 { print("\(p.purged) local row(s) removed: they were written about a person erased from the server meanwhile") }
+        if report.resolutionsRefused > 0 {
+            print("\(report.resolutionsRefused) conflict decision(s) refused by the server: see `kt status --db \(options.db)`")
+        }
+        if report.stillRejected > 0 { print("\(report.stillRejected) local change(s) refused by the server: see `kt status --db \(options.db)`") }
+        if let newer = report.serverSchemaVersion, newer > replica.dataModel.version {
+            print("the server runs data model v\(newer); this replica has v\(replica.dataModel.version): run `kt upgrade --db \(options.db)`")
+        }
+    }
+}
+
+struct Daemon: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Keep the replica in sync continuously until stopped (SIGTERM or Ctrl-C).",
+        discussion: """
+            Pushes local writes within --poll seconds and long-polls the server, so a colleague's change
+            arrives as soon as it is committed. While the server is unreachable it retries with growing,
+            jittered pauses. Logs one line per event (JSON lines with --json).
+              kt daemon --db office.sqlite
+            """)
+    @OptionGroup var options: ReplicaOptions
+    @Option(help: "Seconds a long-poll waits for news; also the longest a local write waits to be pushed.") var poll = 1
+    @Option(help: "The longest pause between retries while the server is unreachable, in seconds.") var maxBackoff: Double = 60
+    @Option(name: .long, help: ArgumentHelp("Extra CA certificates (PEM) to trust (default: the one given to kt init).", valueName: "file")) var caBundle: String?
+
+    func run() throws {
+        let daemon = SyncDaemon(engine: try SyncEngine(replica: try options.open(), caBundlePath: caBundle), pollSeconds: poll)
+        daemon.maximumBackoffSeconds = max(1, maxBackoff)
+        for signalNumber in [SIGTERM, SIGINT] {
+            signal(signalNumber, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: signalNumber, queue: .global())
+            source.setEventHandler { daemon.stop() }
+            source.resume()
+            DaemonSignals.sources.append(source)
+        }
+        let json = options.json
+        print(json ? #"{"event":"started"}"# : "kt daemon: syncing \(options.db) (poll \(poll) s)")
+        fflush(nil)
+        daemon.run { event in
+            let stamp = ISO8601DateFormatter().string(from: Date())
+            if json {
+                print(#"{"time":"\#(stamp)","event":"\#(event.description.replacingOccurrences(of: "\"", with: "'"))"}"#)
+            } else {
+                print("\(stamp) \(event)")
+            }
+            fflush(nil)
+        }
+    }
+}
+
+/// Keeps the signal sources alive for the life of the process.
+enum DaemonSignals {
+    nonisolated(unsafe) static var sources: [any DispatchSourceSignal] = []
+}
