@@ -54,6 +54,7 @@ let package = Package(
         .target(
             name: "KeukentafelClient",
             dependencies: ["KeukentafelProtocol", "KeukentafelSQLite", "KeukentafelCompression", "CCurl"],
+            exclude: ["README.md"],
             swiftSettings: strict),
         .target(
             name: "KeukentafelServer",

@@ -7,7 +7,7 @@ import Logging
 
 struct Demo: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Load demo data: the fictional people of DOMAIN.md, plus a synthetic population of any size.",
+        abstract: "Load demo data: the fictional people of docs/domain.md, plus a synthetic population of any size.",
         discussion: """
             The demo people have fixed ids (Mevrouw De Vries' case is \(DemoData.deVriesCase); the README
             walkthrough edits it) and loading them twice changes nothing. A synthetic population is

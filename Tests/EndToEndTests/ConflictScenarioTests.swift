@@ -4,7 +4,7 @@ import KeukentafelProtocol
 import KeukentafelServer
 import Testing
 
-/// The conflicts that really happen (DOMAIN.md, "Conflicts that really happen"), end to end: a real
+/// The conflicts that really happen (docs/domain.md, "Conflicts that really happen"), end to end: a real
 /// server, a field laptop and the office, with the final state checked everywhere.
 /// Scenario 8 (delete vs edit) and 9 (a clock a year ahead) are in SyncScenarioTests (c) and (f);
 /// scenario 7 (a case moving to another team) is AccessTests.aCaseMovedToAnotherTeamLeavesTheOldTeamAndReachesTheNew.

@@ -1,6 +1,6 @@
 import KeukentafelProtocol
 
-/// The fictional people of DOMAIN.md as rows of the data model, with fixed ids so that the README
+/// The fictional people of docs/domain.md as rows of the data model, with fixed ids so that the README
 /// walkthrough can name them. Written through the normal push path, as the office would.
 public enum DemoData {
     /// Mevrouw De Vries (84), Castricum: the case the README walkthrough edits.

@@ -1,7 +1,7 @@
 import Foundation
 import KeukentafelProtocol
 
-/// A synthetic population of any size with the shapes of DOMAIN.md: households of one to four
+/// A synthetic population of any size with the shapes of docs/domain.md: households of one to four
 /// residents, cases with several visits, notes and assessments, carers for about a third of the
 /// residents, provisions, plans with goals, signals, and volunteers matched to help requests.
 /// Deterministic: the same seed gives the same rows, ids included.

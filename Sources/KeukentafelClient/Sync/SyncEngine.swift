@@ -2,43 +2,6 @@ import Foundation
 import KeukentafelCompression
 import KeukentafelProtocol
 
-/// Why a sync did not complete. The outbox and the replica are unchanged by a failed step.
-public enum SyncError: Error, CustomStringConvertible, Sendable {
-    /// The server could not be reached (network, timeout, TLS).
-    case unreachable(String)
-    /// The server answered with an error; `code` is stable (see `ErrorCode`).
-    case server(status: Int, code: String, message: String)
-    /// The server answered something this client does not understand.
-    case protocolMismatch(String)
-
-    public var description: String {
-        switch self {
-        case .unreachable(let why): return why
-        case .server(let status, let code, let message): return "server refused the request (\(status) \(code)): \(message)"
-        case .protocolMismatch(let why): return "unexpected answer from the server: \(why)"
-        }
-    }
-}
-
-/// The outcome of one `sync()`.
-public struct SyncReport: Sendable, Codable, Equatable {
-    public init() {}
-    public var pushed = PushCounts()
-    public var pulled = ApplyCounts()
-    public var pages = 0
-    public var cursor: Int64 = 0
-    /// Changes refused for a clock that was ahead, re-stamped after the clock was fixed.
-    public var restamped = 0
-    /// Local changes still refused by the server (see `kt status`).
-    public var stillRejected = 0
-    /// Conflict decisions sent to the server.
-    public var resolutionsSent = 0
-    /// Of those, the ones the server refused (kept on the device; see `kt status`).
-    public var resolutionsRefused = 0
-    /// Set when the server runs a newer data model than the replica: time for `kt upgrade`.
-    public var serverSchemaVersion: Int?
-}
-
 /// Pushes the outbox and pulls the change feed of one replica.
 ///
 /// Every step is safe to repeat: a push whose answer was lost is sent again with the same change
@@ -227,14 +190,14 @@ public final class SyncEngine: @unchecked Sendable {
         return query
     }
 
-    fileprivate func pullQuery(since cursor: Int64, epoch: String?) -> [(String, String)] {
+    func pullQuery(since cursor: Int64, epoch: String?) -> [(String, String)] {
         var query = [("since", String(cursor)), ("limit", String(pageSize))]
         if let epoch { query.append(("epoch", epoch)) }
         return query
     }
 
     /// The body of one pull request, after the status checks every call gets.
-    fileprivate func fetchPageBody(_ query: [(String, String)]) throws -> Data {
+    func fetchPageBody(_ query: [(String, String)]) throws -> Data {
         try call("GET", "/v1/pull", query: query) { $0 }
     }
 
@@ -275,132 +238,5 @@ public final class SyncEngine: @unchecked Sendable {
         } catch {
             throw SyncError.protocolMismatch("\(method) \(path): \(error)")
         }
-    }
-}
-
-/// What `kt status` shows.
-public struct ReplicaStatus: Sendable, Codable {
-    public var path: String
-    public var node: String
-    public var server: String
-    public var schemaVersion: Int
-    public var cursor: Int64
-    public var pending: Int
-    public var rejected: Int
-    public var lastSyncAt: Int64?
-    public var lastError: String?
-    public var conflicts: Int
-    /// Conflicts in which a write of this replica lost.
-    public var lostWrites: Int
-    /// The server's data model version, when newer than this replica's.
-    public var serverSchemaVersion: Int?
-    public var rejectedChanges: [RejectedChange]
-    /// Unresolved conflicts in which a write of this replica lost, newest first.
-    public var lostChanges: [ConflictRecord]
-    /// Decisions on conflicts taken here that the server refused.
-    public var refusedResolutions: [RefusedResolution]
-
-    public struct RejectedChange: Sendable, Codable {
-        public var change: String
-        public var cell: String
-        public var value: String
-        public var code: String
-        public var message: String
-    }
-}
-
-extension Replica {
-    public func status() throws -> ReplicaStatus {
-        let entries = try outbox()
-        let conflicts = try self.conflicts()
-        let refusedResolutions = try self.refusedResolutions()
-        return try locked {
-            ReplicaStatus(
-                path: path, node: node.description, server: try meta("server_url") ?? "", schemaVersion: dataModel.version,
-                cursor: Int64(try meta("cursor") ?? "0") ?? 0,
-                pending: entries.filter { $0.state == "pending" }.count,
-                rejected: entries.filter { $0.state == "rejected" }.count,
-                lastSyncAt: try meta("last_sync_at").flatMap { Int64($0) }, lastError: try meta("last_error"),
-                conflicts: conflicts.count,
-                lostWrites: conflicts.filter { $0.loserVersion.node == node }.count,
-                serverSchemaVersion: try meta("server_schema_version").flatMap(Int.init),
-                rejectedChanges: entries.filter { $0.state == "rejected" }.map {
-                    ReplicaStatus.RejectedChange(change: $0.change.id, cell: $0.change.key.description, value: $0.change.value.description,
-                                                 code: $0.code ?? "", message: $0.message ?? "")
-                },
-                lostChanges: conflicts.filter { $0.loserVersion.node == node && $0.resolvedAt == nil && $0.resolution == nil },
-                refusedResolutions: refusedResolutions)
-        }
-    }
-}
-
-/// Pull requests in a row on a thread of their own. The request for the page after each one goes
-/// out as soon as that page's body has arrived and says where it ends (`FeedCoding.peekPull`),
-/// while the pull loop decodes and applies the pages in order. At most `depth` bodies wait.
-private final class PageFeed: @unchecked Sendable {
-    struct Fetched {
-        let query: [(String, String)]
-        let body: Result<Data, any Error>
-    }
-
-    private let condition = NSCondition()
-    // Guarded by `condition`:
-    private var ready: [Fetched] = []
-    private var stopped = false
-    private var producing = true
-
-    init(engine: SyncEngine, first query: [(String, String)], epoch: String?, depth: Int = 2) {
-        Thread { [self] in produce(engine: engine, first: query, epoch: epoch, depth: depth) }.start()
-    }
-
-    private func produce(engine: SyncEngine, first: [(String, String)], epoch knownEpoch: String?, depth: Int) {
-        var query = first
-        var epoch = knownEpoch
-        while true {
-            condition.lock()
-            while ready.count >= depth && !stopped { condition.wait() }
-            if stopped {
-                producing = false
-                condition.broadcast()
-                condition.unlock()
-                return
-            }
-            condition.unlock()
-            let body = Result { try engine.fetchPageBody(query) }
-            // The next request, if this page says there is more and nothing makes the loop start over.
-            var next: [(String, String)]?
-            if case .success(let data) = body, let peeked = FeedCoding.peekPull(data), peeked.more, !peeked.resync {
-                epoch = peeked.epoch ?? epoch
-                next = engine.pullQuery(since: peeked.cursor, epoch: epoch)
-            }
-            condition.lock()
-            ready.append(Fetched(query: query, body: body))
-            if next == nil { producing = false }
-            condition.broadcast()
-            condition.unlock()
-            guard let next else { return }
-            query = next
-        }
-    }
-
-    /// The next fetched body in order, waiting for it; nil if the feed fetched nothing more.
-    func next() -> Fetched? {
-        condition.lock()
-        defer { condition.unlock() }
-        while ready.isEmpty && producing { condition.wait() }
-        guard !ready.isEmpty else { return nil }
-        let fetched = ready.removeFirst()
-        condition.broadcast()
-        return fetched
-    }
-
-    /// Stops fetching and waits for a request in flight to end; what was fetched is dropped.
-    func stop() {
-        condition.lock()
-        stopped = true
-        condition.broadcast()
-        while producing { condition.wait() }
-        ready.removeAll()
-        condition.unlock()
     }
 }
