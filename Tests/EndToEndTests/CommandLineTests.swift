@@ -153,9 +153,8 @@ import Testing
                       in: work)
         try await run("kt", ["sync", "--db", "laptop.sqlite"], in: work)
         let status = try await run("kt", ["status", "--db", "laptop.sqlite"], in: work)
-        #expect(status.output.contains("7 refused by the server"))
-        #expect(status.output.contains("(case_id, happened_at, kind, location, present, client_support_offered, summary) [out_of_scope]"),
-                "\(status.output)")
+        #expect(status.output.contains("2 refused by the server"), "only the two columns written are cells")
+        #expect(status.output.contains("(case_id, happened_at) [out_of_scope]"), "\(status.output)")
 
         let resident = "a0000000-0000-4000-8000-000000000005"
         let audit = try await run("ktd", ["admin", "audit", "--resident", resident, "--data", data], in: work)
@@ -190,7 +189,7 @@ import Testing
         let failed = try await run("kt", ["sync", "--db", "laptop.sqlite"], in: work, expect: 2)
         #expect(failed.error.contains("sync failed: cannot reach"))
         let status = try await run("kt", ["status", "--db", "laptop.sqlite"], in: work)
-        #expect(status.output.contains("12 waiting to be sent"), "one resident: twelve cells")
+        #expect(status.output.contains("1 waiting to be sent"), "one resident with one column set: one cell")
         #expect(status.output.contains("last error"))
     }
 

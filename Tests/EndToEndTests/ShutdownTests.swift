@@ -41,7 +41,7 @@ import Testing
         let port = Int(url.split(separator: ":").last!)!
 
         let laptop = try Replica.create(path: work + "/laptop.sqlite", dataModel: model, serverURL: url, token: token)
-        try laptop.transaction { for i in 0..<400 { _ = try seedCase(on: laptop, name: "Inwoner \(i)") } }
+        try laptop.transaction { for i in 0..<1_000 { _ = try seedCase(on: laptop, name: "Inwoner \(i)") } }  // 6,000 cells: six batches
         let total = try laptop.outbox().count
         let engine = SyncEngine(replica: laptop, transport: TerminatingTransport(inner: CurlTransport(baseURL: url, token: token),
                                                                               server: first, onPush: 3))

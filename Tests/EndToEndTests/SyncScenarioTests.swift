@@ -156,10 +156,10 @@ import Testing
         try await laptop.sync()
         let serverCells = try server.store.inspection.counts()["cells"] ?? 0
 
-        // Page 1 (10 cells: two rows) applies; page 2 fails after its first row.
-        let rowsApplied = Counter()
-        office.afterApplyingRow = { _ in
-            if rowsApplied.increment() == 3 { throw TestFailure("power cut during page 2") }
+        // Page 1 (10 cells) applies; page 2 fails after its first row.
+        let pagesStarted = Counter()
+        office.afterApplyingRow = { index in
+            if index == 0, pagesStarted.increment() == 2 { throw TestFailure("power cut during page 2") }
         }
         await #expect(throws: TestFailure.self) { try await office.sync(pageSize: 10) }
         #expect(try office.cursor == 10, "the cursor of the last complete page")

@@ -71,6 +71,7 @@ public final class Replica: @unchecked Sendable {
         try registerFunctions()
         try connection.execute(ReplicaSchema.metaDDL)  // idempotent: brings replicas of older releases up to date
         try migrateToRowVersions()
+        try refreshCaptureTriggers()
         let conflictColumns = Set(try connection.query("PRAGMA table_info(_kt_conflicts)").map { $0[1].description })
         for column in ["winner_user", "loser_user"] where !conflictColumns.contains(column) {
             try connection.execute("ALTER TABLE _kt_conflicts ADD COLUMN \(column) TEXT")
@@ -115,6 +116,18 @@ public final class Replica: @unchecked Sendable {
     }
 
     public static let systemClock: @Sendable () -> Int64 = { Int64(Date().timeIntervalSince1970 * 1000) }
+
+    /// Replaces capture triggers made by an earlier release (`ReplicaSchema.captureVersion`).
+    func refreshCaptureTriggers() throws {
+        guard try meta("capture_version") != ReplicaSchema.captureVersion else { return }
+        try connection.transaction {
+            for table in dataModel.tables {
+                try connection.execute(ReplicaSchema.dropTriggers(for: table))
+                try connection.execute(ReplicaSchema.ddl(for: table))
+            }
+            try setMeta("capture_version", ReplicaSchema.captureVersion)
+        }
+    }
 
     func createTables() throws {
         try locked {

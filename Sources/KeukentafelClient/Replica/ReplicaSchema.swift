@@ -78,6 +78,10 @@ enum ReplicaSchema {
     }
     static func literal(_ text: String) -> String { "'" + text.replacingOccurrences(of: "'", with: "''") + "'" }
 
+    /// The generation of the capture triggers; a replica whose triggers are older gets them anew on
+    /// open. 2: a new row's unset columns are not captured.
+    static let captureVersion = "2"
+
     /// Drops the capture triggers of a table (before they are created again for a new model).
     static func dropTriggers(for table: DataModel.Table) -> String {
         ["check_insert", "check_update", "insert", "update", "delete"]
@@ -121,10 +125,15 @@ enum ReplicaSchema {
             END;
 
             """
-        // Every column of a new row is captured, so the row exists everywhere even if all values are null.
-        let afterInsert = table.columns.map { column -> String in
+        // Only what was written is captured: a new row's unset columns are not cells (absent reads as
+        // NULL everywhere). A row without any value still needs one cell to exist elsewhere: its first
+        // column, NULL.
+        let allNull = table.columns.map { "NEW.\(quote($0.name)) IS NULL" }.joined(separator: " AND ")
+        let afterInsert = table.columns.enumerated().map { index, column -> String in
             let (baseHLC, baseNode) = base("NEW.id", column)
-            return "    \(insertOutbox) VALUES (\(tl), NEW.id, \(literal(column.name)), NEW.\(quote(column.name)), \(stamp), \(baseHLC), \(baseNode), kt_now());"
+            let c = quote(column.name)
+            let written = index == 0 ? "NEW.\(c) IS NOT NULL OR (\(allNull))" : "NEW.\(c) IS NOT NULL"
+            return "    \(insertOutbox) SELECT \(tl), NEW.id, \(literal(column.name)), NEW.\(c), \(stamp), \(baseHLC), \(baseNode), kt_now() WHERE \(written);"
         }
         sql += "CREATE TRIGGER IF NOT EXISTS \(quote("_kt_\(table.name)_insert")) AFTER INSERT ON \(t) WHEN kt_capture() BEGIN\n"
             + afterInsert.joined(separator: "\n") + "\nEND;\n"

@@ -23,6 +23,7 @@ final class PageFeed: @unchecked Sendable {
     private func produce(engine: SyncEngine, first: [(String, String)], epoch knownEpoch: String?, depth: Int) {
         var query = first
         var epoch = knownEpoch
+        let skipOwn = first.contains { $0 == ("own", "skip") }
         while true {
             condition.lock()
             while ready.count >= depth && !stopped { condition.wait() }
@@ -38,7 +39,7 @@ final class PageFeed: @unchecked Sendable {
             var next: [(String, String)]?
             if case .success(let data) = body, let peeked = FeedCoding.peekPull(data), peeked.more, !peeked.resync {
                 epoch = peeked.epoch ?? epoch
-                next = engine.pullQuery(since: peeked.cursor, epoch: epoch)
+                next = engine.pullQuery(since: peeked.cursor, epoch: epoch, skipOwn: skipOwn)
             }
             condition.lock()
             ready.append(Fetched(query: query, body: body))

@@ -183,16 +183,19 @@ public final class SyncEngine: @unchecked Sendable {
 
     /// The pull request that continues from the replica's cursor and epoch. The first request of a
     /// pull carries the cursor's proof; the pages after it continue from cursors the server just gave.
+    /// Outside a resync the server leaves out the cells whose current version this device wrote (it
+    /// has them); a resync needs every row it may see, its own included, to tell what it lost.
     private func nextPullQuery(waitSeconds: Int, withProof: Bool = false) throws -> [(String, String)] {
-        var query = pullQuery(since: try replica.cursor, epoch: try replica.serverEpoch)
+        var query = pullQuery(since: try replica.cursor, epoch: try replica.serverEpoch, skipOwn: try replica.resyncMode == nil)
         if withProof, let proof = try replica.cursorProof { query.append(("proof", proof)) }
         if waitSeconds > 0 { query.append(("wait", String(waitSeconds))) }
         return query
     }
 
-    func pullQuery(since cursor: Int64, epoch: String?) -> [(String, String)] {
+    func pullQuery(since cursor: Int64, epoch: String?, skipOwn: Bool) -> [(String, String)] {
         var query = [("since", String(cursor)), ("limit", String(pageSize))]
         if let epoch { query.append(("epoch", epoch)) }
+        if skipOwn { query.append(("own", "skip")) }
         return query
     }
 

@@ -71,12 +71,13 @@ public struct SyncServer: Sendable {
             let device = context.device?.id
             let epoch = request.uri.queryParameters["epoch"].map(String.init)
             let proof = request.uri.queryParameters["proof"].map(String.init)
+            let skipOwn = request.uri.queryParameters["own"] == "skip"
             // Long-poll: with nothing new, wait for a push (or the deadline) before answering.
             let deadline = ContinuousClock.now + .seconds(min(wait, Int64(configuration.maxWaitSeconds)))
             while true {
                 let generation = notifier.currentGeneration
                 let page = try await blocking {
-                    try store.pull(since: since, limit: pageSize, access: access, device: device, epoch: epoch, proof: proof)
+                    try store.pull(since: since, limit: pageSize, access: access, device: device, epoch: epoch, proof: proof, skipOwn: skipOwn)
                 }
                 let nothingNew = page.rows.isEmpty && page.conflicts.isEmpty && page.evictions.isEmpty && page.purges.isEmpty
                     && page.cursor == since && !page.resync

@@ -21,7 +21,8 @@ public protocol SyncStore: Sendable {
               rejectedWhileDecoding: [Int: ChangeRejection], resolutions: [Resolution]) throws -> PushResponse
     /// One page of the feed for a device. A cursor beyond the store's head needs the proof the store
     /// handed out with it (a `StoreRefusal` with `cursor_ahead` otherwise).
-    func pull(since cursor: Int64, limit: Int, access: Access, device: String?, epoch: String?, proof: String?) throws -> PullResponse
+    func pull(since cursor: Int64, limit: Int, access: Access, device: String?, epoch: String?, proof: String?,
+              skipOwn: Bool) throws -> PullResponse
     /// Whether `access` may see a row now.
     func canSee(table: String, row: String, access: Access) throws -> Bool
     /// Every accepted write of a row (or one cell).
@@ -52,8 +53,9 @@ extension ServerStore: SyncStore {
 
     /// One page of the feed for a device (`FeedReader`).
     public func pull(since cursor: Int64, limit: Int, access: Access = .system, device: String? = nil,
-                     epoch: String? = nil, proof: String? = nil) throws -> PullResponse {
-        try FeedReader(store: self).pull(since: cursor, limit: limit, access: access, device: device, epoch: epoch, proof: proof)
+                     epoch: String? = nil, proof: String? = nil, skipOwn: Bool = false) throws -> PullResponse {
+        try FeedReader(store: self).pull(since: cursor, limit: limit, access: access, device: device, epoch: epoch, proof: proof,
+                                         skipOwn: skipOwn)
     }
 
     /// Whether `access` may see the row now (`FeedReader`).

@@ -21,7 +21,7 @@ struct FeedReader: Sendable {
     /// passes a change that commits later. `limit` bounds the cells read, not only those sent, so a
     /// page costs the same whether or not the device may see what it passes.
     func pull(since cursor: Int64, limit: Int, access: Access = .system, device: String? = nil,
-                     epoch deviceEpoch: String? = nil, proof: String? = nil) throws -> PullResponse {
+                     epoch deviceEpoch: String? = nil, proof: String? = nil, skipOwn: Bool = false) throws -> PullResponse {
         let limit = max(1, min(limit, Self.maxPageSize))
         let now = store.clock()
         var wentBack = false
@@ -54,7 +54,9 @@ struct FeedReader: Sendable {
                     return PullResponse(cursor: 0, more: true, rows: [], conflicts: [], resync: true, epoch: epoch,
                                         serverTime: now, schemaVersion: store.dataModel.version)
                 }
-                var page = try readPage(since: cursor, limit: limit, head: head, epoch: epoch, access: access, connection)
+                // No echo: the cells whose current version the device's own replica wrote, it has.
+                let own = skipOwn ? state?.node : nil
+                var page = try readPage(since: cursor, limit: limit, head: head, epoch: epoch, access: access, skipping: own, connection)
                 if !key.isEmpty { page.cursorProof = CursorProof.proof(cursor: page.cursor, epoch: epoch, key: key) }
                 if let state { informed = (state.informedSequence, page.cursor) }
                 return page
@@ -71,8 +73,9 @@ struct FeedReader: Sendable {
     }
 
     /// The feed from `since` for `access`, in the read transaction of `pull`.
-    private func readPage(since cursor: Int64, limit: Int, head: Int64, epoch: String?, access: Access,
+    private func readPage(since cursor: Int64, limit: Int, head: Int64, epoch: String?, access: Access, skipping own: NodeID?,
                           _ connection: any StoreConnection) throws -> PullResponse {
+        let ownNode = own.map { Int64($0.rawValue) } ?? 0
         let now = store.clock()
         var visibility = Visibility(store: store, access: access, connection: connection)
         let stmt = try connection.literalStatement(
@@ -86,6 +89,7 @@ struct FeedReader: Sendable {
         while try stmt.step() {
             count += 1
             lastSequence = stmt.int64(6)
+            if ownNode != 0, stmt.int64(5) == ownNode { continue }  // the cursor passes it all the same
             guard let table = stmt.text(0), let row = stmt.text(1), let column = stmt.text(2),
                   let version = CellVersion(hlc: stmt.value(4), node: stmt.value(5)) else { continue }
             pending.append((table, row, FeedCell(column: column, value: stmt.value(3), version: version)))
