@@ -96,7 +96,7 @@ let package = Package(
         .executableTarget(
             name: "kt-bench",
             dependencies: [
-                "KeukentafelClient", "KeukentafelServer", "KeukentafelProtocol", "KeukentafelSQLite",
+                "KeukentafelClient", "KeukentafelServer", "KeukentafelProtocol", "KeukentafelSQLite", "KeukentafelProcesses",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

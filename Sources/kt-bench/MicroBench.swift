@@ -8,16 +8,19 @@ import KeukentafelSQLite
 import Logging
 import ServiceLifecycle
 
-@main
-struct Bench: AsyncParsableCommand {
+/// The micro-benchmark on a model of its own: one table of 10 columns, no scopes, no references.
+/// It isolates the sync machinery; it does not stand for the product (`kt-bench real` does).
+struct MicroBench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "kt-bench",
-        abstract: "Measure Keukentafel end to end and against raw SQLite in the same run.",
+        commandName: "micro",
+        abstract: "Micro-benchmark on a 10-column model of its own (not the real data model): the sync machinery alone.",
         discussion: """
+            A micro-benchmark, labelled so: its model has one table of 10 columns, no scopes, no references,
+            no enums, so its figures do not describe the real data model (`kt-bench real` measures that).
             Fills a server store with synthetic cases (10 cells each), then measures over loopback:
             server ingest, bootstrap of an empty replica, and an incremental sync. Raw SQLite inserts of
             the same cells and rows are timed in the same run; ratios are Keukentafel / raw.
-            Use a release build: Tools/bench.
+            Use a release build: Tools/bench micro.
             """)
 
     @Option(help: "Cases on the server (10 cells each).") var cases = 100_000
@@ -418,9 +421,19 @@ enum RawPostgres {
     }
 
     static func psql(_ url: String, _ command: String) throws {
+        try psql(url, arguments: ["-qc", command], label: String(command.prefix(80)))
+    }
+
+    /// Runs a file of psql commands.
+    static func psql(_ url: String, file: String) throws {
+        try psql(url, arguments: ["-qf", file], label: file)
+    }
+
+    private static func psql(_ url: String, arguments: [String], label command: String) throws {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["psql", url, "-v", "ON_ERROR_STOP=1", "-qc", command]
+        process.arguments = ["psql", url, "-v", "ON_ERROR_STOP=1"] + arguments
+        process.environment = ProcessInfo.processInfo.environment.merging(["PGOPTIONS": "-c client_min_messages=warning"]) { _, new in new }
         process.standardOutput = FileHandle.nullDevice
         try process.run()
         process.waitUntilExit()
@@ -453,7 +466,7 @@ enum RawSQLite {
 
     static func insertRows(path: String, cases: Int) throws {
         let db = try open(path)
-        let columns = Bench.benchModel.tables[0].columns.map(\.name)
+        let columns = MicroBench.benchModel.tables[0].columns.map(\.name)
         try db.execute("CREATE TABLE cases (id TEXT PRIMARY KEY, \(columns.joined(separator: ", ")))")
         try db.transaction {
             let stmt = try db.prepare("INSERT INTO cases VALUES (?\(String(repeating: ", ?", count: columns.count)))")
@@ -473,6 +486,10 @@ struct Measurement: Codable {
     var perSecond: Double
     /// This throughput divided by the raw SQLite cell insert in the same run.
     var ratioToRawSQLite: Double?
+    /// The cells the rows held (real-model rows).
+    var cells: Int?
+    /// Bytes on disk per row (size figures).
+    var bytesPerRow: Double?
 
     init(name: String, count: Int, unit: String, seconds: Double, baseline: Double? = nil) {
         self.name = name
@@ -496,7 +513,7 @@ struct Summary: Codable {
     var residentBeforeBootstrapMegabytes: Double
 
     func printTable() {
-        print("Keukentafel benchmark: \(cases) cases, \(cells) cells, page size \(pageSize)")
+        print("Keukentafel micro-benchmark (a 10-column model of its own, not the real data model): \(cases) cases, \(cells) cells, page size \(pageSize)")
         print(pad("measurement", 58) + pad("count", 10) + pad("seconds", 10) + pad("per second", 14) + "ratio to raw")
         for r in results {
             if r.unit == "write" {

@@ -1,0 +1,15 @@
+import ArgumentParser
+
+@main
+struct KTBench: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "kt-bench",
+        abstract: "Measure Keukentafel end to end, against the raw database in the same run.",
+        discussion: """
+            kt-bench real     the real data model through `kt` processes over HTTP (the default)
+            kt-bench micro    a micro-benchmark on a 10-column model of its own: the sync machinery alone
+            Use a release build: Tools/bench [real|micro] [options].
+            """,
+        subcommands: [RealModelBench.self, MicroBench.self],
+        defaultSubcommand: RealModelBench.self)
+}
