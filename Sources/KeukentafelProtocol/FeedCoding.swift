@@ -334,19 +334,19 @@ extension FeedCoding {
 }
 
 /// Appends JSON text to a byte array.
-struct JSONWriter {
-    var bytes: [UInt8]
+package struct JSONWriter {
+    package var bytes: [UInt8]
 
-    init(capacity: Int) {
+    package init(capacity: Int) {
         bytes = []
         bytes.reserveCapacity(capacity)
     }
 
-    mutating func byte(_ b: UInt8) { bytes.append(b) }
-    mutating func raw(_ text: String) { bytes.append(contentsOf: text.utf8) }
-    mutating func integer(_ v: Int64) { raw(String(v)) }
+    package mutating func byte(_ b: UInt8) { bytes.append(b) }
+    package mutating func raw(_ text: String) { bytes.append(contentsOf: text.utf8) }
+    package mutating func integer(_ v: Int64) { raw(String(v)) }
 
-    mutating func value(_ value: CellValue) {
+    package mutating func value(_ value: CellValue) {
         switch value {
         case .null: raw("null")
         case .integer(let v): integer(v)
@@ -357,7 +357,7 @@ struct JSONWriter {
 
     private static let hex: [UInt8] = Array("0123456789abcdef".utf8)
 
-    mutating func string(_ text: String) {
+    package mutating func string(_ text: String) {
         byte(UInt8(ascii: "\""))
         for b in text.utf8 {
             switch b {
@@ -378,26 +378,26 @@ struct JSONWriter {
 }
 
 /// A small pull parser over UTF-8 JSON bytes, driven by the decoder of each message.
-struct JSONReader {
-    struct Error: Swift.Error, CustomStringConvertible {
+package struct JSONReader {
+    package struct Error: Swift.Error, CustomStringConvertible {
         var message: String
         var offset: Int
-        var description: String { "invalid JSON at byte \(offset): \(message)" }
+        package var description: String { "invalid JSON at byte \(offset): \(message)" }
         var isInvalidUTF8: Bool { message == Self.invalidUTF8 }
         static let invalidUTF8 = "text is not valid UTF-8"
     }
 
-    let bytes: UnsafeRawBufferPointer
-    var offset = 0
+    package let bytes: UnsafeRawBufferPointer
+    package var offset = 0
     /// Nesting depth, bounded so hostile input cannot exhaust the stack.
-    var depth = 0
-    static let maxDepth = 64
+    package var depth = 0
+    package static let maxDepth = 64
 
-    init(_ bytes: UnsafeRawBufferPointer) { self.bytes = bytes }
+    package init(_ bytes: UnsafeRawBufferPointer) { self.bytes = bytes }
 
-    func fail(_ message: String) -> Error { Error(message: message, offset: offset) }
+    package func fail(_ message: String) -> Error { Error(message: message, offset: offset) }
 
-    mutating func skipWhitespace() {
+    package mutating func skipWhitespace() {
         while offset < bytes.count {
             switch bytes[offset] {
             case 0x20, 0x0A, 0x0D, 0x09: offset += 1
@@ -406,23 +406,23 @@ struct JSONReader {
         }
     }
 
-    mutating func peek() throws -> UInt8 {
+    package mutating func peek() throws -> UInt8 {
         skipWhitespace()
         guard offset < bytes.count else { throw fail("unexpected end") }
         return bytes[offset]
     }
 
-    mutating func expect(_ b: UInt8) throws {
+    package mutating func expect(_ b: UInt8) throws {
         guard try peek() == b else { throw fail("expected '\(Character(UnicodeScalar(b)))'") }
         offset += 1
     }
 
-    mutating func end() throws {
+    package mutating func end() throws {
         skipWhitespace()
         if offset != bytes.count { throw fail("trailing characters") }
     }
 
-    mutating func object(_ field: (String, inout JSONReader) throws -> Void) throws {
+    package mutating func object(_ field: (String, inout JSONReader) throws -> Void) throws {
         try expect(UInt8(ascii: "{"))
         depth += 1
         defer { depth -= 1 }
@@ -446,7 +446,7 @@ struct JSONReader {
         }
     }
 
-    mutating func array(_ element: (inout JSONReader) throws -> Void) throws {
+    package mutating func array(_ element: (inout JSONReader) throws -> Void) throws {
         try expect(UInt8(ascii: "["))
         depth += 1
         defer { depth -= 1 }
@@ -462,7 +462,7 @@ struct JSONReader {
         }
     }
 
-    mutating func isNull() throws -> Bool {
+    package mutating func isNull() throws -> Bool {
         if try peek() == UInt8(ascii: "n") {
             try literal("null")
             return true
@@ -470,14 +470,14 @@ struct JSONReader {
         return false
     }
 
-    mutating func literal(_ word: String) throws {
+    package mutating func literal(_ word: String) throws {
         for b in word.utf8 {
             guard offset < bytes.count, bytes[offset] == b else { throw fail("expected \(word)") }
             offset += 1
         }
     }
 
-    mutating func bool() throws -> Bool {
+    package mutating func bool() throws -> Bool {
         switch try peek() {
         case UInt8(ascii: "t"): try literal("true"); return true
         case UInt8(ascii: "f"): try literal("false"); return false
@@ -485,18 +485,18 @@ struct JSONReader {
         }
     }
 
-    mutating func integer() throws -> Int64 {
+    package mutating func integer() throws -> Int64 {
         guard case .integer(let v) = try number() else { throw fail("expected an integer") }
         return v
     }
 
-    mutating func version() throws -> CellVersion {
+    package mutating func version() throws -> CellVersion {
         let text = try string()
         guard let version = CellVersion(text) else { throw fail("a version is '<16 hex>-<16 hex>'") }
         return version
     }
 
-    mutating func cellValue() throws -> CellValue {
+    package mutating func cellValue() throws -> CellValue {
         switch try peek() {
         case UInt8(ascii: "\""): return .text(try string())
         case UInt8(ascii: "n"): try literal("null"); return .null
@@ -507,7 +507,7 @@ struct JSONReader {
         }
     }
 
-    mutating func number() throws -> CellValue {
+    package mutating func number() throws -> CellValue {
         _ = try peek()
         let start = offset
         var isInteger = true
@@ -528,7 +528,7 @@ struct JSONReader {
         return .real(d)
     }
 
-    mutating func string() throws -> String {
+    package mutating func string() throws -> String {
         try expect(UInt8(ascii: "\""))
         let start = offset
         var ascii = true
@@ -596,7 +596,7 @@ struct JSONReader {
         throw fail("unterminated string")
     }
 
-    mutating func hex4() throws -> UInt32 {
+    package mutating func hex4() throws -> UInt32 {
         guard offset + 4 <= bytes.count else { throw fail("short \\u escape") }
         var value: UInt32 = 0
         for _ in 0..<4 {
@@ -617,7 +617,7 @@ struct JSONReader {
     /// Skips one value of any kind and returns the byte range it occupied.
     /// Moves past one value by its brackets and string quotes alone: no strings made, no numbers or
     /// UTF-8 checked (for a look ahead whose document is decoded in full afterwards).
-    mutating func skipQuickly() throws {
+    package mutating func skipQuickly() throws {
         _ = try peek()
         var depth = 0
         var inString = false
@@ -644,7 +644,7 @@ struct JSONReader {
         if depth > 0 || inString { throw Error(message: "unexpected end of input", offset: offset) }
     }
 
-    mutating func skipValue() throws -> Range<Int> {
+    package mutating func skipValue() throws -> Range<Int> {
         _ = try peek()
         let start = offset
         switch bytes[offset] {

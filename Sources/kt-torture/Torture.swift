@@ -177,7 +177,8 @@ struct Torture: ParsableCommand {
     static func duplicatedChanges(_ data: String) throws -> Int {
         let connection = try SQLiteConnection(path: data + "/" + ServerStore.fileName)
         guard case .integer(let count)? = try connection.scalar("""
-            SELECT count(*) FROM (SELECT 1 FROM changes GROUP BY tbl, row_id, col, hlc, node HAVING count(*) > 1)
+            SELECT count(*) FROM (SELECT 1 FROM history h, json_each(h.changes) c
+                GROUP BY h.tbl, h.row_id, c.value ->> 1, c.value ->> 3, c.value ->> 4 HAVING count(*) > 1)
             """) else { return -1 }
         return Int(count)
     }

@@ -34,7 +34,8 @@ import Testing
             // Consistent: every current cell is an accepted change in the same snapshot, and the sequence covers them.
             let orphans = try copy.query("""
                 SELECT count(*) FROM cells c WHERE NOT EXISTS
-                  (SELECT 1 FROM changes h WHERE h.tbl = c.tbl AND h.row_id = c.row_id AND h.col = c.col AND h.hlc = c.hlc AND h.node = c.node)
+                  (SELECT 1 FROM history h, json_each(h.changes) x WHERE h.tbl = c.tbl AND h.row_id = c.row_id
+                     AND x.value ->> 1 = c.col AND x.value ->> 3 = c.hlc AND x.value ->> 4 = c.node)
                 """).first?.first
             #expect(orphans == .integer(0))
             let beyond = try copy.query("SELECT count(*) FROM cells WHERE seq > (SELECT value FROM meta WHERE key = 'seq')").first?.first

@@ -115,9 +115,9 @@ public struct AuditTrail: Sendable {
                 for row in rows {
                     let arguments: [CellValue] = [.text(row.table), .text(row.row)]
                     for r in try connection.query("""
-                        SELECT \(who), count(*), min(x.received_at), max(x.received_at) FROM changes x
+                        SELECT \(who), CAST(sum(x.n) AS BIGINT), min(x.received_at), max(x.received_at) FROM history x
                         LEFT JOIN devices d ON d.id = x.device LEFT JOIN users u ON u.id = d.user_id
-                        WHERE x.tbl = ? AND x.row_id = ? AND x.status <> 'rejected' GROUP BY 1, 2
+                        WHERE x.tbl = ? AND x.row_id = ? GROUP BY 1, 2
                         """, arguments) {
                         count(&changes[Key(user: r[0].string ?? "?", device: r[1].string ?? "?", table: row.table), default: Tally()],
                               row: row.row, cells: Int(r[2].int64 ?? 0), first: r[3].string ?? "", last: r[4].string ?? "")

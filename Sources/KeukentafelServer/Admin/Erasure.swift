@@ -112,8 +112,9 @@ public struct Erasure: Sendable {
                     if scopes.isEmpty { scopes = [Access.everyScope] }
                     try connection.run("DELETE FROM cells WHERE tbl = ? AND row_id = ?", arguments)
                     report.cells += connection.changes
-                    try connection.run("DELETE FROM changes WHERE tbl = ? AND row_id = ?", arguments)
-                    report.historyEntries += connection.changes
+                    report.historyEntries += Int(try connection.scalar("SELECT CAST(coalesce(sum(n), 0) AS BIGINT) FROM history WHERE tbl = ? AND row_id = ?",
+                                                                       arguments)?.int64 ?? 0)
+                    try connection.run("DELETE FROM history WHERE tbl = ? AND row_id = ?", arguments)
                     try connection.run("DELETE FROM conflicts WHERE tbl = ? AND row_id = ?", arguments)
                     report.conflicts += connection.changes
                     for statement in ["DELETE FROM row_scopes WHERE tbl = ? AND row_id = ?", "DELETE FROM deliveries WHERE tbl = ? AND row_id = ?",
@@ -149,7 +150,7 @@ public struct Erasure: Sendable {
                 }
             case .postgresql:
                 // Rewrites the tables without the deleted rows' old versions (briefly locking them).
-                try connection.execute("VACUUM FULL cells, changes, conflicts, row_scopes, deliveries, evictions, audit")
+                try connection.execute("VACUUM FULL cells, history, conflicts, row_scopes, deliveries, evictions, audit")
             }
         }
         report.bytesAfter = Int64(store.sizeInBytes())

@@ -34,21 +34,19 @@ public struct Inspection: Sendable {
     /// Every accepted write of a row (or of one of its cells), oldest first.
     public func history(table: String, row: String, column: String? = nil) throws -> [HistoryEntry] {
         try store.reader.withLock { connection in
-            var sql = """
-                SELECT c.change_id, c.col, c.value, c.hlc, c.node, c.device, c.received_at, c.status, c.won, d.name
-                FROM changes c LEFT JOIN devices d ON d.id = c.device WHERE c.tbl = ? AND c.row_id = ?
-                """
-            var arguments: [CellValue] = [.text(table), .text(row)]
-            if let column {
-                sql += " AND c.col = ?"
-                arguments.append(.text(column))
+            var entries: [HistoryEntry] = []
+            for r in try connection.query("""
+                SELECT h.changes, h.device, h.received_at, d.name
+                FROM history h LEFT JOIN devices d ON d.id = h.device WHERE h.tbl = ? AND h.row_id = ? ORDER BY h.id
+                """, [.text(table), .text(row)]) {
+                for change in try HistoryCoding.decode(r[0].string ?? "") where column == nil || change.column == column {
+                    entries.append(HistoryEntry(changeID: change.id, column: change.column, value: change.value, version: change.version,
+                                                device: r[1].string, deviceName: r[3].string, receivedAt: r[2].string ?? "",
+                                                status: change.status.rawValue, won: change.won))
+                }
             }
-            return try connection.query(sql + " ORDER BY c.hlc, c.node", arguments).compactMap { r in
-                guard let version = CellVersion(hlc: r[3], node: r[4]) else { return nil }
-                return HistoryEntry(changeID: r[0].string ?? "", column: r[1].string ?? "", value: r[2], version: version,
-                                    device: r[5].string, deviceName: r[9].string, receivedAt: r[6].string ?? "",
-                                    status: r[7].string ?? "", won: r[8].int64.map { $0 != 0 })
-            }
+            // Oldest first by version; arrival order among equal versions (a value re-sent after a restore).
+            return entries.enumerated().sorted { ($0.element.version, $0.offset) < ($1.element.version, $1.offset) }.map(\.element)
         }
     }
 
@@ -88,13 +86,16 @@ public struct Inspection: Sendable {
         }
     }
 
-    /// Rows per store table (cells, changes, conflicts, …), for tests and `ktd admin` summaries.
+    /// Rows per store table, for tests and `ktd admin` summaries: `cells`, `conflicts`, `devices`,
+    /// `history` (entries: the changes one push made to one row) and `changes` (the accepted changes
+    /// those entries hold).
     public func counts() throws -> [String: Int64] {
         try store.reader.withLock { connection in
             var result: [String: Int64] = [:]
-            for table in ["cells", "changes", "conflicts", "devices"] {
+            for table in ["cells", "history", "conflicts", "devices"] {
                 result[table] = try connection.scalar("SELECT count(*) FROM \(table)")?.int64 ?? 0
             }
+            result["changes"] = try connection.scalar("SELECT CAST(coalesce(sum(n), 0) AS BIGINT) FROM history")?.int64 ?? 0
             return result
         }
     }

@@ -74,6 +74,7 @@ public final class ServerStore: Sendable {
         try connection.transaction {
             try connection.execute(StoreSchema.postgreSQL)
             try StoreSchema.migrateShared(connection)
+            try StoreSchema.migrateHistory(connection)
         }
         let readConnection = try PostgresStoreConnection(location)
         try self.init(dialect: .postgresql, directory: "", postgres: location, writer: connection, reader: readConnection, dataModel: dataModel,

@@ -79,17 +79,18 @@ enum StoreSchema {
             PRIMARY KEY (tbl, row_id, col)
         ) WITHOUT ROWID;
         CREATE INDEX IF NOT EXISTS cells_by_seq ON cells(seq);
-        -- Every accepted change: the history of each cell, and what makes pushes idempotent.
-        -- A rowid table: history is appended in arrival order; change ids are looked up by index.
-        CREATE TABLE IF NOT EXISTS changes (
-            change_id TEXT NOT NULL UNIQUE,
-            tbl TEXT NOT NULL, row_id TEXT NOT NULL, col TEXT NOT NULL,
-            value, hlc INTEGER NOT NULL, node INTEGER NOT NULL,
-            base_hlc INTEGER, base_node INTEGER,
+        -- Every accepted change, one entry per row a push wrote to (decision 0018): `changes` holds
+        -- that push's changes to the row (HistoryCoding), `n` how many. Appended in arrival order.
+        CREATE TABLE IF NOT EXISTS history (
+            id INTEGER PRIMARY KEY,
+            tbl TEXT NOT NULL, row_id TEXT NOT NULL,
             device TEXT, received_at TEXT NOT NULL,
-            status TEXT NOT NULL, won INTEGER, conflict_id INTEGER
+            n INTEGER NOT NULL, changes TEXT NOT NULL
         );
-        CREATE INDEX IF NOT EXISTS changes_by_cell ON changes(tbl, row_id, col);
+        CREATE INDEX IF NOT EXISTS history_by_row ON history(tbl, row_id);
+        -- Per replica node, the greatest change counter in the history: what makes pushes idempotent
+        -- without an index over every change id (ChangeMarks).
+        CREATE TABLE IF NOT EXISTS change_marks (node INTEGER PRIMARY KEY, counter INTEGER NOT NULL);
         CREATE TABLE IF NOT EXISTS conflicts (
             id INTEGER PRIMARY KEY AUTOINCREMENT,
             seq INTEGER NOT NULL,
@@ -119,6 +120,7 @@ enum StoreSchema {
             try connection.execute("ALTER TABLE user_scope_removals ADD COLUMN removed_seq INTEGER NOT NULL DEFAULT 0")
         }
         try migrateShared(connection)
+        try connection.transaction { try migrateHistory(connection) }
     }
 
     /// Reference cells looked up by the row they point to (scope propagation, erasure, audit). A
@@ -146,7 +148,7 @@ extension StoreSchema {
         var firstUse: [Int64: (device: String, first: Int64)] = [:]
         var newest: [String: (node: Int64, last: Int64)] = [:]
         let known = Set(try connection.query("SELECT id FROM devices").compactMap { $0[0].string })
-        let uses = try connection.query("SELECT node, device, min(hlc), max(hlc) FROM changes WHERE device IS NOT NULL GROUP BY node, device")
+        let uses = try nodeUses(connection)
         for use in uses {
             guard let node = use[0].int64, let device = use[1].string, known.contains(device), let first = use[2].int64 else { continue }
             if firstUse[node].map({ first < $0.first }) ?? true { firstUse[node] = (device, first) }
@@ -165,5 +167,27 @@ extension StoreSchema {
         }
         try connection.execute("CREATE UNIQUE INDEX IF NOT EXISTS devices_by_node ON devices(node) WHERE node IS NOT NULL")
         try connection.setMeta("nodes_bound", .integer(1))
+    }
+
+    /// Per node and device in the history: `[node, device, first hlc, last hlc]`. A store this old
+    /// usually still keeps its history per cell in `changes` (moved to `history` after this).
+    private static func nodeUses(_ connection: any StoreConnection) throws -> [[CellValue]] {
+        if try hasTable("changes", connection) {
+            return try connection.query("SELECT node, device, min(hlc), max(hlc) FROM changes WHERE device IS NOT NULL GROUP BY node, device")
+        }
+        struct Use: Hashable { var node: Int64, device: String }
+        var spans: [Use: (first: Int64, last: Int64)] = [:]
+        for entry in try connection.query("SELECT device, changes FROM history WHERE device IS NOT NULL") {
+            guard let device = entry[0].string else { continue }
+            for change in try HistoryCoding.decode(entry[1].string ?? "") {
+                let use = Use(node: Int64(change.version.node.rawValue), device: device)
+                let hlc = Int64(change.version.hlc)
+                let span = spans[use] ?? (hlc, hlc)
+                spans[use] = (min(span.first, hlc), max(span.last, hlc))
+            }
+        }
+        return spans.sorted { ($0.key.node, $0.key.device) < ($1.key.node, $1.key.device) }.map {
+            [.integer($0.key.node), .text($0.key.device), .integer($0.value.first), .integer($0.value.last)]
+        }
     }
 }

@@ -5,7 +5,7 @@ import PostgresNIO
 
 /// Cell values to and from PostgreSQL.
 ///
-/// A column that holds cell values (`cells.value`, `changes.value`, `meta.value`, …) is `bytea`, and
+/// A column that holds cell values (`cells.value`, `conflicts.winner_value`, `meta.value`, …) is `bytea`, and
 /// a value in it is tagged with its type: `i` + 8 bytes big-endian integer, `r` + 8 bytes IEEE 754
 /// double, `t` + UTF-8 text; `NULL` is SQL `NULL`. The encoding is one-to-one, so `value = ?` and
 /// the indexes over `value` find exactly what SQLite finds. Other columns carry their own types

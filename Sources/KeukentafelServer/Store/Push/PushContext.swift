@@ -23,7 +23,9 @@ struct PushContext {
     /// The row the previous change went to: a batch's changes come row by row.
     var lastRow: (table: String, row: String, cells: CachedRow)?
     /// What the store already knew of the change ids in the current window (see `prefetch`).
-    var earlier: [String: EarlierChange] = [:]
+    var earlier: [String: (row: String, change: RecordedChange)] = [:]
+    /// Which change ids are surely new (decision 0018).
+    var marks = ChangeMarks()
     /// Change ids that come more than once in the current window.
     var repeatedIDs: Set<String> = []
     var pending = PendingWrites()
@@ -43,7 +45,7 @@ struct PushContext {
 
     /// Merges `change`, which is `batch[index]`, into the store and says what became of it.
     mutating func apply(_ change: Change, at index: Int, now: Int64) throws -> ChangeResult {
-        if !earlier.isEmpty, let known = earlier[change.id] { return known.result(for: change) }
+        if !earlier.isEmpty, let known = earlier[change.id] { return known.change.result(for: change, row: known.row) }
         if !repeatedIDs.isEmpty, repeatedIDs.contains(change.id) {
             // Its first occurrence in this window may still be unwritten.
             try flushWrites()
@@ -205,14 +207,25 @@ struct PushContext {
         RowState(try cells(table: table, row: row))
     }
 
-    /// The first result of a change id the store has seen before, from the store itself.
-    func earlierResult(of change: Change) throws -> ChangeResult? {
-        let stmt = try connection.literalStatement(
-            "SELECT change_id, tbl, row_id, col, hlc, node, status, won, conflict_id FROM changes WHERE change_id = ?")
+    /// The first result of a change id the store has seen before, from the history of its row.
+    mutating func earlierResult(of change: Change) throws -> ChangeResult? {
+        if try marks.isSurelyNew(change, connection) { return nil }
+        let known = try recordedChanges(table: change.table, rows: [change.row], ids: [change.id])[change.id]
+        return known.map { $0.change.result(for: change, row: $0.row) }
+    }
+
+    /// The changes with these ids in the history of these rows of `table`.
+    func recordedChanges(table: String, rows: [String], ids: Set<String>) throws -> [String: (row: String, change: RecordedChange)] {
+        let stmt = try connection.cachedStatement("SELECT changes, row_id FROM history WHERE tbl = ? AND row_id IN " + Self.placeholders(rows.count))
         defer { stmt.reset() }
-        try stmt.bind(change.id, at: 1)
-        guard try stmt.step() else { return nil }
-        return EarlierChange(stmt).result(for: change)
+        try stmt.bind(table, at: 1)
+        for (offset, row) in rows.enumerated() { try stmt.bind(row, at: Int32(offset + 2)) }
+        var found: [String: (row: String, change: RecordedChange)] = [:]
+        while try stmt.step() {
+            guard let text = stmt.text(0), let row = stmt.text(1) else { continue }
+            for change in try HistoryCoding.decode(text) where ids.contains(change.id) && found[change.id] == nil { found[change.id] = (row, change) }
+        }
+        return found
     }
 
     func validateChangeID(_ id: String) -> ChangeRejection? {
@@ -283,6 +296,7 @@ struct PushContext {
 
     /// Adds `batch[index]` to the history (with the next flush).
     mutating func log(_ index: Int, result: ChangeResult) throws {
+        marks.note(batch[index])
         try pending.log(index, result: result, batch: batch, device: device, receivedAt: receivedAt, connection)
     }
 }

@@ -145,6 +145,7 @@ struct PushPath: Sendable {
             try context.flushWrites()
         }
         try context.rescope()
+        try context.marks.save(connection)
         for resolution in resolutions where try context.resolve(resolution) { resolved.append(resolution.conflict) }
         try connection.run("UPDATE meta SET value = ? WHERE key = 'seq'", [.integer(context.sequence)])
         if context.sequence != sequence, let postgres = connection as? PostgresStoreConnection { try postgres.announcePush() }

@@ -1,7 +1,7 @@
 import KeukentafelProtocol
 
 /// Reading what a window of a push needs from the store in a few statements instead of two per
-/// change: the change ids seen before, and the current cells of the rows the window writes to.
+/// change: the changes seen before (from their rows' history), and the current cells of the rows the window writes to.
 extension PushContext {
     /// Changes applied one window at a time: large enough that the reads are a few statements, small
     /// enough that one window's ids fit in a statement on both databases.
@@ -15,49 +15,34 @@ extension PushContext {
         }
         earlier.removeAll(keepingCapacity: true)
         repeatedIDs.removeAll(keepingCapacity: true)
-        var ids: [String] = []
-        ids.reserveCapacity(window.count)
-        // A device's change ids are `<node>-<zero-padded counter>`: in a batch they ascend. Ascending
-        // ids are all different, and whether any was seen before is one range probe on SQLite.
-        var ascending = true
+        // A device's change ids are `<node>-<zero-padded counter>`: most are above their node's mark
+        // and need no lookup (ChangeMarks). The rest (retries, the office's ids) are looked up in the
+        // history of the rows they write.
+        var lookups: [String: (rows: [String], ids: Set<String>)] = [:]
+        var seen = Set<String>(minimumCapacity: window.count)
         var uncachedRows: [String: [String]] = [:]
         var previous: (table: String, row: String)?
         for index in window where refused.isEmpty || refused[index] == nil {
             let change = changes[index]
-            if ascending, let last = ids.last, !last.utf8.lexicographicallyPrecedes(change.id.utf8) { ascending = false }
-            ids.append(change.id)
+            if !seen.insert(change.id).inserted { repeatedIDs.insert(change.id) }
+            if try !marks.isSurelyNew(change, connection) {
+                if lookups[change.table]?.ids.insert(change.id).inserted == nil { lookups[change.table] = ([], [change.id]) }
+                if lookups[change.table]?.rows.last != change.row { lookups[change.table]?.rows.append(change.row) }
+            }
             if let previous, previous.row == change.row, previous.table == change.table { continue }
             previous = (change.table, change.row)
             if rowCache[RowAddress(table: change.table, row: change.row)] == nil {
                 uncachedRows[change.table, default: []].append(change.row)
             }
         }
-        guard !ids.isEmpty else { return }
-        if !ascending {
-            var seen = Set<String>(minimumCapacity: ids.count)
-            for id in ids where !seen.insert(id).inserted { repeatedIDs.insert(id) }
-        }
         try readUncachedRows(uncachedRows)
-        if ascending, connection.dialect == .sqlite, !(try anyChangeID(from: ids[0], to: ids[ids.count - 1])) { return }
-
-        let idQuery = try connection.cachedStatement(
-            "SELECT change_id, tbl, row_id, col, hlc, node, status, won, conflict_id FROM changes WHERE change_id IN "
-                + Self.placeholders(ids.count))
-        for (offset, id) in ids.enumerated() { try idQuery.bind(id, at: Int32(offset + 1)) }
-        while try idQuery.step() {
-            if let id = idQuery.text(0) { earlier[id] = EarlierChange(idQuery) }
+        for (table, lookup) in lookups.sorted(by: { $0.key < $1.key }) {
+            let rows = Array(Set(lookup.rows)).sorted()
+            for start in stride(from: 0, to: rows.count, by: Self.windowSize) {
+                let slice = Array(rows[start..<min(start + Self.windowSize, rows.count)])
+                earlier.merge(try recordedChanges(table: table, rows: slice, ids: lookup.ids)) { first, _ in first }
+            }
         }
-        idQuery.reset()
-    }
-
-    /// Whether the history holds a change id from `low` to `high` (byte order, SQLite's `BINARY`).
-    /// Not on PostgreSQL, whose text order follows the database's collation.
-    func anyChangeID(from low: String, to high: String) throws -> Bool {
-        let stmt = try connection.literalStatement("SELECT 1 FROM changes WHERE change_id BETWEEN ? AND ? LIMIT 1")
-        defer { stmt.reset() }
-        try stmt.bind(low, at: 1)
-        try stmt.bind(high, at: 2)
-        return try stmt.step()
     }
 
     /// Reads the cells of rows not in the row cache yet, per table in one statement.
@@ -86,36 +71,5 @@ extension PushContext {
     /// `(?, ?, …)` with `count` placeholders.
     static func placeholders(_ count: Int) -> String {
         "(?" + String(repeating: ", ?", count: count - 1) + ")"
-    }
-}
-
-/// A change id's entry in the history, as far as a repeated push needs it.
-struct EarlierChange {
-    var table: String?
-    var row: String?
-    var column: String?
-    var version: CellVersion?
-    var status: ChangeStatus
-    var won: Bool?
-    var conflict: Int64?
-
-    /// Reads the columns `change_id, tbl, row_id, col, hlc, node, status, won, conflict_id` of `stmt`'s row.
-    init(_ stmt: any StoreStatement) {
-        table = stmt.text(1)
-        row = stmt.text(2)
-        column = stmt.text(3)
-        version = CellVersion(hlc: stmt.value(4), node: stmt.value(5))
-        status = ChangeStatus(rawValue: stmt.text(6) ?? "") ?? .applied
-        won = stmt.isNull(7) ? nil : stmt.int64(7) != 0
-        conflict = stmt.isNull(8) ? nil : stmt.int64(8)
-    }
-
-    /// The answer to `change` pushed again: its first result, or a refusal if the id was used for another change.
-    func result(for change: Change) -> ChangeResult {
-        guard table == change.table, row == change.row, column == change.column, version == change.version else {
-            return ChangeResult(id: change.id, status: .rejected, code: .changeIDReused,
-                                message: "change id '\(change.id)' was already used for a different change")
-        }
-        return ChangeResult(id: change.id, status: status, won: won, conflict: conflict)
     }
 }

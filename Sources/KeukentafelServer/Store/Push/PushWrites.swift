@@ -1,6 +1,7 @@
 import KeukentafelProtocol
 
 /// The cell writes and history entries of a push, gathered and written many rows per statement.
+/// Consecutive changes to one row make one history entry (decision 0018).
 ///
 /// One `INSERT` per change spent more time binding and stepping statements than SQLite spent in its
 /// B-trees, and on PostgreSQL every statement is a round trip (decision 0016). So `PushContext` hands
@@ -22,6 +23,8 @@ struct PendingWrites {
 
     private(set) var cells: [CellWrite] = []
     private(set) var changes: [LoggedChange] = []
+    /// History entries the logged changes make: a new one whenever the row differs from the last.
+    private var entries = 0
     /// PostgreSQL refuses an upsert that touches one row twice, so there a cell written twice flushes
     /// first. SQLite applies the rows of one statement in order, which is what a second write means.
     private var cellKeys: Set<CellKey> = []
@@ -46,10 +49,15 @@ struct PendingWrites {
 
     mutating func log(_ index: Int, result: ChangeResult, batch: [Change], device: String, receivedAt: String,
                       _ connection: any StoreConnection) throws {
-        changes.append(LoggedChange(index: index, result: result))
-        if changes.count >= Self.rowsPerStatement(connection.dialect) {
+        if let last = changes.last, batch[last.index].row == batch[index].row, batch[last.index].table == batch[index].table {
+            changes.append(LoggedChange(index: index, result: result))
+            return
+        }
+        if entries == Self.rowsPerStatement(connection.dialect) {
             try flushChanges(batch: batch, device: device, receivedAt: receivedAt, connection)
         }
+        changes.append(LoggedChange(index: index, result: result))
+        entries += 1
     }
 
     mutating func flush(batch: [Change], device: String, receivedAt: String, _ connection: any StoreConnection) throws {
@@ -84,35 +92,45 @@ struct PendingWrites {
 
     mutating func flushChanges(batch: [Change], device: String, receivedAt: String, _ connection: any StoreConnection) throws {
         guard !changes.isEmpty else { return }
-        let full = changes.count == Self.rowsPerStatement(connection.dialect)
+        let full = entries == Self.rowsPerStatement(connection.dialect)
         let stmt = try (full ? fullChangesStatement : nil) ?? connection.cachedStatement(Self.insertSQL(
-            into: "changes (change_id, tbl, row_id, col, value, hlc, node, base_hlc, base_node, device, received_at, status, won, conflict_id)",
-            columns: 14, rows: changes.count, suffix: ""))
+            into: "history (tbl, row_id, device, received_at, n, changes)", columns: 6, rows: entries, suffix: ""))
         if full { fullChangesStatement = stmt }
         var at: Int32 = 0
+        var writer = JSONWriter(capacity: 1_024)
         try batch.withUnsafeBufferPointer { batch in
-            for logged in changes {
-                let result = logged.result
-                let change = batch.baseAddress! + logged.index  // read in place, not copied
-                try stmt.bind(change.pointee.id, at: at + 1)
-                try stmt.bind(change.pointee.table, at: at + 2)
-                try stmt.bind(change.pointee.row, at: at + 3)
-                try stmt.bind(change.pointee.column, at: at + 4)
-                try stmt.bind(change.pointee.value, at: at + 5)
-                try stmt.bind(Int64(bitPattern: change.pointee.version.hlc), at: at + 6)
-                try stmt.bind(Int64(bitPattern: change.pointee.version.node.rawValue), at: at + 7)
-                try stmt.bind(change.pointee.base?.hlcValue ?? .null, at: at + 8)
-                try stmt.bind(change.pointee.base?.nodeValue ?? .null, at: at + 9)
-                try stmt.bind(device, at: at + 10)
-                try stmt.bind(receivedAt, at: at + 11)
-                try stmt.bind(result.status.rawValue, at: at + 12)
-                try stmt.bind(result.won.map { .integer($0 ? 1 : 0) } ?? .null, at: at + 13)
-                try stmt.bind(result.conflict.map(CellValue.integer) ?? .null, at: at + 14)
-                at += 14
+            var start = 0
+            while start < changes.count {
+                let first = batch.baseAddress! + changes[start].index  // read in place, not copied
+                var end = start + 1
+                while end < changes.count, batch[changes[end].index].row == first.pointee.row,
+                      batch[changes[end].index].table == first.pointee.table { end += 1 }
+                writer.bytes.removeAll(keepingCapacity: true)
+                writer.byte(UInt8(ascii: "["))
+                for position in start..<end {
+                    let logged = changes[position]
+                    let change = batch.baseAddress! + logged.index
+                    if position > start { writer.byte(UInt8(ascii: ",")) }
+                    HistoryCoding.append(RecordedChange(
+                        id: change.pointee.id, column: change.pointee.column, value: change.pointee.value, version: change.pointee.version,
+                        base: change.pointee.base, status: logged.result.status, won: logged.result.won, conflict: logged.result.conflict),
+                        to: &writer)
+                }
+                writer.byte(UInt8(ascii: "]"))
+                try stmt.bind(first.pointee.table, at: at + 1)
+                try stmt.bind(first.pointee.row, at: at + 2)
+                try stmt.bind(device, at: at + 3)
+                try stmt.bind(receivedAt, at: at + 4)
+                try stmt.bind(Int64(end - start), at: at + 5)
+                try stmt.bind(String(decoding: writer.bytes, as: UTF8.self), at: at + 6)
+                at += 6
+                start = end
             }
         }
+        guard at == Int32(entries * 6) else { throw StoreError.corrupt("history buffer: \(at / 6) entries bound, \(entries) counted") }
         try stmt.run()
         changes.removeAll(keepingCapacity: true)
+        entries = 0
     }
 
     /// `INSERT INTO <into> VALUES (?, …), (?, …)…<suffix>` for `rows` rows of `columns` values.

@@ -1,0 +1,55 @@
+import KeukentafelProtocol
+
+extension StoreSchema {
+    /// Whether the store has a table of that name.
+    static func hasTable(_ name: String, _ connection: any StoreConnection) throws -> Bool {
+        let sql = connection.dialect == .sqlite
+            ? "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?"
+            : "SELECT count(*) FROM information_schema.tables WHERE table_schema = current_schema() AND table_name = ?"
+        return (try connection.scalar(sql, [.text(name)])?.int64 ?? 0) > 0
+    }
+
+    /// Moves a history kept per cell (`changes`, releases before decision 0018) into `history`, one
+    /// entry per run of changes one push made to one row, in arrival order; sets the change marks from
+    /// it and drops `changes`. Inside the caller's transaction: after a crash the store has the old
+    /// layout or the new one, never a mix.
+    static func migrateHistory(_ connection: any StoreConnection) throws {
+        guard try hasTable("changes", connection) else { return }
+        let order = connection.dialect == .sqlite ? "rowid" : "id"
+        let read = try connection.cachedStatement("""
+            SELECT change_id, tbl, row_id, col, value, hlc, node, base_hlc, base_node, device, received_at, status, won, conflict_id
+            FROM changes ORDER BY \(order)
+            """)
+        var marks = ChangeMarks()
+        var entry: (table: String, row: String, device: String?, receivedAt: String, changes: [RecordedChange])?
+        var entries: [(table: String, row: String, device: String?, receivedAt: String, changes: [RecordedChange])] = []
+        while try read.step() {
+            guard let id = read.text(0), let table = read.text(1), let row = read.text(2), let column = read.text(3),
+                  let version = CellVersion(hlc: read.value(5), node: read.value(6)), let receivedAt = read.text(10) else {
+                throw StoreError.corrupt("a change in the per-cell history lacks its id, cell, version or arrival time")
+            }
+            let device = read.text(9)
+            let change = RecordedChange(
+                id: id, column: column, value: read.value(4), version: version, base: CellVersion(hlc: read.value(7), node: read.value(8)),
+                status: ChangeStatus(rawValue: read.text(11) ?? "") ?? .applied,
+                won: read.isNull(12) ? nil : read.int64(12) != 0, conflict: read.isNull(13) ? nil : read.int64(13))
+            marks.note(Change(id: id, table: table, row: row, column: column, value: .null, version: version, base: nil))
+            if let current = entry, current.table == table, current.row == row, current.device == device, current.receivedAt == receivedAt {
+                entry?.changes.append(change)
+            } else {
+                if let current = entry { entries.append(current) }
+                entry = (table, row, device, receivedAt, [change])
+            }
+        }
+        read.reset()
+        if let current = entry { entries.append(current) }
+        let insert = try connection.cachedStatement("INSERT INTO history (tbl, row_id, device, received_at, n, changes) VALUES (?, ?, ?, ?, ?, ?)")
+        for entry in entries {
+            try insert.bind([.text(entry.table), .text(entry.row), entry.device.map(CellValue.text) ?? .null, .text(entry.receivedAt),
+                             .integer(Int64(entry.changes.count)), .text(HistoryCoding.encode(entry.changes))])
+            try insert.run()
+        }
+        try marks.save(connection)
+        try connection.execute("DROP TABLE changes")
+    }
+}
