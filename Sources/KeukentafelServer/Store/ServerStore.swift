@@ -44,6 +44,10 @@ public final class ServerStore: Sendable {
     /// Server time in milliseconds; injectable so tests can move it.
     public let clock: @Sendable () -> Int64
 
+    /// How much of the SQLite store the read connection maps into memory (address space, not memory:
+    /// pages are read on demand and shared with the OS page cache).
+    static let readerMemoryMapBytes = 1 << 32
+
     /// The file name of the store inside the data directory.
     public static let fileName = "keukentafel.sqlite"
 
@@ -59,7 +63,10 @@ public final class ServerStore: Sendable {
         try connection.execute(StoreSchema.sqlite)
         try StoreSchema.migrate(connection)
         let readConnection = try SQLiteConnection(path: path)
-        try readConnection.execute("PRAGMA query_only=ON;")
+        // Pulls read the whole store in feed order: through a memory map rather than a read() per
+        // page (profiles of a bootstrap showed pread at an eighth of the server's time), with the
+        // writer's cache size.
+        try readConnection.execute("PRAGMA query_only=ON; PRAGMA mmap_size=\(Self.readerMemoryMapBytes); PRAGMA cache_size=-65536;")
         try self.init(dialect: .sqlite, directory: directory, postgres: nil, writer: connection, reader: readConnection, dataModel: dataModel,
                       maxClockSkewMilliseconds: maxClockSkewMilliseconds, clock: clock,
                       checkpointer: try BackgroundCheckpointer(writer: connection))
