@@ -18,8 +18,10 @@ struct FeedReader: Sendable {
     ///
     /// Read in one snapshot. SQLite has one writer, and sequence numbers are handed out inside its
     /// write transaction, so every number up to the snapshot's greatest is committed: a cursor never
-    /// passes a change that commits later. `limit` bounds the cells read, not only those sent, so a
-    /// page costs the same whether or not the device may see what it passes.
+    /// passes a change that commits later. `limit` bounds the cells read that may be for the device:
+    /// every cell for a device that sees every scope, the cells of its scopes' and global rows for a
+    /// device of some teams (the database skips the rest, `scopeNarrowing`). The cursor passes all of
+    /// them, sent or not.
     func pull(since cursor: Int64, limit: Int, access: Access = .system, device: String? = nil,
                      epoch deviceEpoch: String? = nil, proof: String? = nil, skipOwn: Bool = false) throws -> PullResponse {
         let limit = max(1, min(limit, Self.maxPageSize))
@@ -78,10 +80,24 @@ struct FeedReader: Sendable {
         let ownNode = own.map { Int64($0.rawValue) } ?? 0
         let now = store.clock()
         var visibility = Visibility(store: store, access: access, connection: connection)
-        let stmt = try connection.literalStatement(
-            "SELECT tbl, row_id, col, value, hlc, node, seq FROM cells WHERE seq > ? ORDER BY seq LIMIT ?")
-        try stmt.bind(cursor, at: 1)
-        try stmt.bind(Int64(limit), at: 2)
+        let stmt: any StoreStatement
+        if let narrowing = scopeNarrowing(for: access) {
+            // A device of some teams: the database passes over the rows of other scopes itself, and the
+            // page's limit counts the cells that may be for this device. Visibility still decides.
+            stmt = try connection.cachedStatement(narrowing.sql)
+            try stmt.bind(cursor, at: 1)
+            var position: Int32 = 2
+            for argument in narrowing.arguments {
+                try stmt.bind(argument, at: position)
+                position += 1
+            }
+            try stmt.bind(Int64(limit), at: position)
+        } else {
+            stmt = try connection.literalStatement(
+                "SELECT tbl, row_id, col, value, hlc, node, seq FROM cells WHERE seq > ? ORDER BY seq LIMIT ?")
+            try stmt.bind(cursor, at: 1)
+            try stmt.bind(Int64(limit), at: 2)
+        }
         var rows: [FeedRow] = []
         var count = 0
         var lastSequence = cursor
@@ -124,6 +140,26 @@ struct FeedReader: Sendable {
         }
         return PullResponse(cursor: upTo, more: more, rows: rows, conflicts: conflicts, evictions: evictions,
                             purges: purges, epoch: epoch, serverTime: now, schemaVersion: store.dataModel.version)
+    }
+
+    /// For a device that does not see every scope (and is not a partner): the feed query that leaves
+    /// out, in the database, the cells of rows in none of its scopes. A superset of what `Visibility`
+    /// lets through (`AccessRules.canSee`: a row of a scoped table needs one of the device's scopes,
+    /// confidential or not; rows of global tables need none), so it never hides a cell the device may
+    /// see. A team's bootstrap then reads its own rows rather than the whole feed in Swift.
+    func scopeNarrowing(for access: Access) -> (sql: String, arguments: [String])? {
+        guard !access.seesEveryScope, access.role != .partner else { return nil }
+        let globals = store.dataModel.tables.map(\.name).filter { store.scopePlan.isGlobal($0) }.sorted()
+        let scopes = access.scopes.sorted()
+        var condition: [String] = []
+        if !globals.isEmpty { condition.append("c.tbl IN " + PushContext.placeholders(globals.count)) }
+        if !scopes.isEmpty {
+            condition.append("EXISTS (SELECT 1 FROM row_scopes r WHERE r.tbl = c.tbl AND r.row_id = c.row_id AND r.scope IN "
+                + PushContext.placeholders(scopes.count) + ")")
+        }
+        guard !condition.isEmpty else { return nil }
+        return ("SELECT c.tbl, c.row_id, c.col, c.value, c.hlc, c.node, c.seq FROM cells c WHERE c.seq > ? AND ("
+                    + condition.joined(separator: " OR ") + ") ORDER BY c.seq LIMIT ?", globals + scopes)
     }
 
     /// Whether `access` may see a row now.
