@@ -206,14 +206,36 @@ struct FeedReader: Sendable {
                     try connection.run("UPDATE devices SET informed_seq = ? WHERE id = ? AND informed_seq < ?",
                                        [.integer(informed.now), .text(device), .integer(informed.now)])
                 }
-                let stmt = try connection.literalStatement("""
-                    INSERT INTO deliveries (tbl, row_id, device, first_at, last_at, times) VALUES (?, ?, ?, ?, ?, 1)
-                    ON CONFLICT (tbl, row_id, device) DO UPDATE SET last_at = excluded.last_at, times = deliveries.times + 1
-                    """)
-                for row in page.rows {
-                    try stmt.bind([.text(row.table), .text(row.row), .text(device), .text(at), .text(at)])
+                // Many rows per statement (a page of a bootstrap delivers thousands); each row once per
+                // page, as one upsert may not touch a row twice on PostgreSQL.
+                var seen = Set<RowReference>()
+                let rows = page.rows.lazy.map { RowReference(table: $0.table, row: $0.row) }.filter { seen.insert($0).inserted }
+                let perStatement = PendingWrites.rowsPerStatement(connection.dialect)
+                var chunk: [RowReference] = []
+                chunk.reserveCapacity(perStatement)
+                func write() throws {
+                    guard !chunk.isEmpty else { return }
+                    let stmt = try connection.cachedStatement(PendingWrites.insertSQL(
+                        into: "deliveries (tbl, row_id, device, first_at, last_at, times)", columns: 6, rows: chunk.count,
+                        suffix: " ON CONFLICT (tbl, row_id, device) DO UPDATE SET last_at = excluded.last_at, times = deliveries.times + 1"))
+                    var position: Int32 = 0
+                    for row in chunk {
+                        try stmt.bind(row.table, at: position + 1)
+                        try stmt.bind(row.row, at: position + 2)
+                        try stmt.bind(device, at: position + 3)
+                        try stmt.bind(at, at: position + 4)
+                        try stmt.bind(at, at: position + 5)
+                        try stmt.bind(Int64(1), at: position + 6)
+                        position += 6
+                    }
                     try stmt.run()
+                    chunk.removeAll(keepingCapacity: true)
                 }
+                for row in rows {
+                    chunk.append(row)
+                    if chunk.count == perStatement { try write() }
+                }
+                try write()
             }
         }
     }
