@@ -106,16 +106,8 @@ struct MicroBench: AsyncParsableCommand {
         }
 
         // A real server on loopback.
-        var logger = Logger(label: "kt-bench")
-        logger.logLevel = .error
-        let server = SyncServer(store: store, configuration: SyncServerConfiguration(host: "127.0.0.1", port: 0), logger: logger)
-        let (ports, continuation) = AsyncStream<Int>.makeStream()
-        let app = try server.makeApplication { continuation.yield($0) }
-        let group = ServiceGroup(configuration: .init(services: [app], gracefulShutdownSignals: [], logger: logger))
-        let serverTask = Task { try await group.run() }
-        var iterator = ports.makeAsyncIterator()
-        guard let port = await iterator.next() else { throw ValidationError("server did not start") }
-        let url = "http://127.0.0.1:\(port)"
+        let server = try await LoopbackServer.start(store)
+        let url = server.url
 
         _ = try store.accounts.addUser(name: "bench", role: .backOffice, actor: "kt-bench")
         _ = try store.accounts.addScope(Access.everyScope, to: "bench", actor: "kt-bench")
@@ -305,8 +297,7 @@ struct MicroBench: AsyncParsableCommand {
         }
 
         let peak = Memory.peakKilobytes()
-        await group.triggerGracefulShutdown()
-        _ = await serverTask.result
+        await server.stop()
 
         try printSummary(Summary(cases: cases, cells: cells, pageSize: pageSize, results: results, memory: memory,
                            peakResidentMegabytes: Double(peak) / 1024, residentBeforeBootstrapMegabytes: Double(memoryBefore) / 1024))

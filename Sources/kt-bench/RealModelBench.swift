@@ -67,17 +67,8 @@ struct RealModelBench: AsyncParsableCommand {
         let store = try postgres.map { try ServerStore(postgres: try PostgresLocation(url: $0), dataModel: model) }
             ?? ServerStore(directory: work + "/server", dataModel: model)
         guard try store.inspection.counts()["cells"] == 0 else { throw ValidationError("--postgres needs an empty database (createdb a new one)") }
-        var logger = Logger(label: "kt-bench")
-        logger.logLevel = .error
-        let server = SyncServer(store: store, configuration: SyncServerConfiguration(host: "127.0.0.1", port: 0), logger: logger)
-        let (ports, continuation) = AsyncStream<Int>.makeStream()
-        let app = try server.makeApplication { continuation.yield($0) }
-        let group = ServiceGroup(configuration: .init(services: [app], gracefulShutdownSignals: [], logger: logger))
-        let serverTask = Task { try await group.run() }
-        defer { serverTask.cancel() }
-        var iterator = ports.makeAsyncIterator()
-        guard let port = await iterator.next() else { throw ValidationError("server did not start") }
-        let url = "http://127.0.0.1:\(port)"
+        let server = try await LoopbackServer.start(store)
+        let url = server.url
         _ = try store.accounts.addUser(name: "office", role: .backOffice, actor: "kt-bench")
         _ = try store.accounts.addScope(Access.everyScope, to: "office", actor: "kt-bench")
         _ = try store.accounts.addUser(name: "consultant", role: .consultant, actor: "kt-bench")
@@ -151,7 +142,7 @@ struct RealModelBench: AsyncParsableCommand {
         } else {
             summary.printTable()
         }
-        await group.triggerGracefulShutdown()
+        await server.stop()
     }
 
     func fileBytes(_ path: String) -> Int64 {

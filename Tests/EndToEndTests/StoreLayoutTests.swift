@@ -59,8 +59,23 @@ struct StoreLayoutTests {
 
         // Opening it again changes nothing more.
         let again = try ServerStore(directory: directory, dataModel: try shippedDataModel())
-        #expect(try Self.newChanges(try SQLiteConnection(path: path)) == before.map { $0 })
+        #expect(try Self.newChanges(try SQLiteConnection(path: path)) == before)
         #expect(try again.inspection.counts()["changes"] == 229)
+    }
+
+    @Test("a backup from the previous release restored into a running store gets the new history")
+    func oldBackupRestoresIntoTheNewLayout() async throws {
+        let backup = try temporaryDirectory("old-backup") + "/backup.sqlite"
+        let before: [String]
+        do {
+            let raw = try SQLiteConnection(path: backup)
+            try raw.execute(try String(contentsOfFile: Self.oldStoreDump, encoding: .utf8))
+            before = try Self.oldChanges(raw, order: "rowid")
+        }
+        let store = try ServerStore(directory: try temporaryDirectory("restore-target"), dataModel: try shippedDataModel())
+        _ = try store.backups.restore(from: backup, actor: "test")
+        #expect(try store.reader.withLock { try Self.newChanges($0) } == before)
+        #expect(try store.history(table: "cases", row: Self.caseID).contains { $0.value == .text("levering") && $0.status == "conflict" })
     }
 
     @Test("on PostgreSQL, a history kept per cell moves to one entry per row change when the store opens")

@@ -42,7 +42,9 @@ public struct Backups: Sendable {
         let sequence = try store.writer.withLock { connection -> Int64 in
             guard let connection = connection as? SQLiteConnection else { throw AdminError.invalid("restore needs the SQLite store") }
             try source.copy(into: connection)
-            try StoreSchema.migrate(connection)  // a backup from an older release
+            // A backup from an older release: the tables added since, then its migrations, as on open.
+            try connection.execute(StoreSchema.sqlite)
+            try StoreSchema.migrate(connection)
             try StoreSchema.createReferenceIndex(connection, plan: store.scopePlan)
             try connection.setMeta("epoch", .text(epoch))
             try store.audit.append(connection, actor: actor, action: "restore", subject: path, detail: "new epoch \(epoch)")

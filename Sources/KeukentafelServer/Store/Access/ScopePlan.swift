@@ -32,6 +32,8 @@ struct ScopePlan: Sendable {
     let triggerColumns: [String: Set<String>]
     /// `col IN (...)` over every reference column name, for the partial reference index.
     let referenceColumnCondition: String
+    /// The tables whose rows are in no scope (every device may see them), sorted.
+    let globalTables: [String]
 
     init(_ model: DataModel) {
         var rules: [String: Rule] = [:]
@@ -58,6 +60,7 @@ struct ScopePlan: Sendable {
         }
         let names = Set(model.tables.flatMap { $0.columns.filter { $0.type == .reference }.map(\.name) }).sorted()
         self.rules = rules
+        self.globalTables = model.tables.map(\.name).filter { rules[$0] == .global }.sorted()
         self.depths = model.scopeDepths() ?? [:]
         self.dependents = dependents
         self.triggerColumns = triggers

@@ -16,16 +16,19 @@ struct ChangeMarks {
     private var prefixes: [Int64: [UInt8]] = [:]
 
     /// The counter of a replica change id written by `change`'s own node, or `nil` for any other id.
-    mutating func counter(of change: Change) -> Int64? {
-        let node = Int64(bitPattern: change.version.node.rawValue)
+    mutating func counter(of change: Change) -> Int64? { counter(id: change.id, node: change.version.node) }
+
+    /// The counter of `id` if it is `<node, 16 hex>-<digits>`, or `nil`.
+    mutating func counter(id: String, node: NodeID) -> Int64? {
+        let key = Int64(bitPattern: node.rawValue)
         let prefix: [UInt8]
-        if let known = prefixes[node] {
+        if let known = prefixes[key] {
             prefix = known
         } else {
-            prefix = Array((change.version.node.description + "-").utf8)
-            prefixes[node] = prefix
+            prefix = Array((node.description + "-").utf8)
+            prefixes[key] = prefix
         }
-        var id = change.id
+        var id = id
         return id.withUTF8 { bytes -> Int64? in
             guard bytes.count > prefix.count, bytes.count <= prefix.count + 18 else { return nil }
             for index in 0..<prefix.count where bytes[index] != prefix[index] { return nil }
@@ -45,10 +48,10 @@ struct ChangeMarks {
         return counter > (try mark(of: Int64(bitPattern: change.version.node.rawValue), connection))
     }
 
-    /// Notes that `change` went into the history.
-    mutating func note(_ change: Change) {
-        guard let counter = counter(of: change) else { return }
-        let node = Int64(bitPattern: change.version.node.rawValue)
+    /// Notes that a change went into the history.
+    mutating func note(id: String, version: CellVersion) {
+        guard let counter = counter(id: id, node: version.node) else { return }
+        let node = Int64(bitPattern: version.node.rawValue)
         if counter > (raised[node] ?? Int64.min) { raised[node] = counter }
         if counter > (marks[node] ?? Int64.min) { marks[node] = counter }
     }

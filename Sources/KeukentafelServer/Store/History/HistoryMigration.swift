@@ -33,7 +33,7 @@ extension StoreSchema {
                 id: id, column: column, value: read.value(4), version: version, base: CellVersion(hlc: read.value(7), node: read.value(8)),
                 status: ChangeStatus(rawValue: read.text(11) ?? "") ?? .applied,
                 won: read.isNull(12) ? nil : read.int64(12) != 0, conflict: read.isNull(13) ? nil : read.int64(13))
-            marks.note(Change(id: id, table: table, row: row, column: column, value: .null, version: version, base: nil))
+            marks.note(id: id, version: version)
             if let current = entry, current.table == table, current.row == row, current.device == device, current.receivedAt == receivedAt {
                 entry?.changes.append(change)
             } else {

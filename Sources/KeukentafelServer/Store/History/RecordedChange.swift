@@ -30,6 +30,12 @@ struct RecordedChange: Equatable {
 enum HistoryCoding {
     static func encode(_ changes: some Sequence<RecordedChange>, capacity: Int = 256) -> String {
         var writer = JSONWriter(capacity: capacity)
+        write(changes, to: &writer)
+        return String(decoding: writer.bytes, as: UTF8.self)
+    }
+
+    /// Appends the entry's text for `changes` to `writer` (the push path reuses one writer per flush).
+    static func write(_ changes: some Sequence<RecordedChange>, to writer: inout JSONWriter) {
         writer.byte(UInt8(ascii: "["))
         var first = true
         for change in changes {
@@ -38,7 +44,6 @@ enum HistoryCoding {
             append(change, to: &writer)
         }
         writer.byte(UInt8(ascii: "]"))
-        return String(decoding: writer.bytes, as: UTF8.self)
     }
 
     static func append(_ change: RecordedChange, to writer: inout JSONWriter) {

@@ -149,7 +149,7 @@ struct FeedReader: Sendable {
     /// see. A team's bootstrap then reads its own rows rather than the whole feed in Swift.
     func scopeNarrowing(for access: Access) -> (sql: String, arguments: [String])? {
         guard !access.seesEveryScope, access.role != .partner else { return nil }
-        let globals = store.dataModel.tables.map(\.name).filter { store.scopePlan.isGlobal($0) }.sorted()
+        let globals = store.scopePlan.globalTables
         let scopes = access.scopes.sorted()
         var condition: [String] = []
         if !globals.isEmpty { condition.append("c.tbl IN " + PushContext.placeholders(globals.count)) }

@@ -296,7 +296,7 @@ struct PushContext {
 
     /// Adds `batch[index]` to the history (with the next flush).
     mutating func log(_ index: Int, result: ChangeResult) throws {
-        marks.note(batch[index])
+        marks.note(id: batch[index].id, version: batch[index].version)
         try pending.log(index, result: result, batch: batch, device: device, receivedAt: receivedAt, connection)
     }
 }

@@ -18,16 +18,19 @@ extension PushContext {
         // A device's change ids are `<node>-<zero-padded counter>`: most are above their node's mark
         // and need no lookup (ChangeMarks). The rest (retries, the office's ids) are looked up in the
         // history of the rows they write.
-        var lookups: [String: (rows: [String], ids: Set<String>)] = [:]
-        var seen = Set<String>(minimumCapacity: window.count)
+        var lookups: [String: (rows: Set<String>, ids: Set<String>)] = [:]
+        // Ascending ids are all different; only a window whose ids do not ascend is searched for repeats.
+        var ascending = true
+        var previousID: String?
         var uncachedRows: [String: [String]] = [:]
         var previous: (table: String, row: String)?
         for index in window where refused.isEmpty || refused[index] == nil {
             let change = changes[index]
-            if !seen.insert(change.id).inserted { repeatedIDs.insert(change.id) }
+            if ascending, let last = previousID, !last.utf8.lexicographicallyPrecedes(change.id.utf8) { ascending = false }
+            previousID = change.id
             if try !marks.isSurelyNew(change, connection) {
-                if lookups[change.table]?.ids.insert(change.id).inserted == nil { lookups[change.table] = ([], [change.id]) }
-                if lookups[change.table]?.rows.last != change.row { lookups[change.table]?.rows.append(change.row) }
+                lookups[change.table, default: ([], [])].rows.insert(change.row)
+                lookups[change.table, default: ([], [])].ids.insert(change.id)
             }
             if let previous, previous.row == change.row, previous.table == change.table { continue }
             previous = (change.table, change.row)
@@ -35,9 +38,15 @@ extension PushContext {
                 uncachedRows[change.table, default: []].append(change.row)
             }
         }
+        if !ascending {
+            var seen = Set<String>(minimumCapacity: window.count)
+            for index in window where (refused.isEmpty || refused[index] == nil) && !seen.insert(changes[index].id).inserted {
+                repeatedIDs.insert(changes[index].id)
+            }
+        }
         try readUncachedRows(uncachedRows)
         for (table, lookup) in lookups.sorted(by: { $0.key < $1.key }) {
-            let rows = Array(Set(lookup.rows)).sorted()
+            let rows = lookup.rows.sorted()
             for start in stride(from: 0, to: rows.count, by: Self.windowSize) {
                 let slice = Array(rows[start..<min(start + Self.windowSize, rows.count)])
                 earlier.merge(try recordedChanges(table: table, rows: slice, ids: lookup.ids)) { first, _ in first }

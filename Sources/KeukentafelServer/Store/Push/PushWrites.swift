@@ -23,8 +23,8 @@ struct PendingWrites {
 
     private(set) var cells: [CellWrite] = []
     private(set) var changes: [LoggedChange] = []
-    /// History entries the logged changes make: a new one whenever the row differs from the last.
-    private var entries = 0
+    /// Where each history entry starts in `changes`: a new one whenever the row differs from the last.
+    private var entryStarts: [Int] = []
     /// PostgreSQL refuses an upsert that touches one row twice, so there a cell written twice flushes
     /// first. SQLite applies the rows of one statement in order, which is what a second write means.
     private var cellKeys: Set<CellKey> = []
@@ -49,15 +49,14 @@ struct PendingWrites {
 
     mutating func log(_ index: Int, result: ChangeResult, batch: [Change], device: String, receivedAt: String,
                       _ connection: any StoreConnection) throws {
-        if let last = changes.last, batch[last.index].row == batch[index].row, batch[last.index].table == batch[index].table {
-            changes.append(LoggedChange(index: index, result: result))
-            return
-        }
-        if entries == Self.rowsPerStatement(connection.dialect) {
-            try flushChanges(batch: batch, device: device, receivedAt: receivedAt, connection)
+        let sameRow = changes.last.map { batch[$0.index].row == batch[index].row && batch[$0.index].table == batch[index].table } ?? false
+        if !sameRow {
+            if entryStarts.count == Self.rowsPerStatement(connection.dialect) {
+                try flushChanges(batch: batch, device: device, receivedAt: receivedAt, connection)
+            }
+            entryStarts.append(changes.count)
         }
         changes.append(LoggedChange(index: index, result: result))
-        entries += 1
     }
 
     mutating func flush(batch: [Change], device: String, receivedAt: String, _ connection: any StoreConnection) throws {
@@ -92,31 +91,23 @@ struct PendingWrites {
 
     mutating func flushChanges(batch: [Change], device: String, receivedAt: String, _ connection: any StoreConnection) throws {
         guard !changes.isEmpty else { return }
-        let full = entries == Self.rowsPerStatement(connection.dialect)
+        let full = entryStarts.count == Self.rowsPerStatement(connection.dialect)
         let stmt = try (full ? fullChangesStatement : nil) ?? connection.cachedStatement(Self.insertSQL(
-            into: "history (tbl, row_id, device, received_at, n, changes)", columns: 6, rows: entries, suffix: ""))
+            into: "history (tbl, row_id, device, received_at, n, changes)", columns: 6, rows: entryStarts.count, suffix: ""))
         if full { fullChangesStatement = stmt }
         var at: Int32 = 0
         var writer = JSONWriter(capacity: 1_024)
         try batch.withUnsafeBufferPointer { batch in
-            var start = 0
-            while start < changes.count {
+            for (entry, start) in entryStarts.enumerated() {
+                let end = entry + 1 < entryStarts.count ? entryStarts[entry + 1] : changes.count
                 let first = batch.baseAddress! + changes[start].index  // read in place, not copied
-                var end = start + 1
-                while end < changes.count, batch[changes[end].index].row == first.pointee.row,
-                      batch[changes[end].index].table == first.pointee.table { end += 1 }
                 writer.bytes.removeAll(keepingCapacity: true)
-                writer.byte(UInt8(ascii: "["))
-                for position in start..<end {
-                    let logged = changes[position]
+                HistoryCoding.write(changes[start..<end].lazy.map { logged in
                     let change = batch.baseAddress! + logged.index
-                    if position > start { writer.byte(UInt8(ascii: ",")) }
-                    HistoryCoding.append(RecordedChange(
-                        id: change.pointee.id, column: change.pointee.column, value: change.pointee.value, version: change.pointee.version,
-                        base: change.pointee.base, status: logged.result.status, won: logged.result.won, conflict: logged.result.conflict),
-                        to: &writer)
-                }
-                writer.byte(UInt8(ascii: "]"))
+                    return RecordedChange(id: change.pointee.id, column: change.pointee.column, value: change.pointee.value,
+                                          version: change.pointee.version, base: change.pointee.base, status: logged.result.status,
+                                          won: logged.result.won, conflict: logged.result.conflict)
+                }, to: &writer)
                 try stmt.bind(first.pointee.table, at: at + 1)
                 try stmt.bind(first.pointee.row, at: at + 2)
                 try stmt.bind(device, at: at + 3)
@@ -124,13 +115,11 @@ struct PendingWrites {
                 try stmt.bind(Int64(end - start), at: at + 5)
                 try stmt.bind(String(decoding: writer.bytes, as: UTF8.self), at: at + 6)
                 at += 6
-                start = end
             }
         }
-        guard at == Int32(entries * 6) else { throw StoreError.corrupt("history buffer: \(at / 6) entries bound, \(entries) counted") }
         try stmt.run()
         changes.removeAll(keepingCapacity: true)
-        entries = 0
+        entryStarts.removeAll(keepingCapacity: true)
     }
 
     /// `INSERT INTO <into> VALUES (?, …), (?, …)…<suffix>` for `rows` rows of `columns` values.
