@@ -613,3 +613,23 @@ enum ChildProcess {
         return peak
     }
 }
+
+/// CPU seconds (user and system) of this process and, apart, of its finished children: on this noisy
+/// machine a steadier figure than wall time for "what did the server spend on it".
+struct CPUTimes {
+    var own: Double
+    var children: Double
+
+    static func now() -> CPUTimes {
+        func seconds(_ who: Int32) -> Double {
+            var usage = rusage()
+            getrusage(__rusage_who_t(who), &usage)
+            return Double(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) + Double(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6
+        }
+        return CPUTimes(own: seconds(RUSAGE_SELF.rawValue), children: seconds(RUSAGE_CHILDREN.rawValue))
+    }
+
+    static func - (lhs: CPUTimes, rhs: CPUTimes) -> CPUTimes {
+        CPUTimes(own: lhs.own - rhs.own, children: lhs.children - rhs.children)
+    }
+}

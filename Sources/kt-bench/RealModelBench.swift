@@ -87,7 +87,12 @@ struct RealModelBench: AsyncParsableCommand {
         let pending = try Replica(path: writer).outboxCounts().pending
         results.append(Measurement(name: "written on a replica with SQL (captured, not timed against raw)", count: population.rows.count,
                                    unit: "rows", seconds: written, cells: pending))
+        let ingestCPUStart = CPUTimes.now()
         let (ingest, _) = try await onThread { try timedResult { try ChildProcess.run(ktCommand, ["sync", "--db", writer, "--json"]) } }
+        let ingestCPU = CPUTimes.now() - ingestCPUStart
+        notes.append(String(format: "CPU during the ingest: server %.2f s (%.0f µs per row), `kt sync` %.2f s (%.0f µs per row)",
+                            ingestCPU.own, ingestCPU.own * 1e6 / Double(population.rows.count),
+                            ingestCPU.children, ingestCPU.children * 1e6 / Double(population.rows.count)))
         guard try Replica(path: writer).outboxCounts().pending == 0 else { throw ValidationError("the writer's outbox was not emptied") }
         results.append(Measurement(name: "ingest: `kt sync` pushes them", count: population.rows.count, unit: "rows", seconds: ingest,
                                    cells: pending, baseline: baseline))
@@ -109,8 +114,13 @@ struct RealModelBench: AsyncParsableCommand {
 
         // Bootstraps: every row (scope *), and one team's rows.
         let office = try device("office desk")
+        let bootstrapCPUStart = CPUTimes.now()
         let (bootstrap, officePeak) = try await onThread { try timedResult { try ChildProcess.run(ktCommand, ["sync", "--db", office, "--json"]) } }
+        let bootstrapCPU = CPUTimes.now() - bootstrapCPUStart
         let officeRows = try Replica(path: office).totalRows()
+        notes.append(String(format: "CPU during the scope-* bootstrap: server %.2f s (%.0f µs per row), `kt sync` %.2f s (%.0f µs per row)",
+                            bootstrapCPU.own, bootstrapCPU.own * 1e6 / Double(max(officeRows, 1)),
+                            bootstrapCPU.children, bootstrapCPU.children * 1e6 / Double(max(officeRows, 1))))
         results.append(Measurement(name: "bootstrap, scope *: `kt sync` on a new device", count: officeRows, unit: "rows", seconds: bootstrap,
                                    cells: try Replica(path: office).totalCells(), baseline: baseline * Double(officeRows) / Double(population.rows.count)))
         notes.append(String(format: "client peak memory during the scope-* bootstrap: %.0f MB", Double(officePeak) / 1024))

@@ -56,7 +56,9 @@ public final class Replica: @unchecked Sendable {
         }
         let connection = try SQLiteConnection(path: path)
         // secure_delete: deleted rows (an erased resident) are overwritten in the file, not only unlinked.
-        try connection.execute("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA cache_size=-32768; PRAGMA secure_delete=ON;")
+        // temp_store=MEMORY: statement journals and sorts never reach a temporary file, which would be
+        // both slow (a write per spilled page) and a copy of residents' data outside the replica.
+        try connection.execute("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA cache_size=-32768; PRAGMA secure_delete=ON; PRAGMA temp_store=MEMORY;")
         guard case .text(let nodeHex)? = try? connection.scalar("SELECT value FROM _kt_meta WHERE key = 'node'"),
               let node = NodeID(nodeHex),
               case .text(let modelJSON)? = try connection.scalar("SELECT value FROM _kt_meta WHERE key = 'schema'")

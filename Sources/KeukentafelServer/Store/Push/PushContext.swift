@@ -32,6 +32,12 @@ struct PushContext {
     /// Rows whose scopes may have changed, by scope depth (see `rescope()`).
     var rescopeQueue: [Int: Set<RowAddress>] = [:]
     var confidentialityChanged: Set<RowAddress> = []
+    /// Rows the store had no cells of when this batch first read them: they have nothing older than
+    /// the batch to send again and no scopes yet, so rescoping them needs no reads (most rows of an ingest).
+    var rowsNewInBatch: Set<RowAddress> = []
+    /// The scopes of rows as rescoping read or wrote them in this transaction: the visits of one case
+    /// all ask for the case's scopes.
+    var scopeCache: [RowAddress: Set<String>] = [:]
 
     struct RowAddress: Hashable {
         var table: String

@@ -72,7 +72,14 @@ extension PushContext {
             // A new row's dictionary is made big enough at once: growing it cell by cell showed in profiles.
             let columns = store.dataModel.table(named: table)?.columns.count ?? 0
             for row in rows {
-                rowCache[RowAddress(table: table, row: row)] = CachedRow(found[row] ?? Dictionary(minimumCapacity: columns + 1))
+                let address = RowAddress(table: table, row: row)
+                if let cells = found[row] {
+                    rowCache[address] = CachedRow(cells)
+                } else {
+                    // No cells at all, so none older than this batch (every write goes through this cache).
+                    rowsNewInBatch.insert(address)
+                    rowCache[address] = CachedRow(Dictionary(minimumCapacity: columns + 1))
+                }
             }
         }
     }

@@ -69,6 +69,7 @@ extension PushContext {
             try insert.bind([.text(row.table), .text(row.row), .text(scope)])
             try insert.run()
         }
+        scopeCache[row] = after
         if !gained.isEmpty { try resequence(row) }
         for dependent in store.scopePlan.dependents[row.table] ?? [] {
             switch dependent {
@@ -102,13 +103,16 @@ extension PushContext {
         }
     }
 
-    func storedScopes(_ row: RowAddress) throws -> Set<String> {
+    mutating func storedScopes(_ row: RowAddress) throws -> Set<String> {
+        if let cached = scopeCache[row] { return cached }
+        if rowsNewInBatch.contains(row) { return [] }  // rescoping gives a row its first scopes
         let stmt = try connection.literalStatement("SELECT scope FROM row_scopes WHERE tbl = ? AND row_id = ?")
         defer { stmt.reset() }
         try stmt.bind(row.table, at: 1)
         try stmt.bind(row.row, at: 2)
         var scopes = Set<String>()
         while try stmt.step() { if let scope = stmt.text(0) { scopes.insert(scope) } }
+        scopeCache[row] = scopes
         return scopes
     }
 
@@ -125,6 +129,7 @@ extension PushContext {
 
     /// New sequence numbers for the row's cells that are older than this batch, so the feed carries them again.
     mutating func resequence(_ row: RowAddress) throws {
+        if rowsNewInBatch.contains(row) { return }  // all its cells are of this batch and in the feed already
         let columns = try connection.query("SELECT col FROM cells WHERE tbl = ? AND row_id = ? AND seq <= ?",
                                            [.text(row.table), .text(row.row), .integer(batchStartSequence)])
         for column in columns {
