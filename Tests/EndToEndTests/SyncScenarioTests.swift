@@ -253,6 +253,21 @@ import Testing
         #expect(try server.store.conflicts.list().count == 1, "concurrent edits of one cell are recorded")
         await server.stop()
     }
+
+    @Test("rows inserted with kt_new_id() get ascending version-7 ids and sync like any other")
+    func newIDsFromSQL() async throws {
+        let server = try await TestServer.start()
+        let laptop = try server.replica("laptop"), office = try server.replica("office")
+        try laptop.execute("INSERT INTO residents (id, last_name, municipality) VALUES (kt_new_id(), 'Jansen', 'castricum')")
+        try laptop.execute("INSERT INTO residents (id, last_name, municipality) VALUES (kt_new_id(), 'Bakker', 'castricum')")
+        let ids = try laptop.query("SELECT id FROM residents ORDER BY last_name DESC").rows.map { $0[0].description }
+        #expect(ids.count == 2 && ids[0] < ids[1], "Jansen's id was made first: \(ids)")
+        #expect(ids.allSatisfy { isCanonicalUUID($0) && Array($0)[14] == "7" }, "\(ids)")
+        #expect(try await laptop.sync().pushed.applied > 0)
+        try await office.sync()
+        #expect(Set(try office.query("SELECT id FROM residents").rows.map { $0[0].description }).isSuperset(of: ids))
+        await server.stop()
+    }
 }
 
 /// Forwards to the real transport, then drops the response of the first request on a path, as a

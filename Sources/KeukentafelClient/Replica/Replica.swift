@@ -216,6 +216,8 @@ public final class Replica: @unchecked Sendable {
         let nodeValue = CellValue.integer(Int64(node.rawValue))
         try connection.createFunction("kt_node", argumentCount: 0, deterministic: true) { _ in .value(nodeValue) }
         try connection.createFunction("kt_now", argumentCount: 0) { [unowned self] _ in .value(.integer(self.clock())) }
+        // A new row id for apps that write SQL: `INSERT INTO visits (id, …) VALUES (kt_new_id(), …)`.
+        try connection.createFunction("kt_new_id", argumentCount: 0) { _ in .value(.text(RowID.new())) }
         try connection.createFunction("kt_tick", argumentCount: 1) { [unowned self] arguments in
             // The persisted HLC joins in so that two processes writing to one file never go backwards.
             if case .integer(let persisted) = arguments[0] { self.hlc.observe(UInt64(persisted)) }

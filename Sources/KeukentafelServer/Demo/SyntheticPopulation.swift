@@ -74,14 +74,11 @@ public struct SyntheticPopulation: Sendable {
             return String(kind, radix: 16) + "5000000-0000-4000-8000-" + String(repeating: "0", count: 12 - hex.count) + hex
         }
 
+        /// A time-ordered id (RowID), as a replica's `kt_new_id()` makes them: one millisecond after the previous.
         mutating func newID() -> String {
             counter += 1
             let a = next(), b = next()
-            func hex(_ v: UInt64, _ digits: Int) -> String {
-                let s = String(v, radix: 16)
-                return String(repeating: "0", count: max(0, digits - s.count)) + String(s.suffix(digits))
-            }
-            return "\(hex(a >> 32, 8))-\(hex((a >> 16) & 0xFFFF, 4))-4\(hex(a & 0xFFF, 3))-\(hex(0x8000 | (b >> 48) & 0x3FFF, 4))-\(hex(b & 0xFFFF_FFFF_FFFF, 12))"
+            return RowID.timeOrdered(milliseconds: milliseconds + counter, randomA: UInt16(truncatingIfNeeded: a), randomB: b)
         }
 
         mutating func date(from year: Int = 2025) -> String {
