@@ -40,7 +40,22 @@ extension PushContext {
         try flushWrites()  // rescoping reads references and cells from the store
         while let depth = rescopeQueue.keys.min() {
             let rows = rescopeQueue.removeValue(forKey: depth) ?? []
-            for row in rows.sorted(by: { ($0.table, $0.row) < ($1.table, $1.row) }) { try rescope(row) }
+            var changed: [String: [String]] = [:]  // rows whose scopes changed, by table
+            for row in rows.sorted(by: { ($0.table, $0.row) < ($1.table, $1.row) }) where try rescope(row) {
+                changed[row.table, default: []].append(row.row)
+            }
+            // Their children, found with one query per child table and window of rows rather than one
+            // per row (a round trip each on PostgreSQL).
+            for (table, parents) in changed.sorted(by: { $0.key < $1.key }) {
+                for case .children(let childTable, let column) in store.scopePlan.dependents[table] ?? [] {
+                    for start in stride(from: 0, to: parents.count, by: Self.windowSize) {
+                        let window = Array(parents[start..<min(start + Self.windowSize, parents.count)])
+                        for child in try store.scopePlan.rowsReferencing(any: window, from: childTable, column: column, connection) {
+                            markForRescope(RowAddress(table: childTable, row: child))
+                        }
+                    }
+                }
+            }
         }
         for row in confidentialityChanged.sorted(by: { ($0.table, $0.row) < ($1.table, $1.row) }) {
             let flag = store.dataModel.table(named: row.table)?.confidentialWhen ?? ""
@@ -54,10 +69,11 @@ extension PushContext {
         confidentialityChanged.removeAll()
     }
 
-    private mutating func rescope(_ row: RowAddress) throws {
+    /// Recomputes one row's scopes; says whether they changed (then its children are rescoped too).
+    private mutating func rescope(_ row: RowAddress) throws -> Bool {
         let before = try storedScopes(row)
         let after = try computeScopes(row)
-        guard before != after else { return }
+        guard before != after else { return false }
         for scope in before.subtracting(after) {
             try connection.run("DELETE FROM row_scopes WHERE tbl = ? AND row_id = ? AND scope = ?",
                                [.text(row.table), .text(row.row), .text(scope)])
@@ -71,16 +87,12 @@ extension PushContext {
         }
         scopeCache[row] = after
         if !gained.isEmpty { try resequence(row) }
-        for dependent in store.scopePlan.dependents[row.table] ?? [] {
-            switch dependent {
-            case .children(let table, let column):
-                for child in try rows(of: table, whose: column, is: row.row) { markForRescope(RowAddress(table: table, row: child)) }
-            case .referenced(let table, let column):
-                if let target = try cells(table: row.table, row: row.row)[column]?.value.value.string {
-                    markForRescope(RowAddress(table: table, row: target))
-                }
+        for case .referenced(let table, let column) in store.scopePlan.dependents[row.table] ?? [] {
+            if let target = try cells(table: row.table, row: row.row)[column]?.value.value.string {
+                markForRescope(RowAddress(table: table, row: target))
             }
         }
+        return true
     }
 
     /// The scopes the rules give `row` now, from the store inside this transaction.
@@ -140,6 +152,21 @@ extension PushContext {
 }
 
 extension ScopePlan {
+    /// Ids of the rows of `table` whose reference `column` holds any of `ids` (through the reference index).
+    func rowsReferencing(any ids: [String], from table: String, column: String, _ connection: any StoreConnection) throws -> [String] {
+        guard !ids.isEmpty else { return [] }
+        let stmt = try connection.cachedStatement(
+            "SELECT row_id FROM cells WHERE value IN " + PushContext.placeholders(ids.count)
+                + " AND tbl = ? AND col = ? AND \(referenceColumnCondition)")
+        defer { stmt.reset() }
+        for (offset, id) in ids.enumerated() { try stmt.bind(id, at: Int32(offset + 1)) }
+        try stmt.bind(table, at: Int32(ids.count + 1))
+        try stmt.bind(column, at: Int32(ids.count + 2))
+        var rows: [String] = []
+        while try stmt.step() { if let row = stmt.text(0) { rows.append(row) } }
+        return rows
+    }
+
     /// Ids of the rows of `table` whose reference `column` holds `id` (through the partial reference index).
     func rowsReferencing(_ id: String, from table: String, column: String, _ connection: any StoreConnection) throws -> [String] {
         let stmt = try connection.cachedStatement(
