@@ -76,6 +76,29 @@ struct PushAuthorizer {
         Set(entries.lazy.filter { held($0, at: written) }.map(\.scope))
     }
 
+    /// Learns which rows of a batch exist, with one query per table and window of rows instead of
+    /// one per row (a round trip each on PostgreSQL).
+    mutating func readExistence(of changes: [Change]) throws {
+        var rows: [String: Set<String>] = [:]
+        for change in changes where existing[PushContext.RowAddress(table: change.table, row: change.row)] == nil {
+            rows[change.table, default: []].insert(change.row)
+        }
+        for (table, ids) in rows.sorted(by: { $0.key < $1.key }) {
+            let ids = ids.sorted()
+            for start in stride(from: 0, to: ids.count, by: PushContext.windowSize) {
+                let window = ids[start..<min(start + PushContext.windowSize, ids.count)]
+                let stmt = try connection.cachedStatement(
+                    "SELECT DISTINCT row_id FROM cells WHERE tbl = ? AND row_id IN " + PushContext.placeholders(window.count))
+                defer { stmt.reset() }
+                try stmt.bind(table, at: 1)
+                for (offset, id) in window.enumerated() { try stmt.bind(id, at: Int32(offset + 2)) }
+                var found = Set<String>()
+                while try stmt.step() { if let row = stmt.text(0) { found.insert(row) } }
+                for id in window { existing[PushContext.RowAddress(table: table, row: id)] = found.contains(id) }
+            }
+        }
+    }
+
     /// Whether the row exists in the store (has any cell).
     mutating func exists(_ table: String, _ row: String) throws -> Bool {
         let address = PushContext.RowAddress(table: table, row: row)

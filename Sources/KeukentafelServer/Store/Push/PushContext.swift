@@ -38,6 +38,8 @@ struct PushContext {
     /// The scopes of rows as rescoping read or wrote them in this transaction: the visits of one case
     /// all ask for the case's scopes.
     var scopeCache: [RowAddress: Set<String>] = [:]
+    /// Scopes rows gained in this batch, not yet in `row_scopes` (`writeGainedScopes`).
+    var gainedScopes: [(row: RowAddress, scope: String)] = []
 
     struct RowAddress: Hashable {
         var table: String

@@ -45,6 +45,7 @@ struct PushPath: Sendable {
                 if access != .system {
                     // A new row with a refused link (to an erased row, or to one the writer may not see) is refused whole.
                     var refusedNewRows: [PushContext.RowAddress: ChangeRejection] = [:]
+                    try authorizer.readExistence(of: changes)
                     for (index, change) in changes.enumerated() where refused[index] == nil {
                         if let refusal = authorizer.nodeRefusal(of: change) {
                             refused[index] = refusal

@@ -57,6 +57,7 @@ extension PushContext {
                 }
             }
         }
+        try writeGainedScopes()  // the authorizer reads them from the store after this
         for row in confidentialityChanged.sorted(by: { ($0.table, $0.row) < ($1.table, $1.row) }) {
             let flag = store.dataModel.table(named: row.table)?.confidentialWhen ?? ""
             if isTrue(try cells(table: row.table, row: row.row)[flag]?.value.value) {
@@ -74,17 +75,15 @@ extension PushContext {
         let before = try storedScopes(row)
         let after = try computeScopes(row)
         guard before != after else { return false }
-        for scope in before.subtracting(after) {
+        let lost = before.subtracting(after)
+        if !lost.isEmpty { try writeGainedScopes() }  // a scope gained earlier in this batch may be the one lost
+        for scope in lost.sorted() {
             try connection.run("DELETE FROM row_scopes WHERE tbl = ? AND row_id = ? AND scope = ?",
                                [.text(row.table), .text(row.row), .text(scope)])
             try recordEviction(row, scope: scope, kind: "evict")
         }
         let gained = after.subtracting(before)
-        for scope in gained {
-            let insert = try connection.literalStatement("INSERT INTO row_scopes (tbl, row_id, scope) VALUES (?, ?, ?) ON CONFLICT DO NOTHING")
-            try insert.bind([.text(row.table), .text(row.row), .text(scope)])
-            try insert.run()
-        }
+        for scope in gained.sorted() { gainedScopes.append((row, scope)) }
         scopeCache[row] = after
         if !gained.isEmpty { try resequence(row) }
         for case .referenced(let table, let column) in store.scopePlan.dependents[row.table] ?? [] {
@@ -93,6 +92,25 @@ extension PushContext {
             }
         }
         return true
+    }
+
+    /// Inserts the scopes rows gained, many rows per statement.
+    mutating func writeGainedScopes() throws {
+        let perStatement = 300
+        for start in stride(from: 0, to: gainedScopes.count, by: perStatement) {
+            let slice = gainedScopes[start..<min(start + perStatement, gainedScopes.count)]
+            let stmt = try connection.cachedStatement(PendingWrites.insertSQL(
+                into: "row_scopes (tbl, row_id, scope)", columns: 3, rows: slice.count, suffix: " ON CONFLICT DO NOTHING"))
+            var at: Int32 = 0
+            for (row, scope) in slice {
+                try stmt.bind(row.table, at: at + 1)
+                try stmt.bind(row.row, at: at + 2)
+                try stmt.bind(scope, at: at + 3)
+                at += 3
+            }
+            try stmt.run()
+        }
+        gainedScopes.removeAll(keepingCapacity: true)
     }
 
     /// The scopes the rules give `row` now, from the store inside this transaction.
