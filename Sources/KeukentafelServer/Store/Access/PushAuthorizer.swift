@@ -88,10 +88,10 @@ struct PushAuthorizer {
             for start in stride(from: 0, to: ids.count, by: PushContext.windowSize) {
                 let window = ids[start..<min(start + PushContext.windowSize, ids.count)]
                 let stmt = try connection.cachedStatement(
-                    "SELECT DISTINCT row_id FROM cells WHERE tbl = ? AND row_id IN " + PushContext.placeholders(window.count))
+                    "SELECT DISTINCT row_id FROM cells WHERE tbl = ? AND row_id IN " + PushContext.idListPlaceholders(window.count))
                 defer { stmt.reset() }
                 try stmt.bind(table, at: 1)
-                for (offset, id) in window.enumerated() { try stmt.bind(id, at: Int32(offset + 2)) }
+                try PushContext.bindIDs(window, to: stmt, from: 2)
                 var found = Set<String>()
                 while try stmt.step() { if let row = stmt.text(0) { found.insert(row) } }
                 for id in window { existing[PushContext.RowAddress(table: table, row: id)] = found.contains(id) }

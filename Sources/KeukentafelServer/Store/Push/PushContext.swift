@@ -224,10 +224,10 @@ struct PushContext {
 
     /// The changes with these ids in the history of these rows of `table`.
     func recordedChanges(table: String, rows: [String], ids: Set<String>) throws -> [String: (row: String, change: RecordedChange)] {
-        let stmt = try connection.cachedStatement("SELECT changes, row_id FROM history WHERE tbl = ? AND row_id IN " + Self.placeholders(rows.count))
+        let stmt = try connection.cachedStatement("SELECT changes, row_id FROM history WHERE tbl = ? AND row_id IN " + Self.idListPlaceholders(rows.count))
         defer { stmt.reset() }
         try stmt.bind(table, at: 1)
-        for (offset, row) in rows.enumerated() { try stmt.bind(row, at: Int32(offset + 2)) }
+        try Self.bindIDs(rows, to: stmt, from: 2)
         var found: [String: (row: String, change: RecordedChange)] = [:]
         while try stmt.step() {
             guard let text = stmt.text(0), let row = stmt.text(1) else { continue }

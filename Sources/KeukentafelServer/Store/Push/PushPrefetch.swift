@@ -58,9 +58,9 @@ extension PushContext {
     mutating func readUncachedRows(_ uncachedRows: [String: [String]]) throws {
         for (table, rows) in uncachedRows {
             let rowQuery = try connection.cachedStatement(
-                "SELECT row_id, col, value, hlc, node, device FROM cells WHERE tbl = ? AND row_id IN " + Self.placeholders(rows.count))
+                "SELECT row_id, col, value, hlc, node, device FROM cells WHERE tbl = ? AND row_id IN " + Self.idListPlaceholders(rows.count))
             try rowQuery.bind(table, at: 1)
-            for (offset, row) in rows.enumerated() { try rowQuery.bind(row, at: Int32(offset + 2)) }
+            try Self.bindIDs(rows, to: rowQuery, from: 2)
             var found: [String: [String: StoredCell]] = [:]
             while try rowQuery.step() {
                 guard let row = rowQuery.text(0), let column = rowQuery.text(1),
@@ -87,5 +87,26 @@ extension PushContext {
     /// `(?, ?, …)` with `count` placeholders.
     static func placeholders(_ count: Int) -> String {
         "(?" + String(repeating: ", ?", count: count - 1) + ")"
+    }
+
+    /// `(?, ?, …)` for an `IN` list of `count` ids, rounded up to a power of two so that a handful of
+    /// statements serve every window (on PostgreSQL a statement not seen before costs a parse and a
+    /// round trip for its parameter types). `bindIDs` repeats the last id in the extra places.
+    static func idListPlaceholders(_ count: Int) -> String {
+        placeholders(idListSize(count))
+    }
+
+    static func idListSize(_ count: Int) -> Int {
+        var size = 1
+        while size < count { size *= 2 }
+        return size
+    }
+
+    /// Binds `ids` from parameter `first` on, padded as `idListPlaceholders` made room for.
+    static func bindIDs<IDs: BidirectionalCollection<String>>(_ ids: IDs, to stmt: any StoreStatement, from first: Int32) throws {
+        var at = first
+        for id in ids { try stmt.bind(id, at: at); at += 1 }
+        guard let last = ids.last else { return }
+        for _ in ids.count..<idListSize(ids.count) { try stmt.bind(last, at: at); at += 1 }
     }
 }

@@ -66,14 +66,25 @@ struct PendingWrites {
 
     mutating func flushCells(_ connection: any StoreConnection) throws {
         guard !cells.isEmpty else { return }
-        let full = cells.count == Self.rowsPerStatement(connection.dialect)
+        var start = 0
+        while start < cells.count {
+            let rows = Self.statementRows(cells.count - start, connection.dialect)
+            try writeCells(start..<start + rows, connection)
+            start += rows
+        }
+        cells.removeAll(keepingCapacity: true)
+        cellKeys.removeAll(keepingCapacity: true)
+    }
+
+    private mutating func writeCells(_ range: Range<Int>, _ connection: any StoreConnection) throws {
+        let full = range.count == Self.rowsPerStatement(connection.dialect)
         let stmt = try (full ? fullCellsStatement : nil) ?? connection.cachedStatement(Self.insertSQL(
-            into: "cells (tbl, row_id, col, value, hlc, node, seq, device)", columns: 8, rows: cells.count,
+            into: "cells (tbl, row_id, col, value, hlc, node, seq, device)", columns: 8, rows: range.count,
             suffix: " ON CONFLICT (tbl, row_id, col) DO UPDATE SET value = excluded.value, hlc = excluded.hlc, "
                 + "node = excluded.node, seq = excluded.seq, device = excluded.device"))
         if full { fullCellsStatement = stmt }
         var at: Int32 = 0
-        for write in cells {
+        for write in cells[range] {
             try stmt.bind(write.key.table, at: at + 1)
             try stmt.bind(write.key.row, at: at + 2)
             try stmt.bind(write.key.column, at: at + 3)
@@ -85,20 +96,43 @@ struct PendingWrites {
             at += 8
         }
         try stmt.run()
-        cells.removeAll(keepingCapacity: true)
-        cellKeys.removeAll(keepingCapacity: true)
+    }
+
+    /// How many of `remaining` buffered rows the next statement writes. On PostgreSQL a statement of a
+    /// row count not seen before costs a parse and a round trip to learn its parameter types, so a
+    /// partial buffer goes in statements of power-of-two sizes (at most ten, each prepared once per
+    /// connection). SQLite prepares any size cheaply.
+    static func statementRows(_ remaining: Int, _ dialect: StoreDialect) -> Int {
+        let full = rowsPerStatement(dialect)
+        if remaining >= full || dialect == .sqlite { return min(remaining, full) }
+        var rows = 1
+        while rows * 2 <= remaining { rows *= 2 }
+        return rows
     }
 
     mutating func flushChanges(batch: [Change], device: String, receivedAt: String, _ connection: any StoreConnection) throws {
         guard !changes.isEmpty else { return }
-        let full = entryStarts.count == Self.rowsPerStatement(connection.dialect)
+        var first = 0
+        while first < entryStarts.count {
+            let entries = Self.statementRows(entryStarts.count - first, connection.dialect)
+            try writeEntries(first..<first + entries, batch: batch, device: device, receivedAt: receivedAt, connection)
+            first += entries
+        }
+        changes.removeAll(keepingCapacity: true)
+        entryStarts.removeAll(keepingCapacity: true)
+    }
+
+    private mutating func writeEntries(_ entries: Range<Int>, batch: [Change], device: String, receivedAt: String,
+                                       _ connection: any StoreConnection) throws {
+        let full = entries.count == Self.rowsPerStatement(connection.dialect)
         let stmt = try (full ? fullChangesStatement : nil) ?? connection.cachedStatement(Self.insertSQL(
-            into: "history (tbl, row_id, device, received_at, n, changes)", columns: 6, rows: entryStarts.count, suffix: ""))
+            into: "history (tbl, row_id, device, received_at, n, changes)", columns: 6, rows: entries.count, suffix: ""))
         if full { fullChangesStatement = stmt }
         var at: Int32 = 0
         var writer = JSONWriter(capacity: 1_024)
         try batch.withUnsafeBufferPointer { batch in
-            for (entry, start) in entryStarts.enumerated() {
+            for entry in entries {
+                let start = entryStarts[entry]
                 let end = entry + 1 < entryStarts.count ? entryStarts[entry + 1] : changes.count
                 let first = batch.baseAddress! + changes[start].index  // read in place, not copied
                 writer.bytes.removeAll(keepingCapacity: true)
@@ -118,8 +152,6 @@ struct PendingWrites {
             }
         }
         try stmt.run()
-        changes.removeAll(keepingCapacity: true)
-        entryStarts.removeAll(keepingCapacity: true)
     }
 
     /// `INSERT INTO <into> VALUES (?, …), (?, …)…<suffix>` for `rows` rows of `columns` values.

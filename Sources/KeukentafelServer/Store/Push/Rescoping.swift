@@ -174,12 +174,13 @@ extension ScopePlan {
     func rowsReferencing(any ids: [String], from table: String, column: String, _ connection: any StoreConnection) throws -> [String] {
         guard !ids.isEmpty else { return [] }
         let stmt = try connection.cachedStatement(
-            "SELECT row_id FROM cells WHERE value IN " + PushContext.placeholders(ids.count)
+            "SELECT row_id FROM cells WHERE value IN " + PushContext.idListPlaceholders(ids.count)
                 + " AND tbl = ? AND col = ? AND \(referenceColumnCondition)")
         defer { stmt.reset() }
-        for (offset, id) in ids.enumerated() { try stmt.bind(id, at: Int32(offset + 1)) }
-        try stmt.bind(table, at: Int32(ids.count + 1))
-        try stmt.bind(column, at: Int32(ids.count + 2))
+        try PushContext.bindIDs(ids, to: stmt, from: 1)
+        let after = Int32(PushContext.idListSize(ids.count))
+        try stmt.bind(table, at: after + 1)
+        try stmt.bind(column, at: after + 2)
         var rows: [String] = []
         while try stmt.step() { if let row = stmt.text(0) { rows.append(row) } }
         return rows
