@@ -62,7 +62,7 @@ struct Restore: AsyncParsableCommand {
         guard yes else {
             throw ValidationError("this replaces the store in \(store.data) by \(file); run again with --yes to go ahead")
         }
-        let restored = try store.openStore().backups.restore(from: file, actor: adminActor())
+        let restored = try store.openStore(creating: true).backups.restore(from: file, actor: adminActor())
         if json {
             return try Terminal.printJSON(["file": file, "sequence": String(restored.sequence), "epoch": restored.epoch,
                                            "erasedAgain": String(restored.erasedAgain)])

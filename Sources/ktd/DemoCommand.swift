@@ -23,7 +23,7 @@ struct Demo: AsyncParsableCommand {
     @Flag(help: "Print JSON.") var json = false
 
     func run() async throws {
-        let serverStore = try store.openStore()
+        let serverStore = try store.openStore(creating: true)
         let response = try serverStore.demo.load()
         try serverStore.demo.addUsers(actor: adminActor())
         let applied = response.results.filter { $0.status == .applied }.count

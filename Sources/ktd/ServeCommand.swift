@@ -55,7 +55,7 @@ struct Serve: AsyncParsableCommand {
         }
         let tls = certificate.flatMap { certificate in key.map { SyncServerConfiguration.TLSFiles(certificateChain: certificate, privateKey: $0) } }
         LoggingSetup.bootstrap()
-        let serverStore = try store.openStore(maxClockSkewSeconds: maxClockSkew)
+        let serverStore = try store.openStore(maxClockSkewSeconds: maxClockSkew, creating: true)
         let logger = Logger(label: "ktd")
         let server = SyncServer(
             store: serverStore,

@@ -45,6 +45,10 @@ struct StoreOptions: ParsableArguments {
     /// starts use the model the store was created with.
     func loadDataModel() throws -> DataModel {
         let copy = (data as NSString).appendingPathComponent(DataModelFile.fileName)
+        if let schema, !FileManager.default.fileExists(atPath: schema) {
+            // A model named and not found is an error: falling back to another model would start a store on the wrong one.
+            throw ValidationError("data model '\(schema)' (from --schema, KT_SCHEMA or the configuration file) does not exist")
+        }
         let candidates = [schema, copy] + Self.searchPaths()
         guard let path = candidates.compactMap({ $0 }).first(where: { FileManager.default.fileExists(atPath: $0) }) else {
             throw ValidationError("no data model found; pass --schema FILE (the repository has Schemas/datamodel.yaml)")
@@ -80,8 +84,16 @@ struct StoreOptions: ParsableArguments {
         return paths
     }
 
-    func openStore(maxClockSkewSeconds: Int = 300) throws -> ServerStore {
+    /// Opens the store. Only `creating` commands (`serve`, `admin init`, `admin demo`, `admin restore`)
+    /// make a new one; the others refuse a data directory without a store, so that a mistyped `--data`
+    /// is an error and not an empty answer from a store made on the spot.
+    func openStore(maxClockSkewSeconds: Int = 300, creating: Bool = false) throws -> ServerStore {
         _ = try configFile()  // a broken configuration file is an error, not a silent default
+        if !creating, postgres == nil, !FileManager.default.fileExists(atPath: (data as NSString).appendingPathComponent(ServerStore.fileName)) {
+            let what = FileManager.default.fileExists(atPath: data) ? "'\(data)' holds no Keukentafel store" : "'\(data)' does not exist"
+            throw ValidationError("\(what). Name the store's data directory with --data (or KT_DATA, or `data =` in the "
+                                  + "configuration file); to make a new store there, run `ktd admin init --data \(data)` or `ktd serve --data \(data)`.")
+        }
         let model = try loadDataModel()
         let skew = Int64(maxClockSkewSeconds) * 1000
         if let postgres {

@@ -131,6 +131,32 @@ import Testing
         #expect(refused.error.contains("cases.melding_date"))
     }
 
+    /// A mistyped data directory or model file is an error that names it; nothing is created.
+    @Test func adminCommandsRefuseADataDirectoryWithoutAStore() async throws {
+        let work = try temporaryDirectory("no-store")
+        let schema = repositoryRoot.appendingPathComponent("Schemas/datamodel.yaml").path
+        let missing = try await run("ktd", ["admin", "user", "list", "--data", work + "/demo-data"], in: work, expect: 64)
+        #expect(missing.error.contains("'\(work)/demo-data' does not exist") && missing.error.contains("ktd admin init"), "\(missing.error)")
+        let conflicts = try await run("ktd", ["admin", "conflicts", "list", "--data", work + "/demo-data", "--json"], in: work, expect: 64)
+        #expect(!conflicts.output.contains("[]"), "no empty answer")
+        #expect(!FileManager.default.fileExists(atPath: work + "/demo-data"), "nothing was created")
+        try FileManager.default.createDirectory(atPath: work + "/empty", withIntermediateDirectories: true)
+        let empty = try await run("ktd", ["admin", "device", "add", "laptop", "--user", "anne", "--data", work + "/empty"], in: work, expect: 64)
+        #expect(empty.error.contains("holds no Keukentafel store"), "\(empty.error)")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: work + "/empty").isEmpty)
+
+        let badModel = try await run("ktd", ["admin", "init", "--data", work + "/store", "--schema", work + "/datamodl.yaml"], in: work, expect: 64)
+        #expect(badModel.error.contains("datamodl.yaml") && badModel.error.contains("does not exist"), "\(badModel.error)")
+        #expect(!FileManager.default.fileExists(atPath: work + "/store"))
+
+        let made = try await run("ktd", ["admin", "init", "--data", work + "/store", "--schema", schema], in: work)
+        #expect(made.output.contains("New store in"))
+        let again = try await run("ktd", ["admin", "init", "--data", work + "/store"], in: work)
+        #expect(again.output.contains("nothing changed"))
+        let users = try await run("ktd", ["admin", "user", "list", "--data", work + "/store"], in: work)
+        #expect(users.output.contains("(none)"), "a new store has no users yet: now an answer that is true")
+    }
+
     @Test func theOfficeManagesUsersAuditsAndErasesFromTheCommandLine() async throws {
         let work = try temporaryDirectory("admin")
         let data = work + "/data"
@@ -178,8 +204,9 @@ import Testing
     @Test func syncFailsWithAReasonAndExitCodeWhenTheServerIsGone() async throws {
         let work = try temporaryDirectory("offline")
         let data = work + "/data"
-        try await run("ktd", ["admin", "user", "add", "fatima", "--role", "consultant", "--data", data,
-                              "--schema", repositoryRoot.appendingPathComponent("Schemas/datamodel.yaml").path], in: work)
+        try await run("ktd", ["admin", "init", "--data", data, "--schema", repositoryRoot.appendingPathComponent("Schemas/datamodel.yaml").path],
+                      in: work)
+        try await run("ktd", ["admin", "user", "add", "fatima", "--role", "consultant", "--data", data], in: work)
         let token = try token(try await run("ktd", ["admin", "device", "add", "laptop", "--user", "fatima", "--data", data, "--json"],
                                             in: work).output)
         let (server, url) = try await startServer(data: data, in: work)
@@ -197,6 +224,7 @@ import Testing
         let work = try temporaryDirectory("config")
         let schema = repositoryRoot.appendingPathComponent("Schemas/datamodel.yaml").path
         try "# test\ndata = \(work)/from-file\nschema = \(schema)\nmax-wait = 5\n".write(toFile: work + "/ktd.conf", atomically: true, encoding: .utf8)
+        try await run("ktd", ["admin", "init", "--config", work + "/ktd.conf"], in: work)
         try await run("ktd", ["admin", "user", "add", "anne", "--role", "back-office", "--config", work + "/ktd.conf"], in: work)
         try await run("ktd", ["admin", "device", "add", "laptop", "--user", "anne", "--config", work + "/ktd.conf"], in: work)
         let listed = try await run("ktd", ["admin", "device", "list", "--data", work + "/from-file", "--json"], in: work)
