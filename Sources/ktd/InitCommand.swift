@@ -9,11 +9,10 @@ struct InitCommand: AsyncParsableCommand {
         commandName: "init",
         abstract: "Make a new, empty store (then add users and devices to it).",
         discussion: """
-            Only this command, `ktd serve`, `ktd admin demo` and `ktd admin restore` create a store; every
-            other admin command refuses a data directory without one, so a mistyped --data is an error.
+            Only this command, `ktd serve`, `ktd admin demo` and `ktd admin restore` create a store; every other admin command refuses a data directory without one, so a mistyped --data is an error. Running it on an existing store changes nothing and says so.
+
               ktd admin init --data /var/lib/keukentafel --schema Schemas/datamodel.yaml
               ktd admin user add anne --role back-office --data /var/lib/keukentafel
-            Running it on an existing store changes nothing and says so.
             """)
     @OptionGroup var store: StoreOptions
 
