@@ -182,3 +182,19 @@ private func digits(_ bytes: ArraySlice<UInt8>) -> Int? {
     }
     return bytes.isEmpty ? nil : value
 }
+
+extension DataModel {
+    /// Why `table`, `row` and `column` cannot name a record or cell of this model, in words, or `nil`.
+    /// For commands that look a record up (`kt history`, `ktd admin history`): a typo must be an error,
+    /// not an empty answer.
+    public func addressProblem(table: String, row: String, column: String? = nil) -> String? {
+        guard let model = self.table(named: table) else {
+            return "no table '\(table)' in the data model; tables: \(tables.map(\.name).sorted().joined(separator: ", "))"
+        }
+        guard isCanonicalUUID(row) else { return "'\(row)' is not a row id (a lowercase UUID, 8-4-4-4-12 hex digits)" }
+        if let column, column != Merge.deletedColumn, model.column(named: column) == nil {
+            return "no column '\(column)' in \(table); columns: \(model.columns.map(\.name).joined(separator: ", "))"
+        }
+        return nil
+    }
+}

@@ -17,9 +17,12 @@ struct History: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("Extra CA certificates (PEM) to trust (default: the one given to kt init).", valueName: "file")) var caBundle: String?
 
     func run() throws {
+        let replica = try options.open()
+        // A typo must not read as "no history": the server answers an unknown table or row with nothing.
+        if let problem = replica.dataModel.addressProblem(table: table, row: row, column: column) { throw ValidationError(problem) }
         let entries: [HistoryEntry]
         do {
-            entries = try SyncEngine(replica: try options.open(), caBundlePath: caBundle).history(table: table, row: row, column: column)
+            entries = try SyncEngine(replica: replica, caBundlePath: caBundle).history(table: table, row: row, column: column)
         } catch {
             Terminal.printError("history failed: \(error)")
             throw ExitCode(2)

@@ -104,7 +104,9 @@ struct HistoryCommand: AsyncParsableCommand {
     @Flag(help: "Print JSON.") var json = false
 
     func run() async throws {
-        let entries = try store.openStore().history(table: table, row: row, column: column)
+        let serverStore = try store.openStore()
+        if let problem = serverStore.dataModel.addressProblem(table: table, row: row, column: column) { throw ValidationError(problem) }
+        let entries = try serverStore.history(table: table, row: row, column: column)
         if json { return try Terminal.printJSON(entries) }
         Terminal.printHistory(entries, full: full)
     }

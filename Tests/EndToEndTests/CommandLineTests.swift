@@ -119,6 +119,15 @@ import Testing
         #expect(resolvedList.output.contains("resolved") && !resolvedList.output.contains("\u{1B}["), "no colour when not on a terminal")
         let history = try await run("kt", ["history", "cases", c, "status", "--db", "office.sqlite"], in: work)
         #expect(history.output.contains("laptop-fatima") && history.output.contains("office-anne") && history.output.contains("beschikking"))
+        // A typo in the table, the row id or the column is an error, not "No history for this record."
+        let wrongTable = try await run("kt", ["history", "casez", c, "--db", "office.sqlite"], in: work, expect: 64)
+        #expect(wrongTable.error.contains("no table 'casez'") && wrongTable.error.contains("cases"), "\(wrongTable.error)")
+        let wrongRow = try await run("kt", ["history", "cases", "x", "--db", "office.sqlite"], in: work, expect: 64)
+        #expect(wrongRow.error.contains("'x' is not a row id"), "\(wrongRow.error)")
+        let wrongColumn = try await run("kt", ["history", "cases", c, "statsu", "--db", "office.sqlite"], in: work, expect: 64)
+        #expect(wrongColumn.error.contains("no column 'statsu' in cases"), "\(wrongColumn.error)")
+        let wrongServerTable = try await run("ktd", ["admin", "history", "casez", c, "--data", data], in: work, expect: 64)
+        #expect(wrongServerTable.error.contains("no table 'casez'"), "\(wrongServerTable.error)")
         let serverHistory = try await run("ktd", ["admin", "history", "cases", c, "status", "--data", data, "--json"], in: work)
         #expect(serverHistory.output.contains("\"deviceName\" : \"office-anne\""))
 
