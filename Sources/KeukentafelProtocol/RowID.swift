@@ -9,7 +9,7 @@ import Foundation
 /// default for the same reason. Any lowercase UUID stays valid; these are what `kt_new_id()` in a
 /// replica and the synthetic population make (decision 0019).
 public enum RowID {
-    /// A version-7 UUID for `milliseconds` since 1970 with 74 bits taken from `random`.
+    /// A version-7 UUID for `milliseconds` since 1970, with the low 12 bits of `randomA` and 62 of `randomB`.
     public static func timeOrdered(milliseconds: UInt64, randomA: UInt16, randomB: UInt64) -> String {
         let high = (milliseconds & 0xFFFF_FFFF_FFFF) << 16 | 0x7000 | UInt64(randomA & 0x0FFF)
         let low = 0x8000_0000_0000_0000 | (randomB & 0x3FFF_FFFF_FFFF_FFFF)

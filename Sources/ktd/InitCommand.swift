@@ -17,8 +17,7 @@ struct InitCommand: AsyncParsableCommand {
     @OptionGroup var store: StoreOptions
 
     func run() async throws {
-        let existed = store.postgres == nil
-            && FileManager.default.fileExists(atPath: (store.data as NSString).appendingPathComponent(ServerStore.fileName))
+        let existed = store.postgres == nil && store.hasSQLiteStore
         let serverStore = try store.openStore(creating: true)
         let model = serverStore.dataModel
         let summary = "data model version \(model.version), \(model.tables.count) tables"

@@ -84,12 +84,17 @@ struct StoreOptions: ParsableArguments {
         return paths
     }
 
+    /// Whether the data directory holds an SQLite store.
+    var hasSQLiteStore: Bool {
+        FileManager.default.fileExists(atPath: (data as NSString).appendingPathComponent(ServerStore.fileName))
+    }
+
     /// Opens the store. Only `creating` commands (`serve`, `admin init`, `admin demo`, `admin restore`)
     /// make a new one; the others refuse a data directory without a store, so that a mistyped `--data`
     /// is an error and not an empty answer from a store made on the spot.
     func openStore(maxClockSkewSeconds: Int = 300, creating: Bool = false) throws -> ServerStore {
         _ = try configFile()  // a broken configuration file is an error, not a silent default
-        if !creating, postgres == nil, !FileManager.default.fileExists(atPath: (data as NSString).appendingPathComponent(ServerStore.fileName)) {
+        if !creating, postgres == nil, !hasSQLiteStore {
             let what = FileManager.default.fileExists(atPath: data) ? "'\(data)' holds no Keukentafel store" : "'\(data)' does not exist"
             throw ValidationError("\(what). Name the store's data directory with --data (or KT_DATA, or `data =` in the "
                                   + "configuration file); to make a new store there, run `ktd admin init --data \(data)` or `ktd serve --data \(data)`.")
