@@ -40,6 +40,7 @@ public enum FeedCoding {
         out.raw(",\"resync\":"); out.raw(page.resync ? "true" : "false")
         if let epoch = page.epoch { out.raw(",\"epoch\":"); out.string(epoch) }
         if let proof = page.cursorProof { out.raw(",\"cursorProof\":"); out.string(proof) }
+        if let floor = page.floor { out.raw(",\"floor\":"); out.integer(floor) }
         out.raw(",\"serverTime\":"); out.integer(page.serverTime)
         out.raw(",\"schemaVersion\":"); out.integer(Int64(page.schemaVersion))
         out.byte(UInt8(ascii: "}"))
@@ -54,11 +55,12 @@ public enum FeedCoding {
             var conflicts: [ConflictRecord] = []
             var evictions: [RowReference] = [], purges: [RowReference] = []
             var resync = false
-            var epoch: String?, cursorProof: String?
+            var epoch: String?, cursorProof: String?, floor: Int64?
             try reader.object { key, reader in
                 switch key {
                 case "epoch": epoch = try reader.string()
                 case "cursorProof": cursorProof = try reader.string()
+                case "floor": floor = try reader.integer()
                 case "evictions", "purges":
                     let range = try reader.skipValue()
                     let references = try JSONDecoder().decode([RowReference].self, from: Data(buffer[range]))
@@ -81,7 +83,7 @@ public enum FeedCoding {
                 throw JSONReader.Error(message: "a pull page needs cursor, more, serverTime and schemaVersion", offset: 0)
             }
             return PullResponse(cursor: cursor, more: more, rows: rows, conflicts: conflicts, evictions: evictions,
-                                purges: purges, resync: resync, epoch: epoch, cursorProof: cursorProof, serverTime: serverTime,
+                                purges: purges, resync: resync, epoch: epoch, cursorProof: cursorProof, floor: floor, serverTime: serverTime,
                                 schemaVersion: Int(schemaVersion))
         }
     }
@@ -89,13 +91,14 @@ public enum FeedCoding {
     /// What a pull page says about the page after it, read without decoding its rows, so the next
     /// request can go out while this page is decoded and applied. Nil if the body is not a page; the
     /// full decode (`decodePull`) says why.
-    public static func peekPull(_ data: Data) -> (cursor: Int64, more: Bool, resync: Bool, epoch: String?)? {
-        try? data.withUnsafeBytes { buffer -> (cursor: Int64, more: Bool, resync: Bool, epoch: String?)? in
+    public static func peekPull(_ data: Data) -> (cursor: Int64, more: Bool, resync: Bool, epoch: String?, floor: Int64?)? {
+        try? data.withUnsafeBytes { buffer -> (cursor: Int64, more: Bool, resync: Bool, epoch: String?, floor: Int64?)? in
             var reader = JSONReader(buffer)
-            var cursor: Int64?, more: Bool?, resync = false, epoch: String?
+            var cursor: Int64?, more: Bool?, resync = false, epoch: String?, floor: Int64?
             try reader.object { key, reader in
                 switch key {
                 case "cursor": cursor = try reader.integer()
+                case "floor": floor = try reader.integer()
                 case "more": more = try reader.bool()
                 case "resync": resync = try reader.bool()
                 case "epoch": epoch = try reader.string()
@@ -103,7 +106,7 @@ public enum FeedCoding {
                 }
             }
             guard let cursor, let more else { return nil }
-            return (cursor, more, resync, epoch)
+            return (cursor, more, resync, epoch, floor)
         }
     }
 

@@ -228,13 +228,20 @@ public struct PullResponse: Codable, Sendable {
     /// the store's newest sequence number means the store went back only if its proof is valid;
     /// otherwise it is refused (`cursor_ahead`).
     public var cursorProof: String?
+    /// While `more` is true: where this pass through the feed started. Send it back as `floor` with
+    /// the next pull, until a page says `more: false`; then the next pull's floor is its own `since`.
+    /// The server keeps one record per row ordered by its newest cell (decision 0020): a row read on a
+    /// later page of a pass may hold cells older than that page's `since`, and the floor is what tells
+    /// the server to send them too.
+    public var floor: Int64?
     public var serverTime: Int64
     public var schemaVersion: Int
 
     public init(cursor: Int64, more: Bool, rows: [FeedRow], conflicts: [ConflictRecord], evictions: [RowReference] = [],
                 purges: [RowReference] = [], resync: Bool = false, epoch: String? = nil, cursorProof: String? = nil,
-                serverTime: Int64, schemaVersion: Int) {
+                floor: Int64? = nil, serverTime: Int64, schemaVersion: Int) {
         self.cursorProof = cursorProof
+        self.floor = floor
         self.cursor = cursor
         self.more = more
         self.rows = rows

@@ -238,9 +238,11 @@ struct MicroBench: AsyncParsableCommand {
                     pulled = report.pulled.cellsApplied
                     storeReads.append(try timed {
                         var cursor = since
+                        var floor = since
                         while true {
-                            let page = try store.pull(since: cursor, limit: pageSize)
+                            let page = try store.pull(since: cursor, floor: floor, limit: pageSize)
                             cursor = page.cursor
+                            floor = page.floor ?? cursor
                             if !page.more { break }
                         }
                     })

@@ -147,7 +147,7 @@ struct Soak: ParsableCommand {
 
     static func serverCells(_ data: String) throws -> Int {
         let connection = try SQLiteConnection(path: data + "/" + ServerStore.fileName)
-        guard case .integer(let count)? = try connection.scalar("SELECT count(*) FROM cells") else { return 0 }
+        guard case .integer(let count)? = try connection.scalar("SELECT sum(n) FROM records") else { return 0 }
         return Int(count)
     }
 

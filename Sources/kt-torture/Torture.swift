@@ -168,7 +168,7 @@ struct Torture: ParsableCommand {
 
     static func serverNoteIDs(_ data: String) throws -> Set<String> {
         let connection = try SQLiteConnection(path: data + "/" + ServerStore.fileName)
-        return Set(try connection.query("SELECT DISTINCT row_id FROM cells WHERE tbl = 'notes'").compactMap {
+        return Set(try connection.query("SELECT row_id FROM records WHERE tbl = 'notes'").compactMap {
             if case .text(let id) = $0[0] { return id } else { return nil }
         })
     }

@@ -33,12 +33,12 @@ import Testing
             #expect(try copy.query("PRAGMA integrity_check").first?.first == .text("ok"))
             // Consistent: every current cell is an accepted change in the same snapshot, and the sequence covers them.
             let orphans = try copy.query("""
-                SELECT count(*) FROM cells c WHERE NOT EXISTS
-                  (SELECT 1 FROM history h, json_each(h.changes) x WHERE h.tbl = c.tbl AND h.row_id = c.row_id
-                     AND x.value ->> 1 = c.col AND x.value ->> 3 = c.hlc AND x.value ->> 4 = c.node)
+                SELECT count(*) FROM records r, json_each(r.cells) c WHERE c.key > 0 AND NOT EXISTS
+                  (SELECT 1 FROM history h, json_each(h.changes) x WHERE h.tbl = r.tbl AND h.row_id = r.row_id
+                     AND x.value ->> 1 = c.value ->> 0 AND x.value ->> 3 = c.value ->> 2 AND x.value ->> 4 = c.value ->> 3)
                 """).first?.first
             #expect(orphans == .integer(0))
-            let beyond = try copy.query("SELECT count(*) FROM cells WHERE seq > (SELECT value FROM meta WHERE key = 'seq')").first?.first
+            let beyond = try copy.query("SELECT count(*) FROM records WHERE seq > (SELECT value FROM meta WHERE key = 'seq')").first?.first
             #expect(beyond == .integer(0))
         }
         // A backup restored into a data directory serves: a fresh replica pulls it.

@@ -130,6 +130,7 @@ final class RawConnection: @unchecked Sendable {
         record("unknown path", try await send(server, token: token, "GET", "/v1/../../etc/passwd"))
         record("negative cursor", try await send(server, token: token, "GET", "/v1/pull", query: [("since", "-5")]))
         record("cursor not a number", try await send(server, token: token, "GET", "/v1/pull", query: [("since", "1e309")]))
+        record("floor above the cursor", try await send(server, token: token, "GET", "/v1/pull", query: [("since", "5"), ("floor", "6")]))
         record("history without a row", try await send(server, token: token, "GET", "/v1/history", query: [("table", "cases")]))
 
         // Transport level, on a raw socket.
@@ -150,6 +151,7 @@ final class RawConnection: @unchecked Sendable {
         #expect(codes["gzip bomb"] == "request_too_large" && codes["body over the limit"] == "request_too_large")
         #expect(codes["corrupt gzip"] == "malformed_json" && codes["duplicate keys"] == "malformed_json")
         #expect(codes["revoked token"] == "token_revoked" && codes["forged token"] == "unauthorized")
+        #expect(codes["floor above the cursor"] == "bad_request")
 
         // Hostile values inside a well-formed push are refused per change, with a code.
         let hostile = Data(#"{"node":"000000000000004d","schemaVersion":2,"changes":[{"id":"000000000000004d-h1","table":"notes","row":"../../etc","column":"body","value":"x","version":"0000000000000001-000000000000004d"},{"id":"000000000000004d-h2","table":"sqlite_master","row":"x","column":"sql","value":"DROP TABLE cells","version":"0000000000000001-000000000000004d"}]}"#.utf8)

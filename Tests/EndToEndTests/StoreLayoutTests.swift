@@ -40,26 +40,96 @@ struct StoreLayoutTests {
         return lines
     }
 
+    /// Every cell of the per-cell layout (before decision 0020) as one line, by table, row and column.
+    static func oldCells(_ connection: any StoreConnection) throws -> [String] {
+        try connection.query("SELECT tbl, row_id, col, value, hlc, node, seq, device FROM cells ORDER BY tbl, row_id, col")
+            .map { $0.map(\.description).joined(separator: "|") }
+    }
+
+    /// Every cell the records hold, as the same line.
+    static func recordCells(_ connection: any StoreConnection) throws -> [String] {
+        var lines: [String] = []
+        for record in try connection.query("SELECT tbl, row_id, cells, seq, n FROM records ORDER BY tbl, row_id") {
+            let cells = try RowCoding.decode(record[2].string ?? "")
+            #expect(record[4].int64 == Int64(cells.count), "n counts the record's cells")
+            #expect(record[3].int64 == cells.values.map(\.sequence).max(), "a record's seq is its newest cell's")
+            for (column, cell) in cells.sorted(by: { $0.key < $1.key }) {
+                let fields: [CellValue] = [record[0], record[1], .text(column), cell.value.value, cell.version.hlcValue, cell.version.nodeValue,
+                                           .integer(cell.sequence), cell.device.map(CellValue.text) ?? .null]
+                lines.append(fields.map(\.description).joined(separator: "|"))
+            }
+        }
+        return lines
+    }
+
+    /// What a store moved from the per-cell layout must show: every cell with its value, version,
+    /// sequence number and device; the links of its reference and key columns; and a bootstrap that
+    /// sends every cell once, in pages that end between records.
+    func checkCellsMigrated(_ store: ServerStore, before: [String]) throws {
+        #expect(before.count > 200, "the fixture is what it says")
+        let after = try store.reader.withLock { try Self.recordCells($0) }
+        #expect(after == before, "every cell, every field")
+        #expect(try store.inspection.counts()["cells"] == Int64(before.count))
+
+        var expectedLinks = Set<String>()
+        for line in before {
+            let f = line.split(separator: "|", omittingEmptySubsequences: false).map(String.init)
+            if store.links.isLinked(table: f[0], column: f[2]), f[3] != CellValue.null.description { expectedLinks.insert("\(f[0])|\(f[1])|\(f[2])|\(f[3])") }
+        }
+        #expect(expectedLinks.count > 20, "the fixture has references")
+        let links = try store.reader.withLock { try $0.query("SELECT tbl, row_id, col, value FROM row_links") }
+            .map { $0.map(\.description).joined(separator: "|") }
+        #expect(Set(links) == expectedLinks)
+        #expect(links.count == expectedLinks.count)
+        let visits = before.filter { $0.hasPrefix("visits|") && $0.contains("|case_id|\(Self.caseID)|") }.map { $0.split(separator: "|")[1] }.map(String.init)
+        #expect(!visits.isEmpty)
+        #expect(try store.reader.withLock { try Records($0).rows(of: "visits", whose: "case_id", is: Self.caseID) } == visits.sorted())
+
+        // A fresh device's bootstrap, in small pages: every cell once, with its version.
+        var pulled: [String] = []
+        var cursor: Int64 = 0
+        var floor: Int64 = 0
+        var pages = 0
+        while true {
+            let page = try store.pull(since: cursor, floor: floor, limit: 7)
+            for row in page.rows {
+                for cell in row.cells { pulled.append("\(row.table)|\(row.row)|\(cell.column)|\(cell.value)|\(cell.version.hlcValue)|\(cell.version.nodeValue)") }
+            }
+            cursor = page.cursor
+            floor = page.floor ?? cursor
+            pages += 1
+            if !page.more { break }
+        }
+        #expect(pages > 10, "pages of seven cells")
+        let expected = before.map { $0.split(separator: "|", omittingEmptySubsequences: false).prefix(6).joined(separator: "|") }
+        #expect(pulled.sorted() == expected.sorted())
+    }
+
     @Test("a store with one history row per cell opens with every change in its history, and retries still answer")
     func oldSQLiteLayoutMigrates() async throws {
         let directory = try temporaryDirectory("old-store")
         let path = directory + "/" + ServerStore.fileName
-        let before: [String]
+        let before: [String], cellsBefore: [String]
         do {
             let raw = try SQLiteConnection(path: path)
             try raw.execute(try String(contentsOfFile: Self.oldStoreDump, encoding: .utf8))
             before = try Self.oldChanges(raw, order: "rowid")
+            cellsBefore = try Self.oldCells(raw)
         }
         #expect(before.count == 229, "the fixture is what it says")
 
         let store = try ServerStore(directory: directory, dataModel: try shippedDataModel())
+        try checkCellsMigrated(store, before: cellsBefore)
         try checkMigrated(store, before: before)
         let raw = try SQLiteConnection(path: path)
         #expect(try raw.scalar("SELECT count(*) FROM sqlite_master WHERE name = 'changes'") == .integer(0), "the old table is gone")
+        #expect(try raw.scalar("SELECT count(*) FROM sqlite_master WHERE name LIKE 'cells%'") == .integer(0), "cells and its indexes are gone")
 
         // Opening it again changes nothing more.
+        let cellsNow = try Self.recordCells(raw)
         let again = try ServerStore(directory: directory, dataModel: try shippedDataModel())
         #expect(try Self.newChanges(try SQLiteConnection(path: path)) == before)
+        #expect(try Self.recordCells(try SQLiteConnection(path: path)) == cellsNow)
         #expect(try again.inspection.counts()["changes"] == 229)
     }
 
@@ -78,12 +148,13 @@ struct StoreLayoutTests {
         #expect(try store.history(table: "cases", row: Self.caseID).contains { $0.value == .text("levering") && $0.status == "conflict" })
     }
 
-    @Test("on PostgreSQL, a history kept per cell moves to one entry per row change when the store opens")
+    @Test("on PostgreSQL, a history and a current state kept per cell move to one entry per row change and one record per row")
     func oldPostgresLayoutMigrates() async throws {
         let location = try TestPostgres.freshDatabase("old_history")
         let raw = try SQLiteConnection(path: try temporaryDirectory("old-store-pg") + "/dump.sqlite")
         try raw.execute(try String(contentsOfFile: Self.oldStoreDump, encoding: .utf8))
         let before = try Self.oldChanges(raw, order: "rowid")
+        let cellsBefore = try Self.oldCells(raw)
         do {
             // The previous release's table, filled with the fixture's changes in the same order.
             let postgres = try PostgresStoreConnection(location)
@@ -108,8 +179,25 @@ struct StoreLayoutTests {
                     """, row)
             }
             #expect(try Self.oldChanges(postgres, order: "id") == before, "the same changes on PostgreSQL")
+            // The previous release's current state, with the fixture's cells.
+            try postgres.execute("""
+                CREATE TABLE cells (
+                    tbl TEXT COLLATE "C" NOT NULL, row_id TEXT COLLATE "C" NOT NULL, col TEXT COLLATE "C" NOT NULL,
+                    value BYTEA, hlc BIGINT NOT NULL, node BIGINT NOT NULL,
+                    seq BIGINT NOT NULL, device TEXT,
+                    PRIMARY KEY (tbl, row_id, col)
+                );
+                CREATE INDEX cells_by_seq ON cells(seq);
+                """)
+            for row in try raw.query("SELECT tbl, row_id, col, value, hlc, node, seq, device FROM cells") {
+                try postgres.run("INSERT INTO cells (tbl, row_id, col, value, hlc, node, seq, device) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", row)
+            }
+            try postgres.execute(#"CREATE TABLE meta (key TEXT COLLATE "C" PRIMARY KEY, value BYTEA)"#)
+            try postgres.run("INSERT INTO meta (key, value) VALUES ('seq', ?)", [.integer(231)])
+            #expect(try Self.oldCells(postgres) == cellsBefore, "the same cells on PostgreSQL")
         }
         let store = try ServerStore(postgres: location, dataModel: try shippedDataModel())
+        try checkCellsMigrated(store, before: cellsBefore)
         try checkMigrated(store, before: before, wholeStore: false)
     }
 

@@ -22,6 +22,20 @@ func temporaryDirectory(_ label: String = "kt") throws -> String {
 
 func newID() -> String { UUID().uuidString.lowercased() }
 
+/// The pages of the whole feed as a device that sees everything gets them from `store` with this page
+/// size: where each page ends, and how many cells it carries (pages end between rows, decision 0020).
+func feedPages(_ store: ServerStore, pageSize: Int) throws -> [(cursor: Int64, cells: Int)] {
+    var pages: [(cursor: Int64, cells: Int)] = []
+    var cursor: Int64 = 0, floor: Int64 = 0
+    while true {
+        let page = try store.pull(since: cursor, floor: floor, limit: pageSize)
+        pages.append((page.cursor, page.rows.reduce(0) { $0 + $1.cells.count }))
+        cursor = page.cursor
+        floor = page.floor ?? cursor
+        if !page.more { return pages }
+    }
+}
+
 /// A device clock tests can move: real time plus an offset, and strictly increasing between reads so
 /// that the order of writes in a test is the order of their versions.
 final class TestClock: @unchecked Sendable {

@@ -69,6 +69,7 @@ extension Replica {
                     if page.schemaVersion != dataModel.version { try setMeta("server_schema_version", String(page.schemaVersion)) }
                     try setMeta("cursor", String(page.cursor))
                     try setMeta("cursor_proof", page.cursorProof)
+                    try setMeta("cursor_floor", page.more ? page.floor.map { String($0) } : nil)
                     try setMeta("last_pull_at", String(clock()))
                     return counts
                 }

@@ -57,6 +57,7 @@ extension Replica {
         try setMeta("resync", mode.rawValue)
         try setMeta("cursor", "0")
         try setMeta("cursor_proof", nil)
+        try setMeta("cursor_floor", nil)
     }
 
     /// The server refused this replica's cursor as one it never handed out (`cursor_ahead`): the feed

@@ -206,6 +206,8 @@ public final class Replica: @unchecked Sendable {
     /// The server's signature of `cursor`, sent with it so the server can tell a store that went back
     /// from a cursor it never handed out.
     var cursorProof: String? { get throws { try locked { try meta("cursor_proof") } } }
+    /// Where the current pass through the feed started, while a page said more follow (`PullResponse.floor`).
+    var cursorFloor: Int64? { get throws { try locked { try meta("cursor_floor") }.flatMap { Int64($0) } } }
 
     // MARK: Functions the triggers call
 

@@ -39,7 +39,7 @@ final class PageFeed: @unchecked Sendable {
             var next: [(String, String)]?
             if case .success(let data) = body, let peeked = FeedCoding.peekPull(data), peeked.more, !peeked.resync {
                 epoch = peeked.epoch ?? epoch
-                next = engine.pullQuery(since: peeked.cursor, epoch: epoch, skipOwn: skipOwn)
+                next = engine.pullQuery(since: peeked.cursor, floor: peeked.floor ?? peeked.cursor, epoch: epoch, skipOwn: skipOwn)
             }
             condition.lock()
             ready.append(Fetched(query: query, body: body))

@@ -186,14 +186,18 @@ public final class SyncEngine: @unchecked Sendable {
     /// Outside a resync the server leaves out the cells whose current version this device wrote (it
     /// has them); a resync needs every row it may see, its own included, to tell what it lost.
     private func nextPullQuery(waitSeconds: Int, withProof: Bool = false) throws -> [(String, String)] {
-        var query = pullQuery(since: try replica.cursor, epoch: try replica.serverEpoch, skipOwn: try replica.resyncMode == nil)
+        let cursor = try replica.cursor
+        var query = pullQuery(since: cursor, floor: try replica.cursorFloor ?? cursor, epoch: try replica.serverEpoch,
+                              skipOwn: try replica.resyncMode == nil)
         if withProof, let proof = try replica.cursorProof { query.append(("proof", proof)) }
         if waitSeconds > 0 { query.append(("wait", String(waitSeconds))) }
         return query
     }
 
-    func pullQuery(since cursor: Int64, epoch: String?, skipOwn: Bool) -> [(String, String)] {
-        var query = [("since", String(cursor)), ("limit", String(pageSize))]
+    /// `floor`: where this pass through the feed started (`PullResponse.floor`), the cursor itself on
+    /// a pass's first page.
+    func pullQuery(since cursor: Int64, floor: Int64, epoch: String?, skipOwn: Bool) -> [(String, String)] {
+        var query = [("since", String(cursor)), ("floor", String(min(floor, cursor))), ("limit", String(pageSize))]
         if let epoch { query.append(("epoch", epoch)) }
         if skipOwn { query.append(("own", "skip")) }
         return query

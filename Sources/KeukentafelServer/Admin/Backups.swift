@@ -45,7 +45,7 @@ public struct Backups: Sendable {
             // A backup from an older release: the tables added since, then its migrations, as on open.
             try connection.execute(StoreSchema.sqlite)
             try StoreSchema.migrate(connection)
-            try StoreSchema.createReferenceIndex(connection, plan: store.scopePlan)
+            try connection.transaction { try store.links.prepare(connection) }
             try connection.setMeta("epoch", .text(epoch))
             try store.audit.append(connection, actor: actor, action: "restore", subject: path, detail: "new epoch \(epoch)")
             return try connection.scalar("SELECT value FROM meta WHERE key = 'seq'")?.int64 ?? 0

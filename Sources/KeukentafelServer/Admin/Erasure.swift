@@ -38,7 +38,7 @@ public struct Erasure: Sendable {
 
     func rowsOfResident(_ id: String, _ connection: any StoreConnection) throws -> [RowReference] {
         let root = RowReference(table: "residents", row: id)
-        guard try connection.scalar("SELECT 1 FROM cells WHERE tbl = 'residents' AND row_id = ? LIMIT 1", [.text(id)]) != nil else {
+        guard try !Records(connection).existing(table: "residents", rows: [id]).isEmpty else {
             throw AdminError.notFound("no resident with id \(id)")
         }
         let references = store.dataModel.tables.flatMap { table in
@@ -52,7 +52,7 @@ public struct Erasure: Sendable {
             var queue = order
             while let next = queue.popLast() {
                 for reference in references where reference.target == next.table {
-                    for row in try store.scopePlan.rowsReferencing(next.row, from: reference.table, column: reference.column, connection) {
+                    for row in try Records(connection).rows(of: reference.table, whose: reference.column, is: next.row) {
                         let child = RowReference(table: reference.table, row: row)
                         if found.insert(child).inserted { order.append(child); queue.append(child); changed = true }
                     }
@@ -62,13 +62,12 @@ public struct Erasure: Sendable {
             for table in store.dataModel.tables {
                 guard case .referencedBy(let sourceTable, let column)? = store.scopePlan.rules[table.name] else { continue }
                 let candidates = Set(order.filter { $0.table == sourceTable }.compactMap { source -> String? in
-                    try? connection.scalar("SELECT value FROM cells WHERE tbl = ? AND row_id = ? AND col = ?",
-                                           [.text(source.table), .text(source.row), .text(column)])?.string
+                    try? Records(connection).value(table: source.table, row: source.row, column: column)?.string
                 })
                 for candidate in candidates.sorted() {
                     let row = RowReference(table: table.name, row: candidate)
                     guard !found.contains(row) else { continue }
-                    let sources = try store.scopePlan.rowsReferencing(candidate, from: sourceTable, column: column, connection)
+                    let sources = try Records(connection).rows(of: sourceTable, whose: column, is: candidate)
                     if sources.allSatisfy({ found.contains(RowReference(table: sourceTable, row: $0)) }) {
                         found.insert(row)
                         order.append(row)
@@ -110,8 +109,9 @@ public struct Erasure: Sendable {
                     let arguments: [CellValue] = [.text(row.table), .text(row.row)]
                     var scopes = try connection.query("SELECT scope FROM row_scopes WHERE tbl = ? AND row_id = ?", arguments).compactMap { $0[0].string }
                     if scopes.isEmpty { scopes = [Access.everyScope] }
-                    try connection.run("DELETE FROM cells WHERE tbl = ? AND row_id = ?", arguments)
-                    report.cells += connection.changes
+                    report.cells += try Records(connection).cellCount(table: row.table, row: row.row)
+                    try connection.run("DELETE FROM records WHERE tbl = ? AND row_id = ?", arguments)
+                    try connection.run("DELETE FROM row_links WHERE tbl = ? AND row_id = ?", arguments)
                     report.historyEntries += Int(try connection.scalar("SELECT CAST(coalesce(sum(n), 0) AS BIGINT) FROM history WHERE tbl = ? AND row_id = ?",
                                                                        arguments)?.int64 ?? 0)
                     try connection.run("DELETE FROM history WHERE tbl = ? AND row_id = ?", arguments)
@@ -150,7 +150,7 @@ public struct Erasure: Sendable {
                 }
             case .postgresql:
                 // Rewrites the tables without the deleted rows' old versions (briefly locking them).
-                try connection.execute("VACUUM FULL cells, history, conflicts, row_scopes, deliveries, evictions, audit")
+                try connection.execute("VACUUM FULL records, row_links, history, conflicts, row_scopes, deliveries, evictions, audit")
             }
         }
         report.bytesAfter = Int64(store.sizeInBytes())
@@ -169,8 +169,8 @@ public struct Erasure: Sendable {
             }
             var rows: [RowReference] = []
             for table in tables.sorted() {
-                for row in try connection.query("SELECT DISTINCT row_id FROM cells WHERE tbl = ?", [.text(table)]) {
-                    if let id = row[0].string, wanted.contains("\(table) \(Erasure.erasedKey(id))") { rows.append(RowReference(table: table, row: id)) }
+                for id in try Records(connection).ids(of: table) where wanted.contains("\(table) \(Erasure.erasedKey(id))") {
+                    rows.append(RowReference(table: table, row: id))
                 }
             }
             return rows

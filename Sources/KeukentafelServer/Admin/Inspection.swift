@@ -11,21 +11,14 @@ public struct Inspection: Sendable {
     /// The current value and version of one cell, or `nil` if it was never written.
     public func cell(table: String, row: String, column: String) throws -> VersionedValue? {
         try store.reader.withLock { connection in
-            let rows = try connection.query("SELECT value, hlc, node FROM cells WHERE tbl = ? AND row_id = ? AND col = ?",
-                                            [.text(table), .text(row), .text(column)])
-            guard let r = rows.first, let version = CellVersion(hlc: r[1], node: r[2]) else { return nil }
-            return VersionedValue(value: r[0], version: version)
+            try Records(connection).cells(table: table, row: row)?[column]?.value
         }
     }
 
     /// Whether the row exists and is not deleted (the same rule the push path applies).
     public func rowIsLive(table: String, row: String) throws -> Bool {
         try store.reader.withLock { connection in
-            var cells: [String: PushContext.StoredCell] = [:]
-            for r in try connection.query("SELECT col, value, hlc, node, device FROM cells WHERE tbl = ? AND row_id = ?", [.text(table), .text(row)]) {
-                guard case .text(let column) = r[0], let version = CellVersion(hlc: r[2], node: r[3]) else { continue }
-                cells[column] = PushContext.StoredCell(value: VersionedValue(value: r[1], version: version), device: r[4].string)
-            }
+            let cells = try Records(connection).cells(table: table, row: row) ?? [:]
             let state = PushContext.RowState(cells)
             return state.newestOther != nil && !state.isDeleted
         }
@@ -50,11 +43,10 @@ public struct Inspection: Sendable {
         }
     }
 
-    /// Counts for health and tests: cells, accepted changes, conflicts, devices.
     /// The number of cells (live or deleted) of a row.
     public func cellCount(table: String, row: String) throws -> Int {
         try store.reader.withLock { connection in
-            Int(try connection.scalar("SELECT count(*) FROM cells WHERE tbl = ? AND row_id = ?", [.text(table), .text(row)])?.int64 ?? 0)
+            try Records(connection).cellCount(table: table, row: row)
         }
     }
 
@@ -71,12 +63,11 @@ public struct Inspection: Sendable {
                 for dependent in store.scopePlan.dependents[next.table] ?? [] {
                     switch dependent {
                     case .children(let table, let column):
-                        for child in try store.scopePlan.rowsReferencing(next.row, from: table, column: column, connection) {
+                        for child in try Records(connection).rows(of: table, whose: column, is: next.row) {
                             queue.append(RowReference(table: table, row: child))
                         }
                     case .referenced(let table, let column):
-                        if let target = try connection.scalar("SELECT value FROM cells WHERE tbl = ? AND row_id = ? AND col = ?",
-                                                              [.text(next.table), .text(next.row), .text(column)])?.string {
+                        if let target = try Records(connection).value(table: next.table, row: next.row, column: column)?.string {
                             queue.append(RowReference(table: table, row: target))
                         }
                     }
@@ -86,15 +77,17 @@ public struct Inspection: Sendable {
         }
     }
 
-    /// Rows per store table, for tests and `ktd admin` summaries: `cells`, `conflicts`, `devices`,
+    /// Rows per store table, for tests and `ktd admin` summaries: `records` (synced rows), `cells` (the
+    /// cells those records hold), `conflicts`, `devices`,
     /// `history` (entries: the changes one push made to one row) and `changes` (the accepted changes
     /// those entries hold).
     public func counts() throws -> [String: Int64] {
         try store.reader.withLock { connection in
             var result: [String: Int64] = [:]
-            for table in ["cells", "history", "conflicts", "devices"] {
+            for table in ["records", "history", "conflicts", "devices"] {
                 result[table] = try connection.scalar("SELECT count(*) FROM \(table)")?.int64 ?? 0
             }
+            result["cells"] = try connection.scalar("SELECT CAST(coalesce(sum(n), 0) AS BIGINT) FROM records")?.int64 ?? 0
             result["changes"] = try connection.scalar("SELECT CAST(coalesce(sum(n), 0) AS BIGINT) FROM history")?.int64 ?? 0
             return result
         }

@@ -66,6 +66,10 @@ public struct SyncServer: Sendable {
             guard since >= 0, limit > 0, wait >= 0 else {
                 throw APIError(.badRequest, "since and wait must be >= 0 and limit > 0")
             }
+            let floor = try integerParameter(request, "floor")
+            if let floor, floor < 0 || floor > since {
+                throw APIError(.badRequest, "floor is where the pass through the feed started: from 0 to since (\(since)), not \(floor)")
+            }
             let pageSize = Int(min(limit, Int64(FeedReader.maxPageSize)))
             let access = try context.requireAccess()
             let device = context.device?.id
@@ -77,7 +81,8 @@ public struct SyncServer: Sendable {
             while true {
                 let generation = notifier.currentGeneration
                 let page = try await blocking {
-                    try store.pull(since: since, limit: pageSize, access: access, device: device, epoch: epoch, proof: proof, skipOwn: skipOwn)
+                    try store.pull(since: since, floor: floor, limit: pageSize, access: access, device: device, epoch: epoch, proof: proof,
+                                   skipOwn: skipOwn)
                 }
                 let nothingNew = page.rows.isEmpty && page.conflicts.isEmpty && page.evictions.isEmpty && page.purges.isEmpty
                     && page.cursor == since && !page.resync

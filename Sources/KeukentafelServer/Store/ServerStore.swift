@@ -2,7 +2,7 @@ import Foundation
 import KeukentafelProtocol
 import KeukentafelSQLite
 
-/// The server's store: the current state of every cell, the history of every accepted change,
+/// The server's store: the current state of every row (one record per row), the history of every accepted change,
 /// conflict records, users and devices, on embedded SQLite (one file in WAL mode) or PostgreSQL.
 ///
 /// `ServerStore` opens and migrates the database and hands out its two connections: writes go
@@ -27,6 +27,8 @@ public final class ServerStore: Sendable {
     public let dataModel: DataModel
     /// The scope rules of `dataModel`, prepared for the store's queries.
     let scopePlan: ScopePlan
+    /// The columns whose values rows are found by (references, unique keys).
+    let links: RowLinks
     /// Per table of `dataModel`, what the push path needs to know for every change.
     let pushPlans: [String: TablePushPlan]
     /// The database the store runs on.
@@ -85,6 +87,7 @@ public final class ServerStore: Sendable {
             try connection.execute(StoreSchema.postgreSQL)
             try StoreSchema.migrateShared(connection)
             try StoreSchema.migrateHistory(connection)
+            try StoreSchema.migrateCells(connection)
         }
         let readConnection = try PostgresStoreConnection(location)
         try self.init(dialect: .postgresql, directory: "", postgres: location, writer: connection, reader: readConnection, dataModel: dataModel,
@@ -96,16 +99,11 @@ public final class ServerStore: Sendable {
                  checkpointer: BackgroundCheckpointer? = nil) throws {
         self.checkpointer = checkpointer
         let plan = ScopePlan(dataModel)
+        let links = RowLinks(dataModel)
         let node = try connection.transaction { () -> NodeID in
-            try StoreSchema.createReferenceIndex(connection, plan: plan)
+            try links.prepare(connection)
             try connection.run("INSERT INTO meta (key, value) VALUES ('node', ?) ON CONFLICT DO NOTHING", [.text(NodeID.random().description)])
             try connection.run("INSERT INTO meta (key, value) VALUES ('created_at', ?) ON CONFLICT DO NOTHING", [.text(iso8601(clock()))])
-            // Unique keys are looked up by value, for the few tables that have them.
-            let keyed = dataModel.tables.filter { $0.unique != nil }.map { "'\($0.name)'" }
-            if !keyed.isEmpty {
-                // Partial index; a table that gains a key in a later model is still checked, only by a scan.
-                try connection.execute("CREATE INDEX IF NOT EXISTS cells_by_key_value ON cells(tbl, col, value) WHERE tbl IN (\(keyed.joined(separator: ", ")))")
-            }
             try connection.run("INSERT INTO meta (key, value) VALUES ('seq', ?) ON CONFLICT DO NOTHING", [.integer(0)])
             // The feed's epoch: a new one after every restore, so devices notice the store went back.
             try connection.run("INSERT INTO meta (key, value) VALUES ('epoch', ?) ON CONFLICT DO NOTHING", [.text(NodeID.random().description)])
@@ -116,6 +114,7 @@ public final class ServerStore: Sendable {
         }
         self.dataModel = dataModel
         self.scopePlan = plan
+        self.links = links
         self.pushPlans = Dictionary(dataModel.tables.map { ($0.name, TablePushPlan($0, scopePlan: plan)) }) { first, _ in first }
         self.dialect = dialect
         self.directory = directory

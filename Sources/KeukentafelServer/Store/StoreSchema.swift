@@ -71,14 +71,21 @@ enum StoreSchema {
         CREATE TRIGGER IF NOT EXISTS audit_no_delete BEFORE DELETE ON audit
             WHEN (SELECT value FROM meta WHERE key = 'erasing') IS NOT 1
             BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END;
-        -- The current state of every cell; seq orders the change feed.
-        CREATE TABLE IF NOT EXISTS cells (
-            tbl TEXT NOT NULL, row_id TEXT NOT NULL, col TEXT NOT NULL,
-            value, hlc INTEGER NOT NULL, node INTEGER NOT NULL,
-            seq INTEGER NOT NULL, device TEXT,
+        -- The current state of every synced row, one record per row (decision 0020): `cells` holds its
+        -- cells' values, versions, writers and sequence numbers (RowCoding), `n` how many; `seq` is the
+        -- greatest of those sequence numbers and orders the change feed.
+        CREATE TABLE IF NOT EXISTS records (
+            tbl TEXT NOT NULL, row_id TEXT NOT NULL,
+            seq INTEGER NOT NULL, n INTEGER NOT NULL, cells TEXT NOT NULL,
+            PRIMARY KEY (tbl, row_id)
+        ) WITHOUT ROWID;
+        CREATE INDEX IF NOT EXISTS records_by_seq ON records(seq);
+        -- The values of reference and unique-key columns, to find rows by them (RowLinks).
+        CREATE TABLE IF NOT EXISTS row_links (
+            tbl TEXT NOT NULL, row_id TEXT NOT NULL, col TEXT NOT NULL, value NOT NULL,
             PRIMARY KEY (tbl, row_id, col)
         ) WITHOUT ROWID;
-        CREATE INDEX IF NOT EXISTS cells_by_seq ON cells(seq);
+        CREATE INDEX IF NOT EXISTS row_links_by_value ON row_links(value, tbl, col);
         -- Every accepted change, one entry per row a push wrote to (decision 0018): `changes` holds
         -- that push's changes to the row (HistoryCoding), `n` how many. Appended in arrival order.
         CREATE TABLE IF NOT EXISTS history (
@@ -121,17 +128,7 @@ enum StoreSchema {
         }
         try migrateShared(connection)
         try connection.transaction { try migrateHistory(connection) }
-    }
-
-    /// Reference cells looked up by the row they point to (scope propagation, erasure, audit). A
-    /// partial index over the reference columns only; rebuilt when the model's set of them changes.
-    static func createReferenceIndex(_ connection: any StoreConnection, plan: ScopePlan) throws {
-        let definition = plan.referenceColumnCondition
-        if try connection.scalar("SELECT value FROM meta WHERE key = 'reference_index'")?.string != definition {
-            try connection.execute("DROP INDEX IF EXISTS cells_by_reference")
-            try connection.setMeta("reference_index", .text(definition))
-        }
-        try connection.execute("CREATE INDEX IF NOT EXISTS cells_by_reference ON cells(value, tbl, col) WHERE \(definition)")
+        try connection.transaction { try migrateCells(connection) }
     }
 }
 

@@ -20,8 +20,9 @@ public protocol SyncStore: Sendable {
     func push(_ changes: [Change], device: String, node: NodeID?, access: Access, clientSchemaVersion: Int?,
               rejectedWhileDecoding: [Int: ChangeRejection], resolutions: [Resolution]) throws -> PushResponse
     /// One page of the feed for a device. A cursor beyond the store's head needs the proof the store
-    /// handed out with it (a `StoreRefusal` with `cursor_ahead` otherwise).
-    func pull(since cursor: Int64, limit: Int, access: Access, device: String?, epoch: String?, proof: String?,
+    /// handed out with it (a `StoreRefusal` with `cursor_ahead` otherwise). `floor`: where the device's
+    /// pass through the feed started (`PullResponse.floor`); without it, rows come whole.
+    func pull(since cursor: Int64, floor: Int64?, limit: Int, access: Access, device: String?, epoch: String?, proof: String?,
               skipOwn: Bool) throws -> PullResponse
     /// Whether `access` may see a row now.
     func canSee(table: String, row: String, access: Access) throws -> Bool
@@ -52,9 +53,9 @@ extension ServerStore: SyncStore {
     }
 
     /// One page of the feed for a device (`FeedReader`).
-    public func pull(since cursor: Int64, limit: Int, access: Access = .system, device: String? = nil,
+    public func pull(since cursor: Int64, floor: Int64? = nil, limit: Int, access: Access = .system, device: String? = nil,
                      epoch: String? = nil, proof: String? = nil, skipOwn: Bool = false) throws -> PullResponse {
-        try FeedReader(store: self).pull(since: cursor, limit: limit, access: access, device: device, epoch: epoch, proof: proof,
+        try FeedReader(store: self).pull(since: cursor, floor: floor, limit: limit, access: access, device: device, epoch: epoch, proof: proof,
                                          skipOwn: skipOwn)
     }
 

@@ -85,17 +85,8 @@ struct PushAuthorizer {
         }
         for (table, ids) in rows.sorted(by: { $0.key < $1.key }) {
             let ids = ids.sorted()
-            for start in stride(from: 0, to: ids.count, by: PushContext.windowSize) {
-                let window = ids[start..<min(start + PushContext.windowSize, ids.count)]
-                let stmt = try connection.cachedStatement(
-                    "SELECT DISTINCT row_id FROM cells WHERE tbl = ? AND row_id IN " + PushContext.idListPlaceholders(window.count))
-                defer { stmt.reset() }
-                try stmt.bind(table, at: 1)
-                try PushContext.bindIDs(window, to: stmt, from: 2)
-                var found = Set<String>()
-                while try stmt.step() { if let row = stmt.text(0) { found.insert(row) } }
-                for id in window { existing[PushContext.RowAddress(table: table, row: id)] = found.contains(id) }
-            }
+            let found = try Records(connection).existing(table: table, rows: ids)
+            for id in ids { existing[PushContext.RowAddress(table: table, row: id)] = found.contains(id) }
         }
     }
 
@@ -103,11 +94,7 @@ struct PushAuthorizer {
     mutating func exists(_ table: String, _ row: String) throws -> Bool {
         let address = PushContext.RowAddress(table: table, row: row)
         if let known = existing[address] { return known }
-        let stmt = try connection.literalStatement("SELECT 1 FROM cells WHERE tbl = ? AND row_id = ? LIMIT 1")
-        defer { stmt.reset() }
-        try stmt.bind(table, at: 1)
-        try stmt.bind(row, at: 2)
-        let result = try stmt.step()
+        let result = !(try Records(connection).existing(table: table, rows: [row]).isEmpty)
         existing[address] = result
         return result
     }
@@ -256,12 +243,7 @@ struct PushAuthorizer {
         }
         left.reset()
         if case .parent(let column, let table)? = store.scopePlan.rules[row.table] {
-            let parent = try connection.literalStatement("SELECT value FROM cells WHERE tbl = ? AND row_id = ? AND col = ?")
-            try parent.bind(row.table, at: 1)
-            try parent.bind(row.row, at: 2)
-            try parent.bind(column, at: 3)
-            let target = try parent.step() ? parent.text(0) : nil
-            parent.reset()
+            let target = try Records(connection).value(table: row.table, row: row.row, column: column)?.string
             if let target { result += try history(of: PushContext.RowAddress(table: table, row: target)) }
         }
         rowHistories[row] = result

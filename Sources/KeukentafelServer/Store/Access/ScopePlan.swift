@@ -30,8 +30,6 @@ struct ScopePlan: Sendable {
     let dependents: [String: [Dependent]]
     /// Per table, the columns whose change can change some row's scopes or visibility.
     let triggerColumns: [String: Set<String>]
-    /// `col IN (...)` over every reference column name, for the partial reference index.
-    let referenceColumnCondition: String
     /// The tables whose rows are in no scope (every device may see them), sorted.
     let globalTables: [String]
 
@@ -58,14 +56,11 @@ struct ScopePlan: Sendable {
             }
             if let flag = table.confidentialWhen { triggers[table.name, default: []].insert(flag) }
         }
-        let names = Set(model.tables.flatMap { $0.columns.filter { $0.type == .reference }.map(\.name) }).sorted()
         self.rules = rules
         self.globalTables = model.tables.map(\.name).filter { rules[$0] == .global }.sorted()
         self.depths = model.scopeDepths() ?? [:]
         self.dependents = dependents
         self.triggerColumns = triggers
-        self.referenceColumnCondition = names.isEmpty ? "false"
-            : "col IN (" + names.map { "'\($0)'" }.joined(separator: ", ") + ")"
     }
 
     func isGlobal(_ table: String) -> Bool { rules[table].map { $0 == .global } ?? true }

@@ -22,7 +22,7 @@ struct FeedReader: Sendable {
     /// every cell for a device that sees every scope, the cells of its scopes' and global rows for a
     /// device of some teams (the database skips the rest, `scopeNarrowing`). The cursor passes all of
     /// them, sent or not.
-    func pull(since cursor: Int64, limit: Int, access: Access = .system, device: String? = nil,
+    func pull(since cursor: Int64, floor: Int64? = nil, limit: Int, access: Access = .system, device: String? = nil,
                      epoch deviceEpoch: String? = nil, proof: String? = nil, skipOwn: Bool = false) throws -> PullResponse {
         let limit = max(1, min(limit, Self.maxPageSize))
         let now = store.clock()
@@ -53,12 +53,13 @@ struct FeedReader: Sendable {
                 if cursor > 0, wentBack || otherEpoch || scopesChanged {
                     // The device's scopes changed, or it has seen a future this store does not have (restored).
                     if let state { informed = (state.informedSequence, head) }
-                    return PullResponse(cursor: 0, more: true, rows: [], conflicts: [], resync: true, epoch: epoch,
+                    return PullResponse(cursor: 0, more: true, rows: [], conflicts: [], resync: true, epoch: epoch, floor: 0,
                                         serverTime: now, schemaVersion: store.dataModel.version)
                 }
                 // No echo: the cells whose current version the device's own replica wrote, it has.
                 let own = skipOwn ? state?.node : nil
-                var page = try readPage(since: cursor, limit: limit, head: head, epoch: epoch, access: access, skipping: own, connection)
+                var page = try readPage(since: cursor, floor: min(floor ?? 0, cursor), limit: limit, head: head, epoch: epoch, access: access,
+                                        skipping: own, connection)
                 if !key.isEmpty { page.cursorProof = CursorProof.proof(cursor: page.cursor, epoch: epoch, key: key) }
                 if let state { informed = (state.informedSequence, page.cursor) }
                 return page
@@ -75,11 +76,16 @@ struct FeedReader: Sendable {
     }
 
     /// The feed from `since` for `access`, in the read transaction of `pull`.
-    private func readPage(since cursor: Int64, limit: Int, head: Int64, epoch: String?, access: Access, skipping own: NodeID?,
+    private func readPage(since cursor: Int64, floor: Int64, limit: Int, head: Int64, epoch: String?, access: Access, skipping own: NodeID?,
                           _ connection: any StoreConnection) throws -> PullResponse {
         let ownNode = own.map { Int64($0.rawValue) } ?? 0
         let now = store.clock()
         var visibility = Visibility(store: store, access: access, connection: connection)
+        // One record per row (decision 0020), in the order of its newest cell. A record newer than the
+        // cursor may hold cells older than it that this device has not had: a page of this pass ended
+        // between them and the record's newest. So the page sends each record's cells newer than the
+        // pass's floor (where the pass started); the cursor counts those newer than itself, at least one
+        // per record, so `limit` records always fill a page of `limit` cells. Pages end between records.
         let stmt: any StoreStatement
         if let narrowing = scopeNarrowing(for: access) {
             // A device of some teams: the database passes over the rows of other scopes itself, and the
@@ -93,32 +99,39 @@ struct FeedReader: Sendable {
             }
             try stmt.bind(Int64(limit), at: position)
         } else {
-            stmt = try connection.literalStatement(
-                "SELECT tbl, row_id, col, value, hlc, node, seq FROM cells WHERE seq > ? ORDER BY seq LIMIT ?")
+            stmt = try connection.literalStatement("SELECT tbl, row_id, cells, seq FROM records WHERE seq > ? ORDER BY seq LIMIT ?")
             try stmt.bind(cursor, at: 1)
             try stmt.bind(Int64(limit), at: 2)
         }
         var rows: [FeedRow] = []
         var count = 0
+        var records = 0
+        var full = false
         var lastSequence = cursor
-        var pending: [(table: String, row: String, cell: FeedCell)] = []
+        var pending: [FeedRow] = []
         while try stmt.step() {
-            count += 1
-            lastSequence = stmt.int64(6)
-            if ownNode != 0, stmt.int64(5) == ownNode { continue }  // the cursor passes it all the same
-            guard let table = stmt.text(0), let row = stmt.text(1), let column = stmt.text(2),
-                  let version = CellVersion(hlc: stmt.value(4), node: stmt.value(5)) else { continue }
-            pending.append((table, row, FeedCell(column: column, value: stmt.value(3), version: version)))
-        }
-        stmt.reset()
-        for (table, row, cell) in pending where try visibility.canSee(table: table, row: row, column: cell.column) {
-            if let last = rows.last, last.row == row, last.table == table {
-                rows[rows.count - 1].cells.append(cell)
-            } else {
-                rows.append(FeedRow(table: table, row: row, cells: [cell]))
+            records += 1
+            lastSequence = stmt.int64(3)
+            guard let table = stmt.text(0), let row = stmt.text(1), let text = stmt.text(2) else { continue }
+            var cells: [FeedCell] = []
+            try RowCoding.forEachCell(in: text) { column, cell in
+                guard cell.sequence > floor else { return }
+                if cell.sequence > cursor { count += 1 }
+                if ownNode != 0, Int64(bitPattern: cell.version.node.rawValue) == ownNode { return }  // the cursor passes it all the same
+                cells.append(FeedCell(column: column, value: cell.value.value, version: cell.version))
+            }
+            if !cells.isEmpty { pending.append(FeedRow(table: table, row: row, cells: cells)) }
+            if count >= limit {
+                full = true
+                break
             }
         }
-        let more = count == limit
+        stmt.reset()
+        for var row in pending {
+            row.cells = try row.cells.filter { try visibility.canSee(table: row.table, row: row.row, column: $0.column) }
+            if !row.cells.isEmpty { rows.append(row) }
+        }
+        let more = full || records == limit
         let upTo = more ? lastSequence : max(cursor, head)
         let conflicts = try Conflicts.read(connection, where: "seq > ? AND seq <= ?", [.integer(cursor), .integer(upTo)])
             .filter { try visibility.canSee(table: $0.table, row: $0.row, column: $0.column) }
@@ -139,7 +152,7 @@ struct FeedReader: Sendable {
             }
         }
         return PullResponse(cursor: upTo, more: more, rows: rows, conflicts: conflicts, evictions: evictions,
-                            purges: purges, epoch: epoch, serverTime: now, schemaVersion: store.dataModel.version)
+                            purges: purges, epoch: epoch, floor: more ? floor : nil, serverTime: now, schemaVersion: store.dataModel.version)
     }
 
     /// For a device that does not see every scope (and is not a partner): the feed query that leaves
@@ -158,7 +171,7 @@ struct FeedReader: Sendable {
                 + PushContext.placeholders(scopes.count) + ")")
         }
         guard !condition.isEmpty else { return nil }
-        return ("SELECT c.tbl, c.row_id, c.col, c.value, c.hlc, c.node, c.seq FROM cells c WHERE c.seq > ? AND ("
+        return ("SELECT c.tbl, c.row_id, c.cells, c.seq FROM records c WHERE c.seq > ? AND ("
                     + condition.joined(separator: " OR ") + ") ORDER BY c.seq LIMIT ?", globals + scopes)
     }
 

@@ -37,12 +37,7 @@ struct Visibility {
         }
         var confidential = false
         if let flag = model.confidentialWhen {
-            let stmt = try connection.literalStatement("SELECT value FROM cells WHERE tbl = ? AND row_id = ? AND col = ?")
-            try stmt.bind(table, at: 1)
-            try stmt.bind(row, at: 2)
-            try stmt.bind(flag, at: 3)
-            confidential = try stmt.step() && isTrue(stmt.value(0))
-            stmt.reset()
+            confidential = isTrue(try Records(connection).value(table: table, row: row, column: flag))
         }
         let visible = AccessRules.canSee(table: model, rowScopes: scopes, confidential: confidential, access: access, model: store.dataModel)
         rows[reference] = visible

@@ -165,12 +165,6 @@ struct PushContext {
 
     // MARK: Reading state
 
-    struct StoredCell {
-        var value: VersionedValue
-        var device: String?
-        var version: CellVersion { value.version }
-    }
-
     struct RowState {
         var tombstone: StoredCell?
         var newestOther: StoredCell?
@@ -243,17 +237,21 @@ struct PushContext {
 
     // MARK: Writing
 
-    /// Sets a cell (written with the next flush; this transaction reads it from the row cache at once).
+    /// Sets a cell (its row's record is written with the next flush; this transaction reads it from the
+    /// row cache at once).
     mutating func writeCell(_ key: CellKey, _ value: VersionedValue, device writer: String? = nil) throws {
         let device = writer ?? self.device
         let row = try cachedRow(table: key.table, row: key.row)
         let old = row.cells[key.column]?.value.value
-        row.cells[key.column] = StoredCell(value: value, device: device)
-        try pending.write(PendingWrites.CellWrite(key: key, value: value, sequence: nextSequence(), device: device), connection)
+        row.cells[key.column] = StoredCell(value: value, device: device, sequence: nextSequence())
+        try pending.write(RowAddress(table: key.table, row: key.row), row, connection)
+        if store.links.isLinked(table: key.table, column: key.column), old != value.value {
+            try pending.link(key, value.value, connection)
+        }
         noteScopeChange(key, old: old, new: value.value)
     }
 
-    /// Writes the gathered cells and history entries; call before reading `cells` or `changes` in SQL.
+    /// Writes the gathered records, links and history entries; call before reading them in SQL.
     mutating func flushWrites() throws {
         try pending.flush(batch: batch, device: device, receivedAt: receivedAt, connection)
     }

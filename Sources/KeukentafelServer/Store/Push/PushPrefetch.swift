@@ -1,7 +1,7 @@
 import KeukentafelProtocol
 
 /// Reading what a window of a push needs from the store in a few statements instead of two per
-/// change: the changes seen before (from their rows' history), and the current cells of the rows the window writes to.
+/// change: the changes seen before (from their rows' history), and the records of the rows the window writes to.
 extension PushContext {
     /// Changes applied one window at a time: large enough that the reads are a few statements, small
     /// enough that one window's ids fit in a statement on both databases.
@@ -54,21 +54,10 @@ extension PushContext {
         }
     }
 
-    /// Reads the cells of rows not in the row cache yet, per table in one statement.
+    /// Reads the records of rows not in the row cache yet, per table in one statement per window.
     mutating func readUncachedRows(_ uncachedRows: [String: [String]]) throws {
         for (table, rows) in uncachedRows {
-            let rowQuery = try connection.cachedStatement(
-                "SELECT row_id, col, value, hlc, node, device FROM cells WHERE tbl = ? AND row_id IN " + Self.idListPlaceholders(rows.count))
-            try rowQuery.bind(table, at: 1)
-            try Self.bindIDs(rows, to: rowQuery, from: 2)
-            var found: [String: [String: StoredCell]] = [:]
-            while try rowQuery.step() {
-                guard let row = rowQuery.text(0), let column = rowQuery.text(1),
-                      let version = CellVersion(hlc: rowQuery.value(3), node: rowQuery.value(4)) else { continue }
-                found[row, default: [:]][column] = StoredCell(value: VersionedValue(value: rowQuery.value(2), version: version),
-                                                              device: rowQuery.text(5))
-            }
-            rowQuery.reset()
+            let found = try Records(connection).cells(table: table, rows: rows)
             // A new row's dictionary is made big enough at once: growing it cell by cell showed in profiles.
             let columns = store.dataModel.table(named: table)?.columns.count ?? 0
             for row in rows {

@@ -1,50 +1,49 @@
 import KeukentafelProtocol
 
-/// The cell writes and history entries of a push, gathered and written many rows per statement.
-/// Consecutive changes to one row make one history entry (decision 0018).
+/// The records, links and history entries of a push, gathered and written many rows per statement.
+/// A row whose cells change is written whole, once per flush however many of its cells changed
+/// (decision 0020); consecutive changes to one row make one history entry (decision 0018).
 ///
 /// One `INSERT` per change spent more time binding and stepping statements than SQLite spent in its
 /// B-trees, and on PostgreSQL every statement is a round trip (decision 0016). So `PushContext` hands
-/// its writes to this buffer and flushes it before anything reads `cells` or `changes` in SQL. Its
-/// own reads of the rows it writes go through the row cache, which is always current.
+/// its writes to this buffer and flushes it before anything reads `records`, `row_links` or `history`
+/// in SQL. Its own reads of the rows it writes go through the row cache, which is always current.
 struct PendingWrites {
-    struct CellWrite {
-        var key: CellKey
-        var value: VersionedValue
-        var sequence: Int64
-        var device: String
-    }
-
     /// A change of the push's batch, by position (copying each change showed in profiles).
     struct LoggedChange {
         var index: Int
         var result: ChangeResult
     }
 
-    private(set) var cells: [CellWrite] = []
+    /// Rows to write, in the order first touched; each holds the row cache's current cells.
+    private var rows: [(address: PushContext.RowAddress, row: PushContext.CachedRow)] = []
+    private var touched: Set<PushContext.RowAddress> = []
+    /// Linked values to write (NULL: remove the link), the last per cell.
+    private var links: [CellKey: CellValue] = [:]
     private(set) var changes: [LoggedChange] = []
     /// Where each history entry starts in `changes`: a new one whenever the row differs from the last.
     private var entryStarts: [Int] = []
-    /// PostgreSQL refuses an upsert that touches one row twice, so there a cell written twice flushes
-    /// first. SQLite applies the rows of one statement in order, which is what a second write means.
-    private var cellKeys: Set<CellKey> = []
     /// The statements for a full buffer, prepared once per push (building and looking up their SQL
     /// for every flush showed in profiles).
-    private var fullCellsStatement: (any StoreStatement)?
+    private var fullRecordsStatement: (any StoreStatement)?
     private var fullChangesStatement: (any StoreStatement)?
+    private var writer = JSONWriter(capacity: 1_024)
 
-    var isEmpty: Bool { cells.isEmpty && changes.isEmpty }
+    var isEmpty: Bool { rows.isEmpty && links.isEmpty && changes.isEmpty }
 
     /// Rows per statement: SQLite gains little beyond 64; PostgreSQL saves a round trip per row.
     static func rowsPerStatement(_ dialect: StoreDialect) -> Int { dialect == .sqlite ? 64 : 1_000 }
 
-    mutating func write(_ write: CellWrite, _ connection: any StoreConnection) throws {
-        if connection.dialect == .postgresql, !cellKeys.insert(write.key).inserted {
-            try flushCells(connection)
-            cellKeys.insert(write.key)
-        }
-        cells.append(write)
-        if cells.count >= Self.rowsPerStatement(connection.dialect) { try flushCells(connection) }
+    /// Notes that `row`'s cells changed: its record is written with the next flush.
+    mutating func write(_ address: PushContext.RowAddress, _ row: PushContext.CachedRow, _ connection: any StoreConnection) throws {
+        guard touched.insert(address).inserted else { return }
+        rows.append((address, row))
+        if rows.count >= Self.rowsPerStatement(connection.dialect) { try flushRecords(connection) }
+    }
+
+    /// Notes a linked column's new value.
+    mutating func link(_ key: CellKey, _ value: CellValue, _ connection: any StoreConnection) throws {
+        links[key] = value
     }
 
     mutating func log(_ index: Int, result: ChangeResult, batch: [Change], device: String, receivedAt: String,
@@ -60,42 +59,70 @@ struct PendingWrites {
     }
 
     mutating func flush(batch: [Change], device: String, receivedAt: String, _ connection: any StoreConnection) throws {
-        try flushCells(connection)
+        try flushRecords(connection)
+        try flushLinks(connection)
         try flushChanges(batch: batch, device: device, receivedAt: receivedAt, connection)
     }
 
-    mutating func flushCells(_ connection: any StoreConnection) throws {
-        guard !cells.isEmpty else { return }
+    mutating func flushRecords(_ connection: any StoreConnection) throws {
+        guard !rows.isEmpty else { return }
         var start = 0
-        while start < cells.count {
-            let rows = Self.statementRows(cells.count - start, connection.dialect)
-            try writeCells(start..<start + rows, connection)
-            start += rows
+        while start < rows.count {
+            let count = Self.statementRows(rows.count - start, connection.dialect)
+            try writeRecords(start..<start + count, connection)
+            start += count
         }
-        cells.removeAll(keepingCapacity: true)
-        cellKeys.removeAll(keepingCapacity: true)
+        rows.removeAll(keepingCapacity: true)
+        touched.removeAll(keepingCapacity: true)
     }
 
-    private mutating func writeCells(_ range: Range<Int>, _ connection: any StoreConnection) throws {
+    private mutating func writeRecords(_ range: Range<Int>, _ connection: any StoreConnection) throws {
         let full = range.count == Self.rowsPerStatement(connection.dialect)
-        let stmt = try (full ? fullCellsStatement : nil) ?? connection.cachedStatement(Self.insertSQL(
-            into: "cells (tbl, row_id, col, value, hlc, node, seq, device)", columns: 8, rows: range.count,
-            suffix: " ON CONFLICT (tbl, row_id, col) DO UPDATE SET value = excluded.value, hlc = excluded.hlc, "
-                + "node = excluded.node, seq = excluded.seq, device = excluded.device"))
-        if full { fullCellsStatement = stmt }
+        let stmt = try (full ? fullRecordsStatement : nil) ?? connection.cachedStatement(Self.insertSQL(
+            into: "records (tbl, row_id, seq, n, cells)", columns: 5, rows: range.count,
+            suffix: " ON CONFLICT (tbl, row_id) DO UPDATE SET seq = excluded.seq, n = excluded.n, cells = excluded.cells"))
+        if full { fullRecordsStatement = stmt }
         var at: Int32 = 0
-        for write in cells[range] {
-            try stmt.bind(write.key.table, at: at + 1)
-            try stmt.bind(write.key.row, at: at + 2)
-            try stmt.bind(write.key.column, at: at + 3)
-            try stmt.bind(write.value.value, at: at + 4)
-            try stmt.bind(Int64(bitPattern: write.value.version.hlc), at: at + 5)
-            try stmt.bind(Int64(bitPattern: write.value.version.node.rawValue), at: at + 6)
-            try stmt.bind(write.sequence, at: at + 7)
-            try stmt.bind(write.device, at: at + 8)
-            at += 8
+        for (address, row) in rows[range] {
+            var sequence: Int64 = 0
+            for cell in row.cells.values where cell.sequence > sequence { sequence = cell.sequence }
+            writer.bytes.removeAll(keepingCapacity: true)
+            RowCoding.write(row.cells, to: &writer)
+            try stmt.bind(address.table, at: at + 1)
+            try stmt.bind(address.row, at: at + 2)
+            try stmt.bind(sequence, at: at + 3)
+            try stmt.bind(Int64(row.cells.count), at: at + 4)
+            try stmt.bind(String(decoding: writer.bytes, as: UTF8.self), at: at + 5)
+            at += 5
         }
         try stmt.run()
+    }
+
+    /// Writes the linked values (rare beside the records: a few columns of some rows).
+    mutating func flushLinks(_ connection: any StoreConnection) throws {
+        guard !links.isEmpty else { return }
+        let set = links.filter { $0.value != .null }.sorted { ($0.key.table, $0.key.row, $0.key.column) < ($1.key.table, $1.key.row, $1.key.column) }
+        var start = 0
+        while start < set.count {
+            let count = Self.statementRows(set.count - start, connection.dialect)
+            let stmt = try connection.cachedStatement(Self.insertSQL(
+                into: "row_links (tbl, row_id, col, value)", columns: 4, rows: count,
+                suffix: " ON CONFLICT (tbl, row_id, col) DO UPDATE SET value = excluded.value"))
+            var at: Int32 = 0
+            for (key, value) in set[start..<start + count] {
+                try stmt.bind(key.table, at: at + 1)
+                try stmt.bind(key.row, at: at + 2)
+                try stmt.bind(key.column, at: at + 3)
+                try stmt.bind(value, at: at + 4)
+                at += 4
+            }
+            try stmt.run()
+            start += count
+        }
+        for (key, value) in links where value == .null {
+            try connection.run("DELETE FROM row_links WHERE tbl = ? AND row_id = ? AND col = ?", [.text(key.table), .text(key.row), .text(key.column)])
+        }
+        links.removeAll(keepingCapacity: true)
     }
 
     /// How many of `remaining` buffered rows the next statement writes. On PostgreSQL a statement of a
@@ -129,7 +156,6 @@ struct PendingWrites {
             into: "history (tbl, row_id, device, received_at, n, changes)", columns: 6, rows: entries.count, suffix: ""))
         if full { fullChangesStatement = stmt }
         var at: Int32 = 0
-        var writer = JSONWriter(capacity: 1_024)
         try batch.withUnsafeBufferPointer { batch in
             for entry in entries {
                 let start = entryStarts[entry]

@@ -50,7 +50,7 @@ extension PushContext {
                 for case .children(let childTable, let column) in store.scopePlan.dependents[table] ?? [] {
                     for start in stride(from: 0, to: parents.count, by: Self.windowSize) {
                         let window = Array(parents[start..<min(start + Self.windowSize, parents.count)])
-                        for child in try store.scopePlan.rowsReferencing(any: window, from: childTable, column: column, connection) {
+                        for child in try Records(connection).rows(of: childTable, whose: column, isAnyOf: window.map(CellValue.text)) {
                             markForRescope(RowAddress(table: childTable, row: child))
                         }
                     }
@@ -68,6 +68,7 @@ extension PushContext {
             }
         }
         confidentialityChanged.removeAll()
+        try flushWrites()  // records re-sequenced above
     }
 
     /// Recomputes one row's scopes; says whether they changed (then its children are rescoped too).
@@ -146,9 +147,9 @@ extension PushContext {
         return scopes
     }
 
-    /// Ids of the rows of `table` whose reference `column` holds `id` (through the reference index).
+    /// Ids of the rows of `table` whose reference `column` holds `id` (through the row links).
     func rows(of table: String, whose column: String, is id: String) throws -> [String] {
-        try store.scopePlan.rowsReferencing(id, from: table, column: column, connection)
+        try Records(connection).rows(of: table, whose: column, is: id)
     }
 
     mutating func recordEviction(_ row: RowAddress, scope: String, kind: String) throws {
@@ -160,41 +161,11 @@ extension PushContext {
     /// New sequence numbers for the row's cells that are older than this batch, so the feed carries them again.
     mutating func resequence(_ row: RowAddress) throws {
         if rowsNewInBatch.contains(row) { return }  // all its cells are of this batch and in the feed already
-        let columns = try connection.query("SELECT col FROM cells WHERE tbl = ? AND row_id = ? AND seq <= ?",
-                                           [.text(row.table), .text(row.row), .integer(batchStartSequence)])
-        for column in columns {
-            try connection.run("UPDATE cells SET seq = ? WHERE tbl = ? AND row_id = ? AND col = ?",
-                               [.integer(nextSequence()), .text(row.table), .text(row.row), column[0]])
-        }
-    }
-}
-
-extension ScopePlan {
-    /// Ids of the rows of `table` whose reference `column` holds any of `ids` (through the reference index).
-    func rowsReferencing(any ids: [String], from table: String, column: String, _ connection: any StoreConnection) throws -> [String] {
-        guard !ids.isEmpty else { return [] }
-        let stmt = try connection.cachedStatement(
-            "SELECT row_id FROM cells WHERE value IN " + PushContext.idListPlaceholders(ids.count)
-                + " AND tbl = ? AND col = ? AND \(referenceColumnCondition)")
-        defer { stmt.reset() }
-        try PushContext.bindIDs(ids, to: stmt, from: 1)
-        let after = Int32(PushContext.idListSize(ids.count))
-        try stmt.bind(table, at: after + 1)
-        try stmt.bind(column, at: after + 2)
-        var rows: [String] = []
-        while try stmt.step() { if let row = stmt.text(0) { rows.append(row) } }
-        return rows
-    }
-
-    /// Ids of the rows of `table` whose reference `column` holds `id` (through the partial reference index).
-    func rowsReferencing(_ id: String, from table: String, column: String, _ connection: any StoreConnection) throws -> [String] {
-        let stmt = try connection.cachedStatement(
-            "SELECT row_id FROM cells WHERE value = ? AND tbl = ? AND col = ? AND \(referenceColumnCondition)")
-        defer { stmt.reset() }
-        try stmt.bind([.text(id), .text(table), .text(column)])
-        var rows: [String] = []
-        while try stmt.step() { if let row = stmt.text(0) { rows.append(row) } }
-        return rows
+        let cached = try cachedRow(table: row.table, row: row.row)
+        let older = cached.cells.filter { $0.value.sequence <= batchStartSequence }.map(\.key).sorted()
+        guard !older.isEmpty else { return }
+        for column in older { cached.cells[column]?.sequence = nextSequence() }
+        try pending.write(row, cached, connection)
     }
 }
 

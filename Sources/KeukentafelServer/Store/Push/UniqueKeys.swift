@@ -13,14 +13,11 @@ extension PushContext {
             if let when = key.whenColumn {
                 guard case .text(let status)? = cells[when]?.value.value, (key.whenValues ?? []).contains(status) else { continue }
             }
-            try flushWrites()  // the query below reads the other rows' cells from the store
+            try flushWrites()  // the lookup below reads the other rows' links from the store
             // Rows with the same first key column, then compare the rest in memory (keys are short). In
             // row order, so conflict records come out the same whatever order the database stored rows in.
-            let candidates = try connection.query(
-                "SELECT row_id FROM cells WHERE tbl = ? AND col = ? AND value = ? AND row_id <> ? ORDER BY row_id",
-                [.text(table.name), .text(key.columns[0]), values[0], .text(change.row)])
-            for candidate in candidates {
-                guard case .text(let other) = candidate[0] else { continue }
+            let candidates = try Records(connection).rows(of: table.name, whose: key.columns[0], isAnyOf: [values[0]])
+            for other in candidates where other != change.row {
                 if try rowState(table: table.name, row: other).isDeleted { continue }
                 let otherCells = try self.cells(table: table.name, row: other)
                 guard key.columns.map({ otherCells[$0]?.value.value ?? .null }) == values else { continue }

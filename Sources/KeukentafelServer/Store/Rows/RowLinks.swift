@@ -1,0 +1,47 @@
+import KeukentafelProtocol
+
+/// The columns whose values the store looks rows up by, kept in `row_links (tbl, row_id, col, value)`
+/// beside the records (decision 0020): every reference column (scope propagation, the erasure, the
+/// audit's "everything about this resident") and the columns of unique keys (duplicate checks).
+/// A row's link is written with its record and removed when the value becomes NULL.
+struct RowLinks: Sendable {
+    /// Per table, its linked columns.
+    let columns: [String: Set<String>]
+    /// A text naming every linked column: when the model changes it, the links are rebuilt.
+    let definition: String
+
+    init(_ model: DataModel) {
+        var columns: [String: Set<String>] = [:]
+        for table in model.tables {
+            for column in table.columns where column.type == .reference { columns[table.name, default: []].insert(column.name) }
+            for key in table.unique ?? [] { columns[table.name, default: []].formUnion(key.columns) }
+        }
+        self.columns = columns
+        self.definition = columns.sorted { $0.key < $1.key }.map { "\($0.key)(\($0.value.sorted().joined(separator: ",")))" }.joined(separator: " ")
+    }
+
+    func isLinked(table: String, column: String) -> Bool {
+        columns[table]?.contains(column) ?? false
+    }
+
+    /// Makes `row_links` match the records for this model: rebuilt from every record when the set of
+    /// linked columns differs from the one the links were made for (a new model, or a store migrated
+    /// from the per-cell layout). Inside the caller's write transaction.
+    func prepare(_ connection: any StoreConnection) throws {
+        guard try connection.scalar("SELECT value FROM meta WHERE key = 'row_links'")?.string != definition else { return }
+        try connection.run("DELETE FROM row_links")
+        let insert = try connection.cachedStatement("INSERT INTO row_links (tbl, row_id, col, value) VALUES (?, ?, ?, ?)")
+        for table in columns.keys.sorted() {
+            let linked = columns[table] ?? []
+            for record in try connection.query("SELECT row_id, cells FROM records WHERE tbl = ?", [.text(table)]) {
+                guard let row = record[0].string else { continue }
+                try RowCoding.forEachCell(in: record[1].string ?? "") { column, cell in
+                    guard linked.contains(column), cell.value.value != .null else { return }
+                    try insert.bind([.text(table), .text(row), .text(column), cell.value.value])
+                    try insert.run()
+                }
+            }
+        }
+        try connection.setMeta("row_links", .text(definition))
+    }
+}
