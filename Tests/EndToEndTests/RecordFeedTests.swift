@@ -67,4 +67,44 @@ struct RecordFeedTests {
         #expect(changed.rows.map { $0.cells.map(\.column) } == [["status"]])
         await server.stop()
     }
+
+    @Test("pages end between rows and together carry every cell once, on SQLite and on PostgreSQL", arguments: [false, true])
+    func pagesCarryEveryCellOnce(postgres: Bool) async throws {
+        let model = try shippedDataModel()
+        let store = try await onThread {
+            postgres ? try ServerStore(postgres: try TestPostgres.freshDatabase("feed_pages"), dataModel: model)
+                : try ServerStore(directory: try temporaryDirectory("feed-pages"), dataModel: model)
+        }
+        let node = try #require(NodeID(rawValue: 0x0123_4567_89ab_cdef))
+        var changes: [Change] = []
+        var hlc: UInt64 = 1 << 40
+        func write(_ row: String, _ column: String, _ value: CellValue) {
+            hlc += 1
+            changes.append(Change(id: "\(node)-" + String(format: "%012d", changes.count + 1), table: "cases", row: row, column: column,
+                                  value: value, version: CellVersion(hlc: hlc, node: node), base: nil))
+        }
+        // Forty rows of one cell, then ten of three: a PostgreSQL page is read in pieces of records.
+        let single = (0..<40).map { _ in RowID.new() }, wide = (0..<10).map { _ in RowID.new() }
+        for row in single { write(row, "status", .text("melding")) }
+        for row in wide {
+            write(row, "status", .text("plan"))
+            write(row, "team", .text("castricum-noord"))
+            write(row, "contact_person", .text("Anne"))
+        }
+        _ = try store.push(changes, device: "office")
+        var cells: [String] = []
+        var cursor: Int64 = 0, floor: Int64 = 0
+        var sizes: [Int] = []
+        while true {
+            let page = try store.pull(since: cursor, floor: floor, limit: 30)
+            let pageCells = page.rows.flatMap { row in row.cells.map { "\(row.row)|\($0.column)" } }
+            sizes.append(pageCells.count)
+            cells += pageCells
+            cursor = page.cursor
+            floor = page.floor ?? cursor
+            if !page.more { break }
+        }
+        #expect(cells.count == 70 && Set(cells).count == 70, "every cell once")
+        #expect(sizes.dropLast().allSatisfy { (30..<33).contains($0) }, "full pages of 30 cells, or a row more: \(sizes)")
+    }
 }

@@ -86,52 +86,52 @@ struct FeedReader: Sendable {
         // between them and the record's newest. So the page sends each record's cells newer than the
         // pass's floor (where the pass started); the cursor counts those newer than itself, at least one
         // per record, so `limit` records always fill a page of `limit` cells. Pages end between records.
-        let stmt: any StoreStatement
-        if let narrowing = scopeNarrowing(for: access) {
-            // A device of some teams: the database passes over the rows of other scopes itself, and the
-            // page's limit counts the cells that may be for this device. Visibility still decides.
-            stmt = try connection.cachedStatement(narrowing.sql)
-            try stmt.bind(cursor, at: 1)
+        let narrowing = scopeNarrowing(for: access)
+        let stmt: any StoreStatement = try narrowing.map { try connection.cachedStatement($0.sql) }
+            ?? connection.literalStatement("SELECT tbl, row_id, cells, seq FROM records WHERE seq > ? ORDER BY seq LIMIT ?")
+        var rows: [FeedRow] = []
+        var count = 0
+        var full = false, exhausted = false
+        var lastSequence = cursor
+        var pending: [FeedRow] = []
+        while !full && !exhausted {
+            // SQLite steps through the records lazily, so one statement reads what the page needs. The
+            // PostgreSQL connection receives a statement's whole result, so there the records are asked
+            // for in pieces of about a quarter as many as the cells still wanted (most rows hold several).
+            let wanted = connection.dialect == .sqlite ? limit : max(16, (limit - count) / 4)
+            try stmt.bind(lastSequence, at: 1)
             var position: Int32 = 2
-            for argument in narrowing.arguments {
+            for argument in narrowing?.arguments ?? [] {
                 try stmt.bind(argument, at: position)
                 position += 1
             }
-            try stmt.bind(Int64(limit), at: position)
-        } else {
-            stmt = try connection.literalStatement("SELECT tbl, row_id, cells, seq FROM records WHERE seq > ? ORDER BY seq LIMIT ?")
-            try stmt.bind(cursor, at: 1)
-            try stmt.bind(Int64(limit), at: 2)
-        }
-        var rows: [FeedRow] = []
-        var count = 0
-        var records = 0
-        var full = false
-        var lastSequence = cursor
-        var pending: [FeedRow] = []
-        while try stmt.step() {
-            records += 1
-            lastSequence = stmt.int64(3)
-            guard let table = stmt.text(0), let row = stmt.text(1), let text = stmt.text(2) else { continue }
-            var cells: [FeedCell] = []
-            try RowCoding.forEachCell(in: text) { column, cell in
-                guard cell.sequence > floor else { return }
-                if cell.sequence > cursor { count += 1 }
-                if ownNode != 0, Int64(bitPattern: cell.version.node.rawValue) == ownNode { return }  // the cursor passes it all the same
-                cells.append(FeedCell(column: column, value: cell.value.value, version: cell.version))
+            try stmt.bind(Int64(wanted), at: position)
+            var read = 0
+            while try stmt.step() {
+                read += 1
+                lastSequence = stmt.int64(3)
+                guard let table = stmt.text(0), let row = stmt.text(1), let text = stmt.text(2) else { continue }
+                var cells: [FeedCell] = []
+                try RowCoding.forEachCell(in: text) { column, cell in
+                    guard cell.sequence > floor else { return }
+                    if cell.sequence > cursor { count += 1 }
+                    if ownNode != 0, Int64(bitPattern: cell.version.node.rawValue) == ownNode { return }  // the cursor passes it all the same
+                    cells.append(FeedCell(column: column, value: cell.value.value, version: cell.version))
+                }
+                if !cells.isEmpty { pending.append(FeedRow(table: table, row: row, cells: cells)) }
+                if count >= limit {
+                    full = true
+                    break
+                }
             }
-            if !cells.isEmpty { pending.append(FeedRow(table: table, row: row, cells: cells)) }
-            if count >= limit {
-                full = true
-                break
-            }
+            stmt.reset()
+            exhausted = !full && read < wanted
         }
-        stmt.reset()
         for var row in pending {
             row.cells = try row.cells.filter { try visibility.canSee(table: row.table, row: row.row, column: $0.column) }
             if !row.cells.isEmpty { rows.append(row) }
         }
-        let more = full || records == limit
+        let more = !exhausted
         let upTo = more ? lastSequence : max(cursor, head)
         let conflicts = try Conflicts.read(connection, where: "seq > ? AND seq <= ?", [.integer(cursor), .integer(upTo)])
             .filter { try visibility.canSee(table: $0.table, row: $0.row, column: $0.column) }

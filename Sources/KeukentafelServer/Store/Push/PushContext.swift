@@ -245,8 +245,8 @@ struct PushContext {
         let old = row.cells[key.column]?.value.value
         row.cells[key.column] = StoredCell(value: value, device: device, sequence: nextSequence())
         try pending.write(RowAddress(table: key.table, row: key.row), row, connection)
-        if store.links.isLinked(table: key.table, column: key.column), old != value.value {
-            try pending.link(key, value.value, connection)
+        if store.links.isLinked(table: key.table, column: key.column), (old ?? .null) != value.value {
+            pending.link(key, value.value)
         }
         noteScopeChange(key, old: old, new: value.value)
     }

@@ -42,7 +42,7 @@ struct PendingWrites {
     }
 
     /// Notes a linked column's new value.
-    mutating func link(_ key: CellKey, _ value: CellValue, _ connection: any StoreConnection) throws {
+    mutating func link(_ key: CellKey, _ value: CellValue) {
         links[key] = value
     }
 
