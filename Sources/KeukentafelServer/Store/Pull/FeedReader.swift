@@ -94,6 +94,8 @@ struct FeedReader: Sendable {
         var full = false, exhausted = false
         var lastSequence = cursor
         var pending: [FeedRow] = []
+        var flags: [(table: String, row: String, flag: CellValue?)] = []
+        var flagColumns: [String: String?] = [:]
         while !full && !exhausted {
             // SQLite steps through the records lazily, so one statement reads what the page needs. The
             // PostgreSQL connection receives a statement's whole result, so there the records are asked
@@ -112,13 +114,23 @@ struct FeedReader: Sendable {
                 lastSequence = stmt.int64(3)
                 guard let table = stmt.text(0), let row = stmt.text(1), let text = stmt.text(2) else { continue }
                 var cells: [FeedCell] = []
+                let flagColumn = flagColumns[table] ?? {
+                    let column = store.dataModel.table(named: table)?.confidentialWhen
+                    flagColumns[table] = column
+                    return column
+                }()
+                var flag: CellValue?
                 try RowCoding.forEachCell(in: text) { column, cell in
+                    if column == flagColumn { flag = cell.value.value }
                     guard cell.sequence > floor else { return }
                     if cell.sequence > cursor { count += 1 }
                     if ownNode != 0, Int64(bitPattern: cell.version.node.rawValue) == ownNode { return }  // the cursor passes it all the same
                     cells.append(FeedCell(column: column, value: cell.value.value, version: cell.version))
                 }
-                if !cells.isEmpty { pending.append(FeedRow(table: table, row: row, cells: cells)) }
+                if !cells.isEmpty {
+                    pending.append(FeedRow(table: table, row: row, cells: cells))
+                    flags.append((table, row, flag))
+                }
                 if count >= limit {
                     full = true
                     break
@@ -127,6 +139,7 @@ struct FeedReader: Sendable {
             stmt.reset()
             exhausted = !full && read < wanted
         }
+        try visibility.decide(flags)
         for var row in pending {
             row.cells = try row.cells.filter { try visibility.canSee(table: row.table, row: row.row, column: $0.column) }
             if !row.cells.isEmpty { rows.append(row) }

@@ -22,6 +22,39 @@ struct Visibility {
         return AccessRules.canSee(column: column, of: model, access: access, model: store.dataModel)
     }
 
+    /// Decides for the rows of one page at once: their scopes in one query per table and window of
+    /// rows, their confidential flags (`flag`, the value of the table's `confidentialWhen` column) from
+    /// the records the page read. One query per row was a round trip each on PostgreSQL.
+    mutating func decide(_ page: [(table: String, row: String, flag: CellValue?)]) throws {
+        var scopeRows: [String: [String]] = [:]
+        var undecided: [(model: DataModel.Table, reference: RowReference, flag: CellValue?)] = []
+        for entry in page {
+            guard let model = store.dataModel.table(named: entry.table), !(seesEverything && model.confidentialWhen == nil) else { continue }
+            let reference = RowReference(table: entry.table, row: entry.row)
+            guard rows[reference] == nil else { continue }
+            undecided.append((model, reference, entry.flag))
+            if !store.scopePlan.isGlobal(entry.table) { scopeRows[entry.table, default: []].append(entry.row) }
+        }
+        var scopes: [RowReference: Set<String>] = [:]
+        for (table, ids) in scopeRows {
+            for start in stride(from: 0, to: ids.count, by: PushContext.windowSize) {
+                let window = ids[start..<min(start + PushContext.windowSize, ids.count)]
+                let stmt = try connection.cachedStatement(
+                    "SELECT row_id, scope FROM row_scopes WHERE tbl = ? AND row_id IN " + PushContext.idListPlaceholders(window.count))
+                defer { stmt.reset() }
+                try stmt.bind(table, at: 1)
+                try PushContext.bindIDs(window, to: stmt, from: 2)
+                while try stmt.step() {
+                    if let row = stmt.text(0), let scope = stmt.text(1) { scopes[RowReference(table: table, row: row), default: []].insert(scope) }
+                }
+            }
+        }
+        for entry in undecided {
+            rows[entry.reference] = AccessRules.canSee(table: entry.model, rowScopes: scopes[entry.reference] ?? [],
+                                                       confidential: isTrue(entry.flag), access: access, model: store.dataModel)
+        }
+    }
+
     mutating func canSeeRow(table: String, row: String) throws -> Bool {
         guard let model = store.dataModel.table(named: table) else { return access.seesEveryScope }
         if seesEverything, model.confidentialWhen == nil { return true }
