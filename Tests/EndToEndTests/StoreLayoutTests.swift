@@ -14,6 +14,14 @@ struct StoreLayoutTests {
     static let oldStoreDump = repositoryRoot.appendingPathComponent("Tests/Fixtures/store-per-cell-history.sql").path
     static let caseID = "c0000000-0000-4000-8000-000000000005"
 
+    /// A new data directory whose store is `dump` loaded as it is (the layout of the release that made it).
+    static func dataDirectory(from dump: String, label: String) throws -> (directory: String, path: String) {
+        let directory = try temporaryDirectory(label)
+        let path = directory + "/" + ServerStore.fileName
+        try SQLiteConnection(path: path).execute(try String(contentsOfFile: dump, encoding: .utf8))
+        return (directory, path)
+    }
+
     /// Every change of the old layout as one line, in arrival order.
     static func oldChanges(_ connection: any StoreConnection, order: String) throws -> [String] {
         try connection.query("""
@@ -107,12 +115,10 @@ struct StoreLayoutTests {
 
     @Test("a store with one history row per cell opens with every change in its history, and retries still answer")
     func oldSQLiteLayoutMigrates() async throws {
-        let directory = try temporaryDirectory("old-store")
-        let path = directory + "/" + ServerStore.fileName
+        let (directory, path) = try Self.dataDirectory(from: Self.oldStoreDump, label: "old-store")
         let before: [String], cellsBefore: [String]
         do {
             let raw = try SQLiteConnection(path: path)
-            try raw.execute(try String(contentsOfFile: Self.oldStoreDump, encoding: .utf8))
             before = try Self.oldChanges(raw, order: "rowid")
             cellsBefore = try Self.oldCells(raw)
         }
@@ -131,6 +137,44 @@ struct StoreLayoutTests {
         #expect(try Self.newChanges(try SQLiteConnection(path: path)) == before)
         #expect(try Self.recordCells(try SQLiteConnection(path: path)) == cellsNow)
         #expect(try again.inspection.counts()["changes"] == 229)
+    }
+
+    /// A store made by the release before decision 0020 (`4dba2b8`): history per row change, the
+    /// current state still one `cells` row per cell. `Tests/Fixtures/store-per-cell-state.sql` is the
+    /// `sqlite3 .dump` of that release's store after the README walkthrough (a conflict on the status,
+    /// a note written and deleted, a real and a NULL written by the office); the steps are in
+    /// `Tests/Fixtures/README.md`.
+    static let perCellStateDump = repositoryRoot.appendingPathComponent("Tests/Fixtures/store-per-cell-state.sql").path
+
+    @Test("a store of the previous release, current state per cell, opens with one record per row and serves a new device")
+    func perCellStateMigrates() async throws {
+        let (directory, path) = try Self.dataDirectory(from: Self.perCellStateDump, label: "per-cell-state")
+        let cellsBefore: [String], historyBefore: [String]
+        do {
+            let raw = try SQLiteConnection(path: path)
+            cellsBefore = try Self.oldCells(raw)
+            historyBefore = try Self.newChanges(raw)
+            #expect(try raw.scalar("SELECT count(*) FROM sqlite_master WHERE name = 'cells_by_reference'") == .integer(1), "the fixture is what it says")
+        }
+        let server = try await TestServer.start(directory: directory)
+        try checkCellsMigrated(server.store, before: cellsBefore)
+        #expect(try server.store.reader.withLock { try Self.newChanges($0) } == historyBefore, "the history is untouched")
+        let raw = try SQLiteConnection(path: path)
+        #expect(try raw.scalar("SELECT count(*) FROM sqlite_master WHERE name LIKE 'cells%'") == .integer(0), "cells and its indexes are gone")
+        #expect(try raw.scalar("SELECT count(*) FROM meta WHERE key = 'reference_index'") == .integer(0))
+
+        // A new office desk downloads it all: the walkthrough's outcome, the note deleted.
+        let desk = try server.replica("new-desk")
+        let report = try await desk.sync()
+        #expect(report.pulled.cellsApplied > 100)
+        #expect(try desk.query("SELECT count(*) FROM cases").rows == [[.integer(5)]])
+        #expect(try desk.query("SELECT next_contact_due FROM cases WHERE id = ?", [.text(Self.caseID)]).rows == [[.null]])
+        #expect(try desk.query("SELECT hours_per_week FROM care_relations WHERE id = '70000000-0000-4000-8000-000000000001'").rows
+                == [[.real(12.5)]])
+        #expect(try desk.query("SELECT count(*) FROM notes WHERE id = 'd0000000-0000-4000-8000-0000000000f1'").rows == [[.integer(0)]])
+        let status = try #require(try server.store.inspection.cell(table: "cases", row: Self.caseID, column: "status")?.value)
+        #expect(try desk.query("SELECT status FROM cases WHERE id = ?", [.text(Self.caseID)]).rows == [[status]])
+        await server.stop()
     }
 
     @Test("a backup from the previous release restored into a running store gets the new history")

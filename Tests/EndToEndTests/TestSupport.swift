@@ -86,12 +86,14 @@ final class TestServer: @unchecked Sendable {
 
     /// Starts a server on a store of `kind` (SQLite by default; `KT_TEST_STORE=postgresql` runs the
     /// default-kind tests on PostgreSQL instead, to try the whole suite there by hand).
+    /// `directory`: an SQLite data directory that holds a store already (a fixture).
     static func start(dataModel: DataModel? = nil, maxRequestBytes: Int = 16 * 1024 * 1024,
-                      tls: SyncServerConfiguration.TLSFiles? = nil, store kind: StoreDialect? = nil) async throws -> TestServer {
-        let directory = try temporaryDirectory("ktd")
+                      tls: SyncServerConfiguration.TLSFiles? = nil, store kind: StoreDialect? = nil,
+                      directory existing: String? = nil) async throws -> TestServer {
+        let directory = try existing ?? temporaryDirectory("ktd")
         let model = try dataModel ?? shippedDataModel()
         let store: ServerStore
-        switch kind ?? TestPostgres.defaultDialect {
+        switch existing == nil ? kind ?? TestPostgres.defaultDialect : .sqlite {
         case .sqlite:
             store = try ServerStore(directory: directory, dataModel: model)
         case .postgresql:

@@ -13,8 +13,10 @@ struct FeedReader: Sendable {
     static let maxPageSize = 50_000
 
     /// One page of the change feed for a device: the current state of every cell it may see whose
-    /// sequence number is greater than `since`, in sequence order, the conflicts recorded in the same
-    /// range, and the rows that left its scopes or were erased.
+    /// sequence number is greater than `since`, row by row in the order of each row's newest cell (and
+    /// of the rows' other cells newer than `floor`, where the device's pass through the feed started;
+    /// nil: all of them), the conflicts recorded in the same range, and the rows that left its scopes
+    /// or were erased.
     ///
     /// Read in one snapshot. SQLite has one writer, and sequence numbers are handed out inside its
     /// write transaction, so every number up to the snapshot's greatest is committed: a cursor never
@@ -23,7 +25,7 @@ struct FeedReader: Sendable {
     /// device of some teams (the database skips the rest, `scopeNarrowing`). The cursor passes all of
     /// them, sent or not.
     func pull(since cursor: Int64, floor: Int64? = nil, limit: Int, access: Access = .system, device: String? = nil,
-                     epoch deviceEpoch: String? = nil, proof: String? = nil, skipOwn: Bool = false) throws -> PullResponse {
+              epoch deviceEpoch: String? = nil, proof: String? = nil, skipOwn: Bool = false) throws -> PullResponse {
         let limit = max(1, min(limit, Self.maxPageSize))
         let now = store.clock()
         var wentBack = false
