@@ -92,10 +92,21 @@ struct ScopeCommand: AsyncParsableCommand {
         @OptionGroup var store: StoreOptions
         @Argument(help: "User name or id.") var user: String
         @Argument(help: "Scope, e.g. team:castricum-noord, municipality:heiloo or *.") var scope: String
+        @Flag(help: "Give a scope that no row is in yet (a team whose first case is still to come). Without it, such a scope is refused as a likely typo.")
+        var new = false
         @Flag(help: "Print JSON.") var json = false
 
         func run() async throws {
-            let updated = try store.openStore().accounts.addScope(scope, to: user, actor: adminActor())
+            let accounts = try store.openStore().accounts
+            try accounts.checkScopeKey(scope)
+            let use = try accounts.scopesInUse(like: scope)
+            if !use.inUse, !new {
+                let known = use.ofItsKind.isEmpty ? "no row is in any scope of that kind yet"
+                    : "scopes of that kind in use: " + use.ofItsKind.joined(separator: ", ")
+                throw AdminError.notFound("no row is in scope '\(scope)' (a typo?); \(known). To give it before its first row exists, "
+                    + "add --new.")
+            }
+            let updated = try accounts.addScope(scope, to: user, actor: adminActor())
             if json { return try Terminal.printJSON(updated) }
             print("\(updated.name) now has: \(updated.scopes.joined(separator: " ")).")
         }

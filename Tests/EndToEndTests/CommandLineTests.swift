@@ -174,6 +174,12 @@ import Testing
         #expect(users.output.contains("fatima") && users.output.contains("team:castricum-noord"))
         let bad = try await run("ktd", ["admin", "scope", "add", "fatima", "wijk:noord", "--data", data], in: work, expect: 1)
         #expect(bad.error.contains("is not a scope") && bad.error.contains("team:<code>"), "\(bad.error)")
+        let typo = try await run("ktd", ["admin", "scope", "add", "fatima", "team:castricum-nord", "--data", data], in: work, expect: 1)
+        #expect(typo.error.contains("no row is in scope 'team:castricum-nord'") && typo.error.contains("team:castricum-noord")
+                && typo.error.contains("--new"), "\(typo.error)")
+        #expect(try await run("ktd", ["admin", "user", "list", "--data", data], in: work).output.contains("team:castricum-nord") == false)
+        let newTeam = try await run("ktd", ["admin", "scope", "add", "ruud", "team:bergen-zuid", "--new", "--data", data], in: work)
+        #expect(newTeam.output.contains("team:bergen-zuid"))
         let token = try token(try await run("ktd", ["admin", "device", "add", "laptop", "--user", "fatima", "--data", data, "--json"],
                                             in: work).output)
         let (server, url) = try await startServer(data: data, in: work)

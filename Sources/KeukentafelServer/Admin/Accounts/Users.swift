@@ -104,6 +104,19 @@ extension Accounts {
         }
     }
 
+    /// The scopes of kind `scope`'s kind (`team`, `municipality`) that some row is in, sorted; and
+    /// whether `scope` itself is one of them. A scope no row is in is usually a typo (`team:castricum-nord`),
+    /// which would give its user an empty feed without a word; `ktd admin scope add` asks for `--new`.
+    public func scopesInUse(like scope: String) throws -> (inUse: Bool, ofItsKind: [String]) {
+        guard scope != Access.everyScope, let kind = scope.split(separator: ":", maxSplits: 1).first else { return (true, []) }
+        return try store.reader.withLock { connection in
+            let inUse = try connection.scalar("SELECT 1 FROM row_scopes WHERE scope = ? LIMIT 1", [.text(scope)]) != nil
+            let ofItsKind = try connection.query("SELECT DISTINCT scope FROM row_scopes WHERE scope LIKE ? ORDER BY scope",
+                                                 [.text(kind + ":%")]).compactMap { $0[0].string }
+            return (inUse, ofItsKind)
+        }
+    }
+
     /// Gives a user a scope. Their devices start over from an empty feed on their next pull, so they
     /// receive the rows they gained (decision 0010).
     public func addScope(_ scope: String, to nameOrID: String, actor: String) throws -> User {
