@@ -17,6 +17,29 @@ struct Init: ParsableCommand {
     var caBundle: String?
     @Flag(help: "Print JSON instead of text.") var json = false
 
+    /// Mistakes `kt` can see without asking the server (a usage error, exit 64).
+    func validate() throws {
+        if token.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty {
+            throw ValidationError("--token is empty: give the token `ktd admin device add` printed (it starts with kt_)")
+        }
+        if token.contains(where: { $0.isWhitespace }) {
+            throw ValidationError("--token contains a space or line break: copy the token `ktd admin device add` printed exactly")
+        }
+        guard let url = URLComponents(string: server), let scheme = url.scheme?.lowercased(), ["http", "https"].contains(scheme),
+              let host = url.host, !host.isEmpty else {
+            throw ValidationError("--server '\(server)' is not a server address: give it with its scheme, e.g. https://kt.gemeente.nl "
+                + "or http://127.0.0.1:8470")
+        }
+        let folder = (db as NSString).deletingLastPathComponent
+        var isDirectory: ObjCBool = false
+        if !folder.isEmpty, !FileManager.default.fileExists(atPath: folder, isDirectory: &isDirectory) || !isDirectory.boolValue {
+            throw ValidationError("the folder '\(folder)' for --db does not exist; create it first (mkdir -p '\(folder)')")
+        }
+        if FileManager.default.fileExists(atPath: db) {
+            throw ValidationError("'\(db)' exists already; a replica is created once. Choose another file, or remove it if it is not needed.")
+        }
+    }
+
     func run() throws {
         let transport = CurlTransport(baseURL: server, token: token, caBundlePath: caBundle)
         let exchange = try transport.send(method: "GET", path: "/v1/hello", query: [], body: nil)

@@ -250,6 +250,27 @@ import Testing
         #expect(bad.error.contains("line 2") && bad.error.contains("unknown key 'colour'") && bad.error.contains("max-wait"), "\(bad.error)")
     }
 
+    @Test("kt init catches an empty token, a server without a scheme, a missing folder and an existing file itself")
+    func ktInitCatchesWhatItCanSee() async throws {
+        let work = try temporaryDirectory("init-checks")
+        let nowhere = "http://127.0.0.1:1"
+        for (arguments, says) in [
+            (["--db", "a.sqlite", "--server", nowhere, "--token", ""], "--token is empty"),
+            (["--db", "a.sqlite", "--server", nowhere, "--token", "kt_abc\n"], "line break"),
+            (["--db", "a.sqlite", "--server", "127.0.0.1:8470", "--token", "kt_abc"], "with its scheme"),
+            (["--db", "no/such/folder/a.sqlite", "--server", nowhere, "--token", "kt_abc"], "the folder 'no/such/folder' for --db does not exist"),
+            (["--db", "taken.sqlite", "--server", nowhere, "--token", "kt_abc"], "exists already"),
+        ] {
+            try "".write(toFile: work + "/taken.sqlite", atomically: true, encoding: .utf8)
+            let refused = try await run("kt", ["init"] + arguments, in: work, expect: 64)
+            #expect(refused.error.contains(says), "\(arguments): \(refused.error)")
+            #expect(!refused.error.contains("cannot reach"), "caught before asking the server")
+        }
+        let unreachable = try await run("kt", ["init", "--db", "a.sqlite", "--server", nowhere, "--token", "kt_abc"], in: work, expect: 1)
+        #expect(unreachable.error.contains("cannot reach"), "valid input goes on to the server: \(unreachable.error)")
+        #expect(!FileManager.default.fileExists(atPath: work + "/a.sqlite"))
+    }
+
     @Test func everyCommandExplainsItself() async throws {
         let work = try temporaryDirectory("help")
         for (tool, command) in [("ktd", ["serve"]), ("ktd", ["admin", "device", "add"]), ("ktd", ["admin", "conflicts", "list"]),
