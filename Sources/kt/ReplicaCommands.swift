@@ -41,13 +41,7 @@ struct Init: ParsableCommand {
     }
 
     func run() throws {
-        let transport = CurlTransport(baseURL: server, token: token, caBundlePath: caBundle)
-        let exchange = try transport.send(method: "GET", path: "/v1/hello", query: [], body: nil)
-        guard exchange.status == 200 else {
-            let reason = (try? JSONDecoder().decode(ErrorResponse.self, from: exchange.body)).map { "\($0.error.code.rawValue): \($0.error.message)" }
-            throw ValidationError("the server refused: \(reason ?? "HTTP \(exchange.status)")")
-        }
-        let hello = try JSONDecoder().decode(HelloResponse.self, from: exchange.body)
+        let hello = try askHello(CurlTransport(baseURL: server, token: token, caBundlePath: caBundle))
         let replica = try Replica.create(path: db, dataModel: hello.schema, serverURL: server, token: token, caBundlePath: caBundle)
         if json {
             return try Terminal.printJSON(["db": db, "node": replica.node.description, "device": hello.device,
@@ -74,15 +68,36 @@ struct Upgrade: ParsableCommand {
 
     func run() throws {
         let replica = try options.open()
-        let transport = CurlTransport(baseURL: try replica.serverURL, token: try replica.tokenForCommands,
-                                      caBundlePath: try caBundle ?? replica.caBundlePath)
-        let exchange = try transport.send(method: "GET", path: "/v1/hello", query: [], body: nil)
-        guard exchange.status == 200 else { throw ValidationError("the server refused: HTTP \(exchange.status)") }
-        let hello = try JSONDecoder().decode(HelloResponse.self, from: exchange.body)
+        let hello = try askHello(CurlTransport(baseURL: try replica.serverURL, token: try replica.tokenForCommands,
+                                               caBundlePath: try caBundle ?? replica.caBundlePath))
+        if hello.schema.version == replica.dataModel.version {
+            // Nothing to do is a success, not an error: scripts run `kt upgrade` after every server update.
+            if options.json {
+                return try Terminal.printJSON(["db": options.db, "schemaVersion": String(hello.schema.version), "upgraded": "false"])
+            }
+            print("\(options.db) already has the server's data model (v\(hello.schema.version)): nothing to upgrade.")
+            return
+        }
         let report = try replica.upgrade(to: hello.schema)
         if options.json { return try Terminal.printJSON(report) }
         print("Upgraded \(options.db) from data model v\(report.fromVersion) to v\(report.toVersion):",
               "\(report.tablesAdded.count) table(s) and \(report.columnsAdded.count) column(s) added,",
               "\(report.stashedCellsApplied) stashed cell(s) applied, \(report.changesRequeued) refused change(s) queued again.")
+    }
+}
+
+/// The server's hello (who this device is, and the data model). A refusal is the server's code and
+/// message (exit 1), not a usage error.
+func askHello(_ transport: CurlTransport) throws -> HelloResponse {
+    let exchange = try transport.send(method: "GET", path: "/v1/hello", query: [], body: nil)
+    guard exchange.status == 200 else {
+        let refusal = try? JSONDecoder().decode(ErrorResponse.self, from: exchange.body)
+        throw SyncError.server(status: exchange.status, code: refusal?.error.code.rawValue ?? "http_\(exchange.status)",
+                               message: refusal?.error.message ?? "HTTP \(exchange.status)")
+    }
+    do {
+        return try JSONDecoder().decode(HelloResponse.self, from: exchange.body)
+    } catch {
+        throw SyncError.protocolMismatch("GET /v1/hello: \(error)")
     }
 }

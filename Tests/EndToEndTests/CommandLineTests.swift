@@ -186,6 +186,11 @@ import Testing
         defer { server.terminate() }
         let initialised = try await run("kt", ["init", "--db", "laptop.sqlite", "--server", url, "--token", token], in: work)
         #expect(initialised.output.contains("Device of fatima (consultant; scopes: municipality:castricum team:castricum-noord)"))
+        let upToDate = try await run("kt", ["upgrade", "--db", "laptop.sqlite"], in: work)
+        #expect(upToDate.output.contains("already has the server's data model") && upToDate.output.contains("nothing to upgrade"))
+        let forged = try await run("kt", ["init", "--db", "forged.sqlite", "--server", url, "--token", "kt_" + String(repeating: "A", count: 43)],
+                                   in: work, expect: 1)
+        #expect(forged.error.contains("401 unauthorized") && !forged.error.contains("Usage:"), "a refusal, not a usage error: \(forged.error)")
         try await run("kt", ["sync", "--db", "laptop.sqlite"], in: work)
 
         // A visit on another team's case is refused, stays on the laptop, and kt status says why in one line.
