@@ -51,9 +51,8 @@ struct Conflicts: ParsableCommand {
         @Argument(help: "Conflict id.") var id: Int64
 
         func run() throws {
-            guard let conflict = try options.open().conflicts().first(where: { $0.id == id }) else {
-                throw ValidationError("no conflict \(id) in this replica (run `kt sync` to fetch new ones)")
-            }
+            // Not found is not a usage error: the same words and exit code as `resolve` (1).
+            guard let conflict = try options.open().conflicts().first(where: { $0.id == id }) else { throw ResolveError.unknownConflict(id) }
             if options.json { return try Terminal.printJSON(conflict) }
             print(Terminal.describe(conflict))
         }
@@ -81,16 +80,11 @@ struct Conflicts: ParsableCommand {
             case ("winner"?, nil): choice = .keepWinner
             case ("loser"?, nil): choice = .restoreLoser
             case (nil, let text?):
-                guard let conflict = try replica.conflicts().first(where: { $0.id == id }) else { throw ValidationError("no conflict \(id)") }
+                guard let conflict = try replica.conflicts().first(where: { $0.id == id }) else { throw ResolveError.unknownConflict(id) }
                 choice = .value(try replica.dataModel.value(fromText: text, table: conflict.table, column: conflict.column))
             default: throw ValidationError("say either --keep winner, --keep loser or --value V")
             }
-            do {
-                try replica.resolve(conflict: id, choice, note: note)
-            } catch {
-                Terminal.printError("error: \(error)")
-                throw ExitCode.failure
-            }
+            try replica.resolve(conflict: id, choice, note: note)
             if options.json { return try Terminal.printJSON(["resolved": id]) }
             print("Conflict \(id) resolved on this device; run `kt sync --db \(options.db)` to send the decision.")
         }

@@ -102,6 +102,14 @@ import Testing
         #expect(list.output.contains("beschikking") && list.output.contains("levering") && list.output.contains("yes"))
         let show = try await run("kt", ["conflicts", "show", "1", "--db", "fatima.sqlite"], in: work)
         #expect(show.output.contains("flagged for review"))
+        // A conflict that is not there: the same words and the same exit code whichever command asks.
+        let missing = [["conflicts", "show", "42"], ["conflicts", "resolve", "42", "--keep", "winner"], ["conflicts", "resolve", "42", "--value", "x"]]
+        var answers: [String] = []
+        for command in missing {
+            answers.append(try await run("kt", command + ["--db", "fatima.sqlite"], in: work, expect: 1).error)
+        }
+        #expect(answers.allSatisfy { $0.contains("no conflict 42 on this device (run `kt sync` to fetch new ones)") && !$0.contains("Usage:") },
+                "\(answers)")
         let status = try await run("kt", ["status", "--db", "fatima.sqlite"], in: work)
         #expect(status.output.contains("1 of them lost by writes from this device"))
         #expect(status.output.contains("your cases.status = beschikking lost to levering by office-anne"), "\(status.output)")
