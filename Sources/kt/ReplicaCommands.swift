@@ -86,9 +86,21 @@ struct Upgrade: ParsableCommand {
     }
 }
 
-/// The server's hello (who this device is, and the data model). A refusal is the server's code and
-/// message (exit 1), not a usage error.
+/// The server's hello (who this device is, and the data model). Unreachable, or a refusal (the
+/// server's code and message): exit 2, as for `kt sync`; not a usage error.
 func askHello(_ transport: CurlTransport) throws -> HelloResponse {
+    do {
+        return try hello(transport)
+    } catch let error as SyncError {
+        Terminal.printError("Error: \(error)")
+        throw ExitCode(2)
+    } catch let error as TransportError {
+        Terminal.printError("Error: \(error)")
+        throw ExitCode(2)
+    }
+}
+
+private func hello(_ transport: CurlTransport) throws -> HelloResponse {
     let exchange = try transport.send(method: "GET", path: "/v1/hello", query: [], body: nil)
     guard exchange.status == 200 else {
         let refusal = try? JSONDecoder().decode(ErrorResponse.self, from: exchange.body)

@@ -197,7 +197,7 @@ import Testing
         let upToDate = try await run("kt", ["upgrade", "--db", "laptop.sqlite"], in: work)
         #expect(upToDate.output.contains("already has the server's data model") && upToDate.output.contains("nothing to upgrade"))
         let forged = try await run("kt", ["init", "--db", "forged.sqlite", "--server", url, "--token", "kt_" + String(repeating: "A", count: 43)],
-                                   in: work, expect: 1)
+                                   in: work, expect: 2)
         #expect(forged.error.contains("401 unauthorized") && !forged.error.contains("Usage:"), "a refusal, not a usage error: \(forged.error)")
         try await run("kt", ["sync", "--db", "laptop.sqlite"], in: work)
 
@@ -279,7 +279,7 @@ import Testing
             #expect(refused.error.contains(says), "\(arguments): \(refused.error)")
             #expect(!refused.error.contains("cannot reach"), "caught before asking the server")
         }
-        let unreachable = try await run("kt", ["init", "--db", "a.sqlite", "--server", nowhere, "--token", "kt_abc"], in: work, expect: 1)
+        let unreachable = try await run("kt", ["init", "--db", "a.sqlite", "--server", nowhere, "--token", "kt_abc"], in: work, expect: 2)
         #expect(unreachable.error.contains("cannot reach"), "valid input goes on to the server: \(unreachable.error)")
         #expect(!FileManager.default.fileExists(atPath: work + "/a.sqlite"))
     }
