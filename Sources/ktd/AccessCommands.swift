@@ -198,10 +198,24 @@ struct DeviceCommand: AsyncParsableCommand {
 
     struct Lost: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Report a device lost: it is refused at once, and deletes its replica on its next contact (remote wipe).")
+            abstract: "Report a device lost: it is refused at once, and deletes its replica on its next contact (remote wipe).",
+            discussion: """
+                The replica is deleted with everything on it, changes it never sent included. To stop a device \
+                syncing without wiping it, use `ktd admin device revoke`.
+
+                  ktd admin device lost "laptop Fatima" --yes
+                """)
         @OptionGroup var store: StoreOptions
         @Argument(help: "Device id or name.") var device: String
+        @Flag(help: "Confirm: the device's replica is wiped when it next connects, unsent changes included.") var yes = false
         @Flag(help: "Print JSON.") var json = false
+
+        func validate() throws {
+            guard yes else {
+                throw ValidationError("this wipes the replica on device '\(device)' when it next connects, changes it never sent included; "
+                    + "run again with --yes to go ahead (to only stop it syncing: ktd admin device revoke)")
+            }
+        }
 
         func run() async throws {
             let lost = try store.openStore().accounts.markDeviceLost(device, actor: adminActor())

@@ -284,6 +284,20 @@ import Testing
         #expect(!FileManager.default.fileExists(atPath: work + "/a.sqlite"))
     }
 
+    @Test("ktd admin device lost wipes a laptop only when told --yes")
+    func reportingADeviceLostNeedsConfirmation() async throws {
+        let work = try temporaryDirectory("lost")
+        let data = work + "/data"
+        try await run("ktd", ["admin", "demo", "--data", data, "--schema", repositoryRoot.appendingPathComponent("Schemas/datamodel.yaml").path], in: work)
+        try await run("ktd", ["admin", "device", "add", "laptop", "--user", "fatima", "--data", data], in: work)
+        let asked = try await run("ktd", ["admin", "device", "lost", "laptop", "--data", data], in: work, expect: 64)
+        #expect(asked.error.contains("changes it never sent included") && asked.error.contains("--yes") && asked.error.contains("revoke"))
+        let devices = try await run("ktd", ["admin", "device", "list", "--data", data, "--json"], in: work)
+        #expect(!devices.output.contains("lostAt"), "nothing was changed: \(devices.output)")
+        let lost = try await run("ktd", ["admin", "device", "lost", "laptop", "--yes", "--data", data], in: work)
+        #expect(lost.output.contains("reported lost"))
+    }
+
     @Test func everyCommandExplainsItself() async throws {
         let work = try temporaryDirectory("help")
         for (tool, command) in [("ktd", ["serve"]), ("ktd", ["admin", "device", "add"]), ("ktd", ["admin", "conflicts", "list"]),
