@@ -13,7 +13,7 @@ struct AuditCommand: AsyncParsableCommand {
             device, how many cells, first and last time) and which devices received them (first and last
             pull). Without: the administrative actions (users, scopes, devices, conflict decisions,
             backups, erasures), newest first.
-              ktd admin audit --resident a0000000-0000-4000-8000-000000000005 --data demo-data
+              ktd admin audit --resident a0000000-0000-4000-8000-000000000005
             """)
     @OptionGroup var store: StoreOptions
     @Option(help: "The id of a resident (residents.id).") var resident: String?
@@ -64,7 +64,7 @@ struct EraseCommand: AsyncParsableCommand {
             them. Keeps only the fact of the erasure (by whom, when, how many rows). The file is rebuilt
             so no old page holds the data; every device deletes the rows on its next sync. Cannot be
             undone: backups taken before still hold the data (expire them by your retention policy).
-              ktd admin erase resident a0000000-0000-4000-8000-000000000005 --yes --data demo-data
+              ktd admin erase resident a0000000-0000-4000-8000-000000000005 --yes
             """)
     @OptionGroup var store: StoreOptions
     @Argument(help: "What to erase: resident.") var kind: String

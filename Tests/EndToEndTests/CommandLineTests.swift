@@ -64,7 +64,12 @@ import Testing
 
     @Test func theReadmeWalkthroughWorks() async throws {
         let work = try temporaryDirectory("walkthrough")
-        let data = work + "/demo-data"
+        // The data directory Tools/run and the README use is ktd's own default.
+        let data = work + "/keukentafel-data"
+        for file in ["README.md", "Tools/run"] {
+            let text = try String(contentsOf: repositoryRoot.appendingPathComponent(file), encoding: .utf8)
+            #expect(text.contains("keukentafel-data") && !text.contains("demo-data"), "\(file) names the default data directory")
+        }
         try await run("ktd", ["admin", "demo", "--data", data, "--schema", repositoryRoot.appendingPathComponent("Schemas/datamodel.yaml").path], in: work)
         let laptopToken = try token(try await run("ktd", ["admin", "device", "add", "laptop-fatima", "--user", "fatima", "--data", data, "--json"], in: work).output)
         let officeToken = try token(try await run("ktd", ["admin", "device", "add", "office-anne", "--user", "anne", "--data", data, "--json"], in: work).output)
@@ -113,7 +118,7 @@ import Testing
         let status = try await run("kt", ["status", "--db", "fatima.sqlite"], in: work)
         #expect(status.output.contains("1 of them lost by writes from this device"))
         #expect(status.output.contains("your cases.status = beschikking lost to levering by office-anne"), "\(status.output)")
-        let serverList = try await run("ktd", ["admin", "conflicts", "list", "--data", data, "--json"], in: work)
+        let serverList = try await run("ktd", ["admin", "conflicts", "list", "--json"], in: work)
         #expect(serverList.output.contains("\"loserValue\" : \"beschikking\""))
 
         // Fatima restores her losing value in one action; the decision reaches the office.
