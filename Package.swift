@@ -89,7 +89,7 @@ let package = Package(
         .executableTarget(
             name: "kt",
             dependencies: [
-                "KeukentafelClient", "KeukentafelProtocol", "KeukentafelTerminal",
+                "KeukentafelClient", "KeukentafelProtocol", "KeukentafelTerminal", "KeukentafelSQLite",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strict),

@@ -189,12 +189,51 @@ extension DataModel {
     /// not an empty answer.
     public func addressProblem(table: String, row: String, column: String? = nil) -> String? {
         guard let model = self.table(named: table) else {
-            return "no table '\(table)' in the data model; tables: \(tables.map(\.name).sorted().joined(separator: ", "))"
+            let guess = Self.nearest(table, among: tables.map(\.name)).map { " (did you mean '\($0)'?)" } ?? ""
+            return "no table '\(table)' in the data model\(guess); tables: \(tables.map(\.name).sorted().joined(separator: ", "))"
         }
         guard isCanonicalUUID(row) else { return "'\(row)' is not a row id (a lowercase UUID, 8-4-4-4-12 hex digits)" }
         if let column, column != Merge.deletedColumn, model.column(named: column) == nil {
-            return "no column '\(column)' in \(table); columns: \(model.columns.map(\.name).joined(separator: ", "))"
+            let guess = Self.nearest(column, among: model.columns.map(\.name)).map { " (did you mean '\($0)'?)" } ?? ""
+            return "no column '\(column)' in \(table)\(guess); columns: \(model.columns.map(\.name).joined(separator: ", "))"
         }
         return nil
+    }
+
+    /// The name among `names` that `typed` most likely misspells: at most two edits away (a swap of
+    /// two neighbouring letters is one), one for short names; `nil` if none or a tie.
+    public static func nearest(_ typed: String, among names: some Sequence<String>) -> String? {
+        let typed = Array(typed.lowercased().unicodeScalars)
+        var best: (name: String, distance: Int)?
+        var tie = false
+        for name in Set(names) {
+            let distance = editDistance(typed, Array(name.lowercased().unicodeScalars))
+            guard distance <= (typed.count <= 4 ? 1 : 2) else { continue }
+            if let current = best, current.distance <= distance {
+                if current.distance == distance { tie = true }
+                continue
+            }
+            best = (name, distance)
+            tie = false
+        }
+        return tie ? nil : best?.name
+    }
+
+    /// Edits (insert, delete, replace, swap of neighbours) that turn `a` into `b`.
+    static func editDistance(_ a: [Unicode.Scalar], _ b: [Unicode.Scalar]) -> Int {
+        if a.isEmpty || b.isEmpty { return max(a.count, b.count) }
+        var previous2 = [Int](repeating: 0, count: b.count + 1)
+        var previous = Array(0...b.count)
+        var current = [Int](repeating: 0, count: b.count + 1)
+        for i in 1...a.count {
+            current[0] = i
+            for j in 1...b.count {
+                let cost = a[i - 1] == b[j - 1] ? 0 : 1
+                current[j] = min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + cost)
+                if i > 1, j > 1, a[i - 1] == b[j - 2], a[i - 2] == b[j - 1] { current[j] = min(current[j], previous2[j - 2] + 1) }
+            }
+            (previous2, previous, current) = (previous, current, previous2)
+        }
+        return previous[b.count]
     }
 }

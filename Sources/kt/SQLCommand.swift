@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import KeukentafelClient
 import KeukentafelProtocol
+import KeukentafelSQLite
 import KeukentafelTerminal
 
 struct SQL: ParsableCommand {
@@ -35,8 +36,11 @@ struct SQL: ParsableCommand {
                 let waiting = try replica.status().pending
                 print("OK; \(waiting) cell change\(waiting == 1 ? "" : "s") waiting to be sent (run `kt sync`)")
             }
+        } catch let error as SQLiteError {
+            Terminal.printError("Error: " + SQLProblem.describe(error, model: replica.dataModel))
+            throw ExitCode.failure
         } catch {
-            Terminal.printError("error: \(error)")
+            Terminal.printError("Error: \(error)")
             throw ExitCode.failure
         }
     }

@@ -151,6 +151,12 @@ import Testing
 
         let refused = try await run("kt", ["sql", "--db", "fatima.sqlite", "UPDATE cases SET melding_date = '2026-02-30' WHERE id = '\(c)'"], in: work, expect: 1)
         #expect(refused.error.contains("cases.melding_date"))
+        for (sql, says) in [("SELECT statsu FROM cases", "no such column: statsu (did you mean 'status'?)"),
+                            ("SELECT c.statsu FROM cases c", "(did you mean 'status'?)"),
+                            ("SELECT * FROM casez", "no such table: casez (did you mean 'cases'?)")] {
+            let typo = try await run("kt", ["sql", "--db", "fatima.sqlite", sql], in: work, expect: 1)
+            #expect(typo.error.contains(says) && !typo.error.contains("SQLite code"), "\(typo.error)")
+        }
     }
 
     /// A mistyped data directory or model file is an error that names it; nothing is created.

@@ -87,4 +87,16 @@ import Testing
         #expect(decoded.changes == request.changes)
         #expect(decoded.node == request.node)
     }
+
+    @Test("a misspelt name gets the nearest one, and only when it is near and unambiguous")
+    func nearestName() {
+        let columns = ["status", "source", "team", "question", "contact_person"]
+        #expect(DataModel.nearest("statsu", among: columns) == "status", "a swap of neighbours is one edit")
+        #expect(DataModel.nearest("Status", among: columns) == "status")
+        #expect(DataModel.nearest("contactperson", among: columns) == "contact_person")
+        #expect(DataModel.nearest("tema", among: columns) == "team")
+        #expect(DataModel.nearest("xyz", among: columns) == nil, "nothing near")
+        #expect(DataModel.nearest("teal", among: ["team", "teas"]) == nil, "a tie is no guess")
+        #expect(DataModel.nearest("casez", among: ["cases", "visits", "notes"]) == "cases")
+    }
 }
