@@ -37,16 +37,8 @@ struct Visibility {
         }
         var scopes: [RowReference: Set<String>] = [:]
         for (table, ids) in scopeRows {
-            for start in stride(from: 0, to: ids.count, by: PushContext.windowSize) {
-                let window = ids[start..<min(start + PushContext.windowSize, ids.count)]
-                let stmt = try connection.cachedStatement(
-                    "SELECT row_id, scope FROM row_scopes WHERE tbl = ? AND row_id IN " + PushContext.idListPlaceholders(window.count))
-                defer { stmt.reset() }
-                try stmt.bind(table, at: 1)
-                try PushContext.bindIDs(window, to: stmt, from: 2)
-                while try stmt.step() {
-                    if let row = stmt.text(0), let scope = stmt.text(1) { scopes[RowReference(table: table, row: row), default: []].insert(scope) }
-                }
+            try Records(connection).select("row_id, scope", from: "row_scopes", table: table, rows: ids) { stmt in
+                if let row = stmt.text(0), let scope = stmt.text(1) { scopes[RowReference(table: table, row: row), default: []].insert(scope) }
             }
         }
         for entry in undecided {

@@ -24,16 +24,9 @@ struct Records {
     /// The cells of those of `rows` the store has, by row id.
     func cells(table: String, rows: [String]) throws -> [String: [String: StoredCell]] {
         var found: [String: [String: StoredCell]] = [:]
-        try inWindows(rows) { window in
-            let stmt = try connection.cachedStatement(
-                "SELECT row_id, cells FROM records WHERE tbl = ? AND row_id IN " + PushContext.idListPlaceholders(window.count))
-            defer { stmt.reset() }
-            try stmt.bind(table, at: 1)
-            try PushContext.bindIDs(window, to: stmt, from: 2)
-            while try stmt.step() {
-                guard let row = stmt.text(0), let text = stmt.text(1) else { continue }
-                found[row] = try RowCoding.decode(text)
-            }
+        try select("row_id, cells", from: "records", table: table, rows: rows) { stmt in
+            guard let row = stmt.text(0), let text = stmt.text(1) else { return }
+            found[row] = try RowCoding.decode(text)
         }
         return found
     }
@@ -46,13 +39,8 @@ struct Records {
     /// Which of `rows` the store has a record of.
     func existing(table: String, rows: [String]) throws -> Set<String> {
         var found = Set<String>()
-        try inWindows(rows) { window in
-            let stmt = try connection.cachedStatement(
-                "SELECT row_id FROM records WHERE tbl = ? AND row_id IN " + PushContext.idListPlaceholders(window.count))
-            defer { stmt.reset() }
-            try stmt.bind(table, at: 1)
-            try PushContext.bindIDs(window, to: stmt, from: 2)
-            while try stmt.step() { if let row = stmt.text(0) { found.insert(row) } }
+        try select("row_id", from: "records", table: table, rows: rows) { stmt in
+            if let row = stmt.text(0) { found.insert(row) }
         }
         return found
     }
@@ -87,6 +75,21 @@ struct Records {
     /// Ids of the rows of `table` whose linked `column` holds the id `target` (a visit of a case).
     func rows(of table: String, whose column: String, is target: String) throws -> [String] {
         try rows(of: table, whose: column, isAnyOf: [.text(target)])
+    }
+
+    /// Steps through `SELECT <columns> FROM <source> WHERE tbl = ? AND row_id IN (…)` for `rows` of
+    /// `table`, one statement per window, calling `each` on every result row (any per-row table:
+    /// `records`, `row_scopes`).
+    func select(_ columns: String, from source: String, table: String, rows: [String],
+                _ each: (any StoreStatement) throws -> Void) throws {
+        try inWindows(rows) { window in
+            let stmt = try connection.cachedStatement(
+                "SELECT \(columns) FROM \(source) WHERE tbl = ? AND row_id IN " + PushContext.idListPlaceholders(window.count))
+            defer { stmt.reset() }
+            try stmt.bind(table, at: 1)
+            try PushContext.bindIDs(window, to: stmt, from: 2)
+            while try stmt.step() { try each(stmt) }
+        }
     }
 
     private func inWindows<Element>(_ items: [Element], _ body: (ArraySlice<Element>) throws -> Void) throws {
