@@ -36,6 +36,8 @@ public final class SQLiteConnection {
     private var savepointDepth = 0
     /// See `onWALCommit`.
     var walCommitHandler: ((Int32) -> Void)?
+    /// The retained box of `setAuthorizer`.
+    var authorizerBox: UnsafeMutableRawPointer?
 
     /// Opens (and creates, unless `readOnly`) the database at `path`.
     public init(path: String, readOnly: Bool = false) throws {
@@ -58,6 +60,7 @@ public final class SQLiteConnection {
         statementCache.removeAll()
         staticStatementCache.removeAll()
         sqlite3_close_v2(handle)
+        if let authorizerBox { Unmanaged<AnyObject>.fromOpaque(authorizerBox).release() }
     }
 
     /// Runs one or more SQL statements that return no rows.
@@ -77,6 +80,55 @@ public final class SQLiteConnection {
         let rc = sqlite3_prepare_v3(handle, sql, -1, 0, &stmt, nil)
         guard rc == SQLITE_OK, let stmt else { throw error(rc, sql: sql) }
         return SQLiteStatement(handle: stmt, connection: self, sql: sql)
+    }
+
+    /// Compiles each statement of `sql` in turn (statements separated by ';'), for callers that run
+    /// a script given by a person and must not drop what follows the first statement.
+    public func prepareEach(_ sql: String, _ body: (SQLiteStatement) throws -> Void) throws {
+        var utf8 = Array(sql.utf8CString)
+        try utf8.withUnsafeMutableBufferPointer { buffer in
+            guard let start = buffer.baseAddress else { return }
+            var cursor = UnsafePointer(start)
+            while cursor.pointee != 0 {
+                var stmt: OpaquePointer?
+                var tail: UnsafePointer<CChar>?
+                let rc = sqlite3_prepare_v3(handle, cursor, -1, 0, &stmt, &tail)
+                guard rc == SQLITE_OK else { throw error(rc, sql: String(cString: cursor)) }
+                guard let next = tail else { sqlite3_finalize(stmt); break }
+                defer { cursor = next }
+                guard let stmt else { continue }  // only white space or a comment
+                let length = cursor.distance(to: next)
+                let statementText = String(decoding: UnsafeRawBufferPointer(start: cursor, count: length), as: UTF8.self)
+                    .trimmingCharacters(in: .whitespacesAndNewlines)
+                try body(SQLiteStatement(handle: stmt, connection: self, sql: statementText))
+            }
+        }
+    }
+
+    /// Whether `sql` holds more than one statement (a second one would be silently dropped by `prepare`).
+    /// Only the first is compiled in full; anything after it but white space and comments counts.
+    public func holdsSeveralStatements(_ sql: String) throws -> Bool {
+        var utf8 = Array(sql.utf8CString)
+        return try utf8.withUnsafeMutableBufferPointer { buffer -> Bool in
+            guard let start = buffer.baseAddress else { return false }
+            var cursor = UnsafePointer(start)
+            var seen = 0
+            while cursor.pointee != 0 {
+                var stmt: OpaquePointer?
+                var tail: UnsafePointer<CChar>?
+                let rc = sqlite3_prepare_v3(handle, cursor, -1, 0, &stmt, &tail)
+                sqlite3_finalize(stmt)
+                if rc != SQLITE_OK {
+                    if seen == 0 { throw error(rc, sql: sql) }
+                    return true  // something follows that is not even valid SQL: still a second statement
+                }
+                if stmt != nil { seen += 1 }
+                if seen > 1 { return true }
+                guard let next = tail, next != cursor else { break }
+                cursor = next
+            }
+            return false
+        }
     }
 
     /// A prepared statement kept for the life of the connection, reset and ready to bind.

@@ -19,39 +19,76 @@ struct Init: ParsableCommand {
 
     /// Mistakes `kt` can see without asking the server (a usage error, exit 64).
     func validate() throws {
-        if token.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty {
-            throw ValidationError("--token is empty: give the token `ktd admin device add` printed (it starts with kt_)")
-        }
-        if token.contains(where: { $0.isWhitespace }) {
-            throw ValidationError("--token contains a space or line break: copy the token `ktd admin device add` printed exactly")
-        }
-        guard let url = URLComponents(string: server), let scheme = url.scheme?.lowercased(), ["http", "https"].contains(scheme),
-              let host = url.host, !host.isEmpty else {
-            throw ValidationError("--server '\(server)' is not a server address: give it with its scheme, e.g. https://kt.gemeente.nl "
-                + "or http://127.0.0.1:8470")
-        }
+        try checkToken(token)
+        try checkServer(server)
         let folder = (db as NSString).deletingLastPathComponent
         var isDirectory: ObjCBool = false
         if !folder.isEmpty, !FileManager.default.fileExists(atPath: folder, isDirectory: &isDirectory) || !isDirectory.boolValue {
             throw ValidationError("the folder '\(folder)' for --db does not exist; create it first (mkdir -p '\(folder)')")
         }
         if FileManager.default.fileExists(atPath: db) {
-            throw ValidationError("'\(db)' exists already; a replica is created once. Choose another file, or remove it if it is not needed.")
+            throw ValidationError("'\(db)' exists already; a replica is created once. Choose another file, remove it if it is not needed, "
+                                  + "or give it a new token with `kt login`.")
         }
     }
 
     func run() throws {
-        let hello = try askHello(CurlTransport(baseURL: server, token: token, caBundlePath: caBundle))
-        let replica = try Replica.create(path: db, dataModel: hello.schema, serverURL: server, token: token, caBundlePath: caBundle)
+        let replica = try serverStep { try Replica.connect(path: db, serverURL: server, token: token, caBundlePath: caBundle) }
+        let identity = try replica.identity
         if json {
-            return try Terminal.printJSON(["db": db, "node": replica.node.description, "device": hello.device,
-                                  "schemaVersion": String(hello.schema.version)])
+            return try Terminal.printJSON(["db": db, "node": replica.node.description, "device": identity?.device ?? "",
+                                           "schemaVersion": String(replica.dataModel.version)])
         }
-        if let user = hello.user {
-            print("Device of \(user) (\(hello.role ?? "?"); scopes: \((hello.scopes ?? []).isEmpty ? "none yet" : (hello.scopes ?? []).joined(separator: " "))).")
+        if let identity, let user = identity.user {
+            print("Device of \(user) (\(identity.role ?? "?"); scopes: \(identity.scopes.isEmpty ? "none yet" : identity.scopes.joined(separator: " "))).")
         }
-        print("Replica \(db) created (node \(replica.node), device \(hello.device), data model v\(hello.schema.version),",
-              "\(hello.schema.tables.count) tables). Run `kt sync --db \(db)` to download.")
+        print("Replica \(db) created (node \(replica.node), device \(identity?.device ?? "?"), data model v\(replica.dataModel.version),",
+              "\(replica.dataModel.tables.count) tables). Run `kt sync --db \(db)` to download.")
+    }
+}
+
+struct Login: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Give an existing replica a new token or server address, keeping its unsent work.",
+        discussion: """
+            For a device whose token was revoked or replaced, a server that moved, or a laptop handed to a
+            colleague. The token is checked with the server first; a refusal changes nothing. The outbox,
+            the conflicts and the data stay. A token of another device than before makes the next
+            `kt sync` download the feed again as that device (rows it may not see are dropped; its own
+            unsent rows stay). The office revokes the old device first:
+              ktd admin device revoke "laptop sanne"        (on the server)
+              kt login --db laptop.sqlite --token kt_…       (on the laptop)
+              kt sync --db laptop.sqlite
+            """)
+    @OptionGroup var options: ReplicaOptions
+    @Option(name: .long, help: ArgumentHelp("The server base URL (default: the replica's).", valueName: "url")) var server: String?
+    @Option(name: .long, help: "The new device token from `ktd admin device add`.") var token: String
+    @Option(name: .long, help: ArgumentHelp("Extra CA certificates (PEM) to trust (default: the one given before).", valueName: "file"))
+    var caBundle: String?
+
+    func validate() throws {
+        try checkToken(token)
+        if let server { try checkServer(server) }
+    }
+
+    func run() throws {
+        let replica = try options.open()
+        let report: ReconnectReport
+        do {
+            report = try serverStep { try replica.reconnect(serverURL: server, token: token, caBundlePath: caBundle) }
+        } catch let error as ReplicaError {
+            Terminal.printError("Error: \(error)")
+            throw ExitCode(2)
+        }
+        if options.json { return try Terminal.printJSON(report) }
+        let who = report.identity.user.map { "device \(report.identity.device) of \($0)" } ?? "device \(report.identity.device)"
+        print("\(options.db) now syncs with \(report.serverURL) as \(who)",
+              "(scopes: \(report.identity.scopes.isEmpty ? "none yet" : report.identity.scopes.joined(separator: " "))).")
+        print("\(report.changesKept) unsent change\(report.changesKept == 1 ? "" : "s") kept.",
+              report.downloadsAgain ? "The next `kt sync` downloads the feed again for this device." : "The next `kt sync` goes on where the last stopped.")
+        if let version = report.serverSchemaVersion {
+            print("The server has data model v\(version): run `kt upgrade --db \(options.db)` next.")
+        }
     }
 }
 
@@ -68,8 +105,10 @@ struct Upgrade: ParsableCommand {
 
     func run() throws {
         let replica = try options.open()
-        let hello = try askHello(CurlTransport(baseURL: try replica.serverURL, token: try replica.tokenForCommands,
-                                               caBundlePath: try caBundle ?? replica.caBundlePath))
+        let hello = try serverStep {
+            try fetchHello(CurlTransport(baseURL: try replica.serverURL, token: try replica.tokenForCommands,
+                                         caBundlePath: try caBundle ?? replica.caBundlePath))
+        }
         if hello.schema.version == replica.dataModel.version {
             // Nothing to do is a success, not an error: scripts run `kt upgrade` after every server update.
             if options.json {
@@ -86,30 +125,30 @@ struct Upgrade: ParsableCommand {
     }
 }
 
-/// The server's hello (who this device is, and the data model). Unreachable, or a refusal (the
-/// server's code and message): exit 2, as for `kt sync`; not a usage error.
-func askHello(_ transport: CurlTransport) throws -> HelloResponse {
+/// A step that asks the server. Unreachable, or a refusal (the server's code and message): exit 2,
+/// as for `kt sync`; not a usage error.
+func serverStep<T>(_ body: () throws -> T) throws -> T {
     do {
-        return try hello(transport)
+        return try body()
     } catch let error as SyncError {
-        Terminal.printError("Error: \(error)")
-        throw ExitCode(2)
-    } catch let error as TransportError {
         Terminal.printError("Error: \(error)")
         throw ExitCode(2)
     }
 }
 
-private func hello(_ transport: CurlTransport) throws -> HelloResponse {
-    let exchange = try transport.send(method: "GET", path: "/v1/hello", query: [], body: nil)
-    guard exchange.status == 200 else {
-        let refusal = try? JSONDecoder().decode(ErrorResponse.self, from: exchange.body)
-        throw SyncError.server(status: exchange.status, code: refusal?.error.code.rawValue ?? "http_\(exchange.status)",
-                               message: refusal?.error.message ?? "HTTP \(exchange.status)")
+func checkToken(_ token: String) throws {
+    if token.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty {
+        throw ValidationError("--token is empty: give the token `ktd admin device add` printed (it starts with kt_)")
     }
-    do {
-        return try JSONDecoder().decode(HelloResponse.self, from: exchange.body)
-    } catch {
-        throw SyncError.protocolMismatch("GET /v1/hello: \(error)")
+    if token.contains(where: { $0.isWhitespace }) {
+        throw ValidationError("--token contains a space or line break: copy the token `ktd admin device add` printed exactly")
+    }
+}
+
+func checkServer(_ server: String) throws {
+    guard let url = URLComponents(string: server), let scheme = url.scheme?.lowercased(), ["http", "https"].contains(scheme),
+          let host = url.host, !host.isEmpty else {
+        throw ValidationError("--server '\(server)' is not a server address: give it with its scheme, e.g. https://kt.gemeente.nl "
+            + "or http://127.0.0.1:8470")
     }
 }

@@ -10,7 +10,9 @@ struct SQL: ParsableCommand {
         commandName: "sql", abstract: "Run SQL on the replica; writes are captured and synced.",
         discussion: """
             Queries print their rows; writes print how many rows changed. Several statements may be
-            separated by ';'. Values are checked against the data model at once:
+            separated by ';': they run together in one transaction, all or none. Values are checked
+            against the data model at once. The sync's own tables (_kt_*) can be read but not changed,
+            and _kt_meta (which holds the token) not read:
               kt sql --db laptop.sqlite "INSERT INTO notes (id, case_id, body) VALUES ('…', '…', 'Visited at home')"
             """)
 
@@ -19,29 +21,47 @@ struct SQL: ParsableCommand {
 
     func run() throws {
         let replica = try options.open()
-        let trimmed = sql.trimmingCharacters(in: .whitespacesAndNewlines)
-        let isQuery = ["select", "with", "pragma", "explain", "values"].contains { trimmed.lowercased().hasPrefix($0) }
+        let results: [StatementResult]
         do {
-            if isQuery {
-                let result = try replica.query(trimmed)
-                if options.json {
-                    return try Terminal.printJSON(result.rows.map { row in
-                        Dictionary(uniqueKeysWithValues: zip(result.columns, row.map(JSONCell.init)))
-                    })
-                }
-                Terminal.printTable(result.columns, result.rows.map { $0.map { Terminal.shorten($0.description, to: 60) } }, empty: "(no rows)")
-            } else {
-                try replica.execute(trimmed)
-                if options.json { return try Terminal.printJSON(["ok": true]) }
-                let waiting = try replica.status().pending
-                print("OK; \(waiting) cell change\(waiting == 1 ? "" : "s") waiting to be sent (run `kt sync`)")
-            }
+            results = try replica.executeScript(sql)
         } catch let error as SQLiteError {
-            Terminal.printError("Error: " + SQLProblem.describe(error, model: replica.dataModel))
+            Terminal.printError("Error: " + SQLProblem.describe(error, model: replica.dataModel)
+                                + (sql.contains(";") ? " (nothing was changed: the statements run together or not at all)" : ""))
             throw ExitCode.failure
         } catch {
             Terminal.printError("Error: \(error)")
             throw ExitCode.failure
         }
+        if options.json { return try printJSON(results) }
+        for (index, result) in results.enumerated() {
+            if results.count > 1 { print((index > 0 ? "\n" : "") + "-- " + Terminal.shorten(result.sql, to: 100)) }
+            if result.isQuery {
+                Terminal.printTable(result.columns, result.rows.map { $0.map { Terminal.shorten($0.description, to: 60) } }, empty: "(no rows)")
+            } else {
+                print("OK; \(result.changes) row\(result.changes == 1 ? "" : "s") changed")
+            }
+        }
+        if results.contains(where: { !$0.isQuery }) {
+            let waiting = try replica.status().pending
+            print("\(waiting) cell change\(waiting == 1 ? "" : "s") waiting to be sent (run `kt sync`)")
+        }
+    }
+
+    /// One statement: its rows, or `{"ok": true, "changes": n}`; several: one object per statement.
+    private func printJSON(_ results: [StatementResult]) throws {
+        func rows(_ result: StatementResult) -> [[String: JSONCell]] {
+            result.rows.map { Dictionary(uniqueKeysWithValues: zip(result.columns, $0.map(JSONCell.init))) }
+        }
+        if results.count == 1, let only = results.first {
+            if only.isQuery { return try Terminal.printJSON(rows(only)) }
+            struct Written: Encodable { var ok = true; var changes: Int }
+            return try Terminal.printJSON(Written(changes: only.changes))
+        }
+        struct Each: Encodable {
+            var sql: String
+            var rows: [[String: JSONCell]]?
+            var changes: Int?
+        }
+        try Terminal.printJSON(results.map { Each(sql: $0.sql, rows: $0.isQuery ? rows($0) : nil, changes: $0.isQuery ? nil : $0.changes) })
     }
 }

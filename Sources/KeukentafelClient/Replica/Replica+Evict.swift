@@ -145,7 +145,9 @@ extension Replica {
     /// shared memory); the open connection is left unusable. Data blocks on the disk itself are the
     /// business of full-disk encryption, which field laptops must have.
     public func wipe() throws {
+        readers.close()
         try locked {
+            appStatements.removeAll()
             try? connection.execute("PRAGMA secure_delete = ON; DELETE FROM _kt_outbox; DELETE FROM _kt_meta WHERE key = 'token';")
             for suffix in ["", "-wal", "-shm", "-journal"] where FileManager.default.fileExists(atPath: path + suffix) {
                 try FileManager.default.removeItem(atPath: path + suffix)

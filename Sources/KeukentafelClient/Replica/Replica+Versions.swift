@@ -26,8 +26,9 @@ extension Replica {
     }
 
     /// The functions the capture triggers (ReplicaSchema) and a few queries use on `versions` texts.
-    /// A malformed text aborts the statement rather than being read as fewer versions.
-    func registerVersionFunctions() throws {
+    /// A malformed text aborts the statement rather than being read as fewer versions. Pure, so the
+    /// read connections have them too.
+    static func registerVersionFunctions(on connection: SQLiteConnection) throws {
         func decoded(_ argument: CellValue) throws -> RowVersions {
             if case .text(let text) = argument { return try RowVersions(decoding: text) }
             return RowVersions()  // NULL: a row without versions yet

@@ -5,23 +5,32 @@ import KeukentafelSQLite
 /// A device's local replica: one SQLite file with the synced tables, the versions of their cells,
 /// the outbox of local writes and the conflicts the server reported.
 ///
-/// The app reads and writes the tables with ordinary SQL through `execute(_:)`/`query(_:)` (or the
-/// `connection` itself); triggers capture each write into the outbox with a new HLC version and
-/// the version it replaced (its base). `SyncEngine` pushes the outbox and pulls the change feed.
+/// The app reads and writes the tables with ordinary SQL through `execute(_:)`/`query(_:)`; triggers
+/// capture each write into the outbox with a new HLC version and the version it replaced (its base).
+/// `SyncEngine` pushes the outbox and pulls the change feed.
 ///
 /// ```swift
-/// let replica = try Replica.create(path: "laptop.sqlite", serverURL: "https://kt.example", token: token)
+/// let replica = try Replica.connect(path: "laptop.sqlite", serverURL: "https://kt.example", token: token)
 /// try replica.execute("UPDATE cases SET status = 'closed' WHERE id = ?", [.text(caseID)])
 /// try SyncEngine(replica: replica).sync()
 /// ```
 ///
-/// A replica is safe to share between threads: every operation holds its lock.
+/// A replica is safe to share between threads. Writes (the app's and the sync's) take turns on one
+/// connection; the app's queries run on read connections of their own and never wait for them.
 public final class Replica: @unchecked Sendable {
     public let path: String
     public let node: NodeID
     public internal(set) var dataModel: DataModel
     let connection: SQLiteConnection
     let lock = NSRecursiveLock()
+    /// How deep the current holder of `lock` is in it (only touched while holding it).
+    var lockDepth = 0
+    /// True while the writer runs the app's SQL: `AppAccess` applies (see `Replica+SQL`).
+    var appSQL = false
+    /// The app's statements with arguments, compiled once.
+    var appStatements: [String: SQLiteStatement] = [:]
+    /// Connections for the app's queries, which never wait for the writer.
+    let readers: ReadPool
     /// Milliseconds since 1970; injectable so tests can put the device's clock a year ahead.
     let clock: @Sendable () -> Int64
     private var hlc = HybridLogicalClock()
@@ -69,8 +78,13 @@ public final class Replica: @unchecked Sendable {
         self.node = node
         self.connection = connection
         self.clock = clock
+        self.readers = ReadPool(path: path)
         self.dataModel = try JSONDecoder().decode(DataModel.self, from: Data(modelJSON.utf8))
         try registerFunctions()
+        connection.setAuthorizer { [unowned self] access in
+            guard self.appSQL else { return .allow }
+            return AppAccess.decide(access, isSynced: { self.dataModel.table(named: $0) != nil })
+        }
         try connection.execute(ReplicaSchema.metaDDL)  // idempotent: brings replicas of older releases up to date
         try migrateToRowVersions()
         try refreshCaptureTriggers()
@@ -139,40 +153,18 @@ public final class Replica: @unchecked Sendable {
         }
     }
 
+    /// Runs the replica's own work on the writer connection, with the app's access rules off.
     func locked<T>(_ body: () throws -> T) rethrows -> T {
         lock.lock()
         defer { lock.unlock() }
+        lockDepth += 1
+        let outer = appSQL
+        appSQL = false
+        defer {
+            appSQL = outer
+            lockDepth -= 1
+        }
         return try body()
-    }
-
-    // MARK: SQL for the app
-
-    /// Runs SQL that returns no rows (one or several statements). Writes to synced tables are captured.
-    public func execute(_ sql: String, _ arguments: [CellValue] = []) throws {
-        try locked {
-            if arguments.isEmpty {
-                try connection.execute(sql)
-            } else {
-                try connection.run(sql, arguments)
-            }
-        }
-    }
-
-    /// Runs a query and returns column names and rows.
-    public func query(_ sql: String, _ arguments: [CellValue] = []) throws -> (columns: [String], rows: [[CellValue]]) {
-        try locked {
-            let stmt = try connection.prepare(sql)
-            try stmt.bind(arguments)
-            let columns = (0..<stmt.columnCount).map { stmt.columnName($0) }
-            var rows: [[CellValue]] = []
-            while try stmt.step() { rows.append((0..<stmt.columnCount).map { stmt.value($0) }) }
-            return (columns, rows)
-        }
-    }
-
-    /// Runs several app writes atomically.
-    public func transaction<T>(_ body: () throws -> T) throws -> T {
-        try locked { try connection.transaction(body) }
     }
 
     // MARK: Settings kept in the file
@@ -227,7 +219,7 @@ public final class Replica: @unchecked Sendable {
             let now = self.clock()
             return .value(.integer(Int64(self.hlc.tick(wallMilliseconds: UInt64(max(0, now))))))
         }
-        try registerVersionFunctions()
+        try Self.registerVersionFunctions(on: connection)
         try connection.createFunction("kt_check", argumentCount: 3) { [unowned self] arguments in
             guard case .text(let tableName) = arguments[0], case .text(let columnName) = arguments[1],
                   let table = self.dataModel.table(named: tableName) else { return .error("keukentafel: bad kt_check call") }
@@ -267,10 +259,28 @@ public final class Replica: @unchecked Sendable {
 public enum ReplicaError: Error, CustomStringConvertible {
     case notInitialized(String)
     case alreadyExists(String)
+    /// The app's SQL reached for what belongs to the sync (`AppAccess`): a `_kt_*` table, the token.
+    case notAllowed(String)
+    /// SQL the replica cannot run as asked (several statements where one is expected, none at all).
+    case invalidSQL(String)
+    /// The server at a new address is not the replica's (`reconnect`).
+    case wrongServer(String)
 
     public var description: String {
         switch self {
-        case .notInitialized(let why), .alreadyExists(let why): return why
+        case .notInitialized(let why), .alreadyExists(let why), .notAllowed(let why), .invalidSQL(let why), .wrongServer(let why):
+            return why
+        }
+    }
+
+    /// A stable code for programs (`kt --json` prints it).
+    public var code: String {
+        switch self {
+        case .notInitialized: return "not_initialized"
+        case .alreadyExists: return "already_exists"
+        case .notAllowed: return "not_allowed"
+        case .invalidSQL: return "invalid_sql"
+        case .wrongServer: return "wrong_server"
         }
     }
 }

@@ -29,20 +29,38 @@ struct DeviceState: Sendable, Equatable {
     }
 
     /// Binds the device to `node` on its first push, or refuses a node that is not its own.
-    mutating func bind(to node: NodeID, _ connection: any StoreConnection) throws {
+    ///
+    /// A replica moves to a new token (`kt login`) when its old device was revoked or reported lost:
+    /// then this device takes the node over, with its high-water mark, and the old device is unbound.
+    /// A node whose device still works stays that device's. Returns the device taken over from.
+    @discardableResult
+    mutating func bind(to node: NodeID, _ connection: any StoreConnection) throws -> String? {
         if let bound = self.node {
             guard bound == node else {
                 throw StoreRefusal(.nodeMismatch, "this device ('\(name)') belongs to replica \(bound); this replica is \(node). "
                     + "A token serves one replica: ask the office for a token of its own (`ktd admin device add`), "
                     + "or, if the device's first replica is gone for good, to release it (`ktd admin device release`).")
             }
-            return
+            return nil
         }
-        if let owner = try connection.scalar("SELECT name FROM devices WHERE node = ?", [.integer(Int64(node.rawValue))])?.string {
-            throw StoreRefusal(.nodeMismatch, "replica \(node) belongs to another device ('\(owner)'); a device cannot write as another device's replica")
+        var takenOver: String?
+        if let owner = try connection.query("""
+            SELECT id, name, revoked_at IS NOT NULL OR lost_at IS NOT NULL, node_high_water FROM devices WHERE node = ?
+            """, [.integer(Int64(node.rawValue))]).first {
+            let ownerName = owner[1].string ?? "?"
+            guard owner[2].int64 == 1 else {
+                throw StoreRefusal(.nodeMismatch, "replica \(node) belongs to another device ('\(ownerName)'), whose token still works; "
+                    + "a device cannot write as another device's replica. If this replica moved to a new token, "
+                    + "revoke the old device first (`ktd admin device revoke \(ownerName)`).")
+            }
+            try connection.run("UPDATE devices SET node = NULL WHERE id = ?", [owner[0]])
+            highWater = max(highWater, UInt64(max(0, owner[3].int64 ?? 0)))
+            try connection.run("UPDATE devices SET node_high_water = ? WHERE id = ?", [.integer(Int64(highWater)), .text(id)])
+            takenOver = ownerName
         }
         try connection.run("UPDATE devices SET node = ? WHERE id = ? AND node IS NULL", [.integer(Int64(node.rawValue)), .text(id)])
         self.node = node
+        return takenOver
     }
 
     /// Records the newest version accepted from the device's node.

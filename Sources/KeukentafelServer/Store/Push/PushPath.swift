@@ -29,7 +29,10 @@ struct PushPath: Sendable {
             try connection.transaction {
                 // The office's own writes (`ktd admin`) come with the system access and no device to judge.
                 var deviceState = access == .system ? nil : try DeviceState.read(device, connection)
-                if let node, deviceState != nil { try deviceState?.bind(to: node, connection) }
+                if let node, deviceState != nil, let previous = try deviceState?.bind(to: node, connection), let state = deviceState {
+                    try store.audit.append(connection, actor: state.name, action: "device.takeover", subject: state.name,
+                                           detail: "replica \(node) moved here from revoked device '\(previous)'")
+                }
                 var refused = rejectedWhileDecoding
                 var authorizer = try PushAuthorizer(access: access, store: store, connection: connection, device: deviceState)
                 var allowedResolutions: [Resolution] = []

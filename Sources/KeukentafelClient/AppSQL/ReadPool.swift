@@ -1,0 +1,83 @@
+import Foundation
+import KeukentafelProtocol
+import KeukentafelSQLite
+
+/// Read-only connections to a replica, so that the app's queries never wait for the writer: a page
+/// being applied, an eviction, a local write (decision 0021).
+///
+/// The replica is in WAL mode, where a reader sees the last committed state while the writer goes
+/// on. Connections are opened when first needed, up to `capacity`; a reader beyond that waits for
+/// one to come back. Each keeps the app's access rules (`AppAccess`).
+final class ReadPool: @unchecked Sendable {
+    let path: String
+    let capacity: Int
+    private let condition = NSCondition()
+    private var idle: [SQLiteConnection] = []
+    private var opened = 0
+    private var closed = false
+
+    init(path: String, capacity: Int = 4) {
+        self.path = path
+        self.capacity = capacity
+    }
+
+    /// Runs `body` on a read connection of its own for the duration.
+    func read<T>(_ body: (SQLiteConnection) throws -> T) throws -> T {
+        let connection = try checkOut()
+        defer { checkIn(connection) }
+        return try body(connection)
+    }
+
+    /// Closes every idle connection and refuses new reads (the replica was wiped).
+    func close() {
+        condition.lock()
+        closed = true
+        idle.removeAll()
+        condition.unlock()
+    }
+
+    private func checkOut() throws -> SQLiteConnection {
+        condition.lock()
+        while true {
+            if closed {
+                condition.unlock()
+                throw ReplicaError.notInitialized("the replica at '\(path)' was wiped")
+            }
+            if let connection = idle.popLast() {
+                condition.unlock()
+                return connection
+            }
+            if opened < capacity {
+                opened += 1
+                condition.unlock()
+                do {
+                    return try Self.open(path)
+                } catch {
+                    condition.lock()
+                    opened -= 1
+                    condition.signal()
+                    condition.unlock()
+                    throw error
+                }
+            }
+            condition.wait()
+        }
+    }
+
+    private func checkIn(_ connection: SQLiteConnection) {
+        condition.lock()
+        if !closed { idle.append(connection) } else { opened -= 1 }
+        condition.signal()
+        condition.unlock()
+    }
+
+    private static func open(_ path: String) throws -> SQLiteConnection {
+        let connection = try SQLiteConnection(path: path, readOnly: true)
+        try connection.execute("PRAGMA cache_size=-8192; PRAGMA temp_store=MEMORY;")
+        connection.setAuthorizer(AppAccess.decideRead)
+        // The pure functions a query may use; the ones that write (kt_tick, kt_capture) stay with the writer.
+        try Replica.registerVersionFunctions(on: connection)
+        try connection.createFunction("kt_new_id", argumentCount: 0) { _ in .value(.text(RowID.new())) }
+        return connection
+    }
+}
