@@ -30,8 +30,17 @@ public enum SQLiteAccessVerdict: Sendable {
 
 private final class AuthorizerBox {
     let decide: (SQLiteAccess) -> SQLiteAccessVerdict
-    var lastDenial: String?
-    init(_ decide: @escaping (SQLiteAccess) -> SQLiteAccessVerdict) { self.decide = decide }
+    let denial: DenialSlot
+    init(_ decide: @escaping (SQLiteAccess) -> SQLiteAccessVerdict, _ denial: DenialSlot) {
+        self.decide = decide
+        self.denial = denial
+    }
+}
+
+/// The latest refusal's reason, kept by the connection so that it outlives an authorizer swapped in
+/// for a moment (`tablesRead`).
+final class DenialSlot {
+    var reason: String?
 }
 
 extension SQLiteConnection {
@@ -41,11 +50,12 @@ extension SQLiteConnection {
     public func setAuthorizer(_ decide: ((SQLiteAccess) -> SQLiteAccessVerdict)?) {
         if let old = authorizerBox { Unmanaged<AnyObject>.fromOpaque(old).release() }
         authorizerBox = nil
+        authorizerDecide = decide
         guard let decide else {
             sqlite3_set_authorizer(handle, nil, nil)
             return
         }
-        let box = Unmanaged.passRetained(AuthorizerBox(decide) as AnyObject).toOpaque()
+        let box = Unmanaged.passRetained(AuthorizerBox(decide, denialSlot) as AnyObject).toOpaque()
         authorizerBox = box
         sqlite3_set_authorizer(handle, { context, code, first, second, _, inner in
             let box = Unmanaged<AnyObject>.fromOpaque(context!).takeUnretainedValue() as! AuthorizerBox
@@ -67,7 +77,7 @@ extension SQLiteConnection {
             switch box.decide(SQLiteAccess(action: action, trigger: inner.map { String(cString: $0) })) {
             case .allow: return SQLITE_OK
             case .deny(let reason):
-                box.lastDenial = reason
+                box.denial.reason = reason
                 return SQLITE_DENY
             }
         }, box)
@@ -75,9 +85,7 @@ extension SQLiteConnection {
 
     /// The reason of the authorizer's latest refusal, taken (and cleared) by whoever reports the error.
     public func takeDenial() -> String? {
-        guard let raw = authorizerBox else { return nil }
-        let box = Unmanaged<AnyObject>.fromOpaque(raw).takeUnretainedValue() as! AuthorizerBox
-        defer { box.lastDenial = nil }
-        return box.lastDenial
+        defer { denialSlot.reason = nil }
+        return denialSlot.reason
     }
 }

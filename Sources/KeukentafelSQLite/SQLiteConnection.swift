@@ -36,8 +36,12 @@ public final class SQLiteConnection {
     private var savepointDepth = 0
     /// See `onWALCommit`.
     var walCommitHandler: ((Int32) -> Void)?
-    /// The retained box of `setAuthorizer`.
+    /// The retained box of `setAuthorizer`, and the check it holds.
     var authorizerBox: UnsafeMutableRawPointer?
+    var authorizerDecide: ((SQLiteAccess) -> SQLiteAccessVerdict)?
+    let denialSlot = DenialSlot()
+    /// See `trackChanges()`.
+    var changeTracker: ChangeTracker?
 
     /// Opens (and creates, unless `readOnly`) the database at `path`.
     public init(path: String, readOnly: Bool = false) throws {

@@ -90,6 +90,7 @@ extension Replica {
         defer {
             appSQL = outer
             lockDepth -= 1
+            if lockDepth == 0 { leaveWriter() }
         }
         return try translatingDenial(connection) { try body() }
     }
@@ -122,7 +123,7 @@ extension Replica {
     }
 
     /// SQLite's "not authorized" becomes the reason `AppAccess` gave.
-    private func translatingDenial<T>(_ connection: SQLiteConnection, _ body: () throws -> T) throws -> T {
+    func translatingDenial<T>(_ connection: SQLiteConnection, _ body: () throws -> T) throws -> T {
         do {
             return try body()
         } catch let error as SQLiteError where error.code & 0xFF == 23 /* SQLITE_AUTH */ {

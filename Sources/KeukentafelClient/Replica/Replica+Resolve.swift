@@ -31,7 +31,7 @@ extension Replica {
         guard let conflict = try conflicts().first(where: { $0.id == id }) else { throw ResolveError.unknownConflict(id) }
         if let resolvedAt = conflict.resolvedAt { throw ResolveError.alreadyResolved(id, "\(conflict.resolution ?? "") at \(resolvedAt)") }
         if let pending = conflict.resolution { throw ResolveError.alreadyResolved(id, "\(pending) on this device, not yet synced") }
-        try transaction {
+        try locked { try connection.transaction {
             let table = ReplicaSchema.quote(conflict.table)
             let what: String
             switch choice {
@@ -55,7 +55,7 @@ extension Replica {
                                [.integer(id), .text(text), .integer(clock())])
             try connection.run("UPDATE _kt_conflicts SET resolution = ?, resolved_by = 'this device (not yet synced)' WHERE id = ?",
                                [.text(text), .integer(id)])
-        }
+        } }
     }
 
     /// Writes one cell as the app would. A row that is gone locally (it lost to a deletion) is

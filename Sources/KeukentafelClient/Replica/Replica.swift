@@ -31,6 +31,8 @@ public final class Replica: @unchecked Sendable {
     var appStatements: [String: SQLiteStatement] = [:]
     /// Connections for the app's queries, which never wait for the writer.
     let readers: ReadPool
+    /// Observed queries and table watchers (`Replica+Observe`).
+    let observers = ObservationCenter()
     /// Milliseconds since 1970; injectable so tests can put the device's clock a year ahead.
     let clock: @Sendable () -> Int64
     private var hlc = HybridLogicalClock()
@@ -81,6 +83,7 @@ public final class Replica: @unchecked Sendable {
         self.readers = ReadPool(path: path)
         self.dataModel = try JSONDecoder().decode(DataModel.self, from: Data(modelJSON.utf8))
         try registerFunctions()
+        connection.trackChanges()
         connection.setAuthorizer { [unowned self] access in
             guard self.appSQL else { return .allow }
             return AppAccess.decide(access, isSynced: { self.dataModel.table(named: $0) != nil })
@@ -163,6 +166,7 @@ public final class Replica: @unchecked Sendable {
         defer {
             appSQL = outer
             lockDepth -= 1
+            if lockDepth == 0 { leaveWriter() }
         }
         return try body()
     }
