@@ -8,8 +8,9 @@ struct KTBench: AsyncParsableCommand {
         discussion: """
             kt-bench real     the real data model through `kt` processes over HTTP (the default)
             kt-bench micro    a micro-benchmark on a 10-column model of its own: the sync machinery alone
+            kt-bench reads    read latency on a replica while it bootstraps (real data model)
             Use a release build: Tools/bench [real|micro] [options].
             """,
-        subcommands: [RealModelBench.self, MicroBench.self],
+        subcommands: [RealModelBench.self, MicroBench.self, ReadLatencyBench.self],
         defaultSubcommand: RealModelBench.self)
 }

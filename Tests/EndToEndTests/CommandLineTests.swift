@@ -309,13 +309,52 @@ import Testing
         #expect(lost.output.contains("reported lost"))
     }
 
+    @Test("kt sql runs every statement or none and keeps out of _kt_*; kt login gives a revoked laptop a new token and keeps its work")
+    func ktSQLAndKTLogin() async throws {
+        let work = try temporaryDirectory("login")
+        let data = work + "/data"
+        try await run("ktd", ["admin", "demo", "--data", data, "--schema", repositoryRoot.appendingPathComponent("Schemas/datamodel.yaml").path], in: work)
+        let first = try token(try await run("ktd", ["admin", "device", "add", "laptop", "--user", "fatima", "--data", data, "--json"], in: work).output)
+        let (server, url) = try await startServer(data: data, in: work)
+        defer { server.terminate() }
+        try await run("kt", ["init", "--db", "laptop.sqlite", "--server", url, "--token", first], in: work)
+        try await run("kt", ["sync", "--db", "laptop.sqlite"], in: work)
+
+        let two = try await run("kt", ["sql", "--db", "laptop.sqlite", "SELECT count(*) AS n FROM cases; SELECT 'second' AS s"], in: work)
+        #expect(two.output.contains("n") && two.output.contains("second"), "both statements ran: \(two.output)")
+        let outbox = try await run("kt", ["sql", "--db", "laptop.sqlite", "DELETE FROM _kt_outbox"], in: work, expect: 1)
+        #expect(outbox.error.contains("bookkeeping"), "\(outbox.error)")
+        let secret = try await run("kt", ["sql", "--db", "laptop.sqlite", "SELECT value FROM _kt_meta WHERE key = 'token'"], in: work, expect: 1)
+        #expect(!secret.output.contains(first) && secret.error.contains("token"), "\(secret.error)")
+
+        let caseID = try #require(try await run("kt", ["sql", "--db", "laptop.sqlite", "--json", "SELECT id FROM cases LIMIT 1"], in: work)
+            .output.split(separator: "\"").dropFirst(3).first.map(String.init))
+        let halfBad = "INSERT INTO notes (id, case_id, author, body) VALUES (kt_new_id(), '\(caseID)', 'Fatima', 'Goed gesprek'); "
+            + "UPDATE cases SET status = 'no_such_status' WHERE id = '\(caseID)'"
+        try await run("kt", ["sql", "--db", "laptop.sqlite", halfBad], in: work, expect: 1)
+        let none = try await run("kt", ["sql", "--db", "laptop.sqlite", "--json", "SELECT count(*) AS n FROM notes WHERE body = 'Goed gesprek'"], in: work)
+        #expect(none.output.contains("\"n\" : 0"), "the first statement was undone with the second: \(none.output)")
+        try await run("kt", ["sql", "--db", "laptop.sqlite",
+                             "INSERT INTO notes (id, case_id, author, body) VALUES (kt_new_id(), '\(caseID)', 'Fatima', 'Goed gesprek')"], in: work)
+
+        try await run("ktd", ["admin", "device", "revoke", "laptop", "--data", data], in: work)
+        try await run("kt", ["sync", "--db", "laptop.sqlite"], in: work, expect: 2)
+        let refused = try await run("kt", ["login", "--db", "laptop.sqlite", "--token", "kt_wrong"], in: work, expect: 2)
+        #expect(refused.error.contains("unauthorized") || refused.error.contains("unknown"), "\(refused.error)")
+        let second = try token(try await run("ktd", ["admin", "device", "add", "laptop 2", "--user", "fatima", "--data", data, "--json"], in: work).output)
+        let login = try await run("kt", ["login", "--db", "laptop.sqlite", "--token", second], in: work)
+        #expect(login.output.contains("unsent change") && login.output.contains("fatima"), "\(login.output)")
+        let synced = try await run("kt", ["sync", "--db", "laptop.sqlite"], in: work)
+        #expect(synced.output.contains("0 rejected") && !synced.output.contains("pushed 0"), "\(synced.output)")
+    }
+
     @Test func everyCommandExplainsItself() async throws {
         let work = try temporaryDirectory("help")
         for (tool, command) in [("ktd", ["serve"]), ("ktd", ["admin", "device", "add"]), ("ktd", ["admin", "conflicts", "list"]),
                                 ("ktd", ["admin", "user", "add"]), ("ktd", ["admin", "scope", "add"]), ("ktd", ["admin", "device", "lost"]),
                                 ("ktd", ["admin", "audit"]), ("ktd", ["admin", "erase"]),
                                 ("ktd", ["admin", "demo"]), ("kt", ["init"]), ("kt", ["sql"]), ("kt", ["sync"]), ("kt", ["status"]),
-                                ("kt", ["conflicts", "show"]), ("kt", ["due"]), ("kt", ["upgrade"])] {
+                                ("kt", ["conflicts", "show"]), ("kt", ["due"]), ("kt", ["upgrade"]), ("kt", ["login"])] {
             let help = try await run(tool, command + ["--help"], in: work)
             #expect(help.output.contains("USAGE:"))
             #expect(help.output.contains("--json") || command == ["serve"])

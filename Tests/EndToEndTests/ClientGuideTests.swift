@@ -1,0 +1,85 @@
+import Foundation
+import KeukentafelClient
+import KeukentafelProtocol
+import KeukentafelServer
+import Testing
+
+/// The examples of `docs/client-library.md`, as written there (the server's address aside), built
+/// only on the public API (no @testable import) and run against a real server.
+@Suite struct ClientGuideTests {
+    @Test("the client library guide's examples work as written")
+    func theGuideWorks() async throws {
+        let server = try await TestServer.start()
+        defer { Task { await server.stop() } }
+        let team = "castricum-noord"
+        let token = try server.token("laptop fatima", user: "fatima", role: .consultant, scopes: ["municipality:castricum", "team:\(team)"])
+        let office = try server.replica("office")
+        let (_, caseID) = try seedCase(on: office, team: team)
+        try await office.sync()
+        let directory = try temporaryDirectory("guide")
+        let url = server.url
+
+        // 1. Connect a laptop once
+        let path = directory + "/laptop.sqlite"
+        try await onThread {
+            let replica = try Replica.connect(path: path, serverURL: url, token: token)
+            #expect(try replica.identity?.user == "fatima")
+            #expect(try replica.identity?.scopes.contains("team:\(team)") == true)
+        }
+        let replica = try Replica(path: path)
+        try await replica.sync()
+
+        // 2. Read and write with SQL
+        try replica.execute("UPDATE cases SET status = ? WHERE id = ?", [.text("plan"), .text(caseID)])
+        let open = try replica.query("SELECT id, question FROM cases WHERE status <> 'closed' ORDER BY melding_date")
+        #expect(open.rows.map { $0[0] } == [.text(caseID)])
+        try replica.transaction {
+            let visit = RowID.new()
+            try replica.execute("INSERT INTO visits (id, case_id, kind, happened_at) VALUES (?, ?, 'kitchen_table', ?)",
+                                [.text(visit), .text(caseID), .text("2026-12-01T10:00:00Z")])
+            try replica.execute("INSERT INTO notes (id, case_id, author, body) VALUES (kt_new_id(), ?, 'Fatima', ?)",
+                                [.text(caseID), .text("Mevrouw wil graag hulp bij het huishouden.")])
+        }
+        #expect(throws: ReplicaError.self) { try replica.execute("DELETE FROM _kt_outbox") }
+
+        // 3. Keep a screen right: observed queries
+        let results = try replica.observe("SELECT id, status FROM cases WHERE team = ? ORDER BY id", [.text(team)])
+        var screen = results.makeAsyncIterator()
+        #expect(try await screen.next()?.rows == [[.text(caseID), .text("plan")]])
+        try office.execute("UPDATE cases SET status = 'evaluatie' WHERE id = ?", [.text(caseID)])
+        try await office.sync()
+        let report = try await SyncEngine(replica: replica).syncInBackground()
+        #expect(report.pushed.applied > 0)
+        var latest = try await screen.next()
+        while latest?.rows.first?[1] != .text("evaluatie"), latest != nil { latest = try await screen.next() }
+        #expect(latest?.rows.first?[1] == .text("evaluatie"), "the office's change reached the screen")
+
+        let noteCount = NoteCount()
+        let observation = try replica.observe("SELECT count(*) FROM notes WHERE case_id = ?", [.text(caseID)]) { result in
+            if case .success(let rows) = result { noteCount.set(rows.rows[0][0]) }
+        }
+        try await onThread { noteCount.wait(for: .integer(1)) }
+        observation.cancel()
+
+        // 5. A new token
+        _ = try server.store.accounts.revokeDevice("laptop fatima", actor: "guide")
+        let newToken = try server.token("laptop fatima 2", user: "fatima")
+        let reconnected = try await onThread { try replica.reconnect(token: newToken) }
+        #expect(reconnected.downloadsAgain)
+        try replica.execute("UPDATE cases SET status = 'plan' WHERE id = ?", [.text(caseID)])
+        let afterLogin = try await SyncEngine(replica: replica).syncInBackground()
+        #expect(afterLogin.pushed.applied == 1)
+    }
+
+    final class NoteCount: @unchecked Sendable {
+        private let condition = NSCondition()
+        private var value: CellValue?
+        func set(_ value: CellValue) { condition.withLock { self.value = value; condition.broadcast() } }
+        func wait(for expected: CellValue) {
+            condition.withLock {
+                let deadline = Date().addingTimeInterval(30)
+                while value != expected, condition.wait(until: deadline) {}
+            }
+        }
+    }
+}
