@@ -41,6 +41,7 @@ public enum FeedCoding {
         if let epoch = page.epoch { out.raw(",\"epoch\":"); out.string(epoch) }
         if let proof = page.cursorProof { out.raw(",\"cursorProof\":"); out.string(proof) }
         if let floor = page.floor { out.raw(",\"floor\":"); out.integer(floor) }
+        if let head = page.head { out.raw(",\"head\":"); out.integer(head) }
         out.raw(",\"serverTime\":"); out.integer(page.serverTime)
         out.raw(",\"schemaVersion\":"); out.integer(Int64(page.schemaVersion))
         out.byte(UInt8(ascii: "}"))
@@ -55,12 +56,13 @@ public enum FeedCoding {
             var conflicts: [ConflictRecord] = []
             var evictions: [RowReference] = [], purges: [RowReference] = []
             var resync = false
-            var epoch: String?, cursorProof: String?, floor: Int64?
+            var epoch: String?, cursorProof: String?, floor: Int64?, head: Int64?
             try reader.object { key, reader in
                 switch key {
                 case "epoch": epoch = try reader.string()
                 case "cursorProof": cursorProof = try reader.string()
                 case "floor": floor = try reader.integer()
+                case "head": head = try reader.integer()
                 case "evictions", "purges":
                     let range = try reader.skipValue()
                     let references = try JSONDecoder().decode([RowReference].self, from: Data(buffer[range]))
@@ -83,7 +85,7 @@ public enum FeedCoding {
                 throw JSONReader.Error(message: "a pull page needs cursor, more, serverTime and schemaVersion", offset: 0)
             }
             return PullResponse(cursor: cursor, more: more, rows: rows, conflicts: conflicts, evictions: evictions,
-                                purges: purges, resync: resync, epoch: epoch, cursorProof: cursorProof, floor: floor, serverTime: serverTime,
+                                purges: purges, resync: resync, epoch: epoch, cursorProof: cursorProof, floor: floor, head: head, serverTime: serverTime,
                                 schemaVersion: Int(schemaVersion))
         }
     }

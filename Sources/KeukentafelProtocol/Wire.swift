@@ -234,14 +234,18 @@ public struct PullResponse: Codable, Sendable {
     /// later page of a pass may hold cells older than that page's `since`, and the floor is what tells
     /// the server to send them too.
     public var floor: Int64?
+    /// The feed's newest sequence number when the page was read. With `cursor` and the floor it tells a
+    /// device how far through the feed it is (a download's progress); it moves on as others write.
+    public var head: Int64?
     public var serverTime: Int64
     public var schemaVersion: Int
 
     public init(cursor: Int64, more: Bool, rows: [FeedRow], conflicts: [ConflictRecord], evictions: [RowReference] = [],
                 purges: [RowReference] = [], resync: Bool = false, epoch: String? = nil, cursorProof: String? = nil,
-                floor: Int64? = nil, serverTime: Int64, schemaVersion: Int) {
+                floor: Int64? = nil, head: Int64? = nil, serverTime: Int64, schemaVersion: Int) {
         self.cursorProof = cursorProof
         self.floor = floor
+        self.head = head
         self.cursor = cursor
         self.more = more
         self.rows = rows

@@ -15,7 +15,9 @@ struct Status: ParsableCommand {
         print("server       \(status.server)")
         print("last sync    \(status.lastSyncAt.map { Terminal.relativeTime($0) } ?? "never")")
         if let error = status.lastError { print("last error   \(error)") }
-        print("cursor       \(status.cursor)")
+        print("cursor       \(status.cursor)" + (status.hasSynced ? "" : status.cursor > 0
+            ? " (partly downloaded: the first download was interrupted; `kt sync` goes on where it stopped)"
+            : " (nothing downloaded yet: run `kt sync`)"))
         print("outbox       \(status.pending) waiting to be sent, \(status.rejected) refused by the server")
         print("conflicts    \(status.conflicts) known, \(status.lostWrites) of them lost by writes from this device")
         if let newer = status.serverSchemaVersion, newer > status.schemaVersion {

@@ -61,6 +61,20 @@ import Testing
         try await onThread { noteCount.wait(for: .integer(1)) }
         observation.cancel()
 
+        // 4. Sync, with a status line
+        let engine = try SyncEngine(replica: replica)
+        let lines = Task { () -> [String] in
+            var printed: [String] = []
+            for await status in engine.statusUpdates() {
+                if status.downloading { printed.append("downloading \(status.cellsDownloaded) of about \(status.cellsExpected ?? 0)") }
+                else { printed.append("\(status.connection) \(status.pendingChanges) waiting \(status.lastError?.code ?? "")") }
+                if status.connection == .connected && status.lastSyncedAt != nil { break }
+            }
+            return printed
+        }
+        try await engine.syncInBackground()
+        #expect(await lines.value.last?.hasPrefix("connected 0 waiting") == true)
+
         // 5. A new token
         _ = try server.store.accounts.revokeDevice("laptop fatima", actor: "guide")
         let newToken = try server.token("laptop fatima 2", user: "fatima")

@@ -71,6 +71,8 @@ extension Replica {
                     try setMeta("cursor_proof", page.cursorProof)
                     try setMeta("cursor_floor", page.more ? page.floor.map { String($0) } : nil)
                     try setMeta("last_pull_at", String(clock()))
+                    // The end of the feed, outside a resync: the replica holds what the device may see.
+                    if !page.more, try resyncMode == nil { try setMeta("download_complete_at", String(clock())) }
                     return counts
                 }
             }

@@ -202,6 +202,13 @@ public final class Replica: @unchecked Sendable {
     /// The server's signature of `cursor`, sent with it so the server can tell a store that went back
     /// from a cursor it never handed out.
     var cursorProof: String? { get throws { try locked { try meta("cursor_proof") } } }
+    /// A download reached the end of the feed at least once (a first download that was interrupted
+    /// has not): the replica holds what the device may see, as of then.
+    public var hasSynced: Bool { get throws { try locked { try meta("download_complete_at") } != nil } }
+    /// When the last complete `sync()` ended.
+    public var lastSyncedAt: Date? {
+        get throws { try locked { try meta("last_sync_at") }.flatMap { Int64($0) }.map { Date(timeIntervalSince1970: Double($0) / 1000) } }
+    }
     /// Where the current pass through the feed started, while a page said more follow (`PullResponse.floor`).
     var cursorFloor: Int64? { get throws { try locked { try meta("cursor_floor") }.flatMap { Int64($0) } } }
 

@@ -7,6 +7,8 @@ public struct ReplicaStatus: Sendable, Codable {
     public var server: String
     public var schemaVersion: Int
     public var cursor: Int64
+    /// A download reached the end of the feed at least once (false: never, or the first was interrupted).
+    public var hasSynced: Bool
     public var pending: Int
     public var rejected: Int
     public var lastSyncAt: Int64?
@@ -40,6 +42,7 @@ extension Replica {
             ReplicaStatus(
                 path: path, node: node.description, server: try meta("server_url") ?? "", schemaVersion: dataModel.version,
                 cursor: Int64(try meta("cursor") ?? "0") ?? 0,
+                hasSynced: try meta("download_complete_at") != nil,
                 pending: entries.filter { $0.state == "pending" }.count,
                 rejected: entries.filter { $0.state == "rejected" }.count,
                 lastSyncAt: try meta("last_sync_at").flatMap { Int64($0) }, lastError: try meta("last_error"),

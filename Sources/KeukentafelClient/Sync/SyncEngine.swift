@@ -30,6 +30,50 @@ public final class SyncEngine: @unchecked Sendable {
     public init(replica: Replica, transport: any SyncTransport) {
         self.replica = replica
         self.transport = transport
+        var initial = SyncStatus()
+        initial.hasSynced = (try? replica.hasSynced) ?? false
+        initial.lastSyncedAt = (try? replica.lastSyncedAt) ?? nil
+        initial.pendingChanges = (try? replica.outboxCounts().pending) ?? 0
+        status = StatusBroadcaster(initial)
+    }
+
+    /// The status an app shows: connection, uploading, downloading with progress, has synced, last error.
+    let status: StatusBroadcaster
+    public var currentStatus: SyncStatus { status.current }
+
+    /// The current status at once, then every change to it, for as long as it is iterated.
+    public func statusUpdates() -> AsyncStream<SyncStatus> { status.stream() }
+
+    /// Local changes the server refuses, as they are refused (they stay on the device).
+    public func refusedChanges() -> AsyncStream<RefusedChange> { status.refusals() }
+
+    /// Runs one public step (sync, push, pull) with the status kept up to date around it.
+    private func tracked(_ body: () throws -> SyncReport) throws -> SyncReport {
+        status.update { if $0.connection != .connected { $0.connection = .connecting } }
+        do {
+            let report = try body()
+            let hasSynced = (try? replica.hasSynced) ?? false
+            let pending = (try? replica.outboxCounts().pending) ?? 0
+            status.update {
+                $0.connection = .connected
+                $0.uploading = false
+                $0.downloading = false
+                $0.hasSynced = hasSynced
+                $0.pendingChanges = pending
+                $0.lastSyncedAt = Date()
+                $0.lastError = nil
+            }
+            return report
+        } catch {
+            let failure = SyncFailure(error)
+            status.update {
+                if failure.code == "unreachable" { $0.connection = .offline }
+                $0.uploading = false
+                $0.downloading = false
+                $0.lastError = failure
+            }
+            throw error
+        }
     }
 
     /// Push, then pull until the feed is exhausted. Blocks; see `syncInBackground()`.
@@ -37,6 +81,10 @@ public final class SyncEngine: @unchecked Sendable {
     public func sync() throws -> SyncReport {
         lock.lock()
         defer { lock.unlock() }
+        return try tracked { try syncSteps() }
+    }
+
+    private func syncSteps() throws -> SyncReport {
         var report = SyncReport()
         do {
             try pushAll(into: &report)
@@ -57,6 +105,7 @@ public final class SyncEngine: @unchecked Sendable {
     }
 
     /// `sync()` on a thread of its own, for async callers (a field app's UI must never block).
+    @discardableResult
     public func syncInBackground() async throws -> SyncReport {
         try await withCheckedThrowingContinuation { continuation in
             let thread = Thread { continuation.resume(with: Result { try self.sync() }) }
@@ -81,9 +130,11 @@ public final class SyncEngine: @unchecked Sendable {
     private func exclusive(_ body: (inout SyncReport) throws -> Void) throws -> SyncReport {
         lock.lock()
         defer { lock.unlock() }
-        var report = SyncReport()
-        try body(&report)
-        return report
+        return try tracked {
+            var report = SyncReport()
+            try body(&report)
+            return report
+        }
     }
 
     func pushAll(into report: inout SyncReport) throws {
@@ -92,6 +143,11 @@ public final class SyncEngine: @unchecked Sendable {
         while true {
             let batch = try replica.pendingChanges(limit: pushBatchSize)
             if batch.isEmpty && resolutions.isEmpty { break }
+            let waiting = try replica.outboxCounts().pending
+            status.update {
+                $0.uploading = true
+                $0.pendingChanges = waiting
+            }
             // Decisions on conflicts travel with the first batch, after the changes they go with.
             let request = PushRequest(node: replica.node, schemaVersion: replica.dataModel.version, changes: batch.map(\.change),
                                       resolutions: resolutions.isEmpty ? nil : resolutions)
@@ -103,7 +159,9 @@ public final class SyncEngine: @unchecked Sendable {
             } else {
                 response = try call("POST", "/v1/push", body: Data(encoded), decode: FeedCoding.decodePushResponse)
             }
+            status.update { $0.connection = .connected }
             let counts = try replica.acknowledge(batch, results: response.results)
+            reportRefusals(batch, response.results)
             if !resolutions.isEmpty {
                 try replica.acknowledgeResolutions(resolutions.map(\.conflict), refused: response.refusedResolutions ?? [])
                 report.resolutionsSent += resolutions.count
@@ -139,6 +197,8 @@ public final class SyncEngine: @unchecked Sendable {
     func pullAll(into report: inout SyncReport, waitSeconds: Int = 0) throws {
         var query = try nextPullQuery(waitSeconds: waitSeconds, withProof: true)
         var feed = PageFeed(engine: self, first: query, epoch: try replica.serverEpoch)
+        // Where this pass through the feed started, for the progress of a long download.
+        var passStart = try replica.cursorFloor ?? replica.cursor
         defer { feed.stop() }  // no request outlives the pull that started it
         while true {
             let fetched = feed.next()
@@ -166,6 +226,7 @@ public final class SyncEngine: @unchecked Sendable {
                 throw SyncError.protocolMismatch("GET /v1/pull: \(error)")
             }
             let counts = try replica.apply(page)
+            if page.resync { passStart = 0 }
             report.pages += 1
             report.pulled.cellsReceived += counts.cellsReceived
             report.pulled.cellsApplied += counts.cellsApplied
@@ -175,6 +236,18 @@ public final class SyncEngine: @unchecked Sendable {
             report.pulled.rowsPurged += counts.rowsPurged
             report.pulled.changesRequeued += counts.changesRequeued
             report.cursor = page.cursor
+            let received = report.pulled.cellsReceived
+            status.update {
+                $0.connection = .connected
+                $0.downloading = page.more
+                $0.cellsDownloaded = received
+                if let head = page.head, head > passStart, page.cursor > passStart, page.more {
+                    let fraction = Double(page.cursor - passStart) / Double(head - passStart)
+                    $0.cellsExpected = max(received, Int(Double(received) / min(1, fraction)))
+                } else if !page.more {
+                    $0.cellsExpected = received
+                }
+            }
             onPage?(report)
             if !page.more { break }
             query = try nextPullQuery(waitSeconds: 0)
@@ -201,6 +274,19 @@ public final class SyncEngine: @unchecked Sendable {
         if let epoch { query.append(("epoch", epoch)) }
         if skipOwn { query.append(("own", "skip")) }
         return query
+    }
+
+    /// Tells listeners of the changes the server refused in one push.
+    private func reportRefusals(_ batch: [(seq: Int64, change: Change)], _ results: [ChangeResult]) {
+        let refused = results.filter { $0.status == .rejected }
+        guard !refused.isEmpty else { return }
+        var byID: [String: Change] = [:]
+        for (_, change) in batch { byID[change.id] = change }
+        status.refused(refused.compactMap { result in
+            byID[result.id].map {
+                RefusedChange(table: $0.table, row: $0.row, column: $0.column, code: result.code?.rawValue ?? "rejected", message: result.message ?? "")
+            }
+        })
     }
 
     /// The body of one pull request, after the status checks every call gets.

@@ -55,7 +55,7 @@ struct FeedReader: Sendable {
                 if cursor > 0, wentBack || otherEpoch || scopesChanged {
                     // The device's scopes changed, or it has seen a future this store does not have (restored).
                     if let state { informed = (state.informedSequence, head) }
-                    return PullResponse(cursor: 0, more: true, rows: [], conflicts: [], resync: true, epoch: epoch, floor: 0,
+                    return PullResponse(cursor: 0, more: true, rows: [], conflicts: [], resync: true, epoch: epoch, floor: 0, head: head,
                                         serverTime: now, schemaVersion: store.dataModel.version)
                 }
                 // No echo: the cells whose current version the device's own replica wrote, it has.
@@ -167,7 +167,8 @@ struct FeedReader: Sendable {
             }
         }
         return PullResponse(cursor: upTo, more: more, rows: rows, conflicts: conflicts, evictions: evictions,
-                            purges: purges, epoch: epoch, floor: more ? floor : nil, serverTime: now, schemaVersion: store.dataModel.version)
+                            purges: purges, epoch: epoch, floor: more ? floor : nil, head: head, serverTime: now,
+                            schemaVersion: store.dataModel.version)
     }
 
     /// For a device that does not see every scope (and is not a partner): the feed query that leaves
