@@ -276,10 +276,13 @@ public enum ReplicaError: Error, CustomStringConvertible {
     case invalidSQL(String)
     /// The server at a new address is not the replica's (`reconnect`).
     case wrongServer(String)
+    /// A table, column or row a typed record names is not there.
+    case notInModel(String)
 
     public var description: String {
         switch self {
-        case .notInitialized(let why), .alreadyExists(let why), .notAllowed(let why), .invalidSQL(let why), .wrongServer(let why):
+        case .notInitialized(let why), .alreadyExists(let why), .notAllowed(let why), .invalidSQL(let why), .wrongServer(let why),
+             .notInModel(let why):
             return why
         }
     }
@@ -292,6 +295,7 @@ public enum ReplicaError: Error, CustomStringConvertible {
         case .notAllowed: return "not_allowed"
         case .invalidSQL: return "invalid_sql"
         case .wrongServer: return "wrong_server"
+        case .notInModel: return "not_in_model"
         }
     }
 }
