@@ -29,8 +29,18 @@ struct Sync: ParsableCommand {
         if options.json { return try Terminal.printJSON(report) }
         let p = report.pushed
         print("pushed \(p.total): \(p.applied) applied, \(p.superseded) superseded, \(p.conflicts) in conflict, \(p.rejected) rejected")
-        print("pulled \(report.pulled.cellsReceived) cells in \(report.pages) page(s): \(report.pulled.cellsApplied) applied,",
-              "\(report.pulled.rowsDeleted) rows deleted, \(report.pulled.conflicts) conflict records; cursor \(report.cursor)")
+        let pulled = report.pulled
+        print("pulled \(pulled.cellsReceived) cells in \(report.pages) page(s): \(pulled.cellsApplied) applied,",
+              "\(pulled.rowsDeleted) rows deleted, \(pulled.conflicts) conflict record\(pulled.conflicts == 1 ? "" : "s"); cursor \(report.cursor)")
+        // Rows that left the device are said in words, as `kt daemon` says them: a consultant must know
+        // why a case is no longer on her laptop.
+        if pulled.rowsEvicted > 0 {
+            print("\(pulled.rowsEvicted) row(s) left this device: they are no longer in its scopes (e.g. a case moved to another team)")
+        }
+        if pulled.rowsPurged > 0 { print("\(pulled.rowsPurged) row(s) of an erased person removed from this device") }
+        if pulled.changesRequeued > 0 {
+            print("\(pulled.changesRequeued) change(s) of this device queued again after the server's store was restored")
+        }
         if report.restamped > 0 { print("\(report.restamped) change(s) refused earlier for a wrong clock were re-stamped and sent") }
         if p.purged > 0 { print("\(p.purged) local row(s) removed: they were written about a person erased from the server meanwhile") }
         if report.resolutionsRefused > 0 {

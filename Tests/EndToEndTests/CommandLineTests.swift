@@ -346,6 +346,13 @@ import Testing
         #expect(login.output.contains("unsent change") && login.output.contains("fatima"), "\(login.output)")
         let synced = try await run("kt", ["sync", "--db", "laptop.sqlite"], in: work)
         #expect(synced.output.contains("0 rejected") && !synced.output.contains("pushed 0"), "\(synced.output)")
+
+        // An erasure reaches the laptop, and kt sync says so in words.
+        let resident = try #require(try await run("kt", ["sql", "--db", "laptop.sqlite", "--json", "SELECT resident_id FROM cases WHERE id = '\(caseID)'"],
+                                                  in: work).output.split(separator: "\"").dropFirst(3).first.map(String.init))
+        try await run("ktd", ["admin", "erase", "resident", resident, "--yes", "--data", data], in: work)
+        let purged = try await run("kt", ["sync", "--db", "laptop.sqlite"], in: work)
+        #expect(purged.output.contains("of an erased person removed from this device"), "\(purged.output)")
     }
 
     @Test func everyCommandExplainsItself() async throws {
