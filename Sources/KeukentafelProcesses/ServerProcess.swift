@@ -73,8 +73,10 @@ public struct ServerProcess: Sendable {
     }
 
     /// `Schemas/datamodel.yaml`, looked for above the running executable, then in the working directory.
+    /// The executable is `/proc/self/exe`: `argv[0]` is only the name when a tool is started from `PATH`.
     public static func schemaPath() -> String? {
-        var directory = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent()
+        let executable = FileManager.default.fileExists(atPath: "/proc/self/exe") ? "/proc/self/exe" : CommandLine.arguments[0]
+        var directory = URL(fileURLWithPath: executable).resolvingSymlinksInPath().deletingLastPathComponent()
         for _ in 0..<6 {
             let candidate = directory.appendingPathComponent("Schemas/datamodel.yaml").path
             if FileManager.default.fileExists(atPath: candidate) { return candidate }

@@ -49,7 +49,7 @@ struct StoreOptions: ParsableArguments {
             // A model named and not found is an error: falling back to another model would start a store on the wrong one.
             throw ValidationError("data model '\(schema)' (from --schema, KT_SCHEMA or the configuration file) does not exist")
         }
-        let candidates = [schema, copy] + Self.searchPaths()
+        let candidates = [schema, copy] + DataModelFile.searchPaths()
         guard let path = candidates.compactMap({ $0 }).first(where: { FileManager.default.fileExists(atPath: $0) }) else {
             throw ValidationError("no data model found; pass --schema FILE (the repository has Schemas/datamodel.yaml)")
         }
@@ -72,16 +72,6 @@ struct StoreOptions: ParsableArguments {
             try Data(contentsOf: URL(fileURLWithPath: path)).write(to: URL(fileURLWithPath: copy), options: .atomic)
         }
         return model
-    }
-
-    static func searchPaths() -> [String] {
-        var paths = ["Schemas/datamodel.yaml"]
-        var directory = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent()
-        for _ in 0..<5 {
-            paths.append(directory.appendingPathComponent("Schemas/datamodel.yaml").path)
-            directory = directory.deletingLastPathComponent()
-        }
-        return paths
     }
 
     /// Whether the data directory holds an SQLite store.

@@ -355,6 +355,29 @@ import Testing
         #expect(purged.output.contains("of an erased person removed from this device"), "\(purged.output)")
     }
 
+    @Test("ktd started from PATH, in a folder without the repository, finds the data model beside its executable")
+    func ktdFromPathFindsItsModel() async throws {
+        let work = try temporaryDirectory("from-path")
+        let bin = Self.binDirectory.path
+        let result = try await onThread { () -> Result in
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+            process.arguments = ["ktd", "admin", "init", "--data", "data"]  // argv[0] is just "ktd"
+            process.environment = ["PATH": "\(bin):/usr/bin:/bin"]
+            process.currentDirectoryURL = URL(fileURLWithPath: work)
+            let out = Pipe(), err = Pipe()
+            process.standardOutput = out
+            process.standardError = err
+            try process.run()
+            let output = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            let error = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            process.waitUntilExit()
+            return Result(status: process.terminationStatus, output: output, error: error)
+        }
+        #expect(result.status == 0, "\(result.output) \(result.error)")
+        #expect(FileManager.default.fileExists(atPath: work + "/data/datamodel.yaml"), "the model found was copied into the store")
+    }
+
     @Test func everyCommandExplainsItself() async throws {
         let work = try temporaryDirectory("help")
         for (tool, command) in [("ktd", ["serve"]), ("ktd", ["admin", "device", "add"]), ("ktd", ["admin", "conflicts", "list"]),

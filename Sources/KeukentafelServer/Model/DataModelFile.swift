@@ -7,6 +7,28 @@ public enum DataModelFile {
     /// The file name ktd looks for, and keeps a copy of in its data directory.
     public static let fileName = "datamodel.yaml"
 
+    /// Where `Schemas/datamodel.yaml` may be for a ktd that was not told: above the running executable
+    /// (a build in a checkout, an install next to the repository), then the working directory.
+    /// The executable is found through `/proc/self/exe`, not `argv[0]`, which is only `ktd` when it
+    /// was started from `PATH`.
+    public static func searchPaths() -> [String] {
+        var paths = ["Schemas/datamodel.yaml"]
+        var directory = runningExecutable().deletingLastPathComponent()
+        for _ in 0..<5 {
+            paths.append(directory.appendingPathComponent("Schemas/datamodel.yaml").path)
+            directory = directory.deletingLastPathComponent()
+        }
+        return paths
+    }
+
+    /// The running executable's real path (symbolic links resolved).
+    public static func runningExecutable() -> URL {
+        if FileManager.default.fileExists(atPath: "/proc/self/exe") {
+            return URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
+        }
+        return URL(fileURLWithPath: Bundle.main.executablePath ?? CommandLine.arguments[0]).resolvingSymlinksInPath()
+    }
+
     /// Reads and checks the data model in the YAML file at `path`.
     public static func load(path: String) throws -> DataModel {
         let data: Data
