@@ -31,10 +31,17 @@ import Testing
         return result
     }
 
-    static func runBlocking(_ tool: String, _ arguments: [String], in directory: String) throws -> Result {
+    /// `fromPath`: started as a user would from a shell, by name through `PATH` (then argv[0] is the bare name).
+    static func runBlocking(_ tool: String, _ arguments: [String], in directory: String, fromPath: Bool = false) throws -> Result {
         let process = Process()
-        process.executableURL = Self.binDirectory.appendingPathComponent(tool)
-        process.arguments = arguments
+        if fromPath {
+            process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+            process.arguments = [tool] + arguments
+            process.environment = ["PATH": "\(binDirectory.path):/usr/bin:/bin"]
+        } else {
+            process.executableURL = Self.binDirectory.appendingPathComponent(tool)
+            process.arguments = arguments
+        }
         process.currentDirectoryURL = URL(fileURLWithPath: directory)
         let out = Pipe(), err = Pipe()
         process.standardOutput = out
@@ -358,22 +365,7 @@ import Testing
     @Test("ktd started from PATH, in a folder without the repository, finds the data model beside its executable")
     func ktdFromPathFindsItsModel() async throws {
         let work = try temporaryDirectory("from-path")
-        let bin = Self.binDirectory.path
-        let result = try await onThread { () -> Result in
-            let process = Process()
-            process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-            process.arguments = ["ktd", "admin", "init", "--data", "data"]  // argv[0] is just "ktd"
-            process.environment = ["PATH": "\(bin):/usr/bin:/bin"]
-            process.currentDirectoryURL = URL(fileURLWithPath: work)
-            let out = Pipe(), err = Pipe()
-            process.standardOutput = out
-            process.standardError = err
-            try process.run()
-            let output = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-            let error = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-            process.waitUntilExit()
-            return Result(status: process.terminationStatus, output: output, error: error)
-        }
+        let result = try await onThread { try Self.runBlocking("ktd", ["admin", "init", "--data", "data"], in: work, fromPath: true) }
         #expect(result.status == 0, "\(result.output) \(result.error)")
         #expect(FileManager.default.fileExists(atPath: work + "/data/datamodel.yaml"), "the model found was copied into the store")
     }
