@@ -25,13 +25,19 @@ import Testing
         return collector
     }
 
-    @Test("a first download: offline, connecting, downloading with progress, then connected and synced")
-    func aFirstDownload() async throws {
+    /// A server whose office pushed 40 cases: several pages for a fresh device at a page size of 60.
+    static func serverWithFortyCases() async throws -> TestServer {
         let server = try await TestServer.start()
-        defer { Task { await server.stop() } }
         let office = try server.replica("office")
         for index in 0..<40 { _ = try seedCase(on: office, name: "Bewoner \(index)") }
         try await office.sync()
+        return server
+    }
+
+    @Test("a first download: offline, connecting, downloading with progress, then connected and synced")
+    func aFirstDownload() async throws {
+        let server = try await Self.serverWithFortyCases()
+        defer { Task { await server.stop() } }
 
         let laptop = try server.replica("laptop")
         let engine = try SyncEngine(replica: laptop)
@@ -86,11 +92,8 @@ import Testing
 
     @Test("a first download cut off half-way leaves the replica partly downloaded, and says so")
     func anInterruptedFirstDownload() async throws {
-        let server = try await TestServer.start()
+        let server = try await Self.serverWithFortyCases()
         defer { Task { await server.stop() } }
-        let office = try server.replica("office")
-        for index in 0..<40 { _ = try seedCase(on: office, name: "Bewoner \(index)") }
-        try await office.sync()
         let laptop = try server.replica("laptop")
         let pages = Counter()
         laptop.afterApplyingRow = { index in

@@ -82,17 +82,7 @@ extension Replica {
 
     /// The writer, with the app's access rules on.
     func appWrite<T>(_ body: () throws -> T) throws -> T {
-        lock.lock()
-        defer { lock.unlock() }
-        lockDepth += 1
-        let outer = appSQL
-        appSQL = true
-        defer {
-            appSQL = outer
-            lockDepth -= 1
-            if lockDepth == 0 { leaveWriter() }
-        }
-        return try translatingDenial(connection) { try body() }
+        try holdingWriter(appSQL: true) { try translatingDenial(connection) { try body() } }
     }
 
     /// A read connection, or the writer when this thread is inside a write of its own (a
@@ -116,7 +106,7 @@ extension Replica {
         return statement
     }
 
-    private func refuseSeveralStatements(_ sql: String, _ connection: SQLiteConnection, what: String) throws {
+    func refuseSeveralStatements(_ sql: String, _ connection: SQLiteConnection, what: String) throws {
         guard sql.utf8.contains(UInt8(ascii: ";")), try connection.holdsSeveralStatements(sql) else { return }
         throw ReplicaError.invalidSQL("\(what) runs one statement, and this SQL holds several; run them one by one "
                                       + "(or, without arguments, with execute)")

@@ -32,9 +32,9 @@ extension Replica {
     /// stops when cancelled or released.
     public func observe(_ sql: String, _ arguments: [CellValue] = [],
                         onChange: @escaping @Sendable (Result<QueryResult, any Error>) -> Void) throws -> ReplicaObservation {
-        try refuseInvalidObservation(sql)
         let region = try readers.read { reader in
-            try translatingDenial(reader) { try reader.tablesRead(by: sql) }
+            try refuseSeveralStatements(sql, reader, what: "an observation")
+            return try translatingDenial(reader) { try reader.tablesRead(by: sql) }
         }
         let observer = QueryObserver(region: region, evaluate: { [weak self] in
             guard let self else { throw ReplicaError.notInitialized("the replica was closed") }
@@ -66,14 +66,6 @@ extension Replica {
             guard lock.try() else { return nil }
             defer { lock.unlock() }
             return try? connection.dataVersion()
-        }
-    }
-
-    private func refuseInvalidObservation(_ sql: String) throws {
-        try readers.read { reader in
-            if sql.utf8.contains(UInt8(ascii: ";")), try reader.holdsSeveralStatements(sql) {
-                throw ReplicaError.invalidSQL("an observation runs one query, and this SQL holds several")
-            }
         }
     }
 

@@ -158,11 +158,17 @@ public final class Replica: @unchecked Sendable {
 
     /// Runs the replica's own work on the writer connection, with the app's access rules off.
     func locked<T>(_ body: () throws -> T) rethrows -> T {
+        try holdingWriter(appSQL: false, body)
+    }
+
+    /// Holds the writer for `body`, with the app's access rules on or off (`AppAccess`). When the
+    /// outermost holder leaves, the tables its commits changed go to the observers.
+    func holdingWriter<T>(appSQL app: Bool, _ body: () throws -> T) rethrows -> T {
         lock.lock()
         defer { lock.unlock() }
         lockDepth += 1
         let outer = appSQL
-        appSQL = false
+        appSQL = app
         defer {
             appSQL = outer
             lockDepth -= 1
