@@ -57,13 +57,14 @@ struct Daemon: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Keep the replica in sync continuously until stopped (SIGTERM or Ctrl-C).",
         discussion: """
-            Pushes local writes within --poll seconds and long-polls the server, so a colleague's change
-            arrives as soon as it is committed. While the server is unreachable it retries with growing,
+            Long-polls the server, so a colleague's change arrives as soon as it is committed, and pushes
+            a local write as soon as it is committed, also one made by another program (kt sql, the
+            field app) on the same file. While the server is unreachable it retries with growing,
             jittered pauses. Logs one line per event (JSON lines with --json).
               kt daemon --db office.sqlite
             """)
     @OptionGroup var options: ReplicaOptions
-    @Option(help: "Seconds a long-poll waits for news; also the longest a local write waits to be pushed.") var poll = 1
+    @Option(help: "Seconds one long-poll waits for news before it asks again (the server allows up to 30); local writes do not wait for it.") var poll = 25
     @Option(help: "The longest pause between retries while the server is unreachable, in seconds.") var maxBackoff: Double = 60
     @Option(name: .long, help: ArgumentHelp("Extra CA certificates (PEM) to trust (default: the one given to kt init).", valueName: "file")) var caBundle: String?
 

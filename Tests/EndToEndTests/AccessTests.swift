@@ -43,10 +43,10 @@ import Testing
         #expect(try fatima.rowCount("teams") == 5, "reference data is global")
 
         // She writes into Tarik's case (a row that exists elsewhere) and adds a visit to it.
-        try fatima.execute("INSERT INTO cases (id, resident_id, team, status) VALUES (?, ?, 'castricum-noord', 'gesloten')",
+        try await fatima.execute("INSERT INTO cases (id, resident_id, team, status) VALUES (?, ?, 'castricum-noord', 'gesloten')",
                            [.text(Self.tarikCase), .text(Self.deVries)])
         let visit = newID()
-        try fatima.execute("INSERT INTO visits (id, case_id, happened_at) VALUES (?, ?, '2026-11-20T10:00:00Z')",
+        try await fatima.execute("INSERT INTO visits (id, case_id, happened_at) VALUES (?, ?, '2026-11-20T10:00:00Z')",
                            [.text(visit), .text(Self.tarikCase)])
         let report = try await fatima.sync()
         #expect(report.pushed.applied == 0)
@@ -76,12 +76,12 @@ import Testing
         try await fatima.sync()
 
         let caseID = newID(), visitID = newID()
-        try office.execute("INSERT INTO visits (id, case_id, happened_at) VALUES (?, ?, '2026-11-20T10:00:00Z')",
+        try await office.execute("INSERT INTO visits (id, case_id, happened_at) VALUES (?, ?, '2026-11-20T10:00:00Z')",
                            [.text(visitID), .text(caseID)])
         #expect(try await office.sync().pushed.applied > 0)
         #expect(try await fatima.sync().pulled.cellsApplied == 0, "a visit of no known case is in no team")
 
-        try office.execute("INSERT INTO cases (id, resident_id, team, status) VALUES (?, ?, 'castricum-noord', 'melding')",
+        try await office.execute("INSERT INTO cases (id, resident_id, team, status) VALUES (?, ?, 'castricum-noord', 'melding')",
                            [.text(caseID), .text(Self.deVries)])
         #expect(try await office.sync().pushed.applied > 0)
         let report = try await fatima.sync()
@@ -99,7 +99,7 @@ import Testing
         try await office.sync()
         // Joep (Bergen) also gets a case at Heiloo; his mother cares for him.
         let second = newID()
-        try office.execute("INSERT INTO cases (id, resident_id, team, status) VALUES (?, ?, 'heiloo', 'melding')",
+        try await office.execute("INSERT INTO cases (id, resident_id, team, status) VALUES (?, ?, 'heiloo', 'melding')",
                            [.text(second), .text(Self.joep)])
         try await office.sync()
         var seen: [String: Set<String>] = [:]
@@ -116,7 +116,7 @@ import Testing
         #expect(seen["uitgeest"]?.contains(Self.joep) == false)
         // The Heiloo case was opened for the wrong person: it now points at Tarik. Joep, and his mother
         // with him, leave Heiloo's devices; Bergen keeps both.
-        try office.execute("UPDATE cases SET resident_id = ? WHERE id = ?", [.text(Self.demo("a0000000", 1)), .text(second)])
+        try await office.execute("UPDATE cases SET resident_id = ? WHERE id = ?", [.text(Self.demo("a0000000", 1)), .text(second)])
         try await office.sync()
         let heiloo = try #require(replicas["heiloo"]), bergen = try #require(replicas["bergen"])
         let moved = try await heiloo.sync()
@@ -143,10 +143,10 @@ import Testing
 
         // Offline at the kitchen table: a note, written before the move.
         let before = newID()
-        try fatima.execute("INSERT INTO notes (id, case_id, author, body) VALUES (?, ?, 'Fatima', 'Dochter regelt de boodschappen.')",
+        try await fatima.execute("INSERT INTO notes (id, case_id, author, body) VALUES (?, ?, 'Fatima', 'Dochter regelt de boodschappen.')",
                            [.text(before), .text(Self.deVriesCase)])
         // Meanwhile the office hands the case to team Bergen.
-        try office.execute("UPDATE cases SET team = 'bergen' WHERE id = ?", [.text(Self.deVriesCase)])
+        try await office.execute("UPDATE cases SET team = 'bergen' WHERE id = ?", [.text(Self.deVriesCase)])
         try await office.sync()
 
         let bertsPull = try await bert.sync()
@@ -165,17 +165,17 @@ import Testing
         #expect(try ids(fatima, "cases") == [Self.sanneCase])
         #expect(try ids(fatima, "residents") == [Self.demo("a0000000", 4)])
         for table in ["visits", "notes"] {
-            #expect(try fatima.query("SELECT count(*) FROM \(table) WHERE case_id = ?", [.text(Self.deVriesCase)]).rows[0][0] == .integer(0))
+            #expect(try await fatima.query("SELECT count(*) FROM \(table) WHERE case_id = ?", [.text(Self.deVriesCase)]).rows[0][0] == .integer(0))
         }
         for table in ["provisions", "carers", "care_relations", "help_requests", "matches"] {
             #expect(try fatima.rowCount(table) == 0, "\(table) hang off the moved case")
         }
-        #expect(try fatima.query("SELECT count(*) FROM _kt_versions WHERE row_id = ?", [.text(Self.deVriesCase)]).rows[0][0] == .integer(0))
+        #expect(try await fatima.query("SELECT count(*) FROM _kt_versions WHERE row_id = ?", [.text(Self.deVriesCase)]).rows[0][0] == .integer(0))
         try await bert.sync()
         #expect(try ids(bert, "notes").contains(before), "her note reached the new team")
 
         // A note written after the move is refused and stays on her laptop.
-        try fatima.execute("INSERT INTO notes (id, case_id, author, body) VALUES (?, ?, 'Fatima', 'Te laat.')",
+        try await fatima.execute("INSERT INTO notes (id, case_id, author, body) VALUES (?, ?, 'Fatima', 'Te laat.')",
                            [.text(newID()), .text(Self.deVriesCase)])
         let late = try await fatima.sync()
         #expect(late.pushed.rejected == 3 && late.pushed.applied == 0)
@@ -219,14 +219,14 @@ import Testing
         #expect(try joyce.value("residents", Self.joep, "last_name") == .text("Visser"))
         #expect(try joyce.value("residents", Self.joep, "birth_date") == .null, "a column outside the profile never arrives")
 
-        try joyce.execute("INSERT INTO carer_load_assessments (id, carer_id, assessed_on, load) VALUES (?, ?, '2026-11-22', 'heavy')",
+        try await joyce.execute("INSERT INTO carer_load_assessments (id, carer_id, assessed_on, load) VALUES (?, ?, '2026-11-22', 'heavy')",
                           [.text(newID()), .text(Self.els)])
-        try joyce.execute("UPDATE residents SET birth_date = '1950-01-01' WHERE id = ?", [.text(Self.deVries)])
+        try await joyce.execute("UPDATE residents SET birth_date = '1950-01-01' WHERE id = ?", [.text(Self.deVries)])
         let partnerPush = try await joyce.sync()
         #expect(partnerPush.pushed.applied == 3, "the assessment's three cells written")
         #expect(try joyce.status().rejectedChanges.map(\.code) == ["not_permitted"])
 
-        try ruud.execute("UPDATE cases SET status = 'gesloten' WHERE id = ?", [.text(Self.tarikCase)])
+        try await ruud.execute("UPDATE cases SET status = 'gesloten' WHERE id = ?", [.text(Self.tarikCase)])
         let auditorPush = try await ruud.sync()
         #expect(auditorPush.pushed.rejected == 1)
         #expect(try ruud.status().rejectedChanges.map(\.code) == ["read_only"])
@@ -234,9 +234,9 @@ import Testing
 
         // A confidential note: her team, yes; the office's `*`, the partner and the auditor, no.
         let secret = newID(), open = newID()
-        try fatima.execute("INSERT INTO notes (id, case_id, confidential, body) VALUES (?, ?, 1, 'Vermoeden van financieel misbruik.')",
+        try await fatima.execute("INSERT INTO notes (id, case_id, confidential, body) VALUES (?, ?, 1, 'Vermoeden van financieel misbruik.')",
                            [.text(secret), .text(Self.deVriesCase)])
-        try fatima.execute("INSERT INTO notes (id, case_id, confidential, body) VALUES (?, ?, 0, 'Boodschappen geregeld.')",
+        try await fatima.execute("INSERT INTO notes (id, case_id, confidential, body) VALUES (?, ?, 0, 'Boodschappen geregeld.')",
                            [.text(open), .text(Self.deVriesCase)])
         try await fatima.sync()
         for replica in [colleague, office, ruud, joyce] { try await replica.sync() }
@@ -246,7 +246,7 @@ import Testing
         #expect(try !ids(ruud, "notes").contains(secret))
 
         // Made confidential later: it leaves the devices that may no longer see it.
-        try fatima.execute("UPDATE notes SET confidential = 1 WHERE id = ?", [.text(open)])
+        try await fatima.execute("UPDATE notes SET confidential = 1 WHERE id = ?", [.text(open)])
         try await fatima.sync()
         let evicted = try await office.sync()
         #expect(evicted.pulled.rowsEvicted == 1)
@@ -268,7 +268,7 @@ import Testing
         #expect(gained.pulled.rowsEvicted == 0)
 
         // Written while he still had Bergen, sent after he lost it: accepted, then the rows leave.
-        try bert.execute("UPDATE cases SET contact_person = 'Bert' WHERE id = ?", [.text(Self.joepCase)])
+        try await bert.execute("UPDATE cases SET contact_person = 'Bert' WHERE id = ?", [.text(Self.joepCase)])
         _ = try server.store.accounts.removeScope("team:bergen", from: "bert", actor: "test")
         let lost = try await bert.sync()
         let refusedMessages = try bert.status().rejectedChanges.map(\.message)

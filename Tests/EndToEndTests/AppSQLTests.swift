@@ -35,15 +35,15 @@ import Testing
         let tokenRead = Self.notAllowed { _ = try replica.query("SELECT value FROM _kt_meta WHERE key = 'token'") }
         #expect(tokenRead?.contains("token") == true, "\(tokenRead ?? "allowed")")
         // Not through a view or a trigger of the app's own either.
-        try replica.execute("CREATE VIEW settings AS SELECT * FROM _kt_meta")
+        try await replica.execute("CREATE VIEW settings AS SELECT * FROM _kt_meta")
         #expect(Self.notAllowed { _ = try replica.query("SELECT * FROM settings") } != nil)
-        try replica.execute("CREATE TABLE scratch (a); CREATE TRIGGER sweep AFTER INSERT ON scratch BEGIN DELETE FROM _kt_outbox; END")
+        try await replica.execute("CREATE TABLE scratch (a); CREATE TRIGGER sweep AFTER INSERT ON scratch BEGIN DELETE FROM _kt_outbox; END")
         #expect(Self.notAllowed { try replica.execute("INSERT INTO scratch VALUES (1)") } != nil)
 
         #expect(try replica.outboxCounts().pending == pending, "every captured edit still waits to be sent")
         // What the app may do still works: read the bookkeeping, write synced and local tables.
-        #expect(try replica.query("SELECT count(*) FROM _kt_outbox").rows[0][0] == .integer(Int64(pending)))
-        try replica.execute("UPDATE cases SET status = 'plan' WHERE id = ?", [.text(caseID)])
+        #expect(try await replica.query("SELECT count(*) FROM _kt_outbox").rows[0][0] == .integer(Int64(pending)))
+        try await replica.execute("UPDATE cases SET status = 'plan' WHERE id = ?", [.text(caseID)])
         #expect(try replica.outboxCounts().pending == pending + 1)
         // And the sync itself is not bound by the app's rules.
         let report = try await replica.sync()
@@ -60,7 +60,7 @@ import Testing
         let before = try replica.outboxCounts().pending
 
         #expect(throws: ReplicaError.self) { try replica.query("SELECT 1; SELECT 2") }
-        #expect(try replica.query("SELECT 1; -- and a comment").rows == [[.integer(1)]])
+        #expect(try await replica.query("SELECT 1; -- and a comment").rows == [[.integer(1)]])
         let two = "INSERT INTO notes (id, author, body) VALUES (kt_new_id(), 'Sanne', ?); INSERT INTO notes (id, author, body) VALUES (kt_new_id(), 'Sanne', 'b')"
         #expect(throws: ReplicaError.self) { try replica.execute(two, [.text("a")]) }
         #expect(try replica.rowCount("notes") == 0, "neither statement ran")

@@ -66,10 +66,10 @@ import Testing
 
         // After the backup: delivered writes of both devices, then a restore loses them on the server.
         let deliveredNote = newID()
-        try laptop.execute("INSERT INTO notes (id, case_id, body) VALUES (?, ?, 'Na de back-up geschreven.')",
+        try await laptop.execute("INSERT INTO notes (id, case_id, body) VALUES (?, ?, 'Na de back-up geschreven.')",
                            [.text(deliveredNote), .text(AccessTests.deVriesCase)])
-        try laptop.execute("UPDATE cases SET contact_person = 'Fatima' WHERE id = ?", [.text(AccessTests.deVriesCase)])
-        try office.execute("UPDATE cases SET status = 'plan' WHERE id = ?", [.text(AccessTests.sanneCase)])
+        try await laptop.execute("UPDATE cases SET contact_person = 'Fatima' WHERE id = ?", [.text(AccessTests.deVriesCase)])
+        try await office.execute("UPDATE cases SET status = 'plan' WHERE id = ?", [.text(AccessTests.sanneCase)])
         for replica in [laptop, office, laptop] { try await replica.sync() }
         #expect(try laptop.outbox().isEmpty && office.outbox().isEmpty)
 
@@ -79,7 +79,7 @@ import Testing
 
         // Written after the restore, not yet sent.
         let pendingNote = newID()
-        try laptop.execute("INSERT INTO notes (id, case_id, body) VALUES (?, ?, 'Nog niet verstuurd.')",
+        try await laptop.execute("INSERT INTO notes (id, case_id, body) VALUES (?, ?, 'Nog niet verstuurd.')",
                            [.text(pendingNote), .text(AccessTests.deVriesCase)])
         let recovery = try await laptop.sync()
         #expect(recovery.pulled.changesRequeued == 3, "the note's two cells and the contact person")
@@ -99,8 +99,8 @@ import Testing
         // Both replicas hold the same rows of the team they share.
         for table in ["cases", "notes", "visits"] {
             let shared = "SELECT * FROM \(table) WHERE id IN (SELECT id FROM \(table)) ORDER BY id"
-            let onLaptop = try laptop.query(shared).rows
-            let atOffice = try office.query(shared).rows.filter { row in onLaptop.contains { $0.first == row.first } }
+            let onLaptop = try await laptop.query(shared).rows
+            let atOffice = try await office.query(shared).rows.filter { row in onLaptop.contains { $0.first == row.first } }
             #expect(onLaptop == atOffice, "\(table)")
         }
         await server.stop()

@@ -30,8 +30,8 @@ import Testing
         try await replica.sync()
 
         // 2. Read and write with SQL
-        try replica.execute("UPDATE cases SET status = ? WHERE id = ?", [.text("plan"), .text(caseID)])
-        let open = try replica.query("SELECT id, question FROM cases WHERE status <> 'closed' ORDER BY melding_date")
+        try await replica.execute("UPDATE cases SET status = ? WHERE id = ?", [.text("plan"), .text(caseID)])
+        let open = try await replica.query("SELECT id, question FROM cases WHERE status <> 'closed' ORDER BY melding_date")
         #expect(open.rows.map { $0[0] } == [.text(caseID)])
         try replica.transaction {
             let visit = RowID.new()
@@ -47,11 +47,11 @@ import Testing
             var team: String
             var status: String?
         }
-        let residentID = try #require(try replica.query("SELECT resident_id FROM cases").rows.first?.first.flatMap { value -> String? in
+        let residentID = try await #require(try replica.query("SELECT resident_id FROM cases").rows.first?.first.flatMap { value -> String? in
             if case .text(let id) = value { return id } else { return nil }
         })
         try replica.insert(OpenCase(id: RowID.new(), resident_id: residentID, team: team, status: "melding"), into: "cases")
-        let mine = try replica.fetch(OpenCase.self, "SELECT * FROM cases WHERE team = ? AND status <> 'closed'", [.text(team)])
+        let mine = try await replica.fetch(OpenCase.self, "SELECT * FROM cases WHERE team = ? AND status <> 'closed'", [.text(team)])
         #expect(mine.count == 2)
 
         // 3. Keep a screen right: observed queries
@@ -59,9 +59,9 @@ import Testing
         var screen = results.makeAsyncIterator()
         func status(in result: QueryResult?) -> CellValue? { result?.rows.first { $0[0] == .text(caseID) }?[1] }
         #expect(status(in: try await screen.next()) == .text("plan"))
-        try office.execute("UPDATE cases SET status = 'evaluatie' WHERE id = ?", [.text(caseID)])
+        try await office.execute("UPDATE cases SET status = 'evaluatie' WHERE id = ?", [.text(caseID)])
         try await office.sync()
-        let report = try await SyncEngine(replica: replica).syncInBackground()
+        let report = try await SyncEngine(replica: replica).sync()
         #expect(report.pushed.applied > 0)
         // The screen may first see the laptop's own push settle; the office's change follows.
         var latest = try await screen.next()
@@ -79,20 +79,38 @@ import Testing
         let engine = try SyncEngine(replica: replica)
         let startedAt = Date()
         let statuses = SyncStatusTests.collect(engine.statusUpdates()) { ($0.lastSyncedAt ?? .distantPast) >= startedAt }
-        try await engine.syncInBackground()
+        try await engine.sync()
         let printed = await statuses.value.map { status in
             status.downloading ? "downloading \(status.cellsDownloaded) of about \(status.cellsExpected ?? 0)"
                 : "\(status.connection) \(status.pendingChanges) waiting \(status.lastError?.code ?? "")"
         }
         #expect(printed.first?.hasPrefix("offline") == true && printed.last?.hasPrefix("connected 0 waiting") == true, "\(printed)")
 
+        // 4. Stay in sync while the app runs
+        let live = try SyncEngine(replica: replica)
+        live.connect()
+        let noteID = newID()
+        try await office.sync()  // the office is at the head of the feed: its long-poll waits for the note
+        let officeWaits = Task { try await SyncEngine(replica: office).pull(waitSeconds: 30) }
+        try await replica.execute("INSERT INTO notes (id, case_id, body) VALUES (?, ?, 'Gebeld met dochter')",
+                                  [.text(noteID), .text(caseID)])
+        _ = try await officeWaits.value
+        #expect(try office.value("notes", noteID, "body") == .text("Gebeld met dochter"), "connect() pushed the note by itself")
+        await live.disconnect()
+        #expect(live.currentStatus.connection == .offline)
+
+        // 4. Cancellation
+        let download = Task { try await SyncEngine(replica: replica).pull(waitSeconds: 30) }
+        download.cancel()
+        await #expect(throws: CancellationError.self) { try await download.value }
+
         // 5. A new token
         _ = try server.store.accounts.revokeDevice("laptop fatima", actor: "guide")
         let newToken = try server.token("laptop fatima 2", user: "fatima")
         let reconnected = try await onThread { try replica.reconnect(token: newToken) }
         #expect(reconnected.downloadsAgain)
-        try replica.execute("UPDATE cases SET status = 'plan' WHERE id = ?", [.text(caseID)])
-        let afterLogin = try await SyncEngine(replica: replica).syncInBackground()
+        try await replica.execute("UPDATE cases SET status = 'plan' WHERE id = ?", [.text(caseID)])
+        let afterLogin = try await SyncEngine(replica: replica).sync()
         #expect(afterLogin.pushed.applied == 1)
     }
 

@@ -90,9 +90,9 @@ import Testing
         let expected = writers.count * rounds * rowsPerRound
         #expect(try reader.rowCount("notes") == expected, "every note reached the reader")
         let cellsPerNote = 2  // case_id and body: only what was written is captured
-        #expect(try reader.query("SELECT sum(kt_versions_count(versions)) FROM _kt_versions WHERE tbl = 'notes'").rows[0][0] == .integer(Int64(expected * cellsPerNote)),
+        #expect(try await reader.query("SELECT sum(kt_versions_count(versions)) FROM _kt_versions WHERE tbl = 'notes'").rows[0][0] == .integer(Int64(expected * cellsPerNote)),
                 "every cell of every note")
-        #expect(try reader.query("SELECT count(*) FROM notes WHERE body LIKE 'writer %' AND case_id IS NOT NULL").rows[0][0]
+        #expect(try await reader.query("SELECT count(*) FROM notes WHERE body LIKE 'writer %' AND case_id IS NOT NULL").rows[0][0]
                 == .integer(Int64(expected)))
         for writer in writers { #expect(try writer.outbox().isEmpty) }
     }

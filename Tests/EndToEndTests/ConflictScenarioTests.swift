@@ -41,9 +41,9 @@ import Testing
     @Test("1: plan and notes offline, provision end date at the office: different cells, both survive")
     func differentCellsBothSurvive() async throws {
         let fleet = try await Fleet.start()
-        try fleet.laptop.execute("UPDATE plans SET agreed_with = 'Tarik en Maryam', evaluation_due = '2027-03-01' WHERE id = ?", [.text(Self.tarikPlan)])
-        try fleet.laptop.execute("INSERT INTO notes (id, case_id, body) VALUES (?, 'c0000000-0000-4000-8000-000000000001', 'Plan besproken aan de keukentafel')", [.text(newID())])
-        try fleet.office.execute("UPDATE provisions SET end_date = '2027-12-31' WHERE id = ?", [.text(Self.householdHelp)])
+        try await fleet.laptop.execute("UPDATE plans SET agreed_with = 'Tarik en Maryam', evaluation_due = '2027-03-01' WHERE id = ?", [.text(Self.tarikPlan)])
+        try await fleet.laptop.execute("INSERT INTO notes (id, case_id, body) VALUES (?, 'c0000000-0000-4000-8000-000000000001', 'Plan besproken aan de keukentafel')", [.text(newID())])
+        try await fleet.office.execute("UPDATE provisions SET end_date = '2027-12-31' WHERE id = ?", [.text(Self.householdHelp)])
         try await fleet.syncAll()
         try fleet.expectSameEverywhere()
         #expect(try fleet.office.value("plans", Self.tarikPlan, "agreed_with") == .text("Tarik en Maryam"))
@@ -55,10 +55,10 @@ import Testing
     @Test("2: the same cell set twice (status, contact person, provision status): one winner, the other kept for review")
     func sameCellOneWinnerReviewed() async throws {
         let fleet = try await Fleet.start()
-        try fleet.laptop.execute("UPDATE cases SET status = 'beschikking', contact_person = 'Fatima Yilmaz (expert)' WHERE id = ?", [.text(Self.deVriesCase)])
-        try fleet.laptop.execute("UPDATE provisions SET status = 'granted' WHERE id = ?", [.text(Self.householdHelp)])
-        try fleet.office.execute("UPDATE cases SET status = 'levering', contact_person = 'Anne de Wit' WHERE id = ?", [.text(Self.deVriesCase)])
-        try fleet.office.execute("UPDATE provisions SET status = 'delivering' WHERE id = ?", [.text(Self.householdHelp)])
+        try await fleet.laptop.execute("UPDATE cases SET status = 'beschikking', contact_person = 'Fatima Yilmaz (expert)' WHERE id = ?", [.text(Self.deVriesCase)])
+        try await fleet.laptop.execute("UPDATE provisions SET status = 'granted' WHERE id = ?", [.text(Self.householdHelp)])
+        try await fleet.office.execute("UPDATE cases SET status = 'levering', contact_person = 'Anne de Wit' WHERE id = ?", [.text(Self.deVriesCase)])
+        try await fleet.office.execute("UPDATE provisions SET status = 'delivering' WHERE id = ?", [.text(Self.householdHelp)])
         try await fleet.syncAll()
         try fleet.expectSameEverywhere()
         #expect(try fleet.laptop.value("cases", Self.deVriesCase, "status") == .text("levering"))
@@ -77,14 +77,14 @@ import Testing
         let fleet = try await Fleet.start()
         let youthCase = "c0000000-0000-4000-8000-000000000001"
         for (replica, author) in [(fleet.laptop, "Sanne Bakker"), (fleet.office, "Jeugd- en gezinscoach")] {
-            try replica.execute("INSERT INTO notes (id, case_id, author, body) VALUES (?, ?, ?, 'Samen op huisbezoek geweest')",
+            try await replica.execute("INSERT INTO notes (id, case_id, author, body) VALUES (?, ?, ?, 'Samen op huisbezoek geweest')",
                                 [.text(newID()), .text(youthCase), .text(author)])
-            try replica.execute("INSERT INTO visits (id, case_id, happened_at, kind) VALUES (?, ?, '2026-11-23T10:00:00Z', 'home_visit')",
+            try await replica.execute("INSERT INTO visits (id, case_id, happened_at, kind) VALUES (?, ?, '2026-11-23T10:00:00Z', 'home_visit')",
                                 [.text(newID()), .text(youthCase)])
         }
         try await fleet.syncAll()
         try fleet.expectSameEverywhere()
-        #expect(try fleet.laptop.query("SELECT count(*) FROM notes WHERE case_id = ?", [.text(youthCase)]).rows.first?.first == .integer(3))
+        #expect(try await fleet.laptop.query("SELECT count(*) FROM notes WHERE case_id = ?", [.text(youthCase)]).rows.first?.first == .integer(3))
         #expect(try fleet.server.store.conflicts.list().isEmpty)
         await fleet.server.stop()
     }
@@ -93,9 +93,9 @@ import Testing
     func closureAndSignalBothSurvive() async throws {
         let fleet = try await Fleet.start()
         let sanneCase = "c0000000-0000-4000-8000-000000000004"
-        try fleet.laptop.execute("UPDATE cases SET status = 'gesloten', closed_date = '2026-11-23', closed_reason = 'goals_met' WHERE id = ?", [.text(sanneCase)])
+        try await fleet.laptop.execute("UPDATE cases SET status = 'gesloten', closed_date = '2026-11-23', closed_reason = 'goals_met' WHERE id = ?", [.text(sanneCase)])
         let signal = newID()
-        try fleet.office.execute("INSERT INTO signals (id, case_id, signal_type, severity, note) VALUES (?, ?, 'housing_risk', 'high', 'Dreigende uitzetting zus')",
+        try await fleet.office.execute("INSERT INTO signals (id, case_id, signal_type, severity, note) VALUES (?, ?, 'housing_risk', 'high', 'Dreigende uitzetting zus')",
                                  [.text(signal), .text(sanneCase)])
         try await fleet.syncAll()
         try fleet.expectSameEverywhere()
@@ -109,10 +109,10 @@ import Testing
         let fleet = try await Fleet.start()
         let carer = "80000000-0000-4000-8000-000000000002"
         let first = newID(), second = newID(), load = newID()
-        try fleet.office.execute("INSERT INTO appreciations (id, carer_id, year, status, amount) VALUES (?, ?, 2026, 'granted', 250)", [.text(first), .text(carer)])
-        try fleet.laptop.execute("INSERT INTO carer_load_assessments (id, carer_id, assessed_on, load) VALUES (?, ?, '2026-11-23', 'overloaded')",
+        try await fleet.office.execute("INSERT INTO appreciations (id, carer_id, year, status, amount) VALUES (?, ?, 2026, 'granted', 250)", [.text(first), .text(carer)])
+        try await fleet.laptop.execute("INSERT INTO carer_load_assessments (id, carer_id, assessed_on, load) VALUES (?, ?, '2026-11-23', 'overloaded')",
                                  [.text(load), .text(carer)])
-        try fleet.laptop.execute("INSERT INTO appreciations (id, carer_id, year, status) VALUES (?, ?, 2026, 'requested')", [.text(second), .text(carer)])
+        try await fleet.laptop.execute("INSERT INTO appreciations (id, carer_id, year, status) VALUES (?, ?, 2026, 'requested')", [.text(second), .text(carer)])
         try await fleet.syncAll()
         try fleet.expectSameEverywhere()
         #expect(try fleet.laptop.rowCount("appreciations") == 2, "nothing typed is dropped")
@@ -123,7 +123,7 @@ import Testing
         #expect(Set([duplicates[0].winnerValue, duplicates[0].loserValue]) == [.text(first), .text(second)])
         #expect(try fleet.laptop.conflicts().contains { $0.rule == "duplicate" })
         // Another year is no duplicate.
-        try fleet.office.execute("INSERT INTO appreciations (id, carer_id, year) VALUES (?, ?, 2027)", [.text(newID()), .text(carer)])
+        try await fleet.office.execute("INSERT INTO appreciations (id, carer_id, year) VALUES (?, ?, 2027)", [.text(newID()), .text(carer)])
         try await fleet.syncAll()
         #expect(try fleet.server.store.conflicts.list().filter { $0.rule == "duplicate" }.count == 1)
         await fleet.server.stop()
@@ -134,9 +134,9 @@ import Testing
         let fleet = try await Fleet.start()
         let volunteer = "60000000-0000-4000-8000-000000000001"  // Kees, already actively matched to Mevrouw De Vries
         let request = newID()
-        try fleet.laptop.execute("INSERT INTO help_requests (id, resident_id, kind, status) VALUES (?, 'a0000000-0000-4000-8000-000000000004', 'buddy', 'open')",
+        try await fleet.laptop.execute("INSERT INTO help_requests (id, resident_id, kind, status) VALUES (?, 'a0000000-0000-4000-8000-000000000004', 'buddy', 'open')",
                                  [.text(request)])
-        try fleet.laptop.execute("INSERT INTO matches (id, volunteer_id, help_request_id, status) VALUES (?, ?, ?, 'proposed')",
+        try await fleet.laptop.execute("INSERT INTO matches (id, volunteer_id, help_request_id, status) VALUES (?, ?, ?, 'proposed')",
                                  [.text(newID()), .text(volunteer), .text(request)])
         try await fleet.syncAll()
         let duplicates = try fleet.server.store.conflicts.list().filter { $0.rule == "duplicate" && $0.table == "matches" }
@@ -147,8 +147,8 @@ import Testing
 
     @Test func aSignedPlanRefusesLaterChangesAndKeepsThem() async throws {
         let fleet = try await Fleet.start()
-        try fleet.office.execute("UPDATE plans SET signed_at = '2026-11-20T14:00:00Z', status = 'signed' WHERE id = ?", [.text(Self.tarikPlan)])
-        try fleet.laptop.execute("UPDATE plans SET signed_at = '2026-11-22T09:00:00Z' WHERE id = ?", [.text(Self.tarikPlan)])  // offline, before it knew
+        try await fleet.office.execute("UPDATE plans SET signed_at = '2026-11-20T14:00:00Z', status = 'signed' WHERE id = ?", [.text(Self.tarikPlan)])
+        try await fleet.laptop.execute("UPDATE plans SET signed_at = '2026-11-22T09:00:00Z' WHERE id = ?", [.text(Self.tarikPlan)])  // offline, before it knew
         try await fleet.office.sync()
         let report = try await fleet.laptop.sync()
         #expect(report.pushed.conflicts == 1)
@@ -168,8 +168,8 @@ import Testing
         let fleet = try await Fleet.start()
         let third = try fleet.server.replica("tablet")
         try await third.sync()
-        try fleet.laptop.execute("UPDATE cases SET question = 'Traplift én hulp bij douchen' WHERE id = ?", [.text(Self.deVriesCase)])
-        try fleet.office.execute("UPDATE cases SET question = 'Traplift' WHERE id = ?", [.text(Self.deVriesCase)])
+        try await fleet.laptop.execute("UPDATE cases SET question = 'Traplift én hulp bij douchen' WHERE id = ?", [.text(Self.deVriesCase)])
+        try await fleet.office.execute("UPDATE cases SET question = 'Traplift' WHERE id = ?", [.text(Self.deVriesCase)])
         try await fleet.syncAll()
         let conflict = try #require(try fleet.laptop.conflicts().first { $0.column == "question" })
         #expect(conflict.loserValue == .text("Traplift én hulp bij douchen"))
@@ -192,8 +192,8 @@ import Testing
 
     @Test func theOfficeResolvesFromTheServerStore() async throws {
         let fleet = try await Fleet.start()
-        try fleet.laptop.execute("UPDATE cases SET contact_person = 'Fatima' WHERE id = ?", [.text(Self.deVriesCase)])
-        try fleet.office.execute("UPDATE cases SET contact_person = 'Anne' WHERE id = ?", [.text(Self.deVriesCase)])
+        try await fleet.laptop.execute("UPDATE cases SET contact_person = 'Fatima' WHERE id = ?", [.text(Self.deVriesCase)])
+        try await fleet.office.execute("UPDATE cases SET contact_person = 'Anne' WHERE id = ?", [.text(Self.deVriesCase)])
         try await fleet.syncAll()
         let conflict = try #require(try fleet.server.store.conflicts.list().first)
         _ = try fleet.server.store.conflicts.resolve(id: conflict.id, .value(.text("Fatima en Anne")), by: "teamleider", note: "duo")
@@ -209,7 +209,7 @@ import Testing
         let third = try fleet.server.replica("tablet")
         for (replica, value) in [(fleet.laptop, "onderzoek"), (fleet.office, "plan"), (third, "beschikking")] {
             try await replica.sync()  // each starts from what the one before wrote
-            try replica.execute("UPDATE cases SET status = ? WHERE id = ?", [.text(value), .text(Self.deVriesCase)])
+            try await replica.execute("UPDATE cases SET status = ? WHERE id = ?", [.text(value), .text(Self.deVriesCase)])
             try await replica.sync()
         }
         try await fleet.laptop.sync()
@@ -229,8 +229,8 @@ import Testing
         let fatima = try server.replica("laptop fatima", clock: clock, user: "fatima", role: .consultant, scopes: ["team:castricum-noord"])
         let anne = try server.replica("desk anne", clock: clock, user: "anne", role: .backOffice, scopes: ["*"])
         for replica in [fatima, anne] { try await replica.sync() }
-        try fatima.execute("UPDATE cases SET contact_person = 'Fatima' WHERE id = ?", [.text(Self.deVriesCase)])
-        try anne.execute("UPDATE cases SET contact_person = 'Anne' WHERE id = ?", [.text(Self.deVriesCase)])
+        try await fatima.execute("UPDATE cases SET contact_person = 'Fatima' WHERE id = ?", [.text(Self.deVriesCase)])
+        try await anne.execute("UPDATE cases SET contact_person = 'Anne' WHERE id = ?", [.text(Self.deVriesCase)])
         try await fatima.sync()
         try await anne.sync()
         try await fatima.sync()

@@ -26,9 +26,9 @@ import Testing
             let caseID = caseIDs[random.below(caseIDs.count)]
             switch random.below(10) {
             case 0:
-                try replica.execute("DELETE FROM cases WHERE id = ?", [.text(caseID)])
+                try await replica.execute("DELETE FROM cases WHERE id = ?", [.text(caseID)])
             case 1, 2:
-                try replica.execute("INSERT INTO notes (id, case_id, body) VALUES (?, ?, ?)",
+                try await replica.execute("INSERT INTO notes (id, case_id, body) VALUES (?, ?, ?)",
                                     [.text(newID()), .text(caseID), .text("note \(written)")])
                 notesWritten += 1
             case 3:
@@ -36,7 +36,7 @@ import Testing
             default:
                 let column = random.below(2) == 0 ? "status" : "contact_person"
                 let value = column == "status" ? statuses[random.below(statuses.count)] : "person \(random.below(5))"
-                try replica.execute("UPDATE cases SET \(column) = ? WHERE id = ?", [.text(value), .text(caseID)])
+                try await replica.execute("UPDATE cases SET \(column) = ? WHERE id = ?", [.text(value), .text(caseID)])
             }
             written += 1
         }

@@ -118,7 +118,7 @@ import Testing
         ]
         for (sql, arguments, fragment) in cases {
             do {
-                try laptop.execute(sql, arguments)
+                try await laptop.execute(sql, arguments)
                 Issue.record("accepted: \(sql)")
             } catch {
                 #expect("\(error)".contains(fragment), "\(sql): \(error)")
@@ -127,7 +127,7 @@ import Testing
         #expect(try laptop.outbox().count == before, "nothing of a refused write reaches the outbox")
         #expect(try laptop.value("cases", caseID, "status") == .text("melding"))
         // A child may arrive before its parent (offline-first): a note for a case nobody has yet is fine.
-        try laptop.execute("INSERT INTO notes (id, case_id, body) VALUES (?, ?, 'voor een casus die later komt')", [.text(newID()), .text(newID())])
+        try await laptop.execute("INSERT INTO notes (id, case_id, body) VALUES (?, ?, 'voor een casus die later komt')", [.text(newID()), .text(newID())])
         let report = try await laptop.sync()
         #expect(report.pushed.rejected == 0)
         await server.stop()
@@ -160,9 +160,9 @@ import Testing
         let old = try Replica.create(path: oldPath, dataModel: v1, serverURL: server.url, token: try server.token("old laptop"))
 
         let (_, caseID) = try seedCase(on: newLaptop)
-        try newLaptop.execute("UPDATE cases SET language = 'Pools', source = 'wijkagent' WHERE id = ?", [.text(caseID)])
+        try await newLaptop.execute("UPDATE cases SET language = 'Pools', source = 'wijkagent' WHERE id = ?", [.text(caseID)])
         let complaint = newID()
-        try newLaptop.execute("INSERT INTO complaints (id, case_id, received_on, summary) VALUES (?, ?, '2026-11-20', 'Te laat gebeld')",
+        try await newLaptop.execute("INSERT INTO complaints (id, case_id, received_on, summary) VALUES (?, ?, '2026-11-20', 'Te laat gebeld')",
                               [.text(complaint), .text(caseID)])
         try await newLaptop.sync()
 
@@ -173,7 +173,7 @@ import Testing
         #expect(try old.value("cases", caseID, "source") == .text("wijkagent"), "a new enum value in a known column arrives")
         #expect(try old.status().serverSchemaVersion == v2.version)
         // It still writes what its model knows, and refuses locally what it does not.
-        try old.execute("UPDATE cases SET contact_person = 'Anne' WHERE id = ?", [.text(caseID)])
+        try await old.execute("UPDATE cases SET contact_person = 'Anne' WHERE id = ?", [.text(caseID)])
         #expect(throws: (any Error).self, "v1 does not know the value 'wijkagent'") {
             try old.execute("INSERT INTO cases (id, resident_id, team, source) VALUES (?, ?, 't', 'wijkagent')", [.text(newID()), .text(newID())])
         }
@@ -193,7 +193,7 @@ import Testing
         #expect(after.pulled.cellsApplied == 0, "nothing had to be downloaded again")
         #expect(after.serverSchemaVersion == nil)
         // And the upgraded replica writes the new parts of the model.
-        try old.execute("UPDATE cases SET language = 'Oekraïens' WHERE id = ?", [.text(caseID)])
+        try await old.execute("UPDATE cases SET language = 'Oekraïens' WHERE id = ?", [.text(caseID)])
         try await old.sync()
         try await newLaptop.sync()
         #expect(try newLaptop.value("cases", caseID, "language") == .text("Oekraïens"))
@@ -294,7 +294,7 @@ import Testing
         let server = try await TestServer.start()
         let laptop = try server.replica("laptop")
         let (_, caseID) = try seedCase(on: laptop)
-        try laptop.execute("UPDATE cases SET contact_person = ? WHERE id = ?", [.text(""), .text(caseID)])
+        try await laptop.execute("UPDATE cases SET contact_person = ? WHERE id = ?", [.text(""), .text(caseID)])
         #expect(try laptop.value("cases", caseID, "contact_person") == .text(""))
         try await laptop.sync()
         #expect(try server.store.inspection.cell(table: "cases", row: caseID, column: "contact_person")?.value == .text(""))

@@ -30,9 +30,9 @@ import Testing
         for replica in [fatima, office, stale] { try await replica.sync() }
 
         // History and a conflict that hold her name, as in real life.
-        try fatima.execute("UPDATE residents SET first_name = 'Wilhelmina Johanna', last_name = 'De Vries-Bakker' WHERE id = ?",
+        try await fatima.execute("UPDATE residents SET first_name = 'Wilhelmina Johanna', last_name = 'De Vries-Bakker' WHERE id = ?",
                            [.text(Self.deVries)])
-        try office.execute("UPDATE residents SET last_name = 'De Vries (weduwe)' WHERE id = ?", [.text(Self.deVries)])
+        try await office.execute("UPDATE residents SET last_name = 'De Vries (weduwe)' WHERE id = ?", [.text(Self.deVries)])
         try await fatima.sync()
         let officeSync = try await office.sync()
         #expect(officeSync.pushed.conflicts == 1)
@@ -48,7 +48,7 @@ import Testing
         #expect(receivers == ["laptop fatima", "office", "old laptop"])
 
         // The old laptop, offline, still writes about her.
-        try stale.execute("UPDATE residents SET phone = '072-5551234', first_name = 'Mien' WHERE id = ?", [.text(Self.deVries)])
+        try await stale.execute("UPDATE residents SET phone = '072-5551234', first_name = 'Mien' WHERE id = ?", [.text(Self.deVries)])
 
         let report = try server.store.erasure.eraseResident(Self.deVries, actor: "test")
         #expect(report.rows == 10 && report.historyEntries > 0 && report.conflicts == 1)
@@ -73,7 +73,7 @@ import Testing
         // The rest is intact and the stores are sound.
         #expect(try office.rowCount("cases") == 4)
         for replica in [fatima, office] {
-            #expect(try replica.query("PRAGMA integrity_check").rows.first?.first == .text("ok"))
+            #expect(try await replica.query("PRAGMA integrity_check").rows.first?.first == .text("ok"))
         }
         await server.stop()
     }

@@ -179,7 +179,7 @@ final class RawConnection: @unchecked Sendable {
             }
         }
         // The server still serves a real device meanwhile.
-        try laptop.execute("UPDATE cases SET contact_person = 'Na de aanval' WHERE id = ?", [.text(DemoData.deVriesCase)])
+        try await laptop.execute("UPDATE cases SET contact_person = 'Na de aanval' WHERE id = ?", [.text(DemoData.deVriesCase)])
         let report = try await laptop.sync()
         #expect(report.pushed.applied == 1)
         #expect(try await send(server, token: token, "GET", "/healthz").0 == 200)

@@ -35,6 +35,21 @@ import Testing
         await server.stop()
     }
 
+    @Test("a graceful shutdown answers a parked long-poll at once instead of waiting for its deadline")
+    func shutdownAnswersParkedLongPolls() async throws {
+        let server = try await TestServer.start()
+        let office = try server.replica("office")
+        let engine = try SyncEngine(replica: office)
+        try await engine.sync()
+        let pull = Task { try await engine.pull(waitSeconds: 30) }
+        while server.sync.notifier.waiting == 0 { await Task.yield() }
+        let stopping = ContinuousClock.now
+        await server.stop()
+        #expect(ContinuousClock.now - stopping < .seconds(15), "the shutdown did not wait out the 30 s long-poll")
+        let report = try await pull.value
+        #expect(report.pulled.cellsReceived == 0, "answered with an empty page, not an error")
+    }
+
     @Test func ktDaemonOnTwoReplicasCarriesAWriteAcrossWithoutAManualSync() async throws {
         let server = try await TestServer.start()
         let directory = try temporaryDirectory("daemons")
@@ -43,7 +58,7 @@ import Testing
         let daemons = try [a, b].map { replica -> (Process, Pipe) in
             let process = Process()
             process.executableURL = CommandLineTests.binDirectory.appendingPathComponent("kt")
-            process.arguments = ["daemon", "--db", replica.path, "--poll", "1"]
+            process.arguments = ["daemon", "--db", replica.path]  // the default 25 s long-poll: writes must not wait for it
             let out = Pipe()
             process.standardOutput = out
             process.standardError = FileHandle.nullDevice
@@ -139,8 +154,8 @@ extension LiveSyncTests {
         try await laptop.sync()
         let office = try server.replica("office")
         try await office.sync()
-        try laptop.execute("UPDATE cases SET status = 'plan' WHERE id = ?", [.text(caseID)])
-        try office.execute("UPDATE cases SET status = 'onderzoek' WHERE id = ?", [.text(caseID)])
+        try await laptop.execute("UPDATE cases SET status = 'plan' WHERE id = ?", [.text(caseID)])
+        try await office.execute("UPDATE cases SET status = 'onderzoek' WHERE id = ?", [.text(caseID)])
         try await laptop.sync()
         try await office.sync()
 

@@ -32,11 +32,11 @@ import Testing
             for direction in ["push", "pull"] {
                 let label = "\(fault) on the \(direction)"
                 if direction == "push" {
-                    try laptop.execute("INSERT INTO notes (id, case_id, body) VALUES (?, ?, ?)",
+                    try await laptop.execute("INSERT INTO notes (id, case_id, body) VALUES (?, ?, ?)",
                                        [.text(newID()), .text(DemoData.deVriesCase), .text("Genoteerd tijdens: \(label)")])
                     expectedChanges += 2  // case_id and body
                 } else {
-                    try office.execute("UPDATE cases SET contact_person = ? WHERE id = ?", [.text(label), .text(DemoData.deVriesCase)])
+                    try await office.execute("UPDATE cases SET contact_person = ? WHERE id = ?", [.text(label), .text(DemoData.deVriesCase)])
                     try await office.sync()
                     expectedChanges += 1
                 }
@@ -49,7 +49,7 @@ import Testing
                 do { outcome = .success(try await laptop.sync(transport: faulty)) } catch { outcome = .failure(error) }
                 proxy.fault = .none
 
-                #expect(try laptop.query("PRAGMA integrity_check").rows.first?.first == .text("ok"), "\(label)")
+                #expect(try await laptop.query("PRAGMA integrity_check").rows.first?.first == .text("ok"), "\(label)")
                 switch (fault, outcome) {
                 case (.trickle, .success(let report)):
                     #expect(report.pushed.total == pending, "\(label)")

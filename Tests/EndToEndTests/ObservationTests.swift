@@ -70,7 +70,7 @@ import Testing
         #expect(afterOther?.rows.first { Self.text($0.first) == second }?[1] == .text("plan"), "another process")
 
         // The office moves the first case to another team: it leaves the laptop.
-        try office.execute("UPDATE cases SET team = 'castricum-zuid' WHERE id = ?", [.text(first)])
+        try await office.execute("UPDATE cases SET team = 'castricum-zuid' WHERE id = ?", [.text(first)])
         try await office.sync()
         let evicted = try await laptop.sync()
         #expect(evicted.pulled.rowsEvicted > 0)
@@ -84,7 +84,7 @@ import Testing
 
         // A write to a table the query does not read does not run it.
         let before = observation.observer.evaluationCount
-        try laptop.execute("INSERT INTO residents (id, last_name, municipality) VALUES (?, 'Smit', 'castricum')", [.text(newID())])
+        try await laptop.execute("INSERT INTO residents (id, last_name, municipality) VALUES (?, 'Smit', 'castricum')", [.text(newID())])
         observation.observer.drain()  // a run the insert had scheduled would have finished now
         #expect(observation.observer.evaluationCount == before, "the residents insert did not run the query")
         let (_, third) = try seedCase(on: laptop, name: "Mevrouw Kok", team: Self.team)

@@ -98,8 +98,8 @@ import Testing
         #expect(try fatima.rowCount("residents") == 1)
 
         // The same cell, offline on both, through different processes: one winner, one conflict record.
-        try fatima.execute("UPDATE cases SET status = 'onderzoek' WHERE id = ?", [.text(ours.case)])
-        try office.execute("UPDATE cases SET status = 'beschikking' WHERE id = ?", [.text(ours.case)])
+        try await fatima.execute("UPDATE cases SET status = 'onderzoek' WHERE id = ?", [.text(ours.case)])
+        try await office.execute("UPDATE cases SET status = 'beschikking' WHERE id = ?", [.text(ours.case)])
         try await fatima.sync()
         try await office.sync()
         try await fatima.sync()
@@ -113,7 +113,7 @@ import Testing
         #expect(conflicts.first?.winnerUser == "office" && conflicts.first?.loserUser == "fatima")
 
         // A write into another team's case is refused on either process and stays on her device.
-        try fatima.execute("INSERT INTO notes (id, case_id, body) VALUES (?, ?, 'niet van ons team')", [.text(newID()), .text(theirs.case)])
+        try await fatima.execute("INSERT INTO notes (id, case_id, body) VALUES (?, ?, 'niet van ons team')", [.text(newID()), .text(theirs.case)])
         try await fatima.sync()
         let refused = try fatima.outbox()
         #expect(!refused.isEmpty && refused.allSatisfy { $0.code == "out_of_scope" }, "the note stays on her device, refused: \(refused)")
@@ -131,9 +131,9 @@ import Testing
         for text in texts {
             let id = newID()
             notes[id] = text
-            try writer.execute("INSERT INTO notes (id, case_id, body) VALUES (?, ?, ?)", [.text(id), .text(caseID), .text(text)])
+            try await writer.execute("INSERT INTO notes (id, case_id, body) VALUES (?, ?, ?)", [.text(id), .text(caseID), .text(text)])
         }
-        try writer.execute("UPDATE cases SET question = NULL WHERE id = ?", [.text(caseID)])
+        try await writer.execute("UPDATE cases SET question = NULL WHERE id = ?", [.text(caseID)])
         try await writer.sync()
         try await reader.sync()
         for (id, text) in notes { #expect(try reader.value("notes", id, "body") == .text(text)) }

@@ -39,7 +39,7 @@ import Testing
         _ = try seedCase(on: laptop)
         try await laptop.sync()
         _ = try server.store.accounts.revokeDevice("lost laptop")
-        try laptop.execute("UPDATE residents SET phone = '0612345678'")
+        try await laptop.execute("UPDATE residents SET phone = '0612345678'")
         do {
             try await laptop.sync()
             Issue.record("a revoked device synced")
@@ -184,7 +184,7 @@ import Testing
             ("INSERT INTO residents (id) VALUES ('\(newID())')", "residents.last_name"),
         ] {
             do {
-                try laptop.execute(sql)
+                try await laptop.execute(sql)
                 Issue.record("accepted: \(sql)")
             } catch {
                 #expect("\(error)".contains(fragment), "\(error)")

@@ -20,7 +20,7 @@ import Testing
 
         // Offline at the kitchen table; meanwhile the office revokes the device.
         let note = newID()
-        try laptop.execute("INSERT INTO notes (id, case_id, author, body) VALUES (?, ?, 'Fatima', 'Keukentafelgesprek gehad.')",
+        try await laptop.execute("INSERT INTO notes (id, case_id, author, body) VALUES (?, ?, 'Fatima', 'Keukentafelgesprek gehad.')",
                            [.text(note), .text(caseID)])
         _ = try server.store.accounts.revokeDevice("laptop 1", actor: "test")
         await #expect { try await laptop.sync() } throws: { error in

@@ -18,7 +18,7 @@ struct RecordFeedTests {
         try await laptop.sync()
         // The first case's newest cell is now the newest of all: its record comes last in the feed,
         // and its other cells have sequence numbers below the cursors of the pages before it.
-        try laptop.execute("UPDATE cases SET status = 'plan' WHERE id = ?", [.text(first.case)])
+        try await laptop.execute("UPDATE cases SET status = 'plan' WHERE id = ?", [.text(first.case)])
         try await laptop.sync()
         let pages = try feedPages(server.store, pageSize: 2)
         #expect(pages.count >= 4, "pages of two cells")
@@ -28,7 +28,7 @@ struct RecordFeedTests {
         let report = try await office.sync(pageSize: 2)
         #expect(report.pages == pages.count)
         #expect(try office.snapshot() == laptop.snapshot())
-        #expect(try office.query("SELECT status, team FROM cases WHERE id = ?", [.text(first.case)]).rows
+        #expect(try await office.query("SELECT status, team FROM cases WHERE id = ?", [.text(first.case)]).rows
                 == [[.text("plan"), .text("castricum-noord")]])
         await server.stop()
     }
@@ -41,7 +41,7 @@ struct RecordFeedTests {
         for i in 0..<5 { cases.append(try seedCase(on: laptop, name: "Inwoner \(i)").case) }
         try await laptop.sync()
         try await office.sync()
-        for id in cases.prefix(3) { try laptop.execute("UPDATE cases SET status = 'plan' WHERE id = ?", [.text(id)]) }
+        for id in cases.prefix(3) { try await laptop.execute("UPDATE cases SET status = 'plan' WHERE id = ?", [.text(id)]) }
         try await laptop.sync()
 
         let report = try await office.sync(pageSize: 2)
@@ -58,7 +58,7 @@ struct RecordFeedTests {
         let seeded = try seedCase(on: laptop)
         try await laptop.sync()
         let head = try server.store.pull(since: 0, limit: 1_000).cursor
-        try laptop.execute("UPDATE cases SET status = 'plan' WHERE id = ?", [.text(seeded.case)])
+        try await laptop.execute("UPDATE cases SET status = 'plan' WHERE id = ?", [.text(seeded.case)])
         try await laptop.sync()
         let caseCells = try server.store.inspection.cellCount(table: "cases", row: seeded.case)
         let whole = try server.store.pull(since: head, limit: 1_000)

@@ -33,8 +33,8 @@ import Testing
         let bert = try server.replica("laptop bert", user: "bert", role: .consultant, scopes: ["team:bergen"])
         let office = try server.replica("office")
         for replica in [bert, office] { try await replica.sync() }
-        try bert.execute("UPDATE cases SET contact_person = 'Bert' WHERE id = ?", [.text(Self.joepCase)])
-        try office.execute("UPDATE cases SET contact_person = 'Anne' WHERE id = ?", [.text(Self.joepCase)])
+        try await bert.execute("UPDATE cases SET contact_person = 'Bert' WHERE id = ?", [.text(Self.joepCase)])
+        try await office.execute("UPDATE cases SET contact_person = 'Anne' WHERE id = ?", [.text(Self.joepCase)])
         try await bert.sync()
         try await office.sync()
         let conflict = try #require(try server.store.conflicts.list(unresolvedOnly: true).first { $0.row == Self.joepCase })
@@ -63,7 +63,7 @@ import Testing
         try await ruud.sync()
         try ruud.resolve(conflict: conflict.id, .keepWinner, note: "niet aan mij")
         try await ruud.sync()
-        #expect(try ruud.query("SELECT code FROM _kt_resolutions WHERE conflict_id = ? AND state = 'refused'",
+        #expect(try await ruud.query("SELECT code FROM _kt_resolutions WHERE conflict_id = ? AND state = 'refused'",
                                [.integer(conflict.id)]).rows.first?.first == .text("read_only"))
         #expect(try server.store.conflicts.find(id: conflict.id)?.resolvedAt == nil)
 
@@ -89,12 +89,12 @@ import Testing
         let fatima = try server.replica("laptop fatima", user: "fatima", role: .consultant, scopes: Self.fatimaScopes)
         try await fatima.sync()
         let note = newID()
-        try fatima.execute("INSERT INTO notes (id, case_id, author, body) VALUES (?, ?, 'Fatima', 'Eerste gesprek.')",
+        try await fatima.execute("INSERT INTO notes (id, case_id, author, body) VALUES (?, ?, 'Fatima', 'Eerste gesprek.')",
                            [.text(note), .text(Self.sanneCase)])
         try await fatima.sync()  // her device is now bound to her replica's node
 
         // Her next writes, not yet sent; the change ids an attacker can predict from the feed.
-        try fatima.execute("UPDATE notes SET body = 'Tweede gesprek.' WHERE id = ?", [.text(note)])
+        try await fatima.execute("UPDATE notes SET body = 'Tweede gesprek.' WHERE id = ?", [.text(note)])
         let hers = try fatima.pendingChanges(limit: 10).map(\.change)
         #expect(hers.count == 1)
 
@@ -118,7 +118,7 @@ import Testing
         // Two replicas initialised with one token: the second is told so, and keeps its write.
         let path = try temporaryDirectory("replica") + "/second.sqlite"
         let second = try Replica.create(path: path, dataModel: server.store.dataModel, serverURL: server.url, token: try fatima.token)
-        try second.execute("INSERT INTO notes (id, case_id, author, body) VALUES (?, ?, 'Fatima', 'Op de tweede laptop.')",
+        try await second.execute("INSERT INTO notes (id, case_id, author, body) VALUES (?, ?, 'Fatima', 'Op de tweede laptop.')",
                            [.text(newID()), .text(Self.sanneCase)])
         await #expect { try await second.sync() } throws: { error in
             guard case SyncError.server(409, "node_mismatch", let message) = error else { return false }
@@ -133,7 +133,7 @@ import Testing
         // Her first replica gone for good: the office releases the device, the second replica takes it over.
         _ = try server.store.accounts.releaseDevice("laptop fatima", actor: "test")
         #expect(try await second.sync().pushed.applied > 0)
-        try fatima.execute("UPDATE notes SET body = 'Van de oude laptop.' WHERE id = ?", [.text(note)])
+        try await fatima.execute("UPDATE notes SET body = 'Van de oude laptop.' WHERE id = ?", [.text(note)])
         await #expect(throws: SyncError.self) { try await fatima.sync() }
         await server.stop()
     }
@@ -175,13 +175,13 @@ import Testing
 
         // Honest: a note written offline before the move, sent after it, arrives (DOMAIN scenario 7).
         let honest = newID()
-        try fatima.execute("INSERT INTO notes (id, case_id, author, body) VALUES (?, ?, 'Fatima', 'Voor de overdracht.')",
+        try await fatima.execute("INSERT INTO notes (id, case_id, author, body) VALUES (?, ?, 'Fatima', 'Voor de overdracht.')",
                            [.text(honest), .text(Self.deVriesCase)])
         let beforeMove = UInt64(Date().timeIntervalSince1970 * 1000) - 1
-        try office.execute("UPDATE cases SET team = 'bergen' WHERE id = ?", [.text(Self.deVriesCase)])
+        try await office.execute("UPDATE cases SET team = 'bergen' WHERE id = ?", [.text(Self.deVriesCase)])
         try await office.sync()
         // Her laptop sends that note and a later write, and learns nothing yet (push only).
-        try fatima.execute("UPDATE cases SET contact_person = 'Fatima' WHERE id = ?", [.text(Self.sanneCase)])
+        try await fatima.execute("UPDATE cases SET contact_person = 'Fatima' WHERE id = ?", [.text(Self.sanneCase)])
         let pushed = try await onThread { try SyncEngine(replica: fatima).push() }
         let refusedOfHers = try fatima.status().rejectedChanges.map(\.message)
         #expect(pushed.pushed.applied > 1 && pushed.pushed.rejected == 0, "\(refusedOfHers)")
@@ -231,7 +231,7 @@ import Testing
         // Team Bergen, the case's team now, sees the honest note and none of the forged ones.
         let bert = try server.replica("laptop bert", user: "bert", role: .consultant, scopes: ["team:bergen"])
         try await bert.sync()
-        let notes = Set(try bert.query("SELECT id FROM notes WHERE case_id = ?", [.text(Self.deVriesCase)]).rows.map { $0[0].description })
+        let notes = Set(try await bert.query("SELECT id FROM notes WHERE case_id = ?", [.text(Self.deVriesCase)]).rows.map { $0[0].description })
         #expect(notes.contains(honest))
         #expect(notes.isDisjoint(with: forgedRows))
         for row in forgedRows { #expect(try server.store.inspection.cellCount(table: "notes", row: row) == 0) }
@@ -247,13 +247,13 @@ import Testing
         let fatima = try server.replica("laptop fatima", user: "fatima", role: .consultant, scopes: Self.fatimaScopes)
         try await fatima.sync()
         let note = newID()
-        try fatima.execute("INSERT INTO notes (id, case_id, author, body) VALUES (?, ?, 'Fatima', 'Over Sanne.')", [.text(note), .text(Self.sanneCase)])
+        try await fatima.execute("INSERT INTO notes (id, case_id, author, body) VALUES (?, ?, 'Fatima', 'Over Sanne.')", [.text(note), .text(Self.sanneCase)])
         try await fatima.sync()
 
         // Her own note and visit, moved into team Bergen's case; her own case, handed to team Bergen.
-        try fatima.execute("UPDATE notes SET case_id = ? WHERE id = ?", [.text(Self.joepCase), .text(note)])
-        try fatima.execute("UPDATE visits SET case_id = ? WHERE id = ?", [.text(Self.joepCase), .text(Self.sanneVisit)])
-        try fatima.execute("UPDATE cases SET team = 'bergen' WHERE id = ?", [.text(Self.sanneCase)])
+        try await fatima.execute("UPDATE notes SET case_id = ? WHERE id = ?", [.text(Self.joepCase), .text(note)])
+        try await fatima.execute("UPDATE visits SET case_id = ? WHERE id = ?", [.text(Self.joepCase), .text(Self.sanneVisit)])
+        try await fatima.execute("UPDATE cases SET team = 'bergen' WHERE id = ?", [.text(Self.sanneCase)])
         let report = try await fatima.sync()
         #expect(report.pushed.applied == 0 && report.pushed.rejected == 3)
         #expect(try fatima.status().rejectedChanges.allSatisfy { $0.code == "out_of_scope" })
@@ -263,14 +263,14 @@ import Testing
         #expect(try server.store.inspection.cell(table: "cases", row: Self.sanneCase, column: "team")?.value == .text("castricum-noord"))
         let bert = try server.replica("laptop bert", user: "bert", role: .consultant, scopes: ["team:bergen"])
         try await bert.sync()
-        #expect(try bert.query("SELECT count(*) FROM notes WHERE id = ?", [.text(note)]).rows[0][0] == .integer(0))
-        #expect(try bert.query("SELECT count(*) FROM visits WHERE id = ?", [.text(Self.sanneVisit)]).rows[0][0] == .integer(0))
-        #expect(try bert.query("SELECT count(*) FROM cases WHERE id = ?", [.text(Self.sanneCase)]).rows[0][0] == .integer(0))
+        #expect(try await bert.query("SELECT count(*) FROM notes WHERE id = ?", [.text(note)]).rows[0][0] == .integer(0))
+        #expect(try await bert.query("SELECT count(*) FROM visits WHERE id = ?", [.text(Self.sanneVisit)]).rows[0][0] == .integer(0))
+        #expect(try await bert.query("SELECT count(*) FROM cases WHERE id = ?", [.text(Self.sanneCase)]).rows[0][0] == .integer(0))
 
         // The back office, who holds both teams, hands the case over.
         let office = try server.replica("office")
         try await office.sync()
-        try office.execute("UPDATE cases SET team = 'bergen' WHERE id = ?", [.text(Self.sanneCase)])
+        try await office.execute("UPDATE cases SET team = 'bergen' WHERE id = ?", [.text(Self.sanneCase)])
         #expect(try await office.sync().pushed.applied == 1)
         await server.stop()
     }
@@ -287,9 +287,9 @@ import Testing
 
         // A new case of her team for team Bergen's resident, and a care relation to Bergen's carer.
         let linked = newID(), relation = newID()
-        try fatima.execute("INSERT INTO cases (id, resident_id, team, status) VALUES (?, ?, 'castricum-noord', 'melding')",
+        try await fatima.execute("INSERT INTO cases (id, resident_id, team, status) VALUES (?, ?, 'castricum-noord', 'melding')",
                            [.text(linked), .text(Self.joep)])
-        try fatima.execute("INSERT INTO care_relations (id, carer_id, recipient_id) VALUES (?, ?, ?)",
+        try await fatima.execute("INSERT INTO care_relations (id, carer_id, recipient_id) VALUES (?, ?, ?)",
                            [.text(relation), .text(Self.joepsMother), .text(Self.deVries)])
         let report = try await fatima.sync()
         let applied = report.pushed.applied
@@ -301,19 +301,19 @@ import Testing
         #expect(try !AccessTests().ids(fatima, "carers").contains(Self.joepsMother))
 
         // A resident she once saw, whose case moved away: no way back in through a new case.
-        try office.execute("UPDATE cases SET team = 'bergen' WHERE id = ?", [.text(Self.deVriesCase)])
+        try await office.execute("UPDATE cases SET team = 'bergen' WHERE id = ?", [.text(Self.deVriesCase)])
         try await office.sync()
         try await fatima.sync()
         #expect(try !AccessTests().ids(fatima, "residents").contains(Self.deVries))
         let again = newID()
-        try fatima.execute("INSERT INTO cases (id, resident_id, team, status) VALUES (?, ?, 'castricum-noord', 'melding')",
+        try await fatima.execute("INSERT INTO cases (id, resident_id, team, status) VALUES (?, ?, 'castricum-noord', 'melding')",
                            [.text(again), .text(Self.deVries)])
         try await fatima.sync()
         #expect(try server.store.inspection.cellCount(table: "cases", row: again) == 0)
         #expect(try !AccessTests().ids(fatima, "residents").contains(Self.deVries))
 
         // The back office, who sees both, links them.
-        try office.execute("INSERT INTO cases (id, resident_id, team, status) VALUES (?, ?, 'castricum-noord', 'melding')",
+        try await office.execute("INSERT INTO cases (id, resident_id, team, status) VALUES (?, ?, 'castricum-noord', 'melding')",
                            [.text(newID()), .text(Self.joep)])
         #expect(try await office.sync().pushed.rejected == 0)
         await server.stop()
@@ -327,7 +327,7 @@ import Testing
         let office = try server.replica("office")
         try await office.sync()
         let secondCase = newID()
-        try office.execute("INSERT INTO cases (id, resident_id, team, status) VALUES (?, ?, 'castricum-noord', 'melding')",
+        try await office.execute("INSERT INTO cases (id, resident_id, team, status) VALUES (?, ?, 'castricum-noord', 'melding')",
                            [.text(secondCase), .text(Self.deVries)])
         try await office.sync()
         let fatima = try server.replica("laptop fatima", user: "fatima", role: .consultant, scopes: Self.fatimaScopes)
@@ -337,13 +337,13 @@ import Testing
         // She goes offline; the office erases De Vries.
         _ = try server.store.erasure.eraseResident(Self.deVries, actor: "test")
         let note = newID(), visit = newID(), newCase = newID(), plan = newID(), goal = newID()
-        try fatima.execute("INSERT INTO notes (id, case_id, author, body) VALUES (?, ?, 'Fatima', 'Mevrouw De Vries belde.')",
+        try await fatima.execute("INSERT INTO notes (id, case_id, author, body) VALUES (?, ?, 'Fatima', 'Mevrouw De Vries belde.')",
                            [.text(note), .text(Self.deVriesCase)])
-        try fatima.execute("INSERT INTO visits (id, case_id, happened_at) VALUES (?, ?, '2026-11-20T10:00:00Z')", [.text(visit), .text(secondCase)])
-        try fatima.execute("INSERT INTO cases (id, resident_id, team, status, question) VALUES (?, ?, 'castricum-noord', 'melding', 'De Vries opnieuw')",
+        try await fatima.execute("INSERT INTO visits (id, case_id, happened_at) VALUES (?, ?, '2026-11-20T10:00:00Z')", [.text(visit), .text(secondCase)])
+        try await fatima.execute("INSERT INTO cases (id, resident_id, team, status, question) VALUES (?, ?, 'castricum-noord', 'melding', 'De Vries opnieuw')",
                            [.text(newCase), .text(Self.deVries)])
-        try fatima.execute("INSERT INTO plans (id, case_id, status) VALUES (?, ?, 'draft')", [.text(plan), .text(newCase)])
-        try fatima.execute("INSERT INTO goals (id, plan_id, goal) VALUES (?, ?, 'Boodschappen')", [.text(goal), .text(plan)])
+        try await fatima.execute("INSERT INTO plans (id, case_id, status) VALUES (?, ?, 'draft')", [.text(plan), .text(newCase)])
+        try await fatima.execute("INSERT INTO goals (id, plan_id, goal) VALUES (?, ?, 'Boodschappen')", [.text(goal), .text(plan)])
         let report = try await fatima.sync()
         #expect(report.pushed.applied == 0 && report.pushed.superseded == 0 && report.pushed.conflicts == 0)
         #expect(report.pushed.rejected == report.pushed.total && report.pushed.total > 0)
@@ -352,7 +352,7 @@ import Testing
         for (table, row) in written {
             #expect(try server.store.inspection.cellCount(table: table, row: row) == 0, "\(table) stored")
             #expect(try server.store.history(table: table, row: row).isEmpty, "\(table) in the history")
-            #expect(try fatima.query("SELECT count(*) FROM \"\(table)\" WHERE id = ?", [.text(row)]).rows[0][0] == .integer(0), "\(table) left on her laptop")
+            #expect(try await fatima.query("SELECT count(*) FROM \"\(table)\" WHERE id = ?", [.text(row)]).rows[0][0] == .integer(0), "\(table) left on her laptop")
         }
         #expect(try server.store.conflicts.list().allSatisfy { conflict in !written.contains { $0.1 == conflict.row } })
         let left = try fatima.outbox().map { "\($0.change.table) \($0.code ?? "")" }
@@ -361,7 +361,7 @@ import Testing
         let fresh = try server.replica("office 2")
         try await fresh.sync()
         for (table, row) in written + [("residents", Self.deVries), ("cases", Self.deVriesCase), ("cases", secondCase)] {
-            #expect(try fresh.query("SELECT count(*) FROM \"\(table)\" WHERE id = ?", [.text(row)]).rows[0][0] == .integer(0), "\(table) reached a fresh replica")
+            #expect(try await fresh.query("SELECT count(*) FROM \"\(table)\" WHERE id = ?", [.text(row)]).rows[0][0] == .integer(0), "\(table) reached a fresh replica")
         }
         await server.stop()
     }
@@ -381,7 +381,7 @@ import Testing
         #expect(forgedProof.status == 400 && forgedProof.code == "cursor_ahead")
 
         // Everyone else carries on where they were.
-        try office.execute("UPDATE cases SET contact_person = 'Anne' WHERE id = ?", [.text(Self.sanneCase)])
+        try await office.execute("UPDATE cases SET contact_person = 'Anne' WHERE id = ?", [.text(Self.sanneCase)])
         let next = try await office.sync()
         #expect(next.pulled.rowsEvicted == 0 && next.pulled.changesRequeued == 0 && next.pulled.cellsReceived <= 1)
         #expect(try office.serverEpoch == epoch)

@@ -167,13 +167,13 @@ struct StoreLayoutTests {
         let desk = try server.replica("new-desk")
         let report = try await desk.sync()
         #expect(report.pulled.cellsApplied > 100)
-        #expect(try desk.query("SELECT count(*) FROM cases").rows == [[.integer(5)]])
-        #expect(try desk.query("SELECT next_contact_due FROM cases WHERE id = ?", [.text(Self.caseID)]).rows == [[.null]])
-        #expect(try desk.query("SELECT hours_per_week FROM care_relations WHERE id = '70000000-0000-4000-8000-000000000001'").rows
+        #expect(try await desk.query("SELECT count(*) FROM cases").rows == [[.integer(5)]])
+        #expect(try await desk.query("SELECT next_contact_due FROM cases WHERE id = ?", [.text(Self.caseID)]).rows == [[.null]])
+        #expect(try await desk.query("SELECT hours_per_week FROM care_relations WHERE id = '70000000-0000-4000-8000-000000000001'").rows
                 == [[.real(12.5)]])
-        #expect(try desk.query("SELECT count(*) FROM notes WHERE id = 'd0000000-0000-4000-8000-0000000000f1'").rows == [[.integer(0)]])
+        #expect(try await desk.query("SELECT count(*) FROM notes WHERE id = 'd0000000-0000-4000-8000-0000000000f1'").rows == [[.integer(0)]])
         let status = try #require(try server.store.inspection.cell(table: "cases", row: Self.caseID, column: "status")?.value)
-        #expect(try desk.query("SELECT status FROM cases WHERE id = ?", [.text(Self.caseID)]).rows == [[status]])
+        #expect(try await desk.query("SELECT status FROM cases WHERE id = ?", [.text(Self.caseID)]).rows == [[status]])
         await server.stop()
     }
 

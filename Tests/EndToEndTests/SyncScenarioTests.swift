@@ -14,8 +14,8 @@ import Testing
         try await laptop.sync()
         try await office.sync()
 
-        try laptop.execute("UPDATE cases SET status = 'plan' WHERE id = ?", [.text(caseID)])
-        try office.execute("UPDATE cases SET contact_person = 'Fatima' WHERE id = ?", [.text(caseID)])
+        try await laptop.execute("UPDATE cases SET status = 'plan' WHERE id = ?", [.text(caseID)])
+        try await office.execute("UPDATE cases SET contact_person = 'Fatima' WHERE id = ?", [.text(caseID)])
         try await laptop.sync()
         try await office.sync()
         try await laptop.sync()
@@ -40,8 +40,8 @@ import Testing
         try await laptop.sync()
         try await office.sync()
 
-        try laptop.execute("UPDATE cases SET status = 'onderzoek' WHERE id = ?", [.text(caseID)])
-        try office.execute("UPDATE cases SET status = 'plan' WHERE id = ?", [.text(caseID)])
+        try await laptop.execute("UPDATE cases SET status = 'onderzoek' WHERE id = ?", [.text(caseID)])
+        try await office.execute("UPDATE cases SET status = 'plan' WHERE id = ?", [.text(caseID)])
         try await office.sync()
         let laptopReport = try await laptop.sync()
         try await office.sync()
@@ -77,8 +77,8 @@ import Testing
         try await laptop.sync()
         try await office.sync()
 
-        try laptop.execute("UPDATE cases SET question = 'Hulp bij douchen' WHERE id = ?", [.text(caseID)])
-        try office.execute("DELETE FROM cases WHERE id = ?", [.text(caseID)])
+        try await laptop.execute("UPDATE cases SET question = 'Hulp bij douchen' WHERE id = ?", [.text(caseID)])
+        try await office.execute("DELETE FROM cases WHERE id = ?", [.text(caseID)])
         try await laptop.sync()
         try await office.sync()
         try await laptop.sync()
@@ -103,8 +103,8 @@ import Testing
         try await laptop.sync()
         try await office.sync()
 
-        try office.execute("DELETE FROM cases WHERE id = ?", [.text(caseID)])
-        try laptop.execute("UPDATE cases SET question = 'Hulp bij douchen' WHERE id = ?", [.text(caseID)])
+        try await office.execute("DELETE FROM cases WHERE id = ?", [.text(caseID)])
+        try await laptop.execute("UPDATE cases SET question = 'Hulp bij douchen' WHERE id = ?", [.text(caseID)])
         // Either arrival order must end the same way.
         try await office.sync()
         try await laptop.sync()
@@ -129,7 +129,7 @@ import Testing
         let server = try await TestServer.start()
         let laptop = try server.replica("laptop")
         let (_, caseID) = try seedCase(on: laptop)
-        try laptop.execute("UPDATE cases SET status = 'plan' WHERE id = ?", [.text(caseID)])
+        try await laptop.execute("UPDATE cases SET status = 'plan' WHERE id = ?", [.text(caseID)])
         let pending = try laptop.outbox().count
 
         let losing = ResponseLosingTransport(inner: CurlTransport(baseURL: server.url, token: try laptop.token), losePathPrefix: "/v1/push")
@@ -201,7 +201,7 @@ import Testing
         let wrongClock = TestClock(offsetMilliseconds: 365 * 24 * 3600 * 1000)
         let laptop = try server.replica("laptop", clock: wrongClock)
         try await laptop.sync()
-        try laptop.execute("UPDATE cases SET status = 'gesloten' WHERE id = ?", [.text(caseID)])
+        try await laptop.execute("UPDATE cases SET status = 'gesloten' WHERE id = ?", [.text(caseID)])
         let report = try await laptop.sync()
 
         #expect(report.pushed.rejected == 1)
@@ -225,7 +225,7 @@ import Testing
         #expect(stored.version.milliseconds < UInt64(Date().timeIntervalSince1970 * 1000) + 60_000)
 
         // And it does not win later writes: the office's next edit is newer.
-        try office.execute("UPDATE cases SET status = 'plan' WHERE id = ?", [.text(caseID)])
+        try await office.execute("UPDATE cases SET status = 'plan' WHERE id = ?", [.text(caseID)])
         try await office.sync()
         try await laptop.sync()
         #expect(try laptop.value("cases", caseID, "status") == .text("plan"))
@@ -241,10 +241,10 @@ import Testing
         try await office.sync()
         try await laptop.sync()
 
-        try office.execute("UPDATE cases SET contact_person = 'Anne' WHERE id = ?", [.text(caseID)])
+        try await office.execute("UPDATE cases SET contact_person = 'Anne' WHERE id = ?", [.text(caseID)])
         try await office.sync()
         // The pull is under way; the consultant types in between: her write is newer.
-        try laptop.execute("UPDATE cases SET contact_person = 'Bram' WHERE id = ?", [.text(caseID)])
+        try await laptop.execute("UPDATE cases SET contact_person = 'Bram' WHERE id = ?", [.text(caseID)])
         let engine = SyncEngine(replica: laptop, transport: CurlTransport(baseURL: server.url, token: try laptop.token))
         _ = try await onThread { try engine.pull() }  // libcurl blocks: never on the cooperative pool
         #expect(try laptop.value("cases", caseID, "contact_person") == .text("Bram"))
@@ -260,14 +260,14 @@ import Testing
     func newIDsFromSQL() async throws {
         let server = try await TestServer.start()
         let laptop = try server.replica("laptop"), office = try server.replica("office")
-        try laptop.execute("INSERT INTO residents (id, last_name, municipality) VALUES (kt_new_id(), 'Jansen', 'castricum')")
-        try laptop.execute("INSERT INTO residents (id, last_name, municipality) VALUES (kt_new_id(), 'Bakker', 'castricum')")
-        let ids = try laptop.query("SELECT id FROM residents ORDER BY last_name DESC").rows.map { $0[0].description }
+        try await laptop.execute("INSERT INTO residents (id, last_name, municipality) VALUES (kt_new_id(), 'Jansen', 'castricum')")
+        try await laptop.execute("INSERT INTO residents (id, last_name, municipality) VALUES (kt_new_id(), 'Bakker', 'castricum')")
+        let ids = try await laptop.query("SELECT id FROM residents ORDER BY last_name DESC").rows.map { $0[0].description }
         #expect(ids.count == 2 && ids[0] < ids[1], "Jansen's id was made first: \(ids)")
         #expect(ids.allSatisfy { isCanonicalUUID($0) && Array($0)[14] == "7" }, "\(ids)")
         #expect(try await laptop.sync().pushed.applied > 0)
         try await office.sync()
-        #expect(Set(try office.query("SELECT id FROM residents").rows.map { $0[0].description }).isSuperset(of: ids))
+        #expect(Set(try await office.query("SELECT id FROM residents").rows.map { $0[0].description }).isSuperset(of: ids))
         await server.stop()
     }
 }

@@ -44,7 +44,7 @@ import Testing
         engine.pageSize = 60
         #expect(engine.currentStatus.connection == .offline && !engine.currentStatus.hasSynced)
         let statuses = Self.collect(engine.statusUpdates()) { $0.hasSynced && $0.connection == .connected && !$0.downloading }
-        _ = try await engine.syncInBackground()
+        _ = try await engine.sync()
         let seen = await statuses.value
 
         #expect(seen.first?.connection == .offline, "the current status first")
@@ -68,7 +68,7 @@ import Testing
         _ = try seedCase(on: replica)
         let engine = try SyncEngine(replica: replica)
         let statuses = Self.collect(engine.statusUpdates()) { $0.lastError != nil }
-        await #expect(throws: SyncError.self) { _ = try await engine.syncInBackground() }
+        await #expect(throws: SyncError.self) { _ = try await engine.sync() }
         let seen = await statuses.value
         #expect(seen.map(\.connection).contains(.connecting))
         #expect(seen.last?.connection == .offline && seen.last?.lastError?.code == "unreachable")
@@ -83,7 +83,7 @@ import Testing
         let engine = try SyncEngine(replica: laptop)
         let refusals = Self.collect(engine.refusedChanges()) { $0.table == "cases" }
         _ = try seedCase(on: laptop, team: "castricum-zuid")  // not her team
-        _ = try await engine.syncInBackground()
+        _ = try await engine.sync()
         let refused = await refusals.value
         #expect(refused.contains { $0.table == "cases" && $0.code == "out_of_scope" }, "\(refused)")
         #expect(try laptop.status().rejectedChanges.contains { $0.code == "out_of_scope" })

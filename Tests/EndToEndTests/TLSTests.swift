@@ -63,7 +63,7 @@ import Testing
             let path = try temporaryDirectory("replica") + "/laptop.sqlite"
             let replica = try Replica.create(path: path, dataModel: server.store.dataModel, serverURL: server.url, token: token,
                                              caBundlePath: bundle)
-            try replica.execute("INSERT INTO residents (id, last_name) VALUES (?, 'Kowalski')", [.text(newID())])
+            try await replica.execute("INSERT INTO residents (id, last_name) VALUES (?, 'Kowalski')", [.text(newID())])
             await #expect("\(label)") { try await replica.sync() } throws: { error in
                 guard case SyncError.unreachable(let why) = error else { return false }
                 return why.lowercased().contains("certificate")

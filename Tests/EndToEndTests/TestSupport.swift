@@ -161,7 +161,7 @@ extension Replica {
     func sync(transport: (any SyncTransport)? = nil, pageSize: Int? = nil) async throws -> SyncReport {
         let engine = try transport.map { SyncEngine(replica: self, transport: $0) } ?? SyncEngine(replica: self)
         if let pageSize { engine.pageSize = pageSize }
-        return try await engine.syncInBackground()
+        return try await engine.sync()
     }
 
     func value(_ table: String, _ id: String, _ column: String) throws -> CellValue? {

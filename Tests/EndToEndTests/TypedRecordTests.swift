@@ -34,12 +34,12 @@ import Testing
         var record = Case(id: RowID.new(), resident_id: resident, team: "castricum-noord", status: "melding", domains: ["wmo", "jeugd"], melding_date: nil)
         try laptop.insert(record, into: "cases")
         #expect(try laptop.fetchOne(Case.self, "SELECT * FROM cases WHERE id = ?", [.text(record.id)]) == record)
-        #expect(try laptop.query("SELECT melding_date FROM cases WHERE id = ?", [.text(record.id)]).rows == [[.null]], "nil leaves it unset")
+        #expect(try await laptop.query("SELECT melding_date FROM cases WHERE id = ?", [.text(record.id)]).rows == [[.null]], "nil leaves it unset")
 
         let visit = Visit(id: RowID.new(), case_id: record.id, happened_at: Date(timeIntervalSince1970: 1_764_583_200.25), kind: .kitchen_table,
                           client_support_offered: true)
         try laptop.insert(visit, into: "visits")
-        #expect(try laptop.fetch(Visit.self, "SELECT * FROM visits WHERE id = ?", [.text(visit.id)]) == [visit])
+        #expect(try await laptop.fetch(Visit.self, "SELECT * FROM visits WHERE id = ?", [.text(visit.id)]) == [visit])
 
         record.status = "plan"
         record.domains = nil  // left as it is by an update
@@ -75,6 +75,6 @@ import Testing
         struct Numbered: Decodable { var id: String; var team: Int }
         #expect(message { _ = try laptop.fetch(Numbered.self, "SELECT id, team FROM cases") }.contains("is not a whole number"))
         #expect(message { try laptop.update(record, in: "cases") }.contains("no row"))
-        #expect(try laptop.fetch(Case.self, "SELECT * FROM cases").map(\.id) == [caseID])
+        #expect(try await laptop.fetch(Case.self, "SELECT * FROM cases").map(\.id) == [caseID])
     }
 }

@@ -11,10 +11,10 @@ import Testing
         let server = try await TestServer.start()
         let laptop = try server.replica("laptop"), office = try server.replica("office")
         let resident = newID(), caseID = newID(), bare = newID()
-        try laptop.execute("INSERT INTO residents (id, last_name) VALUES (?, 'Kowalski')", [.text(resident)])
-        try laptop.execute("INSERT INTO cases (id, resident_id, team, status) VALUES (?, ?, 'bergen', 'melding')",
+        try await laptop.execute("INSERT INTO residents (id, last_name) VALUES (?, 'Kowalski')", [.text(resident)])
+        try await laptop.execute("INSERT INTO cases (id, resident_id, team, status) VALUES (?, ?, 'bergen', 'melding')",
                            [.text(caseID), .text(resident)])
-        try laptop.execute("INSERT INTO households (id) VALUES (?)", [.text(bare)])
+        try await laptop.execute("INSERT INTO households (id) VALUES (?)", [.text(bare)])
         let captured = try laptop.outbox().map { "\($0.change.table).\($0.change.column)" }
         let firstHouseholdColumn = try #require(server.store.dataModel.table(named: "households")?.columns.first?.name)
         #expect(captured == ["residents.last_name", "cases.resident_id", "cases.team", "cases.status", "households.\(firstHouseholdColumn)"],
@@ -28,7 +28,7 @@ import Testing
         #expect(try office.rowCount("households") == 1, "a row without values still exists everywhere")
 
         // Setting a column to NULL is a write like any other.
-        try office.execute("UPDATE cases SET status = NULL WHERE id = ?", [.text(caseID)])
+        try await office.execute("UPDATE cases SET status = NULL WHERE id = ?", [.text(caseID)])
         #expect(try office.outbox().map(\.change.column) == ["status"])
         try await office.sync()
         try await laptop.sync()
@@ -55,7 +55,7 @@ import Testing
         let (_, caseID) = try seedCase(on: laptop, name: "Later")
         try await laptop.sync()
         try await office.sync()
-        try office.execute("UPDATE cases SET status = 'plan' WHERE id = ?", [.text(caseID)])
+        try await office.execute("UPDATE cases SET status = 'plan' WHERE id = ?", [.text(caseID)])
         try await office.sync()
         let back = try await laptop.sync()
         #expect(back.pulled.cellsReceived == 1)

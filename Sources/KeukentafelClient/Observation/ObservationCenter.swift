@@ -14,7 +14,8 @@ import KeukentafelSQLite
 final class ObservationCenter: @unchecked Sendable {
     private let lock = NSLock()
     private var queries: [Int: QueryObserver] = [:]
-    private var tableWatchers: [Int: @Sendable (Set<String>) -> Void] = [:]
+    /// Told of every commit: the tables it changed, or nil when another process wrote.
+    private var tableWatchers: [Int: @Sendable (Set<String>?) -> Void] = [:]
     private var nextID = 0
     private var poller: (any DispatchSourceTimer)?
     private let pollQueue = DispatchQueue(label: "keukentafel.observation.poll")
@@ -35,7 +36,7 @@ final class ObservationCenter: @unchecked Sendable {
         }
     }
 
-    func addTableWatcher(_ watcher: @escaping @Sendable (Set<String>) -> Void) -> Int {
+    func addChangeWatcher(_ watcher: @escaping @Sendable (Set<String>?) -> Void) -> Int {
         lock.withLock {
             nextID += 1
             tableWatchers[nextID] = watcher
@@ -58,7 +59,7 @@ final class ObservationCenter: @unchecked Sendable {
         for observer in observers where tables.map({ !observer.region.isDisjoint(with: $0) }) ?? true {
             observer.changed()
         }
-        if let tables { for watcher in watchers { watcher(tables) } }
+        for watcher in watchers { watcher(tables) }
     }
 
     /// Polls `dataVersion` (nil while the writer is busy) and reports a change as "tables unknown".

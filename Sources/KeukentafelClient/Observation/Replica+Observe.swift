@@ -54,12 +54,13 @@ extension Replica {
     /// purges), for apps that keep their own caches. The sync's own tables (`_kt_*`) are included.
     public func tableChanges() -> AsyncStream<Set<String>> {
         let (stream, continuation) = AsyncStream<Set<String>>.makeStream()
-        let id = observers.addTableWatcher { tables in continuation.yield(tables) }
+        let id = observers.addChangeWatcher { tables in if let tables { continuation.yield(tables) } }
         continuation.onTermination = { [weak self] _ in self?.observers.remove(id) }
         return stream
     }
 
-    private func startWatchingOtherProcesses() {
+    /// Looks for other processes' writes while anyone watches (`ObservationCenter.startPolling`).
+    func startWatchingOtherProcesses() {
         observers.startPolling { [weak self] in
             guard let self else { return nil }
             // Only when the writer is free: a busy writer is this process writing, which tells by itself.

@@ -19,6 +19,15 @@ public final class SyncEngine: @unchecked Sendable {
     /// Called after each applied page (progress of a long bootstrap).
     public var onPage: (@Sendable (SyncReport) -> Void)?
     private let lock = NSLock()
+    private let queue = DispatchQueue(label: "keukentafel.sync-engine")
+    private let activeLock = NSLock()
+    /// Ends the requests of the step in flight (`cancel()`, task cancellation, `disconnect()`).
+    private var active: RequestCancellation?
+    /// While set, ends a long-poll (only that request) early: a local write wants to be pushed.
+    private var longPollWake: RequestCancellation?
+    /// The continuous sync started by `connect()`.
+    let connectionLock = NSLock()
+    var connection: ConnectedSync?
 
     /// An engine talking to the server the replica was created for, over libcurl. Certificates are
     /// verified; `caBundlePath` (default: the one given to `kt init`) adds trusted authorities.
@@ -64,6 +73,12 @@ public final class SyncEngine: @unchecked Sendable {
                 $0.lastError = nil
             }
             return report
+        } catch is CancellationError {
+            status.update {
+                $0.uploading = false
+                $0.downloading = false
+            }
+            throw CancellationError()
         } catch {
             let failure = SyncFailure(error)
             status.update {
@@ -76,16 +91,97 @@ public final class SyncEngine: @unchecked Sendable {
         }
     }
 
-    /// Push, then pull until the feed is exhausted. Blocks; see `syncInBackground()`.
+    /// Push, then pull until the feed is exhausted. Blocks the calling thread; from Swift concurrency
+    /// use `try await sync()`, which does not.
     @discardableResult
     public func sync() throws -> SyncReport {
-        lock.lock()
-        defer { lock.unlock() }
-        return try tracked { try syncSteps() }
+        try step(RequestCancellation()) { try syncSteps(into: &$0) }
     }
 
-    private func syncSteps() throws -> SyncReport {
-        var report = SyncReport()
+    /// Only push the outbox (no pull). Blocks.
+    @discardableResult
+    public func push() throws -> SyncReport {
+        try step(RequestCancellation()) { try pushAll(into: &$0) }
+    }
+
+    /// Only pull (no push). With `waitSeconds` the first request is a long-poll that returns as soon as
+    /// something changes on the server (or after that many seconds). Blocks.
+    @discardableResult
+    public func pull(waitSeconds: Int = 0) throws -> SyncReport {
+        try step(RequestCancellation()) { try pullAll(into: &$0, waitSeconds: waitSeconds) }
+    }
+
+    /// Push, then pull until the feed is exhausted, without blocking the caller's thread. Cancelling the
+    /// calling task stops the request in flight at once and throws `CancellationError`; what was already
+    /// pushed or applied stays, and the next sync goes on from there.
+    @discardableResult
+    public func sync() async throws -> SyncReport {
+        try await offThread { cancellation in try self.step(cancellation) { try self.syncSteps(into: &$0) } }
+    }
+
+    /// `push()` without blocking the caller's thread; cancellable like `sync()`.
+    @discardableResult
+    public func push() async throws -> SyncReport {
+        try await offThread { cancellation in try self.step(cancellation) { try self.pushAll(into: &$0) } }
+    }
+
+    /// `pull(waitSeconds:)` without blocking the caller's thread; cancellable like `sync()`, also
+    /// while it long-polls.
+    @discardableResult
+    public func pull(waitSeconds: Int = 0) async throws -> SyncReport {
+        try await offThread { cancellation in try self.step(cancellation) { try self.pullAll(into: &$0, waitSeconds: waitSeconds) } }
+    }
+
+    @available(*, deprecated, renamed: "sync()", message: "use try await sync(): it does not start a thread and can be cancelled")
+    @discardableResult
+    public func syncInBackground() async throws -> SyncReport { try await sync() }
+
+    /// Stops the step in flight (a sync, push or pull from any thread) at once: its request is ended and
+    /// it throws `CancellationError`. Steps started later are not affected.
+    public func cancel() {
+        activeLock.withLock { active }?.cancel()
+    }
+
+    /// The engine's blocking work runs on one serial queue of its own (its steps run one at a time
+    /// anyway), so an async caller neither blocks a thread of Swift's cooperative pool nor starts a
+    /// thread per call. Task cancellation is handed to the step's `RequestCancellation`.
+    private func offThread<T: Sendable>(_ work: @escaping @Sendable (RequestCancellation) throws -> T) async throws -> T {
+        let cancellation = RequestCancellation()
+        return try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { continuation in
+                queue.async { continuation.resume(with: Result { try work(cancellation) }) }
+            }
+        } onCancel: {
+            cancellation.cancel()
+        }
+    }
+
+    /// One step at a time per engine: a push and a pull of the same replica never interleave. The
+    /// status is kept up to date around it, and `cancellation` ends its requests.
+    /// `longPollWake` also ends a long-poll of this step (not its other requests).
+    func step(_ cancellation: RequestCancellation, longPollWake wake: RequestCancellation? = nil,
+              _ body: (inout SyncReport) throws -> Void) throws -> SyncReport {
+        lock.lock()
+        defer { lock.unlock() }
+        activeLock.withLock {
+            active = cancellation
+            longPollWake = wake
+        }
+        defer {
+            activeLock.withLock {
+                active = nil
+                longPollWake = nil
+            }
+        }
+        try cancellation.check()
+        return try tracked {
+            var report = SyncReport()
+            try body(&report)
+            return report
+        }
+    }
+
+    private func syncSteps(into report: inout SyncReport) throws {
         do {
             try pushAll(into: &report)
             try pullAll(into: &report)
@@ -97,43 +193,11 @@ public final class SyncEngine: @unchecked Sendable {
                 try replica.setMeta("last_sync_at", String(replica.clock()))
                 try replica.setMeta("last_error", nil)
             }
+        } catch is CancellationError {
+            throw CancellationError()
         } catch {
             try? replica.locked { try replica.setMeta("last_error", "\(error)") }
             throw error
-        }
-        return report
-    }
-
-    /// `sync()` on a thread of its own, for async callers (a field app's UI must never block).
-    @discardableResult
-    public func syncInBackground() async throws -> SyncReport {
-        try await withCheckedThrowingContinuation { continuation in
-            let thread = Thread { continuation.resume(with: Result { try self.sync() }) }
-            thread.start()
-        }
-    }
-
-    /// Only push the outbox (no pull). Blocks.
-    @discardableResult
-    public func push() throws -> SyncReport {
-        try exclusive { try pushAll(into: &$0) }
-    }
-
-    /// Only pull (no push). With `waitSeconds` the first request is a long-poll that returns as soon as
-    /// something changes on the server (or after that many seconds). Blocks.
-    @discardableResult
-    public func pull(waitSeconds: Int = 0) throws -> SyncReport {
-        try exclusive { try pullAll(into: &$0, waitSeconds: waitSeconds) }
-    }
-
-    /// One step at a time per engine: a push and a pull of the same replica never interleave.
-    private func exclusive(_ body: (inout SyncReport) throws -> Void) throws -> SyncReport {
-        lock.lock()
-        defer { lock.unlock() }
-        return try tracked {
-            var report = SyncReport()
-            try body(&report)
-            return report
         }
     }
 
@@ -309,8 +373,14 @@ public final class SyncEngine: @unchecked Sendable {
     func call<T>(_ method: String, _ path: String, query: [(String, String)] = [], body: Data? = nil, headers: [String] = [],
                  decode: (Data) throws -> T) throws -> T {
         let exchange: HTTPExchange
+        let (step, wake) = activeLock.withLock { (active, longPollWake) }
+        // A long-poll also ends when a local write wants to go out; any other request only with the step.
+        let isLongPoll = query.contains { $0.0 == "wait" }
+        let (cancellation, release) = RequestCancellation.any([step, isLongPoll ? wake : nil].compactMap { $0 })
+        defer { release() }
         do {
-            exchange = try transport.send(method: method, path: path, query: query, body: body, headers: headers)
+            exchange = try transport.send(method: method, path: path, query: query, body: body, headers: headers,
+                                          cancellation: cancellation)
         } catch let error as TransportError {
             throw SyncError.unreachable(error.message)
         }

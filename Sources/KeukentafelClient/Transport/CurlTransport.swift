@@ -24,7 +24,13 @@ public struct CurlTransport: SyncTransport {
     private static let globalInit: Void = { curl_global_init(Int(CURL_GLOBAL_DEFAULT)) }()
 
     public func send(method: String, path: String, query: [(String, String)], body: Data?, headers extra: [String]) throws -> HTTPExchange {
+        try send(method: method, path: path, query: query, body: body, headers: extra, cancellation: nil)
+    }
+
+    public func send(method: String, path: String, query: [(String, String)], body: Data?, headers extra: [String],
+                     cancellation: RequestCancellation?) throws -> HTTPExchange {
         _ = Self.globalInit
+        try cancellation?.check()
         guard let handle = curl_easy_init() else { throw TransportError(message: "libcurl could not start a request") }
         defer { curl_easy_cleanup(handle) }
 
@@ -62,7 +68,7 @@ public struct CurlTransport: SyncTransport {
             kt_curl_setopt_ptr(handle, CURLOPT_ERRORBUFFER, buffer.baseAddress)
             if method == "GET" {
                 kt_curl_setopt_long(handle, CURLOPT_HTTPGET, 1)
-                return curl_easy_perform(handle)
+                return perform(handle, cancellation)
             }
             kt_curl_setopt_string(handle, CURLOPT_CUSTOMREQUEST, method)
             let payload = body ?? Data()
@@ -70,9 +76,10 @@ public struct CurlTransport: SyncTransport {
                 kt_curl_setopt_long(handle, CURLOPT_POST, 1)
                 kt_curl_setopt_off(handle, CURLOPT_POSTFIELDSIZE_LARGE, curl_off_t(raw.count))
                 kt_curl_setopt_ptr(handle, CURLOPT_POSTFIELDS, raw.baseAddress)
-                return curl_easy_perform(handle)
+                return perform(handle, cancellation)
             }
         }
+        if code == CURLE_ABORTED_BY_CALLBACK { throw CancellationError() }
         guard code == CURLE_OK else {
             let detail = String(decoding: errorBuffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
             let summary = String(cString: curl_easy_strerror(code))
@@ -82,6 +89,41 @@ public struct CurlTransport: SyncTransport {
         kt_curl_getinfo_long(handle, CURLINFO_RESPONSE_CODE, &status)
         return HTTPExchange(status: status, body: sink.data)
     }
+}
+
+/// Runs one transfer through a multi handle instead of `curl_easy_perform`, so that a cancellation
+/// can wake it from its wait (`curl_multi_wakeup`) at once, even in the middle of a 25-second long-poll.
+/// A cancelled transfer ends with `CURLE_ABORTED_BY_CALLBACK`.
+private func perform(_ handle: UnsafeMutableRawPointer, _ cancellation: RequestCancellation?) -> CURLcode {
+    guard let cancellation else { return curl_easy_perform(handle) }
+    guard let multi = curl_multi_init() else { return CURLE_OUT_OF_MEMORY }
+    defer { curl_multi_cleanup(multi) }
+    guard curl_multi_add_handle(multi, handle) == CURLM_OK else { return CURLE_FAILED_INIT }
+    defer { curl_multi_remove_handle(multi, handle) }
+    let wakeable = MultiHandle(multi)
+    let key = cancellation.onCancel { wakeable.wakeUp() }
+    defer { cancellation.removeHandler(key) }
+    var running: Int32 = 1
+    while true {
+        if cancellation.isCancelled { return CURLE_ABORTED_BY_CALLBACK }
+        guard curl_multi_perform(multi, &running) == CURLM_OK else { return CURLE_FAILED_INIT }
+        if running == 0 { break }
+        // Waits for the socket, the transfer's own timers, or a wake-up; never longer than a second.
+        guard curl_multi_poll(multi, nil, 0, 1_000, nil) == CURLM_OK else { return CURLE_FAILED_INIT }
+    }
+    var remaining: Int32 = 0
+    while let message = curl_multi_info_read(multi, &remaining) {
+        if message.pointee.msg == CURLMSG_DONE { return message.pointee.data.result }
+    }
+    return CURLE_FAILED_INIT
+}
+
+/// The multi handle, shared with the thread that cancels: `curl_multi_wakeup` is the one libcurl call
+/// that may be made from another thread.
+private final class MultiHandle: @unchecked Sendable {
+    let pointer: UnsafeMutableRawPointer
+    init(_ pointer: UnsafeMutableRawPointer) { self.pointer = pointer }
+    func wakeUp() { curl_multi_wakeup(pointer) }
 }
 
 private final class ResponseSink {

@@ -11,9 +11,20 @@ public struct HTTPExchange: Sendable {
 public protocol SyncTransport: Sendable {
     /// Sends one request; `headers` are added to the transport's own (e.g. `Content-Encoding: gzip`).
     func send(method: String, path: String, query: [(String, String)], body: Data?, headers: [String]) throws -> HTTPExchange
+
+    /// Sends one request that `cancellation` can end while it is in flight (throwing `CancellationError`).
+    /// Transports that cannot stop a request midway use the default: refuse to start once cancelled.
+    func send(method: String, path: String, query: [(String, String)], body: Data?, headers: [String],
+              cancellation: RequestCancellation?) throws -> HTTPExchange
 }
 
 extension SyncTransport {
+    public func send(method: String, path: String, query: [(String, String)], body: Data?, headers: [String],
+                     cancellation: RequestCancellation?) throws -> HTTPExchange {
+        try cancellation?.check()
+        return try send(method: method, path: path, query: query, body: body, headers: headers)
+    }
+
     public func send(method: String, path: String, query: [(String, String)], body: Data?) throws -> HTTPExchange {
         try send(method: method, path: path, query: query, body: body, headers: [])
     }

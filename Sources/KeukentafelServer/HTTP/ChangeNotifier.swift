@@ -6,6 +6,7 @@ public final class ChangeNotifier: @unchecked Sendable {
     private let lock = NSLock()
     private var waiters: [UUID: CheckedContinuation<Void, Never>] = [:]
     private var generation: UInt64 = 0
+    private var closed = false
 
     /// A notifier with nobody waiting.
     public init() {}
@@ -23,6 +24,16 @@ public final class ChangeNotifier: @unchecked Sendable {
         for continuation in woken { continuation.resume() }
     }
 
+    /// Ends every wait, now and later: the server is shutting down, and a long-poll must answer now
+    /// rather than hold the shutdown up until its deadline.
+    public func close() {
+        lock.withLock { closed = true }
+        signal()
+    }
+
+    /// Whether `close()` was called.
+    public var isClosed: Bool { lock.withLock { closed } }
+
     /// The current generation: pass it to `wait(after:timeout:)` to not miss a signal that comes
     /// between checking the store and starting to wait.
     public var currentGeneration: UInt64 { lock.withLock { generation } }
@@ -34,7 +45,7 @@ public final class ChangeNotifier: @unchecked Sendable {
             group.addTask {
                 await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
                     let resumeNow = self.lock.withLock { () -> Bool in
-                        if self.generation != generation { return true }
+                        if self.generation != generation || self.closed { return true }
                         self.waiters[id] = continuation
                         return false
                     }

@@ -4,6 +4,7 @@ import KeukentafelCompression
 import KeukentafelProtocol
 import Logging
 import NIOCore
+import ServiceLifecycle
 
 /// The sync server: the `/v1` protocol over HTTP, in front of a `ServerStore`.
 ///
@@ -86,10 +87,15 @@ public struct SyncServer: Sendable {
                 }
                 let nothingNew = page.rows.isEmpty && page.conflicts.isEmpty && page.evictions.isEmpty && page.purges.isEmpty
                     && page.cursor == since && !page.resync
-                if !nothingNew || ContinuousClock.now >= deadline || Task.isCancelled {
+                if !nothingNew || ContinuousClock.now >= deadline || Task.isCancelled || notifier.isClosed {
                     return try respond(try FeedCoding.encode(page), to: request)
                 }
-                await notifier.wait(after: generation, timeout: deadline - ContinuousClock.now)
+                // A graceful shutdown answers the parked long-polls at once instead of waiting them out.
+                await withGracefulShutdownHandler {
+                    await notifier.wait(after: generation, timeout: deadline - ContinuousClock.now)
+                } onGracefulShutdown: {
+                    notifier.close()
+                }
             }
         }
         v1.get("history") { request, context in
