@@ -12,6 +12,8 @@ let package = Package(
         .library(name: "KeukentafelProtocol", targets: ["KeukentafelProtocol"]),
         .library(name: "KeukentafelClient", targets: ["KeukentafelClient"]),
         .library(name: "KeukentafelServer", targets: ["KeukentafelServer"]),
+        // For an app's tests: an in-process server, replicas, and a network that fails on purpose.
+        .library(name: "KeukentafelTesting", targets: ["KeukentafelTesting"]),
         .executable(name: "ktd", targets: ["ktd"]),
         .executable(name: "kt", targets: ["kt"]),
         .executable(name: "kt-bench", targets: ["kt-bench"]),
@@ -78,6 +80,16 @@ let package = Package(
             exclude: ["README.md", "HTTP/README.md", "Store/README.md", "Admin/README.md", "Demo/README.md", "Model/README.md"],
             swiftSettings: strict),
 
+        .target(
+            name: "KeukentafelTesting",
+            dependencies: [
+                "KeukentafelClient", "KeukentafelServer", "KeukentafelProtocol",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict),
+
         .executableTarget(
             name: "ktd",
             dependencies: [
@@ -126,7 +138,7 @@ let package = Package(
             name: "EndToEndTests",
             dependencies: [
                 "KeukentafelClient", "KeukentafelServer", "KeukentafelProtocol", "KeukentafelSQLite", "KeukentafelTerminal",
-                "KeukentafelProcesses",
+                "KeukentafelProcesses", "KeukentafelTesting",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),

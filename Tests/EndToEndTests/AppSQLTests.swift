@@ -1,6 +1,7 @@
 import Foundation
 import KeukentafelProtocol
 @testable import KeukentafelClient
+import KeukentafelTesting
 import Testing
 
 /// The app's SQL on a replica (issue 18): the sync's bookkeeping out of its reach, scripts that run

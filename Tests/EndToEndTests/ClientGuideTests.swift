@@ -2,6 +2,7 @@ import Foundation
 import KeukentafelClient
 import KeukentafelProtocol
 import KeukentafelServer
+import KeukentafelTesting
 import Testing
 
 /// The examples of `docs/client-library.md`, as written there (the server's address aside), built

@@ -3,6 +3,7 @@ import Foundation
 import KeukentafelProcesses
 import KeukentafelProtocol
 import KeukentafelServer
+import KeukentafelTesting
 import Testing
 
 /// "No skipped change, ever" (issue 6): while several devices push at the same time, a device that

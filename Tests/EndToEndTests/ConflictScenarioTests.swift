@@ -2,6 +2,7 @@ import Foundation
 @testable import KeukentafelClient
 import KeukentafelProtocol
 import KeukentafelServer
+import KeukentafelTesting
 import Testing
 
 /// The conflicts that really happen (docs/domain.md, "Conflicts that really happen"), end to end: a real

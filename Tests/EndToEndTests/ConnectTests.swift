@@ -2,6 +2,7 @@ import Foundation
 import KeukentafelClient
 import KeukentafelProtocol
 import KeukentafelServer
+import KeukentafelTesting
 import Testing
 
 /// Continuous sync for an app (issue 18): `connect()` pushes a local write at once, also in the

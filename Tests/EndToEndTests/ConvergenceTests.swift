@@ -2,6 +2,7 @@ import Foundation
 @testable import KeukentafelClient
 import KeukentafelProtocol
 import KeukentafelServer
+import KeukentafelTesting
 import Testing
 
 /// Random offline work on three replicas, synced in random order: at quiescence every replica holds

@@ -3,6 +3,7 @@ import KeukentafelCompression
 @testable import KeukentafelClient
 import KeukentafelProtocol
 import KeukentafelServer
+import KeukentafelTesting
 import Testing
 #if canImport(Glibc)
 import Glibc

@@ -2,6 +2,7 @@ import Foundation
 @testable import KeukentafelClient
 import KeukentafelProtocol
 import KeukentafelServer
+import KeukentafelTesting
 import Testing
 
 /// Long-poll and the sync daemon: an online device sees a colleague's change without asking again.

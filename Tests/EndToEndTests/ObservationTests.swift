@@ -2,6 +2,7 @@ import Foundation
 import KeukentafelProtocol
 @testable import KeukentafelClient
 import KeukentafelServer
+import KeukentafelTesting
 import Testing
 
 /// Observed queries (issue 18): the result again whenever a table the query reads changes — a local

@@ -1,6 +1,7 @@
 import Foundation
 @testable import KeukentafelClient
 import KeukentafelProtocol
+import KeukentafelTesting
 import Testing
 
 /// A long pull requests the next pages while it decodes and applies the current one (`SyncEngine.pullAll`, `PageFeed`).

@@ -3,6 +3,7 @@ import Foundation
 import KeukentafelProcesses
 import KeukentafelProtocol
 @testable import KeukentafelServer
+import KeukentafelTesting
 import Testing
 
 /// The PostgreSQL store (issue 6, decision 0013): the real `ktd` twice, on one real PostgreSQL

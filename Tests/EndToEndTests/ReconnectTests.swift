@@ -2,6 +2,7 @@ import Foundation
 import KeukentafelProtocol
 @testable import KeukentafelClient
 import KeukentafelServer
+import KeukentafelTesting
 import Testing
 
 /// A replica given a new token or server address (issue 18: `Replica.reconnect`, `kt login`) keeps

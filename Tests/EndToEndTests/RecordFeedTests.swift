@@ -2,6 +2,7 @@ import Foundation
 @testable import KeukentafelClient
 import KeukentafelProtocol
 @testable import KeukentafelServer
+import KeukentafelTesting
 import Testing
 
 /// The feed over one record per row (decision 0020): rows come in the order of their newest cell, and

@@ -2,6 +2,7 @@ import Foundation
 @testable import KeukentafelClient
 import KeukentafelProtocol
 import KeukentafelServer
+import KeukentafelTesting
 import KeukentafelSQLite
 import Testing
 

@@ -2,6 +2,7 @@ import Foundation
 import KeukentafelProtocol
 @testable import KeukentafelServer
 import KeukentafelSQLite
+import KeukentafelTesting
 import Testing
 
 /// The store's history: one entry per row a push wrote to (decision 0018), and stores made before

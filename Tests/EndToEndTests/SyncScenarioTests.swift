@@ -2,6 +2,7 @@ import Foundation
 @testable import KeukentafelClient
 import KeukentafelProtocol
 import KeukentafelServer
+import KeukentafelTesting
 import Testing
 
 /// Scenarios (a)–(f) of the foundation issue: a real server on loopback, real replicas, libcurl.
@@ -132,9 +133,10 @@ import Testing
         try await laptop.execute("UPDATE cases SET status = 'plan' WHERE id = ?", [.text(caseID)])
         let pending = try laptop.outbox().count
 
-        let losing = ResponseLosingTransport(inner: CurlTransport(baseURL: server.url, token: try laptop.token), losePathPrefix: "/v1/push")
-        await #expect(throws: SyncError.self) { try await laptop.sync(transport: losing) }
-        #expect(losing.lost == 1, "the server answered, the answer was dropped")
+        let network = try TestNetwork(replica: laptop)
+        network.inject(.loseResponse, on: "/v1/push")
+        await #expect(throws: SyncError.self) { try await laptop.sync(transport: network) }
+        #expect(network.pendingFaults == 0 && network.requests == ["POST /v1/push"], "the server answered, the answer was dropped")
         #expect(try laptop.outbox().count == pending, "nothing leaves the outbox without an answer")
         let changesAfterFirst = try server.store.inspection.counts()["changes"]
         #expect(changesAfterFirst == Int64(pending), "the server did apply the batch")
@@ -181,8 +183,9 @@ import Testing
         let laptop = try server.replica("laptop"), office = try server.replica("office")
         _ = try seedCase(on: laptop)
         try await laptop.sync()
-        let truncating = TruncatingTransport(inner: CurlTransport(baseURL: server.url, token: try office.token), pathPrefix: "/v1/pull")
-        await #expect(throws: SyncError.self) { try await office.sync(transport: truncating) }
+        let network = try TestNetwork(replica: office)
+        network.inject(.cutResponse, on: "/v1/pull")
+        await #expect(throws: SyncError.self) { try await office.sync(transport: network) }
         #expect(try office.cursor == 0)
         #expect(try office.rowCount("cases") == 0)
         try await office.sync()
@@ -272,40 +275,3 @@ import Testing
     }
 }
 
-/// Forwards to the real transport, then drops the response of the first request on a path, as a
-/// connection reset after the server committed would.
-final class ResponseLosingTransport: SyncTransport, @unchecked Sendable {
-    let inner: CurlTransport
-    let losePathPrefix: String
-    private let lock = NSLock()
-    private var _lost = 0
-    var lost: Int { lock.withLock { _lost } }
-
-    init(inner: CurlTransport, losePathPrefix: String) {
-        self.inner = inner
-        self.losePathPrefix = losePathPrefix
-    }
-
-    func send(method: String, path: String, query: [(String, String)], body: Data?, headers: [String]) throws -> HTTPExchange {
-        let exchange = try inner.send(method: method, path: path, query: query, body: body, headers: headers)
-        let drop = lock.withLock { () -> Bool in
-            guard path.hasPrefix(losePathPrefix), _lost == 0 else { return false }
-            _lost += 1
-            return true
-        }
-        if drop { throw TransportError(message: "connection reset by peer (injected)") }
-        return exchange
-    }
-}
-
-/// Cuts the response body of matching requests in half.
-struct TruncatingTransport: SyncTransport {
-    let inner: CurlTransport
-    let pathPrefix: String
-
-    func send(method: String, path: String, query: [(String, String)], body: Data?, headers: [String]) throws -> HTTPExchange {
-        var exchange = try inner.send(method: method, path: path, query: query, body: body, headers: headers)
-        if path.hasPrefix(pathPrefix) { exchange.body = exchange.body.prefix(exchange.body.count / 2) }
-        return exchange
-    }
-}

@@ -1,6 +1,7 @@
 import Foundation
 import KeukentafelClient
 import KeukentafelProtocol
+import KeukentafelTesting
 import Testing
 
 /// Typed records (issue 18): rows decode into `Decodable` types, `Encodable` values insert and update,

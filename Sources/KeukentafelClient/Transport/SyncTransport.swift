@@ -34,4 +34,5 @@ extension SyncTransport {
 public struct TransportError: Error, CustomStringConvertible, Sendable {
     public var message: String
     public var description: String { message }
+    public init(message: String) { self.message = message }
 }
