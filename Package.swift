@@ -19,6 +19,7 @@ let package = Package(
         .executable(name: "kt-bench", targets: ["kt-bench"]),
         .executable(name: "kt-torture", targets: ["kt-torture"]),
         .executable(name: "kt-soak", targets: ["kt-soak"]),
+        .executable(name: "kt-field", targets: ["kt-field"]),
     ],
     dependencies: [
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
@@ -129,6 +130,17 @@ let package = Package(
                 "KeukentafelClient", "KeukentafelServer", "KeukentafelProtocol", "KeukentafelSQLite", "KeukentafelProcesses",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
+            swiftSettings: strict),
+
+        // An example field app on the public client API only (Examples/FieldApp/README.md).
+        .executableTarget(
+            name: "kt-field",
+            dependencies: [
+                "KeukentafelClient", "KeukentafelProtocol",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            path: "Examples/FieldApp",
+            exclude: ["README.md"],
             swiftSettings: strict),
 
         .testTarget(

@@ -10,6 +10,8 @@ import Glibc
 final class FaultProxy: @unchecked Sendable {
     enum Fault: Sendable, CustomStringConvertible {
         case none
+        /// No network: every connection is reset before anything reaches the server.
+        case refuse
         /// The request reaches the server only half; both sides are reset.
         case resetRequestMidBody
         /// The server answers; the client gets half the response, then a reset.
@@ -28,6 +30,7 @@ final class FaultProxy: @unchecked Sendable {
         var description: String {
             switch self {
             case .none: return "none"
+            case .refuse: return "no network"
             case .resetRequestMidBody: return "reset mid-request"
             case .resetResponseMidBody: return "reset mid-response"
             case .stall: return "stall"
@@ -100,6 +103,11 @@ final class FaultProxy: @unchecked Sendable {
     private func serve(_ client: Int32, _ fault: Fault) {
         var clientOpen = true
         defer { if clientOpen { close(client) } }
+        if case .refuse = fault {
+            Self.reset(client)
+            clientOpen = false
+            return
+        }
         guard let request = Self.readMessage(client) else { return }
         switch fault {
         case .status(let code):
