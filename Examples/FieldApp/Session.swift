@@ -71,8 +71,15 @@ final class Session: @unchecked Sendable {
             await screen.show(cases.isEmpty ? ["No open cases on this device."]
                 : ["My cases:"] + cases.enumerated().map { "  \($0.offset + 1). \($0.element.resident ?? "?") — \($0.element.status ?? "-") (\($0.element.team))" })
         case "open":
-            let chosen = lock.withLock { Int(rest).flatMap { $0 >= 1 && $0 <= listed.count ? listed[$0 - 1].id : nil } } ?? rest
-            guard !chosen.isEmpty else { throw FieldAppError("open which case? type cases, then open N") }
+            guard !rest.isEmpty else { throw FieldAppError("open which case? type cases, then open N") }
+            var chosen = rest
+            if let number = Int(rest) {
+                let ids = lock.withLock { listed.map(\.id) }
+                guard (1...max(1, ids.count)).contains(number), !ids.isEmpty else {
+                    throw FieldAppError(ids.isEmpty ? "no list yet: type cases first" : "there is no case \(number) in the list (1-\(ids.count))")
+                }
+                chosen = ids[number - 1]
+            }
             try watch(caseID: chosen)
         case "note":
             guard let caseID = lock.withLock({ openCase }) else { throw FieldAppError("open a case first") }

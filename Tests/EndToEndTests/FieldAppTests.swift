@@ -54,6 +54,8 @@ import Testing
         // Bad input gets a clear answer; quit stops syncing and leaves.
         app.type("open")
         try await app.read(until: "error: open which case?")
+        app.type("open 7")
+        try await app.read(until: "error: there is no case 7 in the list (1-1)")
         app.type("frobnicate")
         try await app.read(until: "error: unknown command 'frobnicate'")
         app.type("quit")
