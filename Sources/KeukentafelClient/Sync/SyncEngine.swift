@@ -204,13 +204,17 @@ public final class SyncEngine: @unchecked Sendable {
     func pushAll(into report: inout SyncReport) throws {
         var restampTried = false
         var resolutions = try replica.pendingResolutions()
+        // Counted once: counting the outbox is a scan of it, and a push of 350,000 changes sends
+        // 175 batches. After each batch the status says what is left of that count.
+        var waiting: Int?
         while true {
             let batch = try replica.pendingChanges(limit: pushBatchSize)
             if batch.isEmpty && resolutions.isEmpty { break }
-            let waiting = try replica.outboxCounts().pending
+            let left = try waiting ?? replica.outboxCounts().pending
+            waiting = left
             status.update {
                 $0.uploading = true
-                $0.pendingChanges = waiting
+                $0.pendingChanges = left
             }
             // Decisions on conflicts travel with the first batch, after the changes they go with.
             let request = PushRequest(node: replica.node, schemaVersion: replica.dataModel.version, changes: batch.map(\.change),
@@ -233,6 +237,7 @@ public final class SyncEngine: @unchecked Sendable {
                 resolutions = []
             }
             report.pushed.add(counts)
+            waiting = max(0, (waiting ?? 0) - response.results.count)  // refused ones no longer wait either
             // A clock that was ahead and has since been set right: give its refused changes fresh versions.
             if !restampTried, abs(replica.clock() - response.serverTime) <= saneClockSkewMilliseconds {
                 restampTried = true
