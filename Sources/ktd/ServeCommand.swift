@@ -55,6 +55,7 @@ struct Serve: AsyncParsableCommand {
         }
         let tls = certificate.flatMap { certificate in key.map { SyncServerConfiguration.TLSFiles(certificateChain: certificate, privateKey: $0) } }
         LoggingSetup.bootstrap()
+        let lock = store.postgres == nil ? try ServeLock(directory: store.data) : nil
         let serverStore = try store.openStore(maxClockSkewSeconds: maxClockSkew, creating: true)
         let logger = Logger(label: "ktd")
         let server = SyncServer(
@@ -69,7 +70,16 @@ struct Serve: AsyncParsableCommand {
             fflush(nil)  // all streams: scripts wait for this line
         }
         if stopWithParent { watchParent() }
-        try await app.runService()
+        do {
+            try await app.runService()
+        } catch let error where "\(error)".contains("Address already in use") {
+            throw ServeError("cannot listen on \(listen): the address is in use, by another ktd or another program "
+                             + "(`ss -ltnp | grep :\(port)` shows which). Stop it, or choose another address with --listen host:port.")
+        } catch let error where "\(error)".contains("Cannot assign requested address") {
+            throw ServeError("cannot listen on \(listen): this machine has no such address. Use one of its own, e.g. 127.0.0.1:\(port) "
+                             + "or 0.0.0.0:\(port) for every interface.")
+        }
+        withExtendedLifetime(lock) {}  // held until the server has stopped
     }
 }
 

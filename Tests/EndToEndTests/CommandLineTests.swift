@@ -362,6 +362,34 @@ import Testing
         #expect(purged.output.contains("of an erased person removed from this device"), "\(purged.output)")
     }
 
+    @Test("a second ktd serve on one SQLite data directory is refused, naming the first; a port in use is said in words")
+    func oneServerPerDataDirectory() async throws {
+        let work = try temporaryDirectory("lock")
+        let schema = repositoryRoot.appendingPathComponent("Schemas/datamodel.yaml").path
+        try await run("ktd", ["admin", "init", "--data", "data", "--schema", schema], in: work)
+        let (first, url) = try await startServer(data: "data", in: work)
+        defer { first.terminate() }
+
+        let second = try await run("ktd", ["serve", "--data", "data", "--schema", schema, "--listen", "127.0.0.1:0"], in: work, expect: 1)
+        #expect(second.error.contains("another ktd already serves data (process \(first.processIdentifier))"), "\(second.error)")
+        #expect(!second.error.contains("Usage:"), "not a usage mistake")
+
+        // Another data directory, the first server's port: the address is in use.
+        let port = try #require(url.split(separator: ":").last.map(String.init))
+        try await run("ktd", ["admin", "init", "--data", "other", "--schema", schema], in: work)
+        let clash = try await run("ktd", ["serve", "--data", "other", "--schema", schema, "--listen", "127.0.0.1:\(port)"], in: work, expect: 1)
+        #expect(clash.error.contains("cannot listen on 127.0.0.1:\(port): the address is in use"), "\(clash.error)")
+        #expect(!clash.error.contains("errno"), "no library text: \(clash.error)")
+
+        // Once the first has stopped, the directory is free again.
+        try await onThread {
+            first.terminate()
+            first.waitUntilExit()
+        }
+        let (again, _) = try await startServer(data: "data", in: work)
+        again.terminate()
+    }
+
     @Test("ktd started from PATH, in a folder without the repository, finds the data model beside its executable")
     func ktdFromPathFindsItsModel() async throws {
         let work = try temporaryDirectory("from-path")

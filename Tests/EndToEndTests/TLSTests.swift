@@ -67,7 +67,7 @@ import Testing
             try await replica.execute("INSERT INTO residents (id, last_name) VALUES (?, 'Kowalski')", [.text(newID())])
             await #expect("\(label)") { try await replica.sync() } throws: { error in
                 guard case SyncError.unreachable(let why) = error else { return false }
-                return why.lowercased().contains("certificate")
+                return why.lowercased().contains("certificate") && why.contains("--ca-bundle")
             }
             #expect(try replica.outbox().count == 1, "\(label): nothing was sent, nothing lost")
         }
@@ -75,8 +75,20 @@ import Testing
 
         // Plain HTTP to the TLS port is no way in either.
         let plain = CurlTransport(baseURL: server.url.replacingOccurrences(of: "https:", with: "http:"), token: token)
-        let answer = try? await onThread { try plain.send(method: "GET", path: "/v1/hello", query: [], body: nil) }
-        #expect(answer?.status != 200)
+        do {
+            let answer = try await onThread { try plain.send(method: "GET", path: "/v1/hello", query: [], body: nil) }
+            #expect(answer.status != 200)
+        } catch let error as TransportError {
+            #expect(error.message.contains("https://"), "says what to do: \(error.message)")
+        }
         await server.stop()
+
+        // HTTPS to a server without TLS: said in words, not "wrong version number" alone.
+        let plainServer = try await TestServer.start()
+        let tlsToPlain = CurlTransport(baseURL: plainServer.url.replacingOccurrences(of: "http:", with: "https:"), token: "")
+        await #expect { try await onThread { try tlsToPlain.send(method: "GET", path: "/v1/hello", query: [], body: nil) } } throws: { error in
+            (error as? TransportError)?.message.contains("does not speak TLS at this address: use http://") == true
+        }
+        await plainServer.stop()
     }
 }

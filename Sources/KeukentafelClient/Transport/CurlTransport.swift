@@ -21,6 +21,20 @@ public struct CurlTransport: SyncTransport {
         self.caBundlePath = caBundlePath
     }
 
+    /// What to do about the failures people meet when setting a laptop up: TLS on one side only.
+    static func hint(for code: CURLcode, _ detail: String) -> String {
+        if detail.contains("wrong version number") || detail.contains("packet length too long") {
+            return ". The server does not speak TLS at this address: use http:// (or give ktd serve --tls-certificate and --tls-key)"
+        }
+        if code == CURLE_GOT_NOTHING || detail.contains("Empty reply from server") {
+            return ". The server closed the connection without an answer: if it serves HTTPS, the address must start with https://"
+        }
+        if code == CURLE_PEER_FAILED_VERIFICATION || detail.contains("certificate") {
+            return ". The server's certificate is not trusted here: give its authority to kt init --ca-bundle FILE (or kt login --ca-bundle)"
+        }
+        return ""
+    }
+
     private static let globalInit: Void = { curl_global_init(Int(CURL_GLOBAL_DEFAULT)) }()
 
     public func send(method: String, path: String, query: [(String, String)], body: Data?, headers extra: [String]) throws -> HTTPExchange {
@@ -83,7 +97,7 @@ public struct CurlTransport: SyncTransport {
         guard code == CURLE_OK else {
             let detail = String(decoding: errorBuffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
             let summary = String(cString: curl_easy_strerror(code))
-            throw TransportError(message: "cannot reach \(baseURL): \(detail.isEmpty ? summary : detail)")
+            throw TransportError(message: "cannot reach \(baseURL): \(detail.isEmpty ? summary : detail)\(Self.hint(for: code, detail))")
         }
         var status = 0
         kt_curl_getinfo_long(handle, CURLINFO_RESPONSE_CODE, &status)
