@@ -123,11 +123,26 @@ public struct ProgressLines: Sendable {
         self.every = max(1, every)
     }
 
-    public mutating func line(cells: Int, pages: Int, cursor: Int64) -> String? {
+    /// `expected`: the server's estimate of the cells this pull brings (`SyncStatus.cellsExpected`);
+    /// with it and `elapsedSeconds` the line says how far along the pull is and how long it may take.
+    public mutating func line(cells: Int, pages: Int, cursor: Int64, expected: Int? = nil, elapsedSeconds: Double? = nil) -> String? {
         guard pages > 1 || cells >= 10_000 else { return nil }
-        if terminal { return "\rpulling: \(cells) cells in \(pages) pages, cursor \(cursor)   " }
+        let estimate = Self.estimate(cells: cells, expected: expected, elapsedSeconds: elapsedSeconds)
+        if terminal { return "\rpulling: \(cells)\(estimate) cells in \(pages) pages, cursor \(cursor)   " }
         guard cells / every > printedSteps else { return nil }
         printedSteps = cells / every
-        return "pulling: \(cells) cells in \(pages) pages\n"
+        return "pulling: \(cells)\(estimate) cells in \(pages) pages\n"
+    }
+
+    /// " of about 120000 (33%, about 12 s left)", or nothing without an estimate.
+    static func estimate(cells: Int, expected: Int?, elapsedSeconds: Double?) -> String {
+        guard let expected, expected > cells, cells > 0 else { return "" }
+        let percent = cells * 100 / expected
+        var text = " of about \(expected) (\(percent)%"
+        if let elapsedSeconds, elapsedSeconds > 0 {
+            let left = elapsedSeconds * Double(expected - cells) / Double(cells)
+            text += left < 90 ? ", about \(max(1, Int(left.rounded()))) s left" : ", about \(Int((left / 60).rounded())) min left"
+        }
+        return text + ")"
     }
 }

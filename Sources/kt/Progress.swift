@@ -10,11 +10,16 @@ enum Progress {
 
     /// Progress of a long pull on standard error: an updating line on a terminal, a line per 100,000
     /// cells otherwise (logs).
-    static func reporter() -> @Sendable (SyncReport) -> Void {
+    /// The engine's status gives the estimate of the cells to come (from the server's head of the feed).
+    static func reporter(for engine: SyncEngine) -> @Sendable (SyncReport) -> Void {
         let lines = Locked(ProgressLines(terminal: isatty(STDERR_FILENO) == 1))
-        return { report in
-            guard let line = lines.withLock({ $0.line(cells: report.pulled.cellsReceived, pages: report.pages, cursor: report.cursor) })
-            else { return }
+        let started = Date()
+        return { [weak engine] report in
+            let expected = engine?.currentStatus.cellsExpected
+            let elapsed = Date().timeIntervalSince(started)
+            guard let line = lines.withLock({
+                $0.line(cells: report.pulled.cellsReceived, pages: report.pages, cursor: report.cursor, expected: expected, elapsedSeconds: elapsed)
+            }) else { return }
             FileHandle.standardError.write(Data(line.utf8))
             if line.hasPrefix("\r") { drawn = true }
         }

@@ -18,7 +18,7 @@ struct Sync: ParsableCommand {
         let report: SyncReport
         do {
             let engine = try SyncEngine(replica: replica, caBundlePath: caBundle)
-            if !options.json { engine.onPage = Progress.reporter() }
+            if !options.json { engine.onPage = Progress.reporter(for: engine) }
             report = try engine.sync()
             Progress.finish()
         } catch {

@@ -141,6 +141,7 @@ extension LiveSyncTests {
         let (_, caseID) = try seedCase(on: a, name: "Na de herstart")
         try await a.sync()
         log = try await Self.readUntil("pulled", from: out.fileHandleForReading, after: log)
+        #expect(log.contains("the server answers again, after"), "the end of the outage is said")
         #expect(try Replica(path: b.path).value("cases", caseID, "team") == .text("castricum-noord"))
         let status = try await onThread { daemon.terminate(); daemon.waitUntilExit(); return daemon.terminationStatus }
         #expect(status == 0)

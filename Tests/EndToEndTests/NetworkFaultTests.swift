@@ -102,6 +102,7 @@ import Testing
             finished.wait()
             return events.retryDelays
         }
+        #expect(events.recovered == failures.count, "it says the server is back, after how many failed attempts")
         #expect(failures.count >= 3)
         #expect(Set(failures).count > 1, "jitter: the pauses differ \(failures)")
         #expect(failures.allSatisfy { $0 >= 0.5 && $0 <= 1 })
@@ -116,12 +117,14 @@ final class DaemonEvents: @unchecked Sendable {
     private let condition = NSCondition()
     private var retries: [Double] = []
     private var pushed = false
+    private var recoveredAfter: Int?
 
     func add(_ event: SyncDaemon.Event) {
         condition.lock()
         switch event {
         case .failed(_, let seconds): retries.append(seconds)
         case .pushed(let counts) where counts.applied > 0: pushed = true
+        case .recovered(let failures): recoveredAfter = failures
         default: break
         }
         condition.broadcast()
@@ -129,6 +132,7 @@ final class DaemonEvents: @unchecked Sendable {
     }
 
     var retryDelays: [Double] { condition.lock(); defer { condition.unlock() }; return retries }
+    var recovered: Int? { condition.lock(); defer { condition.unlock() }; return recoveredAfter }
 
     /// Blocks until `ready(retry delays)` holds, or fails after 60 s.
     func waitFor(_ ready: ([Double]) -> Bool = { _ in true }, pushed wantPushed: Bool = false) throws {

@@ -29,6 +29,8 @@ public final class SyncDaemon: @unchecked Sendable {
         case pushed(PushCounts)
         case pulled(ApplyCounts, cursor: Int64)
         case failed(String, retryInSeconds: Double)
+        /// The server answered again after `afterFailures` failed attempts in a row.
+        case recovered(afterFailures: Int)
         case stopped
 
         public var description: String {
@@ -41,6 +43,8 @@ public final class SyncDaemon: @unchecked Sendable {
                 if c.changesRequeued > 0 { text += ", \(c.changesRequeued) own changes queued again after a server restore" }
                 return text + "; cursor \(cursor)"
             case .failed(let why, let seconds): return "sync failed: \(why); retrying in \(String(format: "%.1f", seconds)) s"
+            case .recovered(let failures):
+                return "the server answers again, after \(failures) failed attempt\(failures == 1 ? "" : "s")"
             case .stopped: return "stopped"
             }
         }
@@ -79,6 +83,7 @@ public final class SyncDaemon: @unchecked Sendable {
             do {
                 if try replica.outboxCounts().pending > 0 {
                     let pushed = try engine.step(stopping) { try engine.pushAll(into: &$0) }  // also what a restore queued again
+                    answered(&failures, report)
                     if pushed.pushed.total > 0 { report(.pushed(pushed.pushed)) }
                 }
                 let wake = RequestCancellation()
@@ -92,11 +97,11 @@ public final class SyncDaemon: @unchecked Sendable {
                 } catch is CancellationError where !isStopped {
                     continue  // a local write ended the long-poll: push it
                 }
+                answered(&failures, report)
                 let news = pulled.pulled
                 if news.cellsReceived > 0 || news.conflicts > 0 || news.rowsEvicted > 0 || news.rowsPurged > 0 || news.changesRequeued > 0 {
                     report(.pulled(pulled.pulled, cursor: pulled.cursor))
                 }
-                failures = 0
                 caughtUp = true
             } catch is CancellationError {
                 break  // stopped
@@ -112,5 +117,11 @@ public final class SyncDaemon: @unchecked Sendable {
         }
         engine.status.update { $0.connection = .offline }
         report(.stopped)
+    }
+
+    /// The server answered: after an outage, say that it is over.
+    private func answered(_ failures: inout Int, _ report: (Event) -> Void) {
+        if failures > 0 { report(.recovered(afterFailures: failures)) }
+        failures = 0
     }
 }
