@@ -9,6 +9,8 @@ public struct ServerProcess: Sendable {
     public let process: Process
     public let port: Int
     public var url: String { "http://127.0.0.1:\(port)" }
+    /// Where its `/metrics` is served (a free port of its own unless `arguments` name one).
+    public let metricsPort: Int?
 
     /// Starts `ktd` from `bin` on `port` (0: any free one). With a fixed port it retries for a moment
     /// while a killed predecessor's socket is released. `arguments` go to `ktd serve` as well
@@ -18,21 +20,27 @@ public struct ServerProcess: Sendable {
         for attempt in 0..<50 {
             let process = Process()
             process.executableURL = bin.appendingPathComponent("ktd")
-            process.arguments = ["serve", "--data", data, "--schema", schema, "--listen", "127.0.0.1:\(port)", "--stop-with-parent"] + arguments
+            // Metrics on a free port: the default (the listen port + 1000) could clash between servers.
+            let metrics = arguments.contains("--metrics-listen") ? [] : ["--metrics-listen", "127.0.0.1:0"]
+            let wantsMetrics = !arguments.contains("off")
+            process.arguments = ["serve", "--data", data, "--schema", schema, "--listen", "127.0.0.1:\(port)", "--stop-with-parent"]
+                + metrics + arguments
             if let directory { process.currentDirectoryURL = URL(fileURLWithPath: directory) }
             let out = Pipe()
             process.standardOutput = out
             process.standardError = FileHandle.nullDevice
             try process.run()
             var buffer = ""
-            while !buffer.contains("ktd listening on ") || !buffer.hasSuffix("\n") {
+            while !buffer.contains("ktd listening on ") || (wantsMetrics && !buffer.contains("ktd metrics on ")) || !buffer.hasSuffix("\n") {
                 let chunk = out.fileHandleForReading.availableData
                 if chunk.isEmpty { break }
                 buffer += String(decoding: chunk, as: UTF8.self)
             }
             if let line = buffer.split(separator: "\n").first(where: { $0.contains("ktd listening on ") }),
                let bound = line.split(separator: ":").last.flatMap({ Int($0) }) {
-                return ServerProcess(process: process, port: bound)
+                let metricsPort = buffer.split(separator: "\n").first { $0.contains("ktd metrics on ") }
+                    .flatMap { $0.split(separator: ":").last?.split(separator: "/").first.flatMap { Int($0) } }
+                return ServerProcess(process: process, port: bound, metricsPort: metricsPort)
             }
             process.waitUntilExit()
             guard port != 0 else { break }

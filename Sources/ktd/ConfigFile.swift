@@ -8,6 +8,7 @@ struct ConfigFile {
         "data": "KT_DATA", "listen": "KT_LISTEN", "schema": "KT_SCHEMA", "max-clock-skew": "KT_MAX_CLOCK_SKEW",
         "max-request-bytes": "KT_MAX_REQUEST_BYTES", "max-wait": "KT_MAX_WAIT",
         "tls-certificate": "KT_TLS_CERTIFICATE", "tls-key": "KT_TLS_KEY", "postgres": "KT_POSTGRES_URL",
+        "metrics-listen": "KT_METRICS_LISTEN",
     ]
 
     var values: [String: String] = [:]

@@ -16,7 +16,7 @@ struct KTD: AsyncParsableCommand {
             Register a device and print its token (shown once):
               ktd admin device add "laptop Fatima" --data /var/lib/keukentafel
             """,
-        version: "0.1.0",
+        version: ServerMetrics.version,
         subcommands: [Serve.self, Admin.self])
 }
 

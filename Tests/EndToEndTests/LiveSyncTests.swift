@@ -161,8 +161,10 @@ extension LiveSyncTests {
         try await laptop.sync()
         try await office.sync()
 
-        let exchange = try await onThread { try CurlTransport(baseURL: server.url, token: "").send(method: "GET", path: "/metrics", query: [], body: nil) }
+        let exchange = try await onThread { try CurlTransport(baseURL: server.metricsURL, token: "").send(method: "GET", path: "/metrics", query: [], body: nil) }
         #expect(exchange.status == 200)
+        let onTheDeviceAPI = try await onThread { try CurlTransport(baseURL: server.url, token: "").send(method: "GET", path: "/metrics", query: [], body: nil) }
+        #expect(onTheDeviceAPI.status == 404, "not next to the devices' API")
         // Parse the text exposition: `name{labels} value` lines, `#` lines are help and type.
         var samples: [String: Double] = [:]
         for line in String(decoding: exchange.body, as: UTF8.self).split(separator: "\n") where !line.hasPrefix("#") {
@@ -178,6 +180,7 @@ extension LiveSyncTests {
         #expect((samples["kt_push_duration_seconds_count"] ?? 0) >= 3)
         #expect((samples["kt_store_bytes"] ?? 0) > 0)
         #expect(samples["kt_longpolls_waiting"] == 0)
+        #expect(samples[#"kt_build_info{version="\#(ServerMetrics.version)",protocol="1"}"#] == 1, "\(samples.keys.filter { $0.hasPrefix("kt_build") })")
         await server.stop()
     }
 }

@@ -20,8 +20,10 @@ import Testing
     @Test func routesAreTheDocumentedPaths() throws {
         let directory = try temporaryDirectory()
         let store = try ServerStore(directory: directory, dataModel: try shippedDataModel())
-        let router = SyncServer(store: store, configuration: .init()).makeRouter()
-        let served = Set(router.routes.map { "\($0.method.rawValue) \($0.path.description.hasPrefix("/") ? "" : "/")\($0.path)" })
+        let server = SyncServer(store: store, configuration: .init())
+        let routes = server.makeRouter().routes.map { ($0.method.rawValue, $0.path.description) }
+            + server.makeMetricsRouter().routes.map { ($0.method.rawValue, $0.path.description) }  // /healthz is on both
+        let served = Set(routes.map { "\($0.0) \($0.1.hasPrefix("/") ? "" : "/")\($0.1)" })
         var documented = Set<String>()
         for (path, operations) in document["paths"] as? [String: Any] ?? [:] {
             for method in (operations as? [String: Any] ?? [:]).keys { documented.insert("\(method.uppercased()) \(path)") }

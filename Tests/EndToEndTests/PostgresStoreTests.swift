@@ -67,7 +67,7 @@ import Testing
         // The office parks a 25 s long-poll on process b; the laptop pushes through process a.
         async let waited = onThread { try engine.pull(waitSeconds: 25) }
         // Once process b reports the pull parked (its /metrics), the laptop pushes through a.
-        let port = two.servers[1].port
+        let port = try #require(two.servers[1].metricsPort)
         while try await onThread({ try Self.waitingLongPolls(port: port) }) == 0 { await Task.yield() }
         let (_, caseID) = try seedCase(on: laptop)
         try await laptop.sync()

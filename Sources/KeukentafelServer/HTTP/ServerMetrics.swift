@@ -16,8 +16,15 @@ public final class ServerMetrics: Sendable {
                                               .milliseconds(100), .milliseconds(250), .milliseconds(500), .seconds(1), .seconds(2.5),
                                               .seconds(5), .seconds(10), .seconds(30)]
 
+    /// The version of ktd, for `kt_build_info`.
+    public static let version = "0.1.0"
+
     /// The server's metrics, registered once.
     public init() {
+        // Which build answers, as Prometheus's convention has it: a gauge of 1 with the facts as labels.
+        registry.makeGauge(descriptor: MetricNameDescriptor(namespace: "kt", metricName: "build", unitName: "info",
+                                                            helpText: "The ktd build: version and protocol version."),
+                           labels: [("version", Self.version), ("protocol", String(SyncServer.protocolVersion))]).set(Double(1))
         pushDuration = registry.makeDurationHistogram(
             descriptor: MetricNameDescriptor(namespace: "kt", metricName: "push_duration", unitName: "seconds",
                                              helpText: "Time to apply one push batch, from request to response."),

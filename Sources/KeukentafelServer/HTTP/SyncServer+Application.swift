@@ -25,6 +25,25 @@ extension SyncServer {
             logger: logger)
     }
 
+    /// `GET /metrics` (Prometheus text format) and `GET /healthz` on an address of their own, by default
+    /// loopback: for the monitoring system, not for devices.
+    public func makeMetricsApplication(host: String, port: Int,
+                                       onRunning: @escaping @Sendable (Int) async -> Void = { _ in }) -> some ApplicationProtocol {
+        Application(router: makeMetricsRouter(), configuration: .init(address: .hostname(host, port: port), serverName: "ktd-metrics"),
+                           onServerRunning: { channel in await onRunning(channel.localAddress?.port ?? 0) }, logger: logger)
+    }
+
+    /// The monitoring listener's routes.
+    public func makeMetricsRouter() -> Router<BasicRequestContext> {
+        let router = Router()
+        router.get("/metrics") { [metrics, store, notifier] _, _ in
+            Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4"],
+                     body: .init(byteBuffer: ByteBuffer(bytes: metrics.scrape(store: store, notifier: notifier))))
+        }
+        router.get("/healthz") { _, _ in "ok\n" }
+        return router
+    }
+
     static func tlsConfiguration(_ files: SyncServerConfiguration.TLSFiles) throws -> TLSConfiguration {
         let chain: [NIOSSLCertificate]
         let key: NIOSSLPrivateKey

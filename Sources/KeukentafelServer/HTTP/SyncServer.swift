@@ -37,10 +37,8 @@ public struct SyncServer: Sendable {
         router.add(middleware: MetricsMiddleware(metrics: metrics))
         router.add(middleware: JSONErrorMiddleware(logger: logger))
         router.get("/healthz") { _, _ in try json(["status": "ok"]) }
-        router.get("/metrics") { _, _ in
-            Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4"],
-                     body: .init(byteBuffer: ByteBuffer(bytes: metrics.scrape(store: store, notifier: notifier))))
-        }
+        // /metrics is not here: it has a listener of its own (`makeMetricsApplication`), so that the
+        // device API does not tell the internet how busy the server is.
         router.get("/readyz") { _, _ in
             guard try await blocking({ store.isReady() }) else {
                 throw APIError(.unavailable, "the store does not answer", status: .serviceUnavailable)

@@ -34,6 +34,8 @@ public final class TestServer: @unchecked Sendable {
     public let port: Int
     public let scheme: String
     public var url: String { "\(scheme)://127.0.0.1:\(port)" }
+    /// The monitoring listener: `GET \(metricsURL)/metrics`.
+    public let metricsURL: String
     private let task: Task<Void, any Error>
     private let group: ServiceGroup
 
@@ -52,13 +54,17 @@ public final class TestServer: @unchecked Sendable {
         let server = SyncServer(store: store, configuration: SyncServerConfiguration(host: "127.0.0.1", port: 0, maxRequestBytes: maxRequestBytes, tls: tls),
                                 logger: logger)
         let (ports, continuation) = AsyncStream<Int>.makeStream()
+        let (metricsPorts, metricsContinuation) = AsyncStream<Int>.makeStream()
         let app = try server.makeApplication { port in continuation.yield(port) }
-        let group = ServiceGroup(configuration: .init(services: [app], gracefulShutdownSignals: [], logger: logger))
+        let metrics = server.makeMetricsApplication(host: "127.0.0.1", port: 0) { port in metricsContinuation.yield(port) }
+        let group = ServiceGroup(configuration: .init(services: [app, metrics], gracefulShutdownSignals: [], logger: logger))
         let task = Task { try await group.run() }
-        var iterator = ports.makeAsyncIterator()
-        guard let port = await iterator.next() else { throw TestingError("the test server did not start") }
+        var iterator = ports.makeAsyncIterator(), metricsIterator = metricsPorts.makeAsyncIterator()
+        guard let port = await iterator.next(), let metricsPort = await metricsIterator.next() else {
+            throw TestingError("the test server did not start")
+        }
         return TestServer(directory: directory, store: store, sync: server, port: port, scheme: tls == nil ? "http" : "https",
-                          task: task, group: group)
+                          metricsURL: "http://127.0.0.1:\(metricsPort)", task: task, group: group)
     }
 
     /// Starts a server for the data model in a YAML file (as `ktd serve --schema` reads it).
@@ -66,9 +72,10 @@ public final class TestServer: @unchecked Sendable {
         try await start(model: try DataModelFile.load(path: modelFile), store: store)
     }
 
-    private init(directory: String, store: ServerStore, sync: SyncServer, port: Int, scheme: String, task: Task<Void, any Error>,
-                 group: ServiceGroup) {
+    private init(directory: String, store: ServerStore, sync: SyncServer, port: Int, scheme: String, metricsURL: String,
+                 task: Task<Void, any Error>, group: ServiceGroup) {
         self.scheme = scheme
+        self.metricsURL = metricsURL
         self.directory = directory
         self.store = store
         self.sync = sync
