@@ -22,6 +22,8 @@ public enum ErrorCode: String, Codable, Sendable, CaseIterable {
     case nodeMismatch = "node_mismatch"
     /// A pull's cursor lies beyond anything the server handed out (decision 0017).
     case cursorAhead = "cursor_ahead"
+    /// Too many failed authentications from this address; try again after a minute.
+    case tooManyFailures = "too_many_failures"
 
     // Change level
     case unknownTable = "unknown_table"

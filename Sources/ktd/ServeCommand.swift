@@ -12,7 +12,13 @@ import ServiceLifecycle
 struct Serve: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Run the sync server.",
-        discussion: "Listens for the /v1 protocol (see Schemas/openapi.yaml). Stop with Ctrl-C or SIGTERM.")
+        discussion: """
+            Listens for the /v1 protocol (see Schemas/openapi.json). Stop with Ctrl-C or SIGTERM.
+            Logs go to standard error: plain text on a terminal, one JSON object per line otherwise (journald),
+            one line per request (route, status, ms, device, user, cells, address, why refused) plus start,
+            stop, slow requests and floods of bad tokens. LOG_LEVEL=debug|info|warning|error (default info;
+            warning keeps only what needs attention).
+            """)
 
     @OptionGroup var store: StoreOptions
 
@@ -107,6 +113,7 @@ struct Serve: AsyncParsableCommand {
             throw ServeError("cannot listen on \(listen): this machine has no such address. Use one of its own, e.g. 127.0.0.1:\(port) "
                              + "or 0.0.0.0:\(port) for every interface.")
         }
+        logger.info("ktd stopped", metadata: ["address": "\(listen)"])
         withExtendedLifetime(lock) {}  // held until the server has stopped
     }
 }

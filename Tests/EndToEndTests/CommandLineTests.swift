@@ -1,4 +1,5 @@
 import Foundation
+import KeukentafelClient
 import KeukentafelProcesses
 import KeukentafelServer
 import Testing
@@ -360,6 +361,56 @@ import Testing
         try await run("ktd", ["admin", "erase", "resident", resident, "--yes", "--data", data], in: work)
         let purged = try await run("kt", ["sync", "--db", "laptop.sqlite"], in: work)
         #expect(purged.output.contains("of an erased person removed from this device"), "\(purged.output)")
+    }
+
+    @Test("ktd logs a line per request (who, route, status, time, cells, why refused); a flood of bad tokens is refused and logged once")
+    func ktdLogsEveryRequest() async throws {
+        let work = try temporaryDirectory("logs")
+        let schema = repositoryRoot.appendingPathComponent("Schemas/datamodel.yaml").path
+        try await run("ktd", ["admin", "demo", "--data", "data", "--schema", schema], in: work)
+        let token = try token(try await run("ktd", ["admin", "device", "add", "laptop-fatima", "--user", "fatima", "--data", "data", "--json"], in: work).output)
+        let ktd = Process()
+        ktd.executableURL = Self.binDirectory.appendingPathComponent("ktd")
+        ktd.arguments = ["serve", "--data", "data", "--schema", schema, "--listen", "127.0.0.1:0", "--metrics-listen", "off", "--stop-with-parent"]
+        ktd.currentDirectoryURL = URL(fileURLWithPath: work)
+        let out = Pipe(), err = Pipe()
+        ktd.standardOutput = out
+        ktd.standardError = err
+        try ktd.run()
+        defer { if ktd.isRunning { ktd.terminate() } }
+        let listening = try await onThread { () -> String in
+            var text = ""
+            while !(text.contains("ktd listening on ") && text.hasSuffix("\n")) {
+                let chunk = out.fileHandleForReading.availableData  // blocks: on a thread of its own
+                if chunk.isEmpty { throw TestFailure("ktd ended before it listened: \(text)") }
+                text += String(decoding: chunk, as: UTF8.self)
+            }
+            return text
+        }
+        let line = try #require(listening.split(separator: "\n").first { $0.contains("ktd listening on ") })
+        let url = try #require(line.split(separator: " ").last.map(String.init))
+
+        try await run("kt", ["init", "--db", "laptop.sqlite", "--server", url, "--token", token], in: work)
+        try await run("kt", ["sync", "--db", "laptop.sqlite"], in: work)
+        let guessing = CurlTransport(baseURL: url, token: "kt_guessed")
+        let statuses = try await onThread { try (0..<22).map { _ in try guessing.send(method: "GET", path: "/v1/hello", query: [], body: nil).status } }
+        #expect(statuses == Array(repeating: 401, count: 20) + [429, 429], "\(statuses)")
+        try await run("kt", ["sync", "--db", "laptop.sqlite"], in: work)  // a valid token from the same address still gets in
+
+        let log = try await onThread { () -> String in
+            ktd.terminate()
+            let text = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            ktd.waitUntilExit()
+            return text
+        }
+        let lines = log.split(separator: "\n").compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: String] }
+        let pull = lines.first { $0["message"] == "request" && $0["route"] == "GET /v1/pull" }
+        #expect(pull?["status"] == "200" && pull?["device"] == "laptop-fatima" && pull?["user"] == "fatima", "\(pull ?? [:])")
+        #expect(Int(pull?["cells"] ?? "") ?? 0 > 0 && pull?["ms"] != nil && pull?["address"] == "127.0.0.1", "\(pull ?? [:])")
+        let refused = lines.filter { $0["route"] == "GET /v1/hello" && $0["status"] == "401" }
+        #expect(refused.count == 20 && refused.allSatisfy { $0["refused"] == "unauthorized" && $0["device"] == nil })
+        #expect(lines.filter { $0["message"]?.hasPrefix("too many failed authentications") == true }.count == 1, "the flood is logged once")
+        #expect(lines.contains { $0["message"] == "ktd listening" } && lines.contains { $0["message"] == "ktd stopped" }, "start and stop")
     }
 
     @Test("a second ktd serve on one SQLite data directory is refused, naming the first; a port in use is said in words")

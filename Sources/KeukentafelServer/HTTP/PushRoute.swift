@@ -52,6 +52,7 @@ extension SyncServer {
         }
         notifier.signal()
         metrics.changes(response.results)
+        RequestFacts.current?.add(cells: response.results.count)
         return try respond(FeedCoding.encode(response), to: request)
     }
 }

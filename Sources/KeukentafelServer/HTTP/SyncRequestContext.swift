@@ -9,10 +9,13 @@ public struct SyncRequestContext: RequestContext {
     public var device: (id: String, name: String)?
     /// What the device's user may see and change.
     public var access: Access?
+    /// The client's address, for the log and for limiting failed authentications.
+    public var remoteAddress: String?
 
     /// A context before authentication.
     public init(source: ApplicationRequestContextSource) {
         self.coreContext = .init(source: source)
+        self.remoteAddress = source.channel.remoteAddress?.ipAddress
         self.device = nil
         self.access = nil
     }

@@ -23,6 +23,8 @@ public struct SyncServer: Sendable {
     public let notifier = ChangeNotifier()
     /// Request, push and pull metrics for `/metrics`.
     public let metrics = ServerMetrics()
+    /// Failed authentications per client address (`AuthFailureLimiter`).
+    let authLimiter = AuthFailureLimiter()
 
     /// A server for `store` with `configuration`.
     public init(store: any SyncStore, configuration: SyncServerConfiguration, logger: Logger = Logger(label: "ktd")) {
@@ -34,6 +36,7 @@ public struct SyncServer: Sendable {
     /// Every route of the server, top to bottom.
     public func makeRouter() -> Router<SyncRequestContext> {
         let router = Router(context: SyncRequestContext.self)
+        router.add(middleware: RequestLogMiddleware(logger: logger))
         router.add(middleware: MetricsMiddleware(metrics: metrics))
         router.add(middleware: JSONErrorMiddleware(logger: logger))
         router.get("/healthz") { _, _ in try json(["status": "ok"]) }
@@ -46,7 +49,7 @@ public struct SyncServer: Sendable {
             return try json(["status": "ready"])
         }
 
-        let v1 = router.group("v1").add(middleware: BearerAuthMiddleware(store: store))
+        let v1 = router.group("v1").add(middleware: BearerAuthMiddleware(store: store, limiter: authLimiter, logger: logger))
         v1.get("hello") { request, context in
             let access = try context.requireAccess()
             return try respond(try jsonBytes(HelloResponse(
@@ -86,6 +89,7 @@ public struct SyncServer: Sendable {
                 let nothingNew = page.rows.isEmpty && page.conflicts.isEmpty && page.evictions.isEmpty && page.purges.isEmpty
                     && page.cursor == since && !page.resync
                 if !nothingNew || ContinuousClock.now >= deadline || Task.isCancelled || notifier.isClosed {
+                    RequestFacts.current?.add(cells: page.rows.reduce(0) { $0 + $1.cells.count })
                     return try respond(try FeedCoding.encode(page), to: request)
                 }
                 // A graceful shutdown answers the parked long-polls at once instead of waiting them out.

@@ -1,0 +1,60 @@
+import Foundation
+import Hummingbird
+import Logging
+
+/// What a request's handlers learn that its log line should say (who it was, how many cells, why
+/// it was refused). Handlers get a copy of the request context, so the facts travel in a task-local
+/// box that the outermost middleware reads when the response is ready.
+final class RequestFacts: @unchecked Sendable {
+    @TaskLocal static var current: RequestFacts?
+
+    private let lock = NSLock()
+    private var _device: String?
+    private var _user: String?
+    private var _cells = 0
+    private var _refusal: String?
+
+    func authenticated(device: String, user: String?) { lock.withLock { _device = device; _user = user } }
+    func add(cells: Int) { lock.withLock { _cells += cells } }
+    func refused(_ code: String) { lock.withLock { _refusal = code } }
+
+    var metadata: Logger.Metadata {
+        lock.withLock {
+            var metadata: Logger.Metadata = [:]
+            if let _device { metadata["device"] = "\(_device)" }
+            if let _user { metadata["user"] = "\(_user)" }
+            if _cells > 0 { metadata["cells"] = "\(_cells)" }
+            if let _refusal { metadata["refused"] = "\(_refusal)" }
+            return metadata
+        }
+    }
+}
+
+/// One structured log line per request: route (not the path, which may hold ids), status, duration,
+/// device and user, cells pushed or pulled, and why it was refused. A request slower than
+/// `slowSeconds` (a long-poll's wait aside) is logged as a warning, so it stands out at any level.
+struct RequestLogMiddleware: RouterMiddleware {
+    typealias Context = SyncRequestContext
+    let logger: Logger
+    var slowSeconds: Double = 2
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        let facts = RequestFacts()
+        let started = ContinuousClock.now
+        let response = try await RequestFacts.$current.withValue(facts) { try await next(request, context) }
+        let elapsed = ContinuousClock.now - started
+        let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+        var metadata = facts.metadata
+        metadata["route"] = "\(request.method.rawValue) \(context.endpointPath ?? request.uri.path)"
+        metadata["status"] = "\(response.status.code)"
+        metadata["ms"] = "\(Int((seconds * 1000).rounded()))"
+        if let address = context.remoteAddress { metadata["address"] = "\(address)" }
+        let longPoll = request.uri.queryParameters["wait"].flatMap { Int($0) }.map { $0 > 0 } ?? false
+        if !longPoll, seconds >= slowSeconds {
+            logger.warning("slow request", metadata: metadata)
+        } else {
+            logger.info("request", metadata: metadata)
+        }
+        return response
+    }
+}
