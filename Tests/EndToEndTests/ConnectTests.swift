@@ -60,6 +60,13 @@ import Testing
         #expect(await connected.value.last?.connection == .connected)
         while server.sync.notifier.waiting == 0 { await Task.yield() }  // the laptop is parked in its 60 s long-poll
 
+        // cancel() ends the step in flight only: the connected engine long-polls again.
+        engine.cancel()
+        // The abandoned poll stays parked on the server until its deadline; a second one is the new poll.
+        let givingUp = ContinuousClock.now + .seconds(20)
+        while server.sync.notifier.waiting < 2 && ContinuousClock.now < givingUp { await Task.yield() }
+        #expect(server.sync.notifier.waiting >= 2 && engine.isConnected, "the loop long-polls again after cancel()")
+
         // A consultant's write goes out without waiting for the long-poll to end: the office, itself
         // long-polling for 50 s, receives it.
         let written = ContinuousClock.now

@@ -82,7 +82,7 @@ public final class SyncDaemon: @unchecked Sendable {
         while !isStopped {
             do {
                 if try replica.outboxCounts().pending > 0 {
-                    let pushed = try engine.step(stopping) { try engine.pushAll(into: &$0) }  // also what a restore queued again
+                    let pushed = try step { try engine.pushAll(into: &$0) }  // also what a restore queued again
                     answered(&failures, report)
                     if pushed.pushed.total > 0 { report(.pushed(pushed.pushed)) }
                 }
@@ -93,7 +93,7 @@ public final class SyncDaemon: @unchecked Sendable {
                 let pulled: SyncReport
                 do {
                     let wait = caughtUp ? pollSeconds : 0
-                    pulled = try engine.step(stopping, longPollWake: wake) { try engine.pullAll(into: &$0, waitSeconds: wait) }
+                    pulled = try step(longPollWake: wake) { try engine.pullAll(into: &$0, waitSeconds: wait) }
                 } catch is CancellationError where !isStopped {
                     continue  // a local write ended the long-poll: push it
                 }
@@ -103,8 +103,10 @@ public final class SyncDaemon: @unchecked Sendable {
                     report(.pulled(pulled.pulled, cursor: pulled.cursor))
                 }
                 caughtUp = true
+            } catch is CancellationError where isStopped {
+                break
             } catch is CancellationError {
-                break  // stopped
+                continue  // `engine.cancel()` ended this step, not the loop
             } catch {
                 failures += 1
                 caughtUp = false
@@ -117,6 +119,14 @@ public final class SyncDaemon: @unchecked Sendable {
         }
         engine.status.update { $0.connection = .offline }
         report(.stopped)
+    }
+
+    /// One engine step under a cancellation of its own that `stop()` also ends: `engine.cancel()`
+    /// cancels only that step, so the loop carries on.
+    private func step(longPollWake wake: RequestCancellation? = nil, _ body: (inout SyncReport) throws -> Void) throws -> SyncReport {
+        let (cancellation, release) = RequestCancellation.any([stopping])
+        defer { release() }
+        return try engine.step(cancellation, longPollWake: wake, body)
     }
 
     /// The server answered: after an outage, say that it is over.
