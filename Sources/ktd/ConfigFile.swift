@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import KeukentafelServer
 
 /// ktd's configuration file: `key = value` lines, `#` starts a comment. See Tools/ktd.conf.example.
 /// Precedence: command-line flag, then environment variable, then this file, then the default.
@@ -8,7 +9,7 @@ struct ConfigFile {
         "data": "KT_DATA", "listen": "KT_LISTEN", "schema": "KT_SCHEMA", "max-clock-skew": "KT_MAX_CLOCK_SKEW",
         "max-request-bytes": "KT_MAX_REQUEST_BYTES", "max-wait": "KT_MAX_WAIT",
         "tls-certificate": "KT_TLS_CERTIFICATE", "tls-key": "KT_TLS_KEY", "postgres": "KT_POSTGRES_URL",
-        "metrics-listen": "KT_METRICS_LISTEN",
+        "metrics-listen": "KT_METRICS_LISTEN", "history-retention": "KT_HISTORY_RETENTION",
     ]
 
     var values: [String: String] = [:]
@@ -40,6 +41,10 @@ struct ConfigFile {
             if let value = file.values[key], Int(value).map({ $0 > 0 }) != true {
                 problems.append("\(key) must be a positive whole number, got '\(value)'")
             }
+        }
+        if let period = file.values["history-retention"], HistoryRetention.days(period).map({ $0 >= HistoryRetention.minimumDays }) != true {
+            problems.append("history-retention: '\(period)' is not a period of at least \(HistoryRetention.minimumDays) days: "
+                            + "use a number with d, w, m or y, such as 90d or 2y")
         }
         if !problems.isEmpty { throw ValidationError("configuration file '\(path)':\n  " + problems.joined(separator: "\n  ")) }
         return file

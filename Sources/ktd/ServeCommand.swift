@@ -13,7 +13,8 @@ struct Serve: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Run the sync server.",
         discussion: """
-            Listens for the /v1 protocol (see Schemas/openapi.json). Stop with Ctrl-C or SIGTERM.
+            Listens for the /v1 protocol (see Schemas/openapi.json). Stop with Ctrl-C or SIGTERM. SIGHUP reads the
+            TLS certificate and key again (a renewed certificate without a restart; open connections keep theirs).
             Logs go to standard error: plain text on a terminal, one JSON object per line otherwise (journald),
             one line per request (route, status, ms, device, user, cells, address, why refused) plus start,
             stop, slow requests and floods of bad tokens. LOG_LEVEL=debug|info|warning|error (default info;
@@ -91,7 +92,7 @@ struct Serve: AsyncParsableCommand {
             print("ktd listening on \(tls == nil ? "http" : "https")://\(host):\(boundPort)")
             fflush(nil)  // all streams: scripts wait for this line
         }
-        var services: [any Service] = [app]
+        var services: [any Service] = [app, ReloadOnHangup(server: server, logger: logger)]
         if let metricsAddress {
             services.append(server.makeMetricsApplication(host: metricsAddress.host, port: metricsAddress.port) { boundPort in
                 logger.info("ktd metrics listening", metadata: ["address": "\(metricsAddress.host):\(boundPort)"])

@@ -193,6 +193,34 @@ import Testing
         #expect(users.output.contains("(none)"), "a new store has no users yet: now an answer that is true")
     }
 
+    @Test func pruneHistoryNeedsAPeriodAndSaysWhatItRemoved() async throws {
+        let work = try temporaryDirectory("prune")
+        let data = work + "/data"
+        try await run("ktd", ["admin", "demo", "--data", data, "--schema", repositoryRoot.appendingPathComponent("Schemas/datamodel.yaml").path], in: work)
+        let none = try await run("ktd", ["admin", "prune-history", "--data", data], in: work, expect: 64)
+        #expect(none.error.contains("--older-than 2y") && none.error.contains("history-retention"), "\(none.error)")
+        let typo = try await run("ktd", ["admin", "prune-history", "--data", data, "--older-than", "2x"], in: work, expect: 64)
+        #expect(typo.error.contains("'2x' is not a period"), "\(typo.error)")
+        let short = try await run("ktd", ["admin", "prune-history", "--data", data, "--older-than", "1w"], in: work, expect: 64)
+        #expect(short.error.contains("at least 30 days"), "\(short.error)")
+        let missing = try await run("ktd", ["admin", "prune-history", "--data", work + "/nowhere", "--older-than", "2y"], in: work, expect: 64)
+        #expect(missing.error.contains("does not exist"), "\(missing.error)")
+
+        let dryRun = try await run("ktd", ["admin", "prune-history", "--data", data, "--older-than", "2y", "--dry-run"], in: work)
+        #expect(dryRun.output.hasPrefix("Would remove 0 history entries (0 changes) received before "), "\(dryRun.output)")
+        // The period from the configuration file; the demo's history is minutes old, so it all stays.
+        try "history-retention = 30d\n".write(toFile: work + "/ktd.conf", atomically: true, encoding: .utf8)
+        let pruned = try await run("ktd", ["admin", "prune-history", "--data", data, "--config", work + "/ktd.conf", "--json"], in: work)
+        let report = try JSONDecoder().decode(HistoryPruneReport.self, from: Data(pruned.output.utf8))
+        #expect(report.entries == 0 && !report.dryRun)
+        let audit = try await run("ktd", ["admin", "audit", "--data", data], in: work)
+        #expect(audit.output.contains("history.prune"), "\(audit.output)")
+        let badConfig = "history-retention = soon\n"
+        try badConfig.write(toFile: work + "/bad.conf", atomically: true, encoding: .utf8)
+        let bad = try await run("ktd", ["admin", "prune-history", "--data", data, "--config", work + "/bad.conf"], in: work, expect: 64)
+        #expect(bad.error.contains("'soon' is not a period"), "\(bad.error)")
+    }
+
     @Test func theOfficeManagesUsersAuditsAndErasesFromTheCommandLine() async throws {
         let work = try temporaryDirectory("admin")
         let data = work + "/data"

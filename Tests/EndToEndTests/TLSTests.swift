@@ -1,5 +1,6 @@
 import Foundation
 @testable import KeukentafelClient
+import KeukentafelProcesses
 import KeukentafelProtocol
 import KeukentafelServer
 import KeukentafelTesting
@@ -90,5 +91,73 @@ import Testing
             (error as? TransportError)?.message.contains("does not speak TLS at this address: use http://") == true
         }
         await plainServer.stop()
+    }
+
+    /// Copies an authority's certificate and key over the files a server reads, as a renewal does.
+    static func install(_ authority: Authority, certificate: Bool = true, key: Bool = true, into live: SyncServerConfiguration.TLSFiles) throws {
+        for (wanted, source, target) in [(certificate, authority.files.certificateChain, live.certificateChain),
+                                         (key, authority.files.privateKey, live.privateKey)] where wanted {
+            _ = try? FileManager.default.removeItem(atPath: target + ".new")
+            try FileManager.default.copyItem(atPath: source, toPath: target + ".new")
+            _ = rename(target + ".new", target)
+        }
+    }
+
+    /// Whether `GET /healthz` over HTTPS succeeds when trusting only `bundle`.
+    static func handshakes(_ url: String, trusting bundle: String) async -> Bool {
+        let transport = CurlTransport(baseURL: url, token: "", caBundlePath: bundle)
+        return (try? await onThread { try transport.send(method: "GET", path: "/healthz", query: [], body: nil) })?.status == 200
+    }
+
+    @Test func aRenewedCertificateIsServedAfterAReloadAndABadOneIsNot() async throws {
+        let old = try await Self.makeAuthority()
+        let renewed = try await Self.makeAuthority(name: "Renewed Test CA")
+        let live = Authority(directory: try temporaryDirectory("live-tls"))
+        try Self.install(old, into: live.files)
+        let server = try await TestServer.start(tls: live.files)
+        #expect(await Self.handshakes(server.url, trusting: old.caBundle))
+        #expect(!(await Self.handshakes(server.url, trusting: renewed.caBundle)))
+
+        // Half a renewal (a new certificate, the old key), then a file that is not PEM: refused, the old pair stays.
+        try Self.install(renewed, key: false, into: live.files)
+        #expect { try server.sync.reloadTLS() } throws: { "\($0)".contains("does not belong to the certificate") }
+        try "not a certificate".write(toFile: live.files.certificateChain, atomically: true, encoding: .utf8)
+        #expect { try server.sync.reloadTLS() } throws: { "\($0)".contains("cannot read the TLS certificate chain") }
+        #expect(await Self.handshakes(server.url, trusting: old.caBundle), "still the previous certificate")
+
+        try Self.install(renewed, into: live.files)
+        let served = try server.sync.reloadTLS()
+        #expect(served?.contains("valid until") == true)
+        #expect(await Self.handshakes(server.url, trusting: renewed.caBundle), "new handshakes get the renewed certificate")
+        #expect(!(await Self.handshakes(server.url, trusting: old.caBundle)))
+        await server.stop()
+    }
+
+    @Test func ktdReadsItsCertificateAgainOnSIGHUP() async throws {
+        let old = try await Self.makeAuthority()
+        let renewed = try await Self.makeAuthority(name: "Renewed Test CA")
+        let live = Authority(directory: try temporaryDirectory("live-tls"))
+        try Self.install(old, into: live.files)
+        let work = try temporaryDirectory("sighup")
+        let server = try await onThread {
+            try ServerProcess.start(bin: CommandLineTests.binDirectory, data: work + "/data",
+                                    schema: repositoryRoot.appendingPathComponent("Schemas/datamodel.yaml").path, in: work,
+                                    arguments: ["--tls-certificate", live.files.certificateChain, "--tls-key", live.files.privateKey])
+        }
+        defer { server.process.terminate() }
+        let url = "https://127.0.0.1:\(server.port)"
+        #expect(await Self.handshakes(url, trusting: old.caBundle))
+
+        try Self.install(renewed, into: live.files)
+        kill(server.process.processIdentifier, SIGHUP)
+        // The signal is handled on ktd's own time: wait for it, at most ten seconds.
+        let deadline = Date().addingTimeInterval(10)
+        var renewedServed = false
+        while !renewedServed && Date() < deadline {
+            renewedServed = await Self.handshakes(url, trusting: renewed.caBundle)
+        }
+        #expect(renewedServed, "after SIGHUP ktd serves the renewed certificate")
+        #expect(server.process.isRunning, "SIGHUP does not end ktd")
+        #expect(!(await Self.handshakes(url, trusting: old.caBundle)))
     }
 }

@@ -18,11 +18,32 @@ extension SyncServer {
             httpDecoderConfiguration: .init(maxHeaderFieldSize: 16 * 1024, maxHeaderListSize: 32 * 1024, maxHeaderFieldCount: 100)))
         return Application(
             router: makeRouter(),
-            server: try configuration.tls.map { try .tls(http1, tlsConfiguration: try Self.tlsConfiguration($0)) } ?? http1,
+            server: try tlsCertificates().map { try .tls(http1, tlsConfiguration: $0.configuration()) } ?? http1,
             configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "ktd"),
             services: store.hasOtherWriters ? [OtherWritersWatcher(store: store, notifier: notifier)] : [],
             onServerRunning: { channel in await onRunning(channel.localAddress?.port ?? 0) },
             logger: logger)
+    }
+
+    /// The certificate and key the server presents, read when the application is made; `reloadTLS()`
+    /// reads them again.
+    func tlsCertificates() throws -> TLSCertificates? {
+        guard let files = configuration.tls else { return nil }
+        return try tlsState.withLock { state in
+            if let loaded = state { return loaded }
+            let loaded = try TLSCertificates(files: files)
+            state = loaded
+            return loaded
+        }
+    }
+
+    /// Reads the TLS certificate chain and key again (ktd does on SIGHUP); new handshakes use them,
+    /// open connections keep theirs. Returns the new certificate's description, or nil without TLS.
+    /// On a mistake it throws and the previous certificate stays in use.
+    @discardableResult
+    public func reloadTLS() throws -> String? {
+        guard let certificates = try tlsCertificates() else { return nil }
+        return try certificates.reload()
     }
 
     /// `GET /metrics` (Prometheus text format) and `GET /healthz` on an address of their own, by default
@@ -42,25 +63,6 @@ extension SyncServer {
         }
         router.get("/healthz") { _, _ in "ok\n" }
         return router
-    }
-
-    static func tlsConfiguration(_ files: SyncServerConfiguration.TLSFiles) throws -> TLSConfiguration {
-        let chain: [NIOSSLCertificate]
-        let key: NIOSSLPrivateKey
-        do {
-            chain = try NIOSSLCertificate.fromPEMFile(files.certificateChain)
-        } catch {
-            throw TLSSetupError(description: "cannot read the TLS certificate chain '\(files.certificateChain)' (PEM expected): \(error)")
-        }
-        do {
-            key = try NIOSSLPrivateKey(file: files.privateKey, format: .pem)
-        } catch {
-            throw TLSSetupError(description: "cannot read the TLS private key '\(files.privateKey)' (PEM expected): \(error)")
-        }
-        guard !chain.isEmpty else { throw TLSSetupError(description: "'\(files.certificateChain)' holds no certificate") }
-        var tls = TLSConfiguration.makeServerConfiguration(certificateChain: chain.map { .certificate($0) }, privateKey: .privateKey(key))
-        tls.minimumTLSVersion = .tlsv12
-        return tls
     }
 }
 

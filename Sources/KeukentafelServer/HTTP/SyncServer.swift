@@ -25,6 +25,8 @@ public struct SyncServer: Sendable {
     public let metrics = ServerMetrics()
     /// Failed authentications per client address (`AuthFailureLimiter`).
     let authLimiter = AuthFailureLimiter()
+    /// The TLS certificate and key, once read (`tlsCertificates()`).
+    let tlsState = Locked<TLSCertificates?>(nil)
 
     /// A server for `store` with `configuration`.
     public init(store: any SyncStore, configuration: SyncServerConfiguration, logger: Logger = Logger(label: "ktd")) {

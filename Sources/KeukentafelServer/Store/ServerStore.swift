@@ -138,6 +138,8 @@ public final class ServerStore: Sendable {
     public var inspection: Inspection { Inspection(store: self) }
     /// Erasing a resident and everything about them.
     public var erasure: Erasure { Erasure(store: self) }
+    /// Pruning history older than a retention period.
+    public var retention: HistoryRetention { HistoryRetention(store: self) }
     /// The audit trail.
     public var audit: AuditTrail { AuditTrail(store: self) }
     /// Online backup and restore (SQLite).
