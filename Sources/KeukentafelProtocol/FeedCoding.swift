@@ -349,7 +349,22 @@ package struct JSONWriter {
 
     package mutating func byte(_ b: UInt8) { bytes.append(b) }
     package mutating func raw(_ text: String) { bytes.append(contentsOf: text.utf8) }
-    package mutating func integer(_ v: Int64) { raw(String(v)) }
+    /// Digits written straight into the buffer: `String(v)` allocates for the 18- and 19-digit
+    /// clocks and node ids that every cell carries.
+    package mutating func integer(_ v: Int64) {
+        if v < 0 { byte(UInt8(ascii: "-")) }
+        var magnitude = v.magnitude
+        var digits: (UInt64, UInt64, UInt64) = (0, 0, 0)  // 24 bytes: room for 20 digits
+        withUnsafeMutableBytes(of: &digits) { buffer in
+            var end = buffer.count
+            repeat {
+                end -= 1
+                buffer[end] = UInt8(ascii: "0") + UInt8(magnitude % 10)
+                magnitude /= 10
+            } while magnitude > 0
+            bytes.append(contentsOf: buffer[end...])
+        }
+    }
 
     package mutating func value(_ value: CellValue) {
         switch value {
@@ -364,19 +379,29 @@ package struct JSONWriter {
 
     package mutating func string(_ text: String) {
         byte(UInt8(ascii: "\""))
-        for b in text.utf8 {
-            switch b {
-            case UInt8(ascii: "\""): raw("\\\"")
-            case UInt8(ascii: "\\"): raw("\\\\")
-            case 0x0A: raw("\\n")
-            case 0x0D: raw("\\r")
-            case 0x09: raw("\\t")
-            case 0..<0x20:
-                raw("\\u00")
-                byte(Self.hex[Int(b >> 4)])
-                byte(Self.hex[Int(b & 0xF)])
-            default: byte(b)
+        var text = text
+        // Runs of bytes that need no escaping (nearly all of them) are copied whole: a byte-by-byte
+        // append was the push's largest single cost in profiles (issue 17).
+        text.withUTF8 { utf8 in
+            var runStart = 0
+            for index in 0..<utf8.count {
+                let b = utf8[index]
+                guard b < 0x20 || b == UInt8(ascii: "\"") || b == UInt8(ascii: "\\") else { continue }
+                if runStart < index { bytes.append(contentsOf: UnsafeBufferPointer(rebasing: utf8[runStart..<index])) }
+                runStart = index + 1
+                switch b {
+                case UInt8(ascii: "\""): raw("\\\"")
+                case UInt8(ascii: "\\"): raw("\\\\")
+                case 0x0A: raw("\\n")
+                case 0x0D: raw("\\r")
+                case 0x09: raw("\\t")
+                default:
+                    raw("\\u00")
+                    byte(Self.hex[Int(b >> 4)])
+                    byte(Self.hex[Int(b & 0xF)])
+                }
             }
+            if runStart < utf8.count { bytes.append(contentsOf: UnsafeBufferPointer(rebasing: utf8[runStart...])) }
         }
         byte(UInt8(ascii: "\""))
     }

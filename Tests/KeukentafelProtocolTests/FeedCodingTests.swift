@@ -25,7 +25,8 @@ import Testing
     func peekAgreesWithTheFullDecode(seed: UInt64) throws {
         var random = SplitMix64(seed: seed)
         // Values full of what a bracket-and-quote scanner could trip over.
-        let tricky: [CellValue] = [.text("}],\"cursor\":1,{["), .text("\\\""), .text("a\\"), .integer(-12), .real(1.5e-7), .null, .text("")]
+        let tricky: [CellValue] = [.text("}],\"cursor\":1,{["), .text("\\\""), .text("a\\"), .integer(-12), .real(1.5e-7), .null, .text(""),
+                                   .integer(.min), .integer(.max), .integer(0), .text("é\u{1}\tñ\"\n\\ü\u{1F}"), .text("plain ascii run")]
         var rows: [FeedRow] = []
         for r in 0..<Int(random.next() % 8) {
             let cells = (0..<Int(random.next() % 5)).map { c in

@@ -19,13 +19,15 @@ extension Replica {
     }
 
     /// The oldest pending local writes, in write order.
-    func pendingChanges(limit: Int) throws -> [(seq: Int64, change: Change)] {
+    /// `after`: only entries after this one (the batch before it is still on its way to the server).
+    func pendingChanges(limit: Int, after: Int64 = 0) throws -> [(seq: Int64, change: Change)] {
         try locked {
             let stmt = try connection.statement("""
                 SELECT seq, tbl, row_id, col, value, hlc, base_hlc, base_node FROM _kt_outbox
-                WHERE state = 'pending' ORDER BY seq LIMIT ?
+                WHERE seq > ? AND state = 'pending' ORDER BY seq LIMIT ?
                 """)
-            try stmt.bind(Int64(limit), at: 1)
+            try stmt.bind(after, at: 1)
+            try stmt.bind(Int64(limit), at: 2)
             var result: [(Int64, Change)] = []
             while try stmt.step() {
                 let seq = stmt.int64(0)

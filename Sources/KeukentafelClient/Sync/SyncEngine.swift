@@ -203,47 +203,57 @@ public final class SyncEngine: @unchecked Sendable {
 
     func pushAll(into report: inout SyncReport) throws {
         var restampTried = false
-        var resolutions = try replica.pendingResolutions()
+        let resolutions = try replica.pendingResolutions()
         // Counted once: counting the outbox is a scan of it, and a push of 350,000 changes sends
         // 175 batches. After each batch the status says what is left of that count.
         var waiting: Int?
-        while true {
-            let batch = try replica.pendingChanges(limit: pushBatchSize)
-            if batch.isEmpty && resolutions.isEmpty { break }
-            let left = try waiting ?? replica.outboxCounts().pending
-            waiting = left
-            status.update {
-                $0.uploading = true
-                $0.pendingChanges = left
+        // Pipelined (issue 17): while the server applies batch k, this thread reads and encodes batch
+        // k + 1, and records k's answers while k + 1 is on its way. The server still receives one
+        // batch at a time, in order; k + 1 is sent only after k was answered in full.
+        if var current = try preparePush(after: 0, resolutions: resolutions) {
+            waiting = try replica.outboxCounts().pending
+            var inFlight = InFlightPush { [self, current] in try sendPush(current) }
+            var restampedNow = 0
+            while true {
+                status.update {
+                    $0.uploading = true
+                    $0.pendingChanges = waiting ?? 0
+                }
+                let next: PreparedPush?
+                let response: PushResponse
+                do {
+                    next = try current.batch.last.flatMap { try preparePush(after: $0.seq, resolutions: []) }
+                    response = try inFlight.wait()
+                } catch {
+                    _ = try? inFlight.wait()  // never leave a request running; it is sent again next time
+                    throw error
+                }
+                status.update { $0.connection = .connected }
+                let answeredAll = response.results.count >= current.batch.count && !current.batch.isEmpty
+                var following: InFlightPush?
+                if answeredAll, let next {
+                    following = InFlightPush { [self] in try sendPush(next) }
+                }
+                do {
+                    try record(current, response, waiting: &waiting, report: &report)
+                    // A clock that was ahead and has since been set right: give its refused changes fresh versions.
+                    if !restampTried, abs(replica.clock() - response.serverTime) <= saneClockSkewMilliseconds {
+                        restampTried = true
+                        restampedNow = try replica.restampClockAheadChanges(serverTime: response.serverTime, maxSkew: saneClockSkewMilliseconds)
+                        report.restamped += restampedNow
+                    }
+                } catch {
+                    _ = try? following?.wait()
+                    throw error
+                }
+                guard let following, let next else { break }  // the server answered part, or nothing is left
+                inFlight = following
+                current = next
             }
-            // Decisions on conflicts travel with the first batch, after the changes they go with.
-            let request = PushRequest(node: replica.node, schemaVersion: replica.dataModel.version, changes: batch.map(\.change),
-                                      resolutions: resolutions.isEmpty ? nil : resolutions)
-            let encoded = FeedCoding.encode(request)
-            let response: PushResponse
-            if encoded.count >= 4096 {
-                response = try call("POST", "/v1/push", body: Data(try Gzip.compress(encoded)), headers: ["Content-Encoding: gzip"],
-                                    decode: FeedCoding.decodePushResponse)
-            } else {
-                response = try call("POST", "/v1/push", body: Data(encoded), decode: FeedCoding.decodePushResponse)
+            if restampedNow > 0, try !replica.pendingChanges(limit: 1).isEmpty {
+                try pushAll(into: &report)  // the re-stamped changes, which sort before where this push ended
+                return
             }
-            status.update { $0.connection = .connected }
-            let counts = try replica.acknowledge(batch, results: response.results)
-            reportRefusals(batch, response.results)
-            if !resolutions.isEmpty {
-                try replica.acknowledgeResolutions(resolutions.map(\.conflict), refused: response.refusedResolutions ?? [])
-                report.resolutionsSent += resolutions.count
-                report.resolutionsRefused += response.refusedResolutions?.count ?? 0
-                resolutions = []
-            }
-            report.pushed.add(counts)
-            waiting = max(0, (waiting ?? 0) - response.results.count)  // refused ones no longer wait either
-            // A clock that was ahead and has since been set right: give its refused changes fresh versions.
-            if !restampTried, abs(replica.clock() - response.serverTime) <= saneClockSkewMilliseconds {
-                restampTried = true
-                report.restamped += try replica.restampClockAheadChanges(serverTime: response.serverTime, maxSkew: saneClockSkewMilliseconds)
-            }
-            if response.results.count < batch.count || batch.isEmpty { break }  // the server answered part; the rest waits
         }
         if !restampTried, try replica.outboxCounts().clockAhead > 0 {
             // Nothing pending was pushed, so ask the server for its time before re-stamping.
@@ -253,6 +263,45 @@ public final class SyncEngine: @unchecked Sendable {
                 if report.restamped > 0 { try pushAll(into: &report) }
             }
         }
+    }
+
+    /// A batch of the outbox, encoded for `POST /v1/push`.
+    struct PreparedPush: Sendable {
+        var batch: [(seq: Int64, change: Change)]
+        var resolutions: [Resolution]
+        var body: Data
+        var headers: [String]
+    }
+
+    /// The next batch after outbox entry `after`, read and encoded; nil when nothing is left.
+    /// Decisions on conflicts travel with the first batch, after the changes they go with.
+    func preparePush(after: Int64, resolutions: [Resolution]) throws -> PreparedPush? {
+        let batch = try replica.pendingChanges(limit: pushBatchSize, after: after)
+        if batch.isEmpty && resolutions.isEmpty { return nil }
+        let request = PushRequest(node: replica.node, schemaVersion: replica.dataModel.version, changes: batch.map(\.change),
+                                  resolutions: resolutions.isEmpty ? nil : resolutions)
+        let encoded = FeedCoding.encode(request)
+        if encoded.count >= 4096 {
+            return PreparedPush(batch: batch, resolutions: resolutions, body: Data(try Gzip.compress(encoded)), headers: ["Content-Encoding: gzip"])
+        }
+        return PreparedPush(batch: batch, resolutions: resolutions, body: Data(encoded), headers: [])
+    }
+
+    func sendPush(_ prepared: PreparedPush) throws -> PushResponse {
+        try call("POST", "/v1/push", body: prepared.body, headers: prepared.headers, decode: FeedCoding.decodePushResponse)
+    }
+
+    /// Records the server's answers to a batch in the replica and the report.
+    private func record(_ pushed: PreparedPush, _ response: PushResponse, waiting: inout Int?, report: inout SyncReport) throws {
+        let counts = try replica.acknowledge(pushed.batch, results: response.results)
+        reportRefusals(pushed.batch, response.results)
+        if !pushed.resolutions.isEmpty {
+            try replica.acknowledgeResolutions(pushed.resolutions.map(\.conflict), refused: response.refusedResolutions ?? [])
+            report.resolutionsSent += pushed.resolutions.count
+            report.resolutionsRefused += response.refusedResolutions?.count ?? 0
+        }
+        report.pushed.add(counts)
+        waiting = max(0, (waiting ?? 0) - response.results.count)  // refused ones no longer wait either
     }
 
     /// Pulls pages until the feed is exhausted, each applied with its cursor in one transaction.
