@@ -39,9 +39,10 @@ struct PruneHistoryCommand: AsyncParsableCommand {
         let report = try store.openStore().retention.prune(olderThanDays: days, actor: adminActor(), dryRun: dryRun)
         if json { return try Terminal.printJSON(report) }
         let verb = dryRun ? "Would remove" : "Removed"
-        print("\(verb) \(report.entries) history entries (\(report.changes) changes) received before \(report.cutoff).")
+        print("\(verb) \(report.summary) received before \(report.cutoff).")
         if report.keptForOpenConflicts > 0 {
-            print("Kept \(report.keptForOpenConflicts) older entries of rows with an open conflict (`ktd admin conflicts list`).")
+            print("Kept \(report.keptForOpenConflicts) older entr\(report.keptForOpenConflicts == 1 ? "y" : "ies") of rows with an open conflict "
+                  + "(`ktd admin conflicts list`).")
         }
     }
 }

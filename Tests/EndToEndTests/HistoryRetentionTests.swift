@@ -46,6 +46,7 @@ import Testing
 
         let report = try store.retention.prune(olderThanDays: 730, actor: "test")
         #expect(report.entries == 1 && report.changes == 2 && report.keptForOpenConflicts == 2 && !report.dryRun)
+        #expect(report.summary == "1 history entry (2 changes)")
         let quietHistory = try store.history(table: "cases", row: quiet)
         #expect(quietHistory.map(\.column) == ["question"], "only today's change is left")
         #expect(try store.history(table: "cases", row: disputed).count == 3, "an open conflict keeps its row's history")
@@ -53,7 +54,7 @@ import Testing
         #expect(try store.inspection.cell(table: "cases", row: quiet, column: "status")?.value == .text("aanvraag"))
         #expect(try store.inspection.cell(table: "cases", row: quiet, column: "team")?.value == .text("castricum-noord"))
         let audit = try store.audit.entries().filter { $0.action == "history.prune" }
-        #expect(audit.count == 1 && audit.first?.detail?.hasPrefix("1 history entries (2 changes) removed") == true)
+        #expect(audit.count == 1 && audit.first?.detail?.hasPrefix("1 history entry (2 changes) removed") == true)
 
         // Once decided, the disputed case's old history goes on the next run.
         let conflict = try #require(try store.conflicts.list(unresolvedOnly: true).first)

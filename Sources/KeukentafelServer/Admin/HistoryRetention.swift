@@ -13,6 +13,11 @@ public struct HistoryPruneReport: Codable, Sendable, Equatable {
     public var keptForOpenConflicts: Int
     /// Nothing was removed; the counts say what would be.
     public var dryRun: Bool
+
+    /// "1 history entry (2 changes)".
+    public var summary: String {
+        "\(entries) history \(entries == 1 ? "entry" : "entries") (\(changes) change\(changes == 1 ? "" : "s"))"
+    }
 }
 
 /// Pruning the store's history (docs/operations.md, "How the store grows"). The history keeps every
@@ -77,8 +82,7 @@ public struct HistoryRetention: Sendable {
         try store.writer.withLock { connection in
             try connection.transaction {
                 try store.audit.append(connection, actor: actor, action: "history.prune", subject: "before \(report.cutoff)",
-                                       detail: "\(report.entries) history entries (\(report.changes) changes) removed, "
-                                           + "\(report.keptForOpenConflicts) kept for open conflicts")
+                                       detail: "\(report.summary) removed, \(report.keptForOpenConflicts) kept for open conflicts")
             }
         }
         return report
