@@ -8,20 +8,23 @@ import Testing
 /// `kt sync` pushes batch k + 1 only once the server answered batch k in full, while the replica reads
 /// the next batch and records the last one's answers meanwhile (`SyncEngine.pushAll`, issue 17).
 @Suite struct PipelinedPushTests {
-    static func laptopWithWrites(_ server: TestServer, rows: Int) async throws -> (Replica, Int) {
+    /// A laptop with `rows` new residents in its outbox, and an engine that pushes 25 changes per batch
+    /// through a network the test can break.
+    static func laptopWithWrites(_ server: TestServer, rows: Int) async throws -> (laptop: Replica, changes: Int, network: TestNetwork,
+                                                                                    engine: SyncEngine) {
         let laptop = try server.replica("laptop")
         for index in 0..<rows {
             try await laptop.execute("INSERT INTO residents (id, last_name, first_name) VALUES (?, ?, 'Anna')", [.text(newID()), .text("Bewoner \(index)")])
         }
-        return (laptop, try laptop.outbox().count)
+        let network = try TestNetwork(replica: laptop)
+        let engine = SyncEngine(replica: laptop, transport: network)
+        engine.pushBatchSize = 25
+        return (laptop, try laptop.outbox().count, network, engine)
     }
 
     @Test func manyBatchesArriveInOrderAndEachChangeIsAppliedOnce() async throws {
         let server = try await TestServer.start()
-        let (laptop, changes) = try await Self.laptopWithWrites(server, rows: 110)
-        let network = try TestNetwork(replica: laptop)
-        let engine = SyncEngine(replica: laptop, transport: network)
-        engine.pushBatchSize = 25
+        let (laptop, changes, network, engine) = try await Self.laptopWithWrites(server, rows: 110)
         let report = try await engine.push()
         #expect(report.pushed.applied == changes)
         #expect(network.requests.filter { $0 == "POST /v1/push" }.count == (changes + 24) / 25)
@@ -32,10 +35,7 @@ import Testing
 
     @Test func aLostAnswerStopsThePipelineAndTheRetryAppliesNothingTwice() async throws {
         let server = try await TestServer.start()
-        let (laptop, changes) = try await Self.laptopWithWrites(server, rows: 110)
-        let network = try TestNetwork(replica: laptop)
-        let engine = SyncEngine(replica: laptop, transport: network)
-        engine.pushBatchSize = 25
+        let (laptop, changes, network, engine) = try await Self.laptopWithWrites(server, rows: 110)
         // The first answer is lost after the server applied the batch; the second batch, read meanwhile, stays home.
         network.inject(.loseResponse, on: "/v1/push")
         await #expect(throws: SyncError.self) { try await engine.push() }

@@ -26,9 +26,6 @@ public final class TLSCertificates: Sendable {
         return Self.describe(pair.chain[0])
     }
 
-    /// What the served certificate is: its subject and when it expires.
-    public var servedCertificate: String { Self.describe(current.withLock { $0.chain[0] }) }
-
     /// A server configuration whose every handshake uses the current pair.
     func configuration() -> TLSConfiguration {
         let (chain, key) = current.withLock { $0 }
