@@ -19,5 +19,5 @@ struct KT: ParsableCommand {
               kt status --db laptop.sqlite
             """,
         version: "0.1.0",
-        subcommands: [Init.self, Login.self, SQL.self, Sync.self, Status.self, Conflicts.self, History.self, Upgrade.self, Due.self, Daemon.self])
+        subcommands: [Init.self, Login.self, SQL.self, Sync.self, Status.self, Conflicts.self, History.self, Upgrade.self, Due.self, Report.self, Daemon.self])
 }

@@ -107,7 +107,26 @@ public struct SyntheticPopulation: Sendable {
         static let domains = ["wmo", "jeugd", "participatie", "schulden", "wonen"]
         static let lifeDomains = ["finances", "work_daytime", "housing", "household", "physical_health", "mental_health",
                                   "social_network", "daily_living", "safety", "parenting"]
-        static let provisionTypes = ["household_help", "support", "day_activities", "respite_care", "wheelchair", "stair_lift", "transport"]
+        static let provisionTypes = ["household_help", "household_help", "support", "support", "day_activities", "respite_care", "transport",
+                                     "wheelchair", "stair_lift", "mobility_scooter", "adapted_bicycle", "patient_lift", "outdoor_wheelchair"]
+        static let youthProvisionTypes = ["youth_care_light", "youth_care_light", "youth_care_intensive", "youth_care_residential"]
+        static let providers = ["Thuiszorg Kennemerland", "Zorgbalans", "Welzijn Heiloo", "Hulpmiddelencentrum Noord", "Jeugdhulp Alkmaar",
+                                "Dagbesteding De Brug"]
+        /// The demo's cases run from 2019 until its "today" (fixed, so the same seed gives the same rows).
+        static let firstDay = CalendarDay.number(year: 2019, month: 1, day: 1)
+        static let today = CalendarDay.number(year: 2026, month: 11, day: 1)
+
+        mutating func addProvision(_ caseID: String, law: String, type: String, provider: String, start: Int, end: Int?, decision: Int,
+                                   _ deliver: ([Change]) throws -> Void) throws {
+            let status = end.map { $0 < Self.today } ?? false ? "ended" : start > Self.today ? "granted" : "delivering"
+            var values: [(String, CellValue)] = [
+                ("case_id", .text(caseID)), ("law", .text(law)), ("kind", .text("customised")), ("provision_type", .text(type)),
+                ("provider", .text(provider)), ("funding", .text(chance(80) ? "in_kind" : "personal_budget")),
+                ("start_date", .text(CalendarDay.string(start))), ("status", .text(status)), ("decision_date", .text(CalendarDay.string(decision))),
+            ]
+            if let end { values.append(("end_date", .text(CalendarDay.string(end)))) }
+            try add("provisions", newID(), values, deliver)
+        }
         static let consultants = (1...40).map { "Consulent \($0)" }
 
         mutating func addCase(_ c: Int, team: String, municipality: String, _ deliver: ([Change]) throws -> Void) throws {
@@ -125,22 +144,42 @@ public struct SyntheticPopulation: Sendable {
                 try add("household_members", newID(), [("household_id", .text(household)), ("resident_id", .text(resident)),
                                                         ("relation", .text(m == 0 ? "parent" : "child"))], deliver)
             }
+            // A case's life in dates (docs/reports.md counts them): meldingen spread over 2019 until the demo's
+            // today, the investigation usually within the 6 weeks, an application for most, a decision
+            // usually within its term, and provisions running from the decision for months or years.
             let caseID = newID()
             let domain = pick(Self.domains)
-            let melding = date()
-            let status = pick(Self.statuses)
-            try add("cases", caseID, [
+            var domains = [domain]
+            if chance(20) { domains.append(pick(Self.domains.filter { $0 != domain })) }
+            let meldingDay = Self.firstDay + below(Self.today - Self.firstDay - 14)
+            let melding = CalendarDay.string(meldingDay)
+            func known(_ day: Int) -> Int? { day <= Self.today ? day : nil }
+            let investigation = known(meldingDay + 10 + below(40))
+            let application = investigation.flatMap { chance(60) ? known($0 + below(10)) : nil }
+            let decision = application.flatMap { known($0 + 3 + below(domains.contains("wmo") ? 14 : 40)) }
+            let closed = decision.flatMap { chance(40) ? known($0 + 90 + below(600)) : nil }
+            let status = closed != nil ? "gesloten" : decision != nil ? pick(["beschikking", "levering", "evaluatie"])
+                : application != nil ? "aanvraag" : investigation != nil ? "plan" : pick(["melding", "onderzoek"])
+            var caseValues: [(String, CellValue)] = [
                 ("resident_id", .text(members[0])), ("household_id", .text(household)), ("team", .text(team)),
-                ("municipality", .text(municipality)), ("domains", .text("[\"\(domain)\"]")), ("source", .text(pick(["resident", "gp", "school", "family"]))),
+                ("municipality", .text(municipality)), ("domains", .text("[" + domains.map { "\"\($0)\"" }.joined(separator: ",") + "]")),
+                ("source", .text(pick(["resident", "gp", "school", "family"]))),
                 ("question", .text("Hulpvraag \(c): ondersteuning thuis en bij \(domain).")), ("status", .text(status)),
                 ("contact_person", .text(pick(Self.consultants))), ("melding_date", .text(melding)), ("safety_risk", .integer(chance(5) ? 1 : 0)),
-            ], deliver)
+                ("request_kind", .text(chance(70) ? "new" : "reassessment")),
+            ]
+            if let investigation { caseValues.append(("investigation_date", .text(CalendarDay.string(investigation)))) }
+            if let application { caseValues.append(("application_date", .text(CalendarDay.string(application)))) }
+            if let decision { caseValues.append(("decision_date", .text(CalendarDay.string(decision)))) }
+            if let closed { caseValues.append(("closed_date", .text(CalendarDay.string(closed)))) }
+            try add("cases", caseID, caseValues, deliver)
+            func dayAfterMelding(within days: Int) -> String { CalendarDay.string(min(Self.today, meldingDay + below(days))) }
             for v in 0..<(2 + below(3)) {
-                try add("visits", newID(), [("case_id", .text(caseID)), ("happened_at", .text("\(date())T1\(v):00:00Z")),
+                try add("visits", newID(), [("case_id", .text(caseID)), ("happened_at", .text("\(dayAfterMelding(within: 200))T1\(v):00:00Z")),
                                             ("kind", .text(pick(["home_visit", "kitchen_table", "phone"]))), ("summary", .text("Gesprek \(v + 1) over de situatie thuis."))], deliver)
             }
             for n in 0..<(2 + below(4)) {
-                try add("notes", newID(), [("case_id", .text(caseID)), ("written_at", .text("\(date())T09:3\(n):00Z")),
+                try add("notes", newID(), [("case_id", .text(caseID)), ("written_at", .text("\(dayAfterMelding(within: 300))T09:3\(n):00Z")),
                                            ("author", .text(pick(Self.consultants))), ("body", .text("Notitie \(n + 1) bij casus \(c)."))], deliver)
             }
             try add("life_domain_assessments", newID(), [("case_id", .text(caseID)), ("domain", .text(pick(Self.lifeDomains))),
@@ -151,10 +190,17 @@ public struct SyntheticPopulation: Sendable {
                 try add("goals", newID(), [("plan_id", .text(plan)), ("domain", .text(pick(Self.lifeDomains))), ("goal", .text("Zelfstandig blijven wonen")),
                                            ("status", .text("open"))], deliver)
             }
-            if chance(30) {
-                try add("provisions", newID(), [("case_id", .text(caseID)), ("law", .text(domain == "jeugd" ? "jeugdwet" : "wmo")),
-                                                ("provision_type", .text(pick(Self.provisionTypes))), ("start_date", .text(date())),
-                                                ("status", .text("delivering"))], deliver)
+            if let decision, chance(70) {
+                let law = domain == "jeugd" ? "jeugdwet" : domain == "participatie" ? "participatiewet" : "wmo"
+                let type = pick(law == "jeugdwet" ? Self.youthProvisionTypes : law == "participatiewet" ? ["support", "day_activities"] : Self.provisionTypes)
+                let provider = below(Self.providers.count)
+                let start = decision + below(30)
+                let end = chance(40) ? nil : start + 180 + below(720)
+                try addProvision(caseID, law: law, type: type, provider: Self.providers[provider], start: start, end: end, decision: decision, deliver)
+                if let end, chance(8) {  // moved to another provider when the first one stopped
+                    try addProvision(caseID, law: law, type: type, provider: Self.providers[(provider + 1) % Self.providers.count],
+                                     start: end + 1, end: nil, decision: end - below(20), deliver)
+                }
             }
             if chance(33) {
                 let carer = newID()
