@@ -286,6 +286,89 @@ func csvFields(_ line: String) -> [String] {
     return fields + [field]
 }
 
+/// `kt report` as the office uses it, and its HTML page as a browser shows it.
+@Suite struct ReportPageTests {
+    @Test("kt report writes a page that headless Chromium renders, with a bar per period in every chart")
+    func theHTMLPageRendersInChromium() async throws {
+        let server = try await TestServer.start()
+        defer { Task { await server.stop() } }
+        let office = try server.replica("office")
+        try ReportTests.writeExample(on: office)
+        let work = try temporaryDirectory("report-page")
+        let page = work + "/raad-2017-2018.html"
+        let written = try await onThread {
+            try CommandLineTests.runBlocking("kt", ["report", "--db", office.path, "--from", "2017", "--to", "2018", "--as-of", "2019-01-20",
+                                                    "--format", "html", "--out", page], in: work)
+        }
+        #expect(written.status == 0, "\(written.error)")
+        #expect(written.error.contains("Wrote \(page) (9 tables, 5 overdue requests)"), "2017 adds case 6: decided, but no investigation date was recorded")
+        let html = try String(contentsOfFile: page, encoding: .utf8)
+        #expect(!html.contains("<script"), "no scripts")
+        #expect(!html.contains("src=") && !html.contains("<link"), "nothing loaded from elsewhere")
+
+        let chromium = try #require(["/usr/bin/chromium", "/usr/bin/chromium-browser"].first { FileManager.default.isExecutableFile(atPath: $0) },
+                                    "headless Chromium is needed for this test: Tools/install-deps installs it (apt-get install chromium)")
+        let flags = ["--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--no-first-run", "--user-data-dir=\(work)/chromium"]
+        let dom = try await onThread { try Self.run(chromium, flags + ["--dump-dom", "file://\(page)"], in: work) }
+        #expect(dom.status == 0, "\(dom.error)")
+        // As the browser parsed it: nine charts, each with one bar per period of its table.
+        let charts = dom.output.components(separatedBy: "<svg class=\"chart\"").dropFirst().map { $0.components(separatedBy: "</svg>")[0] }
+        #expect(charts.count == 9)
+        let bars = charts.map { $0.components(separatedBy: "<rect class=\"bar").count - 1 }
+        // Half-years of two years (4), stock days (4), half-years, year ends (2), half-years ×3, years (2).
+        #expect(bars == [4, 4, 4, 4, 2, 4, 4, 4, 2], "bars per chart: \(bars)")
+        #expect(dom.output.contains("data-period=\"31 Dec 2018\""))
+        let screenshot = work + "/page.png"
+        let shot = try await onThread {
+            try Self.run(chromium, flags + ["--window-size=1200,3000", "--screenshot=\(screenshot)", "file://\(page)"], in: work)
+        }
+        #expect(shot.status == 0, "\(shot.error)")
+        let png = try Data(contentsOf: URL(fileURLWithPath: screenshot))
+        #expect(png.starts(with: [0x89, 0x50, 0x4E, 0x47]), "a PNG")
+        let width = png[16..<20].reduce(0) { $0 << 8 | Int($1) }, height = png[20..<24].reduce(0) { $0 << 8 | Int($1) }
+        #expect(width == 1200 && height == 3000)
+        #expect(png.count > 50_000, "a page with tables and charts, not a blank one (\(png.count) bytes)")
+    }
+
+    @Test("kt report says what is wrong: no year, a typo in a team, a folder that does not exist")
+    func mistakesAreErrors() async throws {
+        let server = try await TestServer.start()
+        defer { Task { await server.stop() } }
+        let office = try server.replica("office")
+        try ReportTests.writeExample(on: office)
+        let work = try temporaryDirectory("report-cli")
+        func kt(_ arguments: [String]) async throws -> CommandLineTests.Result {
+            try await onThread { try CommandLineTests.runBlocking("kt", ["report", "--db", office.path] + arguments, in: work) }
+        }
+        let noYear = try await kt([])
+        #expect(noYear.status != 0 && noYear.error.contains("say which year: --year 2025, or --from 2022 --to 2025"))
+        let typo = try await kt(["--year", "2018", "--team", "noordd"])
+        #expect(typo.status != 0 && typo.error.contains("no team 'noordd' on this replica (known: noord, zuid) [unknown_team]"))
+        let folder = try await kt(["--year", "2018", "--format", "csv", "--out", work + "/missing/wmo.csv"])
+        #expect(folder.status != 0 && folder.error.contains("the folder '\(work)/missing' for --out does not exist"))
+        let missing = try await onThread { try CommandLineTests.runBlocking("kt", ["report", "--db", work + "/nothing.sqlite", "--year", "2018"], in: work) }
+        #expect(missing.status != 0 && missing.error.contains("no replica at"))
+        let csv = try await kt(["--year", "2018", "--as-of", "2019-01-20", "--format", "csv"])
+        #expect(csv.status == 0 && csv.output.hasPrefix("table,label 1,label 2,period,start,end,unit,value,change\n"))
+        #expect(csv.output.contains("wmo_clients,Wmo clients,,2018,2018-01-01,2018-12-31,count,2,\n"))
+    }
+
+    static func run(_ executable: String, _ arguments: [String], in directory: String) throws -> CommandLineTests.Result {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/timeout")
+        process.arguments = ["120", executable] + arguments
+        process.currentDirectoryURL = URL(fileURLWithPath: directory)
+        let out = Pipe(), err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        try process.run()
+        let output = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        let error = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        return CommandLineTests.Result(status: process.terminationStatus, output: output, error: error)
+    }
+}
+
 extension ReportTable {
     func values(of labels: [String]) -> [Double?]? { rows.first { $0.labels == labels }?.values }
 }

@@ -72,15 +72,17 @@ enum ReportHTML {
     /// A bar per period for the table's headline row, scaled to its greatest value (100 for a share).
     static func chart(_ table: ReportTable, _ cells: ReportCells) -> String {
         let row = table.rows[table.chartRow]
-        let barWidth = 44, gap = 14, plotHeight = 140, top = 18, left = 8
-        let width = left * 2 + table.periods.count * (barWidth + gap)
+        // A slot per period, wide enough for its label ("30 Jun 2018" is wider than a bar).
+        let barWidth = 44, plotHeight = 140, top = 18, left = 8
+        let slot = max(barWidth + 14, Int(Double(table.periods.map(\.label.count).max() ?? 0) * 6.4) + 10)
+        let width = left * 2 + table.periods.count * slot
         let shown = row.values.map { value in cells.isSuppressed(row, value) ? nil : value }
         let greatest = row.unit == .percent ? 100 : max(1, shown.compactMap { $0 }.max() ?? 1)
         var svg = "<svg class=\"chart\" role=\"img\" aria-label=\"\(escape(table.title)): \(escape(row.labels.filter { !$0.isEmpty }.joined(separator: " ")))"
             + " per period\" width=\"\(width)\" height=\"\(top + plotHeight + 34)\" viewBox=\"0 0 \(width) \(top + plotHeight + 34)\" "
             + "xmlns=\"http://www.w3.org/2000/svg\">\n"
         for (i, period) in table.periods.enumerated() {
-            let x = left + i * (barWidth + gap)
+            let x = left + i * slot + (slot - barWidth) / 2
             let height = shown[i].map { Int((($0 / greatest) * Double(plotHeight)).rounded()) } ?? 0
             let y = top + plotHeight - height
             let suppressed = cells.isSuppressed(row, row.values[i])
