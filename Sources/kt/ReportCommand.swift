@@ -47,12 +47,7 @@ struct Report: ParsableCommand {
     func run() throws {
         let today = asOf ?? CalendarDay.string(Int(Date().timeIntervalSince1970 / 86400))
         let request = ReportRequest(firstYear: year ?? from!, lastYear: year ?? to!, municipality: municipality, team: team, asOf: today)
-        let report: CouncilReport
-        do {
-            report = try options.open().councilReport(request)
-        } catch let error as ReportError {
-            throw ValidationError("\(error.message) [\(error.code)]")
-        }
+        let report = try options.open().councilReport(request)  // a ReportError says what and its code
         let text = try report.rendered(as: options.json ? .json : format, suppressSmallCounts: suppressSmall)
         guard let out else { return print(text, terminator: "") }
         let folder = (out as NSString).deletingLastPathComponent

@@ -265,6 +265,23 @@ import Testing
         #expect(Deadlines.open(for: facts(status: "gesloten", melding: "2026-01-01"), today: "2026-11-20").isEmpty)
     }
 
+    @Test("a recorded investigation date closes the investigation deadline, also while the status still says onderzoek")
+    func anInvestigationDateClosesItsDeadline() async throws {
+        var open = facts(status: "onderzoek", melding: "2026-10-01")
+        #expect(Deadlines.open(for: open, today: "2026-11-20").map(\.kind) == [.investigation])
+        open.investigationDate = "2026-11-05"
+        #expect(Deadlines.open(for: open, today: "2026-11-20").isEmpty)
+
+        let server = try await TestServer.start()
+        defer { Task { await server.stop() } }
+        let laptop = try server.replica("laptop")
+        let (_, caseID) = try seedCase(on: laptop)
+        try await laptop.execute("UPDATE cases SET status = 'onderzoek', melding_date = '2026-10-01' WHERE id = ?", [.text(caseID)])
+        #expect(try laptop.due(today: "2026-11-20", within: 14).map(\.deadline.kind) == [.investigation])
+        try await laptop.execute("UPDATE cases SET investigation_date = '2026-11-05' WHERE id = ?", [.text(caseID)])
+        #expect(try laptop.due(today: "2026-11-20", within: 14).isEmpty)
+    }
+
     @Test func calendarArithmeticIsExact() {
         for day in stride(from: -700_000, through: 2_000_000, by: 997) {  // years 53 to 7445
             #expect(CalendarDay.number(CalendarDay.string(day)) == day)

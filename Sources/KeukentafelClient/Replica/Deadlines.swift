@@ -27,9 +27,11 @@ public enum Deadlines {
         public var decisionDate: String?
         public var nextContactDue: String?
         public var closedDate: String?
+        /// When the investigation was completed (data model version 3); it closes that deadline.
+        public var investigationDate: String?
 
         public init(status: String?, domains: [String], meldingDate: String?, applicationDate: String?,
-                    decisionDate: String?, nextContactDue: String?, closedDate: String?) {
+                    decisionDate: String?, nextContactDue: String?, closedDate: String?, investigationDate: String? = nil) {
             self.status = status
             self.domains = domains
             self.meldingDate = meldingDate
@@ -37,6 +39,7 @@ public enum Deadlines {
             self.decisionDate = decisionDate
             self.nextContactDue = nextContactDue
             self.closedDate = closedDate
+            self.investigationDate = investigationDate
         }
     }
 
@@ -50,7 +53,8 @@ public enum Deadlines {
         func add(_ kind: Kind, _ day: Int) {
             result.append(Deadline(kind: kind, due: CalendarDay.string(day), daysLeft: day - now))
         }
-        if let melding = facts.meldingDate.flatMap(CalendarDay.number), investigationOpen.contains(facts.status ?? "melding") {
+        if let melding = facts.meldingDate.flatMap(CalendarDay.number), investigationOpen.contains(facts.status ?? "melding"),
+           facts.investigationDate == nil {
             add(.investigation, melding + 42)
         }
         if let application = facts.applicationDate.flatMap(CalendarDay.number), facts.decisionDate == nil, !decided.contains(facts.status ?? "") {
@@ -77,7 +81,8 @@ extension Replica {
     public func due(today: String, within days: Int, contactPerson: String? = nil) throws -> [DueItem] {
         let rows = try query("""
             SELECT c.id, coalesce(r.first_name || ' ', '') || coalesce(r.last_name, '?'), c.contact_person, c.status, c.domains,
-                   c.melding_date, c.application_date, c.decision_date, c.next_contact_due, c.closed_date
+                   c.melding_date, c.application_date, c.decision_date, c.next_contact_due, c.closed_date,
+                   \(dataModel.table(named: "cases")?.column(named: "investigation_date") == nil ? "NULL" : "c.investigation_date")
             FROM cases c LEFT JOIN residents r ON r.id = c.resident_id
             """).rows
         func text(_ v: CellValue) -> String? { if case .text(let t) = v { return t } else { return nil } }
@@ -86,7 +91,7 @@ extension Replica {
             if let contactPerson, text(r[2]) != contactPerson { continue }
             let facts = Deadlines.CaseFacts(status: text(r[3]), domains: text(r[4]).flatMap(parseStringList) ?? [],
                                             meldingDate: text(r[5]), applicationDate: text(r[6]), decisionDate: text(r[7]),
-                                            nextContactDue: text(r[8]), closedDate: text(r[9]))
+                                            nextContactDue: text(r[8]), closedDate: text(r[9]), investigationDate: text(r[10]))
             for deadline in Deadlines.open(for: facts, today: today) where deadline.daysLeft <= days {
                 items.append(DueItem(caseID: text(r[0]) ?? "", resident: text(r[1]) ?? "?", contactPerson: text(r[2]), deadline: deadline))
             }

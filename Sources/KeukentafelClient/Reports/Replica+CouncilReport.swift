@@ -23,7 +23,7 @@ public struct ReportRequest: Sendable {
 public struct ReportError: Error, CustomStringConvertible, Sendable {
     public var code: String
     public var message: String
-    public var description: String { message }
+    public var description: String { "\(message) [\(code)]" }
 }
 
 extension Replica {
