@@ -134,7 +134,7 @@ public struct Erasure: Sendable {
                 report.rows = rows.count
                 try connection.run("UPDATE meta SET value = ? WHERE key = 'seq'", [.integer(sequence)])
                 try connection.setMeta("erasing", .integer(0))
-                if let postgres = connection as? PostgresStoreConnection { try postgres.announcePush() }
+                if let postgres = connection as? PostgresStoreConnection { try postgres.announcePush(.everyone) }
                 let summary = report.rowsByTable.sorted { $0.key < $1.key }.map { "\($0.value) \($0.key)" }.joined(separator: ", ")
                 try store.audit.append(connection, actor: actor, action: action, subject: subject,
                           detail: "\(report.rows) rows (\(summary)), \(report.cells) cells, \(report.historyEntries) history entries")

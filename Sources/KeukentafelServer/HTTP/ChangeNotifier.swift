@@ -1,11 +1,20 @@
 import Foundation
 
-/// Wakes long-polling pulls when a push commits. Waiters hold only a continuation, so thousands of
-/// idle long-polls cost little memory and no CPU.
+/// Wakes long-polling pulls when a push commits: only those of devices the push concerns
+/// (`ChangeFootprint`, issue 23); the others sleep on until their deadline or a push that does. Waiters
+/// hold only a continuation and their test, so thousands of idle long-polls cost little memory and no CPU.
 public final class ChangeNotifier: @unchecked Sendable {
+    private struct Waiter {
+        var continuation: CheckedContinuation<Void, Never>
+        var concerns: @Sendable (ChangeFootprint) -> Bool
+    }
+
     private let lock = NSLock()
-    private var waiters: [UUID: CheckedContinuation<Void, Never>] = [:]
+    private var waiters: [UUID: Waiter] = [:]
     private var generation: UInt64 = 0
+    /// The latest signals, so a long-poll that read the store just before one does not miss it.
+    private var recent: [(generation: UInt64, footprint: ChangeFootprint)] = []
+    private var woken = 0
     private var closed = false
 
     /// A notifier with nobody waiting.
@@ -14,39 +23,59 @@ public final class ChangeNotifier: @unchecked Sendable {
     /// The number of long-polls currently waiting (for metrics and tests).
     public var waiting: Int { lock.withLock { waiters.count } }
 
-    /// Wakes every waiter.
-    public func signal() {
-        let woken = lock.withLock { () -> [CheckedContinuation<Void, Never>] in
+    /// How many waiting long-polls signals have woken so far (not those that ran out): a push that
+    /// concerns one team wakes that team's devices only (for metrics and tests).
+    public var wakeUps: Int { lock.withLock { woken } }
+
+    /// Wakes the waiters `footprint` concerns (by default every one).
+    public func signal(_ footprint: ChangeFootprint = .everyone) {
+        let resumed = lock.withLock { () -> [CheckedContinuation<Void, Never>] in
             generation &+= 1
-            defer { waiters.removeAll() }
-            return Array(waiters.values)
+            recent.append((generation, footprint))
+            if recent.count > 64 { recent.removeFirst(recent.count - 64) }
+            let ids = waiters.compactMap { id, waiter in waiter.concerns(footprint) ? id : nil }
+            woken += ids.count
+            return ids.compactMap { waiters.removeValue(forKey: $0)?.continuation }
         }
-        for continuation in woken { continuation.resume() }
+        for continuation in resumed { continuation.resume() }
     }
 
     /// Ends every wait, now and later: the server is shutting down, and a long-poll must answer now
     /// rather than hold the shutdown up until its deadline.
     public func close() {
-        lock.withLock { closed = true }
-        signal()
+        let resumed = lock.withLock { () -> [CheckedContinuation<Void, Never>] in
+            closed = true
+            generation &+= 1
+            defer { waiters.removeAll() }
+            return waiters.values.map(\.continuation)
+        }
+        for continuation in resumed { continuation.resume() }
     }
 
     /// Whether `close()` was called.
     public var isClosed: Bool { lock.withLock { closed } }
 
-    /// The current generation: pass it to `wait(after:timeout:)` to not miss a signal that comes
-    /// between checking the store and starting to wait.
+    /// The current generation: pass it to `wait(after:timeout:concerns:)` to not miss a signal that
+    /// comes between checking the store and starting to wait.
     public var currentGeneration: UInt64 { lock.withLock { generation } }
 
-    /// Returns after the next signal following `generation`, or after `timeout`, or on cancellation.
-    public func wait(after generation: UInt64, timeout: Duration) async {
+    /// Whether a signal after `generation` may concern the waiter (also when too many came to tell).
+    private func missedSignal(after generation: UInt64, _ concerns: (ChangeFootprint) -> Bool) -> Bool {
+        guard self.generation != generation else { return false }
+        guard let oldest = recent.first?.generation, oldest <= generation &+ 1 else { return true }
+        return recent.contains { $0.generation > generation && concerns($0.footprint) }
+    }
+
+    /// Returns after the next signal following `generation` that `concerns` the waiter, or after
+    /// `timeout`, or on cancellation, or when the notifier closes.
+    public func wait(after generation: UInt64, timeout: Duration, concerns: @escaping @Sendable (ChangeFootprint) -> Bool = { _ in true }) async {
         let id = UUID()
         await withTaskGroup(of: Void.self) { group in
             group.addTask {
                 await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
                     let resumeNow = self.lock.withLock { () -> Bool in
-                        if self.generation != generation || self.closed { return true }
-                        self.waiters[id] = continuation
+                        if self.closed || self.missedSignal(after: generation, concerns) { return true }
+                        self.waiters[id] = Waiter(continuation: continuation, concerns: concerns)
                         return false
                     }
                     if resumeNow { continuation.resume() }
@@ -57,7 +86,7 @@ public final class ChangeNotifier: @unchecked Sendable {
             group.cancelAll()
             // Whichever finished first, make sure the continuation does not stay registered.
             let pending = self.lock.withLock { self.waiters.removeValue(forKey: id) }
-            pending?.resume()
+            pending?.continuation.resume()
         }
     }
 }

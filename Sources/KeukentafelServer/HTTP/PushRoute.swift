@@ -45,12 +45,14 @@ extension SyncServer {
         }
         let device = context.device?.id ?? ""
         let access = try context.requireAccess()
-        let response = try await blocking {
-            try store.push(pushRequest.changes, device: device, node: pushRequest.node, access: access,
-                           clientSchemaVersion: pushRequest.schemaVersion,
-                           rejectedWhileDecoding: pushRequest.rejectedWhileDecoding, resolutions: pushRequest.resolutions ?? [])
+        let outcome = try await blocking {
+            try store.pushOutcome(pushRequest.changes, device: device, node: pushRequest.node, access: access,
+                                  clientSchemaVersion: pushRequest.schemaVersion,
+                                  rejectedWhileDecoding: pushRequest.rejectedWhileDecoding, resolutions: pushRequest.resolutions ?? [])
         }
-        notifier.signal()
+        let response = outcome.response
+        // Only the long-polls of devices that may see something of it wake (issue 23).
+        notifier.signal(outcome.footprint)
         metrics.changes(response.results)
         RequestFacts.current?.add(cells: response.results.count)
         return try respond(FeedCoding.encode(response), to: request)

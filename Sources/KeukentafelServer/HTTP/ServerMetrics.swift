@@ -11,6 +11,7 @@ public final class ServerMetrics: Sendable {
     let pushDuration: DurationHistogram
     let pullDuration: DurationHistogram
     let waiting: Gauge
+    let woken: Gauge
     let storeBytes: Gauge
     private let latencyBuckets: [Duration] = [.milliseconds(1), .milliseconds(5), .milliseconds(10), .milliseconds(25), .milliseconds(50),
                                               .milliseconds(100), .milliseconds(250), .milliseconds(500), .seconds(1), .seconds(2.5),
@@ -35,6 +36,8 @@ public final class ServerMetrics: Sendable {
             buckets: latencyBuckets)
         waiting = registry.makeGauge(descriptor: MetricNameDescriptor(namespace: "kt", metricName: "longpolls", unitName: "waiting",
                                                                       helpText: "Pulls currently waiting for news (long-poll)."))
+        woken = registry.makeGauge(descriptor: MetricNameDescriptor(namespace: "kt", metricName: "longpolls", unitName: "woken",
+                                                                    helpText: "Long-polls woken by a push since ktd started: only those of devices that may see something of it."))
         storeBytes = registry.makeGauge(descriptor: MetricNameDescriptor(namespace: "kt", metricName: "store", unitName: "bytes",
                                                                          helpText: "Size of the store file and its write-ahead log."))
     }
@@ -61,6 +64,7 @@ public final class ServerMetrics: Sendable {
     /// The text exposition, with gauges that are read when scraped brought up to date.
     func scrape(store: any SyncStore, notifier: ChangeNotifier) -> [UInt8] {
         waiting.set(Double(notifier.waiting))
+        woken.set(Double(notifier.wakeUps))
         storeBytes.set(Double(store.sizeInBytes()))
         return registry.emitToBuffer()
     }

@@ -80,7 +80,7 @@ struct OtherWritersWatcher: Service {
     func run() async throws {
         let notifier = self.notifier
         try await cancelWhenGracefulShutdown {
-            try await store.watchOtherWriters { notifier.signal() }
+            try await store.watchOtherWriters { footprint in notifier.signal(footprint) }
         }
     }
 }

@@ -96,7 +96,11 @@ public struct SyncServer: Sendable {
                 }
                 // A graceful shutdown answers the parked long-polls at once instead of waiting them out.
                 await withGracefulShutdownHandler {
-                    await notifier.wait(after: generation, timeout: deadline - ContinuousClock.now)
+                    // Only a push this device may see something of wakes it (issue 23).
+                    let model = store.dataModel
+                    await notifier.wait(after: generation, timeout: deadline - ContinuousClock.now) { footprint in
+                        footprint.concerns(access, model: model)
+                    }
                 } onGracefulShutdown: {
                     notifier.close()
                 }

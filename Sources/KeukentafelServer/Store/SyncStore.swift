@@ -17,8 +17,10 @@ public protocol SyncStore: Sendable {
     func authenticate(token: String) throws -> Accounts.Authentication
     /// Applies a batch in one transaction, answering per change. `node` is the pushing replica's,
     /// which the device is bound to (a `StoreRefusal` with `node_mismatch` if it is not its own).
-    func push(_ changes: [Change], device: String, node: NodeID?, access: Access, clientSchemaVersion: Int?,
-              rejectedWhileDecoding: [Int: ChangeRejection], resolutions: [Resolution]) throws -> PushResponse
+    /// With the answer comes what the push touched (`ChangeFootprint`), so that only the long-polls of
+    /// devices that may see it wake.
+    func pushOutcome(_ changes: [Change], device: String, node: NodeID?, access: Access, clientSchemaVersion: Int?,
+                     rejectedWhileDecoding: [Int: ChangeRejection], resolutions: [Resolution]) throws -> PushOutcome
     /// One page of the feed for a device. A cursor beyond the store's head needs the proof the store
     /// handed out with it (a `StoreRefusal` with `cursor_ahead` otherwise). `floor`: where the device's
     /// pass through the feed started (`PullResponse.floor`); without it, rows come whole.
@@ -35,7 +37,7 @@ public protocol SyncStore: Sendable {
     /// Whether other processes may push to the store too (then `watchOtherWriters` tells of their pushes).
     var hasOtherWriters: Bool { get }
     /// Calls `onChange` after every push another process commits, until cancelled; long-polls wake on it.
-    func watchOtherWriters(_ onChange: @escaping @Sendable () -> Void) async throws
+    func watchOtherWriters(_ onChange: @escaping @Sendable (ChangeFootprint) -> Void) async throws
 }
 
 /// The store's side of the protocol: each requirement is done by the part that owns it.
@@ -48,6 +50,13 @@ extension ServerStore: SyncStore {
     /// Applies a pushed batch (`PushPath`); `node` is the pushing replica's (decision 0017).
     public func push(_ changes: [Change], device: String, node: NodeID? = nil, access: Access = .system, clientSchemaVersion: Int? = nil,
                      rejectedWhileDecoding: [Int: ChangeRejection] = [:], resolutions: [Resolution] = []) throws -> PushResponse {
+        try pushOutcome(changes, device: device, node: node, access: access, clientSchemaVersion: clientSchemaVersion,
+                        rejectedWhileDecoding: rejectedWhileDecoding, resolutions: resolutions).response
+    }
+
+    /// `push`, and what it touched.
+    public func pushOutcome(_ changes: [Change], device: String, node: NodeID? = nil, access: Access = .system, clientSchemaVersion: Int? = nil,
+                            rejectedWhileDecoding: [Int: ChangeRejection] = [:], resolutions: [Resolution] = []) throws -> PushOutcome {
         try PushPath(store: self).push(changes, device: device, node: node, access: access, clientSchemaVersion: clientSchemaVersion,
                                        rejectedWhileDecoding: rejectedWhileDecoding, resolutions: resolutions)
     }
@@ -78,7 +87,7 @@ extension ServerStore: SyncStore {
     public var hasOtherWriters: Bool { postgresLocation != nil }
 
     /// Wakes long-polls when another `ktd` on the same PostgreSQL commits a push.
-    public func watchOtherWriters(_ onChange: @escaping @Sendable () -> Void) async throws {
+    public func watchOtherWriters(_ onChange: @escaping @Sendable (ChangeFootprint) -> Void) async throws {
         guard let location = postgresLocation else { return }
         try await PostgresStoreConnection.watchPushes(location, onChange)
     }

@@ -68,11 +68,14 @@ final class PostgresStoreConnection: StoreConnection {
     static let pushChannel = "keukentafel_push"
 
     /// Announces a push to every `ktd` on the database; PostgreSQL delivers it when the transaction commits.
-    func announcePush() throws { try execute("NOTIFY \(Self.pushChannel)") }
+    /// The payload says what the push touched, so each process wakes only the long-polls it concerns.
+    func announcePush(_ footprint: ChangeFootprint) throws {
+        try run("SELECT pg_notify(?, ?)", [.text(Self.pushChannel), .text(footprint.notificationPayload)])
+    }
 
     /// Listens for pushes announced by any process and calls `onChange` for each, until cancelled. A
     /// lost connection is opened again; `onChange` is called then too, in case a push was missed.
-    static func watchPushes(_ location: PostgresLocation, _ onChange: @escaping @Sendable () -> Void) async throws {
+    static func watchPushes(_ location: PostgresLocation, _ onChange: @escaping @Sendable (ChangeFootprint) -> Void) async throws {
         var logger = Logger(label: "keukentafel.postgres.listen")
         logger.logLevel = .critical
         while !Task.isCancelled {
@@ -84,11 +87,11 @@ final class PostgresStoreConnection: StoreConnection {
                         database: location.database,
                         tls: location.requireTLS ? .require(try NIOSSLContext(configuration: .makeClientConfiguration())) : .disable),
                     id: 2, logger: logger)
-                onChange()
+                onChange(.everyone)
                 do {
                     try await withTaskCancellationHandler {
                         try await connection.listen(on: pushChannel) { notifications in
-                            for try await _ in notifications { onChange() }
+                            for try await notification in notifications { onChange(ChangeFootprint(notificationPayload: notification.payload)) }
                         }
                     } onCancel: {
                         connection.close().whenComplete { _ in }

@@ -40,6 +40,10 @@ struct PushContext {
     var scopeCache: [RowAddress: Set<String>] = [:]
     /// Scopes rows gained in this batch, not yet in `row_scopes` (`writeGainedScopes`).
     var gainedScopes: [(row: RowAddress, scope: String)] = []
+    /// The rows this batch wrote or recorded a conflict on, and what it touched, for waking the long-polls
+    /// of the devices that may see it (`finishFootprint`).
+    var touchedRows: Set<RowAddress> = []
+    var footprint = ChangeFootprint()
 
     struct RowAddress: Hashable {
         var table: String
@@ -244,7 +248,9 @@ struct PushContext {
         let row = try cachedRow(table: key.table, row: key.row)
         let old = row.cells[key.column]?.value.value
         row.cells[key.column] = StoredCell(value: value, device: device, sequence: nextSequence())
-        try pending.write(RowAddress(table: key.table, row: key.row), row, connection)
+        let address = RowAddress(table: key.table, row: key.row)
+        try pending.write(address, row, connection)
+        touch(address, column: key.column)
         if store.links.isLinked(table: key.table, column: key.column), (old ?? .null) != value.value {
             pending.link(key, value.value)
         }
@@ -260,6 +266,7 @@ struct PushContext {
                                  loser: VersionedValue, loserDevice: String?, base: CellVersion?, rule: String,
                                  review forceReview: Bool = false) throws -> Int64 {
         let review = forceReview || table.column(named: key.column)?.policy == .review
+        touch(RowAddress(table: key.table, row: key.row), column: key.column)
         let stmt = try connection.literalStatement("""
             INSERT INTO conflicts (seq, tbl, row_id, col, winner_value, winner_hlc, winner_node, winner_device,
                 loser_value, loser_hlc, loser_node, loser_device, base_hlc, base_node, rule, review, recorded_at)
@@ -297,7 +304,27 @@ struct PushContext {
         try connection.run("""
             UPDATE conflicts SET resolved_at = ?, resolved_by = ?, resolution = ?, seq = ? WHERE id = ?
             """, [.text(receivedAt), .text(device), .text(text), .integer(nextSequence()), .integer(resolution.conflict)])
-        return connection.changes > 0
+        guard connection.changes > 0 else { return false }
+        footprint.everyone = true  // rare, and the conflict's row is not at hand: every device hears of it
+        return true
+    }
+
+    mutating func touch(_ row: RowAddress, column: String) {
+        if !touchedRows.contains(row) { touchedRows.insert(row) }
+        if footprint.columns[row.table]?.contains(column) != true { footprint.columns[row.table, default: []].insert(column) }
+    }
+
+    /// What this batch touched, with the scopes its rows are in now (after rescoping); a row of
+    /// reference data everyone sees wakes everyone.
+    mutating func finishFootprint() throws -> ChangeFootprint {
+        for row in touchedRows.sorted(by: { ($0.table, $0.row) < ($1.table, $1.row) }) {
+            if case .global = store.scopePlan.rules[row.table] ?? .global {
+                footprint.everyone = true
+                break
+            }
+            footprint.scopes.formUnion(try storedScopes(row))
+        }
+        return footprint
     }
 
     /// Adds `batch[index]` to the history (with the next flush).

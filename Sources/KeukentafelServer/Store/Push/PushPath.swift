@@ -1,6 +1,12 @@
 import KeukentafelProtocol
 import KeukentafelSQLite
 
+/// What a push did: the answer for the device, and what it touched, for waking long-polls.
+public struct PushOutcome: Sendable {
+    public var response: PushResponse
+    public var footprint: ChangeFootprint
+}
+
 /// A push, applied in one transaction (decision 0016): authorised per change (`PushAuthorizer`), merged
 /// in windows (`PushContext`), and answered per change.
 struct PushPath: Sendable {
@@ -14,17 +20,18 @@ struct PushPath: Sendable {
     /// nowhere; the rest of the batch still applies. A change id seen before answers with its first
     /// result and changes nothing, so a client may always retry a batch whose response it lost.
     func push(_ changes: [Change], device: String, node: NodeID? = nil, access: Access = .system, clientSchemaVersion: Int? = nil,
-                     rejectedWhileDecoding: [Int: ChangeRejection] = [:], resolutions: [Resolution] = []) throws -> PushResponse {
+                     rejectedWhileDecoding: [Int: ChangeRejection] = [:], resolutions: [Resolution] = []) throws -> PushOutcome {
         if let clientVersion = clientSchemaVersion, let minimum = store.dataModel.minimumClientVersion, clientVersion < minimum {
             let message = "this device's data model is version \(clientVersion); the server accepts writes from version \(minimum) on. "
                 + "Run `kt upgrade` on the device; the change is kept until then."
-            return PushResponse(serverTime: store.clock(), results: changes.map {
+            return PushOutcome(response: PushResponse(serverTime: store.clock(), results: changes.map {
                 ChangeResult(id: $0.id, status: .rejected, code: .upgradeRequired, message: message)
-            })
+            }), footprint: ChangeFootprint())
         }
         let now = store.clock()
         var resolved: [Int64] = []
         var refusedResolutions: [RefusedResolution] = []
+        var footprint = ChangeFootprint()
         let results = try store.writer.withLock { connection -> [ChangeResult] in
             try connection.transaction {
                 // The office's own writes (`ktd admin`) come with the system access and no device to judge.
@@ -72,7 +79,7 @@ struct PushPath: Sendable {
                         // applied again without them (rare: only a misbehaving or stale device does this).
                         let results = try connection.transaction {
                             let results = try apply(changes, refused: refused, resolutions: allowedResolutions, resolved: &resolved,
-                                                    device: device, now: now, connection: connection)
+                                                    footprint: &footprint, device: device, now: now, connection: connection)
                             authorizer.forget()
                             var lateRefusals: [Int: ChangeRejection] = [:]
                             for index in newRows where refused[index] == nil {
@@ -94,8 +101,9 @@ struct PushPath: Sendable {
                 }
             }
         }
-        return PushResponse(serverTime: now, results: results, resolved: resolutions.isEmpty ? nil : resolved,
-                            refusedResolutions: refusedResolutions.isEmpty ? nil : refusedResolutions)
+        return PushOutcome(response: PushResponse(serverTime: now, results: results, resolved: resolutions.isEmpty ? nil : resolved,
+                                                  refusedResolutions: refusedResolutions.isEmpty ? nil : refusedResolutions),
+                           footprint: footprint)
     }
 
     /// Refuses every change of new rows whose link was refused, so no half row is stored. A new row
@@ -125,7 +133,7 @@ struct PushPath: Sendable {
     }
 
     private func apply(_ changes: [Change], refused: [Int: ChangeRejection], resolutions: [Resolution], resolved: inout [Int64],
-                       device: String, now: Int64, connection: any StoreConnection) throws -> [ChangeResult] {
+                       footprint: inout ChangeFootprint, device: String, now: Int64, connection: any StoreConnection) throws -> [ChangeResult] {
         // The sequence lives in the store, read and written inside the write transaction, so
         // `ktd admin` writing from another process can never hand out the same number.
         let sequence = try connection.scalar("SELECT value FROM meta WHERE key = 'seq'")?.int64 ?? 0
@@ -152,7 +160,8 @@ struct PushPath: Sendable {
         try context.marks.save(connection)
         for resolution in resolutions where try context.resolve(resolution) { resolved.append(resolution.conflict) }
         try connection.run("UPDATE meta SET value = ? WHERE key = 'seq'", [.integer(context.sequence)])
-        if context.sequence != sequence, let postgres = connection as? PostgresStoreConnection { try postgres.announcePush() }
+        footprint = try context.finishFootprint()
+        if context.sequence != sequence, let postgres = connection as? PostgresStoreConnection { try postgres.announcePush(footprint) }
         return results
     }
 }

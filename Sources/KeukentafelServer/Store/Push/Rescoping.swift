@@ -156,6 +156,8 @@ extension PushContext {
         let stmt = try connection.literalStatement("INSERT INTO evictions (seq, tbl, row_id, scope, at_ms, kind) VALUES (?, ?, ?, ?, ?, ?)")
         try stmt.bind([.integer(nextSequence()), .text(row.table), .text(row.row), .text(scope), .integer(nowMilliseconds), .text(kind)])
         try stmt.run()
+        footprint.scopes.insert(scope)  // the devices of the scope it left must hear of it
+        touch(row, column: Merge.deletedColumn)
     }
 
     /// New sequence numbers for the row's cells that are older than this batch, so the feed carries them again.
@@ -164,7 +166,10 @@ extension PushContext {
         let cached = try cachedRow(table: row.table, row: row.row)
         let older = cached.cells.filter { $0.value.sequence <= batchStartSequence }.map(\.key).sorted()
         guard !older.isEmpty else { return }
-        for column in older { cached.cells[column]?.sequence = nextSequence() }
+        for column in older {
+            cached.cells[column]?.sequence = nextSequence()
+            touch(row, column: column)
+        }
         try pending.write(row, cached, connection)
     }
 }
