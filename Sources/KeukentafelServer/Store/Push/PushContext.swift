@@ -43,6 +43,7 @@ struct PushContext {
     /// The rows this batch wrote or recorded a conflict on, and what it touched, for waking the long-polls
     /// of the devices that may see it (`finishFootprint`).
     var touchedRows: Set<RowAddress> = []
+    var lastTouched: RowAddress?
     var footprint = ChangeFootprint()
 
     struct RowAddress: Hashable {
@@ -310,19 +311,37 @@ struct PushContext {
     }
 
     mutating func touch(_ row: RowAddress, column: String) {
-        if !touchedRows.contains(row) { touchedRows.insert(row) }
+        // A batch's changes come row by row: most calls are for the row touched just before.
+        if lastTouched?.row != row.row || lastTouched?.table != row.table {
+            touchedRows.insert(row)
+            lastTouched = row
+        }
         if footprint.columns[row.table]?.contains(column) != true { footprint.columns[row.table, default: []].insert(column) }
     }
 
     /// What this batch touched, with the scopes its rows are in now (after rescoping); a row of
-    /// reference data everyone sees wakes everyone.
+    /// reference data everyone sees wakes everyone. Scopes the rescoping did not already read are
+    /// read per table, many rows per statement.
     mutating func finishFootprint() throws -> ChangeFootprint {
-        for row in touchedRows.sorted(by: { ($0.table, $0.row) < ($1.table, $1.row) }) {
-            if case .global = store.scopePlan.rules[row.table] ?? .global {
-                footprint.everyone = true
-                break
+        var unread: [String: [String]] = [:]
+        for row in touchedRows {
+            if case .global = store.scopePlan.rules[row.table] ?? .global { return .everyone }
+            if let cached = scopeCache[row] {
+                footprint.scopes.formUnion(cached)
+            } else if !rowsNewInBatch.contains(row) {
+                unread[row.table, default: []].append(row.row)
             }
-            footprint.scopes.formUnion(try storedScopes(row))
+        }
+        for (table, rows) in unread.sorted(by: { $0.key < $1.key }) {
+            for start in stride(from: 0, to: rows.count, by: Self.windowSize) {
+                let window = rows[start..<min(start + Self.windowSize, rows.count)]
+                let stmt = try connection.cachedStatement("SELECT DISTINCT scope FROM row_scopes WHERE tbl = ? AND row_id IN "
+                    + Self.idListPlaceholders(window.count))
+                defer { stmt.reset() }
+                try stmt.bind(table, at: 1)
+                try Self.bindIDs(window, to: stmt, from: 2)
+                while try stmt.step() { if let scope = stmt.text(0) { footprint.scopes.insert(scope) } }
+            }
         }
         return footprint
     }
