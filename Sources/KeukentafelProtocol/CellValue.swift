@@ -9,6 +9,20 @@ public enum CellValue: Sendable, Hashable {
     case text(String)
 }
 
+extension CellValue {
+    /// The integer, or nil for any other kind of value.
+    public var int64: Int64? {
+        if case .integer(let v) = self { return v }
+        return nil
+    }
+
+    /// The text, or nil for any other kind of value.
+    public var string: String? {
+        if case .text(let v) = self { return v }
+        return nil
+    }
+}
+
 extension CellValue: Codable {
     public init(from decoder: any Decoder) throws {
         let container = try decoder.singleValueContainer()

@@ -353,19 +353,9 @@ func csvFields(_ line: String) -> [String] {
         #expect(csv.output.contains("wmo_clients,Wmo clients,,2018,2018-01-01,2018-12-31,count,2,\n"))
     }
 
+    /// Chromium through `timeout`, so a browser that hangs fails the test instead of holding it up.
     static func run(_ executable: String, _ arguments: [String], in directory: String) throws -> CommandLineTests.Result {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/timeout")
-        process.arguments = ["120", executable] + arguments
-        process.currentDirectoryURL = URL(fileURLWithPath: directory)
-        let out = Pipe(), err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        try process.run()
-        let output = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        let error = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
-        return CommandLineTests.Result(status: process.terminationStatus, output: output, error: error)
+        try CommandLineTests.runBlocking("timeout", ["120", executable] + arguments, in: directory, fromPath: true)
     }
 }
 

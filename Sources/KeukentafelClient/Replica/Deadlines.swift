@@ -85,15 +85,14 @@ extension Replica {
                    \(dataModel.table(named: "cases")?.column(named: "investigation_date") == nil ? "NULL" : "c.investigation_date")
             FROM cases c LEFT JOIN residents r ON r.id = c.resident_id
             """).rows
-        func text(_ v: CellValue) -> String? { if case .text(let t) = v { return t } else { return nil } }
         var items: [DueItem] = []
         for r in rows {
-            if let contactPerson, text(r[2]) != contactPerson { continue }
-            let facts = Deadlines.CaseFacts(status: text(r[3]), domains: text(r[4]).flatMap(parseStringList) ?? [],
-                                            meldingDate: text(r[5]), applicationDate: text(r[6]), decisionDate: text(r[7]),
-                                            nextContactDue: text(r[8]), closedDate: text(r[9]), investigationDate: text(r[10]))
+            if let contactPerson, r[2].string != contactPerson { continue }
+            let facts = Deadlines.CaseFacts(status: r[3].string, domains: r[4].string.flatMap(parseStringList) ?? [],
+                                            meldingDate: r[5].string, applicationDate: r[6].string, decisionDate: r[7].string,
+                                            nextContactDue: r[8].string, closedDate: r[9].string, investigationDate: r[10].string)
             for deadline in Deadlines.open(for: facts, today: today) where deadline.daysLeft <= days {
-                items.append(DueItem(caseID: text(r[0]) ?? "", resident: text(r[1]) ?? "?", contactPerson: text(r[2]), deadline: deadline))
+                items.append(DueItem(caseID: r[0].string ?? "", resident: r[1].string ?? "?", contactPerson: r[2].string, deadline: deadline))
             }
         }
         return items.sorted { ($0.deadline.due, $0.caseID) < ($1.deadline.due, $1.caseID) }

@@ -93,15 +93,15 @@ struct CountingRules {
 
     func provisionsRunning() -> ReportTable {
         let periods = halfYearEnds
-        var keys = Set<[String]>()
-        for provision in facts.provisions where periods.contains(where: { Self.runs(provision, on: $0) }) {
-            keys.insert([Self.lawName(ofProvisionLaw: provision.law), provision.type ?? "(type not recorded)"])
+        // One pass: per law and type, how many provisions run on each day.
+        var counts: [[String]: [Int]] = [:]
+        for provision in facts.provisions {
+            let running = periods.map { Self.runs(provision, on: $0) ? 1 : 0 }
+            guard running.contains(1) else { continue }
+            let key = [Self.lawName(ofProvisionLaw: provision.law), provision.type ?? "(type not recorded)"]
+            counts[key] = zip(counts[key] ?? Array(repeating: 0, count: periods.count), running).map(+)
         }
-        let rows = keys.sorted { $0.lexicographicallyPrecedes($1) }.map { key in
-            ReportRow(key, periods.map { day in
-                Double(facts.provisions.filter { [Self.lawName(ofProvisionLaw: $0.law), $0.type ?? "(type not recorded)"] == key && Self.runs($0, on: day) }.count)
-            })
-        }
+        let rows = counts.keys.sorted { $0.lexicographicallyPrecedes($1) }.map { ReportRow($0, counts[$0]!.map(Double.init)) }
         let total = ReportRow(["all provisions", ""], periods.map { day in Double(facts.provisions.filter { Self.runs($0, on: day) }.count) },
                               isTotal: true)
         return ReportTable(
@@ -114,12 +114,17 @@ struct CountingRules {
 
     func clientsPerProvider() -> ReportTable {
         let periods = halves
-        let providers = Set(facts.provisions.filter { p in periods.contains { Self.runs(p, on: $0) } }.map { $0.provider ?? "(provider not recorded)" })
-        let rows = providers.sorted().map { provider in
-            ReportRow([provider], periods.map { period in
-                Double(Set(facts.provisions.filter { ($0.provider ?? "(provider not recorded)") == provider && Self.runs($0, on: period) }.map(\.resident)).count)
-            })
+        // One pass: per provider, the residents with a provision of theirs running in each period.
+        var clients: [String: [Set<String>]] = [:]
+        for provision in facts.provisions {
+            let running = periods.map { Self.runs(provision, on: $0) }
+            guard running.contains(true) else { continue }
+            let provider = provision.provider ?? "(provider not recorded)"
+            var sets = clients[provider] ?? Array(repeating: [], count: periods.count)
+            for (i, runs) in running.enumerated() where runs { sets[i].insert(provision.resident) }
+            clients[provider] = sets
         }
+        let rows = clients.keys.sorted().map { ReportRow([$0], clients[$0]!.map { Double($0.count) }) }
         let total = ReportRow(["distinct clients"], periods.map { period in
             Double(Set(facts.provisions.filter { Self.runs($0, on: period) }.map(\.resident)).count)
         }, isTotal: true)

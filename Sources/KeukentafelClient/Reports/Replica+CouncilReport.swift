@@ -56,7 +56,7 @@ extension Replica {
     /// A municipality or team this replica has never heard of is a typo, not an empty report.
     private func checkKnown(_ what: String, _ code: String?, sql: String) throws {
         guard let code else { return }
-        let known = try query(sql).rows.compactMap { row -> String? in if case .text(let t) = row[0] { return t } else { return nil } }.sorted()
+        let known = try query(sql).rows.compactMap { $0[0].string }.sorted()
         guard !known.contains(code) else { return }
         let list = known.isEmpty ? "none" : known.prefix(12).joined(separator: ", ") + (known.count > 12 ? ", …" : "")
         throw ReportError(code: "unknown_\(what)", message: "no \(what) '\(code)' on this replica (known: \(list))")

@@ -50,24 +50,24 @@ struct ReportFacts: Sendable {
                    c.application_date, c.decision_date, c.contact_person
             FROM cases c WHERE \(filter)
             """, arguments).rows {
-            facts.cases.append(Case(id: row[0].text ?? "", resident: row[1].text ?? "", team: row[2].text,
-                                    domains: row[3].text.flatMap(parseStringList) ?? [], requestKind: row[4].text,
-                                    melding: row[5].text, investigation: row[6].text, application: row[7].text,
-                                    decision: row[8].text, contactPerson: row[9].text))
+            facts.cases.append(Case(id: row[0].string ?? "", resident: row[1].string ?? "", team: row[2].string,
+                                    domains: row[3].string.flatMap(parseStringList) ?? [], requestKind: row[4].string,
+                                    melding: row[5].string, investigation: row[6].string, application: row[7].string,
+                                    decision: row[8].string, contactPerson: row[9].string))
         }
         for row in try replica.query("""
             SELECT v.kind, v.happened_at FROM visits v JOIN cases c ON c.id = v.case_id
             WHERE v.kind IN ('home_visit', 'kitchen_table') AND \(filter)
             """, arguments).rows {
-            guard let kind = row[0].text, let at = row[1].text, let day = DutchDay.of(at) else { continue }
+            guard let kind = row[0].string, let at = row[1].string, let day = DutchDay.of(at) else { continue }
             facts.visits.append(Visit(kind: kind, day: day))
         }
         for row in try replica.query("""
             SELECT c.resident_id, p.law, p.provision_type, p.provider, p.funding, p.start_date, p.end_date, p.status
             FROM provisions p JOIN cases c ON c.id = p.case_id WHERE \(filter)
             """, arguments).rows {
-            facts.provisions.append(Provision(resident: row[0].text ?? "", law: row[1].text, type: row[2].text, provider: row[3].text,
-                                              funding: row[4].text, start: row[5].text, end: row[6].text, status: row[7].text))
+            facts.provisions.append(Provision(resident: row[0].string ?? "", law: row[1].string, type: row[2].string, provider: row[3].string,
+                                              funding: row[4].string, start: row[5].string, end: row[6].string, status: row[7].string))
         }
         return facts
     }
@@ -88,8 +88,4 @@ enum DutchDay {
         let offset = zone.secondsFromGMT(for: Date(timeIntervalSince1970: seconds))
         return CalendarDay.string(Int(((seconds + Double(offset)) / 86_400).rounded(.down)))
     }
-}
-
-extension CellValue {
-    fileprivate var text: String? { if case .text(let text) = self { return text } else { return nil } }
 }

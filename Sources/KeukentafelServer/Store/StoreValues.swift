@@ -44,18 +44,6 @@ func iso8601(_ milliseconds: Int64) -> String {
         + "\(pad(parts.tm_hour, 2)):\(pad(parts.tm_min, 2)):\(pad(parts.tm_sec, 2)).\(pad(Int32(milliseconds % 1000), 3))Z"
 }
 
-extension CellValue {
-    var int64: Int64? {
-        if case .integer(let v) = self { return v }
-        return nil
-    }
-
-    var string: String? {
-        if case .text(let v) = self { return v }
-        return nil
-    }
-}
-
 extension CellVersion {
     /// Reads a version stored as two INTEGER columns.
     init?(hlc: CellValue, node: CellValue) {
