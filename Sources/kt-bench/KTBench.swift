@@ -9,8 +9,9 @@ struct KTBench: AsyncParsableCommand {
             kt-bench real     the real data model through `kt` processes over HTTP (the default)
             kt-bench micro    a micro-benchmark on a 10-column model of its own: the sync machinery alone
             kt-bench reads    read latency on a replica while it bootstraps (real data model)
+            kt-bench live     thousands of devices long-polling, one push: who wakes, how fast (real data model)
             Use a release build: Tools/bench [real|micro] [options].
             """,
-        subcommands: [RealModelBench.self, MicroBench.self, ReadLatencyBench.self],
+        subcommands: [RealModelBench.self, MicroBench.self, ReadLatencyBench.self, LiveSyncBench.self],
         defaultSubcommand: RealModelBench.self)
 }

@@ -78,6 +78,7 @@ struct Serve: AsyncParsableCommand {
         }
         let tls = certificate.flatMap { certificate in key.map { SyncServerConfiguration.TLSFiles(certificateChain: certificate, privateKey: $0) } }
         LoggingSetup.bootstrap()
+        let openFiles = OpenFileLimit.raise()
         let lock = store.postgres == nil ? try ServeLock(directory: store.data) : nil
         let serverStore = try store.openStore(maxClockSkewSeconds: maxClockSkew, creating: true)
         let logger = Logger(label: "ktd")
@@ -87,7 +88,8 @@ struct Serve: AsyncParsableCommand {
             logger: logger)
         let portFile = self.portFile
         let app = try server.makeApplication { boundPort in
-            logger.info("ktd listening", metadata: ["address": "\(host):\(boundPort)", "store": "\(store.storeDescription)"])
+            logger.info("ktd listening", metadata: ["address": "\(host):\(boundPort)", "store": "\(store.storeDescription)",
+                                                    "open_files": "\(openFiles)"])
             if let portFile { try? String(boundPort).write(toFile: portFile, atomically: true, encoding: .utf8) }
             print("ktd listening on \(tls == nil ? "http" : "https")://\(host):\(boundPort)")
             fflush(nil)  // all streams: scripts wait for this line

@@ -432,6 +432,9 @@ import Testing
             return text
         }
         let lines = log.split(separator: "\n").compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: String] }
+        #expect(lines.count == log.split(separator: "\n").count, "every line is a JSON object")
+        let stamp = /\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z/
+        #expect(lines.allSatisfy { ($0["time"] ?? "").wholeMatch(of: stamp) != nil }, "UTC with milliseconds: \(lines.first?["time"] ?? "")")
         let pull = lines.first { $0["message"] == "request" && $0["route"] == "GET /v1/pull" }
         #expect(pull?["status"] == "200" && pull?["device"] == "laptop-fatima" && pull?["user"] == "fatima", "\(pull ?? [:])")
         #expect(Int(pull?["cells"] ?? "") ?? 0 > 0 && pull?["ms"] != nil && pull?["address"] == "127.0.0.1", "\(pull ?? [:])")
@@ -439,6 +442,10 @@ import Testing
         #expect(refused.count == 20 && refused.allSatisfy { $0["refused"] == "unauthorized" && $0["device"] == nil })
         #expect(lines.filter { $0["message"]?.hasPrefix("too many failed authentications") == true }.count == 1, "the flood is logged once")
         #expect(lines.contains { $0["message"] == "ktd listening" } && lines.contains { $0["message"] == "ktd stopped" }, "start and stop")
+        var limit = rlimit()
+        getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
+        let started = lines.first { $0["message"] == "ktd listening" }
+        #expect(started?["open_files"] == String(limit.rlim_max), "ktd raised its open-file limit to the hard limit: \(started ?? [:])")
     }
 
     @Test("a second ktd serve on one SQLite data directory is refused, naming the first; a port in use is said in words")

@@ -1,7 +1,7 @@
 import Foundation
 @testable import KeukentafelClient
 import KeukentafelProtocol
-import KeukentafelServer
+@testable import KeukentafelServer
 import KeukentafelTesting
 import Testing
 
@@ -106,6 +106,89 @@ import Testing
         _ = try await pull.value
         #expect(try noord.value("cases", noordCase, "team") == .text("noord"))
         #expect(try noord.value("cases", zuidCase, "team") == .text("zuid"), "the new scope's rows came with the wake-up")
+    }
+
+    @Test("a team's devices woken by one push are sent one page, read once, and every receipt is noted")
+    func devicesWokenTogetherShareOneRead() async throws {
+        let server = try await TestServer.start()
+        defer { Task { await server.stop() } }
+        let office = try server.replica("office")
+        let laptops = try (1...4).map { try server.replica("laptop \($0)", user: "noord", role: .consultant, scopes: ["team:noord"]) }
+        for laptop in laptops { try await laptop.sync() }
+        let pulls = try laptops.map { laptop in
+            let engine = try SyncEngine(replica: laptop)
+            return Task { try await engine.pull(waitSeconds: 25) }
+        }
+        while server.sync.notifier.waiting < 4 { await Task.yield() }
+        let shared = server.store.sharedPages.sharedAnswers
+
+        let (resident, caseID) = try seedCase(on: office, team: "noord")
+        try await office.sync()
+        for pull in pulls { #expect(try await pull.value.pulled.cellsApplied > 0) }
+        for laptop in laptops { #expect(try laptop.value("cases", caseID, "team") == .text("noord")) }
+        #expect(server.store.sharedPages.sharedAnswers - shared == 3, "one device's pull read the page; the other three were sent it")
+        let receivedBy = Set(try server.store.audit.resident(resident).receipts.filter { $0.table == "cases" }.map(\.device))
+        #expect(receivedBy.isSuperset(of: (1...4).map { "laptop \($0)" }), "who received the case: \(receivedBy)")
+    }
+
+    @Test("a shared page leaves out, for each device, the cells that device wrote itself")
+    func aSharedPageHasNoEcho() async throws {
+        let server = try await TestServer.start()
+        defer { Task { await server.stop() } }
+        let office = try server.replica("office")
+        let (_, caseID) = try seedCase(on: office, team: "noord")
+        try await office.sync()
+        let anna = try server.replica("laptop anna", user: "noord", role: .consultant, scopes: ["team:noord"])
+        let bram = try server.replica("laptop bram", user: "noord", role: .consultant, scopes: ["team:noord"])
+        try await anna.sync()
+        try await bram.sync()
+        // Both ask from the same cursor after anna changed the case: one page, read once, and anna's
+        // own cell is not sent back to her.
+        try await anna.execute("UPDATE cases SET contact_person = 'Anna' WHERE id = ?", [.text(caseID)])
+        let annaEngine = try SyncEngine(replica: anna)
+        _ = try await annaEngine.push()
+        let shared = server.store.sharedPages.sharedAnswers
+        let bramReport = try await SyncEngine(replica: bram).pull()
+        let annaReport = try await annaEngine.pull()
+        #expect(server.store.sharedPages.sharedAnswers - shared == 1)
+        #expect(bramReport.pulled.cellsReceived == 1)
+        #expect(try bram.value("cases", caseID, "contact_person") == .text("Anna"))
+        #expect(annaReport.pulled.cellsReceived == 0, "her own write is not echoed")
+    }
+
+    @Test("deliveries that arrive while one batch is written are noted together in the next transaction")
+    func deliveriesAreNotedInBatches() async throws {
+        let server = try await TestServer.start()
+        defer { Task { await server.stop() } }
+        let office = try server.replica("office")
+        let (resident, _) = try seedCase(on: office, team: "noord")
+        try await office.sync()
+        let names = (1...10).map { "laptop \($0)" }
+        var deliveries: [Delivery] = []
+        for name in names {
+            _ = try server.replica(name, user: "noord", role: .consultant, scopes: ["team:noord"])
+            let device = try #require(try server.store.accounts.devices().first { $0.name == name })
+            let access = Access(userID: "", userName: "noord", role: .consultant, scopes: ["team:noord"])
+            let (page, delivery) = try server.store.pullPage(since: 0, floor: nil, limit: 100, access: access, device: device.id, epoch: nil,
+                                                             proof: nil, skipOwn: false)
+            #expect(!page.rows.isEmpty)
+            deliveries.append(try #require(delivery))
+        }
+        let batcher = DeliveryBatcher(store: server.store)
+        // Hold the store's writer, so that the first delivery's transaction waits and the other nine queue behind it.
+        let writerHeld = DispatchSemaphore(value: 0), release = DispatchSemaphore(value: 0)
+        Thread { server.store.writer.withLock { _ in writerHeld.signal(); release.wait() } }.start()
+        writerHeld.wait()
+        let first = Task { try await batcher.record(deliveries[0]) }
+        while batcher.transactions < 1 { await Task.yield() }
+        let rest = deliveries.dropFirst().map { delivery in Task { try await batcher.record(delivery) } }
+        while batcher.queued < 9 { await Task.yield() }
+        release.signal()
+        try await first.value
+        for task in rest { try await task.value }
+        #expect(batcher.transactions == 2, "the nine that queued were written in one transaction")
+        let receivedBy = Set(try server.store.audit.resident(resident).receipts.map(\.device))
+        #expect(receivedBy.isSuperset(of: names), "who received the case: \(receivedBy)")
     }
 
     @Test("nothing new, nobody woken: a push whose every change was already applied wakes no long-poll")

@@ -7,15 +7,22 @@ public final class ChangeNotifier: @unchecked Sendable {
     private struct Waiter {
         var continuation: CheckedContinuation<Void, Never>
         var concerns: @Sendable (ChangeFootprint) -> Bool
+        var deadline: ContinuousClock.Instant
     }
 
     private let lock = NSLock()
-    private var waiters: [UUID: Waiter] = [:]
+    private var waiters: [UInt64: Waiter] = [:]
+    private var nextID: UInt64 = 0
     private var generation: UInt64 = 0
     /// The latest signals, so a long-poll that read the store just before one does not miss it.
     private var recent: [(generation: UInt64, footprint: ChangeFootprint)] = []
     private var woken = 0
     private var closed = false
+    /// Whether the task that ends waits at their deadline runs (only while someone waits).
+    private var reaping = false
+
+    /// How late a wait may end after its deadline: the reaper looks this often while anyone waits.
+    static let deadlineResolution: Duration = .milliseconds(100)
 
     /// A notifier with nobody waiting.
     public init() {}
@@ -67,26 +74,57 @@ public final class ChangeNotifier: @unchecked Sendable {
     }
 
     /// Returns after the next signal following `generation` that `concerns` the waiter, or after
-    /// `timeout`, or on cancellation, or when the notifier closes.
+    /// `timeout` (at most `deadlineResolution` late), or on cancellation, or when the notifier closes.
+    ///
+    /// A wait is one continuation in a dictionary: no task, no timer of its own (issue 23: thousands of
+    /// idle long-polls). One reaper task, alive while anyone waits, ends the waits whose deadline passed.
     public func wait(after generation: UInt64, timeout: Duration, concerns: @escaping @Sendable (ChangeFootprint) -> Bool = { _ in true }) async {
-        let id = UUID()
-        await withTaskGroup(of: Void.self) { group in
-            group.addTask {
-                await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-                    let resumeNow = self.lock.withLock { () -> Bool in
-                        if self.closed || self.missedSignal(after: generation, concerns) { return true }
-                        self.waiters[id] = Waiter(continuation: continuation, concerns: concerns)
-                        return false
-                    }
-                    if resumeNow { continuation.resume() }
+        let deadline = ContinuousClock.now + timeout
+        let id = lock.withLock { () -> UInt64 in
+            nextID &+= 1
+            return nextID
+        }
+        await withTaskCancellationHandler {
+            await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+                let (resumeNow, startReaper) = lock.withLock { () -> (Bool, Bool) in
+                    // A cancellation before this point found nothing to resume: it is seen here instead.
+                    if closed || Task.isCancelled || ContinuousClock.now >= deadline || missedSignal(after: generation, concerns) { return (true, false) }
+                    waiters[id] = Waiter(continuation: continuation, concerns: concerns, deadline: deadline)
+                    guard !reaping else { return (false, false) }
+                    reaping = true
+                    return (false, true)
                 }
+                if resumeNow { continuation.resume() }
+                if startReaper { Task { await self.reap() } }
             }
-            group.addTask { try? await Task.sleep(for: timeout) }
-            await group.next()
-            group.cancelAll()
-            // Whichever finished first, make sure the continuation does not stay registered.
-            let pending = self.lock.withLock { self.waiters.removeValue(forKey: id) }
+        } onCancel: {
+            let pending = lock.withLock { waiters.removeValue(forKey: id) }
             pending?.continuation.resume()
+        }
+    }
+
+    /// Ends the waits whose deadline passed, looking again at the nearest deadline (or after
+    /// `deadlineResolution`, for waits that come meanwhile), until nobody waits.
+    private func reap() async {
+        while true {
+            let now = ContinuousClock.now
+            let (expired, nearest) = lock.withLock { () -> ([CheckedContinuation<Void, Never>], ContinuousClock.Instant?) in
+                var ended: [UInt64] = []
+                var nearest: ContinuousClock.Instant?
+                for (id, waiter) in waiters {
+                    if waiter.deadline <= now {
+                        ended.append(id)
+                    } else if nearest.map({ waiter.deadline < $0 }) ?? true {
+                        nearest = waiter.deadline
+                    }
+                }
+                let expired = ended.compactMap { waiters.removeValue(forKey: $0)?.continuation }
+                if waiters.isEmpty { reaping = false }
+                return (expired, nearest)
+            }
+            for continuation in expired { continuation.resume() }
+            guard let nearest else { return }
+            try? await Task.sleep(until: min(nearest, now + Self.deadlineResolution), clock: .continuous)
         }
     }
 }

@@ -21,6 +21,8 @@ public struct SyncServer: Sendable {
     public let logger: Logger
     /// Wakes long-polling pulls when a push commits.
     public let notifier = ChangeNotifier()
+    /// Notes what pulls sent, many devices per transaction.
+    let deliveries: DeliveryBatcher
     /// Request, push and pull metrics for `/metrics`.
     public let metrics = ServerMetrics()
     /// Failed authentications per client address (`AuthFailureLimiter`).
@@ -31,6 +33,7 @@ public struct SyncServer: Sendable {
     /// A server for `store` with `configuration`.
     public init(store: any SyncStore, configuration: SyncServerConfiguration, logger: Logger = Logger(label: "ktd")) {
         self.store = store
+        self.deliveries = DeliveryBatcher(store: store)
         self.configuration = configuration
         self.logger = logger
     }
@@ -84,10 +87,12 @@ public struct SyncServer: Sendable {
             let deadline = ContinuousClock.now + .seconds(min(wait, Int64(configuration.maxWaitSeconds)))
             while true {
                 let generation = notifier.currentGeneration
-                let page = try await blocking {
-                    try store.pull(since: since, floor: floor, limit: pageSize, access: access, device: device, epoch: epoch, proof: proof,
-                                   skipOwn: skipOwn)
+                let (page, delivery) = try await blocking {
+                    try store.pullPage(since: since, floor: floor, limit: pageSize, access: access, device: device, epoch: epoch, proof: proof,
+                                       skipOwn: skipOwn)
                 }
+                // Noted before the page goes out, with the pages of the devices woken with this one.
+                if let delivery { try await deliveries.record(delivery) }
                 let nothingNew = page.rows.isEmpty && page.conflicts.isEmpty && page.evictions.isEmpty && page.purges.isEmpty
                     && page.cursor == since && !page.resync
                 if !nothingNew || ContinuousClock.now >= deadline || Task.isCancelled || notifier.isClosed {

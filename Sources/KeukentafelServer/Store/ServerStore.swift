@@ -43,6 +43,8 @@ public final class ServerStore: Sendable {
     /// SQLite: checkpoints the write-ahead log off the writer's path (decision 0016).
     let checkpointer: BackgroundCheckpointer?
     let reader: Locked<any StoreConnection>
+    /// Feed pages that devices with the same access and cursor share (issue 23).
+    let sharedPages = SharedPages()
     /// Server time in milliseconds; injectable so tests can move it.
     public let clock: @Sendable () -> Int64
 

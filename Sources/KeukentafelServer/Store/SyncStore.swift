@@ -24,8 +24,13 @@ public protocol SyncStore: Sendable {
     /// One page of the feed for a device. A cursor beyond the store's head needs the proof the store
     /// handed out with it (a `StoreRefusal` with `cursor_ahead` otherwise). `floor`: where the device's
     /// pass through the feed started (`PullResponse.floor`); without it, rows come whole.
-    func pull(since cursor: Int64, floor: Int64?, limit: Int, access: Access, device: String?, epoch: String?, proof: String?,
-              skipOwn: Bool) throws -> PullResponse
+    ///
+    /// What the page sends the device is returned to be noted with `record` before the page is sent: the
+    /// server notes the pages of many devices in one transaction (a push may wake thousands at once).
+    func pullPage(since cursor: Int64, floor: Int64?, limit: Int, access: Access, device: String?, epoch: String?, proof: String?,
+                  skipOwn: Bool) throws -> (page: PullResponse, delivery: Delivery?)
+    /// Notes what pulls sent to devices (who received which rows, how far each was sent the feed), in one transaction.
+    func record(_ deliveries: [Delivery]) throws
     /// Whether `access` may see a row now.
     func canSee(table: String, row: String, access: Access) throws -> Bool
     /// Every accepted write of a row (or one cell).
@@ -66,6 +71,18 @@ extension ServerStore: SyncStore {
                      epoch: String? = nil, proof: String? = nil, skipOwn: Bool = false) throws -> PullResponse {
         try FeedReader(store: self).pull(since: cursor, floor: floor, limit: limit, access: access, device: device, epoch: epoch, proof: proof,
                                          skipOwn: skipOwn)
+    }
+
+    /// `pull`, leaving the delivery for `record` (`FeedReader`).
+    public func pullPage(since cursor: Int64, floor: Int64?, limit: Int, access: Access, device: String?, epoch: String?, proof: String?,
+                         skipOwn: Bool) throws -> (page: PullResponse, delivery: Delivery?) {
+        try FeedReader(store: self).pullPage(since: cursor, floor: floor, limit: limit, access: access, device: device, epoch: epoch,
+                                             proof: proof, skipOwn: skipOwn)
+    }
+
+    /// Notes what pulls sent, many devices in one transaction (`FeedReader`).
+    public func record(_ deliveries: [Delivery]) throws {
+        try FeedReader(store: self).record(deliveries)
     }
 
     /// Whether `access` may see the row now (`FeedReader`).

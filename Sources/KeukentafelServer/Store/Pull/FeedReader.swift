@@ -26,6 +26,16 @@ struct FeedReader: Sendable {
     /// them, sent or not.
     func pull(since cursor: Int64, floor: Int64? = nil, limit: Int, access: Access = .system, device: String? = nil,
               epoch deviceEpoch: String? = nil, proof: String? = nil, skipOwn: Bool = false) throws -> PullResponse {
+        let (page, delivery) = try pullPage(since: cursor, floor: floor, limit: limit, access: access, device: device, epoch: deviceEpoch,
+                                            proof: proof, skipOwn: skipOwn)
+        if let delivery { try record([delivery]) }
+        return page
+    }
+
+    /// `pull` without noting the delivery: the caller records it (`record`), with others in one transaction,
+    /// before the page is sent.
+    func pullPage(since cursor: Int64, floor: Int64? = nil, limit: Int, access: Access = .system, device: String? = nil,
+                  epoch deviceEpoch: String? = nil, proof: String? = nil, skipOwn: Bool = false) throws -> (page: PullResponse, delivery: Delivery?) {
         let limit = max(1, min(limit, Self.maxPageSize))
         let now = store.clock()
         var wentBack = false
@@ -58,11 +68,19 @@ struct FeedReader: Sendable {
                     return PullResponse(cursor: 0, more: true, rows: [], conflicts: [], resync: true, epoch: epoch, floor: 0, head: head,
                                         serverTime: now, schemaVersion: store.dataModel.version)
                 }
+                // Devices with the same access and cursor are sent the same page (a push woke them together).
+                let shared = SharedPages.Key(access: access, since: cursor, floor: min(floor ?? 0, cursor), limit: limit, head: head, epoch: epoch)
+                var page: PullResponse
+                if let kept = store.sharedPages.page(for: shared) {
+                    page = kept
+                    page.serverTime = now
+                } else {
+                    page = try readPage(since: cursor, floor: shared.floor, limit: limit, head: head, epoch: epoch, access: access, connection)
+                    if !key.isEmpty { page.cursorProof = CursorProof.proof(cursor: page.cursor, epoch: epoch, key: key) }
+                    store.sharedPages.keep(page, for: shared)
+                }
                 // No echo: the cells whose current version the device's own replica wrote, it has.
-                let own = skipOwn ? state?.node : nil
-                var page = try readPage(since: cursor, floor: min(floor ?? 0, cursor), limit: limit, head: head, epoch: epoch, access: access,
-                                        skipping: own, connection)
-                if !key.isEmpty { page.cursorProof = CursorProof.proof(cursor: page.cursor, epoch: epoch, key: key) }
+                if skipOwn, let own = state?.node { page = page.leavingOut(cellsOf: own) }
                 if let state { informed = (state.informedSequence, page.cursor) }
                 return page
             }
@@ -71,16 +89,16 @@ struct FeedReader: Sendable {
             // The device has seen a future this store lacks: the file was put back by hand. A new epoch
             // makes every device that synced past this point notice too.
             page.epoch = try rotateEpoch()
-            return page
+            return (page, nil)
         }
-        if let device { try recordDelivery(of: page, to: device, since: cursor, informed: informed) }
-        return page
+        guard let device else { return (page, nil) }
+        let delivery = Delivery(device: device, page: page, since: cursor, informed: informed)
+        return (page, delivery.isEmpty ? nil : delivery)
     }
 
     /// The feed from `since` for `access`, in the read transaction of `pull`.
-    private func readPage(since cursor: Int64, floor: Int64, limit: Int, head: Int64, epoch: String?, access: Access, skipping own: NodeID?,
+    private func readPage(since cursor: Int64, floor: Int64, limit: Int, head: Int64, epoch: String?, access: Access,
                           _ connection: any StoreConnection) throws -> PullResponse {
-        let ownNode = own.map { Int64($0.rawValue) } ?? 0
         let now = store.clock()
         var visibility = Visibility(store: store, access: access, connection: connection)
         // One record per row (decision 0020), in the order of its newest cell. A record newer than the
@@ -126,7 +144,6 @@ struct FeedReader: Sendable {
                     if column == flagColumn { flag = cell.value.value }
                     guard cell.sequence > floor else { return }
                     if cell.sequence > cursor { count += 1 }
-                    if ownNode != 0, Int64(bitPattern: cell.version.node.rawValue) == ownNode { return }  // the cursor passes it all the same
                     cells.append(FeedCell(column: column, value: cell.value.value, version: cell.version))
                 }
                 if !cells.isEmpty {
@@ -221,51 +238,75 @@ struct FeedReader: Sendable {
         try connection.scalar("SELECT resync FROM devices WHERE id = ?", [.text(device)])?.int64 == 1
     }
 
-    /// Notes which rows went to which device (the audit's "who received this"), and that a device
-    /// told to start over has done so, and how far the feed has been sent to it (`informed`: before
-    /// this page, and with it), which ends the grace of writes dated before a scope change (decision 0017).
-    func recordDelivery(of page: PullResponse, to device: String, since cursor: Int64, informed: (before: Int64, now: Int64)? = nil) throws {
-        let advances = informed.map { $0.now > $0.before } ?? false
-        guard !page.rows.isEmpty || cursor == 0 || advances else { return }
+    /// Notes what pulls sent (`Delivery`), many devices in one transaction: a push that wakes a region's
+    /// long-polls would otherwise commit once per device.
+    func record(_ deliveries: [Delivery]) throws {
+        guard !deliveries.isEmpty else { return }
         let at = iso8601(store.clock())
         try store.writer.withLock { connection in
             try connection.transaction {
-                if cursor == 0 { try connection.run("UPDATE devices SET resync = 0 WHERE id = ? AND resync = 1", [.text(device)]) }
-                if advances, let informed {
-                    try connection.run("UPDATE devices SET informed_seq = ? WHERE id = ? AND informed_seq < ?",
-                                       [.integer(informed.now), .text(device), .integer(informed.now)])
-                }
-                // Many rows per statement (a page of a bootstrap delivers thousands); each row once per
-                // page, as one upsert may not touch a row twice on PostgreSQL.
-                var seen = Set<RowReference>()
-                let rows = page.rows.lazy.map { RowReference(table: $0.table, row: $0.row) }.filter { seen.insert($0).inserted }
-                let perStatement = PendingWrites.rowsPerStatement(connection.dialect)
-                var chunk: [RowReference] = []
-                chunk.reserveCapacity(perStatement)
-                func write() throws {
-                    guard !chunk.isEmpty else { return }
-                    let stmt = try connection.cachedStatement(PendingWrites.insertSQL(
-                        into: "deliveries (tbl, row_id, device, first_at, last_at, times)", columns: 6, rows: chunk.count,
-                        suffix: " ON CONFLICT (tbl, row_id, device) DO UPDATE SET last_at = excluded.last_at, times = deliveries.times + 1"))
-                    var position: Int32 = 0
-                    for row in chunk {
-                        try stmt.bind(row.table, at: position + 1)
-                        try stmt.bind(row.row, at: position + 2)
-                        try stmt.bind(device, at: position + 3)
-                        try stmt.bind(at, at: position + 4)
-                        try stmt.bind(at, at: position + 5)
-                        try stmt.bind(Int64(1), at: position + 6)
-                        position += 6
-                    }
-                    try stmt.run()
-                    chunk.removeAll(keepingCapacity: true)
-                }
-                for row in rows {
-                    chunk.append(row)
-                    if chunk.count == perStatement { try write() }
-                }
-                try write()
+                for delivery in deliveries { try write(delivery, at: at, connection) }
             }
         }
     }
+
+    private func write(_ delivery: Delivery, at: String, _ connection: any StoreConnection) throws {
+        let device = delivery.device
+        if delivery.restarted { try connection.run("UPDATE devices SET resync = 0 WHERE id = ? AND resync = 1", [.text(device)]) }
+        if let informed = delivery.informed {
+            try connection.run("UPDATE devices SET informed_seq = ? WHERE id = ? AND informed_seq < ?",
+                               [.integer(informed), .text(device), .integer(informed)])
+        }
+        // Many rows per statement (a page of a bootstrap delivers thousands).
+        let perStatement = PendingWrites.rowsPerStatement(connection.dialect)
+        var chunk: [RowReference] = []
+        chunk.reserveCapacity(perStatement)
+        func write() throws {
+            guard !chunk.isEmpty else { return }
+            let stmt = try connection.cachedStatement(PendingWrites.insertSQL(
+                into: "deliveries (tbl, row_id, device, first_at, last_at, times)", columns: 6, rows: chunk.count,
+                suffix: " ON CONFLICT (tbl, row_id, device) DO UPDATE SET last_at = excluded.last_at, times = deliveries.times + 1"))
+            var position: Int32 = 0
+            for row in chunk {
+                try stmt.bind(row.table, at: position + 1)
+                try stmt.bind(row.row, at: position + 2)
+                try stmt.bind(device, at: position + 3)
+                try stmt.bind(at, at: position + 4)
+                try stmt.bind(at, at: position + 5)
+                try stmt.bind(Int64(1), at: position + 6)
+                position += 6
+            }
+            try stmt.run()
+            chunk.removeAll(keepingCapacity: true)
+        }
+        for row in delivery.rows {
+            chunk.append(row)
+            if chunk.count == perStatement { try write() }
+        }
+        try write()
+    }
+}
+
+/// What one pull sent a device, for the store to note (the audit's "who received this"): the rows, that
+/// a device told to start over did so, and how far the feed has now been sent to it, which ends the
+/// grace of writes dated before a scope change (decision 0017).
+public struct Delivery: Sendable, Equatable {
+    public let device: String
+    /// Each row of the page once (one upsert may not touch a row twice on PostgreSQL).
+    let rows: [RowReference]
+    /// The device pulled from 0: it has started over.
+    let restarted: Bool
+    /// The feed was sent up to here, beyond what the device had been sent before.
+    let informed: Int64?
+
+    init(device: String, page: PullResponse, since cursor: Int64, informed: (before: Int64, now: Int64)?) {
+        self.device = device
+        var seen = Set<RowReference>()
+        rows = page.rows.map { RowReference(table: $0.table, row: $0.row) }.filter { seen.insert($0).inserted }
+        restarted = cursor == 0
+        self.informed = informed.flatMap { $0.now > $0.before ? $0.now : nil }
+    }
+
+    /// Nothing to note: an empty page to a device already told that far.
+    var isEmpty: Bool { rows.isEmpty && !restarted && informed == nil }
 }
