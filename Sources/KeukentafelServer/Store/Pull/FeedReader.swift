@@ -61,7 +61,7 @@ struct FeedReader: Sendable {
                     wentBack = true
                 }
                 let state = try device.map { try DeviceState.read($0, connection) } ?? nil
-                let scopesChanged = try device.map { try needsResync($0, connection) } ?? false
+                let scopesChanged = state?.mustResync ?? false
                 if cursor > 0, wentBack || otherEpoch || scopesChanged {
                     // The device's scopes changed, or it has seen a future this store does not have (restored).
                     if let state { informed = (state.informedSequence, head) }
@@ -232,10 +232,6 @@ struct FeedReader: Sendable {
                 return epoch
             }
         }
-    }
-
-    func needsResync(_ device: String, _ connection: any StoreConnection) throws -> Bool {
-        try connection.scalar("SELECT resync FROM devices WHERE id = ?", [.text(device)])?.int64 == 1
     }
 
     /// Notes what pulls sent (`Delivery`), many devices in one transaction: a push that wakes a region's
