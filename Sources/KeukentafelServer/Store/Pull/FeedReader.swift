@@ -257,7 +257,7 @@ struct FeedReader: Sendable {
         let perStatement = PendingWrites.rowsPerStatement(connection.dialect)
         var chunk: [RowReference] = []
         chunk.reserveCapacity(perStatement)
-        func write() throws {
+        func flush() throws {
             guard !chunk.isEmpty else { return }
             let stmt = try connection.cachedStatement(PendingWrites.insertSQL(
                 into: "deliveries (tbl, row_id, device, first_at, last_at, times)", columns: 6, rows: chunk.count,
@@ -277,32 +277,8 @@ struct FeedReader: Sendable {
         }
         for row in delivery.rows {
             chunk.append(row)
-            if chunk.count == perStatement { try write() }
+            if chunk.count == perStatement { try flush() }
         }
-        try write()
+        try flush()
     }
-}
-
-/// What one pull sent a device, for the store to note (the audit's "who received this"): the rows, that
-/// a device told to start over did so, and how far the feed has now been sent to it, which ends the
-/// grace of writes dated before a scope change (decision 0017).
-public struct Delivery: Sendable, Equatable {
-    public let device: String
-    /// Each row of the page once (one upsert may not touch a row twice on PostgreSQL).
-    let rows: [RowReference]
-    /// The device pulled from 0: it has started over.
-    let restarted: Bool
-    /// The feed was sent up to here, beyond what the device had been sent before.
-    let informed: Int64?
-
-    init(device: String, page: PullResponse, since cursor: Int64, informed: (before: Int64, now: Int64)?) {
-        self.device = device
-        var seen = Set<RowReference>()
-        rows = page.rows.map { RowReference(table: $0.table, row: $0.row) }.filter { seen.insert($0).inserted }
-        restarted = cursor == 0
-        self.informed = informed.flatMap { $0.now > $0.before ? $0.now : nil }
-    }
-
-    /// Nothing to note: an empty page to a device already told that far.
-    var isEmpty: Bool { rows.isEmpty && !restarted && informed == nil }
 }
