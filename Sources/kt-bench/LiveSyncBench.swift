@@ -38,12 +38,14 @@ struct LiveSyncBench: AsyncParsableCommand {
     struct Step: Codable {
         var devices: Int
         var kind: String
+        /// Devices that should answer per push (a team's count varies by one between teams).
         var shouldWake: Int
         var pushMilliseconds: Double
         var p50: Double
         var p99: Double
         var last: Double
         var missed: Int
+        /// Over every round of the step (not per push: one in five rounds must not round down to 0).
         var wokenWrongly: Int?
         var answeredWrongly: Int
         var serverCPUMilliseconds: Double
@@ -96,10 +98,11 @@ struct LiveSyncBench: AsyncParsableCommand {
             let idle = Double(servers.reduce(0) { $0 + ProcessFigures.residentBytes($1.process.processIdentifier) } - baseMemory) / Double(size)
             for kind in ["team", "global"] {
                 var samples: [Double] = [], lasts: [Double] = [], pushes: [Double] = [], cpu: [Double] = []
-                var missed = 0, wrongAnswers = 0, wrongWakes: Int? = 0
+                var missed = 0, wrongAnswers = 0, wrongWakes: Int? = 0, shouldWake: [Double] = []
                 for round in 0..<rounds {
                     let team = (round * 7) % teams
                     let expected = kind == "global" ? Set(0..<size) : Set((0..<size).filter { $0 % teams == team })
+                    shouldWake.append(Double(expected.count))
                     change += 1
                     let sql = kind == "global"
                         ? "UPDATE teams SET name = 'Sociaal team \(team + 1) (\(change))' WHERE id = ?"
@@ -116,7 +119,12 @@ struct LiveSyncBench: AsyncParsableCommand {
                     let deadline = DispatchTime.now().uptimeNanoseconds + 30_000_000_000
                     var first: [Int: UInt64] = [:]
                     while DispatchTime.now().uptimeNanoseconds < deadline {
-                        for answer in clients.answers(from: logged) where first[answer.device] == nil { first[answer.device] = answer.at }
+                        for answer in clients.answers(from: logged) where first[answer.device] == nil {
+                        guard answer.status == 200 else {
+                            throw ValidationError("device \(answer.device)'s long-poll was answered with HTTP \(answer.status), not 200")
+                        }
+                        first[answer.device] = answer.at
+                    }
                         if expected.isSubset(of: first.keys) { break }
                         try await Task.sleep(for: .milliseconds(2))
                     }
@@ -133,9 +141,9 @@ struct LiveSyncBench: AsyncParsableCommand {
                         wrongWakes = nil
                     }
                 }
-                steps.append(Step(devices: size, kind: kind, shouldWake: kind == "global" ? size : (0..<size).filter { $0 % teams == 0 }.count,
+                steps.append(Step(devices: size, kind: kind, shouldWake: Int(median(shouldWake)),
                                   pushMilliseconds: median(pushes), p50: percentile(samples, 0.5), p99: percentile(samples, 0.99),
-                                  last: median(lasts), missed: missed, wokenWrongly: wrongWakes.map { $0 / rounds },
+                                  last: median(lasts), missed: missed, wokenWrongly: wrongWakes,
                                   answeredWrongly: wrongAnswers, serverCPUMilliseconds: median(cpu) * 1000, idleBytesPerConnection: idle))
             }
         }
@@ -151,21 +159,22 @@ struct LiveSyncBench: AsyncParsableCommand {
               + "\(postgres == nil ? "one ktd on SQLite" : "two ktd on PostgreSQL"), \(rounds) pushes of each kind; "
               + "times from the start of the push, in ms")
         let columns: [(String, Int)] = [("devices", 9), ("push to", 9), ("should wake", 12), ("push ms", 9), ("p50", 8), ("p99", 8),
-                                        ("last", 8), ("missed", 8), ("woke wrongly", 14), ("server CPU ms", 15), ("idle KB/connection", 0)]
+                                        ("last", 8), ("missed", 8), ("woke wrongly", 14), ("answered wrongly", 18), ("server CPU ms", 15),
+                                        ("idle KB/connection", 0)]
         func line(_ cells: [String]) -> String { zip(cells, columns).map { pad($0, $1.1) }.joined() }
         print(line(columns.map(\.0)))
         for s in steps {
             let cells: [String] = [
                 String(s.devices), s.kind, String(s.shouldWake), String(format: "%.1f", s.pushMilliseconds),
                 String(format: "%.1f", s.p50), String(format: "%.1f", s.p99), String(format: "%.1f", s.last), String(s.missed),
-                s.wokenWrongly.map(String.init) ?? "n/a", String(format: "%.0f", s.serverCPUMilliseconds),
+                s.wokenWrongly.map(String.init) ?? "n/a", String(s.answeredWrongly), String(format: "%.0f", s.serverCPUMilliseconds),
                 String(format: "%.1f", s.idleBytesPerConnection / 1024),
             ]
             print(line(cells))
         }
-        print("p50/p99 over every answer of every round; last and CPU: the median round. \"woke wrongly\": long-polls the push woke "
-              + "whose device may see none of it (per push; n/a: the server does not count them). \"missed\": devices that should have "
-              + "answered and did not within 30 s.")
+        print("p50/p99 over every answer of every round; last and CPU: the median round. \"woke wrongly\": long-polls the pushes woke "
+              + "whose device may see none of it, over all rounds (n/a: the server does not count them); \"answered wrongly\": "
+              + "devices answered that should not have been. \"missed\": devices that should have answered and did not within 30 s.")
     }
 
     private func pad(_ text: String, _ width: Int) -> String { text.count >= width ? text + " " : text + String(repeating: " ", count: width - text.count) }
@@ -237,7 +246,7 @@ private enum Metrics {
         return total
     }
 
-    /// Polls until `waiting` long-polls wait over every process (30 s at most).
+    /// Polls until `waiting` long-polls wait over every process (60 s at most).
     static func waitUntil(_ servers: [ServerProcess], waiting: Int) async throws {
         let deadline = ContinuousClock.now + .seconds(60)
         while ContinuousClock.now < deadline {

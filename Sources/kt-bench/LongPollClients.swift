@@ -8,12 +8,11 @@ import NIOPosix
 /// pull answers, the answer's time is logged and the device asks again from the cursor it was given,
 /// as the client library does.
 final class LongPollClients: @unchecked Sendable {
-    /// One answered pull: which device, when (monotonic nanoseconds), and whether it carried rows.
+    /// One answered pull: which device, when (monotonic nanoseconds), with what HTTP status.
     struct Answer {
         var device: Int
         var at: UInt64
         var status: UInt
-        var rows: Bool
     }
 
     private let group: MultiThreadedEventLoopGroup
@@ -117,10 +116,8 @@ private final class LongPollHandler: ChannelInboundHandler, @unchecked Sendable 
             body += buffer.readBytes(length: buffer.readableBytes) ?? []
         case .end:
             let at = DispatchTime.now().uptimeNanoseconds
-            let text = String(decoding: body, as: UTF8.self)
-            let rows = !text.contains("\"rows\":[]")
-            if let newCursor = Self.cursor(in: text) { cursor = newCursor }
-            log.log(.init(device: device, at: at, status: status, rows: rows))
+            if let newCursor = Self.cursor(in: String(decoding: body, as: UTF8.self)) { cursor = newCursor }
+            log.log(.init(device: device, at: at, status: status))
             if status == 200 { ask(context) }
         }
     }

@@ -1,4 +1,5 @@
 import Foundation
+import KeukentafelServer
 import Logging
 
 /// One JSON object per line on standard error, for journald and log collectors (used when standard
@@ -15,7 +16,7 @@ struct JSONLogHandler: LogHandler {
 
     func log(event: LogEvent) {
         var object: [String: String] = [
-            "time": Self.timestamp(), "level": event.level.rawValue, "label": label, "message": event.message.description,
+            "time": iso8601(Int64(Date().timeIntervalSince1970 * 1000)), "level": event.level.rawValue, "label": label, "message": event.message.description,
         ]
         for (key, value) in metadata.merging(event.metadata ?? [:], uniquingKeysWith: { $1 }) { object[key] = value.description }
         if let error = event.error { object["error"] = "\(error)" }
@@ -52,21 +53,6 @@ struct JSONLogHandler: LogHandler {
             }
         }
         out += "\""
-    }
-
-    /// Now in UTC, ISO 8601 with milliseconds: 2026-12-01T23:41:07.123Z.
-    static func timestamp() -> String {
-        var now = timespec()
-        clock_gettime(CLOCK_REALTIME, &now)
-        var seconds = now.tv_sec
-        var parts = tm()
-        gmtime_r(&seconds, &parts)
-        func pad(_ value: Int, _ width: Int) -> String {
-            let text = String(value)
-            return String(repeating: "0", count: max(0, width - text.count)) + text
-        }
-        return "\(pad(Int(parts.tm_year) + 1900, 4))-\(pad(Int(parts.tm_mon) + 1, 2))-\(pad(Int(parts.tm_mday), 2))T"
-            + "\(pad(Int(parts.tm_hour), 2)):\(pad(Int(parts.tm_min), 2)):\(pad(Int(parts.tm_sec), 2)).\(pad(now.tv_nsec / 1_000_000, 3))Z"
     }
 }
 

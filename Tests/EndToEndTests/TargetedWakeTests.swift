@@ -178,7 +178,7 @@ import Testing
         // Hold the store's writer, so that the first delivery's transaction waits and the other nine queue behind it.
         let writerHeld = DispatchSemaphore(value: 0), release = DispatchSemaphore(value: 0)
         Thread { server.store.writer.withLock { _ in writerHeld.signal(); release.wait() } }.start()
-        writerHeld.wait()
+        try await TestThread.run { writerHeld.wait() }  // not on the cooperative pool the server needs
         let first = Task { try await batcher.record(deliveries[0]) }
         while batcher.transactions < 1 { await Task.yield() }
         let rest = deliveries.dropFirst().map { delivery in Task { try await batcher.record(delivery) } }

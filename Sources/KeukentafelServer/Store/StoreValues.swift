@@ -31,8 +31,9 @@ public enum StoreError: Error, CustomStringConvertible {
     }
 }
 
-/// Formats server milliseconds as ISO-8601 UTC with milliseconds.
-func iso8601(_ milliseconds: Int64) -> String {
+/// Formats milliseconds since 1970 as ISO-8601 UTC with milliseconds (2026-12-01T23:41:07.123Z): the
+/// store's timestamps, and ktd's log lines.
+public func iso8601(_ milliseconds: Int64) -> String {
     var seconds = time_t(milliseconds / 1000)
     var parts = tm()
     gmtime_r(&seconds, &parts)
