@@ -97,10 +97,17 @@ public struct DataModel: Codable, Sendable, Equatable {
         public var maximum: Double?
         /// For `list`: the most items (default 50).
         public var maxItems: Int?
+        /// For `attachment`: the media types allowed (`image/jpeg`, or `image/*`); absent allows any.
+        public var mediaTypes: [String]?
+        /// For `attachment`: the largest content in bytes (default 25 MB, `DataModel.defaultMaxAttachmentBytes`).
+        public var maxBytes: Int64?
+        /// For `attachment`: when devices fetch the content (default `onDemand`).
+        public var download: AttachmentDownload?
 
         public init(name: String, type: ColumnType, description: String? = nil, maxLength: Int? = nil,
                     values: [String]? = nil, references: String? = nil, required: Bool? = nil, policy: Policy? = nil,
-                    pii: PIIClass? = nil, minimum: Double? = nil, maximum: Double? = nil, maxItems: Int? = nil) {
+                    pii: PIIClass? = nil, minimum: Double? = nil, maximum: Double? = nil, maxItems: Int? = nil,
+                    mediaTypes: [String]? = nil, maxBytes: Int64? = nil, download: AttachmentDownload? = nil) {
             self.name = name
             self.type = type
             self.description = description
@@ -113,7 +120,18 @@ public struct DataModel: Codable, Sendable, Equatable {
             self.minimum = minimum
             self.maximum = maximum
             self.maxItems = maxItems
+            self.mediaTypes = mediaTypes
+            self.maxBytes = maxBytes
+            self.download = download
         }
+    }
+
+    /// When a device fetches an attachment's content.
+    public enum AttachmentDownload: String, Codable, Sendable {
+        /// With every sync, for the rows the device holds (a case's signed plan).
+        case eager
+        /// Only when the app asks for it (`SyncEngine.openAttachment`, `kt attachments get`).
+        case onDemand
     }
 
     /// Columns whose values together identify a row, optionally only while a status column has one
@@ -164,13 +182,16 @@ public struct DataModel: Codable, Sendable, Equatable {
         case reference
         /// A list of strings, stored as a JSON array in TEXT, e.g. `["wmo","jeugd"]`.
         case list
+        /// A file (photo, scan, signed document): the cell holds an `AttachmentReference` as JSON text,
+        /// the bytes travel apart (decision 0026).
+        case attachment
 
         /// The SQLite column type on a replica.
         public var sqliteType: String {
             switch self {
             case .integer, .boolean: return "INTEGER"
             case .real: return "REAL"
-            case .text, .date, .datetime, .enum, .reference, .list: return "TEXT"
+            case .text, .date, .datetime, .enum, .reference, .list, .attachment: return "TEXT"
             }
         }
     }
@@ -222,6 +243,15 @@ extension DataModel {
                 }
                 if column.values != nil, column.type != .enum, column.type != .list {
                     errors.append("column '\(at)': values apply to enum and list columns only")
+                }
+                if column.type != .attachment, column.mediaTypes != nil || column.maxBytes != nil || column.download != nil {
+                    errors.append("column '\(at)': mediaTypes, maxBytes and download apply to attachment columns only")
+                }
+                if let max = column.maxBytes, max <= 0 || max > DataModel.largestAttachmentBytes {
+                    errors.append("column '\(at)': maxBytes must be from 1 to \(DataModel.largestAttachmentBytes)")
+                }
+                for type in column.mediaTypes ?? [] where !isMediaType(type.hasSuffix("/*") ? String(type.dropLast()) + "x" : type) {
+                    errors.append("column '\(at)': '\(type)' is not a media type (such as image/jpeg or image/*)")
                 }
             }
             if let scope = table.scope { errors += checkScope(scope, of: table) }

@@ -24,6 +24,10 @@ public enum ErrorCode: String, Codable, Sendable, CaseIterable {
     case cursorAhead = "cursor_ahead"
     /// Too many failed authentications from this address; try again after a minute.
     case tooManyFailures = "too_many_failures"
+    /// An uploaded chunk, or a whole attachment, does not have the SHA-256 it was sent with; nothing of it was kept.
+    case digestMismatch = "digest_mismatch"
+    /// An upload's chunk does not start where the server's copy ends; ask where it stands and go on from there.
+    case uploadOffset = "upload_offset"
 
     // Change level
     case unknownTable = "unknown_table"
@@ -46,4 +50,7 @@ public enum ErrorCode: String, Codable, Sendable, CaseIterable {
     case rowErased = "row_erased"
     /// An existing row's reference was set to an erased row; that change is refused (the row stays).
     case referenceErased = "reference_erased"
+    /// The cell refers to an attachment whose content is not on the server yet: upload it first
+    /// (the client does, and sends the change again).
+    case attachmentMissing = "attachment_missing"
 }

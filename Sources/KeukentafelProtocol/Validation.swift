@@ -1,3 +1,5 @@
+import Foundation
+
 /// Why one change cannot be accepted: a stable code and a sentence for people.
 public struct ChangeRejection: Error, Sendable, Equatable {
     public var code: ErrorCode
@@ -12,6 +14,15 @@ public struct ChangeRejection: Error, Sendable, Equatable {
 extension DataModel {
     /// The default maximum length of text without an explicit `maxLength`.
     public static let defaultMaxTextLength = 10_000
+    /// The largest attachment of a column without an explicit `maxBytes`: 25 MB.
+    public static let defaultMaxAttachmentBytes: Int64 = 25 * 1024 * 1024
+    /// No column may allow more than this (1 GB).
+    public static let largestAttachmentBytes: Int64 = 1024 * 1024 * 1024
+
+    /// The largest attachment any column of the model allows (0 without attachment columns): the server's limit for an upload.
+    public var largestAllowedAttachment: Int64 {
+        tables.flatMap(\.columns).filter { $0.type == .attachment }.map { $0.maxBytes ?? Self.defaultMaxAttachmentBytes }.max() ?? 0
+    }
 
     /// Checks one change against the model: table, column, row id and value. Pure; the server runs it
     /// on every pushed change and the replica's triggers enforce the same rules locally.
@@ -90,6 +101,18 @@ extension DataModel {
             }
             if let long = items.first(where: { $0.unicodeScalars.count > 200 || $0.unicodeScalars.contains("\0") }) {
                 return invalid("list item '\(long.prefix(20))…' is too long or contains NUL")
+            }
+        case .attachment:
+            guard case .text(let text) = value, let reference = AttachmentReference(cellText: text) else {
+                let why = value.string.flatMap { try? JSONDecoder().decode(AttachmentReference.self, from: Data($0.utf8)) }?.problem
+                return invalid(why ?? "expected an attachment reference {\"sha256\":…,\"size\":…,\"type\":…,\"name\":…} in canonical form; attach files with Replica.attach or kt attach")
+            }
+            let max = column.maxBytes ?? Self.defaultMaxAttachmentBytes
+            if reference.size > max {
+                return ChangeRejection(.valueTooLong, "\(at()): the file is \(reference.size) bytes; at most \(max) are allowed")
+            }
+            if !AttachmentReference.allows(reference.mediaType, in: column.mediaTypes) {
+                return invalid("files of type \(reference.mediaType) are not allowed here; allowed: \((column.mediaTypes ?? []).joined(separator: ", "))")
             }
         }
         return nil

@@ -283,6 +283,22 @@ public final class SQLiteStatement {
         if rc != SQLITE_OK { throw connection.error(rc, sql: sql) }
     }
 
+    /// Binds bytes as a BLOB (attachment content; cell values are never blobs).
+    public func bind(bytes: [UInt8], at index: Int32) throws {
+        let rc = bytes.withUnsafeBytes { raw in
+            sqlite3_bind_blob64(handle, index, raw.baseAddress ?? UnsafeRawPointer(bitPattern: 1), sqlite3_uint64(raw.count), kt_sqlite_transient())
+        }
+        if rc != SQLITE_OK { throw connection.error(rc, sql: sql) }
+    }
+
+    /// A BLOB (or text) column's bytes; `nil` for NULL.
+    public func bytes(_ index: Int32) -> [UInt8]? {
+        guard sqlite3_column_type(handle, index) != SQLITE_NULL else { return nil }
+        let count = Int(sqlite3_column_bytes(handle, index))
+        guard count > 0, let pointer = sqlite3_column_blob(handle, index) else { return [] }
+        return Array(UnsafeRawBufferPointer(start: pointer, count: count))
+    }
+
     /// Advances to the next row: `true` when a row is available.
     @discardableResult
     public func step() throws -> Bool {

@@ -13,6 +13,8 @@ public struct ErasureReport: Codable, Sendable {
     public var historyEntries: Int
     /// Conflict records erased.
     public var conflicts: Int
+    /// Attachment contents removed (no row left referring to them).
+    public var attachments: Int = 0
     /// Rows erased per table.
     public var rowsByTable: [String: Int]
     /// The store's size before.
@@ -102,6 +104,7 @@ public struct Erasure: Sendable {
         try store.writer.withLock { connection in
             try connection.transaction {
                 let rows = try select(connection)
+                let content = try store.attachments.referencedContent(of: rows, connection)
                 var sequence = try connection.scalar("SELECT value FROM meta WHERE key = 'seq'")?.int64 ?? 0
                 try connection.setMeta("erasing", .integer(1))
                 let now = store.clock()
@@ -132,12 +135,14 @@ public struct Erasure: Sendable {
                     report.rowsByTable[row.table, default: 0] += 1
                 }
                 report.rows = rows.count
+                report.attachments = try store.attachments.removeUnreferenced(content, connection)
                 try connection.run("UPDATE meta SET value = ? WHERE key = 'seq'", [.integer(sequence)])
                 try connection.setMeta("erasing", .integer(0))
                 if let postgres = connection as? PostgresStoreConnection { try postgres.announcePush(.everyone) }
                 let summary = report.rowsByTable.sorted { $0.key < $1.key }.map { "\($0.value) \($0.key)" }.joined(separator: ", ")
                 try store.audit.append(connection, actor: actor, action: action, subject: subject,
-                          detail: "\(report.rows) rows (\(summary)), \(report.cells) cells, \(report.historyEntries) history entries")
+                          detail: "\(report.rows) rows (\(summary)), \(report.cells) cells, \(report.historyEntries) history entries"
+                              + (report.attachments > 0 ? ", \(report.attachments) attachments" : ""))
             }
             switch connection.dialect {
             case .sqlite:
@@ -150,7 +155,7 @@ public struct Erasure: Sendable {
                 }
             case .postgresql:
                 // Rewrites the tables without the deleted rows' old versions (briefly locking them).
-                try connection.execute("VACUUM FULL records, row_links, history, conflicts, row_scopes, deliveries, evictions, audit")
+                try connection.execute("VACUUM FULL records, row_links, history, conflicts, row_scopes, deliveries, evictions, audit, attachments, attachment_chunks, attachment_uploads")
             }
         }
         report.bytesAfter = Int64(store.sizeInBytes())

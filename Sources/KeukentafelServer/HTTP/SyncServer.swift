@@ -127,6 +127,7 @@ public struct SyncServer: Sendable {
             }
             return try respond(try jsonBytes(HistoryResponse(entries: entries)), to: request)
         }
+        addAttachmentRoutes(to: v1)
         return router
     }
 }

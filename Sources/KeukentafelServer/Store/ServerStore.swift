@@ -19,6 +19,7 @@ import KeukentafelSQLite
 /// | `erasure` | erasing a resident everywhere (AVG art. 17) |
 /// | `audit` | the audit trail |
 /// | `backups` | online backup and restore |
+/// | `attachments` | the content of attachment cells |
 /// | `demo` | the demo people and users |
 ///
 /// All methods block: call them off the event loop.
@@ -148,6 +149,8 @@ public final class ServerStore: Sendable {
     public var backups: Backups { Backups(store: self) }
     /// The demo people and users.
     public var demo: DemoLoader { DemoLoader(store: self) }
+    /// The content of attachments (photos, scans, signed documents).
+    public var attachments: Attachments { Attachments(store: self) }
 
     /// Fails with a clear message when an operation exists on the SQLite store only.
     func requireSQLite(_ operation: String, instead: String) throws {

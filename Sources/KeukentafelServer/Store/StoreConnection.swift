@@ -33,6 +33,11 @@ public protocol StoreConnection: AnyObject {
     func run(_ sql: String, _ arguments: [CellValue]) throws
     /// Rows changed by the last statement.
     var changes: Int { get }
+    /// Runs a statement whose last parameter is `bytes`, bound as a BLOB (SQLite) or `bytea` (PostgreSQL):
+    /// the content of attachments, which no cell value holds.
+    func run(_ sql: String, _ arguments: [CellValue], bytes: [UInt8]) throws
+    /// The first column of the first row as bytes (a BLOB or `bytea` column), or `nil`.
+    func bytes(_ sql: String, _ arguments: [CellValue]) throws -> [UInt8]?
 }
 
 extension StoreConnection {
@@ -76,4 +81,19 @@ extension SQLiteConnection: StoreConnection {
 
     /// A statement kept in the connection's cache.
     public func cachedStatement(_ sql: String) throws -> any StoreStatement { try cached(sql) }
+
+    public func run(_ sql: String, _ arguments: [CellValue], bytes: [UInt8]) throws {
+        let statement = try cached(sql)
+        defer { statement.reset() }
+        try statement.bind(arguments)
+        try statement.bind(bytes: bytes, at: Int32(arguments.count + 1))
+        try statement.run()
+    }
+
+    public func bytes(_ sql: String, _ arguments: [CellValue]) throws -> [UInt8]? {
+        let statement = try cached(sql)
+        defer { statement.reset() }
+        try statement.bind(arguments)
+        return try statement.step() ? statement.bytes(0) : nil
+    }
 }

@@ -111,6 +111,20 @@ enum StoreSchema {
         );
         CREATE INDEX IF NOT EXISTS conflicts_by_seq ON conflicts(seq);
         CREATE INDEX IF NOT EXISTS conflicts_by_row ON conflicts(tbl, row_id);
+        -- Attachments (decision 0026): content whose SHA-256 the server checked, stored once.
+        CREATE TABLE IF NOT EXISTS attachments (sha256 TEXT PRIMARY KEY, size INTEGER NOT NULL, stored_at TEXT NOT NULL) WITHOUT ROWID;
+        -- Their bytes, in the chunks they were uploaded in. owner '': checked content; a device id: that
+        -- device's upload in progress (partial, unchecked, never served).
+        CREATE TABLE IF NOT EXISTS attachment_chunks (
+            sha256 TEXT NOT NULL, owner TEXT NOT NULL, pos INTEGER NOT NULL, len INTEGER NOT NULL, bytes BLOB NOT NULL,
+            PRIMARY KEY (sha256, owner, pos)
+        );
+        -- Each device's upload of each content: how far it got, and when it completed.
+        CREATE TABLE IF NOT EXISTS attachment_uploads (
+            sha256 TEXT NOT NULL, device TEXT NOT NULL, size INTEGER NOT NULL, received INTEGER NOT NULL,
+            started_at TEXT NOT NULL, completed_at TEXT,
+            PRIMARY KEY (sha256, device)
+        ) WITHOUT ROWID;
         """
 
     /// Brings a store made by an earlier version up to date (columns added since).

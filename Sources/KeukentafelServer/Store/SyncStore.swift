@@ -43,6 +43,16 @@ public protocol SyncStore: Sendable {
     var hasOtherWriters: Bool { get }
     /// Calls `onChange` after every push another process commits, until cancelled; long-polls wake on it.
     func watchOtherWriters(_ onChange: @escaping @Sendable (ChangeFootprint) -> Void) async throws
+
+    /// Where a device's upload of an attachment stands (`Attachments.uploadStatus`).
+    func attachmentUploadStatus(sha256: String, size: Int64, device: String, access: Access) throws -> AttachmentUpload
+    /// Takes one chunk of a device's upload (`Attachments.receive`).
+    func receiveAttachmentChunk(sha256: String, size: Int64, offset: Int64, bytes: [UInt8], chunkDigest: String, device: String,
+                                access: Access) throws -> AttachmentUpload
+    /// The reference and size through which `access` may download content, or `nil`.
+    func downloadableAttachment(sha256: String, access: Access) throws -> (reference: AttachmentReference, size: Int64)?
+    /// Up to `limit` bytes of stored content from `offset`.
+    func readAttachment(sha256: String, from offset: Int64, limit: Int) throws -> [UInt8]
 }
 
 /// The store's side of the protocol: each requirement is done by the part that owns it.
@@ -107,6 +117,27 @@ extension ServerStore: SyncStore {
     public func watchOtherWriters(_ onChange: @escaping @Sendable (ChangeFootprint) -> Void) async throws {
         guard let location = postgresLocation else { return }
         try await PostgresStoreConnection.watchPushes(location, onChange)
+    }
+
+    /// Where a device's upload stands (`Attachments`).
+    public func attachmentUploadStatus(sha256: String, size: Int64, device: String, access: Access) throws -> AttachmentUpload {
+        try attachments.uploadStatus(sha256: sha256, size: size, device: device, access: access)
+    }
+
+    /// One chunk of an upload (`Attachments`).
+    public func receiveAttachmentChunk(sha256: String, size: Int64, offset: Int64, bytes: [UInt8], chunkDigest: String, device: String,
+                                       access: Access) throws -> AttachmentUpload {
+        try attachments.receive(sha256: sha256, size: size, offset: offset, bytes: bytes, chunkDigest: chunkDigest, device: device, access: access)
+    }
+
+    /// What `access` may download (`Attachments`).
+    public func downloadableAttachment(sha256: String, access: Access) throws -> (reference: AttachmentReference, size: Int64)? {
+        try attachments.downloadable(sha256: sha256, access: access)
+    }
+
+    /// Stored content (`Attachments`).
+    public func readAttachment(sha256: String, from offset: Int64, limit: Int) throws -> [UInt8] {
+        try attachments.read(sha256: sha256, from: offset, limit: limit)
     }
 
     /// The bytes the store occupies on disk (database file and log, or the PostgreSQL database).

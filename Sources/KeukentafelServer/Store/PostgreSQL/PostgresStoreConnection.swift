@@ -185,14 +185,26 @@ final class PostgresStoreConnection: StoreConnection {
         _ = try send(Self.numberPlaceholders(sql).sql, arguments)
     }
 
+    func run(_ sql: String, _ arguments: [CellValue], bytes: [UInt8]) throws {
+        _ = try send(Self.numberPlaceholders(sql).sql, arguments, bytes: bytes)
+    }
+
+    func bytes(_ sql: String, _ arguments: [CellValue]) throws -> [UInt8]? {
+        let result = try send(Self.numberPlaceholders(sql).sql, arguments)
+        guard let row = result.rows.first, let cell = row.first else { return nil }
+        return cell.bytes.map { Array($0.readableBytesView) }
+    }
+
     // MARK: Sending
 
     /// Runs one statement (with `$n` placeholders) and collects its rows.
-    func send(_ sql: String, _ arguments: [CellValue]) throws -> PostgresQueryResult {
+    /// `bytes`: a last parameter bound as raw `bytea` (attachment content).
+    func send(_ sql: String, _ arguments: [CellValue], bytes: [UInt8]? = nil) throws -> PostgresQueryResult {
         try reconnectIfNeeded()
         do {
-            let types = try types(of: sql, count: arguments.count)
-            let binds = try zip(arguments, types).map { try PostgresCellEncoding.encode($0, as: $1) }
+            let types = try types(of: sql, count: arguments.count + (bytes == nil ? 0 : 1))
+            var binds = try zip(arguments, types).map { try PostgresCellEncoding.encode($0, as: $1) }
+            if let bytes { binds.append(PostgresData(type: .bytea, formatCode: .binary, value: ByteBuffer(bytes: bytes))) }
             let result = try connection.query(sql, binds).wait()
             changes = result.metadata.rows ?? 0
             return result

@@ -50,6 +50,7 @@ struct PushPath: Sendable {
                         allowedResolutions.append(resolution)
                     }
                 }
+                refuseMissingAttachments(changes, device: device, access: access, connection: connection, &refused)
                 // Rows that exist are judged on the store before the batch; new rows after it.
                 var newRows: [Int] = []
                 if access != .system {
@@ -104,6 +105,29 @@ struct PushPath: Sendable {
         return PushOutcome(response: PushResponse(serverTime: now, results: results, resolved: resolutions.isEmpty ? nil : resolved,
                                                   refusedResolutions: refusedResolutions.isEmpty ? nil : refusedResolutions),
                            footprint: footprint)
+    }
+
+    /// Refuses changes that refer to attachment content the server does not hold (or that this device
+    /// neither uploaded nor may see): a device must never receive a reference it cannot download.
+    /// The client uploads first and sends such a change again once the content is there.
+    private func refuseMissingAttachments(_ changes: [Change], device: String, access: Access, connection: any StoreConnection,
+                                          _ refused: inout [Int: ChangeRejection]) {
+        var known: [String: Bool] = [:]
+        for (index, change) in changes.enumerated() where refused[index] == nil {
+            guard store.pushPlans[change.table]?.attachmentColumns.contains(change.column) == true, case .text(let text) = change.value,
+                  let reference = AttachmentReference(cellText: text) else { continue }
+            let present: Bool
+            if let answer = known[reference.sha256] {
+                present = answer
+            } else {
+                present = (try? store.attachments.mayRefer(to: reference.sha256, device: device, access: access, connection)) ?? false
+                known[reference.sha256] = present
+            }
+            if !present {
+                refused[index] = ChangeRejection(.attachmentMissing, "\(change.table).\(change.column): the content of '\(reference.name)' "
+                    + "(sha256 \(reference.sha256.prefix(12))…) is not on the server yet; upload it, then send the change again")
+            }
+        }
     }
 
     /// Refuses every change of new rows whose link was refused, so no half row is stored. A new row

@@ -15,6 +15,8 @@ final class TablePushPlan: Sendable {
     let referenceTargets: [String: String]
     /// The column that gives the row its scope (`own`), or that it takes its scope through (`parent`).
     let scopeColumn: String?
+    /// Columns that refer to attachments: a change may only refer to content on the server.
+    let attachmentColumns: Set<String>
 
     init(_ table: DataModel.Table, scopePlan: ScopePlan) {
         self.table = table
@@ -23,6 +25,7 @@ final class TablePushPlan: Sendable {
         case .own(let column)?, .parent(let column, _)?: scopeColumn = column
         default: scopeColumn = nil
         }
+        attachmentColumns = Set(table.columns.filter { $0.type == .attachment }.map(\.name))
         immutableColumns = Set(table.columns.filter { $0.policy == .immutable }.map(\.name))
         scopeTriggerColumns = scopePlan.triggerColumns[table.name] ?? []
         appendOnly = table.appendOnly == true

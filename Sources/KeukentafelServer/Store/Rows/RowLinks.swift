@@ -2,7 +2,8 @@ import KeukentafelProtocol
 
 /// The columns whose values the store looks rows up by, kept in `row_links (tbl, row_id, col, value)`
 /// beside the records (decision 0020): every reference column (scope propagation, the erasure, the
-/// audit's "everything about this resident") and the columns of unique keys (duplicate checks).
+/// audit's "everything about this resident"), the columns of unique keys (duplicate checks) and
+/// attachment columns (which rows refer to some content: who may download it, what an erasure removes).
 /// A row's link is written with its record and removed when the value becomes NULL.
 struct RowLinks: Sendable {
     /// Per table, its linked columns.
@@ -13,7 +14,9 @@ struct RowLinks: Sendable {
     init(_ model: DataModel) {
         var columns: [String: Set<String>] = [:]
         for table in model.tables {
-            for column in table.columns where column.type == .reference { columns[table.name, default: []].insert(column.name) }
+            for column in table.columns where column.type == .reference || column.type == .attachment {
+                columns[table.name, default: []].insert(column.name)
+            }
             for key in table.unique ?? [] { columns[table.name, default: []].formUnion(key.columns) }
         }
         self.columns = columns

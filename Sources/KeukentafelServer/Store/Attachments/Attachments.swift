@@ -1,0 +1,266 @@
+import Crypto
+import Foundation
+import KeukentafelProtocol
+
+/// The content of attachments (decision 0026): received in chunks per device, checked against its
+/// SHA-256, stored once in the store (`attachments`, `attachment_chunks`) and served in ranges to the
+/// devices that may see a row referring to it.
+///
+/// A device's upload is its own until the whole content arrived and its hash matched: nothing of it
+/// is served before, and another device uploading the same content does so itself. So a device cannot
+/// learn that the server holds some content by asking, and a half upload never reaches anyone.
+public struct Attachments: Sendable {
+    let store: ServerStore
+
+    init(store: ServerStore) { self.store = store }
+
+    /// The largest chunk one `PUT` may carry.
+    public static let maxChunkBytes = 4 * 1024 * 1024
+
+    /// What the store holds of one content.
+    public struct Stored: Sendable, Equatable, Codable {
+        public var sha256: String
+        public var size: Int64
+        public var storedAt: String
+        /// Rows whose current value refers to it.
+        public var references: Int
+    }
+
+    /// Where `device`'s upload of `sha256` (of `size` bytes) stands. Complete when this device uploaded
+    /// it whole before, or when the server holds it and the device may see a row referring to it.
+    public func uploadStatus(sha256: String, size: Int64, device: String, access: Access) throws -> AttachmentUpload {
+        try check(sha256: sha256, size: size)
+        return try store.reader.withLock { connection in
+            if let session = try session(sha256, device, connection), session.size == size {
+                if session.completed { return AttachmentUpload(sha256: sha256, size: size, received: size, complete: true) }
+                return AttachmentUpload(sha256: sha256, size: size, received: session.received, complete: false)
+            }
+            if try storedSize(sha256, connection) == size, try visibleReference(sha256, access: access, connection) != nil {
+                return AttachmentUpload(sha256: sha256, size: size, received: size, complete: true)
+            }
+            return AttachmentUpload(sha256: sha256, size: size, received: 0, complete: false)
+        }
+    }
+
+    /// Takes one chunk of `device`'s upload: `bytes` must start where the upload stands (`offset`) and have
+    /// the SHA-256 `chunkDigest`. The chunk that completes the content has the whole checked; content
+    /// whose hash is not `sha256` is dropped (`digest_mismatch`) and the upload starts again from 0.
+    public func receive(sha256: String, size: Int64, offset: Int64, bytes: [UInt8], chunkDigest: String, device: String,
+                        access: Access) throws -> AttachmentUpload {
+        try check(sha256: sha256, size: size)
+        if access.role == .auditor { throw StoreRefusal(.readOnly, "an auditor's device reads only; it cannot upload attachments") }
+        guard bytes.count <= Self.maxChunkBytes else {
+            throw StoreRefusal(.requestTooLarge, "a chunk is at most \(Self.maxChunkBytes) bytes, got \(bytes.count)")
+        }
+        guard hexString(SHA256.hash(data: bytes)) == chunkDigest.lowercased() else {
+            throw StoreRefusal(.digestMismatch, "the chunk at \(offset) does not have the SHA-256 it was sent with (damaged on the way); "
+                + "nothing of it was kept: send it again")
+        }
+        let now = iso8601(store.clock())
+        return try store.writer.withLock { connection in
+            try connection.transaction {
+                var current = try session(sha256, device, connection)
+                if let known = current, known.completed, known.size == size {
+                    return AttachmentUpload(sha256: sha256, size: size, received: size, complete: true)
+                }
+                if let known = current, known.size != size {
+                    // The same content announced with another size: one of the two is wrong; start over.
+                    try connection.run("DELETE FROM attachment_chunks WHERE sha256 = ? AND owner = ?", [.text(sha256), .text(device)])
+                    try connection.run("DELETE FROM attachment_uploads WHERE sha256 = ? AND device = ?", [.text(sha256), .text(device)])
+                    current = nil
+                }
+                let received = current?.received ?? 0
+                guard offset == received else {
+                    throw StoreRefusal(.uploadOffset, "the server holds \(received) bytes of this upload; send the chunk that starts there, "
+                        + "not at \(offset)")
+                }
+                guard offset + Int64(bytes.count) <= size else {
+                    throw StoreRefusal(.badRequest, "the chunk ends at \(offset + Int64(bytes.count)), beyond the content's size \(size)")
+                }
+                if current == nil {
+                    try connection.run("INSERT INTO attachment_uploads (sha256, device, size, received, started_at) VALUES (?, ?, ?, 0, ?)",
+                                       [.text(sha256), .text(device), .integer(size), .text(now)])
+                }
+                if !bytes.isEmpty {
+                    try connection.run("INSERT INTO attachment_chunks (sha256, owner, pos, len, bytes) VALUES (?, ?, ?, ?, ?)",
+                                       [.text(sha256), .text(device), .integer(offset), .integer(Int64(bytes.count))], bytes: bytes)
+                }
+                let total = offset + Int64(bytes.count)
+                try connection.run("UPDATE attachment_uploads SET received = ? WHERE sha256 = ? AND device = ?",
+                                   [.integer(total), .text(sha256), .text(device)])
+                guard total == size else { return AttachmentUpload(sha256: sha256, size: size, received: total, complete: false) }
+                try complete(sha256: sha256, size: size, device: device, connection)
+                return AttachmentUpload(sha256: sha256, size: size, received: size, complete: true)
+            }
+        }
+    }
+
+    /// Checks a finished upload's whole content and makes it the stored content (or drops it when the
+    /// server held that content already).
+    private func complete(sha256: String, size: Int64, device: String, _ connection: any StoreConnection) throws {
+        var hasher = SHA256()
+        var position: Int64 = 0
+        while position < size {
+            guard let chunk = try connection.bytes("SELECT bytes FROM attachment_chunks WHERE sha256 = ? AND owner = ? AND pos = ?",
+                                                  [.text(sha256), .text(device), .integer(position)]), !chunk.isEmpty else {
+                throw StoreError.corrupt("the upload of \(sha256) by \(device) has no chunk at \(position)")
+            }
+            hasher.update(data: chunk)
+            position += Int64(chunk.count)
+        }
+        guard hexString(hasher.finalize()) == sha256 else {
+            try connection.run("DELETE FROM attachment_chunks WHERE sha256 = ? AND owner = ?", [.text(sha256), .text(device)])
+            try connection.run("DELETE FROM attachment_uploads WHERE sha256 = ? AND device = ?", [.text(sha256), .text(device)])
+            throw StoreRefusal(.digestMismatch, "the uploaded content does not have SHA-256 \(sha256); it was dropped: upload it again from the start")
+        }
+        if try storedSize(sha256, connection) == nil {
+            try connection.run("UPDATE attachment_chunks SET owner = '' WHERE sha256 = ? AND owner = ?", [.text(sha256), .text(device)])
+            try connection.run("INSERT INTO attachments (sha256, size, stored_at) VALUES (?, ?, ?)",
+                               [.text(sha256), .integer(size), .text(iso8601(store.clock()))])
+        } else {
+            try connection.run("DELETE FROM attachment_chunks WHERE sha256 = ? AND owner = ?", [.text(sha256), .text(device)])
+        }
+        try connection.run("UPDATE attachment_uploads SET completed_at = ? WHERE sha256 = ? AND device = ?",
+                           [.text(iso8601(store.clock())), .text(sha256), .text(device)])
+    }
+
+    /// The reference (media type, name) through which `access` may download `sha256`, and the content's
+    /// size; `nil` when no row it may see refers to it, or the content is not on the server.
+    public func downloadable(sha256: String, access: Access) throws -> (reference: AttachmentReference, size: Int64)? {
+        guard isSHA256Hex(sha256) else { return nil }
+        return try store.reader.withLock { connection in
+            guard let size = try storedSize(sha256, connection), let reference = try visibleReference(sha256, access: access, connection) else {
+                return nil
+            }
+            return (reference, size)
+        }
+    }
+
+    /// Up to `limit` bytes of stored content from `offset` (fewer at the end): one chunk's worth at a time.
+    public func read(sha256: String, from offset: Int64, limit: Int) throws -> [UInt8] {
+        try store.reader.withLock { connection in
+            let rows = try connection.query("""
+                SELECT pos FROM attachment_chunks WHERE sha256 = ? AND owner = '' AND pos <= ? AND pos + len > ? ORDER BY pos LIMIT 1
+                """, [.text(sha256), .integer(offset), .integer(offset)])
+            guard let position = rows.first?[0].int64,
+                  let chunk = try connection.bytes("SELECT bytes FROM attachment_chunks WHERE sha256 = ? AND owner = '' AND pos = ?",
+                                                   [.text(sha256), .integer(position)]) else { return [] }
+            let start = Int(offset - position)
+            return Array(chunk[start..<min(chunk.count, start + limit)])
+        }
+    }
+
+    /// Whether `device` may make a cell refer to `sha256`: the content is on the server and this device
+    /// uploaded it, or may see a row that refers to it already (a photo copied from one row to another).
+    func mayRefer(to sha256: String, device: String?, access: Access, _ connection: any StoreConnection) throws -> Bool {
+        guard try storedSize(sha256, connection) != nil else { return false }
+        guard let device, access != .system else { return true }
+        if let session = try session(sha256, device, connection), session.completed { return true }
+        return try visibleReference(sha256, access: access, connection) != nil
+    }
+
+    /// Every stored content, with how many current rows refer to it.
+    public func list() throws -> [Stored] {
+        try store.reader.withLock { connection in
+            try connection.query("SELECT sha256, size, stored_at FROM attachments ORDER BY stored_at, sha256").map { row in
+                let sha = row[0].string ?? ""
+                return Stored(sha256: sha, size: row[1].int64 ?? 0, storedAt: row[2].string ?? "",
+                              references: try referringRows(sha, connection).count)
+            }
+        }
+    }
+
+    /// Uploads not finished: (sha256, device, size, received, started at).
+    public func unfinishedUploads() throws -> [(sha256: String, device: String, size: Int64, received: Int64, startedAt: String)] {
+        try store.reader.withLock { connection in
+            try connection.query("""
+                SELECT sha256, device, size, received, started_at FROM attachment_uploads WHERE completed_at IS NULL ORDER BY started_at
+                """).map { ($0[0].string ?? "", $0[1].string ?? "", $0[2].int64 ?? 0, $0[3].int64 ?? 0, $0[4].string ?? "") }
+        }
+    }
+
+    /// Removes stored content that no current row refers to any more, with its uploads' records. The
+    /// erasure calls it for the content its rows referred to; inside the caller's write transaction.
+    @discardableResult
+    func removeUnreferenced(_ candidates: Set<String>, _ connection: any StoreConnection) throws -> Int {
+        var removed = 0
+        for sha in candidates.sorted() where try referringRows(sha, connection).isEmpty {
+            try connection.run("DELETE FROM attachment_chunks WHERE sha256 = ?", [.text(sha)])
+            try connection.run("DELETE FROM attachments WHERE sha256 = ?", [.text(sha)])
+            removed += connection.changes
+            try connection.run("DELETE FROM attachment_uploads WHERE sha256 = ?", [.text(sha)])
+        }
+        return removed
+    }
+
+    /// The content the attachment cells of these rows refer to, now or earlier in their history.
+    func referencedContent(of rows: [RowReference], _ connection: any StoreConnection) throws -> Set<String> {
+        var found = Set<String>()
+        for row in rows {
+            guard let table = store.dataModel.table(named: row.table) else { continue }
+            let columns = Set(table.columns.filter { $0.type == .attachment }.map(\.name))
+            guard !columns.isEmpty else { continue }
+            for column in columns.sorted() {
+                if let text = try Records(connection).value(table: row.table, row: row.row, column: column)?.string,
+                   let reference = AttachmentReference(cellText: text) {
+                    found.insert(reference.sha256)
+                }
+            }
+            for entry in try connection.query("SELECT changes FROM history WHERE tbl = ? AND row_id = ?", [.text(row.table), .text(row.row)]) {
+                for change in try HistoryCoding.decode(entry[0].string ?? "") where columns.contains(change.column) {
+                    if let text = change.value.string, let reference = AttachmentReference(cellText: text) { found.insert(reference.sha256) }
+                }
+            }
+        }
+        return found
+    }
+
+    // MARK: Parts
+
+    private func check(sha256: String, size: Int64) throws {
+        guard isSHA256Hex(sha256) else {
+            throw StoreRefusal(.badRequest, "'\(sha256.prefix(80))' is not a SHA-256 (64 lowercase hexadecimal digits)")
+        }
+        let largest = store.dataModel.largestAllowedAttachment
+        guard size >= 0, size <= largest else {
+            throw StoreRefusal(.requestTooLarge, largest == 0 ? "the data model has no attachment columns"
+                : "an attachment is at most \(largest) bytes (the data model's largest maxBytes), not \(size)")
+        }
+    }
+
+    private func session(_ sha256: String, _ device: String, _ connection: any StoreConnection) throws
+        -> (size: Int64, received: Int64, completed: Bool)? {
+        let rows = try connection.query("SELECT size, received, completed_at FROM attachment_uploads WHERE sha256 = ? AND device = ?",
+                                        [.text(sha256), .text(device)])
+        guard let row = rows.first else { return nil }
+        return (row[0].int64 ?? 0, row[1].int64 ?? 0, row[2] != .null)
+    }
+
+    private func storedSize(_ sha256: String, _ connection: any StoreConnection) throws -> Int64? {
+        try connection.scalar("SELECT size FROM attachments WHERE sha256 = ?", [.text(sha256)])?.int64
+    }
+
+    /// Rows whose current value of an attachment column refers to `sha256`, found in `row_links` by
+    /// the canonical text's beginning.
+    private func referringRows(_ sha256: String, _ connection: any StoreConnection) throws -> [(table: String, row: String, column: String, value: String)] {
+        let prefix = AttachmentReference.cellTextPrefix(sha256: sha256)
+        // ',' ends the prefix; '-' is the next character, so [prefix, prefix with '-') holds exactly the texts that begin with it.
+        let upper = String(prefix.dropLast()) + "-"
+        return try connection.query("SELECT tbl, row_id, col, value FROM row_links WHERE value >= ? AND value < ?",
+                                    [.text(prefix), .text(upper)]).compactMap { row in
+            guard let table = row[0].string, let id = row[1].string, let column = row[2].string, let value = row[3].string,
+                  store.dataModel.table(named: table)?.column(named: column)?.type == .attachment else { return nil }
+            return (table, id, column, value)
+        }
+    }
+
+    private func visibleReference(_ sha256: String, access: Access, _ connection: any StoreConnection) throws -> AttachmentReference? {
+        var visibility = Visibility(store: store, access: access, connection: connection)
+        for row in try referringRows(sha256, connection) {
+            guard try visibility.canSee(table: row.table, row: row.row, column: row.column),
+                  let reference = AttachmentReference(cellText: row.value) else { continue }
+            return reference
+        }
+        return nil
+    }
+}
