@@ -56,7 +56,8 @@ let package = Package(
 
         .target(
             name: "KeukentafelClient",
-            dependencies: ["KeukentafelProtocol", "KeukentafelSQLite", "KeukentafelCompression", "CCurl"],
+            dependencies: ["KeukentafelProtocol", "KeukentafelSQLite", "KeukentafelCompression", "CCurl",
+                           .product(name: "Crypto", package: "swift-crypto")],
             exclude: ["README.md"],
             swiftSettings: strict),
         .target(
@@ -159,6 +160,7 @@ let package = Package(
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "Crypto", package: "swift-crypto"),
             ],
             swiftSettings: strict),
     ],

@@ -17,7 +17,10 @@ struct KT: ParsableCommand {
             Sync when there is a network, and see what happened:
               kt sync --db laptop.sqlite
               kt status --db laptop.sqlite
+            Attach a photo or scan to a row (uploaded by the next sync):
+              kt attach documents ROW_ID file brief.jpg --db laptop.sqlite
             """,
         version: "0.1.0",
-        subcommands: [Init.self, Login.self, SQL.self, Sync.self, Status.self, Conflicts.self, History.self, Upgrade.self, Due.self, Report.self, Daemon.self])
+        subcommands: [Init.self, Login.self, SQL.self, Sync.self, Status.self, Conflicts.self, History.self, Upgrade.self, Due.self, Report.self, Daemon.self,
+                      Attach.self, Attachments.self])
 }

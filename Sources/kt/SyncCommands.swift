@@ -42,6 +42,16 @@ struct Sync: ParsableCommand {
             print("\(pulled.changesRequeued) change(s) of this device queued again after the server's store was restored")
         }
         if report.restamped > 0 { print("\(report.restamped) change(s) refused earlier for a wrong clock were re-stamped and sent") }
+        if report.attachmentsUploaded > 0 {
+            print("uploaded \(report.attachmentsUploaded) attachment(s), \(byteCount(report.attachmentBytesUploaded))")
+        }
+        if report.attachmentsDownloaded > 0 {
+            print("downloaded \(report.attachmentsDownloaded) attachment(s), \(byteCount(report.attachmentBytesDownloaded))")
+        }
+        if report.attachmentsNotAvailable > 0 {
+            print("\(report.attachmentsNotAvailable) attachment(s) not served by the server (no longer visible to this device)")
+        }
+        if report.attachmentsRemoved > 0 { print("\(report.attachmentsRemoved) attachment file(s) no row refers to any more were deleted from this device") }
         if p.purged > 0 { print("\(p.purged) local row(s) removed: they were written about a person erased from the server meanwhile") }
         if report.resolutionsRefused > 0 {
             print("\(report.resolutionsRefused) conflict decision(s) refused by the server: see `kt status --db \(options.db)`")

@@ -47,7 +47,7 @@ import Testing
     }
 
     /// A valid value for every column type, so that each table can be written generically.
-    static func sampleValue(_ column: DataModel.Column, row: Int, ids: [String: String]) -> CellValue {
+    static func sampleValue(_ column: DataModel.Column, row: Int, ids: [String: String], attachment: CellValue = .null) -> CellValue {
         switch column.type {
         case .text: return .text(String("\(column.name) \(row) — ünïcødé".prefix(column.maxLength ?? 100)))
         case .integer: return .integer(Int64(column.minimum ?? 1) + Int64(row % 2))
@@ -58,6 +58,7 @@ import Testing
         case .enum: return .text(column.values![row % column.values!.count])
         case .reference: return .text(ids[column.references!]!)
         case .list: return .text(column.values.map { "[\"\($0[0])\"]" } ?? #"["nl","en"]"#)
+        case .attachment: return attachment
         }
     }
 
@@ -68,6 +69,10 @@ import Testing
         // Parents before children: a table is written once every table it references has a row.
         var ids: [String: String] = [:]
         var remaining = model.tables
+        // One photo for every attachment column, on the device before the rows that refer to it.
+        let photo = try temporaryDirectory("sample") + "/photo.jpg"
+        try Data([0xFF, 0xD8, 0xFF, 0xE0] + Array(repeating: 7, count: 5_000)).write(to: URL(fileURLWithPath: photo))
+        let attachment = try laptop.importAttachment(file: photo, table: "documents", column: "file").cellValue
         try laptop.transaction {
             while !remaining.isEmpty {
                 let ready = remaining.filter { table in
@@ -77,7 +82,9 @@ import Testing
                 for table in ready {
                     let id = newID()
                     ids[table.name] = id
-                    let values = table.columns.map { Self.sampleValue($0, row: 1, ids: ids.merging([table.name: id]) { a, _ in a }) }
+                    let values = table.columns.map {
+                        Self.sampleValue($0, row: 1, ids: ids.merging([table.name: id]) { a, _ in a }, attachment: attachment)
+                    }
                     let columns = (["id"] + table.columns.map { "\"\($0.name)\"" }).joined(separator: ", ")
                     let marks = Array(repeating: "?", count: table.columns.count + 1).joined(separator: ", ")
                     try laptop.execute("INSERT INTO \"\(table.name)\" (\(columns)) VALUES (\(marks))", [.text(id)] + values)

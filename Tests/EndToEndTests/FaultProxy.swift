@@ -56,6 +56,16 @@ final class FaultProxy: @unchecked Sendable {
         set { lock.withLock { currentFault = newValue } }
     }
 
+    /// The fault applies from the connection after the next `count` (which pass untouched): to cut an
+    /// upload after some of its chunks arrived.
+    func fault(_ fault: Fault, afterPassing count: Int) {
+        lock.withLock {
+            currentFault = fault
+            passing = count
+        }
+    }
+    private var passing = 0
+
     init(upstreamPort: Int) throws {
         self.upstreamPort = upstreamPort
         let listener = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
@@ -94,8 +104,14 @@ final class FaultProxy: @unchecked Sendable {
         while true {
             let client = accept(listener, nil, nil)
             if client < 0 { return }
-            let fault = self.fault
-            lock.withLock { requests += 1 }
+            let fault = lock.withLock { () -> Fault in
+                requests += 1
+                if passing > 0 {
+                    passing -= 1
+                    return .none
+                }
+                return currentFault
+            }
             Thread { [self] in serve(client, fault) }.start()
         }
     }

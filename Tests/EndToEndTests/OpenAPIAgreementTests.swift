@@ -56,6 +56,7 @@ import Testing
                 FeedCell(column: "status", value: .real(1.5), version: version)])], conflicts: [conflict],
                 evictions: [RowReference(table: "visits", row: "v")], purges: [RowReference(table: "residents", row: "p")],
                 resync: false, epoch: "0123456789abcdef", cursorProof: "00112233445566778899aabbccddeeff", serverTime: 9, schemaVersion: 1)),
+            ("AttachmentUpload", AttachmentUpload(sha256: String(repeating: "a", count: 64), size: 3, received: 1, complete: false)),
             ("HelloResponse", HelloResponse(protocolVersion: 1, serverTime: 1, device: "d", user: "fatima", role: "consultant",
                                             scopes: ["team:bergen"], schema: try shippedDataModel())),
             ("ErrorResponse", ErrorResponse(code: .clockAhead, message: "m")),

@@ -152,6 +152,7 @@ extension Replica {
             for suffix in ["", "-wal", "-shm", "-journal"] where FileManager.default.fileExists(atPath: path + suffix) {
                 try FileManager.default.removeItem(atPath: path + suffix)
             }
+            if FileManager.default.fileExists(atPath: attachmentsDirectory) { try FileManager.default.removeItem(atPath: attachmentsDirectory) }
         }
     }
 }

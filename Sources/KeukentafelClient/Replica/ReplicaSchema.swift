@@ -69,6 +69,11 @@ enum ReplicaSchema {
             winner_device_name TEXT, loser_device_name TEXT,
             winner_user TEXT, loser_user TEXT
         );
+        -- Attachment content in the folder next to the replica (decision 0026). state: 'upload' (attached
+        -- here, not yet on the server) or 'stored' (on the server too).
+        CREATE TABLE IF NOT EXISTS _kt_attachments (
+            sha256 TEXT PRIMARY KEY, size INTEGER NOT NULL, state TEXT NOT NULL, added_at INTEGER NOT NULL
+        ) WITHOUT ROWID;
         """
 
     static func quote(_ identifier: String) -> String {

@@ -14,6 +14,9 @@ public final class SyncEngine: @unchecked Sendable {
     /// Cells per pulled page unless `pageSize` says otherwise (the server allows up to 50,000).
     public static let defaultPageSize = 5_000
     public var pageSize = SyncEngine.defaultPageSize
+    /// Bytes of attachment content per upload request (the server takes up to 4 MiB); a download asks
+    /// for four times as much per request. Smaller chunks lose less to a cut connection.
+    public var attachmentChunkBytes = 1 << 20
     /// A device clock within this distance of the server's counts as right (for re-stamping).
     public var saneClockSkewMilliseconds: Int64 = 60_000
     /// Called after each applied page (progress of a long bootstrap).
@@ -145,7 +148,7 @@ public final class SyncEngine: @unchecked Sendable {
     /// The engine's blocking work runs on one serial queue of its own (its steps run one at a time
     /// anyway), so an async caller neither blocks a thread of Swift's cooperative pool nor starts a
     /// thread per call. Task cancellation is handed to the step's `RequestCancellation`.
-    private func offThread<T: Sendable>(_ work: @escaping @Sendable (RequestCancellation) throws -> T) async throws -> T {
+    func offThread<T: Sendable>(_ work: @escaping @Sendable (RequestCancellation) throws -> T) async throws -> T {
         let cancellation = RequestCancellation()
         return try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { continuation in
@@ -202,6 +205,8 @@ public final class SyncEngine: @unchecked Sendable {
     }
 
     func pushAll(into report: inout SyncReport) throws {
+        // Content first: the server refuses a cell that refers to content it does not hold.
+        try uploadAttachments(into: &report)
         var restampTried = false
         let resolutions = try replica.pendingResolutions()
         // Counted once: counting the outbox is a scan of it, and a push of 350,000 changes sends
@@ -370,6 +375,9 @@ public final class SyncEngine: @unchecked Sendable {
             if !page.more { break }
             query = try nextPullQuery(waitSeconds: 0)
         }
+        try downloadEagerAttachments(into: &report)
+        // Rows evicted, purged or given another file leave content no row refers to.
+        report.attachmentsRemoved += try replica.removeUnreferencedContent()
     }
 
     /// The pull request that continues from the replica's cursor and epoch. The first request of a

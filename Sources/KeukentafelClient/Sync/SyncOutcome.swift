@@ -35,4 +35,16 @@ public struct SyncReport: Sendable, Codable, Equatable {
     public var resolutionsRefused = 0
     /// Set when the server runs a newer data model than the replica: time for `kt upgrade`.
     public var serverSchemaVersion: Int?
+    /// Attachment content sent to the server (decision 0026), and its bytes.
+    public var attachmentsUploaded = 0
+    public var attachmentBytesUploaded: Int64 = 0
+    /// Changes refused for content the server lacked (`attachment_missing`), queued again after its upload.
+    public var attachmentChangesRequeued = 0
+    /// Content of `eager` columns fetched, and its bytes.
+    public var attachmentsDownloaded = 0
+    public var attachmentBytesDownloaded: Int64 = 0
+    /// Content of `eager` columns the server did not serve (the row left this device's scopes meanwhile).
+    public var attachmentsNotAvailable = 0
+    /// Content deleted from the device because no row refers to it any more (evicted, purged, replaced).
+    public var attachmentsRemoved = 0
 }
