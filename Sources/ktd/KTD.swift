@@ -24,5 +24,5 @@ struct Admin: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Administer users, scopes and devices, inspect conflicts, audit and erase, in the server store.",
         subcommands: [InitCommand.self, UserCommand.self, ScopeCommand.self, DeviceCommand.self, ConflictsCommand.self, HistoryCommand.self, PruneHistoryCommand.self,
-                      AuditCommand.self, EraseCommand.self, Demo.self, Backup.self, Restore.self])
+                      AuditCommand.self, EraseCommand.self, AttachmentsCommand.self, Demo.self, Backup.self, Restore.self])
 }

@@ -391,6 +391,50 @@ import Testing
         #expect(purged.output.contains("of an erased person removed from this device"), "\(purged.output)")
     }
 
+    @Test("kt attach, kt attachments list and get, ktd admin attachments: a photo from one laptop to another, as the README shows")
+    func attachmentsFromTheCommandLine() async throws {
+        let work = try temporaryDirectory("attach-cli")
+        let data = work + "/data"
+        try await run("ktd", ["admin", "demo", "--data", data, "--schema", repositoryRoot.appendingPathComponent("Schemas/datamodel.yaml").path], in: work)
+        let fatima = try token(try await run("ktd", ["admin", "device", "add", "laptop", "--user", "fatima", "--data", data, "--json"], in: work).output)
+        let anne = try token(try await run("ktd", ["admin", "device", "add", "office", "--user", "anne", "--data", data, "--json"], in: work).output)
+        let (server, url) = try await startServer(data: data, in: work)
+        defer { server.terminate() }
+        for (db, device) in [("fatima.sqlite", fatima), ("office.sqlite", anne)] {
+            try await run("kt", ["init", "--db", db, "--server", url, "--token", device], in: work)
+            try await run("kt", ["sync", "--db", db], in: work)
+        }
+        let photo = Data((0..<1_500_000).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ 7) })
+        try photo.write(to: URL(fileURLWithPath: work + "/brief.jpg"))
+        let caseID = "c0000000-0000-4000-8000-000000000005", document = newID()
+
+        let attached = try await run("kt", ["attach", "documents", document, "file", "brief.jpg", "--insert", "case_id=\(caseID)",
+                                            "--insert", "kind=creditor_letter", "--db", "fatima.sqlite"], in: work)
+        #expect(attached.output.contains("attached brief.jpg (image/jpeg, 1.4 MB"), "\(attached.output)")
+        let wrong = try await run("kt", ["attach", "documents", document, "kind", "brief.jpg", "--db", "fatima.sqlite"], in: work, expect: 2)
+        #expect(wrong.error.contains("not an attachment column") && wrong.error.contains("[not_an_attachment_column]"), "\(wrong.error)")
+        let missingFile = try await run("kt", ["attach", "documents", document, "file", "gone.jpg", "--db", "fatima.sqlite"], in: work, expect: 2)
+        #expect(missingFile.error.contains("no file at 'gone.jpg'"), "\(missingFile.error)")
+
+        let pushed = try await run("kt", ["sync", "--db", "fatima.sqlite"], in: work)
+        #expect(pushed.output.contains("uploaded 1 attachment(s), 1.4 MB") && pushed.output.contains("0 rejected"), "\(pushed.output)")
+        try await run("kt", ["sync", "--db", "office.sqlite"], in: work)
+        let listed = try await run("kt", ["attachments", "list", "--missing", "--db", "office.sqlite"], in: work)
+        #expect(listed.output.contains("brief.jpg  image/jpeg  1.4 MB  not downloaded") && listed.output.contains("documents.file \(document)"),
+                "\(listed.output)")
+        let got = try await run("kt", ["attachments", "get", "documents", document, "file", "--out", "copy.jpg", "--db", "office.sqlite"], in: work)
+        #expect(got.output.contains("copy.jpg"))
+        #expect(try Data(contentsOf: URL(fileURLWithPath: work + "/copy.jpg")) == photo)
+        let again = try await run("kt", ["attachments", "get", "documents", document, "file", "--out", "copy.jpg", "--db", "office.sqlite"], in: work,
+                                  expect: 64)
+        #expect(again.error.contains("exists"), "\(again.error)")
+        let none = try await run("kt", ["attachments", "list", "--missing", "--db", "office.sqlite"], in: work)
+        #expect(none.output.contains("every attachment on this device has its content here"), "\(none.output)")
+
+        let admin = try await run("ktd", ["admin", "attachments", "--data", data], in: work)
+        #expect(admin.output.contains("1 attachment content(s), 1500000 bytes in all") && admin.output.contains("0 orphan(s)"), "\(admin.output)")
+    }
+
     @Test("ktd logs a line per request (who, route, status, time, cells, why refused); a flood of bad tokens is refused and logged once")
     func ktdLogsEveryRequest() async throws {
         let work = try temporaryDirectory("logs")

@@ -170,6 +170,66 @@ public struct Attachments: Sendable {
         }
     }
 
+    /// What the store holds, for `ktd admin attachments`.
+    public struct Summary: Sendable, Codable {
+        /// Stored content, each with the number of current rows referring to it.
+        public var stored: [Stored]
+        /// Content no current row refers to (replaced files, rows deleted; old history may still name it).
+        public var orphans: [Stored]
+        /// Content rows refer to that the store does not hold (only possible through hand edits or damage).
+        public var missing: [String]
+        /// Uploads not finished, oldest first.
+        public var unfinished: [Unfinished]
+        public var totalBytes: Int64
+    }
+
+    /// An upload a device started and did not finish.
+    public struct Unfinished: Sendable, Codable {
+        public var sha256: String
+        public var device: String
+        public var size: Int64
+        public var received: Int64
+        public var startedAt: String
+    }
+
+    /// Stored content, orphans, content that is missing, and unfinished uploads.
+    public func summary() throws -> Summary {
+        let stored = try list()
+        let missing = try store.reader.withLock { connection -> [String] in
+            let present = Set(stored.map(\.sha256))
+            let values = try connection.query("SELECT DISTINCT value FROM row_links WHERE value >= ? AND value < ?",
+                                              [.text("{\"sha256\":\""), .text("{\"sha256\"<")])
+            return Set(values.compactMap { $0[0].string.flatMap(AttachmentReference.init(cellText:))?.sha256 }).subtracting(present).sorted()
+        }
+        let unfinished = try unfinishedUploads().map {
+            Unfinished(sha256: $0.sha256, device: $0.device, size: $0.size, received: $0.received, startedAt: $0.startedAt)
+        }
+        return Summary(stored: stored, orphans: stored.filter { $0.references == 0 }, missing: missing, unfinished: unfinished,
+                       totalBytes: stored.reduce(0) { $0 + $1.size })
+    }
+
+    /// Removes content no current row refers to, and uploads left unfinished for more than `staleDays`
+    /// days. Noted in the audit trail. Returns (contents removed, their bytes, unfinished uploads removed).
+    public func removeOrphans(staleDays: Int = 7, actor: String) throws -> (contents: Int, bytes: Int64, uploads: Int) {
+        let orphans = try list().filter { $0.references == 0 }
+        let cutoff = iso8601(store.clock() - Int64(staleDays) * 86_400_000)
+        return try store.writer.withLock { connection in
+            try connection.transaction {
+                let removed = try removeUnreferenced(Set(orphans.map(\.sha256)), connection)
+                let stale = try connection.query("SELECT sha256, device FROM attachment_uploads WHERE completed_at IS NULL AND started_at < ?",
+                                                 [.text(cutoff)])
+                for upload in stale {
+                    try connection.run("DELETE FROM attachment_chunks WHERE sha256 = ? AND owner = ?", [upload[0], upload[1]])
+                    try connection.run("DELETE FROM attachment_uploads WHERE sha256 = ? AND device = ?", [upload[0], upload[1]])
+                }
+                let bytes = orphans.reduce(Int64(0)) { $0 + $1.size }
+                try store.audit.append(connection, actor: actor, action: "attachments.remove-orphans", subject: nil,
+                                       detail: "\(removed) contents (\(bytes) bytes), \(stale.count) unfinished uploads older than \(staleDays) days")
+                return (removed, bytes, stale.count)
+            }
+        }
+    }
+
     /// Uploads not finished: (sha256, device, size, received, started at).
     public func unfinishedUploads() throws -> [(sha256: String, device: String, size: Int64, received: Int64, startedAt: String)] {
         try store.reader.withLock { connection in
