@@ -10,8 +10,9 @@ struct KTBench: AsyncParsableCommand {
             kt-bench micro    a micro-benchmark on a 10-column model of its own: the sync machinery alone
             kt-bench reads    read latency on a replica while it bootstraps (real data model)
             kt-bench live     thousands of devices long-polling, one push: who wakes, how fast (real data model)
+            kt-bench attachments  photos up and down through kt sync, against curl and a plain file server
             Use a release build: Tools/bench [real|micro] [options].
             """,
-        subcommands: [RealModelBench.self, MicroBench.self, ReadLatencyBench.self, LiveSyncBench.self],
+        subcommands: [RealModelBench.self, MicroBench.self, ReadLatencyBench.self, LiveSyncBench.self, AttachmentBench.self],
         defaultSubcommand: RealModelBench.self)
 }

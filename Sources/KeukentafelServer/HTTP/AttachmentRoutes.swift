@@ -7,8 +7,9 @@ import NIOCore
 extension SyncServer {
     /// The header that carries a chunk's SHA-256 (lowercase hex) on `PUT /v1/attachments/{sha256}`.
     public static let chunkDigestHeader = "Keukentafel-Chunk-SHA256"
-    /// How much of an attachment a download reads from the store at a time.
-    static let downloadSlice = 256 * 1024
+    /// The most of an attachment a download reads from the store at a time: a whole chunk (reading
+    /// part of one reads all of it).
+    static let downloadSlice = Attachments.maxChunkBytes
 
     /// The attachment routes (decision 0026): an upload's state, a chunk of an upload, a download.
     func addAttachmentRoutes(to v1: RouterGroup<SyncRequestContext>) {

@@ -111,10 +111,13 @@ enum StoreSchema {
         );
         CREATE INDEX IF NOT EXISTS conflicts_by_seq ON conflicts(seq);
         CREATE INDEX IF NOT EXISTS conflicts_by_row ON conflicts(tbl, row_id);
-        -- Attachments (decision 0026): content whose SHA-256 the server checked, stored once.
-        CREATE TABLE IF NOT EXISTS attachments (sha256 TEXT PRIMARY KEY, size INTEGER NOT NULL, stored_at TEXT NOT NULL) WITHOUT ROWID;
-        -- Their bytes, in the chunks they were uploaded in. owner '': checked content; a device id: that
-        -- device's upload in progress (partial, unchecked, never served).
+        -- Attachments (decision 0026): content whose SHA-256 the server checked, stored once; owner: the
+        -- device whose upload's chunks hold it (kept where they are: moving a chunk rewrites all its pages).
+        CREATE TABLE IF NOT EXISTS attachments (
+            sha256 TEXT PRIMARY KEY, size INTEGER NOT NULL, stored_at TEXT NOT NULL, owner TEXT NOT NULL
+        ) WITHOUT ROWID;
+        -- Their bytes, in the chunks they were uploaded in, per uploading device (owner); served only once
+        -- `attachments` names that device's upload as the content.
         CREATE TABLE IF NOT EXISTS attachment_chunks (
             sha256 TEXT NOT NULL, owner TEXT NOT NULL, pos INTEGER NOT NULL, len INTEGER NOT NULL, bytes BLOB NOT NULL,
             PRIMARY KEY (sha256, owner, pos)

@@ -63,6 +63,9 @@ public struct Attachments: Sendable {
                 if let known = current, known.completed, known.size == size {
                     return AttachmentUpload(sha256: sha256, size: size, received: size, complete: true)
                 }
+                if let known = current, known.completed, known.size != size {
+                    throw StoreRefusal(.badRequest, "this device uploaded the content with this SHA-256 before, with \(known.size) bytes, not \(size)")
+                }
                 if let known = current, known.size != size {
                     // The same content announced with another size: one of the two is wrong; start over.
                     try connection.run("DELETE FROM attachment_chunks WHERE sha256 = ? AND owner = ?", [.text(sha256), .text(device)])
@@ -114,10 +117,10 @@ public struct Attachments: Sendable {
             throw StoreRefusal(.digestMismatch, "the uploaded content does not have SHA-256 \(sha256); it was dropped: upload it again from the start")
         }
         if try storedSize(sha256, connection) == nil {
-            try connection.run("UPDATE attachment_chunks SET owner = '' WHERE sha256 = ? AND owner = ?", [.text(sha256), .text(device)])
-            try connection.run("INSERT INTO attachments (sha256, size, stored_at) VALUES (?, ?, ?)",
-                               [.text(sha256), .integer(size), .text(iso8601(store.clock()))])
-        } else {
+            // The chunks stay where they are (an UPDATE would rewrite every page of them): the content is this device's upload.
+            try connection.run("INSERT INTO attachments (sha256, size, stored_at, owner) VALUES (?, ?, ?, ?)",
+                               [.text(sha256), .integer(size), .text(iso8601(store.clock())), .text(device)])
+        } else if try connection.scalar("SELECT owner FROM attachments WHERE sha256 = ?", [.text(sha256)])?.string != device {
             try connection.run("DELETE FROM attachment_chunks WHERE sha256 = ? AND owner = ?", [.text(sha256), .text(device)])
         }
         try connection.run("UPDATE attachment_uploads SET completed_at = ? WHERE sha256 = ? AND device = ?",
@@ -136,16 +139,19 @@ public struct Attachments: Sendable {
         }
     }
 
-    /// Up to `limit` bytes of stored content from `offset` (fewer at the end): one chunk's worth at a time.
+    /// Stored content from `offset` to the end of the chunk that holds it, at most `limit` bytes: each
+    /// chunk is read once, whatever the size of the slices asked for.
     public func read(sha256: String, from offset: Int64, limit: Int) throws -> [UInt8] {
         try store.reader.withLock { connection in
             let rows = try connection.query("""
-                SELECT pos FROM attachment_chunks WHERE sha256 = ? AND owner = '' AND pos <= ? AND pos + len > ? ORDER BY pos LIMIT 1
+                SELECT c.pos, c.owner FROM attachments a JOIN attachment_chunks c ON c.sha256 = a.sha256 AND c.owner = a.owner
+                WHERE a.sha256 = ? AND c.pos <= ? AND c.pos + c.len > ? ORDER BY c.pos LIMIT 1
                 """, [.text(sha256), .integer(offset), .integer(offset)])
-            guard let position = rows.first?[0].int64,
-                  let chunk = try connection.bytes("SELECT bytes FROM attachment_chunks WHERE sha256 = ? AND owner = '' AND pos = ?",
-                                                   [.text(sha256), .integer(position)]) else { return [] }
+            guard let position = rows.first?[0].int64, let owner = rows.first?[1].string,
+                  let chunk = try connection.bytes("SELECT bytes FROM attachment_chunks WHERE sha256 = ? AND owner = ? AND pos = ?",
+                                                   [.text(sha256), .text(owner), .integer(position)]) else { return [] }
             let start = Int(offset - position)
+            if start == 0, chunk.count <= limit { return chunk }
             return Array(chunk[start..<min(chunk.count, start + limit)])
         }
     }

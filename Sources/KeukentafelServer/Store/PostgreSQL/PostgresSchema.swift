@@ -97,7 +97,9 @@ extension StoreSchema {
         );
         CREATE INDEX IF NOT EXISTS conflicts_by_seq ON conflicts(seq);
         CREATE INDEX IF NOT EXISTS conflicts_by_row ON conflicts(tbl, row_id);
-        CREATE TABLE IF NOT EXISTS attachments (sha256 TEXT COLLATE "C" PRIMARY KEY, size BIGINT NOT NULL, stored_at TEXT NOT NULL);
+        CREATE TABLE IF NOT EXISTS attachments (
+            sha256 TEXT COLLATE "C" PRIMARY KEY, size BIGINT NOT NULL, stored_at TEXT NOT NULL, owner TEXT COLLATE "C" NOT NULL
+        );
         CREATE TABLE IF NOT EXISTS attachment_chunks (
             sha256 TEXT COLLATE "C" NOT NULL, owner TEXT COLLATE "C" NOT NULL, pos BIGINT NOT NULL, len BIGINT NOT NULL, bytes BYTEA NOT NULL,
             PRIMARY KEY (sha256, owner, pos)
