@@ -288,6 +288,45 @@ import Testing
         await server.stop()
     }
 
+    @Test func theSameContentFromTwoDevicesIsStoredOnceAndAnAuditorUploadsNothing() async throws {
+        let server = try await AccessTests.start()
+        let fatima = try server.replica("laptop fatima", user: "fatima", role: .consultant, scopes: ["team:castricum-noord"])
+        let ilse = try server.replica("laptop ilse", user: "ilse", role: .consultant, scopes: ["team:castricum-noord"])
+        for replica in [fatima, ilse] { try await replica.sync() }
+        // Both photograph the same letter (the resident handed each a copy of the same scan).
+        let letter = try photo("zelfde-brief", size: 1_300_000)
+        try addDocument(fatima, file: letter.path)
+        try addDocument(ilse, file: letter.path)
+        #expect(try await fatima.sync().attachmentsUploaded == 1)
+        let second = try await ilse.sync()
+        #expect(second.stillRejected == 0)
+        let summary = try server.store.attachments.summary()
+        #expect(summary.stored.count == 1 && summary.stored.first?.references == 2 && summary.unfinished.isEmpty)
+        #expect(summary.totalBytes == Int64(letter.bytes.count))
+
+        // The first device's content is what is served, whoever asks.
+        let office = try server.replica("office")
+        try await office.sync()
+        let documents = try await office.query("SELECT id FROM documents ORDER BY id").rows.map(\.description)
+        #expect(documents.count == 2)
+        for row in try await office.query("SELECT id FROM documents").rows {
+            let file = try await SyncEngine(replica: office).openAttachment(table: "documents", row: row[0].description, column: "file")
+            #expect(try Data(contentsOf: URL(fileURLWithPath: file)) == letter.bytes)
+        }
+
+        // An auditor's device reads only: it cannot upload.
+        let auditor = try server.token("auditor laptop", user: "ruud-test", role: .auditor, scopes: ["*"])
+        let chunk = Data("x".utf8)
+        let refused = try await onThread {
+            try CurlTransport(baseURL: server.url, token: auditor).send(
+                method: "PUT", path: "/v1/attachments/\(String(repeating: "0", count: 64))", query: [("offset", "0"), ("size", "1")], body: chunk,
+                headers: ["Keukentafel-Chunk-SHA256: \(SHA256.hash(data: chunk).map { String(format: "%02x", $0) }.joined())"])
+        }
+        #expect(refused.status == 403)
+        #expect(try JSONDecoder().decode(ErrorResponse.self, from: refused.body).error.code == .readOnly)
+        await server.stop()
+    }
+
     @Test func attachmentsWorkOnPostgreSQL() async throws {
         let server = try await TestServer.start(store: .postgresql)
         _ = try server.store.demo.load()

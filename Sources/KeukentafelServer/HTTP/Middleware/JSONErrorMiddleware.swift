@@ -2,6 +2,7 @@ import Foundation
 import Hummingbird
 import KeukentafelProtocol
 import Logging
+import NIOCore
 import NIOHTTP1
 
 /// An error with a stable code that becomes a JSON error response.
@@ -51,6 +52,11 @@ struct JSONErrorMiddleware: RouterMiddleware {
             case .unauthorized: return try errorResponse(.unauthorized, "authentication required", .unauthorized)
             default: return try errorResponse(.badRequest, "\(error.status.reasonPhrase)", error.status)
             }
+        } catch let error as IOError where [ECONNRESET, EPIPE].contains(error.errnoCode) {
+            // The client went away in the middle of its request (a laptop's connection dropped during an
+            // upload): nobody to answer, nothing wrong with the server.
+            logger.info("client closed the connection during the request", metadata: ["path": "\(request.uri.path)"])
+            return try errorResponse(.badRequest, "the connection closed before the request was complete", .badRequest)
         } catch {
             logger.error("request failed", metadata: ["path": "\(request.uri.path)", "error": "\(error)"])
             return try errorResponse(.internalError, "the server could not complete the request; it was logged", .internalServerError)
