@@ -327,6 +327,23 @@ import Testing
         await server.stop()
     }
 
+    @Test func aRemoteWipeDeletesTheAttachmentsWithTheReplica() async throws {
+        let server = try await AccessTests.start()
+        let fatima = try server.replica("laptop fatima", user: "fatima", role: .consultant, scopes: ["team:castricum-noord"])
+        try await fatima.sync()
+        let letter = try photo("verloren-laptop", size: 500_000)
+        try addDocument(fatima, file: letter.path)
+        try await fatima.sync()
+        let folder = fatima.attachmentsDirectory
+        #expect(try FileManager.default.contentsOfDirectory(atPath: folder).count == 1)
+
+        _ = try server.store.accounts.markDeviceLost("laptop fatima", actor: "test")
+        await #expect(throws: SyncError.self) { try await fatima.sync() }
+        #expect(!FileManager.default.fileExists(atPath: fatima.path))
+        #expect(!FileManager.default.fileExists(atPath: folder), "the photos went with the replica")
+        await server.stop()
+    }
+
     @Test func attachmentsWorkOnPostgreSQL() async throws {
         let server = try await TestServer.start(store: .postgresql)
         _ = try server.store.demo.load()
