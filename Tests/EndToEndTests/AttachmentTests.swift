@@ -229,6 +229,44 @@ import Testing
         await server.stop()
     }
 
+    @Test func anUploadFinishedAfterAServerRestartIsCheckedByReadingItBack() async throws {
+        let first = try await AccessTests.start()
+        let directory = first.directory
+        let token = try first.token("laptop fatima", user: "fatima", role: .consultant, scopes: ["team:castricum-noord"])
+        var content = Data((0..<250_000).map { UInt8(truncatingIfNeeded: $0 &* 13 &+ 5) })
+        let sha = sha256(content)
+        @Sendable func put(_ url: String, _ chunk: Data, at offset: Int, size: Int, sha: String) throws -> HTTPExchange {
+            try CurlTransport(baseURL: url, token: token).send(
+                method: "PUT", path: "/v1/attachments/\(sha)", query: [("offset", String(offset)), ("size", String(size))], body: chunk,
+                headers: ["Keukentafel-Chunk-SHA256: \(SHA256.hash(data: chunk).map { String(format: "%02x", $0) }.joined())"])
+        }
+        let half = content.prefix(100_000), rest = content.suffix(from: 100_000)
+        let size = content.count
+        #expect(try await onThread { try put(first.url, Data(half), at: 0, size: size, sha: sha) }.status == 200)
+        await first.stop()
+
+        // Another process finishes the upload: it never saw the first chunk, so it reads the whole back to check it.
+        let second = try await TestServer.start(directory: directory)
+        let done = try await onThread { try put(second.url, Data(rest), at: 100_000, size: size, sha: sha) }
+        #expect(done.status == 200)
+        #expect(try JSONDecoder().decode(AttachmentUpload.self, from: done.body).complete)
+        #expect(try second.store.attachments.list().map(\.sha256) == [sha])
+
+        // And content that is not what its hash says is caught the same way.
+        content[7] ^= 0x01
+        let wrongSHA = sha256(Data(content.prefix(100_000)) + Data(repeating: 1, count: 150_000))
+        let damagedHalf = Data(content.prefix(100_000)), damagedRest = Data(content.suffix(from: 100_000))
+        let accepted = try await onThread { try put(second.url, damagedHalf, at: 0, size: size, sha: wrongSHA) }
+        #expect(accepted.status == 200)
+        await second.stop()
+        let third = try await TestServer.start(directory: directory)
+        let refused = try await onThread { try put(third.url, damagedRest, at: 100_000, size: size, sha: wrongSHA) }
+        #expect(refused.status == 422)
+        #expect(try third.store.attachments.list().map(\.sha256) == [sha])
+        #expect(try third.store.attachments.unfinishedUploads().isEmpty)
+        await third.stop()
+    }
+
     @Test func anErasedResidentsAttachmentsLeaveNoByteOnTheServerOrAnyDevice() async throws {
         let server = try await AccessTests.start()
         let fatima = try server.replica("laptop fatima", user: "fatima", role: .consultant, scopes: ["team:castricum-noord"])

@@ -46,6 +46,13 @@ public final class ServerStore: Sendable {
     let reader: Locked<any StoreConnection>
     /// Feed pages that devices with the same access and cursor share (issue 23).
     let sharedPages = SharedPages()
+    /// A connection of its own for reading attachment content (opened on first use): a download does not
+    /// hold the pulls' reader, and on SQLite it reads without the reader's memory map, so serving
+    /// gigabytes of photos does not map them into the server's memory.
+    let attachmentReader = Locked<(any StoreConnection)?>(nil)
+    /// The running SHA-256 of each upload in progress in this process, so completing one need not read
+    /// the content back (`Attachments`).
+    let uploadHashes = Locked<[String: UploadHash]>([:])
     /// Server time in milliseconds; injectable so tests can move it.
     public let clock: @Sendable () -> Int64
 
@@ -151,6 +158,25 @@ public final class ServerStore: Sendable {
     public var demo: DemoLoader { DemoLoader(store: self) }
     /// The content of attachments (photos, scans, signed documents).
     public var attachments: Attachments { Attachments(store: self) }
+
+    /// Runs `body` on the attachment reader, opening it on first use.
+    func withAttachmentReader<T>(_ body: (any StoreConnection) throws -> T) throws -> T {
+        try attachmentReader.withLock { connection in
+            if connection == nil {
+                switch dialect {
+                case .sqlite:
+                    let opened = try SQLiteConnection(path: (directory as NSString).appendingPathComponent(Self.fileName))
+                    // No memory map, and a small cache: content is read once and sent.
+                    try opened.execute("PRAGMA query_only=ON; PRAGMA cache_size=-2048;")
+                    connection = opened
+                case .postgresql:
+                    guard let location = postgresLocation else { throw StoreError.corrupt("a PostgreSQL store without its location") }
+                    connection = try PostgresStoreConnection(location)
+                }
+            }
+            return try connection!.transaction(immediate: false) { try body(connection!) }
+        }
+    }
 
     /// Fails with a clear message when an operation exists on the SQLite store only.
     func requireSQLite(_ operation: String, instead: String) throws {

@@ -125,7 +125,7 @@ enum StoreSchema {
         -- Each device's upload of each content: how far it got, and when it completed.
         CREATE TABLE IF NOT EXISTS attachment_uploads (
             sha256 TEXT NOT NULL, device TEXT NOT NULL, size INTEGER NOT NULL, received INTEGER NOT NULL,
-            started_at TEXT NOT NULL, completed_at TEXT,
+            started_at TEXT NOT NULL, completed_at TEXT, session TEXT,
             PRIMARY KEY (sha256, device)
         ) WITHOUT ROWID;
         """

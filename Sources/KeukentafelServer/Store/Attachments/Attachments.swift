@@ -57,8 +57,8 @@ public struct Attachments: Sendable {
                 + "nothing of it was kept: send it again")
         }
         let now = iso8601(store.clock())
-        return try store.writer.withLock { connection in
-            try connection.transaction {
+        let answer = try store.writer.withLock { connection in
+            try connection.transaction { () -> AttachmentUpload? in
                 var current = try session(sha256, device, connection)
                 if let known = current, known.completed, known.size == size {
                     return AttachmentUpload(sha256: sha256, size: size, received: size, complete: true)
@@ -80,10 +80,21 @@ public struct Attachments: Sendable {
                 guard offset + Int64(bytes.count) <= size else {
                     throw StoreRefusal(.badRequest, "the chunk ends at \(offset + Int64(bytes.count)), beyond the content's size \(size)")
                 }
-                if current == nil {
-                    try connection.run("INSERT INTO attachment_uploads (sha256, device, size, received, started_at) VALUES (?, ?, ?, 0, ?)",
-                                       [.text(sha256), .text(device), .integer(size), .text(now)])
+                let session: String
+                if let known = current {
+                    session = known.session
+                } else {
+                    session = UUID().uuidString
+                    try connection.run("""
+                        INSERT INTO attachment_uploads (sha256, device, size, received, started_at, session) VALUES (?, ?, ?, 0, ?, ?)
+                        """, [.text(sha256), .text(device), .integer(size), .text(now), .text(session)])
                 }
+                // The running hash of this upload, if this process saw every chunk of it so far.
+                let key = "\(sha256) \(device)"
+                var running = store.uploadHashes.withLock { $0[key] }.flatMap { $0.session == session && $0.position == offset ? $0 : nil }
+                if offset == 0 { running = UploadHash(session: session, position: 0, hasher: SHA256()) }
+                running?.hasher.update(data: bytes)
+                running?.position += Int64(bytes.count)
                 if !bytes.isEmpty {
                     try connection.run("INSERT INTO attachment_chunks (sha256, owner, pos, len, bytes) VALUES (?, ?, ?, ?, ?)",
                                        [.text(sha256), .text(device), .integer(offset), .integer(Int64(bytes.count))], bytes: bytes)
@@ -91,18 +102,30 @@ public struct Attachments: Sendable {
                 let total = offset + Int64(bytes.count)
                 try connection.run("UPDATE attachment_uploads SET received = ? WHERE sha256 = ? AND device = ?",
                                    [.integer(total), .text(sha256), .text(device)])
-                guard total == size else { return AttachmentUpload(sha256: sha256, size: size, received: total, complete: false) }
-                try complete(sha256: sha256, size: size, device: device, connection)
+                guard total == size else {
+                    if let running { store.uploadHashes.withLock { $0[key] = running } }
+                    return AttachmentUpload(sha256: sha256, size: size, received: total, complete: false)
+                }
+                store.uploadHashes.withLock { $0[key] = nil }
+                // A mismatch drops the upload and commits that, then says so.
+                guard try complete(sha256: sha256, size: size, device: device, digest: running.map { hexString($0.hasher.finalize()) },
+                                   connection) else { return nil }
                 return AttachmentUpload(sha256: sha256, size: size, received: size, complete: true)
             }
         }
+        guard let answer else {
+            throw StoreRefusal(.digestMismatch, "the uploaded content does not have SHA-256 \(sha256); it was dropped: upload it again from the start")
+        }
+        return answer
     }
 
     /// Checks a finished upload's whole content and makes it the stored content (or drops it when the
     /// server held that content already).
-    private func complete(sha256: String, size: Int64, device: String, _ connection: any StoreConnection) throws {
+    /// `digest`: the content's SHA-256 as this process computed it chunk by chunk, when it saw them all.
+    /// Returns false, having dropped the upload, when the content is not `sha256`.
+    private func complete(sha256: String, size: Int64, device: String, digest known: String?, _ connection: any StoreConnection) throws -> Bool {
         var hasher = SHA256()
-        var position: Int64 = 0
+        var position: Int64 = known == nil ? 0 : size
         while position < size {
             guard let chunk = try connection.bytes("SELECT bytes FROM attachment_chunks WHERE sha256 = ? AND owner = ? AND pos = ?",
                                                   [.text(sha256), .text(device), .integer(position)]), !chunk.isEmpty else {
@@ -111,10 +134,10 @@ public struct Attachments: Sendable {
             hasher.update(data: chunk)
             position += Int64(chunk.count)
         }
-        guard hexString(hasher.finalize()) == sha256 else {
+        guard (known ?? hexString(hasher.finalize())) == sha256 else {
             try connection.run("DELETE FROM attachment_chunks WHERE sha256 = ? AND owner = ?", [.text(sha256), .text(device)])
             try connection.run("DELETE FROM attachment_uploads WHERE sha256 = ? AND device = ?", [.text(sha256), .text(device)])
-            throw StoreRefusal(.digestMismatch, "the uploaded content does not have SHA-256 \(sha256); it was dropped: upload it again from the start")
+            return false
         }
         if try storedSize(sha256, connection) == nil {
             // The chunks stay where they are (an UPDATE would rewrite every page of them): the content is this device's upload.
@@ -125,6 +148,7 @@ public struct Attachments: Sendable {
         }
         try connection.run("UPDATE attachment_uploads SET completed_at = ? WHERE sha256 = ? AND device = ?",
                            [.text(iso8601(store.clock())), .text(sha256), .text(device)])
+        return true
     }
 
     /// The reference (media type, name) through which `access` may download `sha256`, and the content's
@@ -142,7 +166,7 @@ public struct Attachments: Sendable {
     /// Stored content from `offset` to the end of the chunk that holds it, at most `limit` bytes: each
     /// chunk is read once, whatever the size of the slices asked for.
     public func read(sha256: String, from offset: Int64, limit: Int) throws -> [UInt8] {
-        try store.reader.withLock { connection in
+        try store.withAttachmentReader { connection in
             let rows = try connection.query("""
                 SELECT c.pos, c.owner FROM attachments a JOIN attachment_chunks c ON c.sha256 = a.sha256 AND c.owner = a.owner
                 WHERE a.sha256 = ? AND c.pos <= ? AND c.pos + c.len > ? ORDER BY c.pos LIMIT 1
@@ -295,11 +319,11 @@ public struct Attachments: Sendable {
     }
 
     private func session(_ sha256: String, _ device: String, _ connection: any StoreConnection) throws
-        -> (size: Int64, received: Int64, completed: Bool)? {
-        let rows = try connection.query("SELECT size, received, completed_at FROM attachment_uploads WHERE sha256 = ? AND device = ?",
+        -> (size: Int64, received: Int64, completed: Bool, session: String)? {
+        let rows = try connection.query("SELECT size, received, completed_at, session FROM attachment_uploads WHERE sha256 = ? AND device = ?",
                                         [.text(sha256), .text(device)])
         guard let row = rows.first else { return nil }
-        return (row[0].int64 ?? 0, row[1].int64 ?? 0, row[2] != .null)
+        return (row[0].int64 ?? 0, row[1].int64 ?? 0, row[2] != .null, row[3].string ?? "")
     }
 
     private func storedSize(_ sha256: String, _ connection: any StoreConnection) throws -> Int64? {
@@ -329,4 +353,13 @@ public struct Attachments: Sendable {
         }
         return nil
     }
+}
+
+/// The SHA-256 of an upload's bytes so far, kept by the process that received them: the chunk that
+/// completes the upload then needs no read of the whole content. `session` ties it to one upload (a
+/// restarted upload gets a new one), `position` says how far it got; anything else falls back to reading.
+struct UploadHash {
+    var session: String
+    var position: Int64
+    var hasher: SHA256
 }

@@ -107,7 +107,7 @@ extension StoreSchema {
         ALTER TABLE attachment_chunks ALTER COLUMN bytes SET STORAGE EXTERNAL;
         CREATE TABLE IF NOT EXISTS attachment_uploads (
             sha256 TEXT COLLATE "C" NOT NULL, device TEXT COLLATE "C" NOT NULL, size BIGINT NOT NULL, received BIGINT NOT NULL,
-            started_at TEXT NOT NULL, completed_at TEXT,
+            started_at TEXT NOT NULL, completed_at TEXT, session TEXT,
             PRIMARY KEY (sha256, device)
         );
         """
