@@ -149,11 +149,11 @@ final class TransferBar: @unchecked Sendable {
 
     init(terminal: Bool) { self.terminal = terminal }
 
-    func show(_ done: Int64, _ total: Int64) {
+    func show(_ done: Int64, _ total: Int64, label: String = "") {
         guard terminal, total > 0 else { return }
         let width = 30
-        let filled = Int(Double(width) * Double(done) / Double(total))
-        let line = "\r[" + String(repeating: "#", count: filled) + String(repeating: " ", count: width - filled) + "] "
+        let filled = Int(Double(width) * Double(min(done, total)) / Double(total))
+        let line = "\r\(label)[" + String(repeating: "#", count: filled) + String(repeating: " ", count: width - filled) + "] "
             + "\(byteCount(done)) of \(byteCount(total))  "
         lock.withLock {
             FileHandle.standardError.write(Data(line.utf8))
@@ -162,7 +162,20 @@ final class TransferBar: @unchecked Sendable {
     }
 
     func finish() {
-        lock.withLock { if drawn { FileHandle.standardError.write(Data("\n".utf8)) } }
+        lock.withLock {
+            if drawn { FileHandle.standardError.write(Data("\n".utf8)) }
+            drawn = false
+        }
+    }
+
+    /// For `kt sync`: a bar per file as it moves, on a terminal only (a log gets the summary lines).
+    static func reporter(terminal: Bool) -> (@Sendable (AttachmentTransfer) -> Void)? {
+        guard terminal else { return nil }
+        let bar = TransferBar(terminal: true)
+        return { transfer in
+            bar.show(transfer.done, transfer.total, label: "\(transfer.direction == .upload ? "uploading" : "downloading") \(transfer.name.prefix(30)) ")
+            if transfer.done >= transfer.total { bar.finish() }
+        }
     }
 }
 

@@ -18,7 +18,10 @@ struct Sync: ParsableCommand {
         let report: SyncReport
         do {
             let engine = try SyncEngine(replica: replica, caBundlePath: caBundle)
-            if !options.json { engine.onPage = Progress.reporter(for: engine) }
+            if !options.json {
+                engine.onPage = Progress.reporter(for: engine)
+                engine.onTransfer = TransferBar.reporter(terminal: isatty(STDERR_FILENO) == 1)
+            }
             report = try engine.sync()
             Progress.finish()
         } catch {

@@ -90,7 +90,7 @@ struct EraseCommand: AsyncParsableCommand {
         if json { return try Terminal.printJSON(report) }
         let tables = report.rowsByTable.sorted { $0.key < $1.key }.map { "\($0.value) \($0.key)" }.joined(separator: ", ")
         print("Erased \(report.rows) rows (\(tables)): \(report.cells) cells, \(report.historyEntries) history entries, "
-              + "\(report.conflicts) conflict records. Store \(report.bytesBefore / 1024) KiB → \(report.bytesAfter / 1024) KiB.")
+              + "\(report.conflicts) conflict records, \(report.attachments) attachment(s). Store \(report.bytesBefore / 1024) KiB → \(report.bytesAfter / 1024) KiB.")
         print("Devices delete these rows on their next sync.")
     }
 }

@@ -9,10 +9,13 @@ extension SyncEngine {
     /// Uploads the content attached on this device that the server lacks, then queues again the changes
     /// the server refused for lack of it. Runs before every push.
     func uploadAttachments(into report: inout SyncReport) throws {
-        for (sha256, size) in try replica.contentToUpload() {
+        let pending = try replica.contentToUpload()
+        guard !pending.isEmpty else { return }
+        let names = Dictionary(try replica.attachments().map { ($0.reference.sha256, $0.reference.name) }) { first, _ in first }
+        for (sha256, size) in pending {
             let file = replica.attachmentPath(sha256)
             guard FileManager.default.fileExists(atPath: file) else { continue }  // removed by hand: its change stays refused
-            report.attachmentBytesUploaded += try upload(sha256: sha256, size: size, file: file)
+            report.attachmentBytesUploaded += try upload(sha256: sha256, size: size, file: file, name: names[sha256] ?? String(sha256.prefix(12)))
             report.attachmentsUploaded += 1
             report.attachmentChangesRequeued += try replica.markUploaded(sha256)
         }
@@ -20,7 +23,7 @@ extension SyncEngine {
 
     /// Sends what the server lacks of one content, from where its copy of this device's upload ends.
     /// Returns the bytes sent.
-    private func upload(sha256: String, size: Int64, file: String) throws -> Int64 {
+    private func upload(sha256: String, size: Int64, file: String, name: String) throws -> Int64 {
         var status: AttachmentUpload = try call("GET", "/v1/attachments/\(sha256)/upload", query: [("size", String(size))])
         guard let handle = FileHandle(forReadingAtPath: file) else {
             throw AttachmentError(code: "no_such_file", message: "cannot read attachment content '\(file)'")
@@ -37,6 +40,7 @@ extension SyncEngine {
                                   body: chunk, headers: ["\(Self.chunkDigestHeader): \(digest)", "Content-Type: application/octet-stream"])
                 sent += Int64(chunk.count)
                 self.status.update { $0.uploading = true }
+                onTransfer?(AttachmentTransfer(name: name, direction: .upload, done: status.received, total: size))
             } catch SyncError.server(_, let code, _) where (code == ErrorCode.uploadOffset.rawValue || code == ErrorCode.digestMismatch.rawValue)
                 && retries < 3 {
                 // Another process of this device went on meanwhile, or a chunk was damaged on the way: ask where it stands.
@@ -52,7 +56,10 @@ extension SyncEngine {
     func downloadEagerAttachments(into report: inout SyncReport) throws {
         for reference in try replica.eagerContentMissing() {
             do {
-                report.attachmentBytesDownloaded += try download(reference, progress: nil)
+                let transfer = onTransfer
+                report.attachmentBytesDownloaded += try download(reference) { done, total in
+                    transfer?(AttachmentTransfer(name: reference.name, direction: .download, done: done, total: total))
+                }
                 report.attachmentsDownloaded += 1
             } catch SyncError.server(let status, _, _) where status == 404 {
                 report.attachmentsNotAvailable += 1
@@ -141,4 +148,15 @@ extension SyncEngine {
         while let chunk = try handle.read(upToCount: 1 << 20), !chunk.isEmpty { hasher.update(data: chunk) }
         return hexDigits(hasher.finalize())
     }
+}
+
+/// How far one attachment's transfer is (`SyncEngine.onTransfer`).
+public struct AttachmentTransfer: Sendable, Equatable {
+    public enum Direction: String, Sendable { case upload, download }
+    /// The file name the attachment was attached with.
+    public var name: String
+    public var direction: Direction
+    /// Bytes moved so far, and in all.
+    public var done: Int64
+    public var total: Int64
 }

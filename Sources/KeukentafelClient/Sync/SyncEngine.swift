@@ -21,6 +21,8 @@ public final class SyncEngine: @unchecked Sendable {
     public var saneClockSkewMilliseconds: Int64 = 60_000
     /// Called after each applied page (progress of a long bootstrap).
     public var onPage: (@Sendable (SyncReport) -> Void)?
+    /// Called as attachment content moves during a sync: which file, bytes so far, bytes in all.
+    public var onTransfer: (@Sendable (AttachmentTransfer) -> Void)?
     private let lock = NSLock()
     private let queue = DispatchQueue(label: "keukentafel.sync-engine")
     private let activeLock = NSLock()
