@@ -195,6 +195,49 @@ import Testing
         await server.stop()
     }
 
+    @Test func aDownloadCutHalfwayResumesAndADamagedPartIsCaught() async throws {
+        let server = try await AccessTests.start()
+        let proxy = try FaultProxy(upstreamPort: server.port)
+        defer { proxy.stop() }
+        let fatima = try server.replica("laptop fatima", user: "fatima", role: .consultant, scopes: ["team:castricum-noord"])
+        try await fatima.sync()
+        let letter = try photo("half-download", size: 1_300_000)
+        let (row, reference) = try addDocument(fatima, file: letter.path)
+        try await fatima.sync()
+
+        let office = try server.replica("office")
+        try await office.sync()
+        let engine = SyncEngine(replica: office, transport: CurlTransport(baseURL: "http://127.0.0.1:\(proxy.port)", token: try office.tokenForCommands))
+        engine.attachmentChunkBytes = 100_000  // ranges of 400,000 bytes
+        let part = office.attachmentsDirectory + "/\(reference.sha256).part"
+        proxy.fault(.resetResponseMidBody, afterPassing: 1)
+        await #expect(throws: (any Error).self) { try await engine.openAttachment(table: "documents", row: row, column: "file") }
+        proxy.fault = .none
+        #expect(try Data(contentsOf: URL(fileURLWithPath: part)) == letter.bytes.prefix(400_000), "the first range is kept")
+
+        let requests = proxy.requests
+        let file = try await engine.openAttachment(table: "documents", row: row, column: "file")
+        #expect(try Data(contentsOf: URL(fileURLWithPath: file)) == letter.bytes)
+        #expect(proxy.requests - requests == 3, "only the three ranges it lacked were asked for")
+        #expect(!FileManager.default.fileExists(atPath: part))
+
+        // A part damaged on the disk meanwhile: the whole is checked, refused, and the next try starts over.
+        try FileManager.default.removeItem(atPath: file)
+        var damaged = Data(letter.bytes.prefix(400_000))
+        damaged[10] ^= 0xFF
+        try damaged.write(to: URL(fileURLWithPath: part))
+        do {
+            _ = try await engine.openAttachment(table: "documents", row: row, column: "file")
+            Issue.record("a damaged part was accepted")
+        } catch let error as AttachmentError {
+            #expect(error.code == "digest_mismatch")
+        }
+        #expect(!FileManager.default.fileExists(atPath: part))
+        let again = try await engine.openAttachment(table: "documents", row: row, column: "file")
+        #expect(try Data(contentsOf: URL(fileURLWithPath: again)) == letter.bytes)
+        await server.stop()
+    }
+
     @Test func aCorruptedChunkOrContentIsRefusedAndNothingOfItKept() async throws {
         let server = try await AccessTests.start()
         let token = try server.token("laptop fatima", user: "fatima", role: .consultant, scopes: ["team:castricum-noord"])
@@ -300,6 +343,34 @@ import Testing
             let found = try filesContaining(marker, in: everything)
             #expect(found.isEmpty, "\(marker) found in \(found)")
         }
+        await server.stop()
+    }
+
+    @Test func aBackupHoldsTheAttachmentsAndRestoringOneDoesNotBringBackAnErasedResidentsPhotos() async throws {
+        let server = try await AccessTests.start()
+        let fatima = try server.replica("laptop fatima", user: "fatima", role: .consultant, scopes: ["team:castricum-noord"])
+        try await fatima.sync()
+        let letter = try photo("back-up-brief", size: 600_000)
+        let (row, _) = try addDocument(fatima, file: letter.path)
+        try await fatima.sync()
+        let backup = try temporaryDirectory("backup") + "/store.backup"
+        try await onThread { try server.store.backups.backup(to: backup) }
+
+        // A store restored from the backup serves the photo.
+        let other = try await TestServer.start()
+        _ = try other.store.backups.restore(from: backup, actor: "test")
+        let office = try other.replica("office")
+        try await office.sync()
+        let file = try await SyncEngine(replica: office).openAttachment(table: "documents", row: row, column: "file")
+        #expect(try Data(contentsOf: URL(fileURLWithPath: file)) == letter.bytes)
+        await other.stop()
+
+        // Erased after the backup: restoring the backup erases her again, photo included.
+        _ = try server.store.erasure.eraseResident(Self.deVries, actor: "test")
+        let restored = try server.store.backups.restore(from: backup, actor: "test")
+        #expect(restored.erasedAgain > 0)
+        #expect(try server.store.attachments.list().isEmpty)
+        #expect(try filesContaining("back-up-brief", in: everyFile(under: [server.directory], replicas: [])).isEmpty)
         await server.stop()
     }
 

@@ -83,12 +83,23 @@ extension SyncEngine {
             throw AttachmentError(code: "no_such_file", message: "cannot write '\(part)'")
         }
         var fetched: Int64 = 0
+        // Hashed as it arrives (what an earlier try left is hashed first), so the file is not read again.
+        var hasher = SHA256()
         do {
             defer { try? output.close() }
             var have = Int64(try output.seekToEnd())
             if have > reference.size {  // not ours: start over
                 try output.truncate(atOffset: 0)
                 have = 0
+            }
+            if have > 0 {
+                try output.seek(toOffset: 0)
+                var read: Int64 = 0
+                while read < have, let chunk = try output.read(upToCount: Int(min(Int64(1 << 20), have - read))), !chunk.isEmpty {
+                    hasher.update(data: chunk)
+                    read += Int64(chunk.count)
+                }
+                _ = try output.seekToEnd()
             }
             progress?(have, reference.size)
             while have < reference.size {
@@ -98,13 +109,14 @@ extension SyncEngine {
                     throw SyncError.protocolMismatch("GET /v1/attachments/\(reference.sha256): \(bytes.count) bytes for a range of \(last - have + 1)")
                 }
                 try output.write(contentsOf: bytes)
+                hasher.update(data: bytes)
                 have += Int64(bytes.count)
                 fetched += Int64(bytes.count)
                 progress?(have, reference.size)
             }
             try output.synchronize()
         }
-        guard try fileDigest(part) == reference.sha256 else {
+        guard hexDigits(hasher.finalize()) == reference.sha256 else {
             try? FileManager.default.removeItem(atPath: part)
             throw AttachmentError(code: "digest_mismatch", message: "the downloaded content of '\(reference.name)' does not have its "
                 + "SHA-256 \(reference.sha256.prefix(12))…; it was dropped, and the next try downloads it again")
@@ -141,13 +153,6 @@ extension SyncEngine {
     /// The header that carries a chunk's SHA-256.
     static let chunkDigestHeader = "Keukentafel-Chunk-SHA256"
 
-    private func fileDigest(_ path: String) throws -> String {
-        guard let handle = FileHandle(forReadingAtPath: path) else { throw AttachmentError(code: "no_such_file", message: "cannot read '\(path)'") }
-        defer { try? handle.close() }
-        var hasher = SHA256()
-        while let chunk = try handle.read(upToCount: 1 << 20), !chunk.isEmpty { hasher.update(data: chunk) }
-        return hexDigits(hasher.finalize())
-    }
 }
 
 /// How far one attachment's transfer is (`SyncEngine.onTransfer`).
