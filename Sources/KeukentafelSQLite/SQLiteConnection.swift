@@ -347,8 +347,10 @@ extension SQLiteConnection {
     /// Copies the database to `path` with SQLite's online backup, while other connections (even in
     /// other processes) go on reading and writing. The copy is a consistent snapshot. `progress`
     /// receives (pages done, pages in all) after each step.
-    public func backup(to path: String, pagesPerStep: Int32 = 1024, progress: (Int, Int) -> Void = { _, _ in }) throws {
-        try? FileManager.default.removeItem(atPath: path)
+    /// `replacing`: remove a file at `path` first; otherwise an existing (empty) file is written into and
+    /// keeps its permissions.
+    public func backup(to path: String, pagesPerStep: Int32 = 1024, replacing: Bool = true, progress: (Int, Int) -> Void = { _, _ in }) throws {
+        if replacing { try? FileManager.default.removeItem(atPath: path) }
         try copyPages(into: try SQLiteConnection(path: path), pagesPerStep: pagesPerStep, what: "backup to \(path)", progress: progress)
     }
 

@@ -11,19 +11,28 @@ struct Backup: AsyncParsableCommand {
         abstract: "Take a consistent online backup of the store while the server runs.",
         discussion: """
             Uses SQLite's online backup: the server keeps serving. Shows a progress bar on a terminal and
-            a line per 10 % otherwise. Check a backup with `sqlite3 FILE 'PRAGMA integrity_check'`.
+            a line per 10 % otherwise. The file gets mode 0600: it holds every resident's data, attachments
+            included. An existing file is not replaced unless --force.
               ktd admin backup /var/backups/keukentafel-$(date +%F).sqlite --data /var/lib/keukentafel
+            Encrypted (AES-256-GCM) with a key you keep apart from the backups, e.g. for a copy off the server:
+              head -c 32 /dev/urandom > /etc/keukentafel/backup.key && chmod 600 /etc/keukentafel/backup.key
+              ktd admin backup /mnt/offsite/keukentafel-$(date +%F).ktbackup --key-file /etc/keukentafel/backup.key
+            `ktd admin restore` needs the same key file; without it an encrypted backup cannot be read by anyone.
+            Check a plain backup with `sqlite3 FILE 'PRAGMA integrity_check'`.
             """)
     @OptionGroup var store: StoreOptions
-    @Argument(help: "The backup file to write (replaced if it exists).") var file: String
+    @Argument(help: "The backup file to write.") var file: String
+    @Option(help: ArgumentHelp("Encrypt the backup with the 32-byte key in this file.", valueName: "file")) var keyFile: String?
+    @Flag(help: "Replace the file if it exists.") var force = false
     @Flag(help: "Print JSON.") var json = false
 
     func run() async throws {
         let serverStore = try store.openStore()
+        let key = try keyFile.map { try BackupKey(file: $0) }
         let start = Date()
         var lastDecile = -1
         let terminal = Terminal.colours
-        try serverStore.backups.backup(to: file) { done, total in
+        try serverStore.backups.backup(to: file, key: key, replace: force) { done, total in
             guard total > 0, !json else { return }
             if terminal {
                 let width = 40, filled = width * done / total
@@ -35,9 +44,10 @@ struct Backup: AsyncParsableCommand {
         }
         if terminal && !json { FileHandle.standardError.write(Data("\n".utf8)) }
         let size = (try? FileManager.default.attributesOfItem(atPath: file)[.size] as? Int) ?? 0
-        try serverStore.audit.record(actor: adminActor(), action: "backup", subject: file, detail: "\(size) bytes")
+        try serverStore.audit.record(actor: adminActor(), action: "backup", subject: file, detail: "\(size) bytes\(key == nil ? "" : ", encrypted")")
         if json { return try Terminal.printJSON(["file": file, "bytes": String(size), "milliseconds": String(Int(Date().timeIntervalSince(start) * 1000))]) }
-        print("Backup written to \(file) (\(size / 1024) KiB) in \(String(format: "%.1f", Date().timeIntervalSince(start))) s.")
+        print("\(key == nil ? "Backup" : "Encrypted backup") written to \(file) (\(size / 1024) KiB, mode 0600) in "
+              + "\(String(format: "%.1f", Date().timeIntervalSince(start))) s.")
     }
 }
 
@@ -52,9 +62,11 @@ struct Restore: AsyncParsableCommand {
             Rows erased after the backup are erased again. Writes made only on the server after the
             backup (ktd admin demo, office resolutions) are not recovered.
               ktd admin restore /var/backups/keukentafel-2026-11-22.sqlite --data /var/lib/keukentafel --yes
+            An encrypted backup needs the key file it was made with (--key-file).
             """)
     @OptionGroup var store: StoreOptions
     @Argument(help: "A backup written by `ktd admin backup`.") var file: String
+    @Option(help: ArgumentHelp("The key file of an encrypted backup.", valueName: "file")) var keyFile: String?
     @Flag(help: "Confirm: the store's current state is replaced.") var yes = false
     @Flag(help: "Print JSON.") var json = false
 
@@ -62,7 +74,8 @@ struct Restore: AsyncParsableCommand {
         guard yes else {
             throw ValidationError("this replaces the store in \(store.data) by \(file); run again with --yes to go ahead")
         }
-        let restored = try store.openStore(creating: true).backups.restore(from: file, actor: adminActor())
+        let key = try keyFile.map { try BackupKey(file: $0) }
+        let restored = try store.openStore(creating: true).backups.restore(from: file, key: key, actor: adminActor())
         if json {
             return try Terminal.printJSON(["file": file, "sequence": String(restored.sequence), "epoch": restored.epoch,
                                            "erasedAgain": String(restored.erasedAgain)])

@@ -53,6 +53,67 @@ import Testing
         await server.stop()
     }
 
+    /// Issue 21, item 4 (decision 0027): a backup is private from its first byte, never replaced by
+    /// accident, and with a key unreadable to anyone without it; a damaged one restores nothing.
+    @Test func anEncryptedBackupHoldsNoReadableDataAndRestoresOnlyWithItsKey() async throws {
+        let server = try await TestServer.start()
+        _ = try server.store.demo.load()
+        let work = try temporaryDirectory("backup-key")
+        let keyFile = work + "/backup.key", otherKeyFile = work + "/other.key"
+        try Data((0..<32).map { _ in UInt8.random(in: 0...255) }).write(to: URL(fileURLWithPath: keyFile))
+        try Data((0..<32).map { _ in UInt8.random(in: 0...255) }.map { String(format: "%02x", $0) }.joined().utf8).write(to: URL(fileURLWithPath: otherKeyFile))
+        let key = try BackupKey(file: keyFile), otherKey = try BackupKey(file: otherKeyFile)
+        #expect(throws: AdminError.self) { try BackupKey(file: work + "/missing.key") }
+        try Data("short".utf8).write(to: URL(fileURLWithPath: work + "/bad.key"))
+        #expect(throws: AdminError.self) { try BackupKey(file: work + "/bad.key") }
+
+        let plain = work + "/plain.sqlite", sealed = work + "/sealed.ktbackup"
+        try await onThread { try server.store.backups.backup(to: plain) }
+        try await onThread { try server.store.backups.backup(to: sealed, key: key) }
+        for file in [plain, sealed] {
+            let mode = try FileManager.default.attributesOfItem(atPath: file)[.posixPermissions] as? Int
+            #expect(mode == 0o600, "\(file) has mode \(String(mode ?? 0, radix: 8))")
+        }
+        let sealedBytes = try Data(contentsOf: URL(fileURLWithPath: sealed))
+        #expect(try Data(contentsOf: URL(fileURLWithPath: plain)).range(of: Data("Wilhelmina".utf8)) != nil, "the plain backup does hold her name")
+        #expect(sealedBytes.range(of: Data("Wilhelmina".utf8)) == nil && sealedBytes.range(of: Data("SQLite format".utf8)) == nil)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: server.directory).allSatisfy { !$0.hasPrefix(".backup-") },
+                "no plain copy left behind")
+
+        // Never replaced by accident.
+        #expect(throws: AdminError.self) { try server.store.backups.backup(to: sealed, key: key) }
+        #expect(try Data(contentsOf: URL(fileURLWithPath: sealed)) == sealedBytes)
+
+        // A change after the backup, then the restore puts it back, with the right key only.
+        let office = try server.replica("office")
+        try await office.sync()
+        try await office.execute("UPDATE cases SET status = 'plan' WHERE id = ?", [.text(AccessTests.sanneCase)])
+        try await office.sync()
+        for (file, wrong, why) in [(sealed, nil as BackupKey?, "encrypted backup"), (sealed, otherKey, "does not open")] {
+            do {
+                _ = try server.store.backups.restore(from: file, key: wrong, actor: "test")
+                Issue.record("restored with \(wrong == nil ? "no key" : "another key")")
+            } catch let error as AdminError {
+                #expect("\(error)".contains(why), "\(error)")
+            }
+        }
+        var cut = sealedBytes
+        cut.removeLast(1_000)
+        try cut.write(to: URL(fileURLWithPath: work + "/cut.ktbackup"))
+        var flipped = sealedBytes
+        flipped[flipped.count / 2] ^= 0x01
+        try flipped.write(to: URL(fileURLWithPath: work + "/flipped.ktbackup"))
+        for damaged in ["cut", "flipped"] {
+            #expect(throws: AdminError.self) { try server.store.backups.restore(from: work + "/\(damaged).ktbackup", key: key, actor: "test") }
+        }
+        #expect(try server.store.inspection.cell(table: "cases", row: AccessTests.sanneCase, column: "status")?.value == .text("plan"),
+                "nothing was restored from a damaged file")
+        _ = try server.store.backups.restore(from: sealed, key: key, actor: "test")
+        #expect(try server.store.inspection.cell(table: "cases", row: AccessTests.sanneCase, column: "status")?.value != .text("plan"))
+        #expect(try FileManager.default.contentsOfDirectory(atPath: server.directory).allSatisfy { !$0.hasPrefix(".restore-") })
+        await server.stop()
+    }
+
     /// A restore to an older state while the server runs: devices that synced past it recover without
     /// losing their pending writes, and send again what they had delivered after the backup.
     @Test func afterARestoreToAnOlderStateDevicesRecoverTheirOwnWrites() async throws {

@@ -435,6 +435,31 @@ import Testing
         #expect(admin.output.contains("1 attachment content(s), 1500000 bytes in all") && admin.output.contains("0 orphan(s)"), "\(admin.output)")
     }
 
+    @Test("ktd admin backup: mode 0600, never over an existing file without --force, encrypted with --key-file; restore needs the key")
+    func backupsFromTheCommandLine() async throws {
+        let work = try temporaryDirectory("backup-cli")
+        let data = work + "/data"
+        try await run("ktd", ["admin", "demo", "--data", data, "--schema", repositoryRoot.appendingPathComponent("Schemas/datamodel.yaml").path], in: work)
+        try Data((0..<32).map { _ in UInt8.random(in: 0...255) }).write(to: URL(fileURLWithPath: work + "/backup.key"))
+
+        let plain = try await run("ktd", ["admin", "backup", "plain.sqlite", "--data", data], in: work)
+        #expect(plain.output.contains("Backup written to plain.sqlite") && plain.output.contains("mode 0600"), "\(plain.output)")
+        let again = try await run("ktd", ["admin", "backup", "plain.sqlite", "--data", data], in: work, expect: 1)
+        #expect(again.error.contains("exists") && again.error.contains("--force"), "\(again.error)")
+        try await run("ktd", ["admin", "backup", "plain.sqlite", "--force", "--data", data], in: work)
+
+        let sealed = try await run("ktd", ["admin", "backup", "sealed.ktbackup", "--key-file", "backup.key", "--data", data], in: work)
+        #expect(sealed.output.contains("Encrypted backup written"), "\(sealed.output)")
+        let mode = try FileManager.default.attributesOfItem(atPath: work + "/sealed.ktbackup")[.posixPermissions] as? Int
+        #expect(mode == 0o600)
+        let noKey = try await run("ktd", ["admin", "restore", "sealed.ktbackup", "--yes", "--data", data], in: work, expect: 1)
+        #expect(noKey.error.contains("encrypted backup") && noKey.error.contains("--key-file"), "\(noKey.error)")
+        let badKey = try await run("ktd", ["admin", "backup", "x.ktbackup", "--key-file", "missing.key", "--data", data], in: work, expect: 1)
+        #expect(badKey.error.contains("no backup key file at 'missing.key'"), "\(badKey.error)")
+        let restored = try await run("ktd", ["admin", "restore", "sealed.ktbackup", "--key-file", "backup.key", "--yes", "--data", data], in: work)
+        #expect(restored.output.contains("Store restored from sealed.ktbackup"), "\(restored.output)")
+    }
+
     @Test("ktd logs a line per request (who, route, status, time, cells, why refused); a flood of bad tokens is refused and logged once")
     func ktdLogsEveryRequest() async throws {
         let work = try temporaryDirectory("logs")
