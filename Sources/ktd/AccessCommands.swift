@@ -145,7 +145,29 @@ struct ScopeCommand: AsyncParsableCommand {
 struct DeviceCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "device", abstract: "Register, list, revoke and report lost devices, and release a device's replica.",
-        subcommands: [Add.self, List.self, Revoke.self, Lost.self, Release.self])
+        subcommands: [Add.self, List.self, Revoke.self, Lost.self, Release.self, Unconfirmed.self])
+
+    struct Unconfirmed: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Devices that were told to delete rows (evicted, erased) and have not confirmed it.",
+            discussion: """
+                A device confirms by syncing: the cursor it comes back with shows it applied the deletions. A device \
+                that stays away for long may be lost; report it (`ktd admin device lost`) so it wipes itself.
+                  ktd admin device unconfirmed --days 14
+                """)
+        @OptionGroup var store: StoreOptions
+        @Option(help: "Only deletions told at least this many days ago.") var days = 0
+        @Flag(help: "Print JSON.") var json = false
+
+        func run() async throws {
+            guard days >= 0 else { throw ValidationError("--days is 0 or more") }
+            let pending = try store.openStore().deletionReceipts.unconfirmed(olderThanDays: days)
+            if json { return try Terminal.printJSON(pending) }
+            Terminal.printTable(["DEVICE", "USER", "KIND", "ROWS", "TOLD SINCE", "LAST SEEN"], pending.map {
+                [$0.device, $0.user, $0.kind, String($0.rows), $0.since, $0.lastSeen ?? "never"]
+            }, empty: days == 0 ? "(every device confirmed every deletion it was told of)" : "(none unconfirmed for \(days) days or more)")
+        }
+    }
 
     struct Add: AsyncParsableCommand {
         static let configuration = CommandConfiguration(

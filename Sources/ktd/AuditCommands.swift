@@ -36,6 +36,9 @@ struct AuditCommand: AsyncParsableCommand {
             if let erasure = try serverStore.erasure.find(resident: resident) {
                 if json { return try Terminal.printJSON(erasure) }
                 print("Resident \(resident) was erased at \(erasure.at) by \(erasure.actor): \(erasure.detail ?? "").")
+                let waiting = try serverStore.deletionReceipts.unconfirmedErasure(subject: erasure.subject ?? "")
+                print(waiting.isEmpty ? "Every device that held the data has confirmed deleting it."
+                      : "Not yet confirmed deleted by: \(waiting.joined(separator: ", ")) (they do on their next sync).")
                 return
             }
             throw ValidationError(why)
@@ -51,6 +54,10 @@ struct AuditCommand: AsyncParsableCommand {
         Terminal.printTable(["USER", "DEVICE", "TABLE", "ROWS", "FIRST", "LAST"], answer.receipts.map {
             [$0.user, $0.device, $0.table, String($0.rows), $0.first, $0.last]
         }, empty: "(no device received these rows)")
+        print("\nHeld now by (received, and not confirmed deleted):")
+        Terminal.printTable(["USER", "DEVICE", "ROWS", "SINCE", "TOLD TO DELETE"], answer.holders.map {
+            [$0.user, $0.device, String($0.rows), $0.since, $0.toDelete == 0 ? "" : "\($0.toDelete) rows, not yet synced"]
+        }, empty: "(no device holds these rows)")
     }
 }
 
@@ -91,6 +98,11 @@ struct EraseCommand: AsyncParsableCommand {
         let tables = report.rowsByTable.sorted { $0.key < $1.key }.map { "\($0.value) \($0.key)" }.joined(separator: ", ")
         print("Erased \(report.rows) rows (\(tables)): \(report.cells) cells, \(report.historyEntries) history entries, "
               + "\(report.conflicts) conflict records, \(report.attachments) attachment(s). Store \(report.bytesBefore / 1024) KiB → \(report.bytesAfter / 1024) KiB.")
-        print("Devices delete these rows on their next sync.")
+        if report.devicesToConfirm.isEmpty {
+            print("No device held these rows.")
+        } else {
+            print("Devices that held them delete them on their next sync; not yet confirmed by: \(report.devicesToConfirm.joined(separator: ", ")).")
+            print("`ktd admin audit --resident \(id)` and `ktd admin device unconfirmed` say when they have.")
+        }
     }
 }

@@ -34,24 +34,11 @@ import Testing
 
     /// `fromPath`: started as a user would from a shell, by name through `PATH` (then argv[0] is the bare name).
     static func runBlocking(_ tool: String, _ arguments: [String], in directory: String, fromPath: Bool = false) throws -> Result {
-        let process = Process()
-        if fromPath {
-            process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-            process.arguments = [tool] + arguments
-            process.environment = ["PATH": "\(binDirectory.path):/usr/bin:/bin"]
-        } else {
-            process.executableURL = Self.binDirectory.appendingPathComponent(tool)
-            process.arguments = arguments
-        }
-        process.currentDirectoryURL = URL(fileURLWithPath: directory)
-        let out = Pipe(), err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        try process.run()
-        let output = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        let error = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
-        return Result(status: process.terminationStatus, output: output, error: error)
+        // Through posix_spawn, not Foundation's Process (see `Spawn`).
+        let result = fromPath
+            ? try Spawn.run(tool, arguments, in: directory, environment: ["PATH": "\(binDirectory.path):/usr/bin:/bin"])
+            : try Spawn.run(Self.binDirectory.appendingPathComponent(tool).path, arguments, in: directory)
+        return Result(status: result.status, output: result.output, error: result.error)
     }
 
     /// Starts `ktd serve` on a free port and returns it with its URL once it listens.

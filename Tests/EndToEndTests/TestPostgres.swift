@@ -1,4 +1,5 @@
 import Foundation
+import KeukentafelProcesses
 import KeukentafelServer
 
 /// PostgreSQL for the tests: the cluster named by `KT_TEST_POSTGRES_URL` (Tools/test starts one), or
@@ -35,19 +36,12 @@ enum TestPostgres {
 
     /// Runs a program to its end and returns its output; a failure carries its error output.
     static func run(_ program: String, _ arguments: [String]) throws(TestFailure) -> String {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = [program] + arguments
-        let out = Pipe(), err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        do { try process.run() } catch { throw TestFailure("cannot run \(program): \(error)") }
-        let output = out.fileHandleForReading.readDataToEndOfFile()
-        let errors = err.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        guard process.terminationStatus == 0 else {
-            throw TestFailure("\(program) \(arguments.joined(separator: " ")) failed: \(String(decoding: errors, as: UTF8.self))")
+        let result: Spawn.Result
+        // Through posix_spawn, not Foundation's Process (see `Spawn`); `env` finds the program on PATH.
+        do { result = try Spawn.run(program, arguments) } catch { throw TestFailure("cannot run \(program): \(error)") }
+        guard result.status == 0 else {
+            throw TestFailure("\(program) \(arguments.joined(separator: " ")) failed: \(result.error)")
         }
-        return String(decoding: output, as: UTF8.self)
+        return result.output
     }
 }

@@ -324,6 +324,9 @@ public final class SyncEngine: @unchecked Sendable {
         var feed = PageFeed(engine: self, first: query, epoch: try replica.serverEpoch)
         // Where this pass through the feed started, for the progress of a long download.
         var passStart = try replica.cursorFloor ?? replica.cursor
+        // A page that removed rows (evicted, purged) is followed by one more request: the cursor it sends
+        // tells the server the rows are gone (its deletion receipt, decision 0028).
+        var receiptSent = false
         defer { feed.stop() }  // no request outlives the pull that started it
         while true {
             let fetched = feed.next()
@@ -374,7 +377,10 @@ public final class SyncEngine: @unchecked Sendable {
                 }
             }
             onPage?(report)
-            if !page.more { break }
+            if !page.more {
+                guard !receiptSent, !(page.evictions.isEmpty && page.purges.isEmpty) else { break }
+                receiptSent = true
+            }
             query = try nextPullQuery(waitSeconds: 0)
         }
         try downloadEagerAttachments(into: &report)

@@ -25,6 +25,20 @@ public struct ResidentAudit: Codable, Sendable {
     public var changes: [ChangeSummary]
     /// Which devices received which of these rows, grouped per user, device and table.
     public var receipts: [ReceiptSummary]
+    /// The devices that hold some of these rows now: received and not confirmed deleted (decision 0028).
+    public var holders: [Holder] = []
+
+    /// A device that holds some of the resident's rows.
+    public struct Holder: Codable, Sendable, Equatable {
+        public var user: String
+        public var device: String
+        /// How many of the resident's rows it holds.
+        public var rows: Int
+        /// Since when: its first receipt of one of them (ISO-8601).
+        public var since: String
+        /// Of those, rows it was told to delete and has not yet confirmed (it has not synced since).
+        public var toDelete: Int
+    }
 
     /// The changes one user made through one device to one table.
     public struct ChangeSummary: Codable, Sendable, Equatable {
@@ -112,6 +126,7 @@ public struct AuditTrail: Sendable {
                     coalesce(d.name, x.device)
                     """
                 var changes: [Key: Tally] = [:], receipts: [Key: Tally] = [:]
+                var holders: [Key: ResidentAudit.Holder] = [:]
                 for row in rows {
                     let arguments: [CellValue] = [.text(row.table), .text(row.row)]
                     for r in try connection.query("""
@@ -123,12 +138,25 @@ public struct AuditTrail: Sendable {
                               row: row.row, cells: Int(r[2].int64 ?? 0), first: r[3].string ?? "", last: r[4].string ?? "")
                     }
                     for r in try connection.query("""
-                        SELECT \(who), min(x.first_at), max(x.last_at) FROM deliveries x
+                        SELECT \(who), min(x.first_at), max(x.last_at),
+                               CAST(sum(CASE WHEN x.removal_seq IS NULL OR x.removal_seq > d.confirmed_seq THEN 1 ELSE 0 END) AS BIGINT),
+                               min(CASE WHEN x.removal_seq IS NULL OR x.removal_seq > d.confirmed_seq THEN x.first_at END),
+                               CAST(sum(CASE WHEN x.removal_seq > d.confirmed_seq THEN 1 ELSE 0 END) AS BIGINT)
+                        FROM deliveries x
                         LEFT JOIN devices d ON d.id = x.device LEFT JOIN users u ON u.id = d.user_id
                         WHERE x.tbl = ? AND x.row_id = ? GROUP BY 1, 2
                         """, arguments) {
-                        count(&receipts[Key(user: r[0].string ?? "?", device: r[1].string ?? "?", table: row.table), default: Tally()],
+                        let user = r[0].string ?? "?", device = r[1].string ?? "?"
+                        count(&receipts[Key(user: user, device: device, table: row.table), default: Tally()],
                               row: row.row, cells: 0, first: r[2].string ?? "", last: r[3].string ?? "")
+                        if (r[4].int64 ?? 0) > 0 {
+                            var holder = holders[Key(user: user, device: device, table: "")]
+                                ?? ResidentAudit.Holder(user: user, device: device, rows: 0, since: r[5].string ?? "", toDelete: 0)
+                            holder.rows += 1
+                            holder.toDelete += (r[6].int64 ?? 0) > 0 ? 1 : 0
+                            if let since = r[5].string, since < holder.since { holder.since = since }
+                            holders[Key(user: user, device: device, table: "")] = holder
+                        }
                     }
                 }
                 return ResidentAudit(
@@ -140,7 +168,8 @@ public struct AuditTrail: Sendable {
                     receipts: receipts.map { key, tally in
                         ResidentAudit.ReceiptSummary(user: key.user, device: key.device, table: key.table, rows: tally.rows.count,
                                                      first: tally.first, last: tally.last)
-                    }.sorted { ($0.first, $0.user, $0.table) < ($1.first, $1.user, $1.table) })
+                    }.sorted { ($0.first, $0.user, $0.table) < ($1.first, $1.user, $1.table) },
+                    holders: holders.values.sorted { ($0.since, $0.device) < ($1.since, $1.device) })
             }
         }
     }

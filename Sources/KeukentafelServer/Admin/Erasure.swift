@@ -15,6 +15,9 @@ public struct ErasureReport: Codable, Sendable {
     public var conflicts: Int
     /// Attachment contents removed (no row left referring to them).
     public var attachments: Int = 0
+    /// Devices that held some of the rows and have not yet confirmed deleting them: they do on their next
+    /// sync (`ktd admin device unconfirmed` lists those that stay away).
+    public var devicesToConfirm: [String] = []
     /// Rows erased per table.
     public var rowsByTable: [String: Int]
     /// The store's size before.
@@ -105,6 +108,7 @@ public struct Erasure: Sendable {
             try connection.transaction {
                 let rows = try select(connection)
                 let content = try store.attachments.referencedContent(of: rows, connection)
+                report.devicesToConfirm = try store.deletionReceipts.noteErasure(of: rows, subject: subject, purgeSequence: 0, connection)
                 var sequence = try connection.scalar("SELECT value FROM meta WHERE key = 'seq'")?.int64 ?? 0
                 try connection.setMeta("erasing", .integer(1))
                 let now = store.clock()
@@ -136,6 +140,8 @@ public struct Erasure: Sendable {
                 }
                 report.rows = rows.count
                 report.attachments = try store.attachments.removeUnreferenced(content, connection)
+                // Confirmed once a device comes back with a cursor past the last purge entry.
+                try connection.run("UPDATE erasure_receipts SET purge_seq = ? WHERE subject = ? AND purge_seq = 0", [.integer(sequence), .text(subject)])
                 try connection.run("UPDATE meta SET value = ? WHERE key = 'seq'", [.integer(sequence)])
                 try connection.setMeta("erasing", .integer(0))
                 if let postgres = connection as? PostgresStoreConnection { try postgres.announcePush(.everyone) }

@@ -156,6 +156,8 @@ public final class ServerStore: Sendable {
     public var backups: Backups { Backups(store: self) }
     /// The demo people and users.
     public var demo: DemoLoader { DemoLoader(store: self) }
+    /// Which devices still hold what they were told to delete.
+    public var deletionReceipts: DeletionReceipts { DeletionReceipts(store: self) }
     /// The content of attachments (photos, scans, signed documents).
     public var attachments: Attachments { Attachments(store: self) }
 

@@ -39,7 +39,8 @@ enum StoreSchema {
             resync INTEGER NOT NULL DEFAULT 0,
             node INTEGER,
             node_high_water INTEGER NOT NULL DEFAULT 0,
-            informed_seq INTEGER NOT NULL DEFAULT 0
+            informed_seq INTEGER NOT NULL DEFAULT 0,
+            confirmed_seq INTEGER NOT NULL DEFAULT 0
         );
         -- The scopes each row is in, derived from the data model's scope rules (ScopePlan).
         CREATE TABLE IF NOT EXISTS row_scopes (
@@ -56,10 +57,19 @@ enum StoreSchema {
         -- Erased rows, by id only, so they can never be written again.
         CREATE TABLE IF NOT EXISTS erased_rows (tbl TEXT NOT NULL, row_id TEXT NOT NULL, PRIMARY KEY (tbl, row_id)) WITHOUT ROWID;
         -- Which device received which row, first and last time: "who received this resident's data".
+        -- removal_seq: the device was told to delete the row (evicted, purged) by the page with this
+        -- cursor; it confirmed that once it came back with a cursor that far (devices.confirmed_seq).
         CREATE TABLE IF NOT EXISTS deliveries (
             tbl TEXT NOT NULL, row_id TEXT NOT NULL, device TEXT NOT NULL,
             first_at TEXT NOT NULL, last_at TEXT NOT NULL, times INTEGER NOT NULL,
+            removal_seq INTEGER, removal_at TEXT,
             PRIMARY KEY (tbl, row_id, device)
+        ) WITHOUT ROWID;
+        -- After an erasure, per device that held the erased rows: the purge it has yet to confirm
+        -- (confirmed once devices.confirmed_seq reaches purge_seq). subject: the hashed resident.
+        CREATE TABLE IF NOT EXISTS erasure_receipts (
+            subject TEXT NOT NULL, device TEXT NOT NULL, rows INTEGER NOT NULL, purge_seq INTEGER NOT NULL, erased_at TEXT NOT NULL,
+            PRIMARY KEY (subject, device)
         ) WITHOUT ROWID;
         -- Administrative actions. Append-only: only an erasure may remove entries (their payloads).
         CREATE TABLE IF NOT EXISTS audit (
@@ -135,9 +145,13 @@ enum StoreSchema {
         let columns = Set(try connection.query("PRAGMA table_info(devices)").compactMap { $0[1].string })
         for (column, definition) in [("user_id", "TEXT"), ("lost_at", "TEXT"), ("resync", "INTEGER NOT NULL DEFAULT 0"),
                                      ("node", "INTEGER"), ("node_high_water", "INTEGER NOT NULL DEFAULT 0"),
-                                     ("informed_seq", "INTEGER NOT NULL DEFAULT 0")]
+                                     ("informed_seq", "INTEGER NOT NULL DEFAULT 0"), ("confirmed_seq", "INTEGER NOT NULL DEFAULT 0")]
         where !columns.contains(column) {
             try connection.execute("ALTER TABLE devices ADD COLUMN \(column) \(definition)")
+        }
+        let deliveryColumns = Set(try connection.query("PRAGMA table_info(deliveries)").compactMap { $0[1].string })
+        for (column, definition) in [("removal_seq", "INTEGER"), ("removal_at", "TEXT")] where !deliveryColumns.contains(column) {
+            try connection.execute("ALTER TABLE deliveries ADD COLUMN \(column) \(definition)")
         }
         let removalColumns = Set(try connection.query("PRAGMA table_info(user_scope_removals)").compactMap { $0[1].string })
         if !removalColumns.contains("removed_seq") {

@@ -21,13 +21,17 @@ struct DeviceState: Sendable, Equatable {
     var informedSequence: Int64
     /// The device was told to start over (its scopes changed) and has not yet pulled from 0.
     var mustResync = false
+    /// The newest cursor the device came back with: it applied every page up to there, the evictions
+    /// and purges in them included (its deletion receipt).
+    var confirmedSequence: Int64 = 0
 
     /// The device's state inside the caller's transaction; nil for a device the store does not know.
     static func read(_ device: String, _ connection: any StoreConnection) throws -> DeviceState? {
-        guard let row = try connection.query("SELECT node, node_high_water, informed_seq, name, resync FROM devices WHERE id = ?",
+        guard let row = try connection.query("SELECT node, node_high_water, informed_seq, name, resync, confirmed_seq FROM devices WHERE id = ?",
                                              [.text(device)]).first else { return nil }
         return DeviceState(id: device, name: row[3].string ?? device, node: row[0].int64.flatMap { NodeID(rawValue: UInt64($0)) },
-                           highWater: UInt64(max(0, row[1].int64 ?? 0)), informedSequence: row[2].int64 ?? 0, mustResync: row[4].int64 == 1)
+                           highWater: UInt64(max(0, row[1].int64 ?? 0)), informedSequence: row[2].int64 ?? 0, mustResync: row[4].int64 == 1,
+                           confirmedSequence: row[5].int64 ?? 0)
     }
 
     /// Binds the device to `node` on its first push, or refuses a node that is not its own.

@@ -40,6 +40,7 @@ struct FeedReader: Sendable {
         let now = store.clock()
         var wentBack = false
         var informed: (before: Int64, now: Int64)?
+        var confirmed: (before: Int64, now: Int64)?
         var page = try store.reader.withLock { connection -> PullResponse in
             try connection.transaction(immediate: false) {
                 var head: Int64 = 0, epoch: String?, key = ""
@@ -81,7 +82,10 @@ struct FeedReader: Sendable {
                 }
                 // No echo: the cells whose current version the device's own replica wrote, it has.
                 if skipOwn, let own = state?.node { page = page.leavingOut(cellsOf: own) }
-                if let state { informed = (state.informedSequence, page.cursor) }
+                if let state {
+                    informed = (state.informedSequence, page.cursor)
+                    confirmed = (state.confirmedSequence, cursor)
+                }
                 return page
             }
         }
@@ -92,7 +96,7 @@ struct FeedReader: Sendable {
             return (page, nil)
         }
         guard let device else { return (page, nil) }
-        let delivery = Delivery(device: device, page: page, since: cursor, informed: informed)
+        let delivery = Delivery(device: device, page: page, since: cursor, informed: informed, confirmed: confirmed)
         return (page, delivery.isEmpty ? nil : delivery)
     }
 
@@ -249,9 +253,25 @@ struct FeedReader: Sendable {
     private func write(_ delivery: Delivery, at: String, _ connection: any StoreConnection) throws {
         let device = delivery.device
         if delivery.restarted { try connection.run("UPDATE devices SET resync = 0 WHERE id = ? AND resync = 1", [.text(device)]) }
-        if let informed = delivery.informed {
+        switch (delivery.informed, delivery.confirmed) {
+        case (let informed?, let confirmed?):
+            // One statement for both: a push that wakes thousands of devices moves both for each.
+            try connection.run("""
+                UPDATE devices SET informed_seq = CASE WHEN informed_seq < ? THEN ? ELSE informed_seq END,
+                                   confirmed_seq = CASE WHEN confirmed_seq < ? THEN ? ELSE confirmed_seq END WHERE id = ?
+                """, [.integer(informed), .integer(informed), .integer(confirmed), .integer(confirmed), .text(device)])
+        case (let informed?, nil):
             try connection.run("UPDATE devices SET informed_seq = ? WHERE id = ? AND informed_seq < ?",
                                [.integer(informed), .text(device), .integer(informed)])
+        case (nil, let confirmed?):
+            try connection.run("UPDATE devices SET confirmed_seq = ? WHERE id = ? AND confirmed_seq < ?",
+                               [.integer(confirmed), .text(device), .integer(confirmed)])
+        case (nil, nil): break
+        }
+        for row in delivery.removals {
+            try connection.run("""
+                UPDATE deliveries SET removal_seq = ?, removal_at = ? WHERE tbl = ? AND row_id = ? AND device = ? AND removal_seq IS NULL
+                """, [.integer(delivery.removalSequence), .text(at), .text(row.table), .text(row.row), .text(device)])
         }
         // Many rows per statement (a page of a bootstrap delivers thousands).
         let perStatement = PendingWrites.rowsPerStatement(connection.dialect)
@@ -261,7 +281,8 @@ struct FeedReader: Sendable {
             guard !chunk.isEmpty else { return }
             let stmt = try connection.cachedStatement(PendingWrites.insertSQL(
                 into: "deliveries (tbl, row_id, device, first_at, last_at, times)", columns: 6, rows: chunk.count,
-                suffix: " ON CONFLICT (tbl, row_id, device) DO UPDATE SET last_at = excluded.last_at, times = deliveries.times + 1"))
+                suffix: " ON CONFLICT (tbl, row_id, device) DO UPDATE SET last_at = excluded.last_at, times = deliveries.times + 1,"
+                    + " removal_seq = NULL, removal_at = NULL"))
             var position: Int32 = 0
             for row in chunk {
                 try stmt.bind(row.table, at: position + 1)

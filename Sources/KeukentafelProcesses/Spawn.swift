@@ -1,0 +1,99 @@
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Runs a program to its end through `posix_spawn`, with its output and errors collected.
+///
+/// Not Foundation's `Process`: on Linux its `run()` reads the names of the parent's open files with a
+/// 256-byte copy per entry and crashes now and then when an entry lies at the end of a mapped page
+/// (swift-corelibs-foundation PR 5472, not in this toolchain); a test process with many servers and
+/// connections open hit it in one full run out of two. The child gets a clean standard input
+/// (`/dev/null`); descriptors the parent opened without close-on-exec are inherited (SQLite and NIO
+/// open theirs with it).
+public enum Spawn {
+    public struct Result: Sendable {
+        public var status: Int32
+        public var output: String
+        public var error: String
+    }
+
+    /// Runs `executable` with `arguments` in `directory` (default: the current one). `environment`
+    /// replaces the inherited environment when given.
+    public static func run(_ executable: String, _ arguments: [String], in directory: String? = nil,
+                           environment: [String: String]? = nil) throws -> Result {
+        // `env` changes directory and environment in the child, which posix_spawn cannot portably do.
+        var argv = ["/usr/bin/env"]
+        if let directory { argv += ["-C", directory] }
+        if environment != nil { argv.append("-i") }
+        argv.append("--")  // the end of env's options; assignments and the command follow
+        argv += (environment ?? [:]).sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }
+        argv += [executable] + arguments
+        var out: [Int32] = [-1, -1], err: [Int32] = [-1, -1]
+        guard pipe(&out) == 0, pipe(&err) == 0 else {
+            throw SpawnError(description: "cannot make a pipe: \(String(cString: strerror(errno)))")
+        }
+        // Close-on-exec, so that other children started meanwhile do not hold them open.
+        for fd in out + err { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_adddup2(&actions, out[1], 1)
+        posix_spawn_file_actions_adddup2(&actions, err[1], 2)
+        let cArguments: [UnsafeMutablePointer<CChar>?] = argv.map { strdup($0) } + [nil]
+        defer { cArguments.forEach { free($0) } }
+        var pid: pid_t = 0
+        let started = posix_spawn(&pid, "/usr/bin/env", &actions, nil, cArguments, environ)
+        close(out[1])
+        close(err[1])
+        guard started == 0 else {
+            close(out[0])
+            close(err[0])
+            throw SpawnError(description: "cannot start \(executable): \(String(cString: strerror(started)))")
+        }
+        // Errors on a thread of their own, so a child filling one pipe never waits for us to read the other.
+        let errors = Collected()
+        let done = DispatchSemaphore(value: 0)
+        let errorPipe = err[0]
+        Thread {
+            errors.set(readAll(errorPipe))
+            done.signal()
+        }.start()
+        let output = readAll(out[0])
+        done.wait()
+        close(out[0])
+        close(err[0])
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+        let code: Int32 = (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
+        return Result(status: code, output: String(decoding: output, as: UTF8.self), error: String(decoding: errors.value, as: UTF8.self))
+    }
+
+    private static func readAll(_ fd: Int32) -> [UInt8] {
+        var data: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let count = read(fd, &buffer, buffer.count)
+            if count > 0 {
+                data += buffer[0..<count]
+            } else if count < 0 && errno == EINTR {
+                continue
+            } else {
+                return data
+            }
+        }
+    }
+
+    private final class Collected: @unchecked Sendable {
+        private let lock = NSLock()
+        private var bytes: [UInt8] = []
+        func set(_ value: [UInt8]) { lock.withLock { bytes = value } }
+        var value: [UInt8] { lock.withLock { bytes } }
+    }
+}
+
+/// A program could not be started.
+public struct SpawnError: Error, CustomStringConvertible {
+    public var description: String
+}
