@@ -113,6 +113,28 @@ import Testing
         await server.stop()
     }
 
+    @Test func aLongRunningEngineFetchesEagerAttachmentsWhenRowsChangeAndNotOnEveryEmptyPull() async throws {
+        let server = try await AccessTests.start()
+        let fatima = try server.replica("laptop fatima", user: "fatima", role: .consultant, scopes: ["team:castricum-noord"])
+        let office = try server.replica("office")
+        try await fatima.sync()
+        let engine = try SyncEngine(replica: office)
+        let first = try await engine.sync()
+        #expect(first.attachmentsDownloaded == 0)
+        let idle = try await engine.sync()
+        #expect(idle.pulled.cellsApplied == 0 && idle.attachmentsDownloaded == 0 && idle.attachmentsRemoved == 0)
+
+        let plan = newID()
+        try await fatima.execute("INSERT INTO plans (id, case_id, status) VALUES (?, ?, 'signed')", [.text(plan), .text(Self.deVriesCase)])
+        let scan = try photo("lang-lopende-app", size: 200_000)
+        try fatima.attach(file: scan.path, table: "plans", row: plan, column: "signed_document")
+        try await fatima.sync()
+        let changed = try await engine.sync()
+        #expect(changed.attachmentsDownloaded == 1, "the same engine fetches the new signed plan")
+        #expect(try office.attachments(missingOnly: true).isEmpty)
+        await server.stop()
+    }
+
     @Test func aCellReferringToContentTheServerLacksIsRefusedKeptAndSentAgainOnceUploaded() async throws {
         let server = try await AccessTests.start()
         let fatima = try server.replica("laptop fatima", user: "fatima", role: .consultant, scopes: ["team:castricum-noord"])

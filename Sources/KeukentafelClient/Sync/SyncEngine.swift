@@ -33,6 +33,9 @@ public final class SyncEngine: @unchecked Sendable {
     /// The continuous sync started by `connect()`.
     let connectionLock = NSLock()
     var connection: ConnectedSync?
+    /// This engine has fetched the eager attachments and tidied the attachment folder since it started
+    /// (only touched inside a step, which run one at a time).
+    var attachmentsChecked = false
 
     /// An engine talking to the server the replica was created for, over libcurl. Certificates are
     /// verified; `caBundlePath` (default: the one given to `kt init`) adds trusted authorities.
@@ -383,9 +386,15 @@ public final class SyncEngine: @unchecked Sendable {
             }
             query = try nextPullQuery(waitSeconds: 0)
         }
+        // Attachments: after a pull that changed rows, and once per engine (a download that failed before
+        // is tried again); a long-poll answered with nothing new does not walk the attachment columns.
+        let pulled = report.pulled
+        let changed = pulled.cellsApplied + pulled.rowsDeleted + pulled.rowsEvicted + pulled.rowsPurged + pulled.changesRequeued > 0
+        guard changed || !attachmentsChecked, !replica.attachmentColumns().isEmpty else { return }
         try downloadEagerAttachments(into: &report)
         // Rows evicted, purged or given another file leave content no row refers to.
         report.attachmentsRemoved += try replica.removeUnreferencedContent()
+        attachmentsChecked = report.attachmentsNotAvailable == 0
     }
 
     /// The pull request that continues from the replica's cursor and epoch. The first request of a
