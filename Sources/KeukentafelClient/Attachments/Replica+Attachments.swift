@@ -220,7 +220,7 @@ extension Replica {
             for row in recent { if let sha = row[0].string { referenced.insert(sha) } }
             let files = (try? FileManager.default.contentsOfDirectory(atPath: attachmentsDirectory)) ?? []
             var removed = 0
-            for file in files {
+            for file in files where !file.hasPrefix(".") {  // ".incoming-…": a file being attached right now
                 let sha = file.hasSuffix(".part") ? String(file.dropLast(5)) : file
                 guard !referenced.contains(sha) else { continue }
                 try? FileManager.default.removeItem(atPath: (attachmentsDirectory as NSString).appendingPathComponent(file))
