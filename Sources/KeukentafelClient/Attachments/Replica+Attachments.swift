@@ -220,10 +220,17 @@ extension Replica {
             for row in recent { if let sha = row[0].string { referenced.insert(sha) } }
             let files = (try? FileManager.default.contentsOfDirectory(atPath: attachmentsDirectory)) ?? []
             var removed = 0
-            for file in files where !file.hasPrefix(".") {  // ".incoming-…": a file being attached right now
+            for file in files {
+                let path = (attachmentsDirectory as NSString).appendingPathComponent(file)
+                if file.hasPrefix(".") {
+                    // ".incoming-…": a file being attached right now, or left by a crash an hour or more ago.
+                    let modified = (try? FileManager.default.attributesOfItem(atPath: path))?[.modificationDate] as? Date
+                    if let modified, modified < Date(timeIntervalSinceNow: -3600) { try? FileManager.default.removeItem(atPath: path) }
+                    continue
+                }
                 let sha = file.hasSuffix(".part") ? String(file.dropLast(5)) : file
                 guard !referenced.contains(sha) else { continue }
-                try? FileManager.default.removeItem(atPath: (attachmentsDirectory as NSString).appendingPathComponent(file))
+                try? FileManager.default.removeItem(atPath: path)
                 if !file.hasSuffix(".part") { removed += 1 }
             }
             let known = try connection.query("SELECT sha256 FROM _kt_attachments").compactMap { $0[0].string }
