@@ -6,7 +6,8 @@ import Glibc
 /// `ktd serve` as a child process, for the tools and tests that run the real server: started on
 /// loopback, returned once it says where it listens, stopped or killed on request.
 public struct ServerProcess: Sendable {
-    public let process: Process
+    /// The running `ktd` (started through `posix_spawn`, not Foundation's `Process`: see `Spawn`).
+    public let process: SpawnedProcess
     public let port: Int
     public var url: String { "http://127.0.0.1:\(port)" }
     /// Where its `/metrics` is served (a free port of its own unless `arguments` name one).
@@ -18,21 +19,16 @@ public struct ServerProcess: Sendable {
     public static func start(bin: URL, data: String, schema: String, port: Int = 0, in directory: String? = nil,
                              arguments: [String] = []) throws -> ServerProcess {
         for attempt in 0..<50 {
-            let process = Process()
-            process.executableURL = bin.appendingPathComponent("ktd")
             // Metrics on a free port: the default (the listen port + 1000) could clash between servers.
             let metrics = arguments.contains("--metrics-listen") ? [] : ["--metrics-listen", "127.0.0.1:0"]
             let wantsMetrics = !arguments.contains("off")
-            process.arguments = ["serve", "--data", data, "--schema", schema, "--listen", "127.0.0.1:\(port)", "--stop-with-parent"]
-                + metrics + arguments
-            if let directory { process.currentDirectoryURL = URL(fileURLWithPath: directory) }
-            let out = Pipe()
-            process.standardOutput = out
-            process.standardError = FileHandle.nullDevice
-            try process.run()
+            let process = try Spawn.start(bin.appendingPathComponent("ktd").path,
+                                          ["serve", "--data", data, "--schema", schema, "--listen", "127.0.0.1:\(port)", "--stop-with-parent"]
+                                            + metrics + arguments, in: directory, captureOutput: true)
+            let out = process.standardOutput!
             var buffer = ""
             while !buffer.contains("ktd listening on ") || (wantsMetrics && !buffer.contains("ktd metrics on ")) || !buffer.hasSuffix("\n") {
-                let chunk = out.fileHandleForReading.availableData
+                let chunk = out.availableData
                 if chunk.isEmpty { break }
                 buffer += String(decoding: chunk, as: UTF8.self)
             }
@@ -69,12 +65,9 @@ public struct ServerProcess: Sendable {
     /// Polls for the child's end (reaping it) instead of `Process.waitUntilExit`, which was seen to spin
     /// forever on a child that had already exited while many tests ran at once.
     private func waitForExit(seconds: Double) -> Bool {
-        let pid = process.processIdentifier
         let deadline = Date().addingTimeInterval(seconds)
         while Date() < deadline {
-            var status: Int32 = 0
-            let reaped = waitpid(pid, &status, WNOHANG)
-            if reaped == pid || (reaped == -1 && errno == ECHILD) { return true }  // ours, or Foundation reaped it
+            if !process.isRunning { return true }
             usleep(20_000)
         }
         return false

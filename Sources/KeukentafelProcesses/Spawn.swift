@@ -97,3 +97,85 @@ public enum Spawn {
 public struct SpawnError: Error, CustomStringConvertible {
     public var description: String
 }
+
+extension Spawn {
+    /// Starts `executable` in the background (see `run` for why not `Process`). Its standard output is a
+    /// pipe when `captureOutput` (read it from `standardOutput`), else `/dev/null`; its errors go to
+    /// `/dev/null`.
+    public static func start(_ executable: String, _ arguments: [String], in directory: String? = nil,
+                             captureOutput: Bool = false) throws -> SpawnedProcess {
+        var argv = ["/usr/bin/env"]
+        if let directory { argv += ["-C", directory] }
+        argv += ["--", executable] + arguments
+        var out: [Int32] = [-1, -1]
+        if captureOutput {
+            guard pipe(&out) == 0 else { throw SpawnError(description: "cannot make a pipe: \(String(cString: strerror(errno)))") }
+            for fd in out { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
+        }
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        if captureOutput {
+            posix_spawn_file_actions_adddup2(&actions, out[1], 1)
+        } else {
+            posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
+        }
+        posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0)
+        let cArguments: [UnsafeMutablePointer<CChar>?] = argv.map { strdup($0) } + [nil]
+        defer { cArguments.forEach { free($0) } }
+        var pid: pid_t = 0
+        let started = posix_spawn(&pid, "/usr/bin/env", &actions, nil, cArguments, environ)
+        if captureOutput { close(out[1]) }
+        guard started == 0 else {
+            if captureOutput { close(out[0]) }
+            throw SpawnError(description: "cannot start \(executable): \(String(cString: strerror(started)))")
+        }
+        return SpawnedProcess(pid: pid, output: captureOutput ? FileHandle(fileDescriptor: out[0], closeOnDealloc: true) : nil)
+    }
+}
+
+/// A program started by `Spawn.start`, with the parts of Foundation's `Process` the tools use.
+public final class SpawnedProcess: @unchecked Sendable {
+    public let processIdentifier: Int32
+    /// The read end of the child's standard output, when captured.
+    public let standardOutput: FileHandle?
+    private let lock = NSLock()
+    private var status: Int32?
+
+    init(pid: Int32, output: FileHandle?) {
+        processIdentifier = pid
+        standardOutput = output
+    }
+
+    /// Whether the child still runs (reaping it if it ended).
+    public var isRunning: Bool { reap(blocking: false) == nil }
+
+    /// The exit status (128 + signal when a signal ended it); -1 while it runs.
+    public var terminationStatus: Int32 { reap(blocking: false) ?? -1 }
+
+    /// SIGTERM, as `Process.terminate()`.
+    public func terminate() {
+        if isRunning { kill(processIdentifier, SIGTERM) }
+    }
+
+    /// Waits for the child's end.
+    public func waitUntilExit() { _ = reap(blocking: true) }
+
+    private func reap(blocking: Bool) -> Int32? {
+        lock.withLock {
+            if let status { return status }
+            var raw: Int32 = 0
+            while true {
+                let reaped = waitpid(processIdentifier, &raw, blocking ? 0 : WNOHANG)
+                if reaped == processIdentifier {
+                    status = (raw & 0x7f) == 0 ? (raw >> 8) & 0xff : 128 + (raw & 0x7f)
+                    return status
+                }
+                if reaped == -1 && errno == EINTR { continue }
+                if reaped == -1 { status = -1; return status }  // not ours to wait for any more
+                return nil
+            }
+        }
+    }
+}

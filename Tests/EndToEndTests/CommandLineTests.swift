@@ -42,11 +42,11 @@ import Testing
     }
 
     /// Starts `ktd serve` on a free port and returns it with its URL once it listens.
-    func startServer(data: String, in directory: String, port: Int = 0) async throws -> (Process, String) {
+    func startServer(data: String, in directory: String, port: Int = 0) async throws -> (SpawnedProcess, String) {
         try await onThread { try Self.startServerBlocking(data: data, in: directory, port: port) }
     }
 
-    static func startServerBlocking(data: String, in directory: String, port: Int = 0) throws -> (Process, String) {
+    static func startServerBlocking(data: String, in directory: String, port: Int = 0) throws -> (SpawnedProcess, String) {
         let server = try ServerProcess.start(bin: binDirectory, data: data, schema: repositoryRoot.appendingPathComponent("Schemas/datamodel.yaml").path,
                                              port: port, in: directory)
         return (server.process, server.url)

@@ -1,4 +1,5 @@
 import Foundation
+import KeukentafelProcesses
 @testable import KeukentafelClient
 import KeukentafelProtocol
 import KeukentafelServer
@@ -12,11 +13,11 @@ import Testing
     /// Forwards to libcurl; on the n-th push it sends SIGTERM to the server as the request goes out.
     final class TerminatingTransport: SyncTransport, @unchecked Sendable {
         let inner: CurlTransport
-        let server: Process
+        let server: SpawnedProcess
         let onPush: Int
         private let counter = Counter()
 
-        init(inner: CurlTransport, server: Process, onPush: Int) {
+        init(inner: CurlTransport, server: SpawnedProcess, onPush: Int) {
             self.inner = inner
             self.server = server
             self.onPush = onPush
