@@ -9,11 +9,13 @@ struct Attach: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Attach a file (photo, scan, signed document) to a row's attachment column, offline.",
         discussion: """
-            The file is copied next to the replica; the next `kt sync` uploads it (resuming where a cut
+            The file is copied next to the replica; the next `kt sync` uploads it (resuming where a cut \
             connection stopped) and then sends the row's new value.
-              kt attach plans 5f0c…-… signed_document ~/scans/plan-de-vries.pdf --db laptop.sqlite
-            For a row that needs its file when it is inserted (documents.file is required), attach while
-            inserting with SQL: `kt attach documents NEW_ROW_ID file FILE --insert case_id=CASE_ID --insert kind=photo`.
+              kt attach plans PLAN_ID signed_document plan.pdf --db laptop.sqlite
+
+            A row that needs its file when it is inserted (documents.file is required) is inserted with it:
+              kt attach documents NEW_ID file brief.jpg \\
+                --insert case_id=CASE_ID --insert kind=photo --db laptop.sqlite
             """)
     @OptionGroup var options: ReplicaOptions
     @Argument(help: "Table.") var table: String

@@ -9,11 +9,12 @@ struct AttachmentsCommand: AsyncParsableCommand {
         abstract: "What the store holds of attachments: sizes, orphans, missing content, unfinished uploads.",
         discussion: """
             Attachment content (photos, scans, signed documents) is stored once per SHA-256, in the store itself.
-              ktd admin attachments                      # totals, orphans, missing, unfinished uploads
-              ktd admin attachments --list               # every content with its size and how many rows refer to it
-              ktd admin attachments --remove-orphans     # content no row refers to, and uploads unfinished for 7 days
-            An orphan is content no current row refers to (a file replaced by another, its row deleted); old history
-            entries may still name it. An erasure removes a resident's content itself.
+              ktd admin attachments                   # totals, orphans, missing, unfinished
+              ktd admin attachments --list            # every content, its size, its rows
+              ktd admin attachments --remove-orphans  # orphans, uploads unfinished for 7 days
+
+            An orphan is content no current row refers to (a file replaced by another, its row deleted); \
+            old history entries may still name it. An erasure removes a resident's content itself.
             """)
     @OptionGroup var store: StoreOptions
     @Flag(help: "List every stored content.") var list = false

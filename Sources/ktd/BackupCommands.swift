@@ -10,14 +10,16 @@ struct Backup: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Take a consistent online backup of the store while the server runs.",
         discussion: """
-            Uses SQLite's online backup: the server keeps serving. Shows a progress bar on a terminal and
-            a line per 10 % otherwise. The file gets mode 0600: it holds every resident's data, attachments
+            Uses SQLite's online backup: the server keeps serving. Shows a progress bar on a terminal and \
+            a line per 10 % otherwise. The file gets mode 0600: it holds every resident's data, attachments \
             included. An existing file is not replaced unless --force.
-              ktd admin backup /var/backups/keukentafel-$(date +%F).sqlite --data /var/lib/keukentafel
+              ktd admin backup /var/backups/kt-$(date +%F).sqlite --data /var/lib/keukentafel
+
             Encrypted (AES-256-GCM) with a key you keep apart from the backups, e.g. for a copy off the server:
-              head -c 32 /dev/urandom > /etc/keukentafel/backup.key && chmod 600 /etc/keukentafel/backup.key
-              ktd admin backup /mnt/offsite/keukentafel-$(date +%F).ktbackup --key-file /etc/keukentafel/backup.key
-            `ktd admin restore` needs the same key file; without it an encrypted backup cannot be read by anyone.
+              head -c 32 /dev/urandom > /etc/keukentafel/backup.key
+              chmod 600 /etc/keukentafel/backup.key
+              ktd admin backup /mnt/offsite/kt-$(date +%F).ktbackup --key-file /etc/keukentafel/backup.key
+            `ktd admin restore` needs the same key file; without it nobody can read an encrypted backup. \
             Check a plain backup with `sqlite3 FILE 'PRAGMA integrity_check'`.
             """)
     @OptionGroup var store: StoreOptions
