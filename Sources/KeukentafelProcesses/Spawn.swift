@@ -22,36 +22,16 @@ public enum Spawn {
     /// replaces the inherited environment when given.
     public static func run(_ executable: String, _ arguments: [String], in directory: String? = nil,
                            environment: [String: String]? = nil) throws -> Result {
-        // `env` changes directory and environment in the child, which posix_spawn cannot portably do.
-        var argv = ["/usr/bin/env"]
-        if let directory { argv += ["-C", directory] }
-        if environment != nil { argv.append("-i") }
-        argv.append("--")  // the end of env's options; assignments and the command follow
-        argv += (environment ?? [:]).sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }
-        argv += [executable] + arguments
-        var out: [Int32] = [-1, -1], err: [Int32] = [-1, -1]
-        guard pipe(&out) == 0, pipe(&err) == 0 else {
-            throw SpawnError(description: "cannot make a pipe: \(String(cString: strerror(errno)))")
+        let out = try closeOnExecPipe(), err = try closeOnExecPipe()
+        let pid: pid_t
+        do {
+            pid = try launch(executable, arguments, in: directory, environment: environment, output: out[1], errors: err[1])
+        } catch {
+            for fd in out + err { close(fd) }
+            throw error
         }
-        // Close-on-exec, so that other children started meanwhile do not hold them open.
-        for fd in out + err { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        posix_spawn_file_actions_adddup2(&actions, out[1], 1)
-        posix_spawn_file_actions_adddup2(&actions, err[1], 2)
-        let cArguments: [UnsafeMutablePointer<CChar>?] = argv.map { strdup($0) } + [nil]
-        defer { cArguments.forEach { free($0) } }
-        var pid: pid_t = 0
-        let started = posix_spawn(&pid, "/usr/bin/env", &actions, nil, cArguments, environ)
         close(out[1])
         close(err[1])
-        guard started == 0 else {
-            close(out[0])
-            close(err[0])
-            throw SpawnError(description: "cannot start \(executable): \(String(cString: strerror(started)))")
-        }
         // Errors on a thread of their own, so a child filling one pipe never waits for us to read the other.
         let errors = Collected()
         let done = DispatchSemaphore(value: 0)
@@ -64,10 +44,9 @@ public enum Spawn {
         done.wait()
         close(out[0])
         close(err[0])
-        var status: Int32 = 0
-        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
-        let code: Int32 = (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
-        return Result(status: code, output: String(decoding: output, as: UTF8.self), error: String(decoding: errors.value, as: UTF8.self))
+        let child = SpawnedProcess(pid: pid, output: nil)
+        child.waitUntilExit()
+        return Result(status: child.terminationStatus, output: String(decoding: output, as: UTF8.self), error: String(decoding: errors.value, as: UTF8.self))
     }
 
     private static func readAll(_ fd: Int32) -> [UInt8] {
@@ -104,34 +83,53 @@ extension Spawn {
     /// `/dev/null`.
     public static func start(_ executable: String, _ arguments: [String], in directory: String? = nil,
                              captureOutput: Bool = false) throws -> SpawnedProcess {
+        let out = captureOutput ? try closeOnExecPipe() : nil
+        let pid: pid_t
+        do {
+            pid = try launch(executable, arguments, in: directory, environment: nil, output: out?[1], errors: nil)
+        } catch {
+            for fd in out ?? [] { close(fd) }
+            throw error
+        }
+        if let out { close(out[1]) }
+        return SpawnedProcess(pid: pid, output: out.map { FileHandle(fileDescriptor: $0[0], closeOnDealloc: true) })
+    }
+
+    /// Starts the program through `env`, which changes directory and environment in the child (posix_spawn
+    /// cannot portably): standard input from `/dev/null`, output and errors to these descriptors or `/dev/null`.
+    private static func launch(_ executable: String, _ arguments: [String], in directory: String?, environment: [String: String]?,
+                               output: Int32?, errors: Int32?) throws -> pid_t {
         var argv = ["/usr/bin/env"]
         if let directory { argv += ["-C", directory] }
-        argv += ["--", executable] + arguments
-        var out: [Int32] = [-1, -1]
-        if captureOutput {
-            guard pipe(&out) == 0 else { throw SpawnError(description: "cannot make a pipe: \(String(cString: strerror(errno)))") }
-            for fd in out { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
-        }
+        if environment != nil { argv.append("-i") }
+        argv.append("--")  // the end of env's options; assignments and the command follow
+        argv += (environment ?? [:]).sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }
+        argv += [executable] + arguments
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
         posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        if captureOutput {
-            posix_spawn_file_actions_adddup2(&actions, out[1], 1)
-        } else {
-            posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
+        for (target, source) in [(Int32(1), output), (Int32(2), errors)] {
+            if let source {
+                posix_spawn_file_actions_adddup2(&actions, source, target)
+            } else {
+                posix_spawn_file_actions_addopen(&actions, target, "/dev/null", O_WRONLY, 0)
+            }
         }
-        posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0)
         let cArguments: [UnsafeMutablePointer<CChar>?] = argv.map { strdup($0) } + [nil]
         defer { cArguments.forEach { free($0) } }
         var pid: pid_t = 0
         let started = posix_spawn(&pid, "/usr/bin/env", &actions, nil, cArguments, environ)
-        if captureOutput { close(out[1]) }
-        guard started == 0 else {
-            if captureOutput { close(out[0]) }
-            throw SpawnError(description: "cannot start \(executable): \(String(cString: strerror(started)))")
-        }
-        return SpawnedProcess(pid: pid, output: captureOutput ? FileHandle(fileDescriptor: out[0], closeOnDealloc: true) : nil)
+        guard started == 0 else { throw SpawnError(description: "cannot start \(executable): \(String(cString: strerror(started)))") }
+        return pid
+    }
+
+    /// A pipe whose ends close on exec, so that other children started meanwhile do not hold them open.
+    private static func closeOnExecPipe() throws -> [Int32] {
+        var fds: [Int32] = [-1, -1]
+        guard pipe(&fds) == 0 else { throw SpawnError(description: "cannot make a pipe: \(String(cString: strerror(errno)))") }
+        for fd in fds { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
+        return fds
     }
 }
 

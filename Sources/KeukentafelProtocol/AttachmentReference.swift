@@ -91,14 +91,6 @@ public struct AttachmentReference: Sendable, Hashable, Codable {
         }
     }
 
-    /// Whether content of this type is compressed already (photos, PDFs, office files): gzip would
-    /// only cost time.
-    public static func isCompressed(_ mediaType: String) -> Bool {
-        mediaType.hasPrefix("image/") || mediaType.hasPrefix("video/") || mediaType.hasPrefix("audio/")
-            || ["application/pdf", "application/zip", "application/gzip"].contains(mediaType) || mediaType.contains("openxmlformats")
-            || mediaType.contains("opendocument")
-    }
-
     private static func quoted(_ text: String) -> String {
         var out = "\""
         for scalar in text.unicodeScalars {

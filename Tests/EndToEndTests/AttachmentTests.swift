@@ -27,6 +27,16 @@ import Testing
 
     func sha256(_ data: Data) -> String { SHA256.hash(data: data).map { String(format: "%02x", $0) }.joined() }
 
+    /// One raw chunk of an upload, as a client sends it: `chunk` from `offset` of content `sha` of `size`
+    /// bytes, with the chunk's own SHA-256 (or `digest` instead, to send a wrong one).
+    static func put(_ url: String, token: String, _ chunk: Data, at offset: Int, size: Int, sha: String,
+                    digest: String? = nil) throws -> HTTPExchange {
+        let own = SHA256.hash(data: chunk).map { String(format: "%02x", $0) }.joined()
+        return try CurlTransport(baseURL: url, token: token).send(
+            method: "PUT", path: "/v1/attachments/\(sha)", query: [("offset", String(offset)), ("size", String(size))], body: chunk,
+            headers: ["Keukentafel-Chunk-SHA256: \(digest ?? own)"])
+    }
+
     /// Every file under these directories (recursively) and the replicas with their companions.
     func everyFile(under directories: [String], replicas: [Replica]) -> [String] {
         var found: [String] = []
@@ -113,7 +123,7 @@ import Testing
         await server.stop()
     }
 
-    @Test func aLongRunningEngineFetchesEagerAttachmentsWhenRowsChangeAndNotOnEveryEmptyPull() async throws {
+    @Test func aLongRunningEngineFetchesEagerAttachmentsWhenRowsChange() async throws {
         let server = try await AccessTests.start()
         let fatima = try server.replica("laptop fatima", user: "fatima", role: .consultant, scopes: ["team:castricum-noord"])
         let office = try server.replica("office")
@@ -265,13 +275,11 @@ import Testing
     @Test func aCorruptedChunkOrContentIsRefusedAndNothingOfItKept() async throws {
         let server = try await AccessTests.start()
         let token = try server.token("laptop fatima", user: "fatima", role: .consultant, scopes: ["team:castricum-noord"])
-        let transport = CurlTransport(baseURL: server.url, token: token)
         let content = Data((0..<300_000).map { UInt8(truncatingIfNeeded: $0 &* 7) })
         let sha = sha256(content)
-        let count = content.count
+        let count = content.count, url = server.url
         @Sendable func put(_ chunk: Data, at offset: Int, digest: String, sha: String) throws -> HTTPExchange {
-            try transport.send(method: "PUT", path: "/v1/attachments/\(sha)", query: [("offset", String(offset)), ("size", String(count))],
-                               body: chunk, headers: ["Keukentafel-Chunk-SHA256: \(digest)"])
+            try Self.put(url, token: token, chunk, at: offset, size: count, sha: sha, digest: digest)
         }
         let first = content.prefix(100_000)
         var damagedCopy = Data(first)
@@ -293,6 +301,11 @@ import Testing
         #expect(wrong.status == 422)
         #expect(try server.store.attachments.list().isEmpty)
         #expect(try server.store.attachments.unfinishedUploads().isEmpty)
+
+        // A typo in the hash is said to be one, not answered as "not found".
+        let typo = try await onThread { try CurlTransport(baseURL: url, token: token).send(method: "GET", path: "/v1/attachments/brief.jpg", query: [], body: nil) }
+        #expect(typo.status == 400)
+        #expect(String(decoding: typo.body, as: UTF8.self).contains("is not a SHA-256"))
         await server.stop()
     }
 
@@ -303,9 +316,7 @@ import Testing
         var content = Data((0..<250_000).map { UInt8(truncatingIfNeeded: $0 &* 13 &+ 5) })
         let sha = sha256(content)
         @Sendable func put(_ url: String, _ chunk: Data, at offset: Int, size: Int, sha: String) throws -> HTTPExchange {
-            try CurlTransport(baseURL: url, token: token).send(
-                method: "PUT", path: "/v1/attachments/\(sha)", query: [("offset", String(offset)), ("size", String(size))], body: chunk,
-                headers: ["Keukentafel-Chunk-SHA256: \(SHA256.hash(data: chunk).map { String(format: "%02x", $0) }.joined())"])
+            try Self.put(url, token: token, chunk, at: offset, size: size, sha: sha)
         }
         let half = content.prefix(100_000), rest = content.suffix(from: 100_000)
         let size = content.count
@@ -449,11 +460,9 @@ import Testing
 
         // An auditor's device reads only: it cannot upload.
         let auditor = try server.token("auditor laptop", user: "ruud-test", role: .auditor, scopes: ["*"])
-        let chunk = Data("x".utf8)
+        let url = server.url
         let refused = try await onThread {
-            try CurlTransport(baseURL: server.url, token: auditor).send(
-                method: "PUT", path: "/v1/attachments/\(String(repeating: "0", count: 64))", query: [("offset", "0"), ("size", "1")], body: chunk,
-                headers: ["Keukentafel-Chunk-SHA256: \(SHA256.hash(data: chunk).map { String(format: "%02x", $0) }.joined())"])
+            try Self.put(url, token: auditor, Data("x".utf8), at: 0, size: 1, sha: String(repeating: "0", count: 64))
         }
         #expect(refused.status == 403)
         #expect(try JSONDecoder().decode(ErrorResponse.self, from: refused.body).error.code == .readOnly)

@@ -268,17 +268,6 @@ extension Replica {
             try? FileManager.default.removeItem(atPath: temporary)
             throw error
         }
-        return (hexDigits(hasher.finalize()), size, temporary)
+        return (hexString(hasher.finalize()), size, temporary)
     }
-}
-
-/// Bytes in lowercase hex.
-func hexDigits(_ bytes: some Sequence<UInt8>) -> String {
-    let digits = Array("0123456789abcdef".utf8)
-    var out: [UInt8] = []
-    for byte in bytes {
-        out.append(digits[Int(byte >> 4)])
-        out.append(digits[Int(byte & 0x0F)])
-    }
-    return String(decoding: out, as: UTF8.self)
 }

@@ -34,7 +34,7 @@ extension SyncEngine {
         while !status.complete {
             try handle.seek(toOffset: UInt64(status.received))
             let chunk = try handle.read(upToCount: attachmentChunkBytes) ?? Data()
-            let digest = hexDigits(SHA256.hash(data: chunk))
+            let digest = hexString(SHA256.hash(data: chunk))
             do {
                 status = try call("PUT", "/v1/attachments/\(sha256)", query: [("offset", String(status.received)), ("size", String(size))],
                                   body: chunk, headers: ["\(Self.chunkDigestHeader): \(digest)", "Content-Type: application/octet-stream"])
@@ -116,7 +116,7 @@ extension SyncEngine {
             }
             try output.synchronize()
         }
-        guard hexDigits(hasher.finalize()) == reference.sha256 else {
+        guard hexString(hasher.finalize()) == reference.sha256 else {
             try? FileManager.default.removeItem(atPath: part)
             throw AttachmentError(code: "digest_mismatch", message: "the downloaded content of '\(reference.name)' does not have its "
                 + "SHA-256 \(reference.sha256.prefix(12))…; it was dropped, and the next try downloads it again")

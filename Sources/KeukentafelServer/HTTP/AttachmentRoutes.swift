@@ -48,6 +48,9 @@ extension SyncServer {
         }
         v1.get("attachments/:sha256") { request, context in
             let sha = try context.parameters.require("sha256")
+            guard isSHA256Hex(sha) else {
+                throw APIError(.badRequest, "'\(sha.prefix(80))' is not a SHA-256 (64 lowercase hexadecimal digits)")
+            }
             let access = try context.requireAccess()
             guard let found = try await blocking({ try store.downloadableAttachment(sha256: sha, access: access) }) else {
                 // The same answer whether the content is absent or only not visible: nothing to learn by asking.

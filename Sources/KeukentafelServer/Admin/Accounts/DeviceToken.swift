@@ -1,5 +1,6 @@
 import Crypto
 import Foundation
+import KeukentafelProtocol
 
 /// Bearer tokens for devices: 256 random bits, shown once, stored only as a SHA-256 hash.
 enum DeviceToken {
@@ -34,16 +35,4 @@ enum DeviceToken {
 /// made hashing the row ids of a push 12 % of the time of a concurrent ingest.)
 func sha256Hex(_ text: String) -> String {
     hexString(SHA256.hash(data: Data(text.utf8)))
-}
-
-/// Bytes in lowercase hex.
-func hexString(_ bytes: some Sequence<UInt8>) -> String {
-    let digits = Array("0123456789abcdef".utf8)
-    var hex: [UInt8] = []
-    hex.reserveCapacity(64)
-    for byte in bytes {
-        hex.append(digits[Int(byte >> 4)])
-        hex.append(digits[Int(byte & 0x0F)])
-    }
-    return String(decoding: hex, as: UTF8.self)
 }

@@ -231,10 +231,7 @@ public struct Attachments: Sendable {
                                               [.text("{\"sha256\":\""), .text("{\"sha256\"<")])
             return Set(values.compactMap { $0[0].string.flatMap(AttachmentReference.init(cellText:))?.sha256 }).subtracting(present).sorted()
         }
-        let unfinished = try unfinishedUploads().map {
-            Unfinished(sha256: $0.sha256, device: $0.device, size: $0.size, received: $0.received, startedAt: $0.startedAt)
-        }
-        return Summary(stored: stored, orphans: stored.filter { $0.references == 0 }, missing: missing, unfinished: unfinished,
+        return Summary(stored: stored, orphans: stored.filter { $0.references == 0 }, missing: missing, unfinished: try unfinishedUploads(),
                        totalBytes: stored.reduce(0) { $0 + $1.size })
     }
 
@@ -260,12 +257,15 @@ public struct Attachments: Sendable {
         }
     }
 
-    /// Uploads not finished: (sha256, device, size, received, started at).
-    public func unfinishedUploads() throws -> [(sha256: String, device: String, size: Int64, received: Int64, startedAt: String)] {
+    /// Uploads not finished, oldest first.
+    public func unfinishedUploads() throws -> [Unfinished] {
         try store.reader.withLock { connection in
             try connection.query("""
                 SELECT sha256, device, size, received, started_at FROM attachment_uploads WHERE completed_at IS NULL ORDER BY started_at
-                """).map { ($0[0].string ?? "", $0[1].string ?? "", $0[2].int64 ?? 0, $0[3].int64 ?? 0, $0[4].string ?? "") }
+                """).map {
+                Unfinished(sha256: $0[0].string ?? "", device: $0[1].string ?? "", size: $0[2].int64 ?? 0, received: $0[3].int64 ?? 0,
+                           startedAt: $0[4].string ?? "")
+            }
         }
     }
 

@@ -1,5 +1,6 @@
 import Crypto
 import Foundation
+import KeukentafelProtocol
 
 /// Signs feed cursors, so that a cursor beyond the store's head proves the store went back (a file
 /// put back by hand) only if the store itself once handed it out (decision 0017). A device cannot

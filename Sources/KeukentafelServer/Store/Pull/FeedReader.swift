@@ -253,20 +253,14 @@ struct FeedReader: Sendable {
     private func write(_ delivery: Delivery, at: String, _ connection: any StoreConnection) throws {
         let device = delivery.device
         if delivery.restarted { try connection.run("UPDATE devices SET resync = 0 WHERE id = ? AND resync = 1", [.text(device)]) }
-        switch (delivery.informed, delivery.confirmed) {
-        case (let informed?, let confirmed?):
-            // One statement for both: a push that wakes thousands of devices moves both for each.
+        if delivery.informed != nil || delivery.confirmed != nil {
+            // One statement for both (a push that wakes thousands of devices moves both for each); a value
+            // not given is 0, which never raises a column.
+            let informed = delivery.informed ?? 0, confirmed = delivery.confirmed ?? 0
             try connection.run("""
                 UPDATE devices SET informed_seq = CASE WHEN informed_seq < ? THEN ? ELSE informed_seq END,
                                    confirmed_seq = CASE WHEN confirmed_seq < ? THEN ? ELSE confirmed_seq END WHERE id = ?
                 """, [.integer(informed), .integer(informed), .integer(confirmed), .integer(confirmed), .text(device)])
-        case (let informed?, nil):
-            try connection.run("UPDATE devices SET informed_seq = ? WHERE id = ? AND informed_seq < ?",
-                               [.integer(informed), .text(device), .integer(informed)])
-        case (nil, let confirmed?):
-            try connection.run("UPDATE devices SET confirmed_seq = ? WHERE id = ? AND confirmed_seq < ?",
-                               [.integer(confirmed), .text(device), .integer(confirmed)])
-        case (nil, nil): break
         }
         for row in delivery.removals {
             try connection.run("""
