@@ -50,14 +50,20 @@ let package = Package(
         // The protocol and merge rules: pure, no I/O. The only module client and server share
         // (besides the SQLite wrapper, which is infrastructure; see docs/decisions/0002).
         .target(name: "KeukentafelProtocol", swiftSettings: strict),
-        .target(name: "KeukentafelSQLite", dependencies: ["CSQLite", "KeukentafelProtocol"], swiftSettings: strict),
+        // The VFS that encrypts a replica's pages (the cipher itself is Swift, in KeukentafelSQLite/Cipher).
+        .target(name: "CKeukentafelCipher", dependencies: ["CSQLite"]),
+        .target(
+            name: "KeukentafelSQLite",
+            dependencies: ["CSQLite", "CKeukentafelCipher", "KeukentafelProtocol", .product(name: "Crypto", package: "swift-crypto")],
+            swiftSettings: strict),
         .target(name: "KeukentafelCompression", dependencies: ["CZlib"], swiftSettings: strict),
         .target(name: "KeukentafelTerminal", dependencies: ["KeukentafelProtocol"], swiftSettings: strict),
 
         .target(
             name: "KeukentafelClient",
             dependencies: ["KeukentafelProtocol", "KeukentafelSQLite", "KeukentafelCompression", "CCurl",
-                           .product(name: "Crypto", package: "swift-crypto")],
+                           .product(name: "Crypto", package: "swift-crypto"),
+                           .product(name: "_CryptoExtras", package: "swift-crypto")],
             exclude: ["README.md"],
             swiftSettings: strict),
         .target(

@@ -16,6 +16,12 @@ public struct SQLiteError: Error, CustomStringConvertible, Sendable {
 
     /// True for SQLITE_BUSY / SQLITE_LOCKED: another connection holds the lock.
     public var isBusy: Bool { code & 0xFF == SQLITE_BUSY || code & 0xFF == SQLITE_LOCKED }
+
+    /// SQLITE_IOERR_DATA: a page of an encrypted database failed authentication (wrong key, or damage).
+    public var isUnreadablePage: Bool { code == SQLITE_IOERR | (32 << 8) }
+
+    /// SQLITE_NOTADB: the file is no SQLite database (or an encrypted one opened without its key).
+    public var isNotADatabase: Bool { code & 0xFF == SQLITE_NOTADB }
 }
 
 /// Process-wide SQLite settings, applied once before the first connection opens (SQLite refuses them
@@ -42,13 +48,24 @@ public final class SQLiteConnection {
     let denialSlot = DenialSlot()
     /// See `trackChanges()`.
     var changeTracker: ChangeTracker?
+    /// The key of an encrypted database, held for as long as SQLite may open its files (the WAL opens late).
+    public let cipher: SQLiteCipherKey?
 
-    /// Opens (and creates, unless `readOnly`) the database at `path`.
-    public init(path: String, readOnly: Bool = false) throws {
+    /// Opens (and creates, unless `readOnly`) the database at `path`; encrypted with `cipher` if given
+    /// (see `SQLiteCipherKey`; a new encrypted database needs `formatForCipher()` before anything else).
+    public init(path: String, readOnly: Bool = false, cipher: SQLiteCipherKey? = nil) throws {
         _ = sqliteConfigured
         var db: OpaquePointer?
-        let flags = (readOnly ? SQLITE_OPEN_READONLY : (SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE)) | SQLITE_OPEN_NOMUTEX
-        let rc = sqlite3_open_v2(path, &db, flags, nil)
+        var flags = (readOnly ? SQLITE_OPEN_READONLY : (SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE)) | SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_EXRESCODE
+        var filename = path
+        if let cipher {
+            guard PageCipher.registered else {
+                throw SQLiteError(code: SQLITE_ERROR, message: "cannot open '\(path)': the encryption VFS could not be registered", sql: nil)
+            }
+            filename = cipher.uri(for: path)
+            flags |= SQLITE_OPEN_URI
+        }
+        let rc = sqlite3_open_v2(filename, &db, flags, cipher == nil ? nil : PageCipher.vfsName)
         guard rc == SQLITE_OK, let db else {
             let message = db.map { String(cString: sqlite3_errmsg($0)) } ?? "cannot open"
             sqlite3_close_v2(db)
@@ -56,6 +73,7 @@ public final class SQLiteConnection {
         }
         self.path = path
         self.handle = db
+        self.cipher = cipher
         sqlite3_extended_result_codes(db, 1)
         sqlite3_busy_timeout(db, 10_000)
     }

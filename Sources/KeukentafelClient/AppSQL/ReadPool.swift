@@ -11,13 +11,15 @@ import KeukentafelSQLite
 final class ReadPool: @unchecked Sendable {
     let path: String
     let capacity: Int
+    let cipher: SQLiteCipherKey?
     private let condition = NSCondition()
     private var idle: [SQLiteConnection] = []
     private var opened = 0
     private var closed = false
 
-    init(path: String, capacity: Int = 4) {
+    init(path: String, cipher: SQLiteCipherKey?, capacity: Int = 4) {
         self.path = path
+        self.cipher = cipher
         self.capacity = capacity
     }
 
@@ -51,7 +53,7 @@ final class ReadPool: @unchecked Sendable {
                 opened += 1
                 condition.unlock()
                 do {
-                    return try Self.open(path)
+                    return try Self.open(path, cipher: cipher)
                 } catch {
                     condition.lock()
                     opened -= 1
@@ -71,8 +73,8 @@ final class ReadPool: @unchecked Sendable {
         condition.unlock()
     }
 
-    private static func open(_ path: String) throws -> SQLiteConnection {
-        let connection = try SQLiteConnection(path: path, readOnly: true)
+    private static func open(_ path: String, cipher: SQLiteCipherKey?) throws -> SQLiteConnection {
+        let connection = try SQLiteConnection(path: path, readOnly: true, cipher: cipher)
         try connection.execute("PRAGMA cache_size=-8192; PRAGMA temp_store=MEMORY;")
         connection.setAuthorizer(AppAccess.decideRead)
         // The pure functions a query may use; the ones that write (kt_tick, kt_capture) stay with the writer.

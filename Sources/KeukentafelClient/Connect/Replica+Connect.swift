@@ -26,13 +26,14 @@ extension Replica {
     /// try SyncEngine(replica: replica).sync()   // the first download
     /// ```
     public static func connect(path: String, serverURL: String, token: String, caBundlePath: String? = nil,
-                               transport: (any SyncTransport)? = nil,
+                               transport: (any SyncTransport)? = nil, encryption: ReplicaEncryption = .none,
                                clock: @escaping @Sendable () -> Int64 = Replica.systemClock) throws -> Replica {
         guard !FileManager.default.fileExists(atPath: path) else {
             throw ReplicaError.alreadyExists("'\(path)' already exists; a replica is created once (give it a new token with reconnect / `kt login`)")
         }
         let hello = try fetchHello(transport ?? CurlTransport(baseURL: serverURL, token: token, caBundlePath: caBundlePath))
-        let replica = try create(path: path, dataModel: hello.schema, serverURL: serverURL, token: token, caBundlePath: caBundlePath, clock: clock)
+        let replica = try create(path: path, dataModel: hello.schema, serverURL: serverURL, token: token, caBundlePath: caBundlePath,
+                                 encryption: encryption, clock: clock)
         try replica.locked { try replica.setIdentity(DeviceIdentity(hello)) }
         return replica
     }

@@ -141,11 +141,15 @@ extension Replica {
         return (dropped, requeued)
     }
 
-    /// Remote wipe: the server reported this device lost. Deletes the replica's files (database, WAL,
-    /// shared memory); the open connection is left unusable. Data blocks on the disk itself are the
-    /// business of full-disk encryption, which field laptops must have.
+    /// Remote wipe: the server reported this device lost. Destroys the key file of an encrypted replica
+    /// first (overwritten in place, so the data is unreadable even when no file can be deleted), then
+    /// deletes the replica's files (database, WAL, shared memory, attachments); the open connection is
+    /// left unusable. Data blocks of a plain replica on the disk itself are the business of full-disk
+    /// encryption, which field laptops must have.
     public func wipe() throws {
         readers.close()
+        let keyPath = ReplicaKeyFile.path(forReplica: path)
+        let keyDestroyed = !isEncrypted || ReplicaKeyFile.destroy(at: keyPath)
         try locked {
             appStatements.removeAll()
             try? connection.execute("PRAGMA secure_delete = ON; DELETE FROM _kt_outbox; DELETE FROM _kt_meta WHERE key = 'token';")
@@ -154,5 +158,6 @@ extension Replica {
             }
             if FileManager.default.fileExists(atPath: attachmentsDirectory) { try FileManager.default.removeItem(atPath: attachmentsDirectory) }
         }
+        if !keyDestroyed { throw ReplicaError.damagedKeyFile("the key file '\(keyPath)' could not be overwritten or removed") }
     }
 }

@@ -60,16 +60,40 @@ public final class Replica: @unchecked Sendable {
     /// Test hook: called after each row of a pulled page is applied; throwing aborts the page.
     var afterApplyingRow: ((Int) throws -> Void)?
 
-    /// Opens an existing replica.
-    public init(path: String, clock: @escaping @Sendable () -> Int64 = Replica.systemClock) throws {
+    /// Opens an existing replica; an encrypted one with its passphrase (else `ReplicaError.passphraseRequired`;
+    /// a wrong one is `ReplicaError.wrongPassphrase` and changes nothing). A passphrase given for a plain
+    /// replica is not needed and not used.
+    public convenience init(path: String, passphrase: String? = nil, clock: @escaping @Sendable () -> Int64 = Replica.systemClock) throws {
+        var key: ReplicaKey?
+        if Replica.isEncrypted(path: path) {
+            guard let passphrase else {
+                throw ReplicaError.passphraseRequired("the replica '\(path)' is encrypted; give its passphrase "
+                                                      + "(kt reads KT_PASSPHRASE or --passphrase-fd, or asks on the terminal)")
+            }
+            key = try ReplicaKey.unlock(replicaPath: path, passphrase: passphrase)
+        }
+        try self.init(path: path, key: key, clock: clock)
+    }
+
+    /// Opens an existing replica with a key unlocked before (`ReplicaKey.unlock`); nil for a plain replica.
+    public init(path: String, key: ReplicaKey?, clock: @escaping @Sendable () -> Int64 = Replica.systemClock) throws {
         guard FileManager.default.fileExists(atPath: path) else {
             throw ReplicaError.notInitialized("no replica at '\(path)'; create one with `kt init --db \(path) --server URL --token TOKEN`")
         }
-        let connection = try SQLiteConnection(path: path)
+        if key == nil, Replica.isEncrypted(path: path) {
+            throw ReplicaError.passphraseRequired("the replica '\(path)' is encrypted; unlock its key first (ReplicaKey.unlock)")
+        }
+        let connection: SQLiteConnection
         // secure_delete: deleted rows (an erased resident) are overwritten in the file, not only unlinked.
         // temp_store=MEMORY: statement journals and sorts never reach a temporary file, which would be
-        // both slow (a write per spilled page) and a copy of residents' data outside the replica.
-        try connection.execute("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA cache_size=-32768; PRAGMA secure_delete=ON; PRAGMA temp_store=MEMORY;")
+        // both slow (a write per spilled page) and a copy of residents' data outside the replica (and
+        // one the encryption VFS refuses to write).
+        do {
+            connection = try SQLiteConnection(path: path, cipher: key?.cipher)
+            try connection.execute("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA cache_size=-32768; PRAGMA secure_delete=ON; PRAGMA temp_store=MEMORY;")
+        } catch let error as SQLiteError where error.isUnreadablePage || error.isNotADatabase {
+            throw Replica.unreadable(path: path, encrypted: key != nil, error: error)
+        }
         guard case .text(let nodeHex)? = try? connection.scalar("SELECT value FROM _kt_meta WHERE key = 'node'"),
               let node = NodeID(nodeHex),
               case .text(let modelJSON)? = try connection.scalar("SELECT value FROM _kt_meta WHERE key = 'schema'")
@@ -80,7 +104,7 @@ public final class Replica: @unchecked Sendable {
         self.node = node
         self.connection = connection
         self.clock = clock
-        self.readers = ReadPool(path: path)
+        self.readers = ReadPool(path: path, cipher: key?.cipher)
         self.dataModel = try JSONDecoder().decode(DataModel.self, from: Data(modelJSON.utf8))
         try registerFunctions()
         connection.trackChanges()
@@ -103,15 +127,28 @@ public final class Replica: @unchecked Sendable {
     }
 
     /// Creates a new replica file for a data model. Fails if the file exists.
+    /// With `encryption: .passphrase(…)` the file is encrypted and its key file `<path>.key` written (decision 0029).
     public static func create(path: String, dataModel: DataModel, serverURL: String, token: String, caBundlePath: String? = nil,
+                              encryption: ReplicaEncryption = .none,
                               clock: @escaping @Sendable () -> Int64 = Replica.systemClock) throws -> Replica {
         guard !FileManager.default.fileExists(atPath: path) else {
             throw ReplicaError.alreadyExists("'\(path)' already exists; pick another file or remove it first")
         }
+        let keyPath = ReplicaKeyFile.path(forReplica: path)
+        guard !FileManager.default.fileExists(atPath: keyPath) else {
+            throw ReplicaError.alreadyExists("the key file '\(keyPath)' of an earlier replica is still there; remove it first")
+        }
         try dataModel.check()
+        var key: ReplicaKey?
+        if case .passphrase(let passphrase) = encryption {
+            let (file, cipher) = try ReplicaKeyFile.create(passphrase: passphrase)
+            try file.write(to: keyPath)
+            key = ReplicaKey(cipher: cipher)
+        }
         do {
-            let connection = try SQLiteConnection(path: path)
-            try connection.execute("PRAGMA journal_mode=WAL;")
+            let connection = try SQLiteConnection(path: path, cipher: key?.cipher)
+            try connection.formatForCipher()
+            try connection.execute("PRAGMA journal_mode=WAL; PRAGMA temp_store=MEMORY;")
             try connection.transaction {
                 try connection.execute(ReplicaSchema.metaDDL)
                 let model = String(decoding: try JSONEncoder().encode(dataModel), as: UTF8.self)
@@ -126,10 +163,10 @@ public final class Replica: @unchecked Sendable {
             }
             chmod(path, 0o600)  // the file holds the device token and personal data
         } catch {
-            try? FileManager.default.removeItem(atPath: path)
+            for file in [path, path + "-wal", path + "-shm", keyPath] { try? FileManager.default.removeItem(atPath: file) }
             throw error
         }
-        let replica = try Replica(path: path, clock: clock)
+        let replica = try Replica(path: path, key: key, clock: clock)
         try replica.createTables()
         return replica
     }
@@ -273,6 +310,15 @@ public final class Replica: @unchecked Sendable {
     }
 }
 
+extension Replica {
+    static func unreadable(path: String, encrypted: Bool, error: SQLiteError) -> ReplicaError {
+        if encrypted {
+            return .unreadable("the replica '\(path)' cannot be read with its key: the key file belongs to another replica, or the file was damaged (\(error.message))")
+        }
+        return .unreadable("'\(path)' cannot be read as a plain replica: it is encrypted and its key file is missing, or it is no SQLite file (\(error.message))")
+    }
+}
+
 public enum ReplicaError: Error, CustomStringConvertible {
     case notInitialized(String)
     case alreadyExists(String)
@@ -284,11 +330,24 @@ public enum ReplicaError: Error, CustomStringConvertible {
     case wrongServer(String)
     /// A table, column or row a typed record names is not there.
     case notInModel(String)
+    /// The replica is encrypted and no passphrase (or key) was given.
+    case passphraseRequired(String)
+    /// The passphrase does not unlock the replica's key.
+    case wrongPassphrase(String)
+    /// A new passphrase too short to be one.
+    case weakPassphrase(String)
+    /// The key file next to an encrypted replica cannot be read (damaged, wiped, of a newer release).
+    case damagedKeyFile(String)
+    /// A page of an encrypted replica failed authentication: the key is not this file's, or the file was damaged.
+    case unreadable(String)
+    /// Asked of an encrypted replica, but this one is plain.
+    case notEncrypted(String)
 
     public var description: String {
         switch self {
         case .notInitialized(let why), .alreadyExists(let why), .notAllowed(let why), .invalidSQL(let why), .wrongServer(let why),
-             .notInModel(let why):
+             .notInModel(let why), .passphraseRequired(let why), .wrongPassphrase(let why), .weakPassphrase(let why),
+             .damagedKeyFile(let why), .unreadable(let why), .notEncrypted(let why):
             return why
         }
     }
@@ -302,6 +361,12 @@ public enum ReplicaError: Error, CustomStringConvertible {
         case .invalidSQL: return "invalid_sql"
         case .wrongServer: return "wrong_server"
         case .notInModel: return "not_in_model"
+        case .passphraseRequired: return "passphrase_required"
+        case .wrongPassphrase: return "wrong_passphrase"
+        case .weakPassphrase: return "weak_passphrase"
+        case .damagedKeyFile: return "damaged_key_file"
+        case .unreadable: return "unreadable_replica"
+        case .notEncrypted: return "not_encrypted"
         }
     }
 }

@@ -466,9 +466,17 @@ public final class SyncEngine: @unchecked Sendable {
         guard (200..<300).contains(exchange.status) else {
             if let error = try? JSONDecoder().decode(ErrorResponse.self, from: exchange.body) {
                 if error.error.code == .deviceLost {
-                    try replica.wipe()
-                    throw SyncError.server(status: exchange.status, code: error.error.code.rawValue,
-                                           message: error.error.message + "; the replica at \(replica.path) was deleted")
+                    let outcome: String
+                    do {
+                        try replica.wipe()
+                        outcome = "the replica at \(replica.path) was deleted"
+                    } catch let failure as ReplicaError where failure.code == "damaged_key_file" {
+                        outcome = "the replica at \(replica.path) could not be wiped: \(failure)"
+                    } catch {
+                        outcome = "the replica at \(replica.path) could not be fully deleted (\(error.localizedDescription))"
+                            + (replica.isEncrypted ? "; its key was destroyed first, so what is left cannot be read" : "")
+                    }
+                    throw SyncError.server(status: exchange.status, code: error.error.code.rawValue, message: error.error.message + "; " + outcome)
                 }
                 throw SyncError.server(status: exchange.status, code: error.error.code.rawValue, message: error.error.message)
             }

@@ -104,12 +104,14 @@ public final class TestServer: @unchecked Sendable {
     }
 
     /// A new replica connected to this server, as `kt init` makes it, for a new device of `user`, in a
-    /// temporary directory. `clock` sets the device's clock (move it with `TestClock.setOffset`).
+    /// temporary directory. `clock` sets the device's clock (move it with `TestClock.setOffset`);
+    /// `encryption` encrypts its file as `kt init` does by default (plain unless asked, for speed).
     public func replica(_ device: String, clock: TestClock = TestClock(), user: String = "office", role: Role = .backOffice,
-                        scopes: [String] = ["*"], profile: String? = nil) throws -> Replica {
+                        scopes: [String] = ["*"], profile: String? = nil, encryption: ReplicaEncryption = .none) throws -> Replica {
         let path = try TestDirectory.make("replica") + "/\(device.replacingOccurrences(of: "/", with: "-")).sqlite"
         return try Replica.create(path: path, dataModel: store.dataModel, serverURL: url,
-                                  token: try token(device, user: user, role: role, scopes: scopes, profile: profile), clock: clock.now)
+                                  token: try token(device, user: user, role: role, scopes: scopes, profile: profile),
+                                  encryption: encryption, clock: clock.now)
     }
 }
 
