@@ -125,7 +125,7 @@ struct MicroBench: AsyncParsableCommand {
         if let ktCommand = kt ?? ChildProcess.besideThisExecutable("kt") {
             let cliToken = try store.accounts.addDevice(name: "bench kt command", user: "bench").token
             let cliReplica = work + "/kt-command.sqlite"
-            _ = try ChildProcess.run(ktCommand, ["init", "--db", cliReplica, "--server", url, "--token", cliToken, "--json"])
+            _ = try ChildProcess.run(ktCommand, ["init", "--db", cliReplica, "--server", url, "--token", cliToken, "--json", "--plain"])
             Memory.resetPeak()
             let (seconds, clientPeak) = try await onThread { try timedResult { try ChildProcess.run(ktCommand, ["sync", "--db", cliReplica, "--json"]) } }
             results.append(Measurement(name: "bootstrap by `kt sync` in a process of its own (pages of \(SyncEngine.defaultPageSize))",

@@ -78,7 +78,7 @@ struct RealModelBench: AsyncParsableCommand {
         func device(_ name: String, user: String = "office") throws -> String {
             let file = work + "/" + name.replacingOccurrences(of: " ", with: "-") + ".sqlite"
             let token = try store.accounts.addDevice(name: name, user: user).token
-            _ = try ChildProcess.run(ktCommand, ["init", "--db", file, "--server", url, "--token", token, "--json"])
+            _ = try ChildProcess.run(ktCommand, ["init", "--db", file, "--server", url, "--token", token, "--json", "--plain"])
             return file
         }
 

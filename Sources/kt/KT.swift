@@ -22,5 +22,5 @@ struct KT: ParsableCommand {
             """,
         version: "0.1.0",
         subcommands: [Init.self, Login.self, SQL.self, Sync.self, Status.self, Conflicts.self, History.self, Upgrade.self, Due.self, Report.self, Daemon.self,
-                      Attach.self, Attachments.self])
+                      Attach.self, Attachments.self, ChangePassphrase.self])
 }

@@ -8,7 +8,17 @@ import KeukentafelTerminal
 struct Init: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Create a replica connected to a server.",
-        discussion: "Fetches the server's data model, creates the tables and stores the token in the file (mode 0600). Run `kt sync` next to download the data.")
+        discussion: """
+            Fetches the server's data model, creates the tables and stores the token in the file (mode 0600).
+            Run `kt sync` next to download the data.
+
+            The file is encrypted (AES-256-GCM, every page) with a random key, kept in FILE.key and locked
+            by your passphrase: kt asks for it twice on the terminal, or reads KT_PASSPHRASE or
+            --passphrase-fd. Every later kt command on the replica needs the same passphrase; change it
+            with `kt passphrase`. A forgotten passphrase cannot be recovered: make a new replica and sync
+            (what was not yet sent is lost). Use --plain only for tests or on a machine whose disk is
+            encrypted anyway.
+            """)
 
     @Option(name: .long, help: ArgumentHelp("The replica file to create.", valueName: "file")) var db: String
     @Option(name: .long, help: ArgumentHelp("Server base URL, e.g. https://kt.gemeente.nl", valueName: "url")) var server: String
@@ -16,6 +26,10 @@ struct Init: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("Extra CA certificates (PEM) to trust for this server; remembered by the replica.", valueName: "file"))
     var caBundle: String?
     @Flag(help: "Print JSON instead of text.") var json = false
+    @Flag(help: "Do not encrypt the replica file (tests, or a disk that is encrypted anyway).") var plain = false
+    @Option(name: .long, help: ArgumentHelp("Read the new replica's passphrase from this open file descriptor (else KT_PASSPHRASE, else the terminal).",
+                                            valueName: "fd"))
+    var passphraseFd: Int32?
 
     /// Mistakes `kt` can see without asking the server (a usage error, exit 64).
     func validate() throws {
@@ -33,17 +47,22 @@ struct Init: ParsableCommand {
     }
 
     func run() throws {
-        let replica = try serverStep { try Replica.connect(path: db, serverURL: server, token: token, caBundlePath: caBundle) }
+        let encryption: ReplicaEncryption = plain
+            ? .none : .passphrase(try Passphrase.read(for: db, fd: passphraseFd, prompt: "New passphrase for \(db): ", confirm: true))
+        let replica = try serverStep {
+            try Replica.connect(path: db, serverURL: server, token: token, caBundlePath: caBundle, encryption: encryption)
+        }
         let identity = try replica.identity
         if json {
             return try Terminal.printJSON(["db": db, "node": replica.node.description, "device": identity?.device ?? "",
-                                           "schemaVersion": String(replica.dataModel.version)])
+                                           "schemaVersion": String(replica.dataModel.version), "encrypted": String(replica.isEncrypted)])
         }
         if let identity, let user = identity.user {
             print("Device of \(user) (\(identity.role ?? "?"); scopes: \(identity.scopes.isEmpty ? "none yet" : identity.scopes.joined(separator: " "))).")
         }
         print("Replica \(db) created (node \(replica.node), device \(identity?.device ?? "?"), data model v\(replica.dataModel.version),",
-              "\(replica.dataModel.tables.count) tables). Run `kt sync --db \(db)` to download.")
+              "\(replica.dataModel.tables.count) tables, \(replica.isEncrypted ? "encrypted; key in \(db).key" : "not encrypted")).",
+              "Run `kt sync --db \(db)` to download.")
     }
 }
 

@@ -11,5 +11,13 @@ struct ReplicaOptions: ParsableArguments {
 
     @Flag(help: "Print JSON instead of text.") var json = false
 
-    func open() throws -> Replica { try Replica(path: db) }
+    @Option(name: .long, help: ArgumentHelp(
+        "For an encrypted replica: read its passphrase from this open file descriptor (e.g. `3<secret`). "
+            + "Else kt reads KT_PASSPHRASE, or asks on the terminal.", valueName: "fd"))
+    var passphraseFd: Int32?
+
+    func open() throws -> Replica {
+        guard Replica.isEncrypted(path: db) else { return try Replica(path: db) }
+        return try Replica(path: db, passphrase: try Passphrase.read(for: db, fd: passphraseFd))
+    }
 }

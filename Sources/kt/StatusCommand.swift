@@ -11,7 +11,8 @@ struct Status: ParsableCommand {
     func run() throws {
         let status = try options.open().status()
         if options.json { return try Terminal.printJSON(status) }
-        print("replica      \(status.path) (node \(status.node), data model v\(status.schemaVersion))")
+        print("replica      \(status.path) (node \(status.node), data model v\(status.schemaVersion), "
+              + (status.encrypted ? "encrypted)" : "not encrypted)"))
         print("server       \(status.server)")
         print("last sync    \(status.lastSyncAt.map { Terminal.relativeTime($0) } ?? "never")")
         if let error = status.lastError { print("last error   \(error)") }

@@ -32,12 +32,16 @@ import Testing
         return result
     }
 
+    static let passphrase = "passphrase of the command-line tests"
+
     /// `fromPath`: started as a user would from a shell, by name through `PATH` (then argv[0] is the bare name).
     static func runBlocking(_ tool: String, _ arguments: [String], in directory: String, fromPath: Bool = false) throws -> Result {
         // Through posix_spawn, not Foundation's Process (see `Spawn`).
+        // `kt init` encrypts by default: every replica of these tests is encrypted, with this passphrase.
         let result = fromPath
-            ? try Spawn.run(tool, arguments, in: directory, environment: ["PATH": "\(binDirectory.path):/usr/bin:/bin"])
-            : try Spawn.run(Self.binDirectory.appendingPathComponent(tool).path, arguments, in: directory)
+            ? try Spawn.run(tool, arguments, in: directory, environment: ["PATH": "\(binDirectory.path):/usr/bin:/bin", "KT_PASSPHRASE": passphrase])
+            : try Spawn.run(Self.binDirectory.appendingPathComponent(tool).path, arguments, in: directory,
+                            environment: ProcessInfo.processInfo.environment.merging(["KT_PASSPHRASE": passphrase]) { $1 })
         return Result(status: result.status, output: result.output, error: result.error)
     }
 

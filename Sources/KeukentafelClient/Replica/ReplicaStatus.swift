@@ -6,6 +6,8 @@ public struct ReplicaStatus: Sendable, Codable {
     public var node: String
     public var server: String
     public var schemaVersion: Int
+    /// The file is encrypted (its key in `<path>.key`).
+    public var encrypted: Bool
     public var cursor: Int64
     /// A download reached the end of the feed at least once (false: never, or the first was interrupted).
     public var hasSynced: Bool
@@ -41,6 +43,7 @@ extension Replica {
         return try locked {
             ReplicaStatus(
                 path: path, node: node.description, server: try meta("server_url") ?? "", schemaVersion: dataModel.version,
+                encrypted: isEncrypted,
                 cursor: Int64(try meta("cursor") ?? "0") ?? 0,
                 hasSynced: try meta("download_complete_at") != nil,
                 pending: entries.filter { $0.state == "pending" }.count,
