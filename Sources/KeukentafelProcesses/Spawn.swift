@@ -80,13 +80,13 @@ public struct SpawnError: Error, CustomStringConvertible {
 extension Spawn {
     /// Starts `executable` in the background (see `run` for why not `Process`). Its standard output is a
     /// pipe when `captureOutput` (read it from `standardOutput`), else `/dev/null`; its errors go to
-    /// `/dev/null`.
+    /// `/dev/null`. `environment` replaces the inherited one when given.
     public static func start(_ executable: String, _ arguments: [String], in directory: String? = nil,
-                             captureOutput: Bool = false) throws -> SpawnedProcess {
+                             environment: [String: String]? = nil, captureOutput: Bool = false) throws -> SpawnedProcess {
         let out = captureOutput ? try closeOnExecPipe() : nil
         let pid: pid_t
         do {
-            pid = try launch(executable, arguments, in: directory, environment: nil, output: out?[1], errors: nil)
+            pid = try launch(executable, arguments, in: directory, environment: environment, output: out?[1], errors: nil)
         } catch {
             for fd in out ?? [] { close(fd) }
             throw error

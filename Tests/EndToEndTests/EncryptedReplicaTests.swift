@@ -2,6 +2,8 @@ import Crypto
 import Foundation
 @testable import KeukentafelClient
 import KeukentafelProtocol
+import KeukentafelProcesses
+@testable import KeukentafelServer
 import KeukentafelSQLite
 import KeukentafelTesting
 import Testing
@@ -113,6 +115,169 @@ import Testing
         #expect { try reopened.locked { try reopened.connection.query("PRAGMA quick_check") } } throws: {
             ($0 as? SQLiteError)?.isUnreadablePage == true
         }
+        await server.stop()
+    }
+}
+
+/// The encrypted replica through `kt`, as a consultant's laptop uses it.
+@Suite struct EncryptedReplicaCommandLineTests {
+    static let environment = ProcessInfo.processInfo.environment.merging(["KT_PASSPHRASE": EncryptedReplicaTests.passphrase]) { $1 }
+
+    static func kt(_ arguments: [String], environment: [String: String] = environment) throws -> Spawn.Result {
+        try Spawn.run(CommandLineTests.binDirectory.appendingPathComponent("kt").path, arguments, environment: environment)
+    }
+
+    @Test func killedMidDownloadAnEncryptedReplicaRecoversItsLogAndFinishes() async throws {
+        let server = try await TestServer.start()
+        let population = SyntheticPopulation(municipalities: 2, teams: 3, cases: 700, seed: 5)
+        let cells = try population.generate(node: NodeID(rawValue: 42)!, milliseconds: 1_763_000_000_000) { batch in
+            _ = try server.store.push(batch, device: "demo")
+        }
+        #expect(cells > 4 * SyncEngine.defaultPageSize, "several pages to download")
+        let proxy = try FaultProxy(upstreamPort: server.port)
+        defer { proxy.stop() }
+        let db = try temporaryDirectory("killed") + "/laptop.sqlite"
+        let token = try server.token("laptop")
+        let made = try await onThread { try Self.kt(["init", "--db", db, "--server", "http://127.0.0.1:\(proxy.port)", "--token", token]) }
+        #expect(made.status == 0, "\(made.error)")
+        #expect(Replica.isEncrypted(path: db))
+
+        // The third request of `kt sync` stalls (pages before it are applied and committed to the
+        // encrypted WAL), and the process is killed -9 while it waits.
+        proxy.fault(.stall, afterPassing: 3)
+        let before = proxy.requests
+        let sync = try Spawn.start(CommandLineTests.binDirectory.appendingPathComponent("kt").path, ["sync", "--db", db],
+                                   environment: Self.environment)
+        try await waitUntil("the fourth request reached the proxy") { proxy.requests >= before + 4 }
+        kill(sync.processIdentifier, SIGKILL)
+        sync.waitUntilExit()
+        #expect(sync.terminationStatus == 128 + SIGKILL)
+        proxy.fault = .none
+        #expect(FileManager.default.fileExists(atPath: db + "-wal"))
+
+        // Opened again, SQLite recovers the log from its encrypted frames: what was committed is there, whole.
+        let reopened = try Replica(path: db, passphrase: EncryptedReplicaTests.passphrase)
+        let partial = try reopened.totalCellCount()
+        #expect(partial > 0 && partial < cells, "\(partial) of \(cells) cells before the kill")
+        #expect(try reopened.locked { try reopened.connection.query("PRAGMA integrity_check") } == [[.text("ok")]])
+
+        // And `kt sync` finishes the download.
+        let finished = try await onThread { try Self.kt(["sync", "--db", db]) }
+        #expect(finished.status == 0, "\(finished.error)")
+        #expect(try reopened.totalCellCount() == cells)
+        #expect(try reopened.rowCount("cases") == 700)
+        let someName = try #require(try reopened.locked { try reopened.connection.scalar("SELECT last_name FROM residents LIMIT 1") }?.description)
+        #expect(!EncryptedReplicaTests.contains(try EncryptedReplicaTests.bytesOnDisk(db), someName))
+        await server.stop()
+    }
+
+    @Test func ktUpgradeWorksOnAnEncryptedReplica() async throws {
+        let v1 = try shippedDataModel()
+        let v2 = DataModelTests.version2(of: v1)
+        let server = try await TestServer.start(dataModel: v2)
+        let db = try temporaryDirectory("upgrade") + "/old.sqlite"
+        let old = try Replica.create(path: db, dataModel: v1, serverURL: server.url, token: try server.token("old laptop"),
+                                     encryption: .passphrase(EncryptedReplicaTests.passphrase))
+        let (_, caseID) = try seedCase(on: old, name: EncryptedReplicaTests.name)
+        try await old.sync()
+
+        let upgraded = try await onThread { try Self.kt(["upgrade", "--db", db]) }
+        #expect(upgraded.status == 0, "\(upgraded.output) \(upgraded.error)")
+        let reopened = try Replica(path: db, passphrase: EncryptedReplicaTests.passphrase)
+        #expect(reopened.dataModel.version == v2.version)
+        try await reopened.execute("UPDATE cases SET language = 'Pools' WHERE id = ?", [.text(caseID)])
+        #expect(try await reopened.sync().pushed.applied == 1)
+        #expect(try server.store.inspection.cell(table: "cases", row: caseID, column: "language")?.value == .text("Pools"))
+        #expect(!EncryptedReplicaTests.contains(try EncryptedReplicaTests.bytesOnDisk(db), EncryptedReplicaTests.name))
+        await server.stop()
+    }
+
+    @Test func ktRefusesAWrongOrMissingPassphraseAndChangesIt() async throws {
+        let server = try await TestServer.start()
+        let db = try temporaryDirectory("kt-passphrase") + "/laptop.sqlite"
+        let token = try server.token("laptop")
+        let plainEnvironment = ProcessInfo.processInfo.environment.filter { $0.key != "KT_PASSPHRASE" }
+
+        // No passphrase and no terminal: kt init says how to give one, and makes nothing.
+        let refused = try await onThread { try Self.kt(["init", "--db", db, "--server", server.url, "--token", token], environment: plainEnvironment) }
+        #expect(refused.status != 0 && refused.error.contains("KT_PASSPHRASE") && refused.error.contains("--passphrase-fd"), "\(refused.error)")
+        #expect(!FileManager.default.fileExists(atPath: db) && !FileManager.default.fileExists(atPath: db + ".key"))
+        let weak = try await onThread {
+            try Self.kt(["init", "--db", db, "--server", server.url, "--token", token], environment: plainEnvironment.merging(["KT_PASSPHRASE": "kort"]) { $1 })
+        }
+        #expect(weak.status != 0 && weak.error.contains("at least 8 characters"), "\(weak.error)")
+        #expect(!FileManager.default.fileExists(atPath: db) && !FileManager.default.fileExists(atPath: db + ".key"))
+
+        let made = try await onThread { try Self.kt(["init", "--db", db, "--server", server.url, "--token", token]) }
+        #expect(made.status == 0 && made.output.contains("encrypted; key in"), "\(made.output) \(made.error)")
+        let status = try await onThread { try Self.kt(["status", "--db", db]) }
+        #expect(status.output.contains("encrypted)"), "\(status.output)")
+
+        let wrong = try await onThread { try Self.kt(["status", "--db", db], environment: plainEnvironment.merging(["KT_PASSPHRASE": "niet de goede zin"]) { $1 }) }
+        #expect(wrong.status != 0 && wrong.error.contains("wrong passphrase"), "\(wrong.error)")
+        let missing = try await onThread { try Self.kt(["sync", "--db", db], environment: plainEnvironment) }
+        #expect(missing.status != 0 && missing.error.contains("needs a passphrase"), "\(missing.error)")
+
+        // `kt passphrase`: the old one from the environment, the new one on a file descriptor.
+        let newFile = db + ".new-passphrase"
+        try "een nieuwe zin voor de laptop\n".write(toFile: newFile, atomically: true, encoding: .utf8)
+        let changed = try await onThread {
+            try Spawn.run("/bin/sh", ["-c", "exec \"$0\" passphrase --db \"$1\" --new-passphrase-fd 3 3<\"$2\"",
+                                      CommandLineTests.binDirectory.appendingPathComponent("kt").path, db, newFile], environment: Self.environment)
+        }
+        #expect(changed.status == 0 && changed.output.contains("passphrase of"), "\(changed.output) \(changed.error)")
+        let withOld = try await onThread { try Self.kt(["status", "--db", db]) }
+        #expect(withOld.status != 0)
+        let withNew = try await onThread {
+            try Self.kt(["status", "--db", db], environment: plainEnvironment.merging(["KT_PASSPHRASE": "een nieuwe zin voor de laptop"]) { $1 })
+        }
+        #expect(withNew.status == 0, "\(withNew.error)")
+        await server.stop()
+    }
+}
+
+extension Replica {
+    /// Cells this replica holds a version of.
+    func totalCellCount() throws -> Int {
+        guard case .integer(let n)? = try locked({ try connection.scalar("SELECT coalesce(sum(kt_versions_count(versions)), 0) FROM _kt_versions") }) else { return 0 }
+        return Int(n)
+    }
+}
+
+extension EncryptedReplicaTests {
+    @Test func aRemoteWipeLeavesNothingReadableEvenWhenNoFileCanBeDeleted() async throws {
+        let server = try await TestServer.start()
+        let office = try server.replica("office")
+        _ = try seedCase(on: office, name: Self.name)
+        try await office.sync()
+        let laptop = try server.replica("laptop sanne", encryption: .passphrase(Self.passphrase))
+        try await laptop.sync()
+        #expect(try laptop.rowCount("residents") == 1)
+
+        // The laptop is reported lost; on it, no file can be deleted (as on a read-only mount).
+        _ = try server.store.accounts.markDeviceLost("laptop sanne", actor: "test")
+        laptop.removeFile = { path in throw CocoaError(.fileWriteNoPermission, userInfo: [NSFilePathErrorKey: path]) }
+        let failure = await #expect(throws: SyncError.self) { try await laptop.sync() }
+        let message = "\(failure.map { "\($0)" } ?? "")"
+        #expect(message.contains("could not be fully deleted") && message.contains("its key was destroyed first"), "\(message)")
+
+        // The files are all still there, and nothing in them can be read: the key file is noise now.
+        let path = laptop.path
+        for file in [path, path + ".key"] { #expect(FileManager.default.fileExists(atPath: file)) }
+        #expect(!Self.contains(try Self.bytesOnDisk(path), Self.name))
+        #expect(!Self.contains(try Data(contentsOf: URL(fileURLWithPath: path + ".key")), "keukentafel-replica-key"))
+        #expect { try Replica(path: path, passphrase: Self.passphrase) } throws: { ($0 as? ReplicaError)?.code == "damaged_key_file" }
+        await server.stop()
+    }
+
+    @Test func aRemoteWipeDeletesAnEncryptedReplicasFilesAndKey() async throws {
+        let server = try await TestServer.start()
+        let laptop = try server.replica("laptop sanne", encryption: .passphrase(Self.passphrase))
+        _ = try seedCase(on: laptop, name: Self.name)
+        try await laptop.sync()
+        _ = try server.store.accounts.markDeviceLost("laptop sanne", actor: "test")
+        await #expect(throws: SyncError.self) { try await laptop.sync() }
+        for suffix in ["", "-wal", "-shm", ".key"] { #expect(!FileManager.default.fileExists(atPath: laptop.path + suffix), "\(suffix)") }
         await server.stop()
     }
 }

@@ -108,7 +108,7 @@ struct ReplicaKeyFile: Codable {
     /// overwrite needs only the file to be writable, not its folder: the data is unreadable even when
     /// nothing can be deleted. Returns whether the key is gone.
     @discardableResult
-    static func destroy(at path: String) -> Bool {
+    static func destroy(at path: String, remove: (String) throws -> Void) -> Bool {
         var destroyed = false
         let fd = open(path, O_WRONLY | O_CLOEXEC)
         if fd >= 0 {
@@ -119,7 +119,7 @@ struct ReplicaKeyFile: Codable {
             }
             close(fd)
         }
-        if unlink(path) == 0 { destroyed = true }
+        if (try? remove(path)) != nil { destroyed = true }
         return destroyed || !FileManager.default.fileExists(atPath: path)
     }
 }

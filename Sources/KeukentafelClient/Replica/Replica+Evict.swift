@@ -149,14 +149,14 @@ extension Replica {
     public func wipe() throws {
         readers.close()
         let keyPath = ReplicaKeyFile.path(forReplica: path)
-        let keyDestroyed = !isEncrypted || ReplicaKeyFile.destroy(at: keyPath)
+        let keyDestroyed = !isEncrypted || ReplicaKeyFile.destroy(at: keyPath, remove: removeFile)
         try locked {
             appStatements.removeAll()
             try? connection.execute("PRAGMA secure_delete = ON; DELETE FROM _kt_outbox; DELETE FROM _kt_meta WHERE key = 'token';")
             for suffix in ["", "-wal", "-shm", "-journal"] where FileManager.default.fileExists(atPath: path + suffix) {
-                try FileManager.default.removeItem(atPath: path + suffix)
+                try removeFile(path + suffix)
             }
-            if FileManager.default.fileExists(atPath: attachmentsDirectory) { try FileManager.default.removeItem(atPath: attachmentsDirectory) }
+            if FileManager.default.fileExists(atPath: attachmentsDirectory) { try removeFile(attachmentsDirectory) }
         }
         if !keyDestroyed { throw ReplicaError.damagedKeyFile("the key file '\(keyPath)' could not be overwritten or removed") }
     }

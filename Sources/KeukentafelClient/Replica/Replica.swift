@@ -57,6 +57,10 @@ public final class Replica: @unchecked Sendable {
         var columns: UInt64
     }
 
+    /// How a remote wipe deletes a file; a test makes it fail, as a file it may not delete would (which
+    /// a test running as root cannot otherwise arrange).
+    var removeFile: (String) throws -> Void = { try FileManager.default.removeItem(atPath: $0) }
+
     /// Test hook: called after each row of a pulled page is applied; throwing aborts the page.
     var afterApplyingRow: ((Int) throws -> Void)?
 
