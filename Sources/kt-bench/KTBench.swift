@@ -11,8 +11,9 @@ struct KTBench: AsyncParsableCommand {
             kt-bench reads    read latency on a replica while it bootstraps (real data model)
             kt-bench live     thousands of devices long-polling, one push: who wakes, how fast (real data model)
             kt-bench attachments  photos up and down through kt sync, against curl and a plain file server
+            kt-bench encryption   bootstrap and reads on an encrypted replica against a plain one (real data model)
             Use a release build: Tools/bench [real|micro] [options].
             """,
-        subcommands: [RealModelBench.self, MicroBench.self, ReadLatencyBench.self, LiveSyncBench.self, AttachmentBench.self],
+        subcommands: [RealModelBench.self, MicroBench.self, ReadLatencyBench.self, LiveSyncBench.self, AttachmentBench.self, EncryptionBench.self],
         defaultSubcommand: RealModelBench.self)
 }
