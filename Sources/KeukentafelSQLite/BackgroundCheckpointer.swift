@@ -32,7 +32,7 @@ public final class BackgroundCheckpointer: Sendable {
     /// Takes over checkpoints of `writer`'s database (a WAL database): one starts once the log holds
     /// `pages` pages.
     public init(writer: SQLiteConnection, pages: Int32 = 1_000) throws {
-        let connection = try SQLiteConnection(path: writer.path)
+        let connection = try SQLiteConnection(path: writer.path, cipher: writer.cipher)
         // A connection learns that the database is in WAL mode only when it first reads it; until
         // then a checkpoint on it does nothing.
         guard case .text("wal")? = try connection.scalar("PRAGMA journal_mode") else {

@@ -30,6 +30,23 @@ import Testing
         let replica = try Replica(path: path)
         try await replica.sync()
 
+        // Encrypt the file
+        let passphrase = "zonnebloem op de keukentafel", newPassphrase = "een nieuwe zin voor de laptop"
+        let encryptedPath = directory + "/encrypted.sqlite"
+        let encryptedToken = try server.token("laptop fatima encrypted", user: "fatima")
+        try await onThread {
+            let replica = try Replica.connect(path: encryptedPath, serverURL: url, token: encryptedToken, encryption: .passphrase(passphrase))
+            #expect(replica.isEncrypted)
+        }
+        try await onThread {
+            let key = try #require(try ReplicaKey.unlock(replicaPath: encryptedPath, passphrase: passphrase))
+            let replica = try Replica(path: encryptedPath, key: key)
+            try SyncEngine(replica: replica).sync()
+            #expect(throws: ReplicaError.self) { try Replica(path: encryptedPath) }
+            try Replica.changePassphrase(path: encryptedPath, from: passphrase, to: newPassphrase)
+            #expect(try Replica(path: encryptedPath, passphrase: newPassphrase).status().encrypted)
+        }
+
         // 2. Read and write with SQL
         try await replica.execute("UPDATE cases SET status = ? WHERE id = ?", [.text("plan"), .text(caseID)])
         let open = try await replica.query("SELECT id, question FROM cases WHERE status <> 'closed' ORDER BY melding_date")
