@@ -341,6 +341,12 @@ public final class SQLiteStatement {
 
     public func columnName(_ index: Int32) -> String { String(cString: sqlite3_column_name(handle, index)) }
 
+    /// The table and column a result column comes from unchanged, or nil for an expression.
+    public func columnOrigin(_ index: Int32) -> (table: String, column: String)? {
+        guard let table = sqlite3_column_table_name(handle, index), let column = sqlite3_column_origin_name(handle, index) else { return nil }
+        return (String(cString: table), String(cString: column))
+    }
+
     public func value(_ index: Int32) -> CellValue {
         switch sqlite3_column_type(handle, index) {
         case SQLITE_NULL: return .null

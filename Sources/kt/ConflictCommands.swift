@@ -52,7 +52,11 @@ struct Conflicts: ParsableCommand {
 
         func run() throws {
             // Not found is not a usage error: the same words and exit code as `resolve` (1).
-            guard let conflict = try options.open().conflicts().first(where: { $0.id == id }) else { throw ResolveError.unknownConflict(id) }
+            let replica = try options.open()
+            guard let conflict = try replica.conflicts().first(where: { $0.id == id }) else { throw ResolveError.unknownConflict(id) }
+            if replica.dataModel.table(named: conflict.table)?.scope?.global != true {
+                try replica.recordViews(table: conflict.table, rows: [conflict.row], purpose: "kt conflicts show", skippingRowsNotHeld: true)
+            }
             if options.json { return try Terminal.printJSON(conflict) }
             print(Terminal.describe(conflict))
         }

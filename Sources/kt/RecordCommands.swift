@@ -27,6 +27,9 @@ struct History: ParsableCommand {
             Terminal.printError("history failed: \(error)")
             throw ExitCode(2)
         }
+        if replica.dataModel.table(named: table)?.scope?.global != true {
+            try replica.recordViews(table: table, rows: [row], purpose: "kt history", skippingRowsNotHeld: true)
+        }
         if options.json { return try Terminal.printJSON(entries) }
         Terminal.printHistory(entries, full: full)
     }

@@ -18,6 +18,9 @@ struct SQL: ParsableCommand {
 
     @OptionGroup var options: ReplicaOptions
     @Argument(help: "The SQL to run.") var sql: String
+    @Option(help: ArgumentHelp("Why you look at these rows, for the log of who viewed a resident's data (rows shown with their id are recorded).",
+                               valueName: "text"))
+    var purpose = "kt sql"
 
     func run() throws {
         let replica = try options.open()
@@ -31,6 +34,10 @@ struct SQL: ParsableCommand {
         } catch {
             Terminal.printError("Error: \(error)")
             throw ExitCode.failure
+        }
+        // Recorded before anything is shown: what is shown was viewed (decision 0030).
+        for (table, shown) in Dictionary(grouping: results.flatMap(\.rowsShown), by: \.table) {
+            try replica.recordViews(table: table, rows: shown.map(\.row), purpose: purpose, skippingRowsNotHeld: true)
         }
         if options.json { return try printJSON(results) }
         for (index, result) in results.enumerated() {

@@ -45,6 +45,10 @@ struct Sync: ParsableCommand {
             print("\(pulled.changesRequeued) change(s) of this device queued again after the server's store was restored")
         }
         if report.restamped > 0 { print("\(report.restamped) change(s) refused earlier for a wrong clock were re-stamped and sent") }
+        if report.viewsSent > 0 {
+            print("sent \(report.viewsSent) recorded view(s) of residents' records"
+                  + (report.viewsFlagged > 0 ? "; the server flagged \(report.viewsFlagged) as altered on this device or following missing ones" : ""))
+        }
         if report.attachmentsUploaded > 0 {
             print("uploaded \(report.attachmentsUploaded) attachment(s), \(byteCount(report.attachmentBytesUploaded))")
         }

@@ -58,6 +58,11 @@ struct AuditCommand: AsyncParsableCommand {
         Terminal.printTable(["USER", "DEVICE", "ROWS", "SINCE", "TOLD TO DELETE"], answer.holders.map {
             [$0.user, $0.device, String($0.rows), $0.since, $0.toDelete == 0 ? "" : "\($0.toDelete) rows, not yet synced"]
         }, empty: "(no device holds these rows)")
+        print("\nViewed by (as the devices recorded it; offline: sent with a later sync):")
+        Terminal.printTable(["USER", "DEVICE", "TABLE", "WHEN", "", "PURPOSE", "CHECK"], answer.views.map {
+            [$0.user, $0.device, $0.table, $0.at, $0.offline ? "offline" : "online", Terminal.shorten($0.purpose, to: 40),
+             $0.finding == "ok" ? "ok" : Terminal.paint($0.finding == "gap" ? "entries missing before it" : "altered on the device", .red)]
+        }, empty: "(no recorded views)")
     }
 }
 

@@ -60,6 +60,9 @@ import Testing
             ("HelloResponse", HelloResponse(protocolVersion: 1, serverTime: 1, device: "d", user: "fatima", role: "consultant",
                                             scopes: ["team:bergen"], schema: try shippedDataModel())),
             ("ErrorResponse", ErrorResponse(code: .clockAhead, message: "m")),
+            ("ViewBatch", ViewBatch(entries: [ViewLog.Entry(seq: 1, at: 2, table: "cases", row: "r", purpose: "p", previous: ViewLog.start,
+                                                            hash: String(repeating: "b", count: 64))])),
+            ("ViewReceipt", ViewReceipt(through: 3, flagged: [ViewReceipt.Flag(seq: 2, finding: .altered)])),
         ]
         for (name, sample) in samples {
             let json = try JSONSerialization.jsonObject(with: JSONEncoder().encode(sample), options: [.fragmentsAllowed])

@@ -12,6 +12,9 @@ public struct StatementResult: Sendable {
     /// Rows inserted, updated or deleted by a write (0 for a query).
     public var changes: Int
     public var isQuery: Bool { !columns.isEmpty }
+    /// Rows of scoped (non-reference) synced tables the result shows, known by their `id` column in
+    /// the result: what to record as viewed (`recordViews`). Rows shown without their id are not known.
+    public var rowsShown: [RowReference] = []
 }
 
 /// The app's SQL. Writes go through the one writer connection and are captured for the sync;
@@ -63,14 +66,29 @@ extension Replica {
                 var results: [StatementResult] = []
                 try connection.prepareEach(sql) { stmt in
                     let columns = (0..<stmt.columnCount).map { stmt.columnName($0) }
+                    // Result columns that are the id of a scoped synced table.
+                    let idColumns: [(index: Int, table: String)] = (0..<stmt.columnCount).compactMap { index in
+                        guard let origin = stmt.columnOrigin(index), origin.column == "id",
+                              let table = dataModel.table(named: origin.table), table.scope?.global != true else { return nil }
+                        return (Int(index), origin.table)
+                    }
                     let before = connection.totalChanges
                     var rows: [[CellValue]] = []
                     while try stmt.step() { rows.append((0..<stmt.columnCount).map { stmt.value($0) }) }
+                    var shown: [RowReference] = []
+                    var seen = Set<RowReference>()
+                    for row in rows {
+                        for column in idColumns {
+                            guard case .text(let id) = row[column.index] else { continue }
+                            let reference = RowReference(table: column.table, row: id)
+                            if seen.insert(reference).inserted { shown.append(reference) }
+                        }
+                    }
                     // The statement's own rows; the capture triggers' writes are not the person's.
                     let changed = columns.isEmpty && connection.totalChanges != before ? connection.changes : 0
                     var text = stmt.sql
                     while text.hasSuffix(";") { text.removeLast() }
-                    results.append(StatementResult(sql: text, columns: columns, rows: rows, changes: changed))
+                    results.append(StatementResult(sql: text, columns: columns, rows: rows, changes: changed, rowsShown: shown))
                 }
                 guard !results.isEmpty else { throw ReplicaError.invalidSQL("there is no SQL statement to run (only white space or comments)") }
                 return results

@@ -41,6 +41,14 @@ enum ReplicaSchema {
             INSERT INTO _kt_meta (key, value) VALUES ('hlc', NEW.hlc)
             ON CONFLICT (key) DO UPDATE SET value = max(value, excluded.value);
         END;
+        -- Who opened which record here (decision 0030): append-only and hash-chained (ViewLog); `sent`
+        -- once the server stored it. Sent entries may be dropped, except the last: the chain goes on from it.
+        CREATE TABLE IF NOT EXISTS _kt_views (
+            seq INTEGER PRIMARY KEY, at INTEGER NOT NULL, tbl TEXT NOT NULL, row_id TEXT NOT NULL,
+            purpose TEXT NOT NULL, previous TEXT NOT NULL, hash TEXT NOT NULL, sent INTEGER NOT NULL DEFAULT 0
+        );
+        CREATE TRIGGER IF NOT EXISTS _kt_views_append_only BEFORE UPDATE OF seq, at, tbl, row_id, purpose, previous, hash ON _kt_views
+            BEGIN SELECT RAISE(ABORT, 'the view log is append-only'); END;
         -- Cells of tables or columns this replica's data model does not know yet (a newer server model).
         -- Kept so that `kt upgrade` can apply them without downloading again.
         CREATE TABLE IF NOT EXISTS _kt_stash (

@@ -212,6 +212,7 @@ public final class SyncEngine: @unchecked Sendable {
     func pushAll(into report: inout SyncReport) throws {
         // Content first: the server refuses a cell that refers to content it does not hold.
         try uploadAttachments(into: &report)
+        try sendViews(into: &report)
         var restampTried = false
         let resolutions = try replica.pendingResolutions()
         // Counted once: counting the outbox is a scan of it, and a push of 350,000 changes sends

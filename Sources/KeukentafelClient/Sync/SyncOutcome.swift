@@ -47,4 +47,8 @@ public struct SyncReport: Sendable, Codable, Equatable {
     public var attachmentsNotAvailable = 0
     /// Content deleted from the device because no row refers to it any more (evicted, purged, replaced).
     public var attachmentsRemoved = 0
+    /// Recorded views the server stored (`Replica.recordView`).
+    public var viewsSent = 0
+    /// Of those, entries the server flagged: edited after they were recorded, or after a gap.
+    public var viewsFlagged = 0
 }

@@ -17,7 +17,7 @@ public struct AuditEntry: Codable, Sendable, Equatable {
     public var detail: String?
 }
 
-/// "Who changed and who received this resident's data": the answer for one resident.
+/// "Who changed, who received and who viewed this resident's data": the answer for one resident.
 public struct ResidentAudit: Codable, Sendable {
     /// Every row of the resident's data (see `rowsOfResident`).
     public var rows: [RowReference]
@@ -27,6 +27,27 @@ public struct ResidentAudit: Codable, Sendable {
     public var receipts: [ReceiptSummary]
     /// The devices that hold some of these rows now: received and not confirmed deleted (decision 0028).
     public var holders: [Holder] = []
+    /// Every recorded view of these rows, oldest first (decision 0030).
+    public var views: [View] = []
+
+    /// A user opened one of the rows on a device.
+    public struct View: Codable, Sendable, Equatable {
+        public var user: String
+        public var device: String
+        public var table: String
+        public var row: String
+        /// When, by the device's clock (ISO-8601).
+        public var at: String
+        /// When the server received it.
+        public var receivedAt: String
+        /// Why, as the app or the user said.
+        public var purpose: String
+        /// Recorded while the device was offline: it reached the server more than two minutes later.
+        public var offline: Bool
+        /// What the check of the device's log found: `ok`, `gap` (entries before it are missing) or
+        /// `altered` (edited after it was recorded, or the entry before it was).
+        public var finding: String
+    }
 
     /// A device that holds some of the resident's rows.
     public struct Holder: Codable, Sendable, Equatable {
@@ -159,6 +180,8 @@ public struct AuditTrail: Sendable {
                         }
                     }
                 }
+                let views = try rows.flatMap { try store.views.views(of: $0, connection) }
+                    .sorted { ($0.at, $0.device, $0.table) < ($1.at, $1.device, $1.table) }
                 return ResidentAudit(
                     rows: rows,
                     changes: changes.map { key, tally in
@@ -169,7 +192,8 @@ public struct AuditTrail: Sendable {
                         ResidentAudit.ReceiptSummary(user: key.user, device: key.device, table: key.table, rows: tally.rows.count,
                                                      first: tally.first, last: tally.last)
                     }.sorted { ($0.first, $0.user, $0.table) < ($1.first, $1.user, $1.table) },
-                    holders: holders.values.sorted { ($0.since, $0.device) < ($1.since, $1.device) })
+                    holders: holders.values.sorted { ($0.since, $0.device) < ($1.since, $1.device) },
+                    views: views)
             }
         }
     }

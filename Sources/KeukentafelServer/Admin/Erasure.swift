@@ -125,7 +125,7 @@ public struct Erasure: Sendable {
                     try connection.run("DELETE FROM conflicts WHERE tbl = ? AND row_id = ?", arguments)
                     report.conflicts += connection.changes
                     for statement in ["DELETE FROM row_scopes WHERE tbl = ? AND row_id = ?", "DELETE FROM deliveries WHERE tbl = ? AND row_id = ?",
-                                      "DELETE FROM evictions WHERE tbl = ? AND row_id = ?"] {
+                                      "DELETE FROM evictions WHERE tbl = ? AND row_id = ?", "DELETE FROM views WHERE tbl = ? AND row_id = ?"] {
                         try connection.run(statement, arguments)
                     }
                     try connection.run("DELETE FROM audit WHERE instr(coalesce(subject, '') || ' ' || coalesce(detail, ''), ?) > 0", [.text(row.row)])
@@ -161,7 +161,7 @@ public struct Erasure: Sendable {
                 }
             case .postgresql:
                 // Rewrites the tables without the deleted rows' old versions (briefly locking them).
-                try connection.execute("VACUUM FULL records, row_links, history, conflicts, row_scopes, deliveries, evictions, audit, attachments, attachment_chunks, attachment_uploads")
+                try connection.execute("VACUUM FULL records, row_links, history, conflicts, row_scopes, deliveries, evictions, views, audit, attachments, attachment_chunks, attachment_uploads")
             }
         }
         report.bytesAfter = Int64(store.sizeInBytes())

@@ -158,6 +158,8 @@ public final class ServerStore: Sendable {
     public var demo: DemoLoader { DemoLoader(store: self) }
     /// Which devices still hold what they were told to delete.
     public var deletionReceipts: DeletionReceipts { DeletionReceipts(store: self) }
+    /// The devices' logs of who viewed which record (decision 0030).
+    public var views: ViewLogStore { ViewLogStore(store: self) }
     /// The content of attachments (photos, scans, signed documents).
     public var attachments: Attachments { Attachments(store: self) }
 

@@ -71,6 +71,22 @@ enum StoreSchema {
             subject TEXT NOT NULL, device TEXT NOT NULL, rows INTEGER NOT NULL, purge_seq INTEGER NOT NULL, erased_at TEXT NOT NULL,
             PRIMARY KEY (subject, device)
         ) WITHOUT ROWID;
+        -- Who viewed which record, as the devices recorded it (decision 0030), with what the check of
+        -- each device's hash chain found (ok, gap, altered). Append-only: only an erasure removes entries.
+        CREATE TABLE IF NOT EXISTS views (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            device TEXT NOT NULL, seq INTEGER NOT NULL, at TEXT NOT NULL, received_at TEXT NOT NULL, offline INTEGER NOT NULL,
+            tbl TEXT NOT NULL, row_id TEXT NOT NULL, purpose TEXT NOT NULL, previous TEXT NOT NULL, hash TEXT NOT NULL, finding TEXT NOT NULL
+        );
+        CREATE INDEX IF NOT EXISTS views_by_row ON views(tbl, row_id);
+        CREATE INDEX IF NOT EXISTS views_by_device ON views(device, seq);
+        CREATE TRIGGER IF NOT EXISTS views_no_update BEFORE UPDATE ON views
+            BEGIN SELECT RAISE(ABORT, 'the view log is append-only'); END;
+        CREATE TRIGGER IF NOT EXISTS views_no_delete BEFORE DELETE ON views
+            WHEN (SELECT value FROM meta WHERE key = 'erasing') IS NOT 1
+            BEGIN SELECT RAISE(ABORT, 'the view log is append-only'); END;
+        -- The last entry received from each device: where its chain goes on.
+        CREATE TABLE IF NOT EXISTS view_heads (device TEXT PRIMARY KEY, seq INTEGER NOT NULL, hash TEXT NOT NULL) WITHOUT ROWID;
         -- Administrative actions. Append-only: only an erasure may remove entries (their payloads).
         CREATE TABLE IF NOT EXISTS audit (
             id INTEGER PRIMARY KEY AUTOINCREMENT,

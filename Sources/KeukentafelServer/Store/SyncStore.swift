@@ -53,6 +53,8 @@ public protocol SyncStore: Sendable {
     func downloadableAttachment(sha256: String, access: Access) throws -> (reference: AttachmentReference, size: Int64)?
     /// Up to `limit` bytes of stored content from `offset`.
     func readAttachment(sha256: String, from offset: Int64, limit: Int) throws -> [UInt8]
+    /// Checks and stores a device's recorded views (`ViewLogStore.receive`).
+    func receiveViews(_ entries: [ViewLog.Entry], device: String) throws -> ViewReceipt
 }
 
 /// The store's side of the protocol: each requirement is done by the part that owns it.
@@ -138,6 +140,11 @@ extension ServerStore: SyncStore {
     /// Stored content (`Attachments`).
     public func readAttachment(sha256: String, from offset: Int64, limit: Int) throws -> [UInt8] {
         try attachments.read(sha256: sha256, from: offset, limit: limit)
+    }
+
+    /// Recorded views (`ViewLogStore`).
+    public func receiveViews(_ entries: [ViewLog.Entry], device: String) throws -> ViewReceipt {
+        try views.receive(entries, device: device)
     }
 
     /// The bytes the store occupies on disk (database file and log, or the PostgreSQL database).
