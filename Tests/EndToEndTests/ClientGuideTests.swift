@@ -30,6 +30,10 @@ import Testing
         let replica = try Replica(path: path)
         try await replica.sync()
 
+        // Record who viewed a resident
+        try replica.recordView(table: "cases", row: caseID, purpose: "keukentafelgesprek voorbereiden")
+        #expect(try replica.unsentViews().count == 1)
+
         // Encrypt the file
         let passphrase = "zonnebloem op de keukentafel", newPassphrase = "een nieuwe zin voor de laptop"
         let encryptedPath = directory + "/encrypted.sqlite"
