@@ -28,14 +28,17 @@ struct FieldApp: AsyncParsableCommand {
 
     func run() async throws {
         let replica: Replica
+        // An encrypted replica (what `kt init` makes) opens with its passphrase; this example reads it
+        // from KT_PASSPHRASE, a real app asks the user.
+        let passphrase = ProcessInfo.processInfo.environment["KT_PASSPHRASE"]
         if let server {
             guard let token else { throw ValidationError("--server needs --token") }
-            replica = try Replica.connect(path: db, serverURL: server, token: token)
+            replica = try Replica.connect(path: db, serverURL: server, token: token, encryption: passphrase.map { .passphrase($0) } ?? .none)
         } else {
             guard FileManager.default.fileExists(atPath: db) else {
                 throw ValidationError("no replica at \(db): make one with kt init, or pass --server and --token")
             }
-            replica = try Replica(path: db)
+            replica = try Replica(path: db, passphrase: passphrase)
         }
         let screen = Screen()
         let session = Session(replica: replica, screen: screen)

@@ -80,6 +80,8 @@ final class Session: @unchecked Sendable {
                 }
                 chosen = ids[number - 1]
             }
+            // Opening a case is viewing a resident's file: recorded, offline too (decision 0030).
+            try replica.recordView(table: "cases", row: chosen, purpose: "kt-field: case opened")
             try watch(caseID: chosen)
         case "note":
             guard let caseID = lock.withLock({ openCase }) else { throw FieldAppError("open a case first") }

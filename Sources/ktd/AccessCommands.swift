@@ -199,7 +199,8 @@ struct DeviceCommand: AsyncParsableCommand {
             if json { return try Terminal.printJSON(devices) }
             Terminal.printTable(["ID", "NAME", "USER", "CREATED", "REPLICA", "STATE"], devices.map {
                 [$0.id, $0.name, $0.user, $0.createdAt, $0.node ?? "-",
-                 $0.lostAt.map { "lost \($0)" } ?? $0.revokedAt.map { "revoked \($0)" } ?? "active"]
+                 $0.wipedAt.map { "lost, wiped \($0)" } ?? $0.lostAt.map { "lost \($0), not yet wiped" }
+                    ?? $0.revokedAt.map { "revoked \($0)" } ?? "active"]
             })
         }
     }

@@ -60,3 +60,44 @@ import Testing
         await server.stop()
     }
 }
+
+extension DeletionReceiptTests {
+    @Test func aLostDeviceConfirmsItsWipeAndHoldsNothingAfterwards() async throws {
+        let server = try await AccessTests.start()
+        let fatima = try server.replica("laptop fatima", user: "fatima", role: .consultant, scopes: ["team:castricum-noord"],
+                                        encryption: .passphrase("zonnebloem op de keukentafel"))
+        let away = try server.replica("laptop away", user: "fatima")
+        for replica in [fatima, away] { try await replica.sync() }
+        #expect(try server.store.audit.resident(AccessTests.deVries).holders.contains { $0.device == "laptop fatima" })
+
+        // Reported lost: until it connects, it still holds the data, and the device list says not yet wiped.
+        _ = try server.store.accounts.markDeviceLost("laptop fatima", actor: "test")
+        _ = try server.store.accounts.markDeviceLost("laptop away", actor: "test")
+        #expect(try server.store.audit.resident(AccessTests.deVries).holders.contains { $0.device == "laptop fatima" })
+        #expect(try server.store.accounts.devices().first { $0.name == "laptop fatima" }?.wipedAt == nil)
+
+        // It connects, wipes itself and says so: from then on it holds nothing, and the audit trail has the receipt.
+        let failure = await #expect(throws: SyncError.self) { try await fatima.sync() }
+        #expect("\(failure.map { "\($0)" } ?? "")".contains("the office was told"))
+        let holders = try server.store.audit.resident(AccessTests.deVries).holders
+        #expect(!holders.contains { $0.device == "laptop fatima" }, "\(holders)")
+        #expect(holders.contains { $0.device == "laptop away" }, "the other lost laptop has not connected: it still holds her")
+        #expect(try server.store.accounts.devices().first { $0.name == "laptop fatima" }?.wipedAt != nil)
+        let entry = try #require(try server.store.audit.entries().first { $0.action == "device.wiped" })
+        #expect(entry.subject == "laptop fatima" && entry.detail == "files deleted; key destroyed", "\(entry)")
+        #expect(try server.store.deletionReceipts.unconfirmed().allSatisfy { $0.device != "laptop fatima" })
+
+        // The receipt is the only request a lost device may make, and only a lost device may make it.
+        let officeToken = try server.token("office")
+        let body = try JSONEncoder().encode(WipeReceipt(keyDestroyed: nil, filesDeleted: true))
+        let refused = try await onThread {
+            try CurlTransport(baseURL: server.url, token: officeToken).send(method: "POST", path: "/v1/wiped", query: [], body: body)
+        }
+        #expect(refused.status == 403 && String(decoding: refused.body, as: UTF8.self).contains("not_permitted"))
+        let stillServed = try await onThread {
+            try CurlTransport(baseURL: server.url, token: officeToken).send(method: "GET", path: "/v1/hello", query: [], body: nil)
+        }
+        #expect(stillServed.status == 200, "the office device itself is served as before")
+        await server.stop()
+    }
+}

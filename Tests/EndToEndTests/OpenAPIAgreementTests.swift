@@ -63,6 +63,7 @@ import Testing
             ("ViewBatch", ViewBatch(entries: [ViewLog.Entry(seq: 1, at: 2, table: "cases", row: "r", purpose: "p", previous: ViewLog.start,
                                                             hash: String(repeating: "b", count: 64))])),
             ("ViewReceipt", ViewReceipt(through: 3, flagged: [ViewReceipt.Flag(seq: 2, finding: .altered)])),
+            ("WipeReceipt", WipeReceipt(keyDestroyed: true, filesDeleted: false, problem: "read-only folder")),
         ]
         for (name, sample) in samples {
             let json = try JSONSerialization.jsonObject(with: JSONEncoder().encode(sample), options: [.fragmentsAllowed])

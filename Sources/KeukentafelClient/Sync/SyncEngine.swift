@@ -212,7 +212,13 @@ public final class SyncEngine: @unchecked Sendable {
     func pushAll(into report: inout SyncReport) throws {
         // Content first: the server refuses a cell that refers to content it does not hold.
         try uploadAttachments(into: &report)
+        try pushChanges(into: &report)
+        // The views after the changes: the changes matter more when the network is scarce.
         try sendViews(into: &report)
+    }
+
+    /// Pushes the outbox and the decisions on conflicts.
+    private func pushChanges(into report: inout SyncReport) throws {
         var restampTried = false
         let resolutions = try replica.pendingResolutions()
         // Counted once: counting the outbox is a scan of it, and a push of 350,000 changes sends
@@ -262,7 +268,7 @@ public final class SyncEngine: @unchecked Sendable {
                 current = next
             }
             if restampedNow > 0, try !replica.pendingChanges(limit: 1).isEmpty {
-                try pushAll(into: &report)  // the re-stamped changes, which sort before where this push ended
+                try pushChanges(into: &report)  // the re-stamped changes, which sort before where this push ended
                 return
             }
         }
@@ -271,7 +277,7 @@ public final class SyncEngine: @unchecked Sendable {
             let hello: HelloResponse = try call("GET", "/v1/hello")
             if abs(replica.clock() - hello.serverTime) <= saneClockSkewMilliseconds {
                 report.restamped += try replica.restampClockAheadChanges(serverTime: hello.serverTime, maxSkew: saneClockSkewMilliseconds)
-                if report.restamped > 0 { try pushAll(into: &report) }
+                if report.restamped > 0 { try pushChanges(into: &report) }
             }
         }
     }
@@ -450,6 +456,15 @@ public final class SyncEngine: @unchecked Sendable {
         try call(method, path, query: query, body: body, headers: headers) { try JSONDecoder().decode(T.self, from: $0) }
     }
 
+    /// Tells the server this lost device wiped its replica (deletion receipts, decision 0028). Sent
+    /// once, without retries: the replica is gone, and with it any memory of having to send it.
+    private func sendWipeReceipt(_ receipt: WipeReceipt) -> Bool {
+        guard let body = try? JSONEncoder().encode(receipt),
+              let exchange = try? transport.send(method: "POST", path: "/v1/wiped", query: [], body: body, headers: [])
+        else { return false }
+        return (200..<300).contains(exchange.status)
+    }
+
     func call<T>(_ method: String, _ path: String, query: [(String, String)] = [], body: Data? = nil, headers: [String] = [],
                  decode: (Data) throws -> T) throws -> T {
         let exchange: HTTPExchange
@@ -467,16 +482,22 @@ public final class SyncEngine: @unchecked Sendable {
         guard (200..<300).contains(exchange.status) else {
             if let error = try? JSONDecoder().decode(ErrorResponse.self, from: exchange.body) {
                 if error.error.code == .deviceLost {
-                    let outcome: String
+                    let encrypted = replica.isEncrypted
+                    var outcome: String
+                    let receipt: WipeReceipt
                     do {
                         try replica.wipe()
                         outcome = "the replica at \(replica.path) was deleted"
+                        receipt = WipeReceipt(keyDestroyed: encrypted ? true : nil, filesDeleted: true)
                     } catch let failure as ReplicaError where failure.code == "damaged_key_file" {
                         outcome = "the replica at \(replica.path) could not be wiped: \(failure)"
+                        receipt = WipeReceipt(keyDestroyed: false, filesDeleted: true, problem: "\(failure)")
                     } catch {
                         outcome = "the replica at \(replica.path) could not be fully deleted (\(error.localizedDescription))"
-                            + (replica.isEncrypted ? "; its key was destroyed first, so what is left cannot be read" : "")
+                            + (encrypted ? "; its key was destroyed first, so what is left cannot be read" : "")
+                        receipt = WipeReceipt(keyDestroyed: encrypted ? true : nil, filesDeleted: false, problem: error.localizedDescription)
                     }
+                    if sendWipeReceipt(receipt) { outcome += "; the office was told" }
                     throw SyncError.server(status: exchange.status, code: error.error.code.rawValue, message: error.error.message + "; " + outcome)
                 }
                 throw SyncError.server(status: exchange.status, code: error.error.code.rawValue, message: error.error.message)

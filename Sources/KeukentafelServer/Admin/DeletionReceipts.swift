@@ -84,6 +84,30 @@ public struct DeletionReceipts: Sendable {
     }
 
     /// For an erased resident (by the hashed subject): the devices that have not yet confirmed the purge.
+    /// A lost device's receipt of its wipe: it holds nothing any more. Every row it received counts as
+    /// deleted and confirmed (so the audit no longer lists it as a holder, and no erasure or eviction
+    /// waits for it), and the audit trail says so. Only a device reported lost may send it.
+    public func confirmWipe(device: String, receipt: WipeReceipt) throws {
+        try store.writer.withLock { connection in
+            try connection.transaction {
+                guard let name = try connection.scalar("SELECT name FROM devices WHERE id = ? AND lost_at IS NOT NULL",
+                                                       [.text(device)])?.string else {
+                    throw StoreRefusal(.notPermitted, "only a device reported lost confirms a wipe")
+                }
+                let head = try connection.scalar("SELECT value FROM meta WHERE key = 'seq'")?.int64 ?? 0
+                let now = iso8601(store.clock())
+                let detail = receipt.description
+                try connection.run("UPDATE deliveries SET removal_seq = ?, removal_at = ? WHERE device = ? AND removal_seq IS NULL",
+                                   [.integer(head), .text(now), .text(device)])
+                try connection.run("""
+                    UPDATE devices SET wiped_at = ?, wipe_detail = ?, confirmed_seq = CASE WHEN confirmed_seq > ? THEN confirmed_seq ELSE ? END
+                    WHERE id = ?
+                    """, [.text(now), .text(detail), .integer(head), .integer(head), .text(device)])
+                try store.audit.append(connection, actor: name, action: "device.wiped", subject: name, detail: detail)
+            }
+        }
+    }
+
     public func unconfirmedErasure(subject: String) throws -> [String] {
         try store.reader.withLock { connection in
             try connection.query("""

@@ -67,6 +67,9 @@ public struct SyncServer: Sendable {
         v1.post("views") { request, context in
             try await views(request, context: context)
         }
+        v1.post("wiped") { request, context in
+            try await wiped(request, context: context)
+        }
         v1.get("pull") { request, context in
             let started = ContinuousClock.now
             defer { metrics.pullDuration.recordNanoseconds((ContinuousClock.now - started).nanoseconds) }

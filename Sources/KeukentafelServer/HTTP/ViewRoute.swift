@@ -35,4 +35,22 @@ extension SyncServer {
         let receipt = try await blocking { try store.receiveViews(batch.entries, device: device) }
         return try respond(try jsonBytes(receipt), to: request)
     }
+
+    /// `POST /v1/wiped`: a lost device's receipt of its wipe (the only request such a device may make).
+    func wiped(_ request: Request, context: SyncRequestContext) async throws -> Response {
+        let body = try await request.body.collect(upTo: 64 * 1024)
+        let receipt: WipeReceipt
+        do {
+            receipt = try JSONDecoder().decode(WipeReceipt.self, from: Data(buffer: body))
+        } catch {
+            throw APIError(.malformedJSON, "the body is not a wipe receipt: \(describe(error))")
+        }
+        let device = context.device?.id ?? ""
+        do {
+            try await blocking { try store.confirmWipe(device: device, receipt: receipt) }
+        } catch let refusal as StoreRefusal {
+            throw APIError(refusal.code, refusal.message, status: .forbidden)  // a device not reported lost
+        }
+        return try respond(try jsonBytes(["recorded": true]), to: request)
+    }
 }

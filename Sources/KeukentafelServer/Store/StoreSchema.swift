@@ -40,7 +40,9 @@ enum StoreSchema {
             node INTEGER,
             node_high_water INTEGER NOT NULL DEFAULT 0,
             informed_seq INTEGER NOT NULL DEFAULT 0,
-            confirmed_seq INTEGER NOT NULL DEFAULT 0
+            confirmed_seq INTEGER NOT NULL DEFAULT 0,
+            -- A lost device confirmed it wiped its replica (POST /v1/wiped), and what it said.
+            wiped_at TEXT, wipe_detail TEXT
         );
         -- The scopes each row is in, derived from the data model's scope rules (ScopePlan).
         CREATE TABLE IF NOT EXISTS row_scopes (
@@ -161,7 +163,8 @@ enum StoreSchema {
         let columns = Set(try connection.query("PRAGMA table_info(devices)").compactMap { $0[1].string })
         for (column, definition) in [("user_id", "TEXT"), ("lost_at", "TEXT"), ("resync", "INTEGER NOT NULL DEFAULT 0"),
                                      ("node", "INTEGER"), ("node_high_water", "INTEGER NOT NULL DEFAULT 0"),
-                                     ("informed_seq", "INTEGER NOT NULL DEFAULT 0"), ("confirmed_seq", "INTEGER NOT NULL DEFAULT 0")]
+                                     ("informed_seq", "INTEGER NOT NULL DEFAULT 0"), ("confirmed_seq", "INTEGER NOT NULL DEFAULT 0"),
+                                     ("wiped_at", "TEXT"), ("wipe_detail", "TEXT")]
         where !columns.contains(column) {
             try connection.execute("ALTER TABLE devices ADD COLUMN \(column) \(definition)")
         }

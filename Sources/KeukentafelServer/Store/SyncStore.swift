@@ -55,6 +55,8 @@ public protocol SyncStore: Sendable {
     func readAttachment(sha256: String, from offset: Int64, limit: Int) throws -> [UInt8]
     /// Checks and stores a device's recorded views (`ViewLogStore.receive`).
     func receiveViews(_ entries: [ViewLog.Entry], device: String) throws -> ViewReceipt
+    /// A lost device's receipt of its wipe (`DeletionReceipts.confirmWipe`).
+    func confirmWipe(device: String, receipt: WipeReceipt) throws
 }
 
 /// The store's side of the protocol: each requirement is done by the part that owns it.
@@ -145,6 +147,11 @@ extension ServerStore: SyncStore {
     /// Recorded views (`ViewLogStore`).
     public func receiveViews(_ entries: [ViewLog.Entry], device: String) throws -> ViewReceipt {
         try views.receive(entries, device: device)
+    }
+
+    /// A wipe's receipt (`DeletionReceipts`).
+    public func confirmWipe(device: String, receipt: WipeReceipt) throws {
+        try deletionReceipts.confirmWipe(device: device, receipt: receipt)
     }
 
     /// The bytes the store occupies on disk (database file and log, or the PostgreSQL database).

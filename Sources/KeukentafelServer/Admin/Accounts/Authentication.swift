@@ -9,7 +9,8 @@ extension Accounts {
     public enum Authentication: Equatable, Sendable {
         case device(id: String, name: String, access: Access)
         case revoked
-        case lost
+        /// Reported lost: only `POST /v1/wiped` is answered, so the replica can confirm it deleted itself.
+        case lost(id: String, name: String)
         case userDisabled
         case unknown
     }
@@ -25,7 +26,7 @@ extension Accounts {
             defer { stmt.reset() }
             try stmt.bind(hash, at: 1)
             guard try stmt.step(), DeviceToken.constantTimeEqual(stmt.text(4) ?? "", hash) else { return .unknown }
-            if !stmt.isNull(3) { return .lost }
+            if !stmt.isNull(3) { return .lost(id: stmt.text(0) ?? "", name: stmt.text(1) ?? "") }
             if !stmt.isNull(2) { return .revoked }
             guard let userID = stmt.text(5), stmt.isNull(9), let role = Role(rawValue: stmt.text(7) ?? "") else { return .userDisabled }
             let access = Access(userID: userID, userName: stmt.text(6) ?? "", role: role,

@@ -16,6 +16,8 @@ public struct Device: Codable, Sendable, Equatable {
     public var revokedAt: String?
     /// Reported lost: the replica deletes itself on its next contact.
     public var lostAt: String?
+    /// When the lost device confirmed that it wiped its replica (decision 0028).
+    public var wipedAt: String? = nil
     /// The replica node the device is bound to (by its first push), in hex; nil before it pushed.
     public var node: String?
 }
@@ -51,11 +53,12 @@ extension Accounts {
     public func devices() throws -> [Device] {
         try store.reader.withLock { connection in
             try connection.query("""
-                SELECT d.id, d.name, coalesce(u.name, ''), d.created_at, d.revoked_at, d.lost_at, d.node
+                SELECT d.id, d.name, coalesce(u.name, ''), d.created_at, d.revoked_at, d.lost_at, d.node, d.wiped_at
                 FROM devices d LEFT JOIN users u ON u.id = d.user_id ORDER BY d.created_at
                 """).map {
                 Device(id: $0[0].string ?? "", name: $0[1].string ?? "", user: $0[2].string ?? "", createdAt: $0[3].string ?? "",
                        revokedAt: $0[4].string, lostAt: $0[5].string,
+                       wipedAt: $0[7].string,
                        node: $0[6].int64.flatMap { NodeID(rawValue: UInt64($0)) }.map(\.description))
             }
         }

@@ -46,8 +46,15 @@ struct BearerAuthMiddleware: RouterMiddleware {
             return context
         case .revoked:
             throw APIError(.tokenRevoked, "this device's token was revoked; ask the office for a new one", status: .unauthorized)
-        case .lost:
-            throw APIError(.deviceLost, "this device was reported lost; its replica deletes itself", status: .gone)
+        case .lost(let id, let name):
+            // The one request a lost device may still make: the receipt of its wipe.
+            guard request.method == .post, request.uri.path == "/v1/wiped" else {
+                throw APIError(.deviceLost, "this device was reported lost; its replica deletes itself", status: .gone)
+            }
+            var context = context
+            context.device = (id, name)
+            RequestFacts.current?.authenticated(device: name, user: "")
+            return context
         case .userDisabled:
             throw APIError(.userDisabled, "the user of this device is disabled or unknown; ask the office", status: .unauthorized)
         case .unknown:

@@ -73,6 +73,6 @@ struct JSONErrorMiddleware: RouterMiddleware {
     /// The methods of every endpoint, so a wrong method answers 405 rather than 404.
     static let methods: [String: Set<HTTPRequest.Method>] = [
         "/healthz": [.get], "/readyz": [.get], "/metrics": [.get],
-        "/v1/hello": [.get], "/v1/push": [.post], "/v1/views": [.post], "/v1/pull": [.get], "/v1/history": [.get],
+        "/v1/hello": [.get], "/v1/push": [.post], "/v1/views": [.post], "/v1/wiped": [.post], "/v1/pull": [.get], "/v1/history": [.get],
     ]
 }

@@ -33,6 +33,8 @@ extension StoreSchema {
         ALTER TABLE devices ADD COLUMN IF NOT EXISTS node_high_water BIGINT NOT NULL DEFAULT 0;
         ALTER TABLE devices ADD COLUMN IF NOT EXISTS informed_seq BIGINT NOT NULL DEFAULT 0;
         ALTER TABLE devices ADD COLUMN IF NOT EXISTS confirmed_seq BIGINT NOT NULL DEFAULT 0;
+        ALTER TABLE devices ADD COLUMN IF NOT EXISTS wiped_at TEXT;
+        ALTER TABLE devices ADD COLUMN IF NOT EXISTS wipe_detail TEXT;
         CREATE TABLE IF NOT EXISTS row_scopes (
             tbl TEXT COLLATE "C" NOT NULL, row_id TEXT COLLATE "C" NOT NULL, scope TEXT COLLATE "C" NOT NULL,
             PRIMARY KEY (tbl, row_id, scope)
