@@ -40,8 +40,8 @@ struct ChangePassphrase: ParsableCommand {
         commandName: "passphrase",
         abstract: "Give an encrypted replica a new passphrase.",
         discussion: """
-            Only the key file (FILE.key) is rewritten; the data stays encrypted with the same key, so this
-            is instant and safe to interrupt. The old passphrase comes from --passphrase-fd, KT_PASSPHRASE
+            Only the key file (FILE.key) is rewritten; the data stays encrypted with the same key, so this \
+            is instant and safe to interrupt. The old passphrase comes from --passphrase-fd, KT_PASSPHRASE \
             or the terminal; the new one from --new-passphrase-fd, KT_NEW_PASSPHRASE or the terminal (twice).
               kt passphrase --db laptop.sqlite
             """)

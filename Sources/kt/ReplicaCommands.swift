@@ -9,14 +9,14 @@ struct Init: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Create a replica connected to a server.",
         discussion: """
-            Fetches the server's data model, creates the tables and stores the token in the file (mode 0600).
+            Fetches the server's data model, creates the tables and stores the token in the file (mode 0600). \
             Run `kt sync` next to download the data.
 
-            The file is encrypted (AES-256-GCM, every page) with a random key, kept in FILE.key and locked
-            by your passphrase: kt asks for it twice on the terminal, or reads KT_PASSPHRASE or
-            --passphrase-fd. Every later kt command on the replica needs the same passphrase; change it
-            with `kt passphrase`. A forgotten passphrase cannot be recovered: make a new replica and sync
-            (what was not yet sent is lost). Use --plain only for tests or on a machine whose disk is
+            The file is encrypted (AES-256-GCM, every page) with a random key, kept in FILE.key and locked \
+            by your passphrase: kt asks for it twice on the terminal, or reads KT_PASSPHRASE or \
+            --passphrase-fd. Every later kt command on the replica needs the same passphrase; change it \
+            with `kt passphrase`. A forgotten passphrase cannot be recovered: make a new replica and sync \
+            (what was not yet sent is lost). Use --plain only for tests or on a machine whose disk is \
             encrypted anyway.
             """)
 
@@ -26,6 +26,7 @@ struct Init: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("Extra CA certificates (PEM) to trust for this server; remembered by the replica.", valueName: "file"))
     var caBundle: String?
     @Flag(help: "Print JSON instead of text.") var json = false
+    @Flag(help: "Encrypt the replica file with a passphrase (the default; say it to be explicit).") var encrypt = false
     @Flag(help: "Do not encrypt the replica file (tests, or a disk that is encrypted anyway).") var plain = false
     @Option(name: .long, help: ArgumentHelp("Read the new replica's passphrase from this open file descriptor (else KT_PASSPHRASE, else the terminal).",
                                             valueName: "fd"))
@@ -35,6 +36,7 @@ struct Init: ParsableCommand {
     func validate() throws {
         try checkToken(token)
         try checkServer(server)
+        if encrypt && plain { throw ValidationError("--encrypt and --plain contradict each other; give one") }
         let folder = (db as NSString).deletingLastPathComponent
         var isDirectory: ObjCBool = false
         if !folder.isEmpty, !FileManager.default.fileExists(atPath: folder, isDirectory: &isDirectory) || !isDirectory.boolValue {

@@ -8,12 +8,12 @@ struct AuditCommand: AsyncParsableCommand {
         commandName: "audit",
         abstract: "Answer who changed, received and viewed a resident's data, or list administrative actions.",
         discussion: """
-            With --resident: every row of the resident's data (their cases and what hangs off them, their
-            care relations, consents, help requests, volunteer or carer record), who changed them (user,
-            device, how many cells, first and last time), which devices received them (first and last
-            pull) and hold them now, and who viewed them: each view an app or kt recorded (user, device,
-            when, offline or online, purpose), flagged when the device's log was altered or has entries
-            missing. Without: the administrative actions (users, scopes, devices, conflict decisions,
+            With --resident: every row of the resident's data (their cases and what hangs off them, their \
+            care relations, consents, help requests, volunteer or carer record), who changed them (user, \
+            device, how many cells, first and last time), which devices received them (first and last \
+            pull) and hold them now, and who viewed them: each view an app or kt recorded (user, device, \
+            when, offline or online, purpose), flagged when the device's log was altered or has entries \
+            missing. Without: the administrative actions (users, scopes, devices, conflict decisions, \
             backups, erasures, flagged view logs), newest first.
               ktd admin audit --resident a0000000-0000-4000-8000-000000000005
             """)

@@ -214,7 +214,9 @@ import Testing
         #expect(weak.status != 0 && weak.error.contains("at least 8 characters"), "\(weak.error)")
         #expect(!FileManager.default.fileExists(atPath: db) && !FileManager.default.fileExists(atPath: db + ".key"))
 
-        let made = try await onThread { try Self.kt(["init", "--db", db, "--server", server.url, "--token", token]) }
+        let both = try await onThread { try Self.kt(["init", "--db", db, "--server", server.url, "--token", token, "--encrypt", "--plain"]) }
+        #expect(both.status == 64 && both.error.contains("contradict"), "\(both.error)")
+        let made = try await onThread { try Self.kt(["init", "--db", db, "--server", server.url, "--token", token, "--encrypt"]) }
         #expect(made.status == 0 && made.output.contains("encrypted; key in"), "\(made.output) \(made.error)")
         let status = try await onThread { try Self.kt(["status", "--db", db]) }
         #expect(status.output.contains("encrypted)"), "\(status.output)")
