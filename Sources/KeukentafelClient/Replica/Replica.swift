@@ -346,12 +346,14 @@ public enum ReplicaError: Error, CustomStringConvertible {
     case unreadable(String)
     /// Asked of an encrypted replica, but this one is plain.
     case notEncrypted(String)
+    /// An argument out of its bounds (a view without a purpose).
+    case invalidArgument(String)
 
     public var description: String {
         switch self {
         case .notInitialized(let why), .alreadyExists(let why), .notAllowed(let why), .invalidSQL(let why), .wrongServer(let why),
              .notInModel(let why), .passphraseRequired(let why), .wrongPassphrase(let why), .weakPassphrase(let why),
-             .damagedKeyFile(let why), .unreadable(let why), .notEncrypted(let why):
+             .damagedKeyFile(let why), .unreadable(let why), .notEncrypted(let why), .invalidArgument(let why):
             return why
         }
     }
@@ -371,6 +373,7 @@ public enum ReplicaError: Error, CustomStringConvertible {
         case .damagedKeyFile: return "damaged_key_file"
         case .unreadable: return "unreadable_replica"
         case .notEncrypted: return "not_encrypted"
+        case .invalidArgument: return "invalid_argument"
         }
     }
 }

@@ -32,7 +32,7 @@ extension Replica {
         }
         let purpose = purpose.trimmingCharacters(in: .whitespacesAndNewlines)
         guard !purpose.isEmpty, purpose.count <= 200 else {
-            throw ReplicaError.invalidSQL("a view needs a purpose of 1 to 200 characters (why the record was opened)")
+            throw ReplicaError.invalidArgument("a view needs a purpose of 1 to 200 characters (why the record was opened)")
         }
         return try locked {
             try connection.transaction {
