@@ -90,6 +90,15 @@ import Testing
         #expect { try Replica(path: path, passphrase: Self.passphrase) } throws: { ($0 as? ReplicaError)?.code == "wrong_passphrase" }
         let reopened = try Replica(path: path, passphrase: "een nieuwe zin voor de laptop")
         #expect(try reopened.rowCount("residents") == 1)
+
+        // A key file whose scrypt settings were changed to take a machine's memory is refused before deriving.
+        let keyFile = URL(fileURLWithPath: path + ".key")
+        var settings = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: keyFile)) as? [String: Any])
+        settings["cost"] = 1 << 30
+        try JSONSerialization.data(withJSONObject: settings).write(to: keyFile)
+        #expect { try Replica(path: path, passphrase: "een nieuwe zin voor de laptop") } throws: {
+            ($0 as? ReplicaError)?.code == "damaged_key_file" && "\($0)".contains("out of bounds")
+        }
         await server.stop()
     }
 

@@ -83,6 +83,12 @@ struct ReplicaKeyFile: Codable {
         guard file.version == 1, file.kdf == "scrypt", file.cipher == "AES-256-GCM" else {
             throw ReplicaError.damagedKeyFile("the key file '\(path)' is of a newer release (version \(file.version), \(file.kdf), \(file.cipher))")
         }
+        // A changed file must not make the derivation take a machine's memory (scrypt uses 128 · N · r · p bytes).
+        guard file.cost >= 2, file.cost <= 1 << 20, file.cost & (file.cost - 1) == 0, (1...32).contains(file.blockSize),
+              (1...16).contains(file.parallelism), file.salt.count >= 16 else {
+            throw ReplicaError.damagedKeyFile("the key file '\(path)' has scrypt settings out of bounds (N \(file.cost), r \(file.blockSize), "
+                                              + "p \(file.parallelism)); it was changed or damaged")
+        }
         return file
     }
 
