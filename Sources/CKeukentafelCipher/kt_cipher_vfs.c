@@ -128,7 +128,10 @@ static int writeWAL(KtFile *p, const unsigned char *in, int amount, sqlite3_int6
         if (stop <= offset) continue;
         // SQLite writes a frame's page whole (header and page apart, or both at once); a write of a
         // part of one cannot be sealed.
-        if (start < offset || stop > end) { sqlite3_free(copy); return SQLITE_IOERR_WRITE; }
+        if (start < offset || stop > end) {
+            if (copy != p->scratch) sqlite3_free(copy);  // the scratch page is the file's, freed on close
+            return SQLITE_IOERR_WRITE;
+        }
         if (!copy) {
             copy = amount <= PAGE ? p->scratch : sqlite3_malloc(amount);
             if (!copy) return SQLITE_IOERR_NOMEM;

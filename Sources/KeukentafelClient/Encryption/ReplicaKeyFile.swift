@@ -21,8 +21,8 @@ struct ReplicaKeyFile: Codable {
     /// nonce | ciphertext | tag
     var wrappedKey: Data
 
-    /// N = 2^15, r = 8: 32 MiB and about 0.1 s per attempt on a laptop, the interactive setting
-    /// scrypt's author recommends; guessing a passphrase from a stolen key file costs as much per guess.
+    /// N = 2^15, r = 8: 32 MiB and about 0.15 s per attempt (measured: opening takes 0.16 s, docs/benchmarks.md),
+    /// the interactive setting scrypt's author recommends; guessing a passphrase from a stolen key file costs as much per guess.
     static let defaultCost = 1 << 15
     static let defaultBlockSize = 8
     static let associatedData = Data("keukentafel replica key v1".utf8)
