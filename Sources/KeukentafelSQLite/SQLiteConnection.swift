@@ -317,6 +317,15 @@ public final class SQLiteStatement {
         return Array(UnsafeRawBufferPointer(start: pointer, count: count))
     }
 
+    /// Calls `body` with a BLOB (or text) column's bytes in place, without a copy; `nil` for NULL.
+    /// The bytes are valid only inside `body`.
+    public func withBytes<R>(_ index: Int32, _ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R? {
+        guard sqlite3_column_type(handle, index) != SQLITE_NULL else { return nil }
+        let pointer = sqlite3_column_blob(handle, index)
+        let count = Int(sqlite3_column_bytes(handle, index))
+        return try body(UnsafeRawBufferPointer(start: count > 0 ? pointer : nil, count: count))
+    }
+
     /// Advances to the next row: `true` when a row is available.
     @discardableResult
     public func step() throws -> Bool {

@@ -58,12 +58,14 @@ struct StoreLayoutTests {
     /// Every cell the records hold, as the same line.
     static func recordCells(_ connection: any StoreConnection) throws -> [String] {
         var lines: [String] = []
-        for record in try connection.query("SELECT tbl, row_id, cells, seq, n FROM records ORDER BY tbl, row_id") {
-            let cells = try RowCoding.decode(record[2].string ?? "")
-            #expect(record[4].int64 == Int64(cells.count), "n counts the record's cells")
-            #expect(record[3].int64 == cells.values.map(\.sequence).max(), "a record's seq is its newest cell's")
+        let stmt = try connection.cachedStatement("SELECT tbl, row_id, cells, seq, n FROM records ORDER BY tbl, row_id")
+        defer { stmt.reset() }
+        while try stmt.step() {
+            let cells = try #require(try stmt.withBytes(2) { try RowCoding.decode($0) })
+            #expect(stmt.int64(4) == Int64(cells.count), "n counts the record's cells")
+            #expect(stmt.int64(3) == cells.values.map(\.sequence).max(), "a record's seq is its newest cell's")
             for (column, cell) in cells.sorted(by: { $0.key < $1.key }) {
-                let fields: [CellValue] = [record[0], record[1], .text(column), cell.value.value, cell.version.hlcValue, cell.version.nodeValue,
+                let fields: [CellValue] = [stmt.value(0), stmt.value(1), .text(column), cell.value.value, cell.version.hlcValue, cell.version.nodeValue,
                                            .integer(cell.sequence), cell.device.map(CellValue.text) ?? .null]
                 lines.append(fields.map(\.description).joined(separator: "|"))
             }

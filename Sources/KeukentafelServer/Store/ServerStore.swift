@@ -97,6 +97,7 @@ public final class ServerStore: Sendable {
             try connection.execute(StoreSchema.postgreSQL)
             try StoreSchema.migrateShared(connection)
             try StoreSchema.migrateHistory(connection)
+            try StoreSchema.migrateRecordFormat(connection)
             try StoreSchema.migrateCells(connection)
         }
         let readConnection = try PostgresStoreConnection(location)

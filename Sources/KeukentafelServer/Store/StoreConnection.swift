@@ -60,6 +60,8 @@ public protocol StoreStatement: AnyObject {
     func bind(_ value: CellValue, at index: Int32) throws
     func bind(_ value: Int64, at index: Int32) throws
     func bind(_ value: String, at index: Int32) throws
+    /// Binds bytes as a BLOB (SQLite) or raw `bytea` (PostgreSQL): a row's record, attachment content.
+    func bind(bytes: [UInt8], at index: Int32) throws
     /// Advances to the next row: `true` when a row is available.
     @discardableResult func step() throws -> Bool
     /// Runs the statement to completion, ignoring rows.
@@ -68,6 +70,8 @@ public protocol StoreStatement: AnyObject {
     func int64(_ index: Int32) -> Int64
     func isNull(_ index: Int32) -> Bool
     func text(_ index: Int32) -> String?
+    /// Calls `body` with a BLOB / `bytea` column's bytes, valid only inside `body`; `nil` for NULL.
+    func withBytes<R>(_ index: Int32, _ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R?
 }
 
 extension SQLiteStatement: StoreStatement {}

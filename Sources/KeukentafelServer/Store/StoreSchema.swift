@@ -104,7 +104,7 @@ enum StoreSchema {
         -- greatest of those sequence numbers and orders the change feed.
         CREATE TABLE IF NOT EXISTS records (
             tbl TEXT NOT NULL, row_id TEXT NOT NULL,
-            seq INTEGER NOT NULL, n INTEGER NOT NULL, cells TEXT NOT NULL,
+            seq INTEGER NOT NULL, n INTEGER NOT NULL, cells BLOB NOT NULL,
             PRIMARY KEY (tbl, row_id)
         ) WITHOUT ROWID;
         CREATE INDEX IF NOT EXISTS records_by_seq ON records(seq);
@@ -178,6 +178,7 @@ enum StoreSchema {
         }
         try migrateShared(connection)
         try connection.transaction { try migrateHistory(connection) }
+        try connection.transaction { try migrateRecordFormat(connection) }
         try connection.transaction { try migrateCells(connection) }
     }
 }

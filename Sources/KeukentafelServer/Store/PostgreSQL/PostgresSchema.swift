@@ -90,7 +90,7 @@ extension StoreSchema {
             AS 'SELECT strpos(haystack, needle)';
         CREATE TABLE IF NOT EXISTS records (
             tbl TEXT COLLATE "C" NOT NULL, row_id TEXT COLLATE "C" NOT NULL,
-            seq BIGINT NOT NULL, n BIGINT NOT NULL, cells TEXT NOT NULL,
+            seq BIGINT NOT NULL, n BIGINT NOT NULL, cells BYTEA NOT NULL,
             PRIMARY KEY (tbl, row_id)
         );
         CREATE INDEX IF NOT EXISTS records_by_seq ON records(seq);

@@ -198,12 +198,21 @@ final class PostgresStoreConnection: StoreConnection {
     // MARK: Sending
 
     /// Runs one statement (with `$n` placeholders) and collects its rows.
-    /// `bytes`: a last parameter bound as raw `bytea` (attachment content).
-    func send(_ sql: String, _ arguments: [CellValue], bytes: [UInt8]? = nil) throws -> PostgresQueryResult {
+    /// `bytes`: a last parameter bound as raw `bytea` (attachment content). `raw`: parameters (by
+    /// 0-based position) bound as raw `bytea` instead of their tagged cell value (rows' records).
+    func send(_ sql: String, _ arguments: [CellValue], bytes: [UInt8]? = nil, raw: [Int: [UInt8]] = [:]) throws -> PostgresQueryResult {
         try reconnectIfNeeded()
         do {
             let types = try types(of: sql, count: arguments.count + (bytes == nil ? 0 : 1))
-            var binds = try zip(arguments, types).map { try PostgresCellEncoding.encode($0, as: $1) }
+            var binds: [PostgresData]
+            if raw.isEmpty {
+                binds = try zip(arguments, types).map { try PostgresCellEncoding.encode($0, as: $1) }
+            } else {
+                binds = try zip(arguments, types).enumerated().map { position, pair in
+                    if let data = raw[position] { return PostgresData(type: .bytea, formatCode: .binary, value: ByteBuffer(bytes: data)) }
+                    return try PostgresCellEncoding.encode(pair.0, as: pair.1)
+                }
+            }
             if let bytes { binds.append(PostgresData(type: .bytea, formatCode: .binary, value: ByteBuffer(bytes: bytes))) }
             let result = try connection.query(sql, binds).wait()
             changes = result.metadata.rows ?? 0
@@ -321,6 +330,8 @@ final class PostgresStatement: StoreStatement {
     unowned let connection: PostgresStoreConnection
     let sql: String
     private var arguments: [CellValue]
+    /// Parameters bound as raw bytes, by 0-based position.
+    private var raw: [Int: [UInt8]] = [:]
     private var rows: [PostgresRandomAccessRow]?
     private var index = -1
 
@@ -335,6 +346,7 @@ final class PostgresStatement: StoreStatement {
         rows = nil
         index = -1
         for i in arguments.indices { arguments[i] = .null }
+        raw.removeAll(keepingCapacity: true)
     }
 
     func bind(_ values: [CellValue]) throws {
@@ -347,6 +359,12 @@ final class PostgresStatement: StoreStatement {
         }
         rows = nil
         arguments[Int(index) - 1] = value
+        if !raw.isEmpty { raw[Int(index) - 1] = nil }
+    }
+
+    func bind(bytes: [UInt8], at index: Int32) throws {
+        try bind(.null, at: index)
+        raw[Int(index) - 1] = bytes
     }
 
     func bind(_ value: Int64, at index: Int32) throws { try bind(.integer(value), at: index) }
@@ -355,7 +373,7 @@ final class PostgresStatement: StoreStatement {
     @discardableResult
     func step() throws -> Bool {
         if rows == nil {
-            rows = try connection.send(sql, arguments).rows.map { $0.makeRandomAccess() }
+            rows = try connection.send(sql, arguments, raw: raw).rows.map { $0.makeRandomAccess() }
             index = -1
         }
         index += 1
@@ -363,7 +381,7 @@ final class PostgresStatement: StoreStatement {
     }
 
     func run() throws {
-        _ = try connection.send(sql, arguments)
+        _ = try connection.send(sql, arguments, raw: raw)
         rows = nil
         index = -1
     }
@@ -385,6 +403,32 @@ final class PostgresStatement: StoreStatement {
     }
 
     func isNull(_ index: Int32) -> Bool { cell(index)?.bytes == nil }
+
+    func withBytes<R>(_ index: Int32, _ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R? {
+        guard let cell = cell(index), let buffer = cell.bytes else { return nil }
+        if cell.format == .text {
+            // `bytea` in PostgreSQL's text form: `\x` and two hex digits per byte.
+            let text = Array(buffer.readableBytesView.dropFirst(2))
+            var bytes: [UInt8] = []
+            bytes.reserveCapacity(text.count / 2)
+            var index = 0
+            while index + 1 < text.count, let high = Self.hexDigit(text[index]), let low = Self.hexDigit(text[index + 1]) {
+                bytes.append(high << 4 | low)
+                index += 2
+            }
+            return try bytes.withUnsafeBytes(body)
+        }
+        return try buffer.withUnsafeReadableBytes(body)
+    }
+
+    private static func hexDigit(_ c: UInt8) -> UInt8? {
+        switch c {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"): return c - UInt8(ascii: "0")
+        case UInt8(ascii: "a")...UInt8(ascii: "f"): return c - UInt8(ascii: "a") + 10
+        case UInt8(ascii: "A")...UInt8(ascii: "F"): return c - UInt8(ascii: "A") + 10
+        default: return nil
+        }
+    }
 
     func text(_ index: Int32) -> String? {
         switch value(index) {

@@ -136,7 +136,7 @@ struct FeedReader: Sendable {
             while try stmt.step() {
                 read += 1
                 lastSequence = stmt.int64(3)
-                guard let table = stmt.text(0), let row = stmt.text(1), let text = stmt.text(2) else { continue }
+                guard let table = stmt.text(0), let row = stmt.text(1) else { continue }
                 var cells: [FeedCell] = []
                 let flagColumn = flagColumns[table] ?? {
                     let column = store.dataModel.table(named: table)?.confidentialWhen
@@ -144,11 +144,13 @@ struct FeedReader: Sendable {
                     return column
                 }()
                 var flag: CellValue?
-                try RowCoding.forEachCell(in: text) { column, cell in
-                    if column == flagColumn { flag = cell.value.value }
-                    guard cell.sequence > floor else { return }
-                    if cell.sequence > cursor { count += 1 }
-                    cells.append(FeedCell(column: column, value: cell.value.value, version: cell.version))
+                try stmt.withBytes(2) { bytes in
+                    try RowCoding.forEachCell(in: bytes) { column, cell in
+                        if column == flagColumn { flag = cell.value.value }
+                        guard cell.sequence > floor else { return }
+                        if cell.sequence > cursor { count += 1 }
+                        cells.append(FeedCell(column: column, value: cell.value.value, version: cell.version))
+                    }
                 }
                 if !cells.isEmpty {
                     pending.append(FeedRow(table: table, row: row, cells: cells))

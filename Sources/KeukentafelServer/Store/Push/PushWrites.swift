@@ -28,6 +28,7 @@ struct PendingWrites {
     private var fullRecordsStatement: (any StoreStatement)?
     private var fullChangesStatement: (any StoreStatement)?
     private var writer = JSONWriter(capacity: 1_024)
+    private var recordBytes: [UInt8] = []
 
     var isEmpty: Bool { rows.isEmpty && links.isEmpty && changes.isEmpty }
 
@@ -86,13 +87,13 @@ struct PendingWrites {
         for (address, row) in rows[range] {
             var sequence: Int64 = 0
             for cell in row.cells.values where cell.sequence > sequence { sequence = cell.sequence }
-            writer.bytes.removeAll(keepingCapacity: true)
-            RowCoding.write(row.cells, to: &writer)
+            recordBytes.removeAll(keepingCapacity: true)
+            RowCoding.write(row.cells, to: &recordBytes)
             try stmt.bind(address.table, at: at + 1)
             try stmt.bind(address.row, at: at + 2)
             try stmt.bind(sequence, at: at + 3)
             try stmt.bind(Int64(row.cells.count), at: at + 4)
-            try stmt.bind(String(decoding: writer.bytes, as: UTF8.self), at: at + 5)
+            try stmt.bind(bytes: recordBytes, at: at + 5)
             at += 5
         }
         try stmt.run()

@@ -17,16 +17,16 @@ struct Records {
         defer { stmt.reset() }
         try stmt.bind(table, at: 1)
         try stmt.bind(row, at: 2)
-        guard try stmt.step(), let text = stmt.text(0) else { return nil }
-        return try RowCoding.decode(text)
+        guard try stmt.step() else { return nil }
+        return try stmt.withBytes(0) { try RowCoding.decode($0) }
     }
 
     /// The cells of those of `rows` the store has, by row id.
     func cells(table: String, rows: [String]) throws -> [String: [String: StoredCell]] {
         var found: [String: [String: StoredCell]] = [:]
         try select("row_id, cells", from: "records", table: table, rows: rows) { stmt in
-            guard let row = stmt.text(0), let text = stmt.text(1) else { return }
-            found[row] = try RowCoding.decode(text)
+            guard let row = stmt.text(0), let cells = try stmt.withBytes(1, { try RowCoding.decode($0) }) else { return }
+            found[row] = cells
         }
         return found
     }

@@ -34,15 +34,23 @@ struct RowLinks: Sendable {
         guard try connection.scalar("SELECT value FROM meta WHERE key = 'row_links'")?.string != definition else { return }
         try connection.run("DELETE FROM row_links")
         let insert = try connection.cachedStatement("INSERT INTO row_links (tbl, row_id, col, value) VALUES (?, ?, ?, ?)")
+        let read = try connection.cachedStatement("SELECT row_id, cells FROM records WHERE tbl = ?")
         for table in columns.keys.sorted() {
             let linked = columns[table] ?? []
-            for record in try connection.query("SELECT row_id, cells FROM records WHERE tbl = ?", [.text(table)]) {
-                guard let row = record[0].string else { continue }
-                try RowCoding.forEachCell(in: record[1].string ?? "") { column, cell in
-                    guard linked.contains(column), cell.value.value != .null else { return }
-                    try insert.bind([.text(table), .text(row), .text(column), cell.value.value])
-                    try insert.run()
+            var links: [(row: String, column: String, value: CellValue)] = []
+            try read.bind(table, at: 1)
+            while try read.step() {
+                guard let row = read.text(0) else { continue }
+                try read.withBytes(1) { bytes in
+                    try RowCoding.forEachCell(in: bytes) { column, cell in
+                        if linked.contains(column), cell.value.value != .null { links.append((row, column, cell.value.value)) }
+                    }
                 }
+            }
+            read.reset()
+            for link in links {
+                try insert.bind([.text(table), .text(link.row), .text(link.column), link.value])
+                try insert.run()
             }
         }
         try connection.setMeta("row_links", .text(definition))

@@ -1,0 +1,99 @@
+import KeukentafelProtocol
+
+extension StoreSchema {
+    /// Moves records kept as JSON text (decision 0020, releases before decision 0031) to the binary
+    /// form of `RowCoding`: on PostgreSQL the column becomes `bytea` first (the text's UTF-8 bytes), then
+    /// every JSON record is decoded and written again. Inside the caller's transaction, so a crash leaves
+    /// every record in the old form or every one in the new. Runs before `migrateCells`, which writes
+    /// records in the new form. Stores made new pass through at once and are marked.
+    static func migrateRecordFormat(_ connection: any StoreConnection) throws {
+        guard try connection.scalar("SELECT value FROM meta WHERE key = 'record_format'")?.int64 != Int64(RowCoding.format) else { return }
+        if connection.dialect == .postgresql {
+            let type = try connection.scalar("""
+                SELECT data_type FROM information_schema.columns
+                WHERE table_schema = current_schema() AND table_name = 'records' AND column_name = 'cells'
+                """)?.string
+            if type == "text" {
+                try connection.execute("ALTER TABLE records ALTER COLUMN cells TYPE BYTEA USING convert_to(cells, 'UTF8')")
+            }
+        }
+        // In windows of rows by key, so no statement reads the table while another writes it.
+        let read = try connection.cachedStatement("SELECT tbl, row_id, cells FROM records WHERE tbl > ? OR (tbl = ? AND row_id > ?) ORDER BY tbl, row_id LIMIT 500")
+        let update = try connection.cachedStatement("UPDATE records SET cells = ? WHERE tbl = ? AND row_id = ?")
+        var after = (table: "", row: "")
+        while true {
+            var window: [(table: String, row: String, cells: [String: StoredCell]?)] = []
+            try read.bind([.text(after.table), .text(after.table), .text(after.row)])
+            while try read.step() {
+                guard let table = read.text(0), let row = read.text(1) else { continue }
+                let cells = try read.withBytes(2) { bytes -> [String: StoredCell]? in
+                    guard bytes.first == UInt8(ascii: "[") else { return nil }  // already binary
+                    return try JSONRowCoding.decode(String(decoding: bytes, as: UTF8.self))
+                } ?? nil
+                window.append((table, row, cells))
+            }
+            read.reset()
+            guard let last = window.last else { break }
+            after = (last.table, last.row)
+            for record in window {
+                guard let cells = record.cells else { continue }
+                try update.bind(bytes: RowCoding.encode(cells), at: 1)
+                try update.bind(record.table, at: 2)
+                try update.bind(record.row, at: 3)
+                try update.run()
+            }
+        }
+        try connection.setMeta("record_format", .integer(Int64(RowCoding.format)))
+    }
+}
+
+/// The JSON text of a record before decision 0031, read only to move it to `RowCoding`'s form: an
+/// array whose first element lists the devices that wrote the row's cells, then one array per cell,
+/// `[column, value, hlc, node, seq, device]`, with `device` an index into that list (or null).
+enum JSONRowCoding {
+    static func decode(_ text: String) throws -> [String: StoredCell] {
+        var cells: [String: StoredCell] = [:]
+        var text = text
+        try text.withUTF8 { bytes in
+            var reader = JSONReader(UnsafeRawBufferPointer(bytes))
+            var devices: [String] = []
+            var first = true
+            do {
+                try reader.array { reader in
+                    if first {
+                        first = false
+                        try reader.array { reader in devices.append(try reader.string()) }
+                        return
+                    }
+                    try reader.expect(UInt8(ascii: "["))
+                    let column = try reader.string()
+                    try reader.expect(UInt8(ascii: ","))
+                    let value = try reader.cellValue()
+                    try reader.expect(UInt8(ascii: ","))
+                    let hlc = try reader.integer()
+                    try reader.expect(UInt8(ascii: ","))
+                    let node = try reader.integer()
+                    try reader.expect(UInt8(ascii: ","))
+                    let sequence = try reader.integer()
+                    try reader.expect(UInt8(ascii: ","))
+                    var device: String?
+                    if try !reader.isNull() {
+                        let index = Int(try reader.integer())
+                        guard devices.indices.contains(index) else { throw reader.fail("a cell's device index names no device") }
+                        device = devices[index]
+                    }
+                    try reader.expect(UInt8(ascii: "]"))
+                    guard let version = CellVersion(hlc: .integer(hlc), node: .integer(node)) else {
+                        throw reader.fail("a cell's version is not valid")
+                    }
+                    cells[column] = StoredCell(value: VersionedValue(value: value, version: version), device: device, sequence: sequence)
+                }
+                try reader.end()
+                if first { throw reader.fail("a record starts with its list of devices") }
+            } catch let error as JSONReader.Error {
+                throw StoreError.corrupt("a row's record is not valid: \(error)")
+            }
+        }
+        return cells
+    }
+}

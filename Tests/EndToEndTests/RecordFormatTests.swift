@@ -1,0 +1,157 @@
+import Foundation
+import KeukentafelProtocol
+@testable import KeukentafelServer
+import KeukentafelSQLite
+import KeukentafelTesting
+import Testing
+
+/// A row's record in its binary form (decision 0031): every value and version survives, damage is an
+/// error, and stores whose records are JSON text (the release before) move to it when opened.
+@Suite("Record format")
+struct RecordFormatTests {
+    static let jsonRecordsDump = repositoryRoot.appendingPathComponent("Tests/Fixtures/store-json-records.sql").path
+    static let caseID = "c0000000-0000-4000-8000-000000000005"
+
+    static func sampleCells() throws -> [String: StoredCell] {
+        let a = try #require(NodeID(rawValue: 0x1a3f_0011_2233_abcd)), b = try #require(NodeID(rawValue: UInt64(Int64.max)))
+        let c = try #require(NodeID(rawValue: 1))
+        func cell(_ value: CellValue, _ hlc: UInt64, _ node: NodeID, _ sequence: Int64, _ device: String?) -> StoredCell {
+            StoredCell(value: VersionedValue(value: value, version: CellVersion(hlc: hlc, node: node)), device: device, sequence: sequence)
+        }
+        return [
+            "name": cell(.text("Zeynep \"Z\" Öztürk\n"), 1 << 62, a, 7, "laptop-fatima"),
+            "empty": cell(.text(""), (1 << 62) - 5, a, 8, "laptop-fatima"),  // an older clock at a newer sequence
+            "long": cell(.text(String(repeating: "mantelzorger ", count: 40)), 3, b, 1 << 40, nil),
+            "min": cell(.integer(.min), .max, c, 9, "office-anne"),
+            "max": cell(.integer(.max), 0, c, 10, "office-anne"),
+            "negative": cell(.integer(-3), 12, a, 11, nil),
+            "hours": cell(.real(12.5), 13, b, 12, "demo"),
+            "tiny": cell(.real(-.leastNonzeroMagnitude), 14, b, 13, "demo"),
+            "infinite": cell(.real(.infinity), 15, b, 14, "demo"),
+            "since": cell(.null, 16, a, 15, "laptop-fatima"),
+        ]
+    }
+
+    @Test("a record round-trips every kind of value, clock, node, sequence and device")
+    func recordsRoundTrip() throws {
+        let cells = try Self.sampleCells()
+        let bytes = RowCoding.encode(cells)
+        #expect(try RowCoding.decode(bytes) == cells)
+        var order: [String] = []
+        try bytes.withUnsafeBytes { try RowCoding.forEachCell(in: $0) { column, _ in order.append(column) } }
+        #expect(order == cells.sorted { $0.value.sequence < $1.value.sequence }.map(\.key), "cells come in sequence order")
+        #expect(try RowCoding.decode(RowCoding.encode([:])) == [:])
+        // A real case record is a fraction of its JSON text.
+        let json = try #require(try Self.firstCaseRecord())
+        let record = try JSONRowCoding.decode(json)
+        #expect(try RowCoding.decode(RowCoding.encode(record)) == record)
+        #expect(RowCoding.encode(record).count * 2 < json.utf8.count, "\(RowCoding.encode(record).count) bytes against \(json.utf8.count)")
+    }
+
+    @Test("damaged bytes are an error, never fewer cells")
+    func damagedRecordsAreErrors() throws {
+        let bytes = RowCoding.encode(try Self.sampleCells())
+        for length in 0..<bytes.count {
+            #expect(throws: StoreError.self, "cut at \(length)") { try RowCoding.decode(Array(bytes.prefix(length))) }
+        }
+        #expect(throws: StoreError.self) { try RowCoding.decode(bytes + [0]) }
+        var otherFormat = bytes
+        otherFormat[0] = 1
+        #expect(throws: StoreError.self) { try RowCoding.decode(otherFormat) }
+        #expect(throws: StoreError.self) { try RowCoding.decode(Array("[[\"demo\"]]".utf8)) }
+    }
+
+    /// The first `cases` record of the fixture, as the previous release wrote it.
+    static func firstCaseRecord() throws -> String? {
+        let raw = try SQLiteConnection(path: try temporaryDirectory("json-records-read") + "/dump.sqlite")
+        try raw.execute(try String(contentsOfFile: jsonRecordsDump, encoding: .utf8))
+        return try raw.scalar("SELECT cells FROM records WHERE tbl = 'cases' AND row_id = ?", [.text(caseID)])?.string
+    }
+
+    /// Every cell of the fixture's JSON records as `StoreLayoutTests.recordCells` prints them.
+    static func jsonRecordCells(_ connection: SQLiteConnection) throws -> [String] {
+        var lines: [String] = []
+        for record in try connection.query("SELECT tbl, row_id, cells FROM records ORDER BY tbl, row_id") {
+            let cells = try JSONRowCoding.decode(record[2].string ?? "")
+            for (column, cell) in cells.sorted(by: { $0.key < $1.key }) {
+                let fields: [CellValue] = [record[0], record[1], .text(column), cell.value.value, cell.version.hlcValue, cell.version.nodeValue,
+                                           .integer(cell.sequence), cell.device.map(CellValue.text) ?? .null]
+                lines.append(fields.map(\.description).joined(separator: "|"))
+            }
+        }
+        return lines
+    }
+
+    /// `Tests/Fixtures/store-json-records.sql`: the store of the release before decision 0031
+    /// (`5d09325`) after the README walkthrough (steps in `Tests/Fixtures/README.md`).
+    @Test("a store of the previous release, records as JSON text, opens with binary records and serves and takes changes")
+    func jsonRecordsMigrate() async throws {
+        let (directory, path) = try StoreLayoutTests.dataDirectory(from: Self.jsonRecordsDump, label: "json-records")
+        let before: [String]
+        do {
+            let raw = try SQLiteConnection(path: path)
+            before = try Self.jsonRecordCells(raw)
+            #expect(before.count > 200, "the fixture is what it says")
+            #expect(try raw.scalar("SELECT count(*) FROM records WHERE substr(cells, 1, 1) = '['") == .integer(43))
+        }
+        let server = try await TestServer.start(directory: directory)
+        #expect(try server.store.reader.withLock { try StoreLayoutTests.recordCells($0) } == before, "every cell, every field")
+        let raw = try SQLiteConnection(path: path)
+        #expect(try raw.scalar("SELECT count(*) FROM records WHERE typeof(cells) = 'blob' AND hex(substr(cells, 1, 1)) = '02'") == .integer(43))
+        #expect(try raw.scalar("SELECT value FROM meta WHERE key = 'record_format'") == .integer(2))
+
+        // A new office desk downloads it all: the walkthrough's outcome, the note deleted.
+        let desk = try server.replica("new-desk")
+        #expect(try await desk.sync().pulled.cellsApplied > 100)
+        #expect(try await desk.query("SELECT count(*) FROM cases").rows == [[.integer(5)]])
+        #expect(try await desk.query("SELECT next_contact_due FROM cases WHERE id = ?", [.text(Self.caseID)]).rows == [[.null]])
+        #expect(try await desk.query("SELECT hours_per_week FROM care_relations WHERE id = '70000000-0000-4000-8000-000000000001'").rows
+                == [[.real(12.5)]])
+        #expect(try await desk.query("SELECT count(*) FROM notes WHERE id = 'd0000000-0000-4000-8000-0000000000f1'").rows == [[.integer(0)]])
+        #expect(try await desk.query("SELECT status FROM cases WHERE id = ?", [.text(Self.caseID)]).rows == [[.text("levering")]])
+
+        // A change to a migrated row merges with its older cells, and another device gets it.
+        try await desk.execute("UPDATE cases SET status = 'evaluatie' WHERE id = ?", [.text(Self.caseID)])
+        #expect(try await desk.sync().pushed.applied == 1)
+        #expect(try server.store.inspection.cell(table: "cases", row: Self.caseID, column: "status")?.value == .text("evaluatie"))
+        #expect(try server.store.inspection.cell(table: "cases", row: Self.caseID, column: "next_contact_due")?.value == .null)
+        let other = try server.replica("second-desk")
+        _ = try await other.sync()
+        #expect(try await other.query("SELECT status, next_contact_due FROM cases WHERE id = ?", [.text(Self.caseID)]).rows
+                == [[.text("evaluatie"), .null]])
+        await server.stop()
+    }
+
+    @Test("on PostgreSQL, a records column of JSON text becomes bytea with every record in the binary form")
+    func postgresJSONRecordsMigrate() async throws {
+        let location = try TestPostgres.freshDatabase("json_records")
+        let raw = try SQLiteConnection(path: try temporaryDirectory("json-records-pg") + "/dump.sqlite")
+        try raw.execute(try String(contentsOfFile: Self.jsonRecordsDump, encoding: .utf8))
+        let before = try Self.jsonRecordCells(raw)
+        do {
+            // The previous release's table, with the fixture's records.
+            let postgres = try PostgresStoreConnection(location)
+            try postgres.execute("""
+                CREATE TABLE records (
+                    tbl TEXT COLLATE "C" NOT NULL, row_id TEXT COLLATE "C" NOT NULL,
+                    seq BIGINT NOT NULL, n BIGINT NOT NULL, cells TEXT NOT NULL,
+                    PRIMARY KEY (tbl, row_id)
+                );
+                CREATE INDEX records_by_seq ON records(seq);
+                """)
+            for row in try raw.query("SELECT tbl, row_id, seq, n, cells FROM records") {
+                try postgres.run("INSERT INTO records (tbl, row_id, seq, n, cells) VALUES (?, ?, ?, ?, ?)", row)
+            }
+        }
+        let store = try ServerStore(postgres: location, dataModel: try shippedDataModel())
+        #expect(try store.reader.withLock { try StoreLayoutTests.recordCells($0) } == before, "every cell, every field")
+        #expect(try store.reader.withLock {
+            try $0.scalar("SELECT data_type FROM information_schema.columns WHERE table_schema = current_schema() AND table_name = 'records' AND column_name = 'cells'")
+        } == .text("bytea"))
+        #expect(try store.inspection.cell(table: "care_relations", row: "70000000-0000-4000-8000-000000000001", column: "hours_per_week")?.value
+                == .real(12.5))
+        // Opening again changes nothing.
+        let again = try ServerStore(postgres: location, dataModel: try shippedDataModel())
+        #expect(try again.reader.withLock { try StoreLayoutTests.recordCells($0) } == before)
+    }
+}
