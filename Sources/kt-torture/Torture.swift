@@ -125,7 +125,7 @@ struct Torture: ParsableCommand {
             snapshots.append(try Self.snapshot(path))
         }
         summary.lost += mustArrive.subtracting(onServer).count
-        summary.duplicated = try Self.duplicatedChanges(data)
+        summary.duplicated = try ServerStore(directory: data, dataModel: model).inspection.duplicatedWrites()
         if !Self.intact(data + "/" + ServerStore.fileName) { summary.integrityFailures += 1 }
         summary.replicasEqual = Set(snapshots.map { $0.joined(separator: "\n") }).count == 1
         summary.seconds = Date().timeIntervalSince(started)
@@ -171,16 +171,6 @@ struct Torture: ParsableCommand {
         return Set(try connection.query("SELECT row_id FROM records WHERE tbl = 'notes'").compactMap {
             if case .text(let id) = $0[0] { return id } else { return nil }
         })
-    }
-
-    /// The same write (cell and version) stored more than once.
-    static func duplicatedChanges(_ data: String) throws -> Int {
-        let connection = try SQLiteConnection(path: data + "/" + ServerStore.fileName)
-        guard case .integer(let count)? = try connection.scalar("""
-            SELECT count(*) FROM (SELECT 1 FROM history h, json_each(h.changes) c
-                GROUP BY h.tbl, h.row_id, c.value ->> 1, c.value ->> 3, c.value ->> 4 HAVING count(*) > 1)
-            """) else { return -1 }
-        return Int(count)
     }
 
     /// Every synced row of the replica, as text, for comparing replicas.

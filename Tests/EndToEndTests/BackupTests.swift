@@ -33,9 +33,16 @@ import Testing
             let copy = try SQLiteConnection(path: path, readOnly: true)
             #expect(try copy.query("PRAGMA integrity_check").first?.first == .text("ok"))
             // Consistent: every current cell is an accepted change in the same snapshot, and the sequence covers them.
-            let accepted = Set(try copy.query(
-                "SELECT h.tbl, h.row_id, x.value ->> 1, x.value ->> 3, x.value ->> 4 FROM history h, json_each(h.changes) x"
-            ).map { $0.map(\.description).joined(separator: "|") })
+            var accepted = Set<String>()
+            let history = try copy.cachedStatement("SELECT tbl, row_id, changes FROM history")
+            while try history.step() {
+                let table = history.value(0).description, row = history.value(1).description
+                for change in try history.withBytes(2, { try HistoryCoding.decode($0) }) ?? [] {
+                    accepted.insert([table, row, change.column, String(Int64(bitPattern: change.version.hlc)),
+                                     String(Int64(bitPattern: change.version.node.rawValue))].joined(separator: "|"))
+                }
+            }
+            history.reset()
             var current: [String] = []
             let records = try copy.cachedStatement("SELECT tbl, row_id, cells FROM records")
             while try records.step() {

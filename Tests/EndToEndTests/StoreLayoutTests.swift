@@ -34,8 +34,11 @@ struct StoreLayoutTests {
     /// Every change of the new layout as the same line, in history order.
     static func newChanges(_ connection: any StoreConnection) throws -> [String] {
         var lines: [String] = []
-        for entry in try connection.query("SELECT tbl, row_id, device, received_at, n, changes FROM history ORDER BY id") {
-            let changes = try HistoryCoding.decode(entry[5].string ?? "")
+        let read = try connection.cachedStatement("SELECT tbl, row_id, device, received_at, n, changes FROM history ORDER BY id")
+        defer { read.reset() }
+        while try read.step() {
+            let entry = (0..<5).map { read.value(Int32($0)) }
+            let changes = try #require(try read.withBytes(5) { try HistoryCoding.decode($0) })
             #expect(entry[4].int64 == Int64(changes.count), "n counts the entry's changes")
             for c in changes {
                 let fields: [CellValue] = [
@@ -296,7 +299,7 @@ struct StoreLayoutTests {
         }
     }
 
-    @Test("history text round-trips every kind of value, and damaged text is an error")
+    @Test("history entries round-trip every kind of value and id, and damaged bytes or text are an error")
     func historyTextRoundTrips() throws {
         let node = try #require(NodeID(rawValue: 0x1a3f_0011_2233_abcd))
         let changes = [
@@ -309,9 +312,36 @@ struct StoreLayoutTests {
             RecordedChange(id: "y", column: "since", value: .null, version: CellVersion(hlc: (1 << 40) + 3, node: node),
                            base: nil, status: .applied, won: true, conflict: nil),
         ]
-        #expect(try HistoryCoding.decode(HistoryCoding.encode(changes)) == changes)
-        for damaged in ["", "[", "[[\"a\",\"b\",1,2]]", "[[\"a\",\"b\",1,2,3,null,null,\"eaten\",1,null]]", "{}"] {
-            #expect(throws: StoreError.self, "\(damaged)") { try HistoryCoding.decode(damaged) }
+        let other = try #require(NodeID(rawValue: 77))
+        let more = changes + [
+            // A replica's own id with the counter's zeros kept, one of another node, an id of digits only.
+            RecordedChange(id: "\(node)-000000000042", column: "a", value: .integer(.min), version: CellVersion(hlc: 3, node: node),
+                           base: CellVersion(hlc: .max, node: other), status: .rejected, won: false, conflict: .max),
+            RecordedChange(id: "\(other)-7", column: "b", value: .real(-0.0), version: CellVersion(hlc: 2, node: node),
+                           base: nil, status: .applied, won: nil, conflict: -1),
+            RecordedChange(id: "\(node)-", column: "c", value: .text(""), version: CellVersion(hlc: 1, node: other),
+                           base: CellVersion(hlc: 0, node: other), status: .applied, won: true, conflict: 0),
+            RecordedChange(id: "\(node)-123456789012345678", column: "d", value: .null, version: CellVersion(hlc: 1, node: node),
+                           base: nil, status: .superseded, won: nil, conflict: nil),
+        ]
+        for entry in [changes, more, []] {
+            let bytes = HistoryCoding.encode(entry)
+            #expect(try HistoryCoding.decode(bytes) == entry)
+            for length in 0..<bytes.count {
+                #expect(throws: StoreError.self, "cut at \(length)") { try HistoryCoding.decode(Array(bytes.prefix(length))) }
+            }
+            #expect(throws: StoreError.self) { try HistoryCoding.decode(bytes + [0]) }
+        }
+        // A replica's own id takes three bytes, not thirty (in capitals it is not that form, so kept as text).
+        var asText = changes[0]
+        asText.id = asText.id.uppercased()
+        #expect(HistoryCoding.encode([changes[0]]).count + 28 == HistoryCoding.encode([asText]).count)
+        #expect(try HistoryCoding.decode(HistoryCoding.encode([asText])) == [asText])
+        // The JSON text of releases before decision 0031 is still read.
+        let json = #"[["demo-7","hours_per_week",12.0,1099511627777,1891230442107153357,5,1891230442107153357,"conflict",0,42]]"#
+        #expect(try HistoryCoding.decode(Array(json.utf8)) == [changes[1]])
+        for damaged in ["[", "[[\"a\",\"b\",1,2]]", "[[\"a\",\"b\",1,2,3,null,null,\"eaten\",1,null]]", "{}"] {
+            #expect(throws: StoreError.self, "\(damaged)") { try HistoryCoding.decode(Array(damaged.utf8)) }
         }
     }
 

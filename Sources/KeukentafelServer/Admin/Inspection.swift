@@ -28,13 +28,16 @@ public struct Inspection: Sendable {
     public func history(table: String, row: String, column: String? = nil) throws -> [HistoryEntry] {
         try store.reader.withLock { connection in
             var entries: [HistoryEntry] = []
-            for r in try connection.query("""
+            let read = try connection.cachedStatement("""
                 SELECT h.changes, h.device, h.received_at, d.name
                 FROM history h LEFT JOIN devices d ON d.id = h.device WHERE h.tbl = ? AND h.row_id = ? ORDER BY h.id
-                """, [.text(table), .text(row)]) {
-                for change in try HistoryCoding.decode(r[0].string ?? "") where column == nil || change.column == column {
+                """)
+            defer { read.reset() }
+            try read.bind([.text(table), .text(row)])
+            while try read.step() {
+                for change in try read.withBytes(0, { try HistoryCoding.decode($0) }) ?? [] where column == nil || change.column == column {
                     entries.append(HistoryEntry(changeID: change.id, column: change.column, value: change.value, version: change.version,
-                                                device: r[1].string, deviceName: r[3].string, receivedAt: r[2].string ?? "",
+                                                device: read.text(1), deviceName: read.text(3), receivedAt: read.text(2) ?? "",
                                                 status: change.status.rawValue, won: change.won))
                 }
             }
@@ -90,6 +93,26 @@ public struct Inspection: Sendable {
             result["cells"] = try connection.scalar("SELECT CAST(coalesce(sum(n), 0) AS BIGINT) FROM records")?.int64 ?? 0
             result["changes"] = try connection.scalar("SELECT CAST(coalesce(sum(n), 0) AS BIGINT) FROM history")?.int64 ?? 0
             return result
+        }
+    }
+
+    /// How many writes (a cell of a row at one version) the history holds more than once: 0 unless a
+    /// retried push was stored twice. For the torture test.
+    public func duplicatedWrites() throws -> Int {
+        try store.reader.withLock { connection in
+            struct Write: Hashable { var table: String, row: String, column: String, version: CellVersion }
+            var seen = Set<Write>()
+            var duplicated = Set<Write>()
+            let read = try connection.cachedStatement("SELECT tbl, row_id, changes FROM history")
+            defer { read.reset() }
+            while try read.step() {
+                guard let table = read.text(0), let row = read.text(1) else { continue }
+                for change in try read.withBytes(2, { try HistoryCoding.decode($0) }) ?? [] {
+                    let write = Write(table: table, row: row, column: change.column, version: change.version)
+                    if !seen.insert(write).inserted { duplicated.insert(write) }
+                }
+            }
+            return duplicated.count
         }
     }
 }

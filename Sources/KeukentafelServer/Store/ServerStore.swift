@@ -96,6 +96,7 @@ public final class ServerStore: Sendable {
         try connection.transaction {
             try connection.execute(StoreSchema.postgreSQL)
             try StoreSchema.migrateShared(connection)
+            try StoreSchema.migrateHistoryFormat(connection)
             try StoreSchema.migrateHistory(connection)
             try StoreSchema.migrateRecordFormat(connection)
             try StoreSchema.migrateCells(connection)

@@ -120,7 +120,7 @@ enum StoreSchema {
             id INTEGER PRIMARY KEY,
             tbl TEXT NOT NULL, row_id TEXT NOT NULL,
             device TEXT, received_at TEXT NOT NULL,
-            n INTEGER NOT NULL, changes TEXT NOT NULL
+            n INTEGER NOT NULL, changes BLOB NOT NULL
         );
         CREATE INDEX IF NOT EXISTS history_by_row ON history(tbl, row_id);
         -- Per replica node, the greatest change counter in the history: what makes pushes idempotent
@@ -177,6 +177,7 @@ enum StoreSchema {
             try connection.execute("ALTER TABLE user_scope_removals ADD COLUMN removed_seq INTEGER NOT NULL DEFAULT 0")
         }
         try migrateShared(connection)
+        try connection.transaction { try migrateHistoryFormat(connection) }
         try connection.transaction { try migrateHistory(connection) }
         try connection.transaction { try migrateRecordFormat(connection) }
         try connection.transaction { try migrateCells(connection) }
@@ -225,9 +226,11 @@ extension StoreSchema {
         }
         struct Use: Hashable { var node: Int64, device: String }
         var spans: [Use: (first: Int64, last: Int64)] = [:]
-        for entry in try connection.query("SELECT device, changes FROM history WHERE device IS NOT NULL") {
-            guard let device = entry[0].string else { continue }
-            for change in try HistoryCoding.decode(entry[1].string ?? "") {
+        let read = try connection.cachedStatement("SELECT device, changes FROM history WHERE device IS NOT NULL")
+        defer { read.reset() }
+        while try read.step() {
+            guard let device = read.text(0), let changes = try read.withBytes(1, { try HistoryCoding.decode($0) }) else { continue }
+            for change in changes {
                 let use = Use(node: Int64(change.version.node.rawValue), device: device)
                 let hlc = Int64(change.version.hlc)
                 let span = spans[use] ?? (hlc, hlc)

@@ -296,11 +296,14 @@ public struct Attachments: Sendable {
                     found.insert(reference.sha256)
                 }
             }
-            for entry in try connection.query("SELECT changes FROM history WHERE tbl = ? AND row_id = ?", [.text(row.table), .text(row.row)]) {
-                for change in try HistoryCoding.decode(entry[0].string ?? "") where columns.contains(change.column) {
+            let read = try connection.cachedStatement("SELECT changes FROM history WHERE tbl = ? AND row_id = ?")
+            try read.bind([.text(row.table), .text(row.row)])
+            while try read.step() {
+                for change in try read.withBytes(0, { try HistoryCoding.decode($0) }) ?? [] where columns.contains(change.column) {
                     if let text = change.value.string, let reference = AttachmentReference(cellText: text) { found.insert(reference.sha256) }
                 }
             }
+            read.reset()
         }
         return found
     }

@@ -46,10 +46,53 @@ extension StoreSchema {
         let insert = try connection.cachedStatement("INSERT INTO history (tbl, row_id, device, received_at, n, changes) VALUES (?, ?, ?, ?, ?, ?)")
         for entry in entries {
             try insert.bind([.text(entry.table), .text(entry.row), entry.device.map(CellValue.text) ?? .null, .text(entry.receivedAt),
-                             .integer(Int64(entry.changes.count)), .text(HistoryCoding.encode(entry.changes))])
+                             .integer(Int64(entry.changes.count))])
+            try insert.bind(bytes: HistoryCoding.encode(entry.changes), at: 6)
             try insert.run()
         }
         try marks.save(connection)
         try connection.execute("DROP TABLE changes")
+    }
+}
+
+extension StoreSchema {
+    /// Moves history entries kept as JSON text (decision 0018, releases before decision 0031) to the
+    /// binary form of `HistoryCoding`: on PostgreSQL the column becomes `bytea` first, then every JSON
+    /// entry is decoded and written again, in windows of entries by id. Inside the caller's transaction.
+    static func migrateHistoryFormat(_ connection: any StoreConnection) throws {
+        guard try connection.scalar("SELECT value FROM meta WHERE key = 'history_format'")?.int64 != Int64(HistoryCoding.format) else { return }
+        if connection.dialect == .postgresql {
+            let type = try connection.scalar("""
+                SELECT data_type FROM information_schema.columns
+                WHERE table_schema = current_schema() AND table_name = 'history' AND column_name = 'changes'
+                """)?.string
+            if type == "text" {
+                try connection.execute("ALTER TABLE history ALTER COLUMN changes TYPE BYTEA USING convert_to(changes, 'UTF8')")
+            }
+        }
+        let read = try connection.cachedStatement("SELECT id, changes FROM history WHERE id > ? ORDER BY id LIMIT 500")
+        let update = try connection.cachedStatement("UPDATE history SET changes = ? WHERE id = ?")
+        var after: Int64 = Int64.min
+        while true {
+            var window: [(id: Int64, changes: [RecordedChange]?)] = []
+            try read.bind(after, at: 1)
+            while try read.step() {
+                let changes = try read.withBytes(1) { bytes -> [RecordedChange]? in
+                    guard bytes.first == UInt8(ascii: "[") else { return nil }  // already binary
+                    return try HistoryCoding.decode(bytes)
+                } ?? nil
+                window.append((read.int64(0), changes))
+            }
+            read.reset()
+            guard let last = window.last else { break }
+            after = last.id
+            for entry in window {
+                guard let changes = entry.changes else { continue }
+                try update.bind(bytes: HistoryCoding.encode(changes), at: 1)
+                try update.bind(entry.id, at: 2)
+                try update.run()
+            }
+        }
+        try connection.setMeta("history_format", .integer(Int64(HistoryCoding.format)))
     }
 }

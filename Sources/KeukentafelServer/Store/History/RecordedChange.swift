@@ -23,59 +23,186 @@ struct RecordedChange: Equatable {
     }
 }
 
-/// The text of a history entry's changes: a JSON array with one array per change,
-/// `[id, column, value, hlc, node, base_hlc, base_node, status, won, conflict]`, numbers as the
-/// store's signed 64-bit integers. JSON so that SQL (SQLite's `json_each`, PostgreSQL's `jsonb`) can
-/// read it too; written and read by the feed's own coder, which keeps integers and reals apart.
+/// The bytes of a history entry's changes (decision 0031; JSON text before it, still read):
+///
+///     format        1 byte, 2
+///     changes       count, then each:
+///       id          1, digits, counter: `<node of the version, 16 hex>-<counter in that many digits>`
+///                   (a replica's own ids); or 0, length, UTF-8
+///       column      length, UTF-8
+///       value       as in a record (`StoredBytes.appendValue`)
+///       hlc         zigzag difference to the previous change's (the first: to 0)
+///       node        0: the previous change's; 1, then 8 bytes little-endian
+///       base        0: none; 1, zigzag difference to the hlc, the version's node; 2, the same, 8 bytes of node
+///       status      index into `ChangeStatus.allCases`
+///       won         0 unknown, 1 lost, 2 won
+///       conflict    0 none; 1, zigzag id
+///
+/// Numbers are LEB128 varints (`StoredBytes`). The changes of one entry are one push's to one row, so
+/// they share a node and nearly a clock, and each costs little more than its column and value.
 enum HistoryCoding {
-    static func encode(_ changes: some Sequence<RecordedChange>, capacity: Int = 256) -> String {
-        var writer = JSONWriter(capacity: capacity)
-        write(changes, to: &writer)
-        return String(decoding: writer.bytes, as: UTF8.self)
+    static let format: UInt8 = 2
+
+    static func encode<C: Collection<RecordedChange>>(_ changes: C) -> [UInt8] {
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(16 + changes.count * 48)
+        write(changes, to: &bytes)
+        return bytes
     }
 
-    /// Appends the entry's text for `changes` to `writer` (the push path reuses one writer per flush).
-    static func write(_ changes: some Sequence<RecordedChange>, to writer: inout JSONWriter) {
-        writer.byte(UInt8(ascii: "["))
-        var first = true
+    /// Appends the entry's bytes for `changes` to `bytes` (the push path reuses one buffer per flush).
+    static func write<C: Collection<RecordedChange>>(_ changes: C, to bytes: inout [UInt8]) {
+        bytes.append(format)
+        StoredBytes.appendVarint(UInt64(changes.count), to: &bytes)
+        var hlc: UInt64 = 0
+        var node: NodeID?
         for change in changes {
-            if !first { writer.byte(UInt8(ascii: ",")) }
-            first = false
-            append(change, to: &writer)
+            if let counter = replicaCounter(of: change) {
+                bytes.append(1)
+                bytes.append(counter.digits)
+                StoredBytes.appendVarint(counter.value, to: &bytes)
+            } else {
+                bytes.append(0)
+                StoredBytes.appendString(change.id, to: &bytes)
+            }
+            StoredBytes.appendString(change.column, to: &bytes)
+            StoredBytes.appendValue(change.value, to: &bytes)
+            StoredBytes.appendSigned(Int64(bitPattern: change.version.hlc &- hlc), to: &bytes)
+            hlc = change.version.hlc
+            if change.version.node == node {
+                bytes.append(0)
+            } else {
+                bytes.append(1)
+                StoredBytes.appendFixed64(change.version.node.rawValue, to: &bytes)
+                node = change.version.node
+            }
+            if let base = change.base {
+                let sameNode = base.node == change.version.node
+                bytes.append(sameNode ? 1 : 2)
+                StoredBytes.appendSigned(Int64(bitPattern: base.hlc &- change.version.hlc), to: &bytes)
+                if !sameNode { StoredBytes.appendFixed64(base.node.rawValue, to: &bytes) }
+            } else {
+                bytes.append(0)
+            }
+            bytes.append(UInt8(ChangeStatus.allCases.firstIndex(of: change.status) ?? 0))
+            bytes.append(change.won.map { $0 ? 2 : 1 } ?? 0)
+            if let conflict = change.conflict {
+                bytes.append(1)
+                StoredBytes.appendSigned(conflict, to: &bytes)
+            } else {
+                bytes.append(0)
+            }
         }
-        writer.byte(UInt8(ascii: "]"))
     }
 
-    static func append(_ change: RecordedChange, to writer: inout JSONWriter) {
-        writer.byte(UInt8(ascii: "["))
-        writer.string(change.id)
-        writer.byte(UInt8(ascii: ","))
-        writer.string(change.column)
-        writer.byte(UInt8(ascii: ","))
-        writer.value(change.value)
-        writer.byte(UInt8(ascii: ","))
-        writer.integer(Int64(bitPattern: change.version.hlc))
-        writer.byte(UInt8(ascii: ","))
-        writer.integer(Int64(bitPattern: change.version.node.rawValue))
-        if let base = change.base {
-            writer.byte(UInt8(ascii: ","))
-            writer.integer(Int64(bitPattern: base.hlc))
-            writer.byte(UInt8(ascii: ","))
-            writer.integer(Int64(bitPattern: base.node.rawValue))
-        } else {
-            writer.raw(",null,null")
+    /// The counter of a replica's own change id (`<version's node>-<digits>`) and its number of digits.
+    private static func replicaCounter(of change: RecordedChange) -> (value: UInt64, digits: UInt8)? {
+        let id = change.id.utf8
+        guard id.count > 17, id.count <= 17 + 18 else { return nil }
+        var node: UInt64 = 0
+        var index = id.startIndex
+        for _ in 0..<16 {
+            let c = id[index]
+            let digit: UInt8
+            switch c {
+            case UInt8(ascii: "0")...UInt8(ascii: "9"): digit = c - UInt8(ascii: "0")
+            case UInt8(ascii: "a")...UInt8(ascii: "f"): digit = c - UInt8(ascii: "a") + 10
+            default: return nil
+            }
+            node = node << 4 | UInt64(digit)
+            index = id.index(after: index)
         }
-        writer.byte(UInt8(ascii: ","))
-        writer.string(change.status.rawValue)
-        writer.byte(UInt8(ascii: ","))
-        if let won = change.won { writer.raw(won ? "1" : "0") } else { writer.raw("null") }
-        writer.byte(UInt8(ascii: ","))
-        if let conflict = change.conflict { writer.integer(conflict) } else { writer.raw("null") }
-        writer.byte(UInt8(ascii: "]"))
+        guard node == change.version.node.rawValue, id[index] == UInt8(ascii: "-") else { return nil }
+        index = id.index(after: index)
+        var value: UInt64 = 0
+        var digits: UInt8 = 0
+        while index != id.endIndex {
+            let digit = id[index] &- UInt8(ascii: "0")
+            guard digit < 10 else { return nil }
+            value = value * 10 + UInt64(digit)
+            digits += 1
+            index = id.index(after: index)
+        }
+        return (value, digits)
     }
 
-    /// The changes of one entry; a text that is not what `encode` wrote is an error, never fewer changes.
-    static func decode(_ text: String) throws -> [RecordedChange] {
+    /// The changes of one entry; bytes that are not what `write` wrote (or JSON text as releases before
+    /// decision 0031 wrote it) are an error, never fewer changes.
+    static func decode(_ bytes: UnsafeRawBufferPointer) throws -> [RecordedChange] {
+        if bytes.first == UInt8(ascii: "[") { return try decodeJSON(String(decoding: bytes, as: UTF8.self)) }
+        var reader = StoredBytes.Reader(bytes, what: "a history entry")
+        guard try reader.byte() == format else { throw reader.corrupt("is not in a format this version reads") }
+        let count = try reader.count()
+        var changes: [RecordedChange] = []
+        changes.reserveCapacity(count)
+        var hlc: UInt64 = 0
+        var node: NodeID?
+        for _ in 0..<count {
+            enum ID { case counter(UInt64, Int), text(String) }
+            let id: ID
+            switch try reader.byte() {
+            case 0: id = .text(try reader.string())
+            case 1:
+                let digits = Int(try reader.byte())
+                guard digits <= 18 else { throw reader.corrupt("has a change id of too many digits") }
+                id = .counter(try reader.varint(), digits)
+            default: throw reader.corrupt("has a change id of an unknown kind")
+            }
+            let column = try reader.string()
+            let value = try reader.value()
+            hlc = hlc &+ UInt64(bitPattern: try reader.signed())
+            switch try reader.byte() {
+            case 0: guard node != nil else { throw reader.corrupt("has a change without a node") }
+            case 1: node = try reader.node()
+            default: throw reader.corrupt("has a node of an unknown kind")
+            }
+            let version = CellVersion(hlc: hlc, node: node!)
+            var base: CellVersion?
+            switch try reader.byte() {
+            case 0: base = nil
+            case 1: base = CellVersion(hlc: hlc &+ UInt64(bitPattern: try reader.signed()), node: version.node)
+            case 2:
+                let baseHLC = hlc &+ UInt64(bitPattern: try reader.signed())
+                base = CellVersion(hlc: baseHLC, node: try reader.node())
+            default: throw reader.corrupt("has a base of an unknown kind")
+            }
+            let statusIndex = Int(try reader.byte())
+            guard statusIndex < ChangeStatus.allCases.count else { throw reader.corrupt("has an unknown status") }
+            let won: Bool?
+            switch try reader.byte() {
+            case 0: won = nil
+            case 1: won = false
+            case 2: won = true
+            default: throw reader.corrupt("has an unknown outcome")
+            }
+            var conflict: Int64?
+            switch try reader.byte() {
+            case 0: conflict = nil
+            case 1: conflict = try reader.signed()
+            default: throw reader.corrupt("has a conflict of an unknown kind")
+            }
+            let idText: String
+            switch id {
+            case .text(let text): idText = text
+            case .counter(let value, let digits):
+                let number = String(value)
+                guard number.utf8.count <= digits else { throw reader.corrupt("has a change id counter longer than its digits") }
+                idText = version.node.description + "-" + String(repeating: "0", count: digits - number.utf8.count) + number
+            }
+            changes.append(RecordedChange(id: idText, column: column, value: value, version: version, base: base,
+                                          status: ChangeStatus.allCases[statusIndex], won: won, conflict: conflict))
+        }
+        guard reader.isAtEnd else { throw reader.corrupt("has bytes after its last change") }
+        return changes
+    }
+
+    static func decode(_ bytes: [UInt8]) throws -> [RecordedChange] {
+        try bytes.withUnsafeBytes { try decode($0) }
+    }
+
+    /// An entry as JSON text, as releases before decision 0031 wrote it: one array per change,
+    /// `[id, column, value, hlc, node, base_hlc, base_node, status, won, conflict]`.
+    static func decodeJSON(_ text: String) throws -> [RecordedChange] {
         var text = text
         return try text.withUTF8 { bytes in
             var reader = JSONReader(UnsafeRawBufferPointer(bytes))

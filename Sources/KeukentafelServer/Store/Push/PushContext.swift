@@ -229,8 +229,8 @@ struct PushContext {
         try Self.bindIDs(rows, to: stmt, from: 2)
         var found: [String: (row: String, change: RecordedChange)] = [:]
         while try stmt.step() {
-            guard let text = stmt.text(0), let row = stmt.text(1) else { continue }
-            for change in try HistoryCoding.decode(text) where ids.contains(change.id) && found[change.id] == nil { found[change.id] = (row, change) }
+            guard let row = stmt.text(1), let changes = try stmt.withBytes(0, { try HistoryCoding.decode($0) }) else { continue }
+            for change in changes where ids.contains(change.id) && found[change.id] == nil { found[change.id] = (row, change) }
         }
         return found
     }

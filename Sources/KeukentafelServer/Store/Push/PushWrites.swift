@@ -27,8 +27,8 @@ struct PendingWrites {
     /// for every flush showed in profiles).
     private var fullRecordsStatement: (any StoreStatement)?
     private var fullChangesStatement: (any StoreStatement)?
-    private var writer = JSONWriter(capacity: 1_024)
     private var recordBytes: [UInt8] = []
+    private var historyBytes: [UInt8] = []
 
     var isEmpty: Bool { rows.isEmpty && links.isEmpty && changes.isEmpty }
 
@@ -162,19 +162,19 @@ struct PendingWrites {
                 let start = entryStarts[entry]
                 let end = entry + 1 < entryStarts.count ? entryStarts[entry + 1] : changes.count
                 let first = batch.baseAddress! + changes[start].index  // read in place, not copied
-                writer.bytes.removeAll(keepingCapacity: true)
+                historyBytes.removeAll(keepingCapacity: true)
                 HistoryCoding.write(changes[start..<end].lazy.map { logged in
                     let change = batch.baseAddress! + logged.index
                     return RecordedChange(id: change.pointee.id, column: change.pointee.column, value: change.pointee.value,
                                           version: change.pointee.version, base: change.pointee.base, status: logged.result.status,
                                           won: logged.result.won, conflict: logged.result.conflict)
-                }, to: &writer)
+                }, to: &historyBytes)
                 try stmt.bind(first.pointee.table, at: at + 1)
                 try stmt.bind(first.pointee.row, at: at + 2)
                 try stmt.bind(device, at: at + 3)
                 try stmt.bind(receivedAt, at: at + 4)
                 try stmt.bind(Int64(end - start), at: at + 5)
-                try stmt.bind(String(decoding: writer.bytes, as: UTF8.self), at: at + 6)
+                try stmt.bind(bytes: historyBytes, at: at + 6)
                 at += 6
             }
         }
