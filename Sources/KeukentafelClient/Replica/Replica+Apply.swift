@@ -45,15 +45,11 @@ extension Replica {
                     }
                     let recovering = try resyncMode == .recovery
                     var newest: UInt64 = 0
-                    applyBatch = ApplyBatch()
-                    defer { applyBatch = nil }
                     for (index, row) in page.rows.enumerated() {
                         counts.cellsReceived += row.cells.count
                         try applyRow(row, counts: &counts, newest: &newest, recovering: recovering)
                         try afterApplyingRow?(index)
                     }
-                    try flushApplyBatch()
-                    applyBatch = nil
                     for conflict in page.conflicts {
                         try store(conflict)
                         counts.conflicts += 1
@@ -96,8 +92,6 @@ extension Replica {
         }
         let table = plan.table
         let quotedTable = plan.quotedName
-        // A row met again in the same page: what the batch holds of it goes in first.
-        if applyBatch?.holds(table: row.table, row: row.row) == true { try flushApplyBatch() }
         // Everything this replica knows about the row's versions, in one read.
         var versions = try storedVersions(table: row.table, row: row.row)
         let knownBefore = !versions.isEmpty
@@ -128,12 +122,6 @@ extension Replica {
         guard !winners.isEmpty else { return }
         counts.cellsApplied += winners.count
         let dead = Merge.isRowDeleted(tombstone: tombstone, newestOtherVersion: versions.newestOtherThanTombstone)
-        // A row this replica never had, alive, without a tombstone: its versions and values wait for
-        // the page's multi-row writes (almost every row of a bootstrap).
-        if !knownBefore, !dead, tombstone == nil, applyBatch != nil {
-            applyBatch?.add(plan, row: row.row, versions: versions, values: winners.map { ($0.column, $0.value) })
-            return
-        }
         // Every app row has versions, so a row without any cannot exist: skip the lookup (bootstrap).
         let exists = try knownBefore && connection.scalar("SELECT 1 FROM \(quotedTable) WHERE id = ?", [.text(row.row)]) != nil
 
@@ -214,15 +202,6 @@ extension Replica {
     /// Inserts or updates the given columns of an app row. Statements are kept per shape (table and
     /// set of columns); a bootstrap uses one shape per table.
     private func upsert(_ plan: TablePlan, row: String, values: [(String, CellValue)]) throws {
-        let (shape, ordered) = Self.upsertShape(plan, values: values)
-        let stmt = try upsertStatement(plan, shape: shape)
-        try stmt.bind(row, at: 1)
-        for (i, entry) in ordered.enumerated() { try stmt.bind(entry.1, at: Int32(i + 2)) }
-        try stmt.run()
-    }
-
-    /// The shape of an upsert of `values` (one row), and the values by column position.
-    static func upsertShape(_ plan: TablePlan, values: [(String, CellValue)]) -> (UpsertShape, [(Int, CellValue)]) {
         var mask: UInt64 = 0
         var ordered: [(Int, CellValue)] = []
         ordered.reserveCapacity(values.count)
@@ -232,24 +211,23 @@ extension Replica {
             mask |= 1 << index
         }
         ordered.sort { $0.0 < $1.0 }
-        return (UpsertShape(table: plan.table.name, columns: mask), ordered)
-    }
-
-    /// The upsert of `shape.rows` rows of that set of columns, prepared once per shape, reset.
-    func upsertStatement(_ plan: TablePlan, shape: UpsertShape) throws -> SQLiteStatement {
+        let model = plan.table
+        let shape = UpsertShape(table: model.name, columns: mask)
+        let stmt: SQLiteStatement
         if let cached = upserts[shape] {
             cached.reset()
-            return cached
+            stmt = cached
+        } else {
+            let columns = ordered.map { ReplicaSchema.quote(model.columns[$0.0].name) }
+            let names = (["id"] + columns).joined(separator: ", ")
+            let placeholders = Array(repeating: "?", count: columns.count + 1).joined(separator: ", ")
+            let updates = columns.isEmpty ? "NOTHING" : "UPDATE SET " + columns.map { "\($0) = excluded.\($0)" }.joined(separator: ", ")
+            stmt = try connection.prepare("INSERT INTO \(plan.quotedName) (\(names)) VALUES (\(placeholders)) ON CONFLICT (id) DO \(updates)")
+            upserts[shape] = stmt
         }
-        let model = plan.table
-        let columns = (0..<min(model.columns.count, 64)).filter { shape.columns & (1 << $0) != 0 }.map { ReplicaSchema.quote(model.columns[$0].name) }
-        let names = (["id"] + columns).joined(separator: ", ")
-        let tuple = "(" + Array(repeating: "?", count: columns.count + 1).joined(separator: ", ") + ")"
-        let tuples = Array(repeating: tuple, count: shape.rows).joined(separator: ", ")
-        let updates = columns.isEmpty ? "NOTHING" : "UPDATE SET " + columns.map { "\($0) = excluded.\($0)" }.joined(separator: ", ")
-        let stmt = try connection.prepare("INSERT INTO \(plan.quotedName) (\(names)) VALUES \(tuples) ON CONFLICT (id) DO \(updates)")
-        upserts[shape] = stmt
-        return stmt
+        try stmt.bind(row, at: 1)
+        for (i, entry) in ordered.enumerated() { try stmt.bind(entry.1, at: Int32(i + 2)) }
+        try stmt.run()
     }
 
     private func store(_ conflict: ConflictRecord) throws {

@@ -40,10 +40,6 @@ public final class Replica: @unchecked Sendable {
     private var capturing = true
     /// Prepared upserts of the page-apply path, whose SQL depends on the columns (see `Replica+Apply`).
     var upserts: [UpsertShape: SQLiteStatement] = [:]
-    /// Prepared multi-row writes of versions, by rows per statement (see `Replica+ApplyBatch`).
-    var versionWrites: [Int: SQLiteStatement] = [:]
-    /// While a page's rows are applied: the new rows gathered for multi-row writes; `nil` otherwise.
-    var applyBatch: ApplyBatch?
     /// What the page-apply path needs of each table of `dataModel`, worked out once (see `tablePlan`).
     var tablePlans: [String: TablePlan] = [:]
 
@@ -59,8 +55,6 @@ public final class Replica: @unchecked Sendable {
         var table: String
         /// Bit i set: column i of the table is written.
         var columns: UInt64
-        /// Rows per statement.
-        var rows = 1
     }
 
     /// How a remote wipe deletes a file; a test makes it fail, as a file it may not delete would (which
