@@ -130,6 +130,26 @@ struct RecordFormatTests {
         await server.stop()
     }
 
+    @Test("a backup made by the previous release, restored into a running store, serves its records and history in the new form")
+    func jsonRecordsBackupRestores() async throws {
+        let backup = try temporaryDirectory("json-backup") + "/backup.sqlite"
+        let before: [String], historyBefore: [String]
+        do {
+            let raw = try SQLiteConnection(path: backup)
+            try raw.execute(try String(contentsOfFile: Self.jsonRecordsDump, encoding: .utf8))
+            before = try Self.jsonRecordCells(raw)
+            historyBefore = try StoreLayoutTests.newChanges(raw)
+        }
+        let server = try await TestServer.start()
+        _ = try await onThread { try server.store.backups.restore(from: backup, actor: "test") }
+        #expect(try server.store.reader.withLock { try StoreLayoutTests.recordCells($0) } == before)
+        #expect(try server.store.reader.withLock { try StoreLayoutTests.newChanges($0) } == historyBefore)
+        let desk = try server.replica("after-restore")
+        _ = try await desk.sync()
+        #expect(try await desk.query("SELECT status FROM cases WHERE id = ?", [.text(Self.caseID)]).rows == [[.text("levering")]])
+        await server.stop()
+    }
+
     @Test("on PostgreSQL, a records column of JSON text becomes bytea with every record in the binary form")
     func postgresJSONRecordsMigrate() async throws {
         let location = try TestPostgres.freshDatabase("json_records")
