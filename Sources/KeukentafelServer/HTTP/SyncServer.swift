@@ -71,51 +71,7 @@ public struct SyncServer: Sendable {
             try await wiped(request, context: context)
         }
         v1.get("pull") { request, context in
-            let started = ContinuousClock.now
-            defer { metrics.pullDuration.recordNanoseconds((ContinuousClock.now - started).nanoseconds) }
-            let since = try integerParameter(request, "since") ?? 0
-            let limit = try integerParameter(request, "limit") ?? Int64(FeedReader.defaultPageSize)
-            let wait = try integerParameter(request, "wait") ?? 0
-            guard since >= 0, limit > 0, wait >= 0 else {
-                throw APIError(.badRequest, "since and wait must be >= 0 and limit > 0")
-            }
-            let floor = try integerParameter(request, "floor")
-            if let floor, floor < 0 || floor > since {
-                throw APIError(.badRequest, "floor is where the pass through the feed started: from 0 to since (\(since)), not \(floor)")
-            }
-            let pageSize = Int(min(limit, Int64(FeedReader.maxPageSize)))
-            let access = try context.requireAccess()
-            let device = context.device?.id
-            let epoch = request.uri.queryParameters["epoch"].map(String.init)
-            let proof = request.uri.queryParameters["proof"].map(String.init)
-            let skipOwn = request.uri.queryParameters["own"] == "skip"
-            // Long-poll: with nothing new, wait for a push (or the deadline) before answering.
-            let deadline = ContinuousClock.now + .seconds(min(wait, Int64(configuration.maxWaitSeconds)))
-            while true {
-                let generation = notifier.currentGeneration
-                let (page, delivery) = try await blocking {
-                    try store.pullPage(since: since, floor: floor, limit: pageSize, access: access, device: device, epoch: epoch, proof: proof,
-                                       skipOwn: skipOwn)
-                }
-                // Noted before the page goes out, with the pages of the devices woken with this one.
-                if let delivery { try await deliveries.record(delivery) }
-                let nothingNew = page.rows.isEmpty && page.conflicts.isEmpty && page.evictions.isEmpty && page.purges.isEmpty
-                    && page.cursor == since && !page.resync
-                if !nothingNew || ContinuousClock.now >= deadline || Task.isCancelled || notifier.isClosed {
-                    RequestFacts.current?.add(cells: page.rows.reduce(0) { $0 + $1.cells.count })
-                    return try respond(try FeedCoding.encode(page), to: request)
-                }
-                // A graceful shutdown answers the parked long-polls at once instead of waiting them out.
-                await withGracefulShutdownHandler {
-                    // Only a push this device may see something of wakes it (issue 23).
-                    let model = store.dataModel
-                    await notifier.wait(after: generation, timeout: deadline - ContinuousClock.now) { footprint in
-                        footprint.concerns(access, model: model)
-                    }
-                } onGracefulShutdown: {
-                    notifier.close()
-                }
-            }
+            try await pull(request, context: context)
         }
         v1.get("history") { request, context in
             guard let table = request.uri.queryParameters["table"].map(String.init),

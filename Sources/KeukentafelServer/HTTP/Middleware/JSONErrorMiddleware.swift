@@ -27,6 +27,17 @@ struct JSONErrorMiddleware: RouterMiddleware {
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         do {
             return try await next(request, context)
+        } catch {
+            return try response(for: error, to: request)
+        }
+    }
+
+    /// The JSON answer to `error`. Apart from `handle` and not async: an async function keeps its
+    /// locals in a frame on the heap for as long as it waits, and `handle` waits as long as the
+    /// request does (a long-poll: minutes, thousands at once; issue 23).
+    func response(for error: any Error, to request: Request) throws -> Response {
+        do {
+            throw error
         } catch let error as APIError {
             return try errorResponse(error.code, error.message, error.status)
         } catch let refusal as StoreRefusal {

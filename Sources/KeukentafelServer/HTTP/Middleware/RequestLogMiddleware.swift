@@ -42,11 +42,18 @@ struct RequestLogMiddleware: RouterMiddleware {
         let facts = RequestFacts()
         let started = ContinuousClock.now
         let response = try await RequestFacts.$current.withValue(facts) { try await next(request, context) }
+        log(request, context: context, status: response.status.code, facts: facts, started: started)
+        return response
+    }
+
+    /// Writes the request's line. Apart from `handle` and not async, so that its locals are not kept in
+    /// the frame of a request that waits (see `JSONErrorMiddleware.response(for:to:)`).
+    func log(_ request: Request, context: Context, status: Int, facts: RequestFacts, started: ContinuousClock.Instant) {
         let elapsed = ContinuousClock.now - started
         let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
         var metadata = facts.metadata
         metadata["route"] = "\(request.method.rawValue) \(context.endpointPath ?? request.uri.path)"
-        metadata["status"] = "\(response.status.code)"
+        metadata["status"] = "\(status)"
         metadata["ms"] = "\(Int((seconds * 1000).rounded()))"
         if let address = context.remoteAddress { metadata["address"] = "\(address)" }
         let longPoll = request.uri.queryParameters["wait"].flatMap { Int($0) }.map { $0 > 0 } ?? false
@@ -55,6 +62,5 @@ struct RequestLogMiddleware: RouterMiddleware {
         } else {
             logger.info("request", metadata: metadata)
         }
-        return response
     }
 }
