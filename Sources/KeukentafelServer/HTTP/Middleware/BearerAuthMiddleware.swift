@@ -18,22 +18,16 @@ struct BearerAuthMiddleware: RouterMiddleware {
         do {
             device = try await authenticated(request, context: context)
         } catch let error as APIError {
-            throw refusal(error, flooding: flooding, address: context.remoteAddress)
+            limiter.failed(context.remoteAddress)
+            if flooding {
+                RequestFacts.current?.refused(ErrorCode.tooManyFailures.rawValue)
+                throw APIError(.tooManyFailures, "too many failed authentications from this address; try again in a minute",
+                               status: .tooManyRequests)
+            }
+            RequestFacts.current?.refused(error.code.rawValue)
+            throw error
         }
         return try await next(request, device)
-    }
-
-    /// What a failed authentication answers. Apart from `handle` and not async, so that its locals are
-    /// not kept in the frame of a request that waits (see `JSONErrorMiddleware.response(for:to:)`).
-    private func refusal(_ error: APIError, flooding: Bool, address: String?) -> APIError {
-        limiter.failed(address)
-        if flooding {
-            RequestFacts.current?.refused(ErrorCode.tooManyFailures.rawValue)
-            return APIError(.tooManyFailures, "too many failed authentications from this address; try again in a minute",
-                            status: .tooManyRequests)
-        }
-        RequestFacts.current?.refused(error.code.rawValue)
-        return error
     }
 
     /// The context with the device the token belongs to, or the refusal.

@@ -32,9 +32,11 @@ struct JSONErrorMiddleware: RouterMiddleware {
         }
     }
 
-    /// The JSON answer to `error`. Apart from `handle` and not async: an async function keeps its
-    /// locals in a frame on the heap for as long as it waits, and `handle` waits as long as the
-    /// request does (a long-poll: minutes, thousands at once; issue 23).
+    /// The JSON answer to `error`. Apart from `handle` and not async: an async function's frame holds
+    /// its locals for as long as it waits, and `handle` waits as long as the request does. A
+    /// connection's task keeps the memory of its deepest chain of frames for as long as the
+    /// connection lives, so these frames are what thousands of idle long-polls cost (issue 23;
+    /// `heaptrack` put this one at 4.6 KB per connection when the answers were made here).
     func response(for error: any Error, to request: Request) throws -> Response {
         do {
             throw error
