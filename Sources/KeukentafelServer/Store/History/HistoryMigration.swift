@@ -60,16 +60,8 @@ extension StoreSchema {
     /// binary form of `HistoryCoding`: on PostgreSQL the column becomes `bytea` first, then every JSON
     /// entry is decoded and written again, in windows of entries by id. Inside the caller's transaction.
     static func migrateHistoryFormat(_ connection: any StoreConnection) throws {
-        guard try connection.scalar("SELECT value FROM meta WHERE key = 'history_format'")?.int64 != Int64(HistoryCoding.format) else { return }
-        if connection.dialect == .postgresql {
-            let type = try connection.scalar("""
-                SELECT data_type FROM information_schema.columns
-                WHERE table_schema = current_schema() AND table_name = 'history' AND column_name = 'changes'
-                """)?.string
-            if type == "text" {
-                try connection.execute("ALTER TABLE history ALTER COLUMN changes TYPE BYTEA USING convert_to(changes, 'UTF8')")
-            }
-        }
+        guard try !hasFormat("history_format", HistoryCoding.format, connection) else { return }
+        try makeBytes(table: "history", column: "changes", connection)
         let read = try connection.cachedStatement("SELECT id, changes FROM history WHERE id > ? ORDER BY id LIMIT 500")
         let update = try connection.cachedStatement("UPDATE history SET changes = ? WHERE id = ?")
         var after: Int64 = Int64.min

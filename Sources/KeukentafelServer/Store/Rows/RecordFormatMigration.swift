@@ -7,16 +7,8 @@ extension StoreSchema {
     /// every record in the old form or every one in the new. Runs before `migrateCells`, which writes
     /// records in the new form. Stores made new pass through at once and are marked.
     static func migrateRecordFormat(_ connection: any StoreConnection) throws {
-        guard try connection.scalar("SELECT value FROM meta WHERE key = 'record_format'")?.int64 != Int64(RowCoding.format) else { return }
-        if connection.dialect == .postgresql {
-            let type = try connection.scalar("""
-                SELECT data_type FROM information_schema.columns
-                WHERE table_schema = current_schema() AND table_name = 'records' AND column_name = 'cells'
-                """)?.string
-            if type == "text" {
-                try connection.execute("ALTER TABLE records ALTER COLUMN cells TYPE BYTEA USING convert_to(cells, 'UTF8')")
-            }
-        }
+        guard try !hasFormat("record_format", RowCoding.format, connection) else { return }
+        try makeBytes(table: "records", column: "cells", connection)
         // In windows of rows by key, so no statement reads the table while another writes it.
         let read = try connection.cachedStatement("SELECT tbl, row_id, cells FROM records WHERE tbl > ? OR (tbl = ? AND row_id > ?) ORDER BY tbl, row_id LIMIT 500")
         let update = try connection.cachedStatement("UPDATE records SET cells = ? WHERE tbl = ? AND row_id = ?")
@@ -44,6 +36,23 @@ extension StoreSchema {
             }
         }
         try connection.setMeta("record_format", .integer(Int64(RowCoding.format)))
+    }
+
+    /// Whether `meta` says the store's values of this kind are in `format` already.
+    static func hasFormat(_ key: String, _ format: UInt8, _ connection: any StoreConnection) throws -> Bool {
+        try connection.scalar("SELECT value FROM meta WHERE key = ?", [.text(key)])?.int64 == Int64(format)
+    }
+
+    /// On PostgreSQL, a `text` column becomes `bytea` holding its text's UTF-8 bytes (which the JSON
+    /// readers still read); SQLite stores bytes in any column.
+    static func makeBytes(table: String, column: String, _ connection: any StoreConnection) throws {
+        guard connection.dialect == .postgresql else { return }
+        let type = try connection.scalar("""
+            SELECT data_type FROM information_schema.columns
+            WHERE table_schema = current_schema() AND table_name = ? AND column_name = ?
+            """, [.text(table), .text(column)])?.string
+        guard type == "text" else { return }
+        try connection.execute("ALTER TABLE \(table) ALTER COLUMN \(column) TYPE BYTEA USING convert_to(\(column), 'UTF8')")
     }
 }
 
