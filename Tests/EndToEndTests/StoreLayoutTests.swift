@@ -349,7 +349,7 @@ struct StoreLayoutTests {
     func changeMarksRecogniseReplicaIDs() throws {
         let node = try #require(NodeID(rawValue: 0x0558_a57e_9802_8f56))
         let other = try #require(NodeID(rawValue: 0x6359_619b_c664_ff8f))
-        var marks = ChangeMarks()
+        let marks = ChangeMarks()
         func change(_ id: String, _ version: NodeID) -> Change {
             Change(id: id, table: "cases", row: "r", column: "status", value: .null, version: CellVersion(hlc: 1, node: version), base: nil)
         }
@@ -358,6 +358,8 @@ struct StoreLayoutTests {
         #expect(marks.counter(of: change("demo-42", node)) == nil)
         #expect(marks.counter(of: change("\(node)-", node)) == nil)
         #expect(marks.counter(of: change("\(node)-12a", node)) == nil)
+        #expect(marks.counter(of: change("\(node)-".uppercased() + "7", node)) == nil, "hex in capitals is not the form a replica writes")
+        #expect(ChangeMarks.replicaCounter(id: "\(node)-000000000042", node: node)! == (42, 12), "the counter and its digits")
         #expect(marks.counter(of: change("\(node)-" + String(repeating: "9", count: 19), node)) == nil, "too long to be a counter")
     }
 }

@@ -12,33 +12,27 @@ struct ChangeMarks {
     private var marks: [Int64: Int64] = [:]
     /// Marks this push raised, written by `save`.
     private var raised: [Int64: Int64] = [:]
-    /// `<node hex>-` per node, built once.
-    private var prefixes: [Int64: [UInt8]] = [:]
 
     /// The counter of a replica change id written by `change`'s own node, or `nil` for any other id.
-    mutating func counter(of change: Change) -> Int64? { counter(id: change.id, node: change.version.node) }
+    func counter(of change: Change) -> Int64? { counter(id: change.id, node: change.version.node) }
 
     /// The counter of `id` if it is `<node, 16 hex>-<digits>`, or `nil`.
-    mutating func counter(id: String, node: NodeID) -> Int64? {
-        let key = Int64(bitPattern: node.rawValue)
-        let prefix: [UInt8]
-        if let known = prefixes[key] {
-            prefix = known
-        } else {
-            prefix = Array((node.description + "-").utf8)
-            prefixes[key] = prefix
-        }
+    func counter(id: String, node: NodeID) -> Int64? { Self.replicaCounter(id: id, node: node)?.value }
+
+    /// A replica's own change id, `<its node, 16 lowercase hex>-<1 to 18 digits>`: the counter and how
+    /// many digits it was written with (zeros in front included); `nil` for any other id.
+    static func replicaCounter(id: String, node: NodeID) -> (value: Int64, digits: Int)? {
         var id = id
-        return id.withUTF8 { bytes -> Int64? in
-            guard bytes.count > prefix.count, bytes.count <= prefix.count + 18 else { return nil }
-            for index in 0..<prefix.count where bytes[index] != prefix[index] { return nil }
+        return id.withUTF8 { bytes -> (value: Int64, digits: Int)? in
+            guard bytes.count > 17, bytes.count <= 17 + 18, bytes[16] == UInt8(ascii: "-"),
+                  parseHex16(bytes[0..<16]) == node.rawValue else { return nil }
             var value: Int64 = 0
-            for index in prefix.count..<bytes.count {
+            for index in 17..<bytes.count {
                 let digit = bytes[index] &- UInt8(ascii: "0")
                 guard digit < 10 else { return nil }
                 value = value * 10 + Int64(digit)
             }
-            return value
+            return (value, bytes.count - 17)
         }
     }
 

@@ -58,32 +58,12 @@ extension StoreSchema {
 extension StoreSchema {
     /// Moves history entries kept as JSON text (decision 0018, releases before decision 0031) to the
     /// binary form of `HistoryCoding`: on PostgreSQL the column becomes `bytea` first, then every JSON
-    /// entry is decoded and written again, in windows of entries by id. Inside the caller's transaction.
+    /// entry is decoded and written again (`rewriteJSON`). Inside the caller's transaction.
     static func migrateHistoryFormat(_ connection: any StoreConnection) throws {
         guard try !hasFormat("history_format", HistoryCoding.format, connection) else { return }
         try makeBytes(table: "history", column: "changes", connection)
-        let read = try connection.cachedStatement("SELECT id, changes FROM history WHERE id > ? ORDER BY id LIMIT 500")
-        let update = try connection.cachedStatement("UPDATE history SET changes = ? WHERE id = ?")
-        var after: Int64 = Int64.min
-        while true {
-            var window: [(id: Int64, changes: [RecordedChange]?)] = []
-            try read.bind(after, at: 1)
-            while try read.step() {
-                let changes = try read.withBytes(1) { bytes -> [RecordedChange]? in
-                    guard bytes.first == UInt8(ascii: "[") else { return nil }  // already binary
-                    return try HistoryCoding.decode(bytes)
-                } ?? nil
-                window.append((read.int64(0), changes))
-            }
-            read.reset()
-            guard let last = window.last else { break }
-            after = last.id
-            for entry in window {
-                guard let changes = entry.changes else { continue }
-                try update.bind(bytes: HistoryCoding.encode(changes), at: 1)
-                try update.bind(entry.id, at: 2)
-                try update.run()
-            }
+        try rewriteJSON(table: "history", column: "changes", key: ["id"], from: [.integer(.min)], connection) { json in
+            HistoryCoding.encode(try HistoryCoding.decode(json))
         }
         try connection.setMeta("history_format", .integer(Int64(HistoryCoding.format)))
     }

@@ -57,10 +57,10 @@ enum HistoryCoding {
         var hlc: UInt64 = 0
         var node: NodeID?
         for change in changes {
-            if let counter = replicaCounter(of: change) {
+            if let counter = ChangeMarks.replicaCounter(id: change.id, node: change.version.node) {
                 bytes.append(1)
-                bytes.append(counter.digits)
-                StoredBytes.appendVarint(counter.value, to: &bytes)
+                bytes.append(UInt8(counter.digits))
+                StoredBytes.appendVarint(UInt64(counter.value), to: &bytes)
             } else {
                 bytes.append(0)
                 StoredBytes.appendString(change.id, to: &bytes)
@@ -93,37 +93,6 @@ enum HistoryCoding {
                 bytes.append(0)
             }
         }
-    }
-
-    /// The counter of a replica's own change id (`<version's node>-<digits>`) and its number of digits.
-    private static func replicaCounter(of change: RecordedChange) -> (value: UInt64, digits: UInt8)? {
-        let id = change.id.utf8
-        guard id.count > 17, id.count <= 17 + 18 else { return nil }
-        var node: UInt64 = 0
-        var index = id.startIndex
-        for _ in 0..<16 {
-            let c = id[index]
-            let digit: UInt8
-            switch c {
-            case UInt8(ascii: "0")...UInt8(ascii: "9"): digit = c - UInt8(ascii: "0")
-            case UInt8(ascii: "a")...UInt8(ascii: "f"): digit = c - UInt8(ascii: "a") + 10
-            default: return nil
-            }
-            node = node << 4 | UInt64(digit)
-            index = id.index(after: index)
-        }
-        guard node == change.version.node.rawValue, id[index] == UInt8(ascii: "-") else { return nil }
-        index = id.index(after: index)
-        var value: UInt64 = 0
-        var digits: UInt8 = 0
-        while index != id.endIndex {
-            let digit = id[index] &- UInt8(ascii: "0")
-            guard digit < 10 else { return nil }
-            value = value * 10 + UInt64(digit)
-            digits += 1
-            index = id.index(after: index)
-        }
-        return (value, digits)
     }
 
     /// The changes of one entry; bytes that are not what `write` wrote (or JSON text as releases before

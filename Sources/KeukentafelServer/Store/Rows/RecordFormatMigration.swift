@@ -3,39 +3,49 @@ import KeukentafelProtocol
 extension StoreSchema {
     /// Moves records kept as JSON text (decision 0020, releases before decision 0031) to the binary
     /// form of `RowCoding`: on PostgreSQL the column becomes `bytea` first (the text's UTF-8 bytes), then
-    /// every JSON record is decoded and written again. Inside the caller's transaction, so a crash leaves
+    /// every JSON record is decoded and written again (`rewriteJSON`). Inside the caller's transaction, so a crash leaves
     /// every record in the old form or every one in the new. Runs before `migrateCells`, which writes
     /// records in the new form. Stores made new pass through at once and are marked.
     static func migrateRecordFormat(_ connection: any StoreConnection) throws {
         guard try !hasFormat("record_format", RowCoding.format, connection) else { return }
         try makeBytes(table: "records", column: "cells", connection)
-        // In windows of rows by key, so no statement reads the table while another writes it.
-        let read = try connection.cachedStatement("SELECT tbl, row_id, cells FROM records WHERE tbl > ? OR (tbl = ? AND row_id > ?) ORDER BY tbl, row_id LIMIT 500")
-        let update = try connection.cachedStatement("UPDATE records SET cells = ? WHERE tbl = ? AND row_id = ?")
-        var after = (table: "", row: "")
+        try rewriteJSON(table: "records", column: "cells", key: ["tbl", "row_id"], from: [.text(""), .text("")], connection) { json in
+            RowCoding.encode(try JSONRowCoding.decode(String(decoding: json, as: UTF8.self)))
+        }
+        try connection.setMeta("record_format", .integer(Int64(RowCoding.format)))
+    }
+
+    /// Replaces every value of `column` that is JSON text (it starts with `[`) by `convert`'s bytes for
+    /// it; values in a binary form already are left. In windows of rows in `key` order, after the key
+    /// values `from`, so no statement reads the table while another writes it and each window is an
+    /// index range (a row-value comparison; SQLite's plan for `a > ? OR (a = ? AND b > ?)` rescans).
+    static func rewriteJSON(table: String, column: String, key: [String], from start: [CellValue], window size: Int = 500,
+                            _ connection: any StoreConnection, _ convert: (UnsafeRawBufferPointer) throws -> [UInt8]) throws {
+        let keys = key.joined(separator: ", ")
+        let read = try connection.cachedStatement("SELECT \(keys), \(column) FROM \(table) WHERE (\(keys)) > ("
+            + key.map { _ in "?" }.joined(separator: ", ") + ") ORDER BY \(keys) LIMIT \(size)")
+        let update = try connection.cachedStatement("UPDATE \(table) SET \(column) = ? WHERE "
+            + key.map { "\($0) = ?" }.joined(separator: " AND "))
+        var after = start
         while true {
-            var window: [(table: String, row: String, cells: [String: StoredCell]?)] = []
-            try read.bind([.text(after.table), .text(after.table), .text(after.row)])
+            var window: [(key: [CellValue], bytes: [UInt8]?)] = []
+            try read.bind(after)
             while try read.step() {
-                guard let table = read.text(0), let row = read.text(1) else { continue }
-                let cells = try read.withBytes(2) { bytes -> [String: StoredCell]? in
-                    guard bytes.first == UInt8(ascii: "[") else { return nil }  // already binary
-                    return try JSONRowCoding.decode(String(decoding: bytes, as: UTF8.self))
+                let bytes = try read.withBytes(Int32(key.count)) { value -> [UInt8]? in
+                    value.first == UInt8(ascii: "[") ? try convert(value) : nil
                 } ?? nil
-                window.append((table, row, cells))
+                window.append(((0..<key.count).map { read.value(Int32($0)) }, bytes))
             }
             read.reset()
-            guard let last = window.last else { break }
-            after = (last.table, last.row)
-            for record in window {
-                guard let cells = record.cells else { continue }
-                try update.bind(bytes: RowCoding.encode(cells), at: 1)
-                try update.bind(record.table, at: 2)
-                try update.bind(record.row, at: 3)
+            guard let last = window.last else { return }
+            after = last.key
+            for row in window {
+                guard let bytes = row.bytes else { continue }
+                try update.bind(bytes: bytes, at: 1)
+                for (index, value) in row.key.enumerated() { try update.bind(value, at: Int32(index + 2)) }
                 try update.run()
             }
         }
-        try connection.setMeta("record_format", .integer(Int64(RowCoding.format)))
     }
 
     /// Whether `meta` says the store's values of this kind are in `format` already.
