@@ -130,6 +130,7 @@ func appendHex16(_ value: UInt64, to bytes: inout [UInt8]) {
 }
 
 /// Exactly 16 lowercase hexadecimal digits (the form `appendHex16` writes), or nil.
+@inlinable
 public func parseHex16<Bytes: Collection<UInt8>>(_ bytes: Bytes) -> UInt64? {
     guard bytes.count == 16 else { return nil }
     var value: UInt64 = 0
