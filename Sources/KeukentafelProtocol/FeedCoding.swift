@@ -26,7 +26,8 @@ public enum FeedCoding {
             out.raw("]}")
         }
         out.raw("],\"conflicts\":")
-        out.bytes.append(contentsOf: try JSONEncoder().encode(page.conflicts))
+        // Most pages have none: no encoder for them (a push can wake thousands of long-polls).
+        if page.conflicts.isEmpty { out.raw("[]") } else { out.bytes.append(contentsOf: try JSONEncoder().encode(page.conflicts)) }
         for (name, references) in [("evictions", page.evictions), ("purges", page.purges)] {
             out.raw(",\""); out.raw(name); out.raw("\":[")
             for (i, reference) in references.enumerated() {
@@ -48,6 +49,13 @@ public enum FeedCoding {
         return out.bytes
     }
 
+    /// `[]` (white space allowed): most pages' conflicts, evictions and purges, which need no decoder.
+    static func isEmptyArray(_ bytes: Slice<UnsafeRawBufferPointer>) -> Bool {
+        guard bytes.count <= 16 else { return false }
+        let significant = bytes.filter { $0 != 0x20 && $0 != 0x0A && $0 != 0x0D && $0 != 0x09 }
+        return significant == [UInt8(ascii: "["), UInt8(ascii: "]")]
+    }
+
     public static func decodePull(_ data: Data) throws -> PullResponse {
         try data.withUnsafeBytes { buffer in
             var reader = JSONReader(buffer)
@@ -65,7 +73,7 @@ public enum FeedCoding {
                 case "head": head = try reader.integer()
                 case "evictions", "purges":
                     let range = try reader.skipValue()
-                    let references = try JSONDecoder().decode([RowReference].self, from: Data(buffer[range]))
+                    let references = isEmptyArray(buffer[range]) ? [] : try JSONDecoder().decode([RowReference].self, from: Data(buffer[range]))
                     if key == "evictions" { evictions = references } else { purges = references }
                 case "resync": resync = try reader.bool()
                 case "cursor": cursor = try reader.integer()
@@ -76,7 +84,7 @@ public enum FeedCoding {
                     try reader.array { reader in rows.append(try decodeRow(&reader)) }
                 case "conflicts":
                     let range = try reader.skipValue()
-                    conflicts = try JSONDecoder().decode([ConflictRecord].self, from: Data(buffer[range]))
+                    conflicts = isEmptyArray(buffer[range]) ? [] : try JSONDecoder().decode([ConflictRecord].self, from: Data(buffer[range]))
                 default: _ = try reader.skipValue()
                 }
             }

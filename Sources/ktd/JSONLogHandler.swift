@@ -20,7 +20,16 @@ struct JSONLogHandler: LogHandler {
         ]
         for (key, value) in metadata.merging(event.metadata ?? [:], uniquingKeysWith: { $1 }) { object[key] = value.description }
         if let error = event.error { object["error"] = "\(error)" }
-        FileHandle.standardError.write(Data(Self.line(object).utf8))
+        var line = Self.line(object)
+        line.withUTF8 { bytes in
+            var rest = UnsafeRawBufferPointer(bytes)
+            while !rest.isEmpty {
+                let written = write(STDERR_FILENO, rest.baseAddress, rest.count)
+                if written < 0, errno == EINTR { continue }
+                guard written > 0 else { return }  // nowhere to log to: the request goes on regardless
+                rest = UnsafeRawBufferPointer(rebasing: rest[written...])
+            }
+        }
     }
 
     /// The object as one line of JSON, keys sorted. Written by hand: ktd logs every request, and
@@ -39,6 +48,12 @@ struct JSONLogHandler: LogHandler {
 
     private static func appendString(_ text: String, to out: inout String) {
         out += "\""
+        // Most values (routes, ids, numbers) need no escaping: appended whole.
+        if text.utf8.allSatisfy({ $0 >= 0x20 && $0 != UInt8(ascii: "\"") && $0 != UInt8(ascii: "\\") }) {
+            out += text
+            out += "\""
+            return
+        }
         for scalar in text.unicodeScalars {
             switch scalar {
             case "\"": out += "\\\""

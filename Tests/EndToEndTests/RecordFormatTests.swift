@@ -99,8 +99,8 @@ struct RecordFormatTests {
             #expect(try raw.scalar("SELECT count(*) FROM history WHERE substr(changes, 1, 1) = '['") == .integer(entries))
         }
         let server = try await TestServer.start(directory: directory)
-        #expect(try server.store.reader.withLock { try StoreLayoutTests.recordCells($0) } == before, "every cell, every field")
-        #expect(try server.store.reader.withLock { try StoreLayoutTests.newChanges($0) } == historyBefore, "every change, every field, in order")
+        #expect(try server.store.reader.withConnection { try StoreLayoutTests.recordCells($0) } == before, "every cell, every field")
+        #expect(try server.store.reader.withConnection { try StoreLayoutTests.newChanges($0) } == historyBefore, "every change, every field, in order")
         let raw = try SQLiteConnection(path: path)
         #expect(try raw.scalar("SELECT count(*) FROM records WHERE typeof(cells) = 'blob' AND hex(substr(cells, 1, 1)) = '02'") == .integer(43))
         #expect(try raw.scalar("SELECT count(*) FROM history WHERE typeof(changes) = 'blob' AND hex(substr(changes, 1, 1)) = '02'") == .integer(entries))
@@ -168,8 +168,8 @@ struct RecordFormatTests {
         }
         let server = try await TestServer.start()
         _ = try await onThread { try server.store.backups.restore(from: backup, actor: "test") }
-        #expect(try server.store.reader.withLock { try StoreLayoutTests.recordCells($0) } == before)
-        #expect(try server.store.reader.withLock { try StoreLayoutTests.newChanges($0) } == historyBefore)
+        #expect(try server.store.reader.withConnection { try StoreLayoutTests.recordCells($0) } == before)
+        #expect(try server.store.reader.withConnection { try StoreLayoutTests.newChanges($0) } == historyBefore)
         let desk = try server.replica("after-restore")
         _ = try await desk.sync()
         #expect(try await desk.query("SELECT status FROM cases WHERE id = ?", [.text(Self.caseID)]).rows == [[.text("levering")]])
@@ -211,10 +211,10 @@ struct RecordFormatTests {
             }
         }
         let store = try ServerStore(postgres: location, dataModel: try shippedDataModel())
-        #expect(try store.reader.withLock { try StoreLayoutTests.recordCells($0) } == before, "every cell, every field")
-        #expect(try store.reader.withLock { try StoreLayoutTests.newChanges($0) } == historyBefore, "every change, every field, in order")
+        #expect(try store.reader.withConnection { try StoreLayoutTests.recordCells($0) } == before, "every cell, every field")
+        #expect(try store.reader.withConnection { try StoreLayoutTests.newChanges($0) } == historyBefore, "every change, every field, in order")
         for (table, column) in [("records", "cells"), ("history", "changes")] {
-            #expect(try store.reader.withLock {
+            #expect(try store.reader.withConnection {
                 try $0.scalar("SELECT data_type FROM information_schema.columns WHERE table_schema = current_schema() AND table_name = ? AND column_name = ?",
                               [.text(table), .text(column)])
             } == .text("bytea"))
@@ -224,7 +224,7 @@ struct RecordFormatTests {
                 == .real(12.5))
         // Opening again changes nothing.
         let again = try ServerStore(postgres: location, dataModel: try shippedDataModel())
-        #expect(try again.reader.withLock { try StoreLayoutTests.recordCells($0) } == before)
-        #expect(try again.reader.withLock { try StoreLayoutTests.newChanges($0) } == historyBefore)
+        #expect(try again.reader.withConnection { try StoreLayoutTests.recordCells($0) } == before)
+        #expect(try again.reader.withConnection { try StoreLayoutTests.newChanges($0) } == historyBefore)
     }
 }

@@ -81,7 +81,7 @@ struct StoreLayoutTests {
     /// sends every cell once, in pages that end between records.
     func checkCellsMigrated(_ store: ServerStore, before: [String]) throws {
         #expect(before.count > 200, "the fixture is what it says")
-        let after = try store.reader.withLock { try Self.recordCells($0) }
+        let after = try store.reader.withConnection { try Self.recordCells($0) }
         #expect(after == before, "every cell, every field")
         #expect(try store.inspection.counts()["cells"] == Int64(before.count))
 
@@ -91,13 +91,13 @@ struct StoreLayoutTests {
             if store.links.isLinked(table: f[0], column: f[2]), f[3] != CellValue.null.description { expectedLinks.insert("\(f[0])|\(f[1])|\(f[2])|\(f[3])") }
         }
         #expect(expectedLinks.count > 20, "the fixture has references")
-        let links = try store.reader.withLock { try $0.query("SELECT tbl, row_id, col, value FROM row_links") }
+        let links = try store.reader.withConnection { try $0.query("SELECT tbl, row_id, col, value FROM row_links") }
             .map { $0.map(\.description).joined(separator: "|") }
         #expect(Set(links) == expectedLinks)
         #expect(links.count == expectedLinks.count)
         let visits = before.filter { $0.hasPrefix("visits|") && $0.contains("|case_id|\(Self.caseID)|") }.map { $0.split(separator: "|")[1] }.map(String.init)
         #expect(!visits.isEmpty)
-        #expect(try store.reader.withLock { try Records($0).rows(of: "visits", whose: "case_id", is: Self.caseID) } == visits.sorted())
+        #expect(try store.reader.withConnection { try Records($0).rows(of: "visits", whose: "case_id", is: Self.caseID) } == visits.sorted())
 
         // A fresh device's bootstrap, in small pages: every cell once, with its version.
         var pulled: [String] = []
@@ -164,7 +164,7 @@ struct StoreLayoutTests {
         }
         let server = try await TestServer.start(directory: directory)
         try checkCellsMigrated(server.store, before: cellsBefore)
-        #expect(try server.store.reader.withLock { try Self.newChanges($0) } == historyBefore, "the history is untouched")
+        #expect(try server.store.reader.withConnection { try Self.newChanges($0) } == historyBefore, "the history is untouched")
         let raw = try SQLiteConnection(path: path)
         #expect(try raw.scalar("SELECT count(*) FROM sqlite_master WHERE name LIKE 'cells%'") == .integer(0), "cells and its indexes are gone")
         #expect(try raw.scalar("SELECT count(*) FROM meta WHERE key = 'reference_index'") == .integer(0))
@@ -194,7 +194,7 @@ struct StoreLayoutTests {
         }
         let store = try ServerStore(directory: try temporaryDirectory("restore-target"), dataModel: try shippedDataModel())
         _ = try store.backups.restore(from: backup, actor: "test")
-        #expect(try store.reader.withLock { try Self.newChanges($0) } == before)
+        #expect(try store.reader.withConnection { try Self.newChanges($0) } == before)
         #expect(try store.history(table: "cases", row: Self.caseID).contains { $0.value == .text("levering") && $0.status == "conflict" })
     }
 
@@ -256,14 +256,14 @@ struct StoreLayoutTests {
     /// `wholeStore`: the fixture's devices and cells are there too (not in the PostgreSQL test, which
     /// moves only the history).
     func checkMigrated(_ store: ServerStore, before: [String], wholeStore: Bool = true) throws {
-        let after = try store.reader.withLock { try Self.newChanges($0) }
+        let after = try store.reader.withConnection { try Self.newChanges($0) }
         #expect(after == before, "every change, every field, in arrival order")
         let counts = try store.inspection.counts()
         #expect(counts["changes"] == 229)
         #expect((counts["history"] ?? 0) < 229, "entries group a push's changes per row")
 
         // The marks: the greatest counter of each replica node, for the ids of that form.
-        let marks = try store.reader.withLock { try $0.query("SELECT node, counter FROM change_marks ORDER BY node") }
+        let marks = try store.reader.withConnection { try $0.query("SELECT node, counter FROM change_marks ORDER BY node") }
         var expected: [String: Int64] = [:]
         for line in before {
             let fields = line.split(separator: "|", omittingEmptySubsequences: false)

@@ -71,6 +71,16 @@ import Testing
         #expect(back.cursor == page.cursor && back.more == page.more && back.conflicts == page.conflicts && back.cursorProof == page.cursorProof)
     }
 
+    @Test("empty lists in any spacing are empty; lists with entries are still decoded in full")
+    func emptyListsNeedNoDecoder() throws {
+        let body = #"{"cursor":5,"more":false,"rows":[],"conflicts":[ ],"evictions":[\n\t],"purges":[ {"table":"cases","row":"r1"} ],"resync":false,"serverTime":1,"schemaVersion":1}"#
+        let page = try FeedCoding.decodePull(Data(body.utf8))
+        #expect(page.conflicts.isEmpty && page.evictions.isEmpty)
+        #expect(page.purges == [RowReference(table: "cases", row: "r1")])
+        let broken = #"{"cursor":5,"more":false,"rows":[],"conflicts":[ x ],"resync":false,"serverTime":1,"schemaVersion":1}"#
+        #expect(throws: (any Error).self) { try FeedCoding.decodePull(Data(broken.utf8)) }
+    }
+
     @Test(arguments: 0..<20 as Range<UInt64>)
     func pushBatchesRoundTripBothWays(seed: UInt64) throws {
         var random = SplitMix64(seed: seed)

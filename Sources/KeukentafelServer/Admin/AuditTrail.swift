@@ -117,7 +117,7 @@ public struct AuditTrail: Sendable {
 
     /// The administrative actions, newest first, optionally only those about `subject`.
     public func entries(subject: String? = nil, limit: Int = 100) throws -> [AuditEntry] {
-        try store.reader.withLock { connection in
+        try store.reader.withConnection { connection in
             try connection.query(
                 "SELECT id, at, actor, action, subject, detail FROM audit WHERE CAST(?1 AS TEXT) IS NULL OR subject = ?1 ORDER BY id DESC LIMIT ?2",
                 [subject.map(CellValue.text) ?? .null, .integer(Int64(max(1, limit)))]
@@ -131,7 +131,7 @@ public struct AuditTrail: Sendable {
     /// Who changed the resident's data (every accepted change, by user and device) and who received
     /// it (every device a pull delivered one of the rows to).
     public func resident(_ id: String) throws -> ResidentAudit {
-        try store.reader.withLock { connection in
+        try store.reader.withConnection { connection in
             try connection.transaction(immediate: false) {
                 let rows = try store.erasure.rowsOfResident(id, connection)
                 struct Key: Hashable { var user: String, device: String, table: String }

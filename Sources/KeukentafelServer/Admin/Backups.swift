@@ -70,7 +70,7 @@ public struct Backups: Sendable {
         }
         let epoch = NodeID.random().description
         // Erasures are never undone: what was erased since the backup is erased again after it.
-        let erased = try store.reader.withLock { connection in
+        let erased = try store.reader.withConnection { connection in
             try connection.query("SELECT tbl, row_id FROM erased_rows").compactMap { row -> (table: String, key: String)? in
                 guard let table = row[0].string, let key = row[1].string else { return nil }
                 return (table, key)

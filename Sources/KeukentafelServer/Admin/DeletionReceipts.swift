@@ -30,7 +30,7 @@ public struct DeletionReceipts: Sendable {
     /// Deletions not confirmed, told at least `days` days ago (0: all), oldest first.
     public func unconfirmed(olderThanDays days: Int = 0) throws -> [Pending] {
         let cutoff = iso8601(store.clock() - Int64(max(0, days)) * 86_400_000)
-        return try store.reader.withLock { connection in
+        return try store.reader.withConnection { connection in
             var pending: [Pending] = []
             for row in try connection.query("""
                 SELECT d.name, coalesce(u.name, '?'), count(*), min(x.removal_at), d.id FROM deliveries x
@@ -109,7 +109,7 @@ public struct DeletionReceipts: Sendable {
     }
 
     public func unconfirmedErasure(subject: String) throws -> [String] {
-        try store.reader.withLock { connection in
+        try store.reader.withConnection { connection in
             try connection.query("""
                 SELECT d.name FROM erasure_receipts r JOIN devices d ON d.id = r.device
                 WHERE r.subject = ? AND r.purge_seq > d.confirmed_seq ORDER BY d.name

@@ -38,7 +38,7 @@ public struct Erasure: Sendable {
     /// reachable through these (a carer who cared only for this resident, a household only their
     /// cases point to). Follows the data model's reference columns; nothing is named by hand.
     public func rowsOfResident(_ id: String) throws -> [RowReference] {
-        try store.reader.withLock { connection in try rowsOfResident(id, connection) }
+        try store.reader.withConnection { connection in try rowsOfResident(id, connection) }
     }
 
     func rowsOfResident(_ id: String, _ connection: any StoreConnection) throws -> [RowReference] {

@@ -10,14 +10,14 @@ public struct Inspection: Sendable {
 
     /// The current value and version of one cell, or `nil` if it was never written.
     public func cell(table: String, row: String, column: String) throws -> VersionedValue? {
-        try store.reader.withLock { connection in
+        try store.reader.withConnection { connection in
             try Records(connection).cells(table: table, row: row)?[column]?.value
         }
     }
 
     /// Whether the row exists and is not deleted (the same rule the push path applies).
     public func rowIsLive(table: String, row: String) throws -> Bool {
-        try store.reader.withLock { connection in
+        try store.reader.withConnection { connection in
             let cells = try Records(connection).cells(table: table, row: row) ?? [:]
             let state = PushContext.RowState(cells)
             return state.newestOther != nil && !state.isDeleted
@@ -26,7 +26,7 @@ public struct Inspection: Sendable {
 
     /// Every accepted write of a row (or of one of its cells), oldest first.
     public func history(table: String, row: String, column: String? = nil) throws -> [HistoryEntry] {
-        try store.reader.withLock { connection in
+        try store.reader.withConnection { connection in
             var entries: [HistoryEntry] = []
             let read = try connection.cachedStatement("""
                 SELECT h.changes, h.device, h.received_at, d.name
@@ -48,7 +48,7 @@ public struct Inspection: Sendable {
 
     /// The number of cells (live or deleted) of a row.
     public func cellCount(table: String, row: String) throws -> Int {
-        try store.reader.withLock { connection in
+        try store.reader.withConnection { connection in
             try Records(connection).cellCount(table: table, row: row)
         }
     }
@@ -56,7 +56,7 @@ public struct Inspection: Sendable {
     /// A row and every row whose scopes derive from it (a case: its visits, notes, plans and goals,
     /// its resident and what hangs off the resident), by the data model's scope rules.
     public func rowsTakingScopes(from root: RowReference) throws -> [RowReference] {
-        try store.reader.withLock { connection in
+        try store.reader.withConnection { connection in
             var found: [RowReference] = []
             var seen = Set<RowReference>()
             var queue = [root]
@@ -85,7 +85,7 @@ public struct Inspection: Sendable {
     /// `history` (entries: the changes one push made to one row) and `changes` (the accepted changes
     /// those entries hold).
     public func counts() throws -> [String: Int64] {
-        try store.reader.withLock { connection in
+        try store.reader.withConnection { connection in
             var result: [String: Int64] = [:]
             for table in ["records", "history", "conflicts", "devices"] {
                 result[table] = try connection.scalar("SELECT count(*) FROM \(table)")?.int64 ?? 0
@@ -99,7 +99,7 @@ public struct Inspection: Sendable {
     /// How many writes (a cell of a row at one version) the history holds more than once: 0 unless a
     /// retried push was stored twice. For the torture test.
     public func duplicatedWrites() throws -> Int {
-        try store.reader.withLock { connection in
+        try store.reader.withConnection { connection in
             struct Write: Hashable { var table: String, row: String, column: String, version: CellVersion }
             var seen = Set<Write>()
             var duplicated = Set<Write>()

@@ -17,22 +17,23 @@ extension SyncServer {
         var deadline: ContinuousClock.Instant
 
         init(_ request: Request, context: SyncRequestContext, maxWaitSeconds: Int) throws {
-            since = try integerParameter(request, "since") ?? 0
-            let limit = try integerParameter(request, "limit") ?? Int64(FeedReader.defaultPageSize)
-            let wait = try integerParameter(request, "wait") ?? 0
+            let query = request.uri.queryParameters
+            since = try integerParameter(query, "since") ?? 0
+            let limit = try integerParameter(query, "limit") ?? Int64(FeedReader.defaultPageSize)
+            let wait = try integerParameter(query, "wait") ?? 0
             guard since >= 0, limit > 0, wait >= 0 else {
                 throw APIError(.badRequest, "since and wait must be >= 0 and limit > 0")
             }
-            floor = try integerParameter(request, "floor")
+            floor = try integerParameter(query, "floor")
             if let floor, floor < 0 || floor > since {
                 throw APIError(.badRequest, "floor is where the pass through the feed started: from 0 to since (\(since)), not \(floor)")
             }
             pageSize = Int(min(limit, Int64(FeedReader.maxPageSize)))
             access = try context.requireAccess()
             device = context.device?.id
-            epoch = request.uri.queryParameters["epoch"].map(String.init)
-            proof = request.uri.queryParameters["proof"].map(String.init)
-            skipOwn = request.uri.queryParameters["own"] == "skip"
+            epoch = query["epoch"].map(String.init)
+            proof = query["proof"].map(String.init)
+            skipOwn = query["own"] == "skip"
             deadline = ContinuousClock.now + .seconds(min(wait, Int64(maxWaitSeconds)))
         }
     }

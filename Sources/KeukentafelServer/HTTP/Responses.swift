@@ -33,7 +33,12 @@ func json(_ value: some Encodable, status: HTTPResponse.Status = .ok) throws -> 
 }
 
 func integerParameter(_ request: Request, _ name: String) throws -> Int64? {
-    guard let text = request.uri.queryParameters[name[...]] else { return nil }
+    try integerParameter(request.uri.queryParameters, name)
+}
+
+/// Like `integerParameter(_:_:)`, from parameters parsed once (`URI.queryParameters` parses the query anew on every use).
+func integerParameter(_ parameters: Parameters, _ name: String) throws -> Int64? {
+    guard let text = parameters[name[...]] else { return nil }
     guard let value = Int64(text) else { throw APIError(.badRequest, "query parameter '\(name)' must be an integer") }
     return value
 }

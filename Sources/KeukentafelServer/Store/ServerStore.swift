@@ -43,7 +43,8 @@ public final class ServerStore: Sendable {
     let writer: Locked<any StoreConnection>
     /// SQLite: checkpoints the write-ahead log off the writer's path (decision 0016).
     let checkpointer: BackgroundCheckpointer?
-    let reader: Locked<any StoreConnection>
+    /// The read connections (pulls, authentication, the office's reads).
+    let reader: ReaderPool
     /// Feed pages that devices with the same access and cursor share (issue 23).
     let sharedPages = SharedPages()
     /// A connection of its own for reading attachment content (opened on first use): a download does not
@@ -77,12 +78,16 @@ public final class ServerStore: Sendable {
         try connection.execute("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA cache_size=-65536; PRAGMA secure_delete=OFF; PRAGMA temp_store=MEMORY;")
         try connection.execute(StoreSchema.sqlite)
         try StoreSchema.migrate(connection)
-        let readConnection = try SQLiteConnection(path: path)
-        // Pulls read the whole store in feed order: through a memory map rather than a read() per
-        // page (profiles of a bootstrap showed pread at an eighth of the server's time), with the
-        // writer's cache size.
-        try readConnection.execute("PRAGMA query_only=ON; PRAGMA mmap_size=\(Self.readerMemoryMapBytes); PRAGMA cache_size=-65536;")
-        try self.init(dialect: .sqlite, directory: directory, postgres: nil, writer: connection, reader: readConnection, dataModel: dataModel,
+        let openReader = { () throws -> any StoreConnection in
+            let reader = try SQLiteConnection(path: path)
+            // Pulls read the whole store in feed order: through a memory map rather than a read() per
+            // page (profiles of a bootstrap showed pread at an eighth of the server's time), with the
+            // writer's cache size.
+            try reader.execute("PRAGMA query_only=ON; PRAGMA mmap_size=\(Self.readerMemoryMapBytes); PRAGMA cache_size=-65536;")
+            return reader
+        }
+        let readers = ReaderPool(first: try openReader(), open: openReader)
+        try self.init(dialect: .sqlite, directory: directory, postgres: nil, writer: connection, readers: readers, dataModel: dataModel,
                       maxClockSkewMilliseconds: maxClockSkewMilliseconds, clock: clock,
                       checkpointer: try BackgroundCheckpointer(writer: connection))
     }
@@ -101,12 +106,12 @@ public final class ServerStore: Sendable {
             try StoreSchema.migrateRecordFormat(connection)
             try StoreSchema.migrateCells(connection)
         }
-        let readConnection = try PostgresStoreConnection(location)
-        try self.init(dialect: .postgresql, directory: "", postgres: location, writer: connection, reader: readConnection, dataModel: dataModel,
+        let readers = ReaderPool(first: try PostgresStoreConnection(location)) { try PostgresStoreConnection(location) }
+        try self.init(dialect: .postgresql, directory: "", postgres: location, writer: connection, readers: readers, dataModel: dataModel,
                       maxClockSkewMilliseconds: maxClockSkewMilliseconds, clock: clock)
     }
 
-    private init(dialect: StoreDialect, directory: String, postgres: PostgresLocation?, writer connection: any StoreConnection, reader: any StoreConnection,
+    private init(dialect: StoreDialect, directory: String, postgres: PostgresLocation?, writer connection: any StoreConnection, readers: ReaderPool,
                  dataModel: DataModel, maxClockSkewMilliseconds: Int64, clock: @escaping @Sendable () -> Int64,
                  checkpointer: BackgroundCheckpointer? = nil) throws {
         self.checkpointer = checkpointer
@@ -135,7 +140,7 @@ public final class ServerStore: Sendable {
         self.maxClockSkewMilliseconds = maxClockSkewMilliseconds
         self.clock = clock
         self.writer = Locked(connection)
-        self.reader = Locked(reader)
+        self.reader = readers
     }
 
     /// The server's own node id (fixed when the store is created), for writes made by the office

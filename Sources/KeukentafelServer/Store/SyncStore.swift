@@ -111,7 +111,7 @@ extension ServerStore: SyncStore {
 
     /// Whether the store answers a query (for `/readyz`).
     public func isReady() -> Bool {
-        (try? reader.withLock { try $0.scalar("SELECT value FROM meta WHERE key = 'seq'") }) != nil
+        (try? reader.withConnection { try $0.scalar("SELECT value FROM meta WHERE key = 'seq'") }) != nil
     }
 
     /// A PostgreSQL store may be shared with other `ktd` processes.
@@ -161,7 +161,7 @@ extension ServerStore: SyncStore {
             let base = (directory as NSString).appendingPathComponent(Self.fileName)
             return Int(fileSize(base) + fileSize(base + "-wal"))
         case .postgresql:
-            let size = try? reader.withLock { try $0.scalar("SELECT pg_database_size(current_database())")?.int64 }
+            let size = try? reader.withConnection { try $0.scalar("SELECT pg_database_size(current_database())")?.int64 }
             return Int((size ?? nil) ?? 0)
         }
     }

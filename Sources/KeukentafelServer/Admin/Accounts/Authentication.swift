@@ -18,7 +18,7 @@ extension Accounts {
     /// What a bearer token stands for, checked against the hashes in the store on every request.
     public func authenticate(token: String) throws -> Authentication {
         let hash = DeviceToken.hash(token)
-        return try store.reader.withLock { connection in
+        return try store.reader.withConnection { connection in
             let stmt = try connection.literalStatement("""
                 SELECT d.id, d.name, d.revoked_at, d.lost_at, d.token_hash, u.id, u.name, u.role, u.profile, u.disabled_at
                 FROM devices d LEFT JOIN users u ON u.id = d.user_id WHERE d.token_hash = ?

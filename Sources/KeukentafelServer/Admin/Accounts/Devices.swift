@@ -51,7 +51,7 @@ extension Accounts {
 
     /// Every registered device, oldest first.
     public func devices() throws -> [Device] {
-        try store.reader.withLock { connection in
+        try store.reader.withConnection { connection in
             try connection.query("""
                 SELECT d.id, d.name, coalesce(u.name, ''), d.created_at, d.revoked_at, d.lost_at, d.node, d.wiped_at
                 FROM devices d LEFT JOIN users u ON u.id = d.user_id ORDER BY d.created_at

@@ -56,7 +56,7 @@ extension Accounts {
 
     /// Every user, by name, with their scopes.
     public func users() throws -> [User] {
-        try store.reader.withLock { connection in
+        try store.reader.withConnection { connection in
             let scopes = try connection.query("SELECT user_id, scope FROM user_scopes ORDER BY scope")
             var byUser: [String: [String]] = [:]
             for row in scopes { byUser[row[0].string ?? "", default: []].append(row[1].string ?? "") }
@@ -109,7 +109,7 @@ extension Accounts {
     /// which would give its user an empty feed without a word; `ktd admin scope add` asks for `--new`.
     public func scopesInUse(like scope: String) throws -> (inUse: Bool, ofItsKind: [String]) {
         guard scope != Access.everyScope, let kind = scope.split(separator: ":", maxSplits: 1).first else { return (true, []) }
-        return try store.reader.withLock { connection in
+        return try store.reader.withConnection { connection in
             let inUse = try connection.scalar("SELECT 1 FROM row_scopes WHERE scope = ? LIMIT 1", [.text(scope)]) != nil
             let ofItsKind = try connection.query("SELECT DISTINCT scope FROM row_scopes WHERE scope LIKE ? ORDER BY scope",
                                                  [.text(kind + ":%")]).compactMap { $0[0].string }

@@ -27,11 +27,14 @@ struct DeviceState: Sendable, Equatable {
 
     /// The device's state inside the caller's transaction; nil for a device the store does not know.
     static func read(_ device: String, _ connection: any StoreConnection) throws -> DeviceState? {
-        guard let row = try connection.query("SELECT node, node_high_water, informed_seq, name, resync, confirmed_seq FROM devices WHERE id = ?",
-                                             [.text(device)]).first else { return nil }
-        return DeviceState(id: device, name: row[3].string ?? device, node: row[0].int64.flatMap { NodeID(rawValue: UInt64($0)) },
-                           highWater: UInt64(max(0, row[1].int64 ?? 0)), informedSequence: row[2].int64 ?? 0, mustResync: row[4].int64 == 1,
-                           confirmedSequence: row[5].int64 ?? 0)
+        // Compiled once per connection: every pull and push reads it.
+        let row = try connection.literalStatement("SELECT node, node_high_water, informed_seq, name, resync, confirmed_seq FROM devices WHERE id = ?")
+        defer { row.reset() }
+        try row.bind(device, at: 1)
+        guard try row.step() else { return nil }
+        return DeviceState(id: device, name: row.text(3) ?? device, node: row.isNull(0) ? nil : NodeID(rawValue: UInt64(row.int64(0))),
+                           highWater: UInt64(max(0, row.int64(1))), informedSequence: row.int64(2), mustResync: row.int64(4) == 1,
+                           confirmedSequence: row.int64(5))
     }
 
     /// Binds the device to `node` on its first push, or refuses a node that is not its own.

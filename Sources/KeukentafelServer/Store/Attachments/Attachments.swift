@@ -30,7 +30,7 @@ public struct Attachments: Sendable {
     /// it whole before, or when the server holds it and the device may see a row referring to it.
     public func uploadStatus(sha256: String, size: Int64, device: String, access: Access) throws -> AttachmentUpload {
         try check(sha256: sha256, size: size)
-        return try store.reader.withLock { connection in
+        return try store.reader.withConnection { connection in
             if let session = try session(sha256, device, connection), session.size == size {
                 if session.completed { return AttachmentUpload(sha256: sha256, size: size, received: size, complete: true) }
                 return AttachmentUpload(sha256: sha256, size: size, received: session.received, complete: false)
@@ -155,7 +155,7 @@ public struct Attachments: Sendable {
     /// size; `nil` when no row it may see refers to it, or the content is not on the server.
     public func downloadable(sha256: String, access: Access) throws -> (reference: AttachmentReference, size: Int64)? {
         guard isSHA256Hex(sha256) else { return nil }
-        return try store.reader.withLock { connection in
+        return try store.reader.withConnection { connection in
             guard let size = try storedSize(sha256, connection), let reference = try visibleReference(sha256, access: access, connection) else {
                 return nil
             }
@@ -191,7 +191,7 @@ public struct Attachments: Sendable {
 
     /// Every stored content, with how many current rows refer to it.
     public func list() throws -> [Stored] {
-        try store.reader.withLock { connection in
+        try store.reader.withConnection { connection in
             try connection.query("SELECT sha256, size, stored_at FROM attachments ORDER BY stored_at, sha256").map { row in
                 let sha = row[0].string ?? ""
                 return Stored(sha256: sha, size: row[1].int64 ?? 0, storedAt: row[2].string ?? "",
@@ -225,7 +225,7 @@ public struct Attachments: Sendable {
     /// Stored content, orphans, content that is missing, and unfinished uploads.
     public func summary() throws -> Summary {
         let stored = try list()
-        let missing = try store.reader.withLock { connection -> [String] in
+        let missing = try store.reader.withConnection { connection -> [String] in
             let present = Set(stored.map(\.sha256))
             let values = try connection.query("SELECT DISTINCT value FROM row_links WHERE value >= ? AND value < ?",
                                               [.text("{\"sha256\":\""), .text("{\"sha256\"<")])
@@ -259,7 +259,7 @@ public struct Attachments: Sendable {
 
     /// Uploads not finished, oldest first.
     public func unfinishedUploads() throws -> [Unfinished] {
-        try store.reader.withLock { connection in
+        try store.reader.withConnection { connection in
             try connection.query("""
                 SELECT sha256, device, size, received, started_at FROM attachment_uploads WHERE completed_at IS NULL ORDER BY started_at
                 """).map {

@@ -55,7 +55,7 @@ public struct Conflicts: Sendable {
 extension Conflicts {
     /// Conflict records, newest first, optionally only unresolved ones.
     public func list(unresolvedOnly: Bool = false, limit: Int = 1000) throws -> [ConflictRecord] {
-        try store.reader.withLock { connection in
+        try store.reader.withConnection { connection in
             try Self.read(connection, where: unresolvedOnly ? "resolved_at IS NULL" : "true",
                                 [], order: "id DESC LIMIT \(max(1, limit))")
         }
@@ -63,7 +63,7 @@ extension Conflicts {
 
     /// The conflict record with this id, if there is one.
     public func find(id: Int64) throws -> ConflictRecord? {
-        try store.reader.withLock { try Self.read($0, where: "id = ?", [.integer(id)]).first }
+        try store.reader.withConnection { try Self.read($0, where: "id = ?", [.integer(id)]).first }
     }
 
     /// Conflict records `condition` selects, with the names of the devices and users involved.

@@ -41,14 +41,17 @@ struct FeedReader: Sendable {
         var wentBack = false
         var informed: (before: Int64, now: Int64)?
         var confirmed: (before: Int64, now: Int64)?
-        var page = try store.reader.withLock { connection -> PullResponse in
+        var page = try store.reader.withConnection { connection -> PullResponse in
             try connection.transaction(immediate: false) {
                 var head: Int64 = 0, epoch: String?, key = ""
-                for entry in try connection.query("SELECT key, value FROM meta WHERE key IN ('seq', 'epoch', 'cursor_key')") {
-                    switch entry[0].string {
-                    case "seq": head = entry[1].int64 ?? 0
-                    case "epoch": epoch = entry[1].string
-                    default: key = entry[1].string ?? ""
+                // Compiled once per connection: a push that wakes thousands of long-polls runs this for each.
+                let meta = try connection.literalStatement("SELECT key, value FROM meta WHERE key IN ('seq', 'epoch', 'cursor_key')")
+                defer { meta.reset() }
+                while try meta.step() {
+                    switch meta.text(0) {
+                    case "seq": head = meta.value(1).int64 ?? 0
+                    case "epoch": epoch = meta.text(1)
+                    default: key = meta.text(1) ?? ""
                     }
                 }
                 let otherEpoch = deviceEpoch != nil && deviceEpoch != epoch
@@ -216,7 +219,7 @@ struct FeedReader: Sendable {
 
     /// Whether `access` may see a row now.
     func canSee(table: String, row: String, access: Access) throws -> Bool {
-        try store.reader.withLock { connection in
+        try store.reader.withConnection { connection in
             var visibility = Visibility(store: store, access: access, connection: connection)
             return try visibility.canSeeRow(table: table, row: row)
         }

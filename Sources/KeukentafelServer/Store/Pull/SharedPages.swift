@@ -59,6 +59,8 @@ final class SharedPages: @unchecked Sendable {
         let cells = page.rows.reduce(0) { $0 + $1.cells.count }
         guard cells <= Self.maxCells else { return }
         lock.withLock {
+            // Read connections read their own snapshots: a page of an older head may come after a newer one.
+            guard key.head >= head else { return }
             if key.head != head {
                 head = key.head
                 pages.removeAll(keepingCapacity: true)
