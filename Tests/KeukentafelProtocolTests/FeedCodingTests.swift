@@ -73,7 +73,7 @@ import Testing
 
     @Test("empty lists in any spacing are empty; lists with entries are still decoded in full")
     func emptyListsNeedNoDecoder() throws {
-        let body = #"{"cursor":5,"more":false,"rows":[],"conflicts":[ ],"evictions":[\n\t],"purges":[ {"table":"cases","row":"r1"} ],"resync":false,"serverTime":1,"schemaVersion":1}"#
+        let body = #"{"cursor":5,"more":false,"rows":[],"conflicts":[ ],"evictions":[\#n\#t],"purges":[ {"table":"cases","row":"r1"} ],"resync":false,"serverTime":1,"schemaVersion":1}"#
         let page = try FeedCoding.decodePull(Data(body.utf8))
         #expect(page.conflicts.isEmpty && page.evictions.isEmpty)
         #expect(page.purges == [RowReference(table: "cases", row: "r1")])
