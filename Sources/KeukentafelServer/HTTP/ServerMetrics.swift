@@ -50,8 +50,23 @@ public final class ServerMetrics: Sendable {
     }
 
     func request(route: String, status: Int) {
-        registry.makeCounter(descriptor: Self.requestsDescriptor, labels: [("route", route), ("status", String(status))]).increment()
+        let key = RequestKey(route: route, status: status)
+        let counter = requestCounters.withLock { counters in
+            if let counter = counters[key] { return counter }
+            let counter = registry.makeCounter(descriptor: Self.requestsDescriptor, labels: [("route", route), ("status", String(status))])
+            counters[key] = counter
+            return counter
+        }
+        counter.increment()
     }
+
+    /// Routes are the router's endpoint paths and statuses a few, so this stays small; looked up instead
+    /// of asking the registry, which builds the labels' key anew on every request.
+    private struct RequestKey: Hashable {
+        var route: String
+        var status: Int
+    }
+    private let requestCounters = Locked<[RequestKey: Counter]>([:])
 
     func changes(_ results: [ChangeResult]) {
         var counts: [ChangeStatus: Int64] = [:]
