@@ -158,24 +158,26 @@ public struct AuditTrail: Sendable {
                         count(&changes[Key(user: r[0].string ?? "?", device: r[1].string ?? "?", table: row.table), default: Tally()],
                               row: row.row, cells: Int(r[2].int64 ?? 0), first: r[3].string ?? "", last: r[4].string ?? "")
                     }
+                    // Deliveries name the device by number and keep milliseconds (decision 0032).
                     for r in try connection.query("""
-                        SELECT \(who), min(x.first_at), max(x.last_at),
+                        SELECT coalesce(u.name, '?'), d.name, min(x.first_ms), max(x.last_ms),
                                CAST(sum(CASE WHEN x.removal_seq IS NULL OR x.removal_seq > d.confirmed_seq THEN 1 ELSE 0 END) AS BIGINT),
-                               min(CASE WHEN x.removal_seq IS NULL OR x.removal_seq > d.confirmed_seq THEN x.first_at END),
+                               min(CASE WHEN x.removal_seq IS NULL OR x.removal_seq > d.confirmed_seq THEN x.first_ms END),
                                CAST(sum(CASE WHEN x.removal_seq > d.confirmed_seq THEN 1 ELSE 0 END) AS BIGINT)
                         FROM deliveries x
-                        LEFT JOIN devices d ON d.id = x.device LEFT JOIN users u ON u.id = d.user_id
+                        JOIN devices d ON d.no = x.device_no LEFT JOIN users u ON u.id = d.user_id
                         WHERE x.tbl = ? AND x.row_id = ? GROUP BY 1, 2
                         """, arguments) {
                         let user = r[0].string ?? "?", device = r[1].string ?? "?"
                         count(&receipts[Key(user: user, device: device, table: row.table), default: Tally()],
-                              row: row.row, cells: 0, first: r[2].string ?? "", last: r[3].string ?? "")
+                              row: row.row, cells: 0, first: r[2].int64.map(iso8601) ?? "", last: r[3].int64.map(iso8601) ?? "")
                         if (r[4].int64 ?? 0) > 0 {
+                            let since = r[5].int64.map(iso8601)
                             var holder = holders[Key(user: user, device: device, table: "")]
-                                ?? ResidentAudit.Holder(user: user, device: device, rows: 0, since: r[5].string ?? "", toDelete: 0)
+                                ?? ResidentAudit.Holder(user: user, device: device, rows: 0, since: since ?? "", toDelete: 0)
                             holder.rows += 1
                             holder.toDelete += (r[6].int64 ?? 0) > 0 ? 1 : 0
-                            if let since = r[5].string, since < holder.since { holder.since = since }
+                            if let since, since < holder.since { holder.since = since }
                             holders[Key(user: user, device: device, table: "")] = holder
                         }
                     }

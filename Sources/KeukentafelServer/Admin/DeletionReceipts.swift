@@ -29,17 +29,18 @@ public struct DeletionReceipts: Sendable {
 
     /// Deletions not confirmed, told at least `days` days ago (0: all), oldest first.
     public func unconfirmed(olderThanDays days: Int = 0) throws -> [Pending] {
-        let cutoff = iso8601(store.clock() - Int64(max(0, days)) * 86_400_000)
+        let cutoffMilliseconds = store.clock() - Int64(max(0, days)) * 86_400_000
+        let cutoff = iso8601(cutoffMilliseconds)
         return try store.reader.withConnection { connection in
             var pending: [Pending] = []
             for row in try connection.query("""
-                SELECT d.name, coalesce(u.name, '?'), count(*), min(x.removal_at), d.id FROM deliveries x
-                JOIN devices d ON d.id = x.device LEFT JOIN users u ON u.id = d.user_id
-                WHERE x.removal_seq IS NOT NULL AND x.removal_seq > d.confirmed_seq AND x.removal_at <= ?
-                GROUP BY d.id, d.name, u.name
-                """, [.text(cutoff)]) {
+                SELECT d.name, coalesce(u.name, '?'), count(*), min(x.removal_ms), d.no FROM deliveries x
+                JOIN devices d ON d.no = x.device_no LEFT JOIN users u ON u.id = d.user_id
+                WHERE x.removal_seq IS NOT NULL AND x.removal_seq > d.confirmed_seq AND x.removal_ms <= ?
+                GROUP BY d.no, d.name, u.name
+                """, [.integer(cutoffMilliseconds)]) {
                 pending.append(Pending(device: row[0].string ?? "?", user: row[1].string ?? "?", kind: "evicted", rows: Int(row[2].int64 ?? 0),
-                                       since: row[3].string ?? "", lastSeen: try lastSeen(row[4], connection)))
+                                       since: row[3].int64.map(iso8601) ?? "", lastSeen: try lastSeen(number: row[4], connection)))
             }
             for row in try connection.query("""
                 SELECT d.name, coalesce(u.name, '?'), CAST(sum(r.rows) AS BIGINT), min(r.erased_at), d.id FROM erasure_receipts r
@@ -47,15 +48,17 @@ public struct DeletionReceipts: Sendable {
                 WHERE r.purge_seq > d.confirmed_seq AND r.erased_at <= ?
                 GROUP BY d.id, d.name, u.name
                 """, [.text(cutoff)]) {
+                let number = try connection.scalar("SELECT no FROM devices WHERE id = ?", [row[4]]) ?? .null
                 pending.append(Pending(device: row[0].string ?? "?", user: row[1].string ?? "?", kind: "erased", rows: Int(row[2].int64 ?? 0),
-                                       since: row[3].string ?? "", lastSeen: try lastSeen(row[4], connection)))
+                                       since: row[3].string ?? "", lastSeen: try lastSeen(number: number, connection)))
             }
             return pending.sorted { ($0.since, $0.device) < ($1.since, $1.device) }
         }
     }
 
-    private func lastSeen(_ device: CellValue, _ connection: any StoreConnection) throws -> String? {
-        try connection.scalar("SELECT max(last_at) FROM deliveries WHERE device = ?", [device])?.string
+    /// When the device (by its number) was last sent a row.
+    private func lastSeen(number: CellValue, _ connection: any StoreConnection) throws -> String? {
+        try connection.scalar("SELECT max(last_ms) FROM deliveries WHERE device_no = ?", [number])?.int64.map(iso8601)
     }
 
     /// Inside an erasure's transaction, before the deliveries of `rows` go: notes, per device that still
@@ -65,7 +68,7 @@ public struct DeletionReceipts: Sendable {
         var held: [String: Int] = [:]
         for row in rows {
             for entry in try connection.query("""
-                SELECT x.device FROM deliveries x JOIN devices d ON d.id = x.device
+                SELECT d.id FROM deliveries x JOIN devices d ON d.no = x.device_no
                 WHERE x.tbl = ? AND x.row_id = ? AND (x.removal_seq IS NULL OR x.removal_seq > d.confirmed_seq)
                 """, [.text(row.table), .text(row.row)]) {
                 if let device = entry[0].string { held[device, default: 0] += 1 }
@@ -97,8 +100,10 @@ public struct DeletionReceipts: Sendable {
                 let head = try connection.scalar("SELECT value FROM meta WHERE key = 'seq'")?.int64 ?? 0
                 let now = iso8601(store.clock())
                 let detail = receipt.description
-                try connection.run("UPDATE deliveries SET removal_seq = ?, removal_at = ? WHERE device = ? AND removal_seq IS NULL",
-                                   [.integer(head), .text(now), .text(device)])
+                try connection.run("""
+                    UPDATE deliveries SET removal_seq = ?, removal_ms = ?
+                    WHERE device_no = (SELECT no FROM devices WHERE id = ?) AND removal_seq IS NULL
+                    """, [.integer(head), .integer(store.clock()), .text(device)])
                 try connection.run("""
                     UPDATE devices SET wiped_at = ?, wipe_detail = ?, confirmed_seq = CASE WHEN confirmed_seq > ? THEN confirmed_seq ELSE ? END
                     WHERE id = ?

@@ -42,7 +42,9 @@ enum StoreSchema {
             informed_seq INTEGER NOT NULL DEFAULT 0,
             confirmed_seq INTEGER NOT NULL DEFAULT 0,
             -- A lost device confirmed it wiped its replica (POST /v1/wiped), and what it said.
-            wiped_at TEXT, wipe_detail TEXT
+            wiped_at TEXT, wipe_detail TEXT,
+            -- The device's number, which its deliveries name it by (decision 0032).
+            no INTEGER
         );
         -- The scopes each row is in, derived from the data model's scope rules (ScopePlan).
         CREATE TABLE IF NOT EXISTS row_scopes (
@@ -59,13 +61,15 @@ enum StoreSchema {
         -- Erased rows, by id only, so they can never be written again.
         CREATE TABLE IF NOT EXISTS erased_rows (tbl TEXT NOT NULL, row_id TEXT NOT NULL, PRIMARY KEY (tbl, row_id)) WITHOUT ROWID;
         -- Which device received which row, first and last time: "who received this resident's data".
+        -- The device by its number (devices.no), times in milliseconds (decision 0032): one entry per row
+        -- and device that received it, so a region's bootstraps write millions.
         -- removal_seq: the device was told to delete the row (evicted, purged) by the page with this
         -- cursor; it confirmed that once it came back with a cursor that far (devices.confirmed_seq).
         CREATE TABLE IF NOT EXISTS deliveries (
-            tbl TEXT NOT NULL, row_id TEXT NOT NULL, device TEXT NOT NULL,
-            first_at TEXT NOT NULL, last_at TEXT NOT NULL, times INTEGER NOT NULL,
-            removal_seq INTEGER, removal_at TEXT,
-            PRIMARY KEY (tbl, row_id, device)
+            tbl TEXT NOT NULL, row_id TEXT NOT NULL, device_no INTEGER NOT NULL,
+            first_ms INTEGER NOT NULL, last_ms INTEGER NOT NULL, times INTEGER NOT NULL,
+            removal_seq INTEGER, removal_ms INTEGER,
+            PRIMARY KEY (tbl, row_id, device_no)
         ) WITHOUT ROWID;
         -- After an erasure, per device that held the erased rows: the purge it has yet to confirm
         -- (confirmed once devices.confirmed_seq reaches purge_seq). subject: the hashed resident.
@@ -164,13 +168,16 @@ enum StoreSchema {
         for (column, definition) in [("user_id", "TEXT"), ("lost_at", "TEXT"), ("resync", "INTEGER NOT NULL DEFAULT 0"),
                                      ("node", "INTEGER"), ("node_high_water", "INTEGER NOT NULL DEFAULT 0"),
                                      ("informed_seq", "INTEGER NOT NULL DEFAULT 0"), ("confirmed_seq", "INTEGER NOT NULL DEFAULT 0"),
-                                     ("wiped_at", "TEXT"), ("wipe_detail", "TEXT")]
+                                     ("wiped_at", "TEXT"), ("wipe_detail", "TEXT"), ("no", "INTEGER")]
         where !columns.contains(column) {
             try connection.execute("ALTER TABLE devices ADD COLUMN \(column) \(definition)")
         }
+        // Deliveries by device id and ISO times (before decision 0032) first gain the removal columns, then move.
         let deliveryColumns = Set(try connection.query("PRAGMA table_info(deliveries)").compactMap { $0[1].string })
-        for (column, definition) in [("removal_seq", "INTEGER"), ("removal_at", "TEXT")] where !deliveryColumns.contains(column) {
-            try connection.execute("ALTER TABLE deliveries ADD COLUMN \(column) \(definition)")
+        if deliveryColumns.contains("device") {
+            for (column, definition) in [("removal_seq", "INTEGER"), ("removal_at", "TEXT")] where !deliveryColumns.contains(column) {
+                try connection.execute("ALTER TABLE deliveries ADD COLUMN \(column) \(definition)")
+            }
         }
         let removalColumns = Set(try connection.query("PRAGMA table_info(user_scope_removals)").compactMap { $0[1].string })
         if !removalColumns.contains("removed_seq") {
@@ -181,6 +188,7 @@ enum StoreSchema {
         try connection.transaction { try migrateHistory(connection) }
         try connection.transaction { try migrateRecordFormat(connection) }
         try connection.transaction { try migrateCells(connection) }
+        try connection.transaction { try migrateDeliveries(connection) }
     }
 }
 

@@ -39,8 +39,11 @@ extension Accounts {
             try connection.transaction {
                 // A new device wrote nothing before now: it starts as if sent the feed up to the head (decision 0017).
                 let head = try connection.scalar("SELECT value FROM meta WHERE key = 'seq'")?.int64 ?? 0
-                try connection.run(
-                    "INSERT INTO devices (id, name, token_hash, created_at, user_id, informed_seq) VALUES (?, ?, ?, ?, ?, ?)",
+                // `no`: the number its deliveries name it by (decision 0032).
+                try connection.run("""
+                    INSERT INTO devices (id, name, token_hash, created_at, user_id, informed_seq, no)
+                    VALUES (?, ?, ?, ?, ?, ?, (SELECT coalesce(max(no), 0) + 1 FROM devices))
+                    """,
                     [.text(device.id), .text(device.name), .text(DeviceToken.hash(token)), .text(device.createdAt), .text(owner.id),
                      .integer(head)])
                 try store.audit.append(connection, actor: actor, action: "device.add", subject: device.name, detail: "user \(owner.name), id \(device.id)")

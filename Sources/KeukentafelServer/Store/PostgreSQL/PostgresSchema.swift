@@ -35,6 +35,7 @@ extension StoreSchema {
         ALTER TABLE devices ADD COLUMN IF NOT EXISTS confirmed_seq BIGINT NOT NULL DEFAULT 0;
         ALTER TABLE devices ADD COLUMN IF NOT EXISTS wiped_at TEXT;
         ALTER TABLE devices ADD COLUMN IF NOT EXISTS wipe_detail TEXT;
+        ALTER TABLE devices ADD COLUMN IF NOT EXISTS no BIGINT;
         CREATE TABLE IF NOT EXISTS row_scopes (
             tbl TEXT COLLATE "C" NOT NULL, row_id TEXT COLLATE "C" NOT NULL, scope TEXT COLLATE "C" NOT NULL,
             PRIMARY KEY (tbl, row_id, scope)
@@ -47,12 +48,19 @@ extension StoreSchema {
         CREATE INDEX IF NOT EXISTS evictions_by_row ON evictions(tbl, row_id);
         CREATE TABLE IF NOT EXISTS erased_rows (tbl TEXT COLLATE "C" NOT NULL, row_id TEXT COLLATE "C" NOT NULL, PRIMARY KEY (tbl, row_id));
         CREATE TABLE IF NOT EXISTS deliveries (
-            tbl TEXT COLLATE "C" NOT NULL, row_id TEXT COLLATE "C" NOT NULL, device TEXT COLLATE "C" NOT NULL,
-            first_at TEXT NOT NULL, last_at TEXT NOT NULL, times BIGINT NOT NULL,
-            PRIMARY KEY (tbl, row_id, device)
+            tbl TEXT COLLATE "C" NOT NULL, row_id TEXT COLLATE "C" NOT NULL, device_no BIGINT NOT NULL,
+            first_ms BIGINT NOT NULL, last_ms BIGINT NOT NULL, times BIGINT NOT NULL,
+            removal_seq BIGINT, removal_ms BIGINT,
+            PRIMARY KEY (tbl, row_id, device_no)
         );
-        ALTER TABLE deliveries ADD COLUMN IF NOT EXISTS removal_seq BIGINT;
-        ALTER TABLE deliveries ADD COLUMN IF NOT EXISTS removal_at TEXT;
+        -- Deliveries by device id and ISO times (before decision 0032): the removal columns, then they move.
+        DO $$ BEGIN
+            IF EXISTS (SELECT 1 FROM information_schema.columns WHERE table_schema = current_schema()
+                       AND table_name = 'deliveries' AND column_name = 'device') THEN
+                ALTER TABLE deliveries ADD COLUMN IF NOT EXISTS removal_seq BIGINT;
+                ALTER TABLE deliveries ADD COLUMN IF NOT EXISTS removal_at TEXT;
+            END IF;
+        END $$;
         CREATE TABLE IF NOT EXISTS erasure_receipts (
             subject TEXT COLLATE "C" NOT NULL, device TEXT COLLATE "C" NOT NULL, rows BIGINT NOT NULL, purge_seq BIGINT NOT NULL,
             erased_at TEXT NOT NULL,

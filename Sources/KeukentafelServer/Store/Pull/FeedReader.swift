@@ -247,7 +247,7 @@ struct FeedReader: Sendable {
     /// long-polls would otherwise commit once per device.
     func record(_ deliveries: [Delivery]) throws {
         guard !deliveries.isEmpty else { return }
-        let at = iso8601(store.clock())
+        let at = store.clock()
         try store.writer.withLock { connection in
             try connection.transaction {
                 for delivery in deliveries { try write(delivery, at: at, connection) }
@@ -255,7 +255,7 @@ struct FeedReader: Sendable {
         }
     }
 
-    private func write(_ delivery: Delivery, at: String, _ connection: any StoreConnection) throws {
+    private func write(_ delivery: Delivery, at: Int64, _ connection: any StoreConnection) throws {
         let device = delivery.device
         if delivery.restarted { try connection.run("UPDATE devices SET resync = 0 WHERE id = ? AND resync = 1", [.text(device)]) }
         if delivery.informed != nil || delivery.confirmed != nil {
@@ -267,10 +267,18 @@ struct FeedReader: Sendable {
                                    confirmed_seq = CASE WHEN confirmed_seq < ? THEN ? ELSE confirmed_seq END WHERE id = ?
                 """, [.integer(informed), .integer(informed), .integer(confirmed), .integer(confirmed), .text(device)])
         }
+        guard !delivery.removals.isEmpty || !delivery.rows.isEmpty else { return }
+        // The device by its number (decision 0032); a device the store does not know received nothing to note.
+        let number = try connection.literalStatement("SELECT no FROM devices WHERE id = ?")
+        try number.bind(device, at: 1)
+        let found = try number.step() && !number.isNull(0)
+        let deviceNumber = found ? number.int64(0) : 0
+        number.reset()
+        guard found else { return }
         for row in delivery.removals {
             try connection.run("""
-                UPDATE deliveries SET removal_seq = ?, removal_at = ? WHERE tbl = ? AND row_id = ? AND device = ? AND removal_seq IS NULL
-                """, [.integer(delivery.removalSequence), .text(at), .text(row.table), .text(row.row), .text(device)])
+                UPDATE deliveries SET removal_seq = ?, removal_ms = ? WHERE tbl = ? AND row_id = ? AND device_no = ? AND removal_seq IS NULL
+                """, [.integer(delivery.removalSequence), .integer(at), .text(row.table), .text(row.row), .integer(deviceNumber)])
         }
         // Many rows per statement (a page of a bootstrap delivers thousands).
         let perStatement = PendingWrites.rowsPerStatement(connection.dialect)
@@ -279,14 +287,14 @@ struct FeedReader: Sendable {
         func flush() throws {
             guard !chunk.isEmpty else { return }
             let stmt = try connection.cachedStatement(PendingWrites.insertSQL(
-                into: "deliveries (tbl, row_id, device, first_at, last_at, times)", columns: 6, rows: chunk.count,
-                suffix: " ON CONFLICT (tbl, row_id, device) DO UPDATE SET last_at = excluded.last_at, times = deliveries.times + 1,"
-                    + " removal_seq = NULL, removal_at = NULL"))
+                into: "deliveries (tbl, row_id, device_no, first_ms, last_ms, times)", columns: 6, rows: chunk.count,
+                suffix: " ON CONFLICT (tbl, row_id, device_no) DO UPDATE SET last_ms = excluded.last_ms, times = deliveries.times + 1,"
+                    + " removal_seq = NULL, removal_ms = NULL"))
             var position: Int32 = 0
             for row in chunk {
                 try stmt.bind(row.table, at: position + 1)
                 try stmt.bind(row.row, at: position + 2)
-                try stmt.bind(device, at: position + 3)
+                try stmt.bind(deviceNumber, at: position + 3)
                 try stmt.bind(at, at: position + 4)
                 try stmt.bind(at, at: position + 5)
                 try stmt.bind(Int64(1), at: position + 6)
