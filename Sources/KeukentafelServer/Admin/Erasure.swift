@@ -116,9 +116,14 @@ public struct Erasure: Sendable {
                     let arguments: [CellValue] = [.text(row.table), .text(row.row)]
                     var scopes = try connection.query("SELECT scope FROM row_scopes WHERE tbl = ? AND row_id = ?", arguments).compactMap { $0[0].string }
                     if scopes.isEmpty { scopes = [Access.everyScope] }
-                    report.cells += try Records(connection).cellCount(table: row.table, row: row.row)
+                    let cells = try Records(connection).cells(table: row.table, row: row.row) ?? [:]
+                    report.cells += cells.count
+                    // Links are keyed by value (decision 0033): the record says which the row has.
+                    for (column, cell) in cells where cell.value.value != .null && store.links.isLinked(table: row.table, column: column) {
+                        try connection.run("DELETE FROM row_links WHERE value = ? AND tbl = ? AND col = ? AND row_id = ?",
+                                           [cell.value.value, .text(row.table), .text(column), .text(row.row)])
+                    }
                     try connection.run("DELETE FROM records WHERE tbl = ? AND row_id = ?", arguments)
-                    try connection.run("DELETE FROM row_links WHERE tbl = ? AND row_id = ?", arguments)
                     report.historyEntries += Int(try connection.scalar("SELECT CAST(coalesce(sum(n), 0) AS BIGINT) FROM history WHERE tbl = ? AND row_id = ?",
                                                                        arguments)?.int64 ?? 0)
                     try connection.run("DELETE FROM history WHERE tbl = ? AND row_id = ?", arguments)

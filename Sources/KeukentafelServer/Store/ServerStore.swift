@@ -106,6 +106,7 @@ public final class ServerStore: Sendable {
             try StoreSchema.migrateRecordFormat(connection)
             try StoreSchema.migrateCells(connection)
             try StoreSchema.migrateDeliveries(connection)
+            try StoreSchema.migrateRowLinks(connection)
         }
         let readers = ReaderPool(first: try PostgresStoreConnection(location)) { try PostgresStoreConnection(location) }
         try self.init(dialect: .postgresql, directory: "", postgres: location, writer: connection, readers: readers, dataModel: dataModel,

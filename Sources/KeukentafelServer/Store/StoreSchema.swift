@@ -112,12 +112,12 @@ enum StoreSchema {
             PRIMARY KEY (tbl, row_id)
         ) WITHOUT ROWID;
         CREATE INDEX IF NOT EXISTS records_by_seq ON records(seq);
-        -- The values of reference and unique-key columns, to find rows by them (RowLinks).
+        -- The values of reference and unique-key columns, to find rows by them (RowLinks). Keyed by value
+        -- only (decision 0033): a link is removed by its old value, which the row's record holds.
         CREATE TABLE IF NOT EXISTS row_links (
             tbl TEXT NOT NULL, row_id TEXT NOT NULL, col TEXT NOT NULL, value NOT NULL,
-            PRIMARY KEY (tbl, row_id, col)
+            PRIMARY KEY (value, tbl, col, row_id)
         ) WITHOUT ROWID;
-        CREATE INDEX IF NOT EXISTS row_links_by_value ON row_links(value, tbl, col);
         -- Every accepted change, one entry per row a push wrote to (decision 0018): `changes` holds
         -- that push's changes to the row (HistoryCoding), `n` how many. Appended in arrival order.
         CREATE TABLE IF NOT EXISTS history (
@@ -189,6 +189,7 @@ enum StoreSchema {
         try connection.transaction { try migrateRecordFormat(connection) }
         try connection.transaction { try migrateCells(connection) }
         try connection.transaction { try migrateDeliveries(connection) }
+        try connection.transaction { try migrateRowLinks(connection) }
     }
 }
 

@@ -253,7 +253,7 @@ struct PushContext {
         try pending.write(address, row, connection)
         touch(address, column: key.column)
         if store.links.isLinked(table: key.table, column: key.column), (old ?? .null) != value.value {
-            pending.link(key, value.value)
+            pending.link(key, from: old ?? .null, to: value.value)
         }
         noteScopeChange(key, old: old, new: value.value)
     }

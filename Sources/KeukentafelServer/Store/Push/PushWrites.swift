@@ -18,8 +18,9 @@ struct PendingWrites {
     /// Rows to write, in the order first touched; each holds the row cache's current cells.
     private var rows: [(address: PushContext.RowAddress, row: PushContext.CachedRow)] = []
     private var touched: Set<PushContext.RowAddress> = []
-    /// Linked values to write (NULL: remove the link), the last per cell.
-    private var links: [CellKey: CellValue] = [:]
+    /// Linked values that changed: the value the store's link has (NULL: none) and the last one written
+    /// (NULL: remove the link). Links are keyed by value (decision 0033), so the old value finds the old link.
+    private var links: [CellKey: (old: CellValue, new: CellValue)] = [:]
     private(set) var changes: [LoggedChange] = []
     /// Where each history entry starts in `changes`: a new one whenever the row differs from the last.
     private var entryStarts: [Int] = []
@@ -42,9 +43,9 @@ struct PendingWrites {
         if rows.count >= Self.rowsPerStatement(connection.dialect) { try flushRecords(connection) }
     }
 
-    /// Notes a linked column's new value.
-    mutating func link(_ key: CellKey, _ value: CellValue) {
-        links[key] = value
+    /// Notes a linked column's change from `old` (what the store holds unless this flush changed it already) to `new`.
+    mutating func link(_ key: CellKey, from old: CellValue, to new: CellValue) {
+        links[key] = (links[key]?.old ?? old, new)
     }
 
     mutating func log(_ index: Int, result: ChangeResult, batch: [Change], device: String, receivedAt: String,
@@ -102,13 +103,17 @@ struct PendingWrites {
     /// Writes the linked values (rare beside the records: a few columns of some rows).
     mutating func flushLinks(_ connection: any StoreConnection) throws {
         guard !links.isEmpty else { return }
-        let set = links.filter { $0.value != .null }.sorted { ($0.key.table, $0.key.row, $0.key.column) < ($1.key.table, $1.key.row, $1.key.column) }
+        for (key, change) in links where change.old != .null && change.old != change.new {
+            try connection.run("DELETE FROM row_links WHERE value = ? AND tbl = ? AND col = ? AND row_id = ?",
+                               [change.old, .text(key.table), .text(key.column), .text(key.row)])
+        }
+        let set = links.compactMap { key, change in change.new != .null && change.new != change.old ? (key, change.new) : nil }
+            .sorted { ($0.0.table, $0.0.row, $0.0.column) < ($1.0.table, $1.0.row, $1.0.column) }
         var start = 0
         while start < set.count {
             let count = Self.statementRows(set.count - start, connection.dialect)
             let stmt = try connection.cachedStatement(Self.insertSQL(
-                into: "row_links (tbl, row_id, col, value)", columns: 4, rows: count,
-                suffix: " ON CONFLICT (tbl, row_id, col) DO UPDATE SET value = excluded.value"))
+                into: "row_links (tbl, row_id, col, value)", columns: 4, rows: count, suffix: " ON CONFLICT DO NOTHING"))
             var at: Int32 = 0
             for (key, value) in set[start..<start + count] {
                 try stmt.bind(key.table, at: at + 1)
@@ -119,9 +124,6 @@ struct PendingWrites {
             }
             try stmt.run()
             start += count
-        }
-        for (key, value) in links where value == .null {
-            try connection.run("DELETE FROM row_links WHERE tbl = ? AND row_id = ? AND col = ?", [.text(key.table), .text(key.row), .text(key.column)])
         }
         links.removeAll(keepingCapacity: true)
     }
