@@ -131,6 +131,31 @@ import Testing
         #expect(receivedBy.isSuperset(of: (1...4).map { "laptop \($0)" }), "who received the case: \(receivedBy)")
     }
 
+    @Test("a device told to start over is not sent the page others with the same access and cursor share: it starts over")
+    func aDeviceToldToStartOverDoesNotShare() async throws {
+        let server = try await TestServer.start()
+        defer { Task { await server.stop() } }
+        let office = try server.replica("office")
+        let first = try server.replica("laptop 1", user: "noord", role: .consultant, scopes: ["team:noord"])
+        let second = try server.replica("laptop 2", user: "noord-2", role: .consultant, scopes: ["team:noord"])
+        _ = try seedCase(on: office, name: "Meneer Jansen", team: "noord")
+        try await office.sync()
+        for laptop in [first, second] { try await laptop.sync() }
+        #expect(try first.status().cursor == second.status().cursor && first.status().cursor > 0, "one cursor, past the start")
+        // The second user's scopes go and come back: the same access as the first's, but its device must start over.
+        _ = try server.store.accounts.addScope("team:zuid", to: "noord-2", actor: "test")
+        _ = try server.store.accounts.removeScope("team:zuid", from: "noord-2", actor: "test")
+        let resync = { try server.store.reader.withConnection { try $0.scalar("SELECT resync FROM devices WHERE name = 'laptop 2'") } }
+        #expect(try resync() == .integer(1))
+
+        let (_, caseID) = try seedCase(on: office, team: "noord")
+        try await office.sync()
+        _ = try await first.sync()  // the page from their common cursor at this head is now kept for this access
+        _ = try await SyncEngine(replica: second).pull(waitSeconds: 0)  // a pull alone, as a woken long-poll's
+        #expect(try second.value("cases", caseID, "team") == .text("noord"))
+        #expect(try resync() == .integer(0), "it was told to start over and did, rather than being sent the kept page")
+    }
+
     @Test("a shared page leaves out, for each device, the cells that device wrote itself")
     func aSharedPageHasNoEcho() async throws {
         let server = try await TestServer.start()
