@@ -73,6 +73,39 @@ import Testing
         await server.stop()
     }
 
+    @Test("one batch of deliveries from several devices: each device's progress raised, rows noted, a removal after its delivery kept",
+          arguments: [StoreDialect.sqlite, .postgresql])
+    func aBatchOfDeliveries(dialect: StoreDialect) async throws {
+        let model = try shippedDataModel()
+        let store = try await onThread { () -> ServerStore in
+            switch dialect {
+            case .sqlite: return try ServerStore(directory: try temporaryDirectory("delivery-batch"), dataModel: model)
+            case .postgresql: return try ServerStore(postgres: try TestPostgres.freshDatabase("delivery_batch"), dataModel: model)
+            }
+        }
+        _ = try store.accounts.addUser(name: "fatima", role: .consultant, actor: "test")
+        let first = try store.accounts.addDevice(name: "laptop 1", user: "fatima").device.id
+        let second = try store.accounts.addDevice(name: "laptop 2", user: "fatima").device.id
+        func page(cursor: Int64, rows: [String], evicted: [String] = []) -> PullResponse {
+            PullResponse(cursor: cursor, more: false, rows: rows.map { FeedRow(table: "cases", row: $0, cells: []) }, conflicts: [],
+                         evictions: evicted.map { RowReference(table: "cases", row: $0) }, serverTime: 0, schemaVersion: 1)
+        }
+        // Two pages of the first device in one batch (pipelined): the second tells it to delete a row the first sent.
+        try FeedReader(store: store).record([
+            Delivery(device: first, page: page(cursor: 10, rows: ["a", "b"]), since: 5, informed: (0, 10), confirmed: (0, 5)),
+            Delivery(device: second, page: page(cursor: 12, rows: ["a"]), since: 0, informed: (0, 12)),
+            Delivery(device: first, page: page(cursor: 14, rows: ["c"], evicted: ["a"]), since: 10, informed: (10, 14), confirmed: (5, 10)),
+        ])
+        let (devices, deliveries) = try store.reader.withConnection { connection in
+            (try connection.query("SELECT name, informed_seq, confirmed_seq FROM devices ORDER BY name").map { $0.map(\.description).joined(separator: " ") },
+             try connection.query("""
+                SELECT d.name, x.row_id, x.times, x.removal_seq FROM deliveries x JOIN devices d ON d.no = x.device_no ORDER BY d.name, x.row_id
+                """).map { $0.map(\.description).joined(separator: " ") })
+        }
+        #expect(devices.count == 2 && devices[0].hasPrefix("laptop 1 14 10") && devices[1].hasPrefix("laptop 2 12 "))
+        #expect(deliveries == ["laptop 1 a 1 14", "laptop 1 b 1 ∅", "laptop 1 c 1 ∅", "laptop 2 a 1 ∅"], "a removal of a row sent earlier in the batch is kept")
+    }
+
     @Test("on PostgreSQL, deliveries by device id and ISO time move to numbers and milliseconds, once")
     func postgresDeliveriesMove() throws {
         let (_, path, before) = try Self.fixture(label: "deliveries-pg")
