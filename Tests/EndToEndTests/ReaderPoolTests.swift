@@ -27,14 +27,17 @@ import Testing
         let store = try ServerStore(directory: try temporaryDirectory("readers"), dataModel: try shippedDataModel())
         let path = (store.directory as NSString).appendingPathComponent(ServerStore.fileName)
         let pool = ReaderPool(first: try opened.open(path), limit: 2) { try opened.open(path) }
-        let held = try pool.withConnection { first in
-            try pool.withConnection { second -> (any StoreConnection, Task<ObjectIdentifier, any Error>) in
-                // Both are taken: a third reader on another thread waits until one is given back.
-                let third = Task.detached { try pool.withConnection { ObjectIdentifier($0) } }
-                return (second, third)
+        let thirdReader = ThirdReader()
+        try pool.withConnection { _ in
+            try pool.withConnection { _ in
+                // Both are taken: a third reader on a thread of its own waits until one is given back.
+                thirdReader.start(pool)
+                while pool.waiting == 0 && opened.count == 2 { sched_yield() }
+                #expect(pool.waiting == 1, "the third reader waits")
+                #expect(opened.count == 2, "rather than opening a third connection")
             }
         }
-        let thirdGot = try await held.1.value
+        let thirdGot = try #require(await thirdReader.result())
         #expect(opened.connections.contains { ObjectIdentifier($0) == thirdGot }, "the third reader got one of the two")
         #expect(opened.count == 2, "the limit is two connections, whoever waited")
         #expect(pool.openConnections == 2)
@@ -69,6 +72,37 @@ private final class OpenedReaders: @unchecked Sendable {
         let connection = try SQLiteConnectionOpener.open(path)
         lock.withLock { opened.append(connection) }
         return connection
+    }
+}
+
+/// A reader on a thread of its own (not the test's cooperative pool, which a waiting reader would block).
+private final class ThirdReader: @unchecked Sendable {
+    private let lock = NSLock()
+    private var got: ObjectIdentifier?
+    private var done: CheckedContinuation<ObjectIdentifier?, Never>?
+    private var finished = false
+
+    func start(_ pool: ReaderPool) {
+        Thread {
+            let got = try? pool.withConnection { ObjectIdentifier($0) }
+            let waiter = self.lock.withLock { () -> CheckedContinuation<ObjectIdentifier?, Never>? in
+                self.got = got
+                self.finished = true
+                return self.done
+            }
+            waiter?.resume(returning: got)
+        }.start()
+    }
+
+    func result() async -> ObjectIdentifier? {
+        await withCheckedContinuation { continuation in
+            let ready = lock.withLock { () -> Bool in
+                if finished { return true }
+                done = continuation
+                return false
+            }
+            if ready { continuation.resume(returning: lock.withLock { got }) }
+        }
     }
 }
 

@@ -8,69 +8,28 @@ import KeukentafelSQLite
 /// The replica is in WAL mode, where a reader sees the last committed state while the writer goes
 /// on. Connections are opened when first needed, up to `capacity`; a reader beyond that waits for
 /// one to come back. Each keeps the app's access rules (`AppAccess`).
-final class ReadPool: @unchecked Sendable {
+final class ReadPool: Sendable {
     let path: String
-    let capacity: Int
     let cipher: SQLiteCipherKey?
-    private let condition = NSCondition()
-    private var idle: [SQLiteConnection] = []
-    private var opened = 0
-    private var closed = false
+    private let pool: ConnectionPool<SQLiteConnection>
 
     init(path: String, cipher: SQLiteCipherKey?, capacity: Int = 4) {
         self.path = path
         self.cipher = cipher
-        self.capacity = capacity
+        pool = ConnectionPool(capacity: capacity, open: { try Self.open(path, cipher: cipher) },
+                              closedError: { ReplicaError.notInitialized("the replica at '\(path)' was wiped") })
     }
+
+    var capacity: Int { pool.capacity }
 
     /// Runs `body` on a read connection of its own for the duration.
     func read<T>(_ body: (SQLiteConnection) throws -> T) throws -> T {
-        let connection = try checkOut()
-        defer { checkIn(connection) }
-        return try body(connection)
+        try pool.withConnection(body)
     }
 
     /// Closes every idle connection and refuses new reads (the replica was wiped).
     func close() {
-        condition.lock()
-        closed = true
-        idle.removeAll()
-        condition.unlock()
-    }
-
-    private func checkOut() throws -> SQLiteConnection {
-        condition.lock()
-        while true {
-            if closed {
-                condition.unlock()
-                throw ReplicaError.notInitialized("the replica at '\(path)' was wiped")
-            }
-            if let connection = idle.popLast() {
-                condition.unlock()
-                return connection
-            }
-            if opened < capacity {
-                opened += 1
-                condition.unlock()
-                do {
-                    return try Self.open(path, cipher: cipher)
-                } catch {
-                    condition.lock()
-                    opened -= 1
-                    condition.signal()
-                    condition.unlock()
-                    throw error
-                }
-            }
-            condition.wait()
-        }
-    }
-
-    private func checkIn(_ connection: SQLiteConnection) {
-        condition.lock()
-        if !closed { idle.append(connection) } else { opened -= 1 }
-        condition.signal()
-        condition.unlock()
+        pool.close()
     }
 
     private static func open(_ path: String, cipher: SQLiteCipherKey?) throws -> SQLiteConnection {

@@ -32,10 +32,9 @@ struct DeviceState: Sendable, Equatable {
         defer { row.reset() }
         try row.bind(device, at: 1)
         guard try row.step() else { return nil }
-        return DeviceState(id: device, name: row.text(3) ?? device, node: row.isNull(0) ? nil : NodeID(rawValue: UInt64(row.int64(0))),
-                           highWater: UInt64(max(0, row.int64(1))), informedSequence: row.int64(2), mustResync: row.int64(4) == 1,
-                           confirmedSequence: row.int64(5))
+        return DeviceState(device, row, from: 0)
     }
+
 
     /// Binds the device to `node` on its first push, or refuses a node that is not its own.
     ///
@@ -77,5 +76,17 @@ struct DeviceState: Sendable, Equatable {
         guard hlc > highWater else { return }
         try connection.run("UPDATE devices SET node_high_water = ? WHERE id = ?", [.integer(Int64(hlc)), .text(id)])
         highWater = hlc
+    }
+}
+
+extension DeviceState {
+    /// The state in the current row of `row`, from its column `first` on: node, node_high_water,
+    /// informed_seq, name, resync, confirmed_seq of `devices`; nil when the device was not found (its name
+    /// is NULL, as in an outer join).
+    init?(_ device: String, _ row: any StoreStatement, from first: Int32) {
+        guard let name = row.text(first + 3) else { return nil }
+        self.init(id: device, name: name, node: row.isNull(first) ? nil : NodeID(rawValue: UInt64(row.int64(first))),
+                  highWater: UInt64(max(0, row.int64(first + 1))), informedSequence: row.int64(first + 2),
+                  mustResync: row.int64(first + 4) == 1, confirmedSequence: row.int64(first + 5))
     }
 }

@@ -18,30 +18,37 @@ extension StoreSchema {
             sqlite ? "CAST(round((julianday(\(column)) - 2440587.5) * 86400000) AS INTEGER)"
                 : "CAST(round(extract(epoch FROM CAST(\(column) AS timestamptz)) * 1000) AS BIGINT)"
         }
-        try connection.execute(sqlite ? """
-            CREATE TABLE deliveries_by_number (
+        try rebuild("deliveries", connection, create: sqlite ? """
+            CREATE TABLE deliveries_next (
                 tbl TEXT NOT NULL, row_id TEXT NOT NULL, device_no INTEGER NOT NULL,
                 first_ms INTEGER NOT NULL, last_ms INTEGER NOT NULL, times INTEGER NOT NULL,
                 removal_seq INTEGER, removal_ms INTEGER,
                 PRIMARY KEY (tbl, row_id, device_no)
             ) WITHOUT ROWID
             """ : """
-            CREATE TABLE deliveries_by_number (
+            CREATE TABLE deliveries_next (
                 tbl TEXT COLLATE "C" NOT NULL, row_id TEXT COLLATE "C" NOT NULL, device_no BIGINT NOT NULL,
                 first_ms BIGINT NOT NULL, last_ms BIGINT NOT NULL, times BIGINT NOT NULL,
                 removal_seq BIGINT, removal_ms BIGINT,
                 PRIMARY KEY (tbl, row_id, device_no)
             )
-            """)
-        // A delivery to a device the store no longer knows names no one: it cannot be kept by number.
-        try connection.run("""
-            INSERT INTO deliveries_by_number (tbl, row_id, device_no, first_ms, last_ms, times, removal_seq, removal_ms)
+            """,
+            // A delivery to a device the store no longer knows names no one: it cannot be kept by number.
+            fill: """
+            INSERT INTO deliveries_next (tbl, row_id, device_no, first_ms, last_ms, times, removal_seq, removal_ms)
             SELECT x.tbl, x.row_id, d.no, \(milliseconds("x.first_at")), \(milliseconds("x.last_at")), x.times, x.removal_seq,
                    CASE WHEN x.removal_at IS NULL THEN NULL ELSE \(milliseconds("x.removal_at")) END
             FROM deliveries x JOIN devices d ON d.id = x.device
             """)
-        try connection.execute("DROP TABLE deliveries")
-        try connection.execute("ALTER TABLE deliveries_by_number RENAME TO deliveries")
+    }
+
+    /// Replaces `table` by `<table>_next`, which `create` makes and `fill` fills from it: the move of a
+    /// table to a new key or new columns, inside the caller's transaction.
+    static func rebuild(_ table: String, _ connection: any StoreConnection, create: String, fill: String) throws {
+        try connection.execute(create)
+        try connection.run(fill)
+        try connection.execute("DROP TABLE \(table)")
+        try connection.execute("ALTER TABLE \(table)_next RENAME TO \(table)")
     }
 
     /// Whether `table` has `column`.

@@ -51,7 +51,7 @@ extension FeedReader {
     }
 
     /// Raises each device's informed and confirmed sequence to what its delivery says (never lowers them),
-    /// and clears the start-over flag of the devices that started over: one statement per window of devices.
+    /// and clears the start-over flag of the devices that started over: one statement for many devices.
     private func noteProgress(of deliveries: [Delivery], _ connection: any StoreConnection) throws {
         var progress: [String: (informed: Int64, confirmed: Int64, restarted: Bool)] = [:]
         for delivery in deliveries where delivery.informed != nil || delivery.confirmed != nil || delivery.restarted {
@@ -63,7 +63,8 @@ extension FeedReader {
         let entries = progress.sorted { $0.key < $1.key }
         var start = 0
         while start < entries.count {
-            let count = min(entries.count - start, 128)
+            // Statements of few sizes (on PostgreSQL each new size is a parse and a round trip).
+            let count = PendingWrites.statementRows(entries.count - start, connection.dialect)
             let values = Array(repeating: "(?, CAST(? AS BIGINT), CAST(? AS BIGINT), CAST(? AS BIGINT))", count: count).joined(separator: ", ")
             let stmt = try connection.cachedStatement("""
                 UPDATE devices SET
@@ -116,22 +117,27 @@ private struct DeliveredRows {
     }
 
     mutating func flush() throws {
-        guard !chunk.isEmpty else { return }
-        let stmt = try connection.cachedStatement(PendingWrites.insertSQL(
-            into: "deliveries (tbl, row_id, device_no, first_ms, last_ms, times)", columns: 6, rows: chunk.count,
-            suffix: " ON CONFLICT (tbl, row_id, device_no) DO UPDATE SET last_ms = excluded.last_ms, times = deliveries.times + 1,"
-                + " removal_seq = NULL, removal_ms = NULL"))
-        var position: Int32 = 0
-        for key in chunk {
-            try stmt.bind(key.table, at: position + 1)
-            try stmt.bind(key.row, at: position + 2)
-            try stmt.bind(key.device, at: position + 3)
-            try stmt.bind(at, at: position + 4)
-            try stmt.bind(at, at: position + 5)
-            try stmt.bind(Int64(1), at: position + 6)
-            position += 6
+        var start = 0
+        while start < chunk.count {
+            // Statements of few sizes (on PostgreSQL each new size is a parse and a round trip).
+            let count = PendingWrites.statementRows(chunk.count - start, connection.dialect)
+            let stmt = try connection.cachedStatement(PendingWrites.insertSQL(
+                into: "deliveries (tbl, row_id, device_no, first_ms, last_ms, times)", columns: 6, rows: count,
+                suffix: " ON CONFLICT (tbl, row_id, device_no) DO UPDATE SET last_ms = excluded.last_ms, times = deliveries.times + 1,"
+                    + " removal_seq = NULL, removal_ms = NULL"))
+            var position: Int32 = 0
+            for key in chunk[start..<start + count] {
+                try stmt.bind(key.table, at: position + 1)
+                try stmt.bind(key.row, at: position + 2)
+                try stmt.bind(key.device, at: position + 3)
+                try stmt.bind(at, at: position + 4)
+                try stmt.bind(at, at: position + 5)
+                try stmt.bind(Int64(1), at: position + 6)
+                position += 6
+            }
+            try stmt.run()
+            start += count
         }
-        try stmt.run()
         chunk.removeAll(keepingCapacity: true)
         inChunk.removeAll(keepingCapacity: true)
     }

@@ -114,6 +114,11 @@ struct FeedReader: Sendable {
     /// Otherwise nil, and `pullPage` reads everything in one transaction as usual.
     private func sharedAnswer(since cursor: Int64, floor: Int64?, limit: Int, access: Access, device: String?, epoch deviceEpoch: String?,
                               skipOwn: Bool, now: Int64) throws -> (page: PullResponse, delivery: Delivery?)? {
+        // Most pulls (a bootstrap's pages, a lone device's) find none: they do not read the head twice.
+        let floor = min(floor ?? 0, cursor)
+        guard store.sharedPages.mayHold(SharedPages.Key(access: access, since: cursor, floor: floor, limit: limit, head: 0, epoch: nil)) else {
+            return nil
+        }
         let (head, epoch, state) = try store.reader.withConnection { connection -> (Int64, String?, DeviceState?) in
             let read = try connection.literalStatement("""
                 SELECT m.key, m.value, d.node, d.node_high_water, d.informed_seq, d.name, d.resync, d.confirmed_seq
@@ -124,17 +129,13 @@ struct FeedReader: Sendable {
             var head: Int64 = 0, epoch: String?, state: DeviceState?
             while try read.step() {
                 if read.text(0) == "seq" { head = read.value(1).int64 ?? 0 } else { epoch = read.text(1) }
-                if let device, let name = read.text(5) {
-                    state = DeviceState(id: device, name: name, node: read.isNull(2) ? nil : NodeID(rawValue: UInt64(read.int64(2))),
-                                        highWater: UInt64(max(0, read.int64(3))), informedSequence: read.int64(4),
-                                        mustResync: read.int64(6) == 1, confirmedSequence: read.int64(7))
-                }
+                if let device { state = DeviceState(device, read, from: 2) }
             }
             return (head, epoch, state)
         }
         // Beyond the head, another epoch, scopes changed: the full path says what to do.
         guard cursor <= head, deviceEpoch == nil || deviceEpoch == epoch, !(state?.mustResync ?? false) else { return nil }
-        let key = SharedPages.Key(access: access, since: cursor, floor: min(floor ?? 0, cursor), limit: limit, head: head, epoch: epoch)
+        let key = SharedPages.Key(access: access, since: cursor, floor: floor, limit: limit, head: head, epoch: epoch)
         guard var page = store.sharedPages.page(for: key) else { return nil }
         page.serverTime = now
         if skipOwn, let own = state?.node { page = page.leavingOut(cellsOf: own) }

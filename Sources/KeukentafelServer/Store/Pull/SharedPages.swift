@@ -43,6 +43,8 @@ final class SharedPages: @unchecked Sendable {
     private let lock = NSLock()
     private var head: Int64 = -1
     private var pages: [Key: PullResponse] = [:]
+    /// The keys of `pages` without head and epoch: whether a pull could find a page, before it reads the head.
+    private var shapes: Set<Key> = []
     private var hits = 0
 
     /// The page read earlier for `key`, if any.
@@ -52,6 +54,15 @@ final class SharedPages: @unchecked Sendable {
             hits += 1
             return page
         }
+    }
+
+    /// Whether a page is kept for this access and place in the feed at the current head, whichever that
+    /// is (`key`'s head and epoch are not looked at): when not, a pull need not look for one.
+    func mayHold(_ key: Key) -> Bool {
+        var shape = key
+        shape.head = 0
+        shape.epoch = nil
+        return lock.withLock { shapes.contains(shape) }
     }
 
     /// Keeps `page` for the devices that ask the same; forgets the pages of an older head.
@@ -64,9 +75,14 @@ final class SharedPages: @unchecked Sendable {
             if key.head != head {
                 head = key.head
                 pages.removeAll(keepingCapacity: true)
+                shapes.removeAll(keepingCapacity: true)
             }
             guard key.head == head, pages.count < Self.maxPages else { return }
             pages[key] = page
+            var shape = key
+            shape.head = 0
+            shape.epoch = nil
+            shapes.insert(shape)
         }
     }
 

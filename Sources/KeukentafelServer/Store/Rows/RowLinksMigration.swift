@@ -7,19 +7,16 @@ extension StoreSchema {
             ? "SELECT count(*) FROM sqlite_master WHERE type = 'index' AND name = 'row_links_by_value'"
             : "SELECT count(*) FROM pg_indexes WHERE schemaname = current_schema() AND indexname = 'row_links_by_value'"
         guard (try connection.scalar(oldIndex)?.int64 ?? 0) > 0 else { return }
-        try connection.execute(sqlite ? """
-            CREATE TABLE row_links_by_value_key (
+        try rebuild("row_links", connection, create: sqlite ? """
+            CREATE TABLE row_links_next (
                 tbl TEXT NOT NULL, row_id TEXT NOT NULL, col TEXT NOT NULL, value NOT NULL,
                 PRIMARY KEY (value, tbl, col, row_id)
             ) WITHOUT ROWID
             """ : """
-            CREATE TABLE row_links_by_value_key (
+            CREATE TABLE row_links_next (
                 tbl TEXT COLLATE "C" NOT NULL, row_id TEXT COLLATE "C" NOT NULL, col TEXT COLLATE "C" NOT NULL, value BYTEA NOT NULL,
                 PRIMARY KEY (value, tbl, col, row_id)
             )
-            """)
-        try connection.run("INSERT INTO row_links_by_value_key (tbl, row_id, col, value) SELECT tbl, row_id, col, value FROM row_links")
-        try connection.execute("DROP TABLE row_links")
-        try connection.execute("ALTER TABLE row_links_by_value_key RENAME TO row_links")
+            """, fill: "INSERT INTO row_links_next (tbl, row_id, col, value) SELECT tbl, row_id, col, value FROM row_links")
     }
 }
