@@ -32,6 +32,12 @@ public final class ConnectionPool<Connection>: @unchecked Sendable {
         return try body(connection)
     }
 
+    /// Runs `body` on a connection opened for it alone, outside the pool and its limit, and dropped
+    /// after: for a rare read made while the caller may hold one of the pool's connections itself.
+    public func withUnpooledConnection<T>(_ body: (Connection) throws -> T) throws -> T {
+        try body(try open())
+    }
+
     /// Drops the idle connections and refuses further callers; connections in use are dropped when they come back.
     public func close() {
         condition.withLock {

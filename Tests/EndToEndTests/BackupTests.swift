@@ -34,10 +34,11 @@ import Testing
             #expect(try copy.query("PRAGMA integrity_check").first?.first == .text("ok"))
             // Consistent: every current cell is an accepted change in the same snapshot, and the sequence covers them.
             var accepted = Set<String>()
+            let names = try StoreLayoutTests.columnNames(copy)
             let history = try copy.cachedStatement("SELECT tbl, row_id, changes FROM history")
             while try history.step() {
                 let table = history.value(0).description, row = history.value(1).description
-                for change in try history.withBytes(2, { try HistoryCoding.decode($0) }) ?? [] {
+                for change in try history.withBytes(2, { try HistoryCoding.decode($0, columns: names) }) ?? [] {
                     accepted.insert([table, row, change.column, String(Int64(bitPattern: change.version.hlc)),
                                      String(Int64(bitPattern: change.version.node.rawValue))].joined(separator: "|"))
                 }
@@ -48,7 +49,7 @@ import Testing
             while try records.step() {
                 let table = records.value(0).description, row = records.value(1).description
                 try records.withBytes(2) { bytes in
-                    try RowCoding.forEachCell(in: bytes) { column, cell in
+                    try RowCoding.forEachCell(in: bytes, columns: names) { column, cell in
                         current.append([table, row, column, String(Int64(bitPattern: cell.version.hlc)),
                                         String(Int64(bitPattern: cell.version.node.rawValue))].joined(separator: "|"))
                     }

@@ -31,14 +31,20 @@ struct StoreLayoutTests {
             """).map { $0.map(\.description).joined(separator: "|") }
     }
 
+    /// The column numbers of the store on `connection` (none in a store from before decision 0034).
+    static func columnNames(_ connection: any StoreConnection) throws -> ColumnNames {
+        try StoreSchema.hasTable("column_names", connection) ? .fixed(ColumnNames.read(connection)) : .fixed(.none)
+    }
+
     /// Every change of the new layout as the same line, in history order.
     static func newChanges(_ connection: any StoreConnection) throws -> [String] {
+        let names = try columnNames(connection)
         var lines: [String] = []
         let read = try connection.cachedStatement("SELECT tbl, row_id, device, received_at, n, changes FROM history ORDER BY id")
         defer { read.reset() }
         while try read.step() {
             let entry = (0..<5).map { read.value(Int32($0)) }
-            let changes = try #require(try read.withBytes(5) { try HistoryCoding.decode($0) })
+            let changes = try #require(try read.withBytes(5) { try HistoryCoding.decode($0, columns: names) })
             #expect(entry[4].int64 == Int64(changes.count), "n counts the entry's changes")
             for c in changes {
                 let fields: [CellValue] = [
@@ -60,11 +66,12 @@ struct StoreLayoutTests {
 
     /// Every cell the records hold, as the same line.
     static func recordCells(_ connection: any StoreConnection) throws -> [String] {
+        let names = try columnNames(connection)
         var lines: [String] = []
         let stmt = try connection.cachedStatement("SELECT tbl, row_id, cells, seq, n FROM records ORDER BY tbl, row_id")
         defer { stmt.reset() }
         while try stmt.step() {
-            let cells = try #require(try stmt.withBytes(2) { try RowCoding.decode($0) })
+            let cells = try #require(try stmt.withBytes(2) { try RowCoding.decode($0, columns: names) })
             #expect(stmt.int64(4) == Int64(cells.count), "n counts the record's cells")
             #expect(stmt.int64(3) == cells.values.map(\.sequence).max(), "a record's seq is its newest cell's")
             for (column, cell) in cells.sorted(by: { $0.key < $1.key }) {
@@ -97,7 +104,7 @@ struct StoreLayoutTests {
         #expect(links.count == expectedLinks.count)
         let visits = before.filter { $0.hasPrefix("visits|") && $0.contains("|case_id|\(Self.caseID)|") }.map { $0.split(separator: "|")[1] }.map(String.init)
         #expect(!visits.isEmpty)
-        #expect(try store.reader.withConnection { try Records($0).rows(of: "visits", whose: "case_id", is: Self.caseID) } == visits.sorted())
+        #expect(try store.reader.withConnection { try Records($0, columns: store.columnNames).rows(of: "visits", whose: "case_id", is: Self.caseID) } == visits.sorted())
 
         // A fresh device's bootstrap, in small pages: every cell once, with its version.
         var pulled: [String] = []
@@ -324,24 +331,30 @@ struct StoreLayoutTests {
             RecordedChange(id: "\(node)-123456789012345678", column: "d", value: .null, version: CellVersion(hlc: 1, node: node),
                            base: nil, status: .superseded, won: nil, conflict: nil),
         ]
+        // Some columns numbered, the others spelled out (decision 0034).
+        let numbers = ColumnDictionary(["_deleted", "b", "status", "d"]), names = ColumnNames.fixed(numbers)
         for entry in [changes, more, []] {
-            let bytes = HistoryCoding.encode(entry)
-            #expect(try HistoryCoding.decode(bytes) == entry)
+            let bytes = HistoryCoding.encode(entry, columns: numbers)
+            #expect(try HistoryCoding.decode(bytes, columns: names) == entry)
+            #expect(try HistoryCoding.decode(HistoryCoding.encode(entry, columns: .none), columns: .fixed(.none)) == entry)
             for length in 0..<bytes.count {
-                #expect(throws: StoreError.self, "cut at \(length)") { try HistoryCoding.decode(Array(bytes.prefix(length))) }
+                #expect(throws: StoreError.self, "cut at \(length)") { try HistoryCoding.decode(Array(bytes.prefix(length)), columns: names) }
             }
-            #expect(throws: StoreError.self) { try HistoryCoding.decode(bytes + [0]) }
+            #expect(throws: StoreError.self) { try HistoryCoding.decode(bytes + [0], columns: names) }
+        }
+        #expect(throws: StoreError.self, "a number the store does not know") {
+            try HistoryCoding.decode(HistoryCoding.encode(more, columns: numbers), columns: .fixed(ColumnDictionary(["_deleted"])))
         }
         // A replica's own id takes three bytes, not thirty (in capitals it is not that form, so kept as text).
         var asText = changes[0]
         asText.id = asText.id.uppercased()
-        #expect(HistoryCoding.encode([changes[0]]).count + 28 == HistoryCoding.encode([asText]).count)
-        #expect(try HistoryCoding.decode(HistoryCoding.encode([asText])) == [asText])
+        #expect(HistoryCoding.encode([changes[0]], columns: numbers).count + 28 == HistoryCoding.encode([asText], columns: numbers).count)
+        #expect(try HistoryCoding.decode(HistoryCoding.encode([asText], columns: numbers), columns: names) == [asText])
         // The JSON text of releases before decision 0031 is still read.
         let json = #"[["demo-7","hours_per_week",12.0,1099511627777,1891230442107153357,5,1891230442107153357,"conflict",0,42]]"#
-        #expect(try HistoryCoding.decode(Array(json.utf8)) == [changes[1]])
+        #expect(try HistoryCoding.decode(Array(json.utf8), columns: names) == [changes[1]])
         for damaged in ["[", "[[\"a\",\"b\",1,2]]", "[[\"a\",\"b\",1,2,3,null,null,\"eaten\",1,null]]", "{}"] {
-            #expect(throws: StoreError.self, "\(damaged)") { try HistoryCoding.decode(Array(damaged.utf8)) }
+            #expect(throws: StoreError.self, "\(damaged)") { try HistoryCoding.decode(Array(damaged.utf8), columns: names) }
         }
     }
 

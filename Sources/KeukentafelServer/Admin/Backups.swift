@@ -82,7 +82,11 @@ public struct Backups: Sendable {
             // A backup from an older release: the tables added since, then its migrations, as on open.
             try connection.execute(StoreSchema.sqlite)
             try StoreSchema.migrate(connection)
-            try connection.transaction { try store.links.prepare(connection) }
+            try connection.transaction {
+                // The backup's numbers for columns, with numbers for the model's columns it lacks.
+                store.columnNames.replace(with: try ColumnNames.register(ColumnNames.columns(of: store.dataModel), connection))
+                try store.links.prepare(connection, columns: store.columnNames)
+            }
             try connection.setMeta("epoch", .text(epoch))
             try store.audit.append(connection, actor: actor, action: "restore", subject: name, detail: "new epoch \(epoch)")
             return try connection.scalar("SELECT value FROM meta WHERE key = 'seq'")?.int64 ?? 0

@@ -11,14 +11,14 @@ public struct Inspection: Sendable {
     /// The current value and version of one cell, or `nil` if it was never written.
     public func cell(table: String, row: String, column: String) throws -> VersionedValue? {
         try store.reader.withConnection { connection in
-            try Records(connection).cells(table: table, row: row)?[column]?.value
+            try Records(connection, columns: store.columnNames).cells(table: table, row: row)?[column]?.value
         }
     }
 
     /// Whether the row exists and is not deleted (the same rule the push path applies).
     public func rowIsLive(table: String, row: String) throws -> Bool {
         try store.reader.withConnection { connection in
-            let cells = try Records(connection).cells(table: table, row: row) ?? [:]
+            let cells = try Records(connection, columns: store.columnNames).cells(table: table, row: row) ?? [:]
             let state = PushContext.RowState(cells)
             return state.newestOther != nil && !state.isDeleted
         }
@@ -35,7 +35,7 @@ public struct Inspection: Sendable {
             defer { read.reset() }
             try read.bind([.text(table), .text(row)])
             while try read.step() {
-                for change in try read.withBytes(0, { try HistoryCoding.decode($0) }) ?? [] where column == nil || change.column == column {
+                for change in try read.withBytes(0, { try HistoryCoding.decode($0, columns: store.columnNames) }) ?? [] where column == nil || change.column == column {
                     entries.append(HistoryEntry(changeID: change.id, column: change.column, value: change.value, version: change.version,
                                                 device: read.text(1), deviceName: read.text(3), receivedAt: read.text(2) ?? "",
                                                 status: change.status.rawValue, won: change.won))
@@ -49,7 +49,7 @@ public struct Inspection: Sendable {
     /// The number of cells (live or deleted) of a row.
     public func cellCount(table: String, row: String) throws -> Int {
         try store.reader.withConnection { connection in
-            try Records(connection).cellCount(table: table, row: row)
+            try Records(connection, columns: store.columnNames).cellCount(table: table, row: row)
         }
     }
 
@@ -66,11 +66,11 @@ public struct Inspection: Sendable {
                 for dependent in store.scopePlan.dependents[next.table] ?? [] {
                     switch dependent {
                     case .children(let table, let column):
-                        for child in try Records(connection).rows(of: table, whose: column, is: next.row) {
+                        for child in try Records(connection, columns: store.columnNames).rows(of: table, whose: column, is: next.row) {
                             queue.append(RowReference(table: table, row: child))
                         }
                     case .referenced(let table, let column):
-                        if let target = try Records(connection).value(table: next.table, row: next.row, column: column)?.string {
+                        if let target = try Records(connection, columns: store.columnNames).value(table: next.table, row: next.row, column: column)?.string {
                             queue.append(RowReference(table: table, row: target))
                         }
                     }
@@ -107,7 +107,7 @@ public struct Inspection: Sendable {
             defer { read.reset() }
             while try read.step() {
                 guard let table = read.text(0), let row = read.text(1) else { continue }
-                for change in try read.withBytes(2, { try HistoryCoding.decode($0) }) ?? [] {
+                for change in try read.withBytes(2, { try HistoryCoding.decode($0, columns: store.columnNames) }) ?? [] {
                     let write = Write(table: table, row: row, column: change.column, version: change.version)
                     if !seen.insert(write).inserted { duplicated.insert(write) }
                 }

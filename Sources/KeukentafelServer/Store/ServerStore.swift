@@ -30,6 +30,8 @@ public final class ServerStore: Sendable {
     let scopePlan: ScopePlan
     /// The columns whose values rows are found by (references, unique keys).
     let links: RowLinks
+    /// The numbers records and history entries name columns by (decision 0034).
+    let columnNames: ColumnNames
     /// Per table of `dataModel`, what the push path needs to know for every change.
     let pushPlans: [String: TablePushPlan]
     /// The database the store runs on.
@@ -119,8 +121,11 @@ public final class ServerStore: Sendable {
         self.checkpointer = checkpointer
         let plan = ScopePlan(dataModel)
         let links = RowLinks(dataModel)
-        let node = try connection.transaction { () -> NodeID in
-            try links.prepare(connection)
+        let (node, columns) = try connection.transaction { () -> (NodeID, ColumnNames) in
+            let columns = ColumnNames(try ColumnNames.register(ColumnNames.columns(of: dataModel), connection)) {
+                try readers.withUnpooledConnection { try ColumnNames.read($0) }
+            }
+            try links.prepare(connection, columns: columns)
             try connection.run("INSERT INTO meta (key, value) VALUES ('node', ?) ON CONFLICT DO NOTHING", [.text(NodeID.random().description)])
             try connection.run("INSERT INTO meta (key, value) VALUES ('created_at', ?) ON CONFLICT DO NOTHING", [.text(iso8601(clock()))])
             try connection.run("INSERT INTO meta (key, value) VALUES ('seq', ?) ON CONFLICT DO NOTHING", [.integer(0)])
@@ -129,8 +134,9 @@ public final class ServerStore: Sendable {
             guard case .text(let nodeHex)? = try connection.scalar("SELECT value FROM meta WHERE key = 'node'"), let node = NodeID(nodeHex) else {
                 throw StoreError.corrupt("the store has no valid node id in table meta")
             }
-            return node
+            return (node, columns)
         }
+        self.columnNames = columns
         self.dataModel = dataModel
         self.scopePlan = plan
         self.links = links

@@ -112,6 +112,9 @@ enum StoreSchema {
             PRIMARY KEY (tbl, row_id)
         ) WITHOUT ROWID;
         CREATE INDEX IF NOT EXISTS records_by_seq ON records(seq);
+        -- The numbers records and history entries name columns by (decision 0034, ColumnNames): given
+        -- when a store opens with a model, never changed or reused.
+        CREATE TABLE IF NOT EXISTS column_names (no INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE);
         -- The values of reference and unique-key columns, to find rows by them (RowLinks). Keyed by value
         -- only (decision 0033): a link is removed by its old value, which the row's record holds.
         CREATE TABLE IF NOT EXISTS row_links (
@@ -236,9 +239,10 @@ extension StoreSchema {
         struct Use: Hashable { var node: Int64, device: String }
         var spans: [Use: (first: Int64, last: Int64)] = [:]
         let read = try connection.cachedStatement("SELECT device, changes FROM history WHERE device IS NOT NULL")
+        let names = ColumnNames.fixed(try ColumnNames.read(connection))
         defer { read.reset() }
         while try read.step() {
-            guard let device = read.text(0), let changes = try read.withBytes(1, { try HistoryCoding.decode($0) }) else { continue }
+            guard let device = read.text(0), let changes = try read.withBytes(1, { try HistoryCoding.decode($0, columns: names) }) else { continue }
             for change in changes {
                 let use = Use(node: Int64(change.version.node.rawValue), device: device)
                 let hlc = Int64(change.version.hlc)

@@ -44,6 +44,17 @@ enum StoredBytes {
         }
     }
 
+    /// A column (format 3): its number in the store's `ColumnDictionary`, or 0 and its name spelled out
+    /// when it has none.
+    static func appendColumn(_ column: String, _ dictionary: ColumnDictionary, to bytes: inout [UInt8]) {
+        if let number = dictionary.number(column) {
+            appendVarint(UInt64(number), to: &bytes)
+        } else {
+            bytes.append(0)
+            appendString(column, to: &bytes)
+        }
+    }
+
     static func zigzag(_ v: Int64) -> UInt64 { UInt64(bitPattern: (v << 1) ^ (v >> 63)) }
     static func unzigzag(_ v: UInt64) -> Int64 { Int64(bitPattern: v >> 1) ^ -Int64(bitPattern: v & 1) }
 
@@ -102,6 +113,18 @@ enum StoredBytes {
             guard bytes.count - at >= length else { throw corrupt("ends too early") }
             defer { at += length }
             return String(decoding: UnsafeRawBufferPointer(rebasing: bytes[at..<at + length]), as: UTF8.self)
+        }
+
+        /// A column as `appendColumn` wrote it. `dictionary`: the numbers this reader looked up so far,
+        /// renewed from `names` when a number is not among them.
+        mutating func column(_ dictionary: inout ColumnDictionary, _ names: ColumnNames) throws -> String {
+            let number = try varint()
+            if number == 0 { return try string() }
+            guard number <= UInt64(Int32.max) else { throw corrupt("names a column by a number too large") }
+            if let name = dictionary.name(Int(number)) { return name }
+            guard let name = try names.name(Int(number)) else { throw corrupt("names column number \(number), which the store does not know") }
+            dictionary = names.current
+            return name
         }
 
         mutating func value() throws -> CellValue {

@@ -291,7 +291,7 @@ public struct Attachments: Sendable {
             let columns = Set(table.columns.filter { $0.type == .attachment }.map(\.name))
             guard !columns.isEmpty else { continue }
             for column in columns.sorted() {
-                if let text = try Records(connection).value(table: row.table, row: row.row, column: column)?.string,
+                if let text = try Records(connection, columns: store.columnNames).value(table: row.table, row: row.row, column: column)?.string,
                    let reference = AttachmentReference(cellText: text) {
                     found.insert(reference.sha256)
                 }
@@ -299,7 +299,7 @@ public struct Attachments: Sendable {
             let read = try connection.cachedStatement("SELECT changes FROM history WHERE tbl = ? AND row_id = ?")
             try read.bind([.text(row.table), .text(row.row)])
             while try read.step() {
-                for change in try read.withBytes(0, { try HistoryCoding.decode($0) }) ?? [] where columns.contains(change.column) {
+                for change in try read.withBytes(0, { try HistoryCoding.decode($0, columns: store.columnNames) }) ?? [] where columns.contains(change.column) {
                     if let text = change.value.string, let reference = AttachmentReference(cellText: text) { found.insert(reference.sha256) }
                 }
             }

@@ -47,7 +47,7 @@ extension StoreSchema {
         for entry in entries {
             try insert.bind([.text(entry.table), .text(entry.row), entry.device.map(CellValue.text) ?? .null, .text(entry.receivedAt),
                              .integer(Int64(entry.changes.count))])
-            try insert.bind(bytes: HistoryCoding.encode(entry.changes), at: 6)
+            try insert.bind(bytes: HistoryCoding.encode(entry.changes, columns: .none), at: 6)
             try insert.run()
         }
         try marks.save(connection)
@@ -60,11 +60,12 @@ extension StoreSchema {
     /// binary form of `HistoryCoding`: on PostgreSQL the column becomes `bytea` first, then every JSON
     /// entry is decoded and written again (`rewriteJSON`). Inside the caller's transaction.
     static func migrateHistoryFormat(_ connection: any StoreConnection) throws {
-        guard try !hasFormat("history_format", HistoryCoding.format, connection) else { return }
+        // The mark says "binary" (2); format 3 (column numbers, decision 0034) needs no move.
+        guard try !hasFormat("history_format", HistoryCoding.formatWithNames, connection) else { return }
         try makeBytes(table: "history", column: "changes", connection)
         try rewriteJSON(table: "history", column: "changes", key: ["id"], from: [.integer(.min)], connection) { json in
-            HistoryCoding.encode(try HistoryCoding.decode(json))
+            HistoryCoding.encode(try HistoryCoding.decodeJSON(String(decoding: json, as: UTF8.self)), columns: .none)
         }
-        try connection.setMeta("history_format", .integer(Int64(HistoryCoding.format)))
+        try connection.setMeta("history_format", .integer(Int64(HistoryCoding.formatWithNames)))
     }
 }

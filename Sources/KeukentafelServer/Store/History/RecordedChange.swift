@@ -25,11 +25,11 @@ struct RecordedChange: Equatable {
 
 /// The bytes of a history entry's changes (decision 0031; JSON text before it, still read):
 ///
-///     format        1 byte, 2
+///     format        1 byte, 3 (2: columns by name only; still read)
 ///     changes       count, then each:
 ///       id          1, digits, counter: `<node of the version, 16 hex>-<counter in that many digits>`
 ///                   (a replica's own ids); or 0, length, UTF-8
-///       column      length, UTF-8
+///       column      its number in `ColumnNames`; or 0, length, UTF-8 (format 2: length, UTF-8)
 ///       value       as in a record (`StoredBytes.appendValue`)
 ///       hlc         zigzag difference to the previous change's (the first: to 0)
 ///       node        0: the previous change's; 1, then 8 bytes little-endian
@@ -41,17 +41,20 @@ struct RecordedChange: Equatable {
 /// Numbers are LEB128 varints (`StoredBytes`). The changes of one entry are one push's to one row, so
 /// they share a node and nearly a clock, and each costs little more than its column and value.
 enum HistoryCoding {
-    static let format: UInt8 = 2
+    static let format: UInt8 = 3
+    /// The format before column numbers (decision 0031), which stores written before 0034 hold.
+    static let formatWithNames: UInt8 = 2
 
-    static func encode<C: Collection<RecordedChange>>(_ changes: C) -> [UInt8] {
+    static func encode<C: Collection<RecordedChange>>(_ changes: C, columns: ColumnDictionary) -> [UInt8] {
         var bytes: [UInt8] = []
         bytes.reserveCapacity(16 + changes.count * 48)
-        write(changes, to: &bytes)
+        write(changes, columns: columns, to: &bytes)
         return bytes
     }
 
-    /// Appends the entry's bytes for `changes` to `bytes` (the push path reuses one buffer per flush).
-    static func write<C: Collection<RecordedChange>>(_ changes: C, to bytes: inout [UInt8]) {
+    /// Appends the entry's bytes for `changes` to `bytes` (the push path reuses one buffer per flush),
+    /// naming columns by their numbers in `columns`.
+    static func write<C: Collection<RecordedChange>>(_ changes: C, columns: ColumnDictionary, to bytes: inout [UInt8]) {
         bytes.append(format)
         StoredBytes.appendVarint(UInt64(changes.count), to: &bytes)
         var hlc: UInt64 = 0
@@ -65,7 +68,7 @@ enum HistoryCoding {
                 bytes.append(0)
                 StoredBytes.appendString(change.id, to: &bytes)
             }
-            StoredBytes.appendString(change.column, to: &bytes)
+            StoredBytes.appendColumn(change.column, columns, to: &bytes)
             StoredBytes.appendValue(change.value, to: &bytes)
             StoredBytes.appendSigned(Int64(bitPattern: change.version.hlc &- hlc), to: &bytes)
             hlc = change.version.hlc
@@ -97,10 +100,12 @@ enum HistoryCoding {
 
     /// The changes of one entry; bytes that are not what `write` wrote (or JSON text as releases before
     /// decision 0031 wrote it) are an error, never fewer changes.
-    static func decode(_ bytes: UnsafeRawBufferPointer) throws -> [RecordedChange] {
+    static func decode(_ bytes: UnsafeRawBufferPointer, columns names: ColumnNames) throws -> [RecordedChange] {
         if bytes.first == UInt8(ascii: "[") { return try decodeJSON(String(decoding: bytes, as: UTF8.self)) }
         var reader = StoredBytes.Reader(bytes, what: "a history entry")
-        guard try reader.byte() == format else { throw reader.corrupt("is not in a format this version reads") }
+        let entryFormat = try reader.byte()
+        guard entryFormat == format || entryFormat == formatWithNames else { throw reader.corrupt("is not in a format this version reads") }
+        var dictionary = names.current
         let count = try reader.count()
         var changes: [RecordedChange] = []
         changes.reserveCapacity(count)
@@ -117,7 +122,7 @@ enum HistoryCoding {
                 id = .counter(try reader.varint(), digits)
             default: throw reader.corrupt("has a change id of an unknown kind")
             }
-            let column = try reader.string()
+            let column = entryFormat == format ? try reader.column(&dictionary, names) : try reader.string()
             let value = try reader.value()
             hlc = hlc &+ UInt64(bitPattern: try reader.signed())
             switch try reader.byte() {
@@ -165,8 +170,8 @@ enum HistoryCoding {
         return changes
     }
 
-    static func decode(_ bytes: [UInt8]) throws -> [RecordedChange] {
-        try bytes.withUnsafeBytes { try decode($0) }
+    static func decode(_ bytes: [UInt8], columns: ColumnNames) throws -> [RecordedChange] {
+        try bytes.withUnsafeBytes { try decode($0, columns: columns) }
     }
 
     /// An entry as JSON text, as releases before decision 0031 wrote it: one array per change,

@@ -102,6 +102,7 @@ extension StoreSchema {
             PRIMARY KEY (tbl, row_id)
         );
         CREATE INDEX IF NOT EXISTS records_by_seq ON records(seq);
+        CREATE TABLE IF NOT EXISTS column_names (no bigint PRIMARY KEY, name text NOT NULL UNIQUE);
         CREATE TABLE IF NOT EXISTS row_links (
             tbl TEXT COLLATE "C" NOT NULL, row_id TEXT COLLATE "C" NOT NULL, col TEXT COLLATE "C" NOT NULL, value BYTEA NOT NULL,
             PRIMARY KEY (value, tbl, col, row_id)

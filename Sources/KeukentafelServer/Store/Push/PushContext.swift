@@ -28,7 +28,7 @@ struct PushContext {
     var marks = ChangeMarks()
     /// Change ids that come more than once in the current window.
     var repeatedIDs: Set<String> = []
-    var pending = PendingWrites()
+    var pending: PendingWrites
     /// Rows whose scopes may have changed, by scope depth (see `rescope()`).
     var rescopeQueue: [Int: Set<RowAddress>] = [:]
     var confidentialityChanged: Set<RowAddress> = []
@@ -229,7 +229,7 @@ struct PushContext {
         try Self.bindIDs(rows, to: stmt, from: 2)
         var found: [String: (row: String, change: RecordedChange)] = [:]
         while try stmt.step() {
-            guard let row = stmt.text(1), let changes = try stmt.withBytes(0, { try HistoryCoding.decode($0) }) else { continue }
+            guard let row = stmt.text(1), let changes = try stmt.withBytes(0, { try HistoryCoding.decode($0, columns: store.columnNames) }) else { continue }
             for change in changes where ids.contains(change.id) && found[change.id] == nil { found[change.id] = (row, change) }
         }
         return found

@@ -31,6 +31,11 @@ struct PendingWrites {
     private var recordBytes: [UInt8] = []
     private var historyBytes: [UInt8] = []
 
+    /// The store's column numbers as this push found them (decision 0034).
+    let columns: ColumnDictionary
+
+    init(columns: ColumnDictionary) { self.columns = columns }
+
     var isEmpty: Bool { rows.isEmpty && links.isEmpty && changes.isEmpty }
 
     /// Rows per statement: SQLite gains little beyond 64; PostgreSQL saves a round trip per row.
@@ -89,7 +94,7 @@ struct PendingWrites {
             var sequence: Int64 = 0
             for cell in row.cells.values where cell.sequence > sequence { sequence = cell.sequence }
             recordBytes.removeAll(keepingCapacity: true)
-            RowCoding.write(row.cells, to: &recordBytes)
+            RowCoding.write(row.cells, columns: columns, to: &recordBytes)
             try stmt.bind(address.table, at: at + 1)
             try stmt.bind(address.row, at: at + 2)
             try stmt.bind(sequence, at: at + 3)
@@ -170,7 +175,7 @@ struct PendingWrites {
                     return RecordedChange(id: change.pointee.id, column: change.pointee.column, value: change.pointee.value,
                                           version: change.pointee.version, base: change.pointee.base, status: logged.result.status,
                                           won: logged.result.won, conflict: logged.result.conflict)
-                }, to: &historyBytes)
+                }, columns: columns, to: &historyBytes)
                 try stmt.bind(first.pointee.table, at: at + 1)
                 try stmt.bind(first.pointee.row, at: at + 2)
                 try stmt.bind(device, at: at + 3)

@@ -7,12 +7,13 @@ extension StoreSchema {
     /// every record in the old form or every one in the new. Runs before `migrateCells`, which writes
     /// records in the new form. Stores made new pass through at once and are marked.
     static func migrateRecordFormat(_ connection: any StoreConnection) throws {
-        guard try !hasFormat("record_format", RowCoding.format, connection) else { return }
+        // The mark says "binary" (2); format 3 (column numbers, decision 0034) needs no move.
+        guard try !hasFormat("record_format", RowCoding.formatWithNames, connection) else { return }
         try makeBytes(table: "records", column: "cells", connection)
         try rewriteJSON(table: "records", column: "cells", key: ["tbl", "row_id"], from: [.text(""), .text("")], connection) { json in
-            RowCoding.encode(try JSONRowCoding.decode(String(decoding: json, as: UTF8.self)))
+            RowCoding.encode(try JSONRowCoding.decode(String(decoding: json, as: UTF8.self)), columns: .none)
         }
-        try connection.setMeta("record_format", .integer(Int64(RowCoding.format)))
+        try connection.setMeta("record_format", .integer(Int64(RowCoding.formatWithNames)))
     }
 
     /// Replaces every value of `column` that is JSON text (it starts with `[`) by `convert`'s bytes for

@@ -8,8 +8,12 @@ import KeukentafelProtocol
 /// `PushContext.idListPlaceholders` makes them (few statement shapes on PostgreSQL).
 struct Records {
     let connection: any StoreConnection
+    let columns: ColumnNames
 
-    init(_ connection: any StoreConnection) { self.connection = connection }
+    init(_ connection: any StoreConnection, columns: ColumnNames) {
+        self.connection = connection
+        self.columns = columns
+    }
 
     /// The cells of one row, or `nil` if the store has no record of it.
     func cells(table: String, row: String) throws -> [String: StoredCell]? {
@@ -18,14 +22,14 @@ struct Records {
         try stmt.bind(table, at: 1)
         try stmt.bind(row, at: 2)
         guard try stmt.step() else { return nil }
-        return try stmt.withBytes(0) { try RowCoding.decode($0) }
+        return try stmt.withBytes(0) { try RowCoding.decode($0, columns: columns) }
     }
 
     /// The cells of those of `rows` the store has, by row id.
     func cells(table: String, rows: [String]) throws -> [String: [String: StoredCell]] {
         var found: [String: [String: StoredCell]] = [:]
         try select("row_id, cells", from: "records", table: table, rows: rows) { stmt in
-            guard let row = stmt.text(0), let cells = try stmt.withBytes(1, { try RowCoding.decode($0) }) else { return }
+            guard let row = stmt.text(0), let cells = try stmt.withBytes(1, { try RowCoding.decode($0, columns: columns) }) else { return }
             found[row] = cells
         }
         return found

@@ -4,11 +4,11 @@ import KeukentafelProtocol
 /// push decodes and re-encodes for every row it changes, and the feed decodes for every row it sends,
 /// so it is made to be read fast and stored small.
 ///
-///     format        1 byte, 2
+///     format        1 byte, 3 (2: columns by name only; still read)
 ///     devices       count, then each: length, UTF-8         (the devices that wrote the cells)
 ///     nodes         count, then each: 8 bytes little-endian (the nodes of the cells' versions)
 ///     cells         count, then each, in sequence order:
-///       column      length, UTF-8
+///       column      its number in `ColumnNames`; or 0, length, UTF-8 (format 2: length, UTF-8)
 ///       value       tag (0 null, 1 integer, 2 real, 3 text), then zigzag integer | 8 bytes | length, UTF-8
 ///       hlc         zigzag difference to the previous cell's (the first: to 0)
 ///       node        index into nodes
@@ -18,10 +18,12 @@ import KeukentafelProtocol
 /// Counts, lengths, indexes and differences are unsigned LEB128 varints. A row's cells are mostly
 /// written together by one device, so their versions differ by little and each costs a few bytes.
 enum RowCoding {
-    static let format: UInt8 = 2
+    static let format: UInt8 = 3
+    /// The format before column numbers (decision 0031), which stores written before 0034 hold.
+    static let formatWithNames: UInt8 = 2
 
-    /// Appends the record of `cells` to `bytes`.
-    static func write(_ cells: [String: StoredCell], to bytes: inout [UInt8]) {
+    /// Appends the record of `cells` to `bytes`, naming columns by their numbers in `columns`.
+    static func write(_ cells: [String: StoredCell], columns: ColumnDictionary, to bytes: inout [UInt8]) {
         let ordered = cells.sorted { ($0.value.sequence, $0.key) < ($1.value.sequence, $1.key) }
         var devices: [String] = []
         var nodes: [UInt64] = []
@@ -38,7 +40,7 @@ enum RowCoding {
         var hlc: UInt64 = 0
         var sequence: Int64 = 0
         for (column, cell) in ordered {
-            StoredBytes.appendString(column, to: &bytes)
+            StoredBytes.appendColumn(column, columns, to: &bytes)
             StoredBytes.appendValue(cell.value.value, to: &bytes)
             StoredBytes.appendSigned(Int64(bitPattern: cell.version.hlc &- hlc), to: &bytes)
             hlc = cell.version.hlc
@@ -49,18 +51,21 @@ enum RowCoding {
         }
     }
 
-    static func encode(_ cells: [String: StoredCell]) -> [UInt8] {
+    static func encode(_ cells: [String: StoredCell], columns: ColumnDictionary) -> [UInt8] {
         var bytes: [UInt8] = []
         bytes.reserveCapacity(32 + cells.count * 32)
-        write(cells, to: &bytes)
+        write(cells, columns: columns, to: &bytes)
         return bytes
     }
 
     /// Calls `cell` for each cell of a record, in sequence order. Bytes that are not what `write`
     /// wrote are an error, never fewer cells.
-    static func forEachCell(in bytes: UnsafeRawBufferPointer, _ cell: (String, StoredCell) throws -> Void) throws {
+    static func forEachCell(in bytes: UnsafeRawBufferPointer, columns names: ColumnNames,
+                            _ cell: (String, StoredCell) throws -> Void) throws {
         var reader = StoredBytes.Reader(bytes, what: "a row's record")
-        guard try reader.byte() == format else { throw reader.corrupt("is not in a format this version reads") }
+        let recordFormat = try reader.byte()
+        guard recordFormat == format || recordFormat == formatWithNames else { throw reader.corrupt("is not in a format this version reads") }
+        var dictionary = names.current
         let deviceCount = try reader.count()
         var devices: [String] = []
         devices.reserveCapacity(deviceCount)
@@ -73,7 +78,7 @@ enum RowCoding {
         var hlc: UInt64 = 0
         var sequence: Int64 = 0
         for _ in 0..<cellCount {
-            let column = try reader.string()
+            let column = recordFormat == format ? try reader.column(&dictionary, names) : try reader.string()
             let value = try reader.value()
             hlc = hlc &+ UInt64(bitPattern: try reader.signed())
             let nodeIndex = try reader.count()
@@ -88,13 +93,13 @@ enum RowCoding {
     }
 
     /// The cells of a record by column.
-    static func decode(_ bytes: UnsafeRawBufferPointer) throws -> [String: StoredCell] {
+    static func decode(_ bytes: UnsafeRawBufferPointer, columns: ColumnNames) throws -> [String: StoredCell] {
         var cells: [String: StoredCell] = [:]
-        try forEachCell(in: bytes) { column, cell in cells[column] = cell }
+        try forEachCell(in: bytes, columns: columns) { column, cell in cells[column] = cell }
         return cells
     }
 
-    static func decode(_ bytes: [UInt8]) throws -> [String: StoredCell] {
-        try bytes.withUnsafeBytes { try decode($0) }
+    static func decode(_ bytes: [UInt8], columns: ColumnNames) throws -> [String: StoredCell] {
+        try bytes.withUnsafeBytes { try decode($0, columns: columns) }
     }
 }
