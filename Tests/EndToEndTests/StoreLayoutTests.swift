@@ -40,10 +40,15 @@ struct StoreLayoutTests {
     static func newChanges(_ connection: any StoreConnection) throws -> [String] {
         let names = try columnNames(connection)
         var lines: [String] = []
-        let read = try connection.cachedStatement("SELECT tbl, row_id, device, received_at, n, changes FROM history ORDER BY id")
+        // The writer by id or name and the time as ISO text, whether the store keeps them so or (decision 0035) not.
+        let byNumber = try StoreSchema.hasColumn("history", "received_ms", connection)
+        let read = try connection.cachedStatement(byNumber
+            ? "SELECT h.tbl, h.row_id, coalesce(d.id, h.device), h.received_ms, h.n, h.changes FROM history h LEFT JOIN devices d ON d.no = h.device_no ORDER BY h.id"
+            : "SELECT tbl, row_id, device, received_at, n, changes FROM history ORDER BY id")
         defer { read.reset() }
         while try read.step() {
-            let entry = (0..<5).map { read.value(Int32($0)) }
+            var entry = (0..<5).map { read.value(Int32($0)) }
+            if byNumber { entry[3] = .text(iso8601(read.int64(3))) }
             let changes = try #require(try read.withBytes(5) { try HistoryCoding.decode($0, columns: names) })
             #expect(entry[4].int64 == Int64(changes.count), "n counts the entry's changes")
             for c in changes {

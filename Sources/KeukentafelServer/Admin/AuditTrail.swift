@@ -151,12 +151,12 @@ public struct AuditTrail: Sendable {
                 for row in rows {
                     let arguments: [CellValue] = [.text(row.table), .text(row.row)]
                     for r in try connection.query("""
-                        SELECT \(who), CAST(sum(x.n) AS BIGINT), min(x.received_at), max(x.received_at) FROM history x
-                        LEFT JOIN devices d ON d.id = x.device LEFT JOIN users u ON u.id = d.user_id
+                        SELECT \(who), CAST(sum(x.n) AS BIGINT), min(x.received_ms), max(x.received_ms) FROM history x
+                        LEFT JOIN devices d ON d.no = x.device_no LEFT JOIN users u ON u.id = d.user_id
                         WHERE x.tbl = ? AND x.row_id = ? GROUP BY 1, 2
                         """, arguments) {
                         count(&changes[Key(user: r[0].string ?? "?", device: r[1].string ?? "?", table: row.table), default: Tally()],
-                              row: row.row, cells: Int(r[2].int64 ?? 0), first: r[3].string ?? "", last: r[4].string ?? "")
+                              row: row.row, cells: Int(r[2].int64 ?? 0), first: r[3].int64.map(iso8601) ?? "", last: r[4].int64.map(iso8601) ?? "")
                     }
                     // Deliveries name the device by number and keep milliseconds (decision 0032).
                     for r in try connection.query("""

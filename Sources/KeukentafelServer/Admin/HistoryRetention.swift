@@ -46,13 +46,14 @@ public struct HistoryRetention: Sendable {
         guard days >= Self.minimumDays else {
             throw AdminError.invalid("history is kept at least \(Self.minimumDays) days; \(days) is too short")
         }
-        let cutoff = iso8601(store.clock() - Int64(days) * 86_400_000)
-        let old = "h.received_at < ?"
+        let cutoffMilliseconds = store.clock() - Int64(days) * 86_400_000
+        let cutoff = iso8601(cutoffMilliseconds)
+        let old = "h.received_ms < ?"
         let openConflict = "EXISTS (SELECT 1 FROM conflicts c WHERE c.tbl = h.tbl AND c.row_id = h.row_id AND c.resolved_at IS NULL)"
         var report = HistoryPruneReport(cutoff: cutoff, entries: 0, changes: 0, keptForOpenConflicts: 0, dryRun: dryRun)
         let (last, kept) = try store.writer.withLock { connection in
-            let last = try connection.scalar("SELECT max(h.id) FROM history h WHERE \(old)", [.text(cutoff)])?.int64
-            let kept = try connection.scalar("SELECT count(*) FROM history h WHERE \(old) AND \(openConflict)", [.text(cutoff)])?.int64 ?? 0
+            let last = try connection.scalar("SELECT max(h.id) FROM history h WHERE \(old)", [.integer(cutoffMilliseconds)])?.int64
+            let kept = try connection.scalar("SELECT count(*) FROM history h WHERE \(old) AND \(openConflict)", [.integer(cutoffMilliseconds)])?.int64 ?? 0
             return (last, kept)
         }
         report.keptForOpenConflicts = Int(kept)
@@ -63,7 +64,7 @@ public struct HistoryRetention: Sendable {
         while from <= last {
             let to = min(from + Self.chunk, last + 1)
             let range = "h.id >= ? AND h.id < ? AND \(old) AND NOT \(openConflict)"
-            let arguments: [CellValue] = [.integer(from), .integer(to), .text(cutoff)]
+            let arguments: [CellValue] = [.integer(from), .integer(to), .integer(cutoffMilliseconds)]
             try store.writer.withLock { connection in
                 try connection.transaction {
                     let counts = try connection.query("SELECT count(*), CAST(coalesce(sum(h.n), 0) AS BIGINT) FROM history h WHERE \(range)", arguments)

@@ -29,15 +29,15 @@ public struct Inspection: Sendable {
         try store.reader.withConnection { connection in
             var entries: [HistoryEntry] = []
             let read = try connection.cachedStatement("""
-                SELECT h.changes, h.device, h.received_at, d.name
-                FROM history h LEFT JOIN devices d ON d.id = h.device WHERE h.tbl = ? AND h.row_id = ? ORDER BY h.id
+                SELECT h.changes, coalesce(d.id, h.device), h.received_ms, d.name
+                FROM history h LEFT JOIN devices d ON d.no = h.device_no WHERE h.tbl = ? AND h.row_id = ? ORDER BY h.id
                 """)
             defer { read.reset() }
             try read.bind([.text(table), .text(row)])
             while try read.step() {
                 for change in try read.withBytes(0, { try HistoryCoding.decode($0, columns: store.columnNames) }) ?? [] where column == nil || change.column == column {
                     entries.append(HistoryEntry(changeID: change.id, column: change.column, value: change.value, version: change.version,
-                                                device: read.text(1), deviceName: read.text(3), receivedAt: read.text(2) ?? "",
+                                                device: read.text(1), deviceName: read.text(3), receivedAt: iso8601(read.int64(2)),
                                                 status: change.status.rawValue, won: change.won))
                 }
             }

@@ -108,6 +108,7 @@ public final class ServerStore: Sendable {
             try StoreSchema.migrateRecordFormat(connection)
             try StoreSchema.migrateCells(connection)
             try StoreSchema.migrateDeliveries(connection)
+            try StoreSchema.migrateHistoryWriters(connection)
             try StoreSchema.migrateRowLinks(connection)
         }
         let readers = ReaderPool(first: try PostgresStoreConnection(location)) { try PostgresStoreConnection(location) }

@@ -123,10 +123,12 @@ enum StoreSchema {
         ) WITHOUT ROWID;
         -- Every accepted change, one entry per row a push wrote to (decision 0018): `changes` holds
         -- that push's changes to the row (HistoryCoding), `n` how many. Appended in arrival order.
+        -- The writer (decision 0035): a registered device by its number (device_no), another writer
+        -- (office, demo) by name (device); received_ms: when the push arrived, in milliseconds.
         CREATE TABLE IF NOT EXISTS history (
             id INTEGER PRIMARY KEY,
             tbl TEXT NOT NULL, row_id TEXT NOT NULL,
-            device TEXT, received_at TEXT NOT NULL,
+            device_no INTEGER, device TEXT, received_ms INTEGER NOT NULL,
             n INTEGER NOT NULL, changes BLOB NOT NULL
         );
         CREATE INDEX IF NOT EXISTS history_by_row ON history(tbl, row_id);
@@ -192,6 +194,7 @@ enum StoreSchema {
         try connection.transaction { try migrateRecordFormat(connection) }
         try connection.transaction { try migrateCells(connection) }
         try connection.transaction { try migrateDeliveries(connection) }
+        try connection.transaction { try migrateHistoryWriters(connection) }
         try connection.transaction { try migrateRowLinks(connection) }
     }
 }
@@ -238,7 +241,10 @@ extension StoreSchema {
         }
         struct Use: Hashable { var node: Int64, device: String }
         var spans: [Use: (first: Int64, last: Int64)] = [:]
-        let read = try connection.cachedStatement("SELECT device, changes FROM history WHERE device IS NOT NULL")
+        // The writer by id, whether the history keeps it so or by number (decision 0035).
+        let read = try connection.cachedStatement(try hasColumn("history", "device_no", connection)
+            ? "SELECT coalesce(d.id, h.device), h.changes FROM history h LEFT JOIN devices d ON d.no = h.device_no WHERE h.device_no IS NOT NULL OR h.device IS NOT NULL"
+            : "SELECT device, changes FROM history WHERE device IS NOT NULL")
         let names = ColumnNames.fixed(try ColumnNames.read(connection))
         defer { read.reset() }
         while try read.step() {

@@ -43,11 +43,20 @@ extension StoreSchema {
         }
         read.reset()
         if let current = entry { entries.append(current) }
-        let insert = try connection.cachedStatement("INSERT INTO history (tbl, row_id, device, received_at, n, changes) VALUES (?, ?, ?, ?, ?, ?)")
+        // Into the layout of decision 0035: a registered device by its number, any other writer by name.
+        try numberDevices(connection)
+        var numbers: [String: Int64] = [:]
+        for row in try connection.query("SELECT id, no FROM devices") {
+            if let id = row[0].string, let number = row[1].int64 { numbers[id] = number }
+        }
+        let insert = try connection.cachedStatement("INSERT INTO history (tbl, row_id, device_no, device, received_ms, n, changes) VALUES (?, ?, ?, ?, "
+            + milliseconds(fromISO: connection.dialect == .sqlite ? "?" : "CAST(? AS text)", connection.dialect) + ", ?, ?)")
         for entry in entries {
-            try insert.bind([.text(entry.table), .text(entry.row), entry.device.map(CellValue.text) ?? .null, .text(entry.receivedAt),
+            let number = entry.device.flatMap { numbers[$0] }
+            try insert.bind([.text(entry.table), .text(entry.row), number.map(CellValue.integer) ?? .null,
+                             number == nil ? entry.device.map(CellValue.text) ?? .null : .null, .text(entry.receivedAt),
                              .integer(Int64(entry.changes.count))])
-            try insert.bind(bytes: HistoryCoding.encode(entry.changes, columns: .none), at: 6)
+            try insert.bind(bytes: HistoryCoding.encode(entry.changes, columns: .none), at: 7)
             try insert.run()
         }
         try marks.save(connection)

@@ -4,20 +4,10 @@ extension StoreSchema {
     /// Idempotent; inside the caller's write transaction, so after a crash the store has the old layout
     /// or the new one.
     static func migrateDeliveries(_ connection: any StoreConnection) throws {
-        // Devices registered before numbers existed take them in the order of their ids; later ones are
-        // numbered when added (`Accounts.addDevice`).
-        var next = (try connection.scalar("SELECT max(no) FROM devices")?.int64 ?? 0) + 1
-        for row in try connection.query("SELECT id FROM devices WHERE no IS NULL ORDER BY id") {
-            try connection.run("UPDATE devices SET no = ? WHERE id = ?", [.integer(next), row[0]])
-            next += 1
-        }
-        try connection.execute("CREATE UNIQUE INDEX IF NOT EXISTS devices_by_no ON devices(no)")
+        try numberDevices(connection)
         guard try hasColumn("deliveries", "device", connection) else { return }
         let sqlite = connection.dialect == .sqlite
-        func milliseconds(_ column: String) -> String {
-            sqlite ? "CAST(round((julianday(\(column)) - 2440587.5) * 86400000) AS INTEGER)"
-                : "CAST(round(extract(epoch FROM CAST(\(column) AS timestamptz)) * 1000) AS BIGINT)"
-        }
+        func milliseconds(_ column: String) -> String { Self.milliseconds(fromISO: column, connection.dialect) }
         try rebuild("deliveries", connection, create: sqlite ? """
             CREATE TABLE deliveries_next (
                 tbl TEXT NOT NULL, row_id TEXT NOT NULL, device_no INTEGER NOT NULL,
@@ -42,6 +32,17 @@ extension StoreSchema {
             """)
     }
 
+    /// Devices registered before numbers existed take them in the order of their ids; later ones are
+    /// numbered when added (`Accounts.addDevice`). Idempotent.
+    static func numberDevices(_ connection: any StoreConnection) throws {
+        var next = (try connection.scalar("SELECT max(no) FROM devices")?.int64 ?? 0) + 1
+        for row in try connection.query("SELECT id FROM devices WHERE no IS NULL ORDER BY id") {
+            try connection.run("UPDATE devices SET no = ? WHERE id = ?", [.integer(next), row[0]])
+            next += 1
+        }
+        try connection.execute("CREATE UNIQUE INDEX IF NOT EXISTS devices_by_no ON devices(no)")
+    }
+
     /// Replaces `table` by `<table>_next`, which `create` makes and `fill` fills from it: the move of a
     /// table to a new key or new columns, inside the caller's transaction.
     static func rebuild(_ table: String, _ connection: any StoreConnection, create: String, fill: String) throws {
@@ -49,6 +50,12 @@ extension StoreSchema {
         try connection.run(fill)
         try connection.execute("DROP TABLE \(table)")
         try connection.execute("ALTER TABLE \(table)_next RENAME TO \(table)")
+    }
+
+    /// SQL for the milliseconds since 1970 of `expression`, an ISO-8601 time as `iso8601` writes it.
+    static func milliseconds(fromISO expression: String, _ dialect: StoreDialect) -> String {
+        dialect == .sqlite ? "CAST(round((julianday(\(expression)) - 2440587.5) * 86400000) AS INTEGER)"
+            : "CAST(round(extract(epoch FROM CAST(\(expression) AS timestamptz)) * 1000) AS BIGINT)"
     }
 
     /// Whether `table` has `column`.

@@ -260,7 +260,7 @@ struct PushContext {
 
     /// Writes the gathered records, links and history entries; call before reading them in SQL.
     mutating func flushWrites() throws {
-        try pending.flush(batch: batch, device: device, receivedAt: receivedAt, connection)
+        try pending.flush(batch: batch, connection)
     }
 
     mutating func recordConflict(table: DataModel.Table, key: CellKey, winner: VersionedValue, winnerDevice: String?,
@@ -349,7 +349,7 @@ struct PushContext {
     /// Adds `batch[index]` to the history (with the next flush).
     mutating func log(_ index: Int, result: ChangeResult) throws {
         marks.note(id: batch[index].id, version: batch[index].version)
-        try pending.log(index, result: result, batch: batch, device: device, receivedAt: receivedAt, connection)
+        try pending.log(index, result: result, batch: batch, connection)
     }
 }
 

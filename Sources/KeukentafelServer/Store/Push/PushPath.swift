@@ -163,7 +163,8 @@ struct PushPath: Sendable {
         let sequence = try connection.scalar("SELECT value FROM meta WHERE key = 'seq'")?.int64 ?? 0
         var context = PushContext(connection: connection, sequence: sequence, device: device, receivedAt: iso8601(now),
                                   store: store, batchStartSequence: sequence, nowMilliseconds: now, batch: changes,
-                                  pending: PendingWrites(columns: store.columnNames.current))
+                                  pending: PendingWrites(columns: store.columnNames.current,
+                                                         writer: try HistoryWriter(device: device, at: now, connection)))
         var results: [ChangeResult] = []
         results.reserveCapacity(changes.count)
         // In windows: what the window's changes need from the store is read in a few statements, and

@@ -33,8 +33,13 @@ struct PendingWrites {
 
     /// The store's column numbers as this push found them (decision 0034).
     let columns: ColumnDictionary
+    /// Who made the push and when, for its history entries.
+    let writer: HistoryWriter
 
-    init(columns: ColumnDictionary) { self.columns = columns }
+    init(columns: ColumnDictionary, writer: HistoryWriter) {
+        self.columns = columns
+        self.writer = writer
+    }
 
     var isEmpty: Bool { rows.isEmpty && links.isEmpty && changes.isEmpty }
 
@@ -53,22 +58,21 @@ struct PendingWrites {
         links[key] = (links[key]?.old ?? old, new)
     }
 
-    mutating func log(_ index: Int, result: ChangeResult, batch: [Change], device: String, receivedAt: String,
-                      _ connection: any StoreConnection) throws {
+    mutating func log(_ index: Int, result: ChangeResult, batch: [Change], _ connection: any StoreConnection) throws {
         let sameRow = changes.last.map { batch[$0.index].row == batch[index].row && batch[$0.index].table == batch[index].table } ?? false
         if !sameRow {
             if entryStarts.count == Self.rowsPerStatement(connection.dialect) {
-                try flushChanges(batch: batch, device: device, receivedAt: receivedAt, connection)
+                try flushChanges(batch: batch, connection)
             }
             entryStarts.append(changes.count)
         }
         changes.append(LoggedChange(index: index, result: result))
     }
 
-    mutating func flush(batch: [Change], device: String, receivedAt: String, _ connection: any StoreConnection) throws {
+    mutating func flush(batch: [Change], _ connection: any StoreConnection) throws {
         try flushRecords(connection)
         try flushLinks(connection)
-        try flushChanges(batch: batch, device: device, receivedAt: receivedAt, connection)
+        try flushChanges(batch: batch, connection)
     }
 
     mutating func flushRecords(_ connection: any StoreConnection) throws {
@@ -145,23 +149,22 @@ struct PendingWrites {
         return rows
     }
 
-    mutating func flushChanges(batch: [Change], device: String, receivedAt: String, _ connection: any StoreConnection) throws {
+    mutating func flushChanges(batch: [Change], _ connection: any StoreConnection) throws {
         guard !changes.isEmpty else { return }
         var first = 0
         while first < entryStarts.count {
             let entries = Self.statementRows(entryStarts.count - first, connection.dialect)
-            try writeEntries(first..<first + entries, batch: batch, device: device, receivedAt: receivedAt, connection)
+            try writeEntries(first..<first + entries, batch: batch, connection)
             first += entries
         }
         changes.removeAll(keepingCapacity: true)
         entryStarts.removeAll(keepingCapacity: true)
     }
 
-    private mutating func writeEntries(_ entries: Range<Int>, batch: [Change], device: String, receivedAt: String,
-                                       _ connection: any StoreConnection) throws {
+    private mutating func writeEntries(_ entries: Range<Int>, batch: [Change], _ connection: any StoreConnection) throws {
         let full = entries.count == Self.rowsPerStatement(connection.dialect)
         let stmt = try (full ? fullChangesStatement : nil) ?? connection.cachedStatement(Self.insertSQL(
-            into: "history (tbl, row_id, device, received_at, n, changes)", columns: 6, rows: entries.count, suffix: ""))
+            into: "history (tbl, row_id, device_no, device, received_ms, n, changes)", columns: 7, rows: entries.count, suffix: ""))
         if full { fullChangesStatement = stmt }
         var at: Int32 = 0
         try batch.withUnsafeBufferPointer { batch in
@@ -178,11 +181,12 @@ struct PendingWrites {
                 }, columns: columns, to: &historyBytes)
                 try stmt.bind(first.pointee.table, at: at + 1)
                 try stmt.bind(first.pointee.row, at: at + 2)
-                try stmt.bind(device, at: at + 3)
-                try stmt.bind(receivedAt, at: at + 4)
-                try stmt.bind(Int64(end - start), at: at + 5)
-                try stmt.bind(bytes: historyBytes, at: at + 6)
-                at += 6
+                try stmt.bind(writer.number.map(CellValue.integer) ?? .null, at: at + 3)
+                try stmt.bind(writer.name.map(CellValue.text) ?? .null, at: at + 4)
+                try stmt.bind(writer.milliseconds, at: at + 5)
+                try stmt.bind(Int64(end - start), at: at + 6)
+                try stmt.bind(bytes: historyBytes, at: at + 7)
+                at += 7
             }
         }
         try stmt.run()
