@@ -345,9 +345,9 @@ public final class SyncEngine: @unchecked Sendable {
                 feed = PageFeed(engine: self, first: query, epoch: try replica.serverEpoch)
                 continue
             }
-            let body: Data
+            let page: PullResponse
             do {
-                body = try fetched.body.get()  // the request's own error, already a SyncError
+                page = try fetched.page.get()  // the request's own error, already a SyncError
             } catch SyncError.server(_, ErrorCode.cursorAhead.rawValue, _) where report.pages == 0 {
                 // The server never handed out this cursor (a replica file put back by hand, or a server
                 // store restored without its proofs): start the feed over, keeping this device's own writes.
@@ -356,12 +356,6 @@ public final class SyncEngine: @unchecked Sendable {
                 feed.stop()
                 feed = PageFeed(engine: self, first: query, epoch: try replica.serverEpoch)
                 continue
-            }
-            let page: PullResponse
-            do {
-                page = try FeedCoding.decodePull(body)
-            } catch {
-                throw SyncError.protocolMismatch("GET /v1/pull: \(error)")
             }
             let counts = try replica.apply(page)
             if page.resync { passStart = 0 }
