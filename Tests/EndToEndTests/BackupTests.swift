@@ -49,7 +49,7 @@ import Testing
             while try records.step() {
                 let table = records.value(0).description, row = records.value(1).description
                 try records.withBytes(2) { bytes in
-                    try RowCoding.forEachCell(in: bytes, columns: names) { column, cell in
+                    try RowCoding.forEachCell(in: bytes, columns: names, devices: .fixed(try DeviceNumbers.read(copy))) { column, cell in
                         current.append([table, row, column, String(Int64(bitPattern: cell.version.hlc)),
                                         String(Int64(bitPattern: cell.version.node.rawValue))].joined(separator: "|"))
                     }

@@ -16,9 +16,16 @@ struct ColumnNumberTests {
     func numbersAreSmall() throws {
         let cells = try RecordFormatTests.sampleCells()
         let numbers = ColumnDictionary(["_deleted"] + cells.keys.sorted())
-        let spelled = RowCoding.encode(cells, columns: .none), numbered = RowCoding.encode(cells, columns: numbers)
-        #expect(spelled.count - numbered.count == cells.keys.map { $0.utf8.count + 1 }.reduce(0, +))
-        #expect(try RowCoding.decode(numbered, columns: .fixed(numbers)) == cells)
+        let spelled = RowCoding.encode(cells, columns: .none, devices: .none)
+        let numbered = RowCoding.encode(cells, columns: numbers, devices: .none)
+        let saved: Int = cells.keys.map { $0.utf8.count + 1 }.reduce(0, +)
+        #expect(spelled.count - numbered.count == saved)
+        #expect(try RowCoding.decode(numbered, columns: .fixed(numbers), devices: .fixed(.none)) == cells)
+        // A numbered device (decision 0036) costs one byte where its id cost its length and two.
+        let devices = DeviceDictionary([("laptop-fatima", 1), ("office-anne", 2)])
+        let both = RowCoding.encode(cells, columns: numbers, devices: devices)
+        #expect(numbered.count - both.count == "laptop-fatima".utf8.count + 1 + "office-anne".utf8.count + 1)
+        #expect(try RowCoding.decode(both, columns: .fixed(numbers), devices: .fixed(devices)) == cells)
         #expect(numbered.first == RowCoding.format && RowCoding.format == 3)
     }
 
@@ -85,20 +92,25 @@ struct ColumnNumberTests {
                version: CellVersion(hlc: HybridLogicalClock.timestamp(milliseconds: UInt64(Date().timeIntervalSince1970 * 1000)), node: node), base: nil)
     }
 
+    /// Opens the same new store, as another process would, with the model it is given.
+    static func opener(_ dialect: StoreDialect, _ label: String) async throws -> @Sendable (DataModel) throws -> ServerStore {
+        try await onThread { () -> @Sendable (DataModel) throws -> ServerStore in
+            switch dialect {
+            case .sqlite:
+                let directory = try temporaryDirectory(label)
+                return { try ServerStore(directory: directory, dataModel: $0) }
+            case .postgresql:
+                let database = try TestPostgres.freshDatabase(label.replacingOccurrences(of: "-", with: "_"))
+                return { try ServerStore(postgres: database, dataModel: $0) }
+            }
+        }
+    }
+
     @Test("a column another process numbered after this one opened is read by reading the numbers again",
           arguments: [StoreDialect.sqlite, .postgresql])
     func anotherProcessesNumberIsFound(dialect: StoreDialect) async throws {
         let base = try shippedDataModel()
-        let open = try await onThread { () -> @Sendable (DataModel) throws -> ServerStore in
-            switch dialect {
-            case .sqlite:
-                let directory = try temporaryDirectory("column-numbers")
-                return { try ServerStore(directory: directory, dataModel: $0) }
-            case .postgresql:
-                let database = try TestPostgres.freshDatabase("column_numbers")
-                return { try ServerStore(postgres: database, dataModel: $0) }
-            }
-        }
+        let open = try await Self.opener(dialect, "column-numbers")
         let (old, newer) = try await onThread { () -> (ServerStore, ServerStore) in
             let old = try open(base)
             // A second process with a newer model (ktd admin next to ktd serve, or another ktd on PostgreSQL).
@@ -117,6 +129,29 @@ struct ColumnNumberTests {
         // Opening with the older model again changes no number.
         let again = try await onThread { try open(base) }
         #expect(again.columnNames.current.names == newer.columnNames.current.names)
+    }
+
+    @Test("a device another process added is named by its number in records, and this process finds it",
+          arguments: [StoreDialect.sqlite, .postgresql])
+    func anotherProcessesDeviceIsFound(dialect: StoreDialect) async throws {
+        let model = try shippedDataModel()
+        let open = try await Self.opener(dialect, "device-numbers")
+        let (old, newer) = try await onThread { (try open(model), try open(model)) }
+        _ = try newer.accounts.addUser(name: "fatima", role: .consultant, actor: "test")
+        let laptop = try newer.accounts.addDevice(name: "laptop-nieuw", user: "fatima").device.id
+        let number = try #require(try newer.reader.withConnection { try $0.scalar("SELECT no FROM devices WHERE id = ?", [.text(laptop)])?.int64 })
+        let row = RowID.new()
+        let pushed = try newer.push([Self.change(row, "team", "castricum-noord", counter: 1, node: NodeID.random())], device: laptop)
+        #expect(pushed.results.allSatisfy { $0.status == .applied })
+        // The record names the laptop by its number: its id is nowhere in the bytes.
+        let bytes = try #require(try newer.reader.withConnection {
+            try $0.bytes("SELECT cells FROM records WHERE tbl = 'cases' AND row_id = ?", [.text(row)])
+        })
+        #expect(bytes.first == RowCoding.format && bytes.firstRange(of: Array(laptop.utf8)) == nil)
+        #expect(old.deviceNumbers.current.id(number) == nil)
+        let cells = try old.reader.withConnection { try Records($0, store: old).cells(table: "cases", row: row) }
+        #expect(cells?["team"]?.device == laptop)
+        #expect(old.deviceNumbers.current.id(number) == laptop, "learnt on the miss")
     }
 
     @Test("after a restore of a store numbered differently, this process writes the restored store's numbers")

@@ -35,39 +35,43 @@ struct RecordFormatTests {
 
     /// Numbers for some of the sample's columns: the others are spelled out, as a column outside the model is.
     static let someNumbers = ColumnDictionary(["_deleted", "name", "long", "hours", "since"])
+    /// Numbers for two of the sample's writers; `demo` is spelled out, as a writer that is no device is.
+    static let someDevices = DeviceDictionary([("laptop-fatima", 1), ("office-anne", 7)])
 
     @Test("a record round-trips every kind of value, clock, node, sequence and device")
     func recordsRoundTrip() throws {
         let cells = try Self.sampleCells()
-        let bytes = RowCoding.encode(cells, columns: Self.someNumbers)
-        #expect(try RowCoding.decode(bytes, columns: .fixed(Self.someNumbers)) == cells)
-        #expect(try RowCoding.decode(RowCoding.encode(cells, columns: .none), columns: .fixed(.none)) == cells)
+        let bytes = RowCoding.encode(cells, columns: Self.someNumbers, devices: Self.someDevices)
+        #expect(try RowCoding.decode(bytes, columns: .fixed(Self.someNumbers), devices: .fixed(Self.someDevices)) == cells)
+        #expect(try RowCoding.decode(RowCoding.encode(cells, columns: .none, devices: .none), columns: .fixed(.none), devices: .fixed(.none)) == cells)
         var order: [String] = []
-        try bytes.withUnsafeBytes { try RowCoding.forEachCell(in: $0, columns: .fixed(Self.someNumbers)) { column, _ in order.append(column) } }
+        try bytes.withUnsafeBytes { try RowCoding.forEachCell(in: $0, columns: .fixed(Self.someNumbers), devices: .fixed(Self.someDevices)) { column, _ in order.append(column) } }
         #expect(order == cells.sorted { $0.value.sequence < $1.value.sequence }.map(\.key), "cells come in sequence order")
-        #expect(try RowCoding.decode(RowCoding.encode([:], columns: .none), columns: .fixed(.none)) == [:])
+        #expect(try RowCoding.decode(RowCoding.encode([:], columns: .none, devices: .none), columns: .fixed(.none), devices: .fixed(.none)) == [:])
         // A real case record is a fraction of its JSON text.
         let json = try #require(try Self.firstCaseRecord())
         let record = try JSONRowCoding.decode(json)
-        #expect(try RowCoding.decode(RowCoding.encode(record, columns: .none), columns: .fixed(.none)) == record)
-        let size = RowCoding.encode(record, columns: .none).count
+        #expect(try RowCoding.decode(RowCoding.encode(record, columns: .none, devices: .none), columns: .fixed(.none), devices: .fixed(.none)) == record)
+        let size = RowCoding.encode(record, columns: .none, devices: .none).count
         #expect(size * 2 < json.utf8.count, "\(size) bytes against \(json.utf8.count)")
     }
 
     @Test("damaged bytes are an error, never fewer cells")
     func damagedRecordsAreErrors() throws {
-        let names = ColumnNames.fixed(Self.someNumbers)
-        let bytes = RowCoding.encode(try Self.sampleCells(), columns: Self.someNumbers)
+        let names = ColumnNames.fixed(Self.someNumbers), devices = DeviceNumbers.fixed(Self.someDevices)
+        let bytes = RowCoding.encode(try Self.sampleCells(), columns: Self.someNumbers, devices: Self.someDevices)
         for length in 0..<bytes.count {
-            #expect(throws: StoreError.self, "cut at \(length)") { try RowCoding.decode(Array(bytes.prefix(length)), columns: names) }
+            #expect(throws: StoreError.self, "cut at \(length)") { try RowCoding.decode(Array(bytes.prefix(length)), columns: names, devices: devices) }
         }
-        #expect(throws: StoreError.self) { try RowCoding.decode(bytes + [0], columns: names) }
+        #expect(throws: StoreError.self) { try RowCoding.decode(bytes + [0], columns: names, devices: devices) }
         var otherFormat = bytes
         otherFormat[0] = 1
-        #expect(throws: StoreError.self) { try RowCoding.decode(otherFormat, columns: names) }
-        #expect(throws: StoreError.self) { try RowCoding.decode(Array("[[\"demo\"]]".utf8), columns: names) }
+        #expect(throws: StoreError.self) { try RowCoding.decode(otherFormat, columns: names, devices: devices) }
+        #expect(throws: StoreError.self) { try RowCoding.decode(Array("[[\"demo\"]]".utf8), columns: names, devices: devices) }
         // Numbers the store does not know (fewer names than the writer had) are an error, not another column.
-        #expect(throws: StoreError.self) { try RowCoding.decode(bytes, columns: .fixed(ColumnDictionary(["name"]))) }
+        #expect(throws: StoreError.self) { try RowCoding.decode(bytes, columns: .fixed(ColumnDictionary(["name"])), devices: devices) }
+        // So are device numbers it does not know.
+        #expect(throws: StoreError.self) { try RowCoding.decode(bytes, columns: names, devices: .fixed(DeviceDictionary([("laptop-fatima", 1)]))) }
     }
 
     /// The first `cases` record of the fixture, as the previous release wrote it.
@@ -146,13 +150,13 @@ struct RecordFormatTests {
         // One record in the binary form already, as after a crash between two windows it could not be (one
         // transaction), but as a record written by this release is: it must be left as it is.
         let first = try #require(try raw.query("SELECT tbl, row_id, cells FROM records ORDER BY tbl, row_id LIMIT 1").first)
-        let binary = RowCoding.encode(try JSONRowCoding.decode(first[2].string ?? ""), columns: .none)
+        let binary = RowCoding.encode(try JSONRowCoding.decode(first[2].string ?? ""), columns: .none, devices: .none)
         try raw.run("UPDATE records SET cells = ?3 WHERE tbl = ?1 AND row_id = ?2", [first[0], first[1]], bytes: binary)
         #expect(raw.changes == 1)
         var converted = 0
         try StoreSchema.rewriteJSON(table: "records", column: "cells", key: ["tbl", "row_id"], from: [.text(""), .text("")], window: 7, raw) { json in
             converted += 1
-            return RowCoding.encode(try JSONRowCoding.decode(String(decoding: json, as: UTF8.self)), columns: .none)
+            return RowCoding.encode(try JSONRowCoding.decode(String(decoding: json, as: UTF8.self)), columns: .none, devices: .none)
         }
         try StoreSchema.rewriteJSON(table: "history", column: "changes", key: ["id"], from: [.integer(.min)], window: 7, raw) { json in
             HistoryCoding.encode(try HistoryCoding.decode(json, columns: .fixed(.none)), columns: .none)

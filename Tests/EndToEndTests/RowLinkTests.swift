@@ -16,7 +16,7 @@ import Testing
     }
 
     static func cases(_ server: TestServer, inHousehold household: String) throws -> [String] {
-        try server.store.reader.withConnection { try Records($0, columns: server.store.columnNames).rows(of: "cases", whose: "household_id", is: household) }
+        try server.store.reader.withConnection { try Records($0, store: server.store).rows(of: "cases", whose: "household_id", is: household) }
     }
 
     @Test("a reference that is set, moved, moved back within one push and cleared keeps exactly its current link")
@@ -110,7 +110,7 @@ import Testing
         let store = try ServerStore(postgres: location, dataModel: try shippedDataModel())
         #expect(try store.reader.withConnection { try $0.query(query) } == before)
         #expect(try store.reader.withConnection { try $0.scalar("SELECT count(*) FROM pg_indexes WHERE indexname = 'row_links_by_value'") } == .integer(0))
-        #expect(try store.reader.withConnection { try Records($0, columns: store.columnNames).rows(of: "cases", whose: "resident_id", is: "a0000000-0000-4000-8000-000000000005") }
+        #expect(try store.reader.withConnection { try Records($0, store: store).rows(of: "cases", whose: "resident_id", is: "a0000000-0000-4000-8000-000000000005") }
                 == ["c0000000-0000-4000-8000-000000000005"])
         let again = try ServerStore(postgres: location, dataModel: try shippedDataModel())
         #expect(try again.reader.withConnection { try $0.query(query) } == before)

@@ -36,6 +36,11 @@ struct StoreLayoutTests {
         try StoreSchema.hasTable("column_names", connection) ? .fixed(ColumnNames.read(connection)) : .fixed(.none)
     }
 
+    /// The device numbers of the store on `connection` (none in a store from before decision 0032).
+    static func deviceNumbers(_ connection: any StoreConnection) throws -> DeviceDictionary {
+        try StoreSchema.hasColumn("devices", "no", connection) ? DeviceNumbers.read(connection) : .none
+    }
+
     /// Every change of the new layout as the same line, in history order.
     static func newChanges(_ connection: any StoreConnection) throws -> [String] {
         let names = try columnNames(connection)
@@ -71,12 +76,12 @@ struct StoreLayoutTests {
 
     /// Every cell the records hold, as the same line.
     static func recordCells(_ connection: any StoreConnection) throws -> [String] {
-        let names = try columnNames(connection)
+        let names = try columnNames(connection), devices = DeviceNumbers.fixed(try deviceNumbers(connection))
         var lines: [String] = []
         let stmt = try connection.cachedStatement("SELECT tbl, row_id, cells, seq, n FROM records ORDER BY tbl, row_id")
         defer { stmt.reset() }
         while try stmt.step() {
-            let cells = try #require(try stmt.withBytes(2) { try RowCoding.decode($0, columns: names) })
+            let cells = try #require(try stmt.withBytes(2) { try RowCoding.decode($0, columns: names, devices: devices) })
             #expect(stmt.int64(4) == Int64(cells.count), "n counts the record's cells")
             #expect(stmt.int64(3) == cells.values.map(\.sequence).max(), "a record's seq is its newest cell's")
             for (column, cell) in cells.sorted(by: { $0.key < $1.key }) {
@@ -109,7 +114,7 @@ struct StoreLayoutTests {
         #expect(links.count == expectedLinks.count)
         let visits = before.filter { $0.hasPrefix("visits|") && $0.contains("|case_id|\(Self.caseID)|") }.map { $0.split(separator: "|")[1] }.map(String.init)
         #expect(!visits.isEmpty)
-        #expect(try store.reader.withConnection { try Records($0, columns: store.columnNames).rows(of: "visits", whose: "case_id", is: Self.caseID) } == visits.sorted())
+        #expect(try store.reader.withConnection { try Records($0, store: store).rows(of: "visits", whose: "case_id", is: Self.caseID) } == visits.sorted())
 
         // A fresh device's bootstrap, in small pages: every cell once, with its version.
         var pulled: [String] = []

@@ -85,7 +85,9 @@ public struct Backups: Sendable {
             try connection.transaction {
                 // The backup's numbers for columns, with numbers for the model's columns it lacks.
                 store.columnNames.replace(with: try ColumnNames.register(ColumnNames.columns(of: store.dataModel), connection))
-                try store.links.prepare(connection, columns: store.columnNames)
+                // The backup's devices: one added since (and gone with the restore) may leave a number free.
+                store.deviceNumbers.replace(with: try DeviceNumbers.read(connection))
+                try store.links.prepare(connection, columns: store.columnNames, devices: store.deviceNumbers)
             }
             try connection.setMeta("epoch", .text(epoch))
             try store.audit.append(connection, actor: actor, action: "restore", subject: name, detail: "new epoch \(epoch)")

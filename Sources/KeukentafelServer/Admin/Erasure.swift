@@ -43,7 +43,7 @@ public struct Erasure: Sendable {
 
     func rowsOfResident(_ id: String, _ connection: any StoreConnection) throws -> [RowReference] {
         let root = RowReference(table: "residents", row: id)
-        guard try !Records(connection, columns: store.columnNames).existing(table: "residents", rows: [id]).isEmpty else {
+        guard try !Records(connection, store: store).existing(table: "residents", rows: [id]).isEmpty else {
             throw AdminError.notFound("no resident with id \(id)")
         }
         let references = store.dataModel.tables.flatMap { table in
@@ -57,7 +57,7 @@ public struct Erasure: Sendable {
             var queue = order
             while let next = queue.popLast() {
                 for reference in references where reference.target == next.table {
-                    for row in try Records(connection, columns: store.columnNames).rows(of: reference.table, whose: reference.column, is: next.row) {
+                    for row in try Records(connection, store: store).rows(of: reference.table, whose: reference.column, is: next.row) {
                         let child = RowReference(table: reference.table, row: row)
                         if found.insert(child).inserted { order.append(child); queue.append(child); changed = true }
                     }
@@ -67,12 +67,12 @@ public struct Erasure: Sendable {
             for table in store.dataModel.tables {
                 guard case .referencedBy(let sourceTable, let column)? = store.scopePlan.rules[table.name] else { continue }
                 let candidates = Set(order.filter { $0.table == sourceTable }.compactMap { source -> String? in
-                    try? Records(connection, columns: store.columnNames).value(table: source.table, row: source.row, column: column)?.string
+                    try? Records(connection, store: store).value(table: source.table, row: source.row, column: column)?.string
                 })
                 for candidate in candidates.sorted() {
                     let row = RowReference(table: table.name, row: candidate)
                     guard !found.contains(row) else { continue }
-                    let sources = try Records(connection, columns: store.columnNames).rows(of: sourceTable, whose: column, is: candidate)
+                    let sources = try Records(connection, store: store).rows(of: sourceTable, whose: column, is: candidate)
                     if sources.allSatisfy({ found.contains(RowReference(table: sourceTable, row: $0)) }) {
                         found.insert(row)
                         order.append(row)
@@ -116,7 +116,7 @@ public struct Erasure: Sendable {
                     let arguments: [CellValue] = [.text(row.table), .text(row.row)]
                     var scopes = try connection.query("SELECT scope FROM row_scopes WHERE tbl = ? AND row_id = ?", arguments).compactMap { $0[0].string }
                     if scopes.isEmpty { scopes = [Access.everyScope] }
-                    let cells = try Records(connection, columns: store.columnNames).cells(table: row.table, row: row.row) ?? [:]
+                    let cells = try Records(connection, store: store).cells(table: row.table, row: row.row) ?? [:]
                     report.cells += cells.count
                     // Links are keyed by value (decision 0033): the record says which the row has.
                     for (column, cell) in cells where cell.value.value != .null && store.links.isLinked(table: row.table, column: column) {
@@ -185,7 +185,7 @@ public struct Erasure: Sendable {
             }
             var rows: [RowReference] = []
             for table in tables.sorted() {
-                for id in try Records(connection, columns: store.columnNames).ids(of: table) where wanted.contains("\(table) \(Erasure.erasedKey(id))") {
+                for id in try Records(connection, store: store).ids(of: table) where wanted.contains("\(table) \(Erasure.erasedKey(id))") {
                     rows.append(RowReference(table: table, row: id))
                 }
             }

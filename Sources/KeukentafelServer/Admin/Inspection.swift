@@ -11,14 +11,14 @@ public struct Inspection: Sendable {
     /// The current value and version of one cell, or `nil` if it was never written.
     public func cell(table: String, row: String, column: String) throws -> VersionedValue? {
         try store.reader.withConnection { connection in
-            try Records(connection, columns: store.columnNames).cells(table: table, row: row)?[column]?.value
+            try Records(connection, store: store).cells(table: table, row: row)?[column]?.value
         }
     }
 
     /// Whether the row exists and is not deleted (the same rule the push path applies).
     public func rowIsLive(table: String, row: String) throws -> Bool {
         try store.reader.withConnection { connection in
-            let cells = try Records(connection, columns: store.columnNames).cells(table: table, row: row) ?? [:]
+            let cells = try Records(connection, store: store).cells(table: table, row: row) ?? [:]
             let state = PushContext.RowState(cells)
             return state.newestOther != nil && !state.isDeleted
         }
@@ -49,7 +49,7 @@ public struct Inspection: Sendable {
     /// The number of cells (live or deleted) of a row.
     public func cellCount(table: String, row: String) throws -> Int {
         try store.reader.withConnection { connection in
-            try Records(connection, columns: store.columnNames).cellCount(table: table, row: row)
+            try Records(connection, store: store).cellCount(table: table, row: row)
         }
     }
 
@@ -66,11 +66,11 @@ public struct Inspection: Sendable {
                 for dependent in store.scopePlan.dependents[next.table] ?? [] {
                     switch dependent {
                     case .children(let table, let column):
-                        for child in try Records(connection, columns: store.columnNames).rows(of: table, whose: column, is: next.row) {
+                        for child in try Records(connection, store: store).rows(of: table, whose: column, is: next.row) {
                             queue.append(RowReference(table: table, row: child))
                         }
                     case .referenced(let table, let column):
-                        if let target = try Records(connection, columns: store.columnNames).value(table: next.table, row: next.row, column: column)?.string {
+                        if let target = try Records(connection, store: store).value(table: next.table, row: next.row, column: column)?.string {
                             queue.append(RowReference(table: table, row: target))
                         }
                     }

@@ -32,6 +32,8 @@ public final class ServerStore: Sendable {
     let links: RowLinks
     /// The numbers records and history entries name columns by (decision 0034).
     let columnNames: ColumnNames
+    /// The numbers records name devices by (decision 0036).
+    let deviceNumbers: DeviceNumbers
     /// Per table of `dataModel`, what the push path needs to know for every change.
     let pushPlans: [String: TablePushPlan]
     /// The database the store runs on.
@@ -122,11 +124,14 @@ public final class ServerStore: Sendable {
         self.checkpointer = checkpointer
         let plan = ScopePlan(dataModel)
         let links = RowLinks(dataModel)
-        let (node, columns) = try connection.transaction { () -> (NodeID, ColumnNames) in
+        let (node, columns, devices) = try connection.transaction { () -> (NodeID, ColumnNames, DeviceNumbers) in
             let columns = ColumnNames(try ColumnNames.register(ColumnNames.columns(of: dataModel), connection)) {
                 try readers.withUnpooledConnection { try ColumnNames.read($0) }
             }
-            try links.prepare(connection, columns: columns)
+            let devices = DeviceNumbers(try DeviceNumbers.read(connection)) {
+                try readers.withUnpooledConnection { try DeviceNumbers.read($0) }
+            }
+            try links.prepare(connection, columns: columns, devices: devices)
             try connection.run("INSERT INTO meta (key, value) VALUES ('node', ?) ON CONFLICT DO NOTHING", [.text(NodeID.random().description)])
             try connection.run("INSERT INTO meta (key, value) VALUES ('created_at', ?) ON CONFLICT DO NOTHING", [.text(iso8601(clock()))])
             try connection.run("INSERT INTO meta (key, value) VALUES ('seq', ?) ON CONFLICT DO NOTHING", [.integer(0)])
@@ -135,9 +140,10 @@ public final class ServerStore: Sendable {
             guard case .text(let nodeHex)? = try connection.scalar("SELECT value FROM meta WHERE key = 'node'"), let node = NodeID(nodeHex) else {
                 throw StoreError.corrupt("the store has no valid node id in table meta")
             }
-            return (node, columns)
+            return (node, columns, devices)
         }
         self.columnNames = columns
+        self.deviceNumbers = devices
         self.dataModel = dataModel
         self.scopePlan = plan
         self.links = links

@@ -85,7 +85,7 @@ struct PushAuthorizer {
         }
         for (table, ids) in rows.sorted(by: { $0.key < $1.key }) {
             let ids = ids.sorted()
-            let found = try Records(connection, columns: store.columnNames).existing(table: table, rows: ids)
+            let found = try Records(connection, store: store).existing(table: table, rows: ids)
             for id in ids { existing[PushContext.RowAddress(table: table, row: id)] = found.contains(id) }
         }
     }
@@ -94,7 +94,7 @@ struct PushAuthorizer {
     mutating func exists(_ table: String, _ row: String) throws -> Bool {
         let address = PushContext.RowAddress(table: table, row: row)
         if let known = existing[address] { return known }
-        let result = !(try Records(connection, columns: store.columnNames).existing(table: table, rows: [row]).isEmpty)
+        let result = !(try Records(connection, store: store).existing(table: table, rows: [row]).isEmpty)
         existing[address] = result
         return result
     }
@@ -243,7 +243,7 @@ struct PushAuthorizer {
         }
         left.reset()
         if case .parent(let column, let table)? = store.scopePlan.rules[row.table] {
-            let target = try Records(connection, columns: store.columnNames).value(table: row.table, row: row.row, column: column)?.string
+            let target = try Records(connection, store: store).value(table: row.table, row: row.row, column: column)?.string
             if let target { result += try history(of: PushContext.RowAddress(table: table, row: target)) }
         }
         rowHistories[row] = result

@@ -291,7 +291,7 @@ public struct Attachments: Sendable {
             let columns = Set(table.columns.filter { $0.type == .attachment }.map(\.name))
             guard !columns.isEmpty else { continue }
             for column in columns.sorted() {
-                if let text = try Records(connection, columns: store.columnNames).value(table: row.table, row: row.row, column: column)?.string,
+                if let text = try Records(connection, store: store).value(table: row.table, row: row.row, column: column)?.string,
                    let reference = AttachmentReference(cellText: text) {
                     found.insert(reference.sha256)
                 }

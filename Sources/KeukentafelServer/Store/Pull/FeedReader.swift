@@ -190,7 +190,7 @@ struct FeedReader: Sendable {
                 }()
                 var flag: CellValue?
                 try stmt.withBytes(2) { bytes in
-                    try RowCoding.forEachCell(in: bytes, columns: store.columnNames) { column, cell in
+                    try RowCoding.forEachCell(in: bytes, columns: store.columnNames, devices: store.deviceNumbers) { column, cell in
                         if column == flagColumn { flag = cell.value.value }
                         guard cell.sequence > floor else { return }
                         if cell.sequence > cursor { count += 1 }

@@ -37,7 +37,7 @@ struct Visibility {
         }
         var scopes: [RowReference: Set<String>] = [:]
         for (table, ids) in scopeRows {
-            try Records(connection, columns: store.columnNames).select("row_id, scope", from: "row_scopes", table: table, rows: ids) { stmt in
+            try Records(connection, store: store).select("row_id, scope", from: "row_scopes", table: table, rows: ids) { stmt in
                 if let row = stmt.text(0), let scope = stmt.text(1) { scopes[RowReference(table: table, row: row), default: []].insert(scope) }
             }
         }
@@ -62,7 +62,7 @@ struct Visibility {
         }
         var confidential = false
         if let flag = model.confidentialWhen {
-            confidential = isTrue(try Records(connection, columns: store.columnNames).value(table: table, row: row, column: flag))
+            confidential = isTrue(try Records(connection, store: store).value(table: table, row: row, column: flag))
         }
         let visible = AccessRules.canSee(table: model, rowScopes: scopes, confidential: confidential, access: access, model: store.dataModel)
         rows[reference] = visible

@@ -161,10 +161,12 @@ struct PushPath: Sendable {
         // The sequence lives in the store, read and written inside the write transaction, so
         // `ktd admin` writing from another process can never hand out the same number.
         let sequence = try connection.scalar("SELECT value FROM meta WHERE key = 'seq'")?.int64 ?? 0
+        let writer = try HistoryWriter(device: device, at: now, connection)
+        if let number = writer.number { store.deviceNumbers.note(id: device, number: number) }
         var context = PushContext(connection: connection, sequence: sequence, device: device, receivedAt: iso8601(now),
                                   store: store, batchStartSequence: sequence, nowMilliseconds: now, batch: changes,
-                                  pending: PendingWrites(columns: store.columnNames.current,
-                                                         writer: try HistoryWriter(device: device, at: now, connection)))
+                                  pending: PendingWrites(columns: store.columnNames.current, devices: store.deviceNumbers.current,
+                                                         writer: writer))
         var results: [ChangeResult] = []
         results.reserveCapacity(changes.count)
         // In windows: what the window's changes need from the store is read in a few statements, and

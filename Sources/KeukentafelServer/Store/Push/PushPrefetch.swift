@@ -57,7 +57,7 @@ extension PushContext {
     /// Reads the records of rows not in the row cache yet, per table in one statement per window.
     mutating func readUncachedRows(_ uncachedRows: [String: [String]]) throws {
         for (table, rows) in uncachedRows {
-            let found = try Records(connection, columns: store.columnNames).cells(table: table, rows: rows)
+            let found = try Records(connection, store: store).cells(table: table, rows: rows)
             // A new row's dictionary is made big enough at once: growing it cell by cell showed in profiles.
             let columns = store.dataModel.table(named: table)?.columns.count ?? 0
             for row in rows {

@@ -33,11 +33,14 @@ struct PendingWrites {
 
     /// The store's column numbers as this push found them (decision 0034).
     let columns: ColumnDictionary
+    /// The devices' numbers as this push found them (decision 0036).
+    let devices: DeviceDictionary
     /// Who made the push and when, for its history entries.
     let writer: HistoryWriter
 
-    init(columns: ColumnDictionary, writer: HistoryWriter) {
+    init(columns: ColumnDictionary, devices: DeviceDictionary, writer: HistoryWriter) {
         self.columns = columns
+        self.devices = devices
         self.writer = writer
     }
 
@@ -98,7 +101,7 @@ struct PendingWrites {
             var sequence: Int64 = 0
             for cell in row.cells.values where cell.sequence > sequence { sequence = cell.sequence }
             recordBytes.removeAll(keepingCapacity: true)
-            RowCoding.write(row.cells, columns: columns, to: &recordBytes)
+            RowCoding.write(row.cells, columns: columns, devices: devices, to: &recordBytes)
             try stmt.bind(address.table, at: at + 1)
             try stmt.bind(address.row, at: at + 2)
             try stmt.bind(sequence, at: at + 3)

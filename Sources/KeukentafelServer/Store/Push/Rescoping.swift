@@ -50,7 +50,7 @@ extension PushContext {
                 for case .children(let childTable, let column) in store.scopePlan.dependents[table] ?? [] {
                     for start in stride(from: 0, to: parents.count, by: Self.windowSize) {
                         let window = Array(parents[start..<min(start + Self.windowSize, parents.count)])
-                        for child in try Records(connection, columns: store.columnNames).rows(of: childTable, whose: column, isAnyOf: window.map(CellValue.text)) {
+                        for child in try Records(connection, store: store).rows(of: childTable, whose: column, isAnyOf: window.map(CellValue.text)) {
                             markForRescope(RowAddress(table: childTable, row: child))
                         }
                     }
@@ -149,7 +149,7 @@ extension PushContext {
 
     /// Ids of the rows of `table` whose reference `column` holds `id` (through the row links).
     func rows(of table: String, whose column: String, is id: String) throws -> [String] {
-        try Records(connection, columns: store.columnNames).rows(of: table, whose: column, is: id)
+        try Records(connection, store: store).rows(of: table, whose: column, is: id)
     }
 
     mutating func recordEviction(_ row: RowAddress, scope: String, kind: String) throws {

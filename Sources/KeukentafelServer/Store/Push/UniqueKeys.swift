@@ -16,7 +16,7 @@ extension PushContext {
             try flushWrites()  // the lookup below reads the other rows' links from the store
             // Rows with the same first key column, then compare the rest in memory (keys are short). In
             // row order, so conflict records come out the same whatever order the database stored rows in.
-            let candidates = try Records(connection, columns: store.columnNames).rows(of: table.name, whose: key.columns[0], isAnyOf: [values[0]])
+            let candidates = try Records(connection, store: store).rows(of: table.name, whose: key.columns[0], isAnyOf: [values[0]])
             for other in candidates where other != change.row {
                 if try rowState(table: table.name, row: other).isDeleted { continue }
                 let otherCells = try self.cells(table: table.name, row: other)

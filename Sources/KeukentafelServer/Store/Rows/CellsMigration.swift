@@ -16,7 +16,7 @@ extension StoreSchema {
             guard let current, !cells.isEmpty else { return }
             try insert.bind([.text(current.table), .text(current.row), .integer(cells.values.map(\.sequence).max() ?? 0),
                              .integer(Int64(cells.count))])
-            try insert.bind(bytes: RowCoding.encode(cells, columns: .none), at: 5)
+            try insert.bind(bytes: RowCoding.encode(cells, columns: .none, devices: .none), at: 5)
             try insert.run()
             cells.removeAll(keepingCapacity: true)
         }

@@ -11,7 +11,7 @@ extension StoreSchema {
         guard try !hasFormat("record_format", RowCoding.formatWithNames, connection) else { return }
         try makeBytes(table: "records", column: "cells", connection)
         try rewriteJSON(table: "records", column: "cells", key: ["tbl", "row_id"], from: [.text(""), .text("")], connection) { json in
-            RowCoding.encode(try JSONRowCoding.decode(String(decoding: json, as: UTF8.self)), columns: .none)
+            RowCoding.encode(try JSONRowCoding.decode(String(decoding: json, as: UTF8.self)), columns: .none, devices: .none)
         }
         try connection.setMeta("record_format", .integer(Int64(RowCoding.formatWithNames)))
     }

@@ -9,10 +9,17 @@ import KeukentafelProtocol
 struct Records {
     let connection: any StoreConnection
     let columns: ColumnNames
+    let devices: DeviceNumbers
 
-    init(_ connection: any StoreConnection, columns: ColumnNames) {
+    init(_ connection: any StoreConnection, columns: ColumnNames, devices: DeviceNumbers) {
         self.connection = connection
         self.columns = columns
+        self.devices = devices
+    }
+
+    /// Reading `store`'s records (its numbers for columns and devices).
+    init(_ connection: any StoreConnection, store: ServerStore) {
+        self.init(connection, columns: store.columnNames, devices: store.deviceNumbers)
     }
 
     /// The cells of one row, or `nil` if the store has no record of it.
@@ -22,14 +29,14 @@ struct Records {
         try stmt.bind(table, at: 1)
         try stmt.bind(row, at: 2)
         guard try stmt.step() else { return nil }
-        return try stmt.withBytes(0) { try RowCoding.decode($0, columns: columns) }
+        return try stmt.withBytes(0) { try RowCoding.decode($0, columns: columns, devices: devices) }
     }
 
     /// The cells of those of `rows` the store has, by row id.
     func cells(table: String, rows: [String]) throws -> [String: [String: StoredCell]] {
         var found: [String: [String: StoredCell]] = [:]
         try select("row_id, cells", from: "records", table: table, rows: rows) { stmt in
-            guard let row = stmt.text(0), let cells = try stmt.withBytes(1, { try RowCoding.decode($0, columns: columns) }) else { return }
+            guard let row = stmt.text(0), let cells = try stmt.withBytes(1, { try RowCoding.decode($0, columns: columns, devices: devices) }) else { return }
             found[row] = cells
         }
         return found

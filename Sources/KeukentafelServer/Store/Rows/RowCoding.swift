@@ -5,7 +5,8 @@ import KeukentafelProtocol
 /// so it is made to be read fast and stored small.
 ///
 ///     format        1 byte, 3 (2: columns by name only; still read)
-///     devices       count, then each: length, UTF-8         (the devices that wrote the cells)
+///     devices       count, then each: its number (`DeviceNumbers`), or 0, length, UTF-8
+///                   (the devices that wrote the cells; format 2: length, UTF-8)
 ///     nodes         count, then each: 8 bytes little-endian (the nodes of the cells' versions)
 ///     cells         count, then each, in sequence order:
 ///       column      its number in `ColumnNames`; or 0, length, UTF-8 (format 2: length, UTF-8)
@@ -23,7 +24,9 @@ enum RowCoding {
     static let formatWithNames: UInt8 = 2
 
     /// Appends the record of `cells` to `bytes`, naming columns by their numbers in `columns`.
-    static func write(_ cells: [String: StoredCell], columns: ColumnDictionary, to bytes: inout [UInt8]) {
+    /// and devices by theirs in `devices`.
+    static func write(_ cells: [String: StoredCell], columns: ColumnDictionary, devices deviceNumbers: DeviceDictionary,
+                      to bytes: inout [UInt8]) {
         let ordered = cells.sorted { ($0.value.sequence, $0.key) < ($1.value.sequence, $1.key) }
         var devices: [String] = []
         var nodes: [UInt64] = []
@@ -33,7 +36,14 @@ enum RowCoding {
         }
         bytes.append(format)
         StoredBytes.appendVarint(UInt64(devices.count), to: &bytes)
-        for device in devices { StoredBytes.appendString(device, to: &bytes) }
+        for device in devices {
+            if let number = deviceNumbers.number(device) {
+                StoredBytes.appendVarint(UInt64(number), to: &bytes)
+            } else {
+                bytes.append(0)
+                StoredBytes.appendString(device, to: &bytes)
+            }
+        }
         StoredBytes.appendVarint(UInt64(nodes.count), to: &bytes)
         for node in nodes { StoredBytes.appendFixed64(node, to: &bytes) }
         StoredBytes.appendVarint(UInt64(ordered.count), to: &bytes)
@@ -51,16 +61,16 @@ enum RowCoding {
         }
     }
 
-    static func encode(_ cells: [String: StoredCell], columns: ColumnDictionary) -> [UInt8] {
+    static func encode(_ cells: [String: StoredCell], columns: ColumnDictionary, devices: DeviceDictionary) -> [UInt8] {
         var bytes: [UInt8] = []
         bytes.reserveCapacity(32 + cells.count * 32)
-        write(cells, columns: columns, to: &bytes)
+        write(cells, columns: columns, devices: devices, to: &bytes)
         return bytes
     }
 
     /// Calls `cell` for each cell of a record, in sequence order. Bytes that are not what `write`
     /// wrote are an error, never fewer cells.
-    static func forEachCell(in bytes: UnsafeRawBufferPointer, columns names: ColumnNames,
+    static func forEachCell(in bytes: UnsafeRawBufferPointer, columns names: ColumnNames, devices deviceNumbers: DeviceNumbers,
                             _ cell: (String, StoredCell) throws -> Void) throws {
         var reader = StoredBytes.Reader(bytes, what: "a row's record")
         let recordFormat = try reader.byte()
@@ -69,7 +79,21 @@ enum RowCoding {
         let deviceCount = try reader.count()
         var devices: [String] = []
         devices.reserveCapacity(deviceCount)
-        for _ in 0..<deviceCount { devices.append(try reader.string()) }
+        for _ in 0..<deviceCount {
+            guard recordFormat == format else {
+                devices.append(try reader.string())
+                continue
+            }
+            let number = try reader.varint()
+            if number == 0 {
+                devices.append(try reader.string())
+            } else {
+                guard number <= UInt64(Int64.max), let id = try deviceNumbers.id(Int64(number)) else {
+                    throw reader.corrupt("names device number \(number), which the store does not know")
+                }
+                devices.append(id)
+            }
+        }
         let nodeCount = try reader.count()
         var nodes: [NodeID] = []
         nodes.reserveCapacity(nodeCount)
@@ -93,13 +117,13 @@ enum RowCoding {
     }
 
     /// The cells of a record by column.
-    static func decode(_ bytes: UnsafeRawBufferPointer, columns: ColumnNames) throws -> [String: StoredCell] {
+    static func decode(_ bytes: UnsafeRawBufferPointer, columns: ColumnNames, devices: DeviceNumbers) throws -> [String: StoredCell] {
         var cells: [String: StoredCell] = [:]
-        try forEachCell(in: bytes, columns: columns) { column, cell in cells[column] = cell }
+        try forEachCell(in: bytes, columns: columns, devices: devices) { column, cell in cells[column] = cell }
         return cells
     }
 
-    static func decode(_ bytes: [UInt8], columns: ColumnNames) throws -> [String: StoredCell] {
-        try bytes.withUnsafeBytes { try decode($0, columns: columns) }
+    static func decode(_ bytes: [UInt8], columns: ColumnNames, devices: DeviceNumbers) throws -> [String: StoredCell] {
+        try bytes.withUnsafeBytes { try decode($0, columns: columns, devices: devices) }
     }
 }
