@@ -24,10 +24,12 @@ enum TestPostgres {
     /// The URL of the test cluster's administrative database.
     static func clusterURL() throws -> String { try cluster.get() }
 
-    /// A new, empty database on the test cluster.
+    /// A new, empty database on the test cluster, named with this run's prefix (`Tools/test` drops
+    /// them after a run that passed).
     static func freshDatabase(_ label: String = "kt") throws -> PostgresLocation {
         let admin = try clusterURL()
-        let name = "\(label)_\(UUID().uuidString.prefix(8).lowercased())"
+        let prefix = ProcessInfo.processInfo.environment["KT_TEST_DATABASE_PREFIX"] ?? "kttest_"
+        let name = "\(prefix)\(label)_\(UUID().uuidString.prefix(8).lowercased())"
         _ = try run("psql", [admin, "-v", "ON_ERROR_STOP=1", "-qc", "CREATE DATABASE \(name)"])
         var location = try PostgresLocation(url: admin)
         location.database = name
