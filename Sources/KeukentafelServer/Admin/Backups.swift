@@ -68,6 +68,12 @@ public struct Backups: Sendable {
         guard (try? source.scalar("SELECT value FROM meta WHERE key = 'seq'")) != nil else {
             throw AdminError.invalid("'\(name)' is not a Keukentafel store backup (no meta table)")
         }
+        do {
+            try StoreSchema.refuseNewerLayout(source)
+        } catch StoreError.newerLayout(let layout, let known) {
+            throw AdminError.invalid("'\(name)' is a backup of a store in layout \(layout), made by a newer ktd; this ktd knows layouts "
+                                     + "up to \(known): restore it with that ktd; nothing was restored")
+        }
         let epoch = NodeID.random().description
         // Erasures are never undone: what was erased since the backup is erased again after it.
         let erased = try store.reader.withConnection { connection in
@@ -82,6 +88,7 @@ public struct Backups: Sendable {
             // A backup from an older release: the tables added since, then its migrations, as on open.
             try connection.execute(StoreSchema.sqlite)
             try StoreSchema.migrate(connection)
+            try StoreSchema.noteLayout(connection)
             try connection.transaction {
                 // The backup's numbers for columns, with numbers for the model's columns it lacks.
                 store.columnNames.replace(with: try ColumnNames.register(ColumnNames.columns(of: store.dataModel), connection))

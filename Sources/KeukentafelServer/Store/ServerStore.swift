@@ -80,8 +80,10 @@ public final class ServerStore: Sendable {
         // past 64 KiB SQLite spills it to a temporary file, and a profile of the real model's ingest
         // showed those writes at a sixth of the push's time.
         try connection.execute("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA cache_size=-65536; PRAGMA secure_delete=OFF; PRAGMA temp_store=MEMORY;")
+        try StoreSchema.refuseNewerLayout(connection)
         try connection.execute(StoreSchema.sqlite)
         try StoreSchema.migrate(connection)
+        try StoreSchema.noteLayout(connection)
         let openReader = { () throws -> any StoreConnection in
             let reader = try SQLiteConnection(path: path)
             // Pulls read the whole store in feed order: through a memory map rather than a read() per
@@ -103,6 +105,7 @@ public final class ServerStore: Sendable {
         let connection = try PostgresStoreConnection(location)
         // Two processes starting at once must not both create the tables: the write lock orders them.
         try connection.transaction {
+            try StoreSchema.refuseNewerLayout(connection)
             try connection.execute(StoreSchema.postgreSQL)
             try StoreSchema.migrateShared(connection)
             try StoreSchema.migrateHistoryFormat(connection)
@@ -112,6 +115,7 @@ public final class ServerStore: Sendable {
             try StoreSchema.migrateDeliveries(connection)
             try StoreSchema.migrateHistoryWriters(connection)
             try StoreSchema.migrateRowLinks(connection)
+            try StoreSchema.noteLayout(connection)
         }
         let readers = ReaderPool(first: try PostgresStoreConnection(location)) { try PostgresStoreConnection(location) }
         try self.init(dialect: .postgresql, directory: "", postgres: location, writer: connection, readers: readers, dataModel: dataModel,

@@ -21,12 +21,17 @@ public struct StoreRefusal: Error, CustomStringConvertible, Sendable {
 public enum StoreError: Error, CustomStringConvertible {
     case corrupt(String)
     case notFound(String)
+    /// A newer release moved the store to a layout this one does not know (`StoreSchema.layout`).
+    case newerLayout(store: Int64, known: Int64)
 
     /// What went wrong, in words.
     public var description: String {
         switch self {
         case .corrupt(let why): return "store is damaged: \(why)"
         case .notFound(let what): return "\(what) not found"
+        case .newerLayout(let store, let known):
+            return "a newer ktd moved this store to layout \(store); this ktd knows layouts up to \(known) and leaves it alone. "
+                + "Run the newer ktd, or to go back to this one put back the backup taken before the upgrade (ktd admin restore)"
         }
     }
 }

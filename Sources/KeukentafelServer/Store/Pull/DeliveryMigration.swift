@@ -58,6 +58,23 @@ extension StoreSchema {
             : "CAST(round(extract(epoch FROM CAST(\(expression) AS timestamptz)) * 1000) AS BIGINT)"
     }
 
+    /// The store's layout as this release leaves it: the number of the last decision that changed how
+    /// the store keeps its data. Kept in `meta` (`layout`), so a release older than the store says so
+    /// in words instead of failing on a column it does not know.
+    static let layout: Int64 = 36
+
+    /// Refuses a store that a newer release moved to a layout this one does not know, before touching it.
+    static func refuseNewerLayout(_ connection: any StoreConnection) throws {
+        guard try hasTable("meta", connection),
+              let stored = try connection.scalar("SELECT value FROM meta WHERE key = 'layout'")?.int64, stored > layout else { return }
+        throw StoreError.newerLayout(store: stored, known: layout)
+    }
+
+    /// Notes that the store is in this release's layout (after its moves).
+    static func noteLayout(_ connection: any StoreConnection) throws {
+        try connection.setMeta("layout", .integer(layout))
+    }
+
     /// Whether `table` has `column`.
     static func hasColumn(_ table: String, _ column: String, _ connection: any StoreConnection) throws -> Bool {
         if connection.dialect == .sqlite {
