@@ -15,14 +15,14 @@ struct ColumnNumberTests {
     @Test("a numbered column costs one byte where its name cost its length and two")
     func numbersAreSmall() throws {
         let cells = try RecordFormatTests.sampleCells()
-        let numbers = ColumnDictionary(["_deleted"] + cells.keys.sorted())
+        let numbers = Numbering(["_deleted"] + cells.keys.sorted())
         let spelled = RowCoding.encode(cells, columns: .none, devices: .none)
         let numbered = RowCoding.encode(cells, columns: numbers, devices: .none)
         let saved: Int = cells.keys.map { $0.utf8.count + 1 }.reduce(0, +)
         #expect(spelled.count - numbered.count == saved)
         #expect(try RowCoding.decode(numbered, columns: .fixed(numbers), devices: .fixed(.none)) == cells)
         // A numbered device (decision 0036) costs one byte where its id cost its length and two.
-        let devices = DeviceDictionary([("laptop-fatima", 1), ("office-anne", 2)])
+        let devices = Numbering([(name: "laptop-fatima", number: 1), (name: "office-anne", number: 2)])
         let both = RowCoding.encode(cells, columns: numbers, devices: devices)
         #expect(numbered.count - both.count == "laptop-fatima".utf8.count + 1 + "office-anne".utf8.count + 1)
         #expect(try RowCoding.decode(both, columns: .fixed(numbers), devices: .fixed(devices)) == cells)
@@ -128,7 +128,7 @@ struct ColumnNumberTests {
         #expect(try old.history(table: "cases", row: row).map(\.column) == ["team", "wishes"])
         // Opening with the older model again changes no number.
         let again = try await onThread { try open(base) }
-        #expect(again.columnNames.current.names == newer.columnNames.current.names)
+        #expect(again.columnNames.current == newer.columnNames.current)
     }
 
     @Test("a device another process added is named by its number in records, and this process finds it",
@@ -148,10 +148,10 @@ struct ColumnNumberTests {
             try $0.bytes("SELECT cells FROM records WHERE tbl = 'cases' AND row_id = ?", [.text(row)])
         })
         #expect(bytes.first == RowCoding.format && bytes.firstRange(of: Array(laptop.utf8)) == nil)
-        #expect(old.deviceNumbers.current.id(number) == nil)
+        #expect(old.deviceNumbers.current.name(Int(number)) == nil)
         let cells = try old.reader.withConnection { try Records($0, store: old).cells(table: "cases", row: row) }
         #expect(cells?["team"]?.device == laptop)
-        #expect(old.deviceNumbers.current.id(number) == laptop, "learnt on the miss")
+        #expect(old.deviceNumbers.current.name(Int(number)) == laptop, "learnt on the miss")
     }
 
     @Test("after a restore of a store numbered differently, this process writes the restored store's numbers")

@@ -106,6 +106,19 @@ import Testing
         #expect(deliveries == ["laptop 1 a 1 14", "laptop 1 b 1 ∅", "laptop 1 c 1 ∅", "laptop 2 a 1 ∅"], "a removal of a row sent earlier in the batch is kept")
     }
 
+    /// The devices table of a release before decision 0032 (no numbers), on PostgreSQL, with the devices of `raw`.
+    static func copyDevices(from raw: SQLiteConnection, to postgres: PostgresStoreConnection) throws {
+        try postgres.execute("""
+            CREATE TABLE devices (
+                id TEXT COLLATE "C" PRIMARY KEY, name TEXT NOT NULL, token_hash TEXT COLLATE "C" NOT NULL UNIQUE,
+                created_at TEXT NOT NULL, revoked_at TEXT, user_id TEXT COLLATE "C", lost_at TEXT, resync BIGINT NOT NULL DEFAULT 0
+            )
+            """)
+        for row in try raw.query("SELECT id, name, token_hash, created_at, revoked_at, user_id, lost_at FROM devices") {
+            try postgres.run("INSERT INTO devices (id, name, token_hash, created_at, revoked_at, user_id, lost_at) VALUES (?, ?, ?, ?, ?, ?, ?)", row)
+        }
+    }
+
     @Test("on PostgreSQL, deliveries by device id and ISO time move to numbers and milliseconds, once")
     func postgresDeliveriesMove() throws {
         let (_, path, before) = try Self.fixture(label: "deliveries-pg")
@@ -114,11 +127,8 @@ import Testing
         do {
             // The previous release's tables, with the fixture's devices and deliveries.
             let postgres = try PostgresStoreConnection(location)
+            try Self.copyDevices(from: raw, to: postgres)
             try postgres.execute("""
-                CREATE TABLE devices (
-                    id TEXT COLLATE "C" PRIMARY KEY, name TEXT NOT NULL, token_hash TEXT COLLATE "C" NOT NULL UNIQUE,
-                    created_at TEXT NOT NULL, revoked_at TEXT, user_id TEXT COLLATE "C", lost_at TEXT, resync BIGINT NOT NULL DEFAULT 0
-                );
                 CREATE TABLE deliveries (
                     tbl TEXT COLLATE "C" NOT NULL, row_id TEXT COLLATE "C" NOT NULL, device TEXT COLLATE "C" NOT NULL,
                     first_at TEXT NOT NULL, last_at TEXT NOT NULL, times BIGINT NOT NULL,
@@ -126,9 +136,6 @@ import Testing
                     PRIMARY KEY (tbl, row_id, device)
                 );
                 """)
-            for row in try raw.query("SELECT id, name, token_hash, created_at, revoked_at, user_id, lost_at FROM devices") {
-                try postgres.run("INSERT INTO devices (id, name, token_hash, created_at, revoked_at, user_id, lost_at) VALUES (?, ?, ?, ?, ?, ?, ?)", row)
-            }
             for row in try raw.query("SELECT tbl, row_id, device, first_at, last_at, times, removal_seq, removal_at FROM deliveries") {
                 try postgres.run("""
                     INSERT INTO deliveries (tbl, row_id, device, first_at, last_at, times, removal_seq, removal_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)

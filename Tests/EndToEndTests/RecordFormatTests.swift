@@ -34,9 +34,9 @@ struct RecordFormatTests {
     }
 
     /// Numbers for some of the sample's columns: the others are spelled out, as a column outside the model is.
-    static let someNumbers = ColumnDictionary(["_deleted", "name", "long", "hours", "since"])
+    static let someNumbers = Numbering(["_deleted", "name", "long", "hours", "since"])
     /// Numbers for two of the sample's writers; `demo` is spelled out, as a writer that is no device is.
-    static let someDevices = DeviceDictionary([("laptop-fatima", 1), ("office-anne", 7)])
+    static let someDevices = Numbering([(name: "laptop-fatima", number: 1), (name: "office-anne", number: 7)])
 
     @Test("a record round-trips every kind of value, clock, node, sequence and device")
     func recordsRoundTrip() throws {
@@ -58,7 +58,7 @@ struct RecordFormatTests {
 
     @Test("damaged bytes are an error, never fewer cells")
     func damagedRecordsAreErrors() throws {
-        let names = ColumnNames.fixed(Self.someNumbers), devices = DeviceNumbers.fixed(Self.someDevices)
+        let names = NumberedNames.fixed(Self.someNumbers), devices = NumberedNames.fixed(Self.someDevices)
         let bytes = RowCoding.encode(try Self.sampleCells(), columns: Self.someNumbers, devices: Self.someDevices)
         for length in 0..<bytes.count {
             #expect(throws: StoreError.self, "cut at \(length)") { try RowCoding.decode(Array(bytes.prefix(length)), columns: names, devices: devices) }
@@ -69,9 +69,9 @@ struct RecordFormatTests {
         #expect(throws: StoreError.self) { try RowCoding.decode(otherFormat, columns: names, devices: devices) }
         #expect(throws: StoreError.self) { try RowCoding.decode(Array("[[\"demo\"]]".utf8), columns: names, devices: devices) }
         // Numbers the store does not know (fewer names than the writer had) are an error, not another column.
-        #expect(throws: StoreError.self) { try RowCoding.decode(bytes, columns: .fixed(ColumnDictionary(["name"])), devices: devices) }
+        #expect(throws: StoreError.self) { try RowCoding.decode(bytes, columns: .fixed(Numbering(["name"])), devices: devices) }
         // So are device numbers it does not know.
-        #expect(throws: StoreError.self) { try RowCoding.decode(bytes, columns: names, devices: .fixed(DeviceDictionary([("laptop-fatima", 1)]))) }
+        #expect(throws: StoreError.self) { try RowCoding.decode(bytes, columns: names, devices: .fixed(Numbering([(name: "laptop-fatima", number: 1)]))) }
     }
 
     /// The first `cases` record of the fixture, as the previous release wrote it.

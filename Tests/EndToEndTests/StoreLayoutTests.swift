@@ -32,12 +32,12 @@ struct StoreLayoutTests {
     }
 
     /// The column numbers of the store on `connection` (none in a store from before decision 0034).
-    static func columnNames(_ connection: any StoreConnection) throws -> ColumnNames {
+    static func columnNames(_ connection: any StoreConnection) throws -> NumberedNames {
         try StoreSchema.hasTable("column_names", connection) ? .fixed(ColumnNames.read(connection)) : .fixed(.none)
     }
 
     /// The device numbers of the store on `connection` (none in a store from before decision 0032).
-    static func deviceNumbers(_ connection: any StoreConnection) throws -> DeviceDictionary {
+    static func deviceNumbers(_ connection: any StoreConnection) throws -> Numbering {
         try StoreSchema.hasColumn("devices", "no", connection) ? DeviceNumbers.read(connection) : .none
     }
 
@@ -76,7 +76,7 @@ struct StoreLayoutTests {
 
     /// Every cell the records hold, as the same line.
     static func recordCells(_ connection: any StoreConnection) throws -> [String] {
-        let names = try columnNames(connection), devices = DeviceNumbers.fixed(try deviceNumbers(connection))
+        let names = try columnNames(connection), devices = NumberedNames.fixed(try deviceNumbers(connection))
         var lines: [String] = []
         let stmt = try connection.cachedStatement("SELECT tbl, row_id, cells, seq, n FROM records ORDER BY tbl, row_id")
         defer { stmt.reset() }
@@ -342,7 +342,7 @@ struct StoreLayoutTests {
                            base: nil, status: .superseded, won: nil, conflict: nil),
         ]
         // Some columns numbered, the others spelled out (decision 0034).
-        let numbers = ColumnDictionary(["_deleted", "b", "status", "d"]), names = ColumnNames.fixed(numbers)
+        let numbers = Numbering(["_deleted", "b", "status", "d"]), names = NumberedNames.fixed(numbers)
         for entry in [changes, more, []] {
             let bytes = HistoryCoding.encode(entry, columns: numbers)
             #expect(try HistoryCoding.decode(bytes, columns: names) == entry)
@@ -353,7 +353,7 @@ struct StoreLayoutTests {
             #expect(throws: StoreError.self) { try HistoryCoding.decode(bytes + [0], columns: names) }
         }
         #expect(throws: StoreError.self, "a number the store does not know") {
-            try HistoryCoding.decode(HistoryCoding.encode(more, columns: numbers), columns: .fixed(ColumnDictionary(["_deleted"])))
+            try HistoryCoding.decode(HistoryCoding.encode(more, columns: numbers), columns: .fixed(Numbering(["_deleted"])))
         }
         // A replica's own id takes three bytes, not thirty (in capitals it is not that form, so kept as text).
         var asText = changes[0]

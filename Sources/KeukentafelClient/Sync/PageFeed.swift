@@ -44,10 +44,8 @@ final class PageFeed: @unchecked Sendable {
                 epoch = peeked.epoch ?? epoch
                 next = engine.pullQuery(since: peeked.cursor, floor: peeked.floor ?? peeked.cursor, epoch: epoch, skipOwn: skipOwn)
             }
-            let page = body.flatMap { data -> Result<PullResponse, any Error> in
-                Result {
-                    do { return try FeedCoding.decodePull(data) } catch { throw SyncError.protocolMismatch("GET /v1/pull: \(error)") }
-                }
+            let page = body.flatMap { data in
+                Result { try FeedCoding.decodePull(data) }.mapError { SyncError.protocolMismatch("GET /v1/pull: \($0)") as any Error }
             }
             condition.lock()
             ready.append(Fetched(query: query, page: page))

@@ -88,7 +88,6 @@ public struct Backups: Sendable {
             // A backup from an older release: the tables added since, then its migrations, as on open.
             try connection.execute(StoreSchema.sqlite)
             try StoreSchema.migrate(connection)
-            try StoreSchema.noteLayout(connection)
             try connection.transaction {
                 // The backup's numbers for columns, with numbers for the model's columns it lacks.
                 store.columnNames.replace(with: try ColumnNames.register(ColumnNames.columns(of: store.dataModel), connection))

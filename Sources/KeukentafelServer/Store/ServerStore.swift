@@ -31,9 +31,9 @@ public final class ServerStore: Sendable {
     /// The columns whose values rows are found by (references, unique keys).
     let links: RowLinks
     /// The numbers records and history entries name columns by (decision 0034).
-    let columnNames: ColumnNames
+    let columnNames: NumberedNames
     /// The numbers records name devices by (decision 0036).
-    let deviceNumbers: DeviceNumbers
+    let deviceNumbers: NumberedNames
     /// Per table of `dataModel`, what the push path needs to know for every change.
     let pushPlans: [String: TablePushPlan]
     /// The database the store runs on.
@@ -83,7 +83,6 @@ public final class ServerStore: Sendable {
         try StoreSchema.refuseNewerLayout(connection)
         try connection.execute(StoreSchema.sqlite)
         try StoreSchema.migrate(connection)
-        try StoreSchema.noteLayout(connection)
         let openReader = { () throws -> any StoreConnection in
             let reader = try SQLiteConnection(path: path)
             // Pulls read the whole store in feed order: through a memory map rather than a read() per
@@ -128,11 +127,11 @@ public final class ServerStore: Sendable {
         self.checkpointer = checkpointer
         let plan = ScopePlan(dataModel)
         let links = RowLinks(dataModel)
-        let (node, columns, devices) = try connection.transaction { () -> (NodeID, ColumnNames, DeviceNumbers) in
-            let columns = ColumnNames(try ColumnNames.register(ColumnNames.columns(of: dataModel), connection)) {
+        let (node, columns, devices) = try connection.transaction { () -> (NodeID, NumberedNames, NumberedNames) in
+            let columns = NumberedNames(try ColumnNames.register(ColumnNames.columns(of: dataModel), connection)) {
                 try readers.withUnpooledConnection { try ColumnNames.read($0) }
             }
-            let devices = DeviceNumbers(try DeviceNumbers.read(connection)) {
+            let devices = NumberedNames(try DeviceNumbers.read(connection)) {
                 try readers.withUnpooledConnection { try DeviceNumbers.read($0) }
             }
             try links.prepare(connection, columns: columns, devices: devices)

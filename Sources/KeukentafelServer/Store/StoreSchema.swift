@@ -196,6 +196,7 @@ enum StoreSchema {
         try connection.transaction { try migrateDeliveries(connection) }
         try connection.transaction { try migrateHistoryWriters(connection) }
         try connection.transaction { try migrateRowLinks(connection) }
+        try noteLayout(connection)
     }
 }
 
@@ -245,7 +246,7 @@ extension StoreSchema {
         let read = try connection.cachedStatement(try hasColumn("history", "device_no", connection)
             ? "SELECT coalesce(d.id, h.device), h.changes FROM history h LEFT JOIN devices d ON d.no = h.device_no WHERE h.device_no IS NOT NULL OR h.device IS NOT NULL"
             : "SELECT device, changes FROM history WHERE device IS NOT NULL")
-        let names = ColumnNames.fixed(try ColumnNames.read(connection))
+        let names = NumberedNames.fixed(try ColumnNames.read(connection))
         defer { read.reset() }
         while try read.step() {
             guard let device = read.text(0), let changes = try read.withBytes(1, { try HistoryCoding.decode($0, columns: names) }) else { continue }

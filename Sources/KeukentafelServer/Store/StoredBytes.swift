@@ -44,14 +44,14 @@ enum StoredBytes {
         }
     }
 
-    /// A column (format 3): its number in the store's `ColumnDictionary`, or 0 and its name spelled out
-    /// when it has none.
-    static func appendColumn(_ column: String, _ dictionary: ColumnDictionary, to bytes: inout [UInt8]) {
-        if let number = dictionary.number(column) {
+    /// A column or a device (format 3): its number in `numbering`, or 0 and the name spelled out when
+    /// it has none (`NumberedNames`).
+    static func appendName(_ name: String, _ numbering: Numbering, to bytes: inout [UInt8]) {
+        if let number = numbering.number(name) {
             appendVarint(UInt64(number), to: &bytes)
         } else {
             bytes.append(0)
-            appendString(column, to: &bytes)
+            appendString(name, to: &bytes)
         }
     }
 
@@ -115,15 +115,15 @@ enum StoredBytes {
             return String(decoding: UnsafeRawBufferPointer(rebasing: bytes[at..<at + length]), as: UTF8.self)
         }
 
-        /// A column as `appendColumn` wrote it. `dictionary`: the numbers this reader looked up so far,
-        /// renewed from `names` when a number is not among them.
-        mutating func column(_ dictionary: inout ColumnDictionary, _ names: ColumnNames) throws -> String {
+        /// A name as `appendName` wrote it. `known`: the numbers this reader looked up so far, renewed
+        /// from `names` when a number is not among them; `kind`: what is named, for the error.
+        mutating func name(_ known: inout Numbering, _ names: NumberedNames, kind: String) throws -> String {
             let number = try varint()
             if number == 0 { return try string() }
-            guard number <= UInt64(Int32.max) else { throw corrupt("names a column by a number too large") }
-            if let name = dictionary.name(Int(number)) { return name }
-            guard let name = try names.name(Int(number)) else { throw corrupt("names column number \(number), which the store does not know") }
-            dictionary = names.current
+            guard number <= UInt64(Int32.max) else { throw corrupt("names a \(kind) by a number too large") }
+            if let name = known.name(Int(number)) { return name }
+            guard let name = try names.name(Int(number)) else { throw corrupt("names \(kind) number \(number), which the store does not know") }
+            known = names.current
             return name
         }
 

@@ -1,14 +1,6 @@
 import KeukentafelProtocol
 
 extension StoreSchema {
-    /// Whether the store has a table of that name.
-    static func hasTable(_ name: String, _ connection: any StoreConnection) throws -> Bool {
-        let sql = connection.dialect == .sqlite
-            ? "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?"
-            : "SELECT count(*) FROM information_schema.tables WHERE table_schema = current_schema() AND table_name = ?"
-        return (try connection.scalar(sql, [.text(name)])?.int64 ?? 0) > 0
-    }
-
     /// Moves a history kept per cell (`changes`, releases before decision 0018) into `history`, one
     /// entry per run of changes one push made to one row, in arrival order; sets the change marks from
     /// it and drops `changes`. Inside the caller's transaction: after a crash the store has the old
@@ -45,15 +37,12 @@ extension StoreSchema {
         if let current = entry { entries.append(current) }
         // Into the layout of decision 0035: a registered device by its number, any other writer by name.
         try numberDevices(connection)
-        var numbers: [String: Int64] = [:]
-        for row in try connection.query("SELECT id, no FROM devices") {
-            if let id = row[0].string, let number = row[1].int64 { numbers[id] = number }
-        }
+        let numbers = try DeviceNumbers.read(connection)
         let insert = try connection.cachedStatement("INSERT INTO history (tbl, row_id, device_no, device, received_ms, n, changes) VALUES (?, ?, ?, ?, "
             + milliseconds(fromISO: connection.dialect == .sqlite ? "?" : "CAST(? AS text)", connection.dialect) + ", ?, ?)")
         for entry in entries {
-            let number = entry.device.flatMap { numbers[$0] }
-            try insert.bind([.text(entry.table), .text(entry.row), number.map(CellValue.integer) ?? .null,
+            let number = entry.device.flatMap { numbers.number($0) }
+            try insert.bind([.text(entry.table), .text(entry.row), number.map { CellValue.integer(Int64($0)) } ?? .null,
                              number == nil ? entry.device.map(CellValue.text) ?? .null : .null, .text(entry.receivedAt),
                              .integer(Int64(entry.changes.count))])
             try insert.bind(bytes: HistoryCoding.encode(entry.changes, columns: .none), at: 7)

@@ -45,7 +45,7 @@ enum HistoryCoding {
     /// The format before column numbers (decision 0031), which stores written before 0034 hold.
     static let formatWithNames: UInt8 = 2
 
-    static func encode<C: Collection<RecordedChange>>(_ changes: C, columns: ColumnDictionary) -> [UInt8] {
+    static func encode<C: Collection<RecordedChange>>(_ changes: C, columns: Numbering) -> [UInt8] {
         var bytes: [UInt8] = []
         bytes.reserveCapacity(16 + changes.count * 48)
         write(changes, columns: columns, to: &bytes)
@@ -54,7 +54,7 @@ enum HistoryCoding {
 
     /// Appends the entry's bytes for `changes` to `bytes` (the push path reuses one buffer per flush),
     /// naming columns by their numbers in `columns`.
-    static func write<C: Collection<RecordedChange>>(_ changes: C, columns: ColumnDictionary, to bytes: inout [UInt8]) {
+    static func write<C: Collection<RecordedChange>>(_ changes: C, columns: Numbering, to bytes: inout [UInt8]) {
         bytes.append(format)
         StoredBytes.appendVarint(UInt64(changes.count), to: &bytes)
         var hlc: UInt64 = 0
@@ -68,7 +68,7 @@ enum HistoryCoding {
                 bytes.append(0)
                 StoredBytes.appendString(change.id, to: &bytes)
             }
-            StoredBytes.appendColumn(change.column, columns, to: &bytes)
+            StoredBytes.appendName(change.column, columns, to: &bytes)
             StoredBytes.appendValue(change.value, to: &bytes)
             StoredBytes.appendSigned(Int64(bitPattern: change.version.hlc &- hlc), to: &bytes)
             hlc = change.version.hlc
@@ -100,12 +100,12 @@ enum HistoryCoding {
 
     /// The changes of one entry; bytes that are not what `write` wrote (or JSON text as releases before
     /// decision 0031 wrote it) are an error, never fewer changes.
-    static func decode(_ bytes: UnsafeRawBufferPointer, columns names: ColumnNames) throws -> [RecordedChange] {
+    static func decode(_ bytes: UnsafeRawBufferPointer, columns names: NumberedNames) throws -> [RecordedChange] {
         if bytes.first == UInt8(ascii: "[") { return try decodeJSON(String(decoding: bytes, as: UTF8.self)) }
         var reader = StoredBytes.Reader(bytes, what: "a history entry")
         let entryFormat = try reader.byte()
         guard entryFormat == format || entryFormat == formatWithNames else { throw reader.corrupt("is not in a format this version reads") }
-        var dictionary = names.current
+        var knownColumns = names.current
         let count = try reader.count()
         var changes: [RecordedChange] = []
         changes.reserveCapacity(count)
@@ -122,7 +122,7 @@ enum HistoryCoding {
                 id = .counter(try reader.varint(), digits)
             default: throw reader.corrupt("has a change id of an unknown kind")
             }
-            let column = entryFormat == format ? try reader.column(&dictionary, names) : try reader.string()
+            let column = entryFormat == format ? try reader.name(&knownColumns, names, kind: "column") : try reader.string()
             let value = try reader.value()
             hlc = hlc &+ UInt64(bitPattern: try reader.signed())
             switch try reader.byte() {
@@ -170,7 +170,7 @@ enum HistoryCoding {
         return changes
     }
 
-    static func decode(_ bytes: [UInt8], columns: ColumnNames) throws -> [RecordedChange] {
+    static func decode(_ bytes: [UInt8], columns: NumberedNames) throws -> [RecordedChange] {
         try bytes.withUnsafeBytes { try decode($0, columns: columns) }
     }
 

@@ -162,7 +162,7 @@ struct PushPath: Sendable {
         // `ktd admin` writing from another process can never hand out the same number.
         let sequence = try connection.scalar("SELECT value FROM meta WHERE key = 'seq'")?.int64 ?? 0
         let writer = try HistoryWriter(device: device, at: now, connection)
-        if let number = writer.number { store.deviceNumbers.note(id: device, number: number) }
+        if let number = writer.number { store.deviceNumbers.note(device, number: Int(number)) }
         var context = PushContext(connection: connection, sequence: sequence, device: device, receivedAt: iso8601(now),
                                   store: store, batchStartSequence: sequence, nowMilliseconds: now, batch: changes,
                                   pending: PendingWrites(columns: store.columnNames.current, devices: store.deviceNumbers.current,

@@ -32,13 +32,13 @@ struct PendingWrites {
     private var historyBytes: [UInt8] = []
 
     /// The store's column numbers as this push found them (decision 0034).
-    let columns: ColumnDictionary
+    let columns: Numbering
     /// The devices' numbers as this push found them (decision 0036).
-    let devices: DeviceDictionary
+    let devices: Numbering
     /// Who made the push and when, for its history entries.
     let writer: HistoryWriter
 
-    init(columns: ColumnDictionary, devices: DeviceDictionary, writer: HistoryWriter) {
+    init(columns: Numbering, devices: Numbering, writer: HistoryWriter) {
         self.columns = columns
         self.devices = devices
         self.writer = writer

@@ -49,10 +49,6 @@ extension StoreSchema {
         }
     }
 
-    /// Whether `meta` says the store's values of this kind are in `format` already.
-    static func hasFormat(_ key: String, _ format: UInt8, _ connection: any StoreConnection) throws -> Bool {
-        try connection.scalar("SELECT value FROM meta WHERE key = ?", [.text(key)])?.int64 == Int64(format)
-    }
 
     /// On PostgreSQL, a `text` column becomes `bytea` holding its text's UTF-8 bytes (which the JSON
     /// readers still read); SQLite stores bytes in any column.

@@ -8,10 +8,10 @@ import KeukentafelProtocol
 /// `PushContext.idListPlaceholders` makes them (few statement shapes on PostgreSQL).
 struct Records {
     let connection: any StoreConnection
-    let columns: ColumnNames
-    let devices: DeviceNumbers
+    let columns: NumberedNames
+    let devices: NumberedNames
 
-    init(_ connection: any StoreConnection, columns: ColumnNames, devices: DeviceNumbers) {
+    init(_ connection: any StoreConnection, columns: NumberedNames, devices: NumberedNames) {
         self.connection = connection
         self.columns = columns
         self.devices = devices

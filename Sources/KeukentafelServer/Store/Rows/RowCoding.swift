@@ -5,7 +5,7 @@ import KeukentafelProtocol
 /// so it is made to be read fast and stored small.
 ///
 ///     format        1 byte, 3 (2: columns by name only; still read)
-///     devices       count, then each: its number (`DeviceNumbers`), or 0, length, UTF-8
+///     devices       count, then each: its number (`DeviceNumbers`); or 0, length, UTF-8
 ///                   (the devices that wrote the cells; format 2: length, UTF-8)
 ///     nodes         count, then each: 8 bytes little-endian (the nodes of the cells' versions)
 ///     cells         count, then each, in sequence order:
@@ -23,10 +23,9 @@ enum RowCoding {
     /// The format before column numbers (decision 0031), which stores written before 0034 hold.
     static let formatWithNames: UInt8 = 2
 
-    /// Appends the record of `cells` to `bytes`, naming columns by their numbers in `columns`.
-    /// and devices by theirs in `devices`.
-    static func write(_ cells: [String: StoredCell], columns: ColumnDictionary, devices deviceNumbers: DeviceDictionary,
-                      to bytes: inout [UInt8]) {
+    /// Appends the record of `cells` to `bytes`, naming columns by their numbers in `columns` and
+    /// devices by theirs in `devices`.
+    static func write(_ cells: [String: StoredCell], columns: Numbering, devices deviceNumbers: Numbering, to bytes: inout [UInt8]) {
         let ordered = cells.sorted { ($0.value.sequence, $0.key) < ($1.value.sequence, $1.key) }
         var devices: [String] = []
         var nodes: [UInt64] = []
@@ -36,21 +35,14 @@ enum RowCoding {
         }
         bytes.append(format)
         StoredBytes.appendVarint(UInt64(devices.count), to: &bytes)
-        for device in devices {
-            if let number = deviceNumbers.number(device) {
-                StoredBytes.appendVarint(UInt64(number), to: &bytes)
-            } else {
-                bytes.append(0)
-                StoredBytes.appendString(device, to: &bytes)
-            }
-        }
+        for device in devices { StoredBytes.appendName(device, deviceNumbers, to: &bytes) }
         StoredBytes.appendVarint(UInt64(nodes.count), to: &bytes)
         for node in nodes { StoredBytes.appendFixed64(node, to: &bytes) }
         StoredBytes.appendVarint(UInt64(ordered.count), to: &bytes)
         var hlc: UInt64 = 0
         var sequence: Int64 = 0
         for (column, cell) in ordered {
-            StoredBytes.appendColumn(column, columns, to: &bytes)
+            StoredBytes.appendName(column, columns, to: &bytes)
             StoredBytes.appendValue(cell.value.value, to: &bytes)
             StoredBytes.appendSigned(Int64(bitPattern: cell.version.hlc &- hlc), to: &bytes)
             hlc = cell.version.hlc
@@ -61,7 +53,7 @@ enum RowCoding {
         }
     }
 
-    static func encode(_ cells: [String: StoredCell], columns: ColumnDictionary, devices: DeviceDictionary) -> [UInt8] {
+    static func encode(_ cells: [String: StoredCell], columns: Numbering, devices: Numbering) -> [UInt8] {
         var bytes: [UInt8] = []
         bytes.reserveCapacity(32 + cells.count * 32)
         write(cells, columns: columns, devices: devices, to: &bytes)
@@ -70,28 +62,20 @@ enum RowCoding {
 
     /// Calls `cell` for each cell of a record, in sequence order. Bytes that are not what `write`
     /// wrote are an error, never fewer cells.
-    static func forEachCell(in bytes: UnsafeRawBufferPointer, columns names: ColumnNames, devices deviceNumbers: DeviceNumbers,
+    static func forEachCell(in bytes: UnsafeRawBufferPointer, columns names: NumberedNames, devices deviceNumbers: NumberedNames,
                             _ cell: (String, StoredCell) throws -> Void) throws {
         var reader = StoredBytes.Reader(bytes, what: "a row's record")
         let recordFormat = try reader.byte()
         guard recordFormat == format || recordFormat == formatWithNames else { throw reader.corrupt("is not in a format this version reads") }
-        var dictionary = names.current
+        let numbered = recordFormat == format
+        var knownColumns = names.current
         let deviceCount = try reader.count()
         var devices: [String] = []
         devices.reserveCapacity(deviceCount)
-        for _ in 0..<deviceCount {
-            guard recordFormat == format else {
-                devices.append(try reader.string())
-                continue
-            }
-            let number = try reader.varint()
-            if number == 0 {
-                devices.append(try reader.string())
-            } else {
-                guard number <= UInt64(Int64.max), let id = try deviceNumbers.id(Int64(number)) else {
-                    throw reader.corrupt("names device number \(number), which the store does not know")
-                }
-                devices.append(id)
+        if deviceCount > 0 {
+            var knownDevices = deviceNumbers.current
+            for _ in 0..<deviceCount {
+                devices.append(numbered ? try reader.name(&knownDevices, deviceNumbers, kind: "device") : try reader.string())
             }
         }
         let nodeCount = try reader.count()
@@ -102,7 +86,7 @@ enum RowCoding {
         var hlc: UInt64 = 0
         var sequence: Int64 = 0
         for _ in 0..<cellCount {
-            let column = recordFormat == format ? try reader.column(&dictionary, names) : try reader.string()
+            let column = numbered ? try reader.name(&knownColumns, names, kind: "column") : try reader.string()
             let value = try reader.value()
             hlc = hlc &+ UInt64(bitPattern: try reader.signed())
             let nodeIndex = try reader.count()
@@ -117,13 +101,13 @@ enum RowCoding {
     }
 
     /// The cells of a record by column.
-    static func decode(_ bytes: UnsafeRawBufferPointer, columns: ColumnNames, devices: DeviceNumbers) throws -> [String: StoredCell] {
+    static func decode(_ bytes: UnsafeRawBufferPointer, columns: NumberedNames, devices: NumberedNames) throws -> [String: StoredCell] {
         var cells: [String: StoredCell] = [:]
         try forEachCell(in: bytes, columns: columns, devices: devices) { column, cell in cells[column] = cell }
         return cells
     }
 
-    static func decode(_ bytes: [UInt8], columns: ColumnNames, devices: DeviceNumbers) throws -> [String: StoredCell] {
+    static func decode(_ bytes: [UInt8], columns: NumberedNames, devices: NumberedNames) throws -> [String: StoredCell] {
         try bytes.withUnsafeBytes { try decode($0, columns: columns, devices: devices) }
     }
 }

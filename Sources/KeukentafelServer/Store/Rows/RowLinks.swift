@@ -30,7 +30,7 @@ struct RowLinks: Sendable {
     /// Makes `row_links` match the records for this model: rebuilt from every record when the set of
     /// linked columns differs from the one the links were made for (a new model, or a store migrated
     /// from the per-cell layout). Inside the caller's write transaction.
-    func prepare(_ connection: any StoreConnection, columns names: ColumnNames, devices: DeviceNumbers) throws {
+    func prepare(_ connection: any StoreConnection, columns names: NumberedNames, devices: NumberedNames) throws {
         guard try connection.scalar("SELECT value FROM meta WHERE key = 'row_links'")?.string != definition else { return }
         try connection.run("DELETE FROM row_links")
         let insert = try connection.cachedStatement("INSERT INTO row_links (tbl, row_id, col, value) VALUES (?, ?, ?, ?)")
