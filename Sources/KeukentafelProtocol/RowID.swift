@@ -64,7 +64,9 @@ public enum RowID {
     }
 }
 
-/// Bytes in lowercase hex (SHA-256 digests of tokens and attachments).
+/// Bytes in lowercase hex (SHA-256 digests of tokens and attachments). Inlinable: every request's
+/// token is hashed and named in hex, and unspecialised across modules each byte cost a witness call.
+@inlinable
 public func hexString(_ bytes: some Sequence<UInt8>) -> String {
     let digits = Array("0123456789abcdef".utf8)
     var hex: [UInt8] = []

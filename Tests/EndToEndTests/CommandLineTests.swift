@@ -456,7 +456,9 @@ import Testing
         let work = try temporaryDirectory("logs")
         let schema = repositoryRoot.appendingPathComponent("Schemas/datamodel.yaml").path
         try await run("ktd", ["admin", "demo", "--data", "data", "--schema", schema], in: work)
-        let token = try token(try await run("ktd", ["admin", "device", "add", "laptop-fatima", "--user", "fatima", "--data", "data", "--json"], in: work).output)
+        // A name with a quote, a tab, a backslash and a non-ASCII letter: the log line must still be one JSON object.
+        let deviceName = "laptop \"Fátima\"\t\\ 2"
+        let token = try token(try await run("ktd", ["admin", "device", "add", deviceName, "--user", "fatima", "--data", "data", "--json"], in: work).output)
         let ktd = Process()
         ktd.executableURL = Self.binDirectory.appendingPathComponent("ktd")
         ktd.arguments = ["serve", "--data", "data", "--schema", schema, "--listen", "127.0.0.1:0", "--metrics-listen", "off", "--stop-with-parent"]
@@ -496,7 +498,7 @@ import Testing
         let stamp = /\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z/
         #expect(lines.allSatisfy { ($0["time"] ?? "").wholeMatch(of: stamp) != nil }, "UTC with milliseconds: \(lines.first?["time"] ?? "")")
         let pull = lines.first { $0["message"] == "request" && $0["route"] == "GET /v1/pull" }
-        #expect(pull?["status"] == "200" && pull?["device"] == "laptop-fatima" && pull?["user"] == "fatima", "\(pull ?? [:])")
+        #expect(pull?["status"] == "200" && pull?["device"] == deviceName && pull?["user"] == "fatima", "\(pull ?? [:])")
         #expect(Int(pull?["cells"] ?? "") ?? 0 > 0 && pull?["ms"] != nil && pull?["address"] == "127.0.0.1", "\(pull ?? [:])")
         let refused = lines.filter { $0["route"] == "GET /v1/hello" && $0["status"] == "401" }
         #expect(refused.count == 20 && refused.allSatisfy { $0["refused"] == "unauthorized" && $0["device"] == nil })

@@ -51,6 +51,9 @@ struct PendingWrites {
 
     /// Notes that `row`'s cells changed: its record is written with the next flush.
     mutating func write(_ address: PushContext.RowAddress, _ row: PushContext.CachedRow, _ connection: any StoreConnection) throws {
+        // A batch's changes come row by row: most calls are for the row noted just before, known by
+        // identity without hashing its address.
+        if let last = rows.last, last.row === row { return }
         guard touched.insert(address).inserted else { return }
         rows.append((address, row))
         if rows.count >= Self.rowsPerStatement(connection.dialect) { try flushRecords(connection) }
