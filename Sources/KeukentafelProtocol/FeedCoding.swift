@@ -81,6 +81,7 @@ public enum FeedCoding {
                 case "serverTime": serverTime = try reader.integer()
                 case "schemaVersion": schemaVersion = try reader.integer()
                 case "rows":
+                    rows.reserveCapacity(256)  // grown from 1, a full page's array was copied ten times
                     try reader.array { reader in rows.append(try decodeRow(&reader)) }
                 case "conflicts":
                     let range = try reader.skipValue()
@@ -128,6 +129,7 @@ public enum FeedCoding {
             case "table": table = try reader.string()
             case "row": row = try reader.string()
             case "cells":
+                cells.reserveCapacity(8)  // most rows hold a few cells: without it, three copies on the way to 8
                 try reader.array { reader in
                     var column: String?, value: CellValue?, version: CellVersion?
                     try reader.object { key, reader in

@@ -210,9 +210,15 @@ struct FeedReader: Sendable {
             exhausted = !full && read < wanted
         }
         try visibility.decide(flags)
-        for var row in pending {
-            row.cells = try row.cells.filter { try visibility.canSee(table: row.table, row: row.row, column: $0.column) }
-            if !row.cells.isEmpty { rows.append(row) }
+        // Decided once per row, not per cell; only a partner's rows are filtered cell by cell (filtering
+        // every row's cells was a sixth of reading a bootstrap's pages).
+        rows.reserveCapacity(pending.count)
+        for var row in pending where try visibility.canSeeRow(table: row.table, row: row.row) {
+            if !visibility.seesEveryColumn {
+                row.cells.removeAll { !visibility.canSeeColumn($0.column, of: row.table) }
+                if row.cells.isEmpty { continue }
+            }
+            rows.append(row)
         }
         let more = !exhausted
         let upTo = more ? lastSequence : max(cursor, head)

@@ -18,7 +18,14 @@ struct Visibility {
 
     mutating func canSee(table: String, row: String, column: String) throws -> Bool {
         guard try canSeeRow(table: table, row: row) else { return false }
-        guard access.role == .partner, let model = store.dataModel.table(named: table) else { return true }
+        return canSeeColumn(column, of: table)
+    }
+
+    /// Whether the device may see this column of a row it may see: only a partner's profile leaves columns out.
+    var seesEveryColumn: Bool { access.role != .partner }
+
+    func canSeeColumn(_ column: String, of table: String) -> Bool {
+        guard !seesEveryColumn, let model = store.dataModel.table(named: table) else { return true }
         return AccessRules.canSee(column: column, of: model, access: access, model: store.dataModel)
     }
 
