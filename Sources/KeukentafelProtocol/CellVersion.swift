@@ -115,18 +115,24 @@ extension NodeID: Codable {
     }
 }
 
-private let hexDigits: [UInt8] = Array("0123456789abcdef".utf8)
-
 func hex16(_ value: UInt64) -> String {
     var bytes: [UInt8] = []
     appendHex16(value, to: &bytes)
     return String(decoding: bytes, as: UTF8.self)
 }
 
+/// Appends `value` as 16 lowercase hex digits. Every cell of every page is sent and stored with two of
+/// these: the digits are worked out, not looked up in a global table (whose lazy initialisation and
+/// bounds checks were a third of encoding a page), and appended as one 16-byte copy.
 func appendHex16(_ value: UInt64, to bytes: inout [UInt8]) {
-    for shift in stride(from: 60, through: 0, by: -4) {
-        bytes.append(hexDigits[Int((value >> UInt64(shift)) & 0xF)])
+    var digits: (UInt64, UInt64) = (0, 0)
+    withUnsafeMutableBytes(of: &digits) { out in
+        for index in 0..<16 {
+            let nibble = UInt8(truncatingIfNeeded: value >> UInt64(60 - 4 * index)) & 0xF
+            out[index] = nibble < 10 ? nibble &+ UInt8(ascii: "0") : nibble &+ (UInt8(ascii: "a") - 10)
+        }
     }
+    withUnsafeBytes(of: &digits) { bytes.append(contentsOf: $0) }
 }
 
 /// Exactly 16 lowercase hexadecimal digits (the form `appendHex16` writes), or nil.

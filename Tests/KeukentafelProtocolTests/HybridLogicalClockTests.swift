@@ -62,6 +62,21 @@ import Testing
         #expect(byVersion == byText)
     }
 
+    @Test func hexDigitsAreSixteenLowercaseDigitsAppendedAfterWhatIsThere() {
+        var random = SplitMix64(seed: 11)
+        let values: [UInt64] = [0, 1, 9, 10, 15, 16, 0x0123_4567_89AB_CDEF, 0xFEDC_BA98_7654_3210, .max] + (0..<200).map { _ in random.next() }
+        for value in values {
+            let expected = String(repeating: "0", count: 16 - String(value, radix: 16).count) + String(value, radix: 16)
+            #expect(hex16(value) == expected)
+            var bytes = Array("x:".utf8)
+            appendHex16(value, to: &bytes)
+            #expect(bytes == Array(("x:" + expected).utf8))
+        }
+        var wire = Array("[".utf8)
+        CellVersion(hlc: 0xA, node: NodeID(rawValue: 0x7FFF_FFFF_FFFF_FFFF)!).appendWireForm(to: &wire)
+        #expect(String(decoding: wire, as: UTF8.self) == "[000000000000000a-7fffffffffffffff")
+    }
+
     @Test func malformedWireFormsAreRefused() {
         for text in ["", "abc", "0000000000000001-000000000000000", "0000000000000001_0000000000000001",
                      "000000000000000G-0000000000000001", "0000000000000001-0000000000000000", "0000000000000001-8000000000000000",
