@@ -48,6 +48,15 @@ public struct CellVersion: Sendable, Hashable, Comparable, CustomStringConvertib
         self.init(hlc: hlc, node: nodeID)
     }
 
+    /// Parses the wire form from UTF-8 bytes where they lie (a page being decoded).
+    init?(wireForm utf8: UnsafeRawBufferPointer) {
+        guard utf8.count == 33, utf8[16] == UInt8(ascii: "-"),
+              let hlc = parseHex16(utf8.prefix(16)), let node = parseHex16(utf8.suffix(16)),
+              let nodeID = NodeID(rawValue: node)
+        else { return nil }
+        self.init(hlc: hlc, node: nodeID)
+    }
+
     /// Wall-clock milliseconds of the timestamp, for display and clock-skew checks.
     public var milliseconds: UInt64 { HybridLogicalClock.milliseconds(of: hlc) }
 }

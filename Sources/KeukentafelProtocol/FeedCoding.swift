@@ -531,6 +531,14 @@ package struct JSONReader {
     }
 
     package mutating func version() throws -> CellVersion {
+        // The wire form is 33 ASCII characters with nothing to unescape: parsed where it lies, without
+        // making a String and an array of it for every cell of a page. Anything else (escapes, another
+        // length, not hex) takes the general path, which says what is wrong.
+        if try peek() == UInt8(ascii: "\""), offset + 34 < bytes.count, bytes[offset + 34] == UInt8(ascii: "\""),
+           let version = CellVersion(wireForm: UnsafeRawBufferPointer(rebasing: bytes[(offset + 1)..<(offset + 34)])) {
+            offset += 35
+            return version
+        }
         let text = try string()
         guard let version = CellVersion(text) else { throw fail("a version is '<16 hex>-<16 hex>'") }
         return version

@@ -176,6 +176,31 @@ import Testing
         #expect(back.changes.first?.value == .real(46488))
     }
 
+    @Test("a version is read where it lies, and one written otherwise is read or refused as before")
+    func versionsInAnyFormDecodeAsBefore() throws {
+        func page(_ version: String) -> Data {
+            Data((#"{"cursor":5,"more":false,"rows":[{"table":"t","row":"r","cells":[{"column":"c","value":1,"version":"#
+                + version + #"}]}],"conflicts":[],"resync":false,"serverTime":1,"schemaVersion":1}"#).utf8)
+        }
+        let expected = CellVersion(hlc: 0x0123_4567_89ab_cdef, node: NodeID(rawValue: 0x1a)!)
+        for accepted in [#""0123456789abcdef-000000000000001a""#, #"  "0123456789abcdef-000000000000001a""#,
+                         #""0123456789abcdef-000000000000001a""#, #""0123456789abcdef-000000000000001a""#] {
+            #expect(try FeedCoding.decodePull(page(accepted)).rows.first?.cells.first?.version == expected, "\(accepted)")
+        }
+        for refused in [#""0123456789ABCDEF-000000000000001a""#, #""0123456789abcdef-000000000000001""#,
+                        #""0123456789abcdef-000000000000001a0""#, #""0123456789abcdef_000000000000001a""#,
+                        #""0123456789abcdef-0000000000000000""#, #"01234"#, #""0123456789abcdef-000000000000001a"#] {
+            #expect(throws: (any Error).self, "\(refused)") { try FeedCoding.decodePull(page(refused)) }
+        }
+        // Where the version ends the buffer (a hostile or cut body): refused, never read past the end.
+        let cut = Array(#""0123456789abcdef-000000000000001a""#.utf8)
+        for length in 0..<cut.count {
+            let bytes = Array(cut[..<length])
+            #expect(throws: (any Error).self) { try bytes.withUnsafeBytes { buffer in var reader = JSONReader(buffer); _ = try reader.version() } }
+        }
+        #expect(try cut.withUnsafeBytes { buffer in var reader = JSONReader(buffer); return try reader.version() } == expected)
+    }
+
     @Test func escapesDecodeToTheRightText() throws {
         let body = #"{"node":"0000000000000001","schemaVersion":1,"changes":[{"id":"a","table":"t","row":"r","column":"c","value":"\u00e9\n\ud83c\udfe0\"\/","version":"0000000000000001-0000000000000001"}]}"#
         let request = try decodePush(Array(body.utf8))
