@@ -41,11 +41,8 @@ public struct CellVersion: Sendable, Hashable, Comparable, CustomStringConvertib
 
     /// Parses the wire form from UTF-8 bytes.
     public init?(wireForm utf8: ArraySlice<UInt8>) {
-        guard utf8.count == 33, utf8[utf8.startIndex + 16] == UInt8(ascii: "-"),
-              let hlc = parseHex16(utf8.prefix(16)), let node = parseHex16(utf8.suffix(16)),
-              let nodeID = NodeID(rawValue: node)
-        else { return nil }
-        self.init(hlc: hlc, node: nodeID)
+        guard let version = utf8.withUnsafeBytes({ CellVersion(wireForm: $0) }) else { return nil }
+        self = version
     }
 
     /// Parses the wire form from UTF-8 bytes where they lie (a page being decoded).
