@@ -78,14 +78,24 @@ struct FeedReader: Sendable {
                 }
                 // Devices with the same access and cursor are sent the same page (a push woke them together).
                 let shared = SharedPages.Key(access: access, since: cursor, floor: min(floor ?? 0, cursor), limit: limit, head: head, epoch: epoch)
+                let read = { () throws -> PullResponse in
+                    var page = try readPage(since: cursor, floor: shared.floor, limit: limit, head: head, epoch: epoch, access: access, connection)
+                    if !key.isEmpty { page.cursorProof = CursorProof.proof(cursor: page.cursor, epoch: epoch, key: key) }
+                    return page
+                }
                 var page: PullResponse
-                if let kept = store.sharedPages.page(for: shared) {
+                switch store.sharedPages.lookUp(shared, claim: true) {
+                case .found(let kept):
                     page = kept
                     page.serverTime = now
-                } else {
-                    page = try readPage(since: cursor, floor: shared.floor, limit: limit, head: head, epoch: epoch, access: access, connection)
-                    if !key.isEmpty { page.cursorProof = CursorProof.proof(cursor: page.cursor, epoch: epoch, key: key) }
-                    store.sharedPages.keep(page, for: shared)
+                case .yours:
+                    // Others woken with this device wait for this read; they get the page, or read it themselves if it fails.
+                    var done: PullResponse?
+                    defer { store.sharedPages.finish(shared, with: done) }
+                    page = try read()
+                    done = page
+                case .absent:
+                    page = try read()
                 }
                 // No echo: the cells whose current version the device's own replica wrote, it has.
                 if skipOwn, let own = state?.node { page = page.leavingOut(cellsOf: own) }
@@ -136,7 +146,8 @@ struct FeedReader: Sendable {
         // Beyond the head, another epoch, scopes changed: the full path says what to do.
         guard cursor <= head, deviceEpoch == nil || deviceEpoch == epoch, !(state?.mustResync ?? false) else { return nil }
         let key = SharedPages.Key(access: access, since: cursor, floor: floor, limit: limit, head: head, epoch: epoch)
-        guard var page = store.sharedPages.page(for: key) else { return nil }
+        // A device woken with others whose page is still being read waits for it here, holding no connection.
+        guard case .found(var page) = store.sharedPages.lookUp(key, claim: false) else { return nil }
         page.serverTime = now
         if skipOwn, let own = state?.node { page = page.leavingOut(cellsOf: own) }
         guard let device else { return (page, nil) }

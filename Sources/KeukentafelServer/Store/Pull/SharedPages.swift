@@ -33,6 +33,14 @@ final class SharedPages: @unchecked Sendable {
             self.head = head
             self.epoch = epoch
         }
+
+        /// The key without head and epoch: the same access and place in the feed at any head.
+        var shape: Key {
+            var shape = self
+            shape.head = 0
+            shape.epoch = nil
+            return shape
+        }
     }
 
     /// Pages with more cells than this are not kept (a live change is a few cells; a bootstrap page thousands).
@@ -40,54 +48,105 @@ final class SharedPages: @unchecked Sendable {
     /// At most this many pages at once (a region's distinct scope sets and cursors).
     static let maxPages = 1_024
 
-    private let lock = NSLock()
+    /// Guards everything below; pulls that wait for a page being read wait on it.
+    private let condition = NSCondition()
     private var head: Int64 = -1
     private var pages: [Key: PullResponse] = [:]
     /// The keys of `pages` without head and epoch: whether a pull could find a page, before it reads the head.
     private var shapes: Set<Key> = []
+    /// Pages being read now, and how many of them each shape has (so `mayHold` sees them too).
+    private var flights: [Key: Flight] = [:]
+    private var flyingShapes: [Key: Int] = [:]
     private var hits = 0
+    private var waiters = 0
 
-    /// The page read earlier for `key`, if any.
-    func page(for key: Key) -> PullResponse? {
-        lock.withLock {
-            guard key.head == head, let page = pages[key] else { return nil }
-            hits += 1
-            return page
-        }
+    /// A page one pull reads while others with the same key wait for it.
+    private final class Flight {
+        var done = false
+        var page: PullResponse?
     }
 
-    /// Whether a page is kept for this access and place in the feed at the current head, whichever that
-    /// is (`key`'s head and epoch are not looked at): when not, a pull need not look for one.
+    /// What a pull that looked for a page should do.
+    enum Lookup {
+        /// Send this page (read for another device with the same key).
+        case found(PullResponse)
+        /// Read the page and hand it over with `finish(_:with:)`, also when reading fails: others wait for it.
+        case yours
+        /// Nothing kept or being read: read the page alone.
+        case absent
+    }
+
+    /// The page read for `key`, or being read for it now by another pull (then this waits for that read,
+    /// blocking its thread as the connection pools do: a push wakes a team's devices at the same moment,
+    /// and without waiting each would read the same page). With `claim`, a pull that finds nothing is
+    /// told to read the page for the others (`.yours`). A page read for others is handed to those waiting
+    /// however big it is; only small ones are kept for later pulls.
+    ///
+    /// The pull that claims never waits for another, so waiting cannot deadlock.
+    func lookUp(_ key: Key, claim: Bool) -> Lookup {
+        condition.lock()
+        defer { condition.unlock() }
+        if key.head == head, let page = pages[key] {
+            hits += 1
+            return .found(page)
+        }
+        if let flight = flights[key] {
+            waiters += 1
+            while !flight.done { condition.wait() }
+            waiters -= 1
+            guard let page = flight.page else { return .absent }
+            hits += 1
+            return .found(page)
+        }
+        guard claim else { return .absent }
+        flights[key] = Flight()
+        flyingShapes[key.shape, default: 0] += 1
+        return .yours
+    }
+
+    /// Ends the read `lookUp` gave this pull: hands `page` (nil: the read failed or gave no page to share)
+    /// to the pulls waiting for it, and keeps it if it is small.
+    func finish(_ key: Key, with page: PullResponse?) {
+        condition.lock()
+        if let flight = flights.removeValue(forKey: key) {
+            flight.page = page
+            flight.done = true
+            let shape = key.shape
+            if let count = flyingShapes[shape], count > 1 { flyingShapes[shape] = count - 1 } else { flyingShapes[shape] = nil }
+        }
+        if let page { keepLocked(page, for: key) }
+        condition.unlock()
+        condition.broadcast()
+    }
+
+    /// Whether a page is kept, or being read, for this access and place in the feed at the current head,
+    /// whichever that is (`key`'s head and epoch are not looked at): when not, a pull need not look for one.
     func mayHold(_ key: Key) -> Bool {
-        var shape = key
-        shape.head = 0
-        shape.epoch = nil
-        return lock.withLock { shapes.contains(shape) }
+        let shape = key.shape
+        return condition.withLock { shapes.contains(shape) || flyingShapes[shape] != nil }
     }
 
     /// Keeps `page` for the devices that ask the same; forgets the pages of an older head.
-    func keep(_ page: PullResponse, for key: Key) {
+    private func keepLocked(_ page: PullResponse, for key: Key) {
         let cells = page.rows.reduce(0) { $0 + $1.cells.count }
         guard cells <= Self.maxCells else { return }
-        lock.withLock {
-            // Read connections read their own snapshots: a page of an older head may come after a newer one.
-            guard key.head >= head else { return }
-            if key.head != head {
-                head = key.head
-                pages.removeAll(keepingCapacity: true)
-                shapes.removeAll(keepingCapacity: true)
-            }
-            guard key.head == head, pages.count < Self.maxPages else { return }
-            pages[key] = page
-            var shape = key
-            shape.head = 0
-            shape.epoch = nil
-            shapes.insert(shape)
+        // Read connections read their own snapshots: a page of an older head may come after a newer one.
+        guard key.head >= head else { return }
+        if key.head != head {
+            head = key.head
+            pages.removeAll(keepingCapacity: true)
+            shapes.removeAll(keepingCapacity: true)
         }
+        guard pages.count < Self.maxPages else { return }
+        pages[key] = page
+        shapes.insert(key.shape)
     }
 
     /// How many pulls were answered with a page read for another device (for metrics and tests).
-    var sharedAnswers: Int { lock.withLock { hits } }
+    var sharedAnswers: Int { condition.withLock { hits } }
+
+    /// Pulls waiting now for a page another is reading (for tests).
+    var waiting: Int { condition.withLock { waiters } }
 }
 
 extension PullResponse {
