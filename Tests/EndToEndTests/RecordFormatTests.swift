@@ -13,7 +13,7 @@ struct RecordFormatTests {
     static let jsonRecordsDump = repositoryRoot.appendingPathComponent("Tests/Fixtures/store-json-records.sql").path
     static let caseID = "c0000000-0000-4000-8000-000000000005"
 
-    static func sampleCells() throws -> [String: StoredCell] {
+    static func sampleCells() throws -> RowCells {
         let a = try #require(NodeID(rawValue: 0x1a3f_0011_2233_abcd)), b = try #require(NodeID(rawValue: UInt64(Int64.max)))
         let c = try #require(NodeID(rawValue: 1))
         func cell(_ value: CellValue, _ hlc: UInt64, _ node: NodeID, _ sequence: Int64, _ device: String?) -> StoredCell {

@@ -20,6 +20,8 @@ struct PushContext {
     /// The cells of every row this batch touched, read once per row and kept current by `writeCell`.
     /// Cleared only between windows, after a flush: a row with unwritten cells is always here.
     var rowCache: [RowAddress: CachedRow] = [:]
+    /// Rows read before the batch was applied (by the authorizer), not yet taken into `rowCache`.
+    var readBefore = RowsReadBefore()
     /// The row the previous change went to: a batch's changes come row by row.
     var lastRow: (table: String, row: String, cells: CachedRow)?
     /// What the store already knew of the change ids in the current window (see `prefetch`).
@@ -49,6 +51,14 @@ struct PushContext {
     struct RowAddress: Hashable {
         var table: String
         var row: String
+    }
+
+    /// Rows of the batch as the store held them before it: their records, and those it had none of.
+    /// Each is taken once (`takeReadBefore`): after that the row cache holds the row, or, once the cache
+    /// was emptied between windows, the store holds what the batch wrote to it.
+    struct RowsReadBefore {
+        var records: [RowAddress: RowCells] = [:]
+        var absent: Set<RowAddress> = []
     }
 
     mutating func nextSequence() -> Int64 {
@@ -178,7 +188,7 @@ struct PushContext {
         }
 
         /// The tombstone and the newest other cell of a row's cells.
-        init(_ cells: [String: StoredCell]) {
+        init(_ cells: RowCells) {
             for (column, cell) in cells {
                 if column == Merge.deletedColumn {
                     tombstone = cell
@@ -191,8 +201,8 @@ struct PushContext {
 
     /// A row's cells as this transaction sees them, shared so a write updates them in place.
     final class CachedRow {
-        var cells: [String: StoredCell]
-        init(_ cells: [String: StoredCell]) { self.cells = cells }
+        var cells: RowCells
+        init(_ cells: RowCells) { self.cells = cells }
     }
 
     mutating func cachedRow(table: String, row: String) throws -> CachedRow {
@@ -206,7 +216,7 @@ struct PushContext {
         return cached
     }
 
-    mutating func cells(table: String, row: String) throws -> [String: StoredCell] {
+    mutating func cells(table: String, row: String) throws -> RowCells {
         try cachedRow(table: table, row: row).cells
     }
 

@@ -53,10 +53,11 @@ struct PushPath: Sendable {
                 refuseMissingAttachments(changes, device: device, access: access, connection: connection, &refused)
                 // Rows that exist are judged on the store before the batch; new rows after it.
                 var newRows: [Int] = []
+                var readBefore = PushContext.RowsReadBefore()
                 if access != .system {
                     // A new row with a refused link (to an erased row, or to one the writer may not see) is refused whole.
                     var refusedNewRows: [PushContext.RowAddress: ChangeRejection] = [:]
-                    try authorizer.readExistence(of: changes)
+                    readBefore = try authorizer.readExistence(of: changes)
                     for (index, change) in changes.enumerated() where refused[index] == nil {
                         if let refusal = authorizer.nodeRefusal(of: change) {
                             refused[index] = refusal
@@ -80,7 +81,8 @@ struct PushPath: Sendable {
                         // applied again without them (rare: only a misbehaving or stale device does this).
                         let results = try connection.transaction {
                             let results = try apply(changes, refused: refused, resolutions: allowedResolutions, resolved: &resolved,
-                                                    footprint: &footprint, device: device, now: now, connection: connection)
+                                                    footprint: &footprint, device: device, now: now, readBefore: readBefore,
+                                                    connection: connection)
                             authorizer.forget()
                             var lateRefusals: [Int: ChangeRejection] = [:]
                             for index in newRows where refused[index] == nil {
@@ -157,7 +159,8 @@ struct PushPath: Sendable {
     }
 
     private func apply(_ changes: [Change], refused: [Int: ChangeRejection], resolutions: [Resolution], resolved: inout [Int64],
-                       footprint: inout ChangeFootprint, device: String, now: Int64, connection: any StoreConnection) throws -> [ChangeResult] {
+                       footprint: inout ChangeFootprint, device: String, now: Int64, readBefore: PushContext.RowsReadBefore,
+                       connection: any StoreConnection) throws -> [ChangeResult] {
         // The sequence lives in the store, read and written inside the write transaction, so
         // `ktd admin` writing from another process can never hand out the same number.
         let sequence = try connection.scalar("SELECT value FROM meta WHERE key = 'seq'")?.int64 ?? 0
@@ -167,6 +170,7 @@ struct PushPath: Sendable {
                                   store: store, batchStartSequence: sequence, nowMilliseconds: now, batch: changes,
                                   pending: PendingWrites(columns: store.columnNames.current, devices: store.deviceNumbers.current,
                                                          writer: writer))
+        context.readBefore = readBefore
         var results: [ChangeResult] = []
         results.reserveCapacity(changes.count)
         // In windows: what the window's changes need from the store is read in a few statements, and

@@ -57,17 +57,30 @@ extension PushContext {
     /// Reads the records of rows not in the row cache yet, per table in one statement per window.
     mutating func readUncachedRows(_ uncachedRows: [String: [String]]) throws {
         for (table, rows) in uncachedRows {
-            let found = try Records(connection, store: store).cells(table: table, rows: rows)
-            // A new row's dictionary is made big enough at once: growing it cell by cell showed in profiles.
+            // A new row's cells are given room at once: growing them cell by cell showed in profiles.
             let columns = store.dataModel.table(named: table)?.columns.count ?? 0
+            var unread: [String] = []
             for row in rows {
+                let address = RowAddress(table: table, row: row)
+                if let cells = readBefore.records.removeValue(forKey: address) {
+                    rowCache[address] = CachedRow(cells)
+                } else if readBefore.absent.remove(address) != nil {
+                    rowsNewInBatch.insert(address)
+                    rowCache[address] = CachedRow(RowCells(minimumCapacity: columns + 1))
+                } else {
+                    unread.append(row)
+                }
+            }
+            guard !unread.isEmpty else { continue }
+            let found = try Records(connection, store: store).cells(table: table, rows: unread)
+            for row in unread {
                 let address = RowAddress(table: table, row: row)
                 if let cells = found[row] {
                     rowCache[address] = CachedRow(cells)
                 } else {
                     // No cells at all, so none older than this batch (every write goes through this cache).
                     rowsNewInBatch.insert(address)
-                    rowCache[address] = CachedRow(Dictionary(minimumCapacity: columns + 1))
+                    rowCache[address] = CachedRow(RowCells(minimumCapacity: columns + 1))
                 }
             }
         }

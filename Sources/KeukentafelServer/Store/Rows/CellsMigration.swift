@@ -11,7 +11,7 @@ extension StoreSchema {
         defer { read.reset() }
         let insert = try connection.cachedStatement("INSERT INTO records (tbl, row_id, seq, n, cells) VALUES (?, ?, ?, ?, ?)")
         var current: (table: String, row: String)?
-        var cells: [String: StoredCell] = [:]
+        var cells: RowCells = [:]
         func writeRecord() throws {
             guard let current, !cells.isEmpty else { return }
             try insert.bind([.text(current.table), .text(current.row), .integer(cells.values.map(\.sequence).max() ?? 0),

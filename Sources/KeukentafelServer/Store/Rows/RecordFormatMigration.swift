@@ -67,8 +67,8 @@ extension StoreSchema {
 /// array whose first element lists the devices that wrote the row's cells, then one array per cell,
 /// `[column, value, hlc, node, seq, device]`, with `device` an index into that list (or null).
 enum JSONRowCoding {
-    static func decode(_ text: String) throws -> [String: StoredCell] {
-        var cells: [String: StoredCell] = [:]
+    static func decode(_ text: String) throws -> RowCells {
+        var cells: RowCells = [:]
         var text = text
         try text.withUTF8 { bytes in
             var reader = JSONReader(UnsafeRawBufferPointer(bytes))

@@ -23,7 +23,7 @@ struct Records {
     }
 
     /// The cells of one row, or `nil` if the store has no record of it.
-    func cells(table: String, row: String) throws -> [String: StoredCell]? {
+    func cells(table: String, row: String) throws -> RowCells? {
         let stmt = try connection.literalStatement("SELECT cells FROM records WHERE tbl = ? AND row_id = ?")
         defer { stmt.reset() }
         try stmt.bind(table, at: 1)
@@ -33,8 +33,8 @@ struct Records {
     }
 
     /// The cells of those of `rows` the store has, by row id.
-    func cells(table: String, rows: [String]) throws -> [String: [String: StoredCell]] {
-        var found: [String: [String: StoredCell]] = [:]
+    func cells(table: String, rows: [String]) throws -> [String: RowCells] {
+        var found: [String: RowCells] = [:]
         try select("row_id, cells", from: "records", table: table, rows: rows) { stmt in
             guard let row = stmt.text(0), let cells = try stmt.withBytes(1, { try RowCoding.decode($0, columns: columns, devices: devices) }) else { return }
             found[row] = cells

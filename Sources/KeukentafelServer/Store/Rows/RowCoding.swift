@@ -25,8 +25,8 @@ enum RowCoding {
 
     /// Appends the record of `cells` to `bytes`, naming columns by their numbers in `columns` and
     /// devices by theirs in `devices`.
-    static func write(_ cells: [String: StoredCell], columns: Numbering, devices deviceNumbers: Numbering, to bytes: inout [UInt8]) {
-        let ordered = cells.sorted { ($0.value.sequence, $0.key) < ($1.value.sequence, $1.key) }
+    static func write(_ cells: RowCells, columns: Numbering, devices deviceNumbers: Numbering, to bytes: inout [UInt8]) {
+        let ordered = cells.inRecordOrder
         var devices: [String] = []
         var nodes: [UInt64] = []
         for (_, cell) in ordered {
@@ -53,7 +53,7 @@ enum RowCoding {
         }
     }
 
-    static func encode(_ cells: [String: StoredCell], columns: Numbering, devices: Numbering) -> [UInt8] {
+    static func encode(_ cells: RowCells, columns: Numbering, devices: Numbering) -> [UInt8] {
         var bytes: [UInt8] = []
         bytes.reserveCapacity(32 + cells.count * 32)
         write(cells, columns: columns, devices: devices, to: &bytes)
@@ -101,13 +101,13 @@ enum RowCoding {
     }
 
     /// The cells of a record by column.
-    static func decode(_ bytes: UnsafeRawBufferPointer, columns: NumberedNames, devices: NumberedNames) throws -> [String: StoredCell] {
-        var cells: [String: StoredCell] = [:]
+    static func decode(_ bytes: UnsafeRawBufferPointer, columns: NumberedNames, devices: NumberedNames) throws -> RowCells {
+        var cells = RowCells(minimumCapacity: 16)
         try forEachCell(in: bytes, columns: columns, devices: devices) { column, cell in cells[column] = cell }
         return cells
     }
 
-    static func decode(_ bytes: [UInt8], columns: NumberedNames, devices: NumberedNames) throws -> [String: StoredCell] {
+    static func decode(_ bytes: [UInt8], columns: NumberedNames, devices: NumberedNames) throws -> RowCells {
         try bytes.withUnsafeBytes { try decode($0, columns: columns, devices: devices) }
     }
 }
