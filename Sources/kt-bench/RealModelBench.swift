@@ -137,6 +137,8 @@ struct RealModelBench: AsyncParsableCommand {
         let pullingEngine = try SyncEngine(replica: try Replica(path: writer))
         let caseIDs = population.rows.filter { $0.table == "cases" }.prefix(incremental).map(\.id)
         var pushes: [Double] = [], pulls: [Double] = []
+        // Process CPU (client and server together: both run here) per round: steadier than wall time on a busy machine.
+        var pushCPU: [Double] = [], pullCPU: [Double] = []
         var changed = 0, pulled = 0
         for round in 0..<max(1, incrementalRounds) {
             let status = ["evaluatie", "levering"][round % 2]
@@ -144,12 +146,18 @@ struct RealModelBench: AsyncParsableCommand {
                 for id in caseIDs { try desk.replica.execute("UPDATE cases SET status = ? WHERE id = ?", [.text(status), .text(id)]) }
             }
             changed = try desk.replica.outboxCounts().pending
+            var cpu = CPUTimes.now()
             pushes.append(try await onThread { try timed { _ = try desk.push() } })
+            pushCPU.append((CPUTimes.now() - cpu).own)
+            cpu = CPUTimes.now()
             let (pull, report) = try await onThread { try timedResult { try pullingEngine.sync() } }
+            pullCPU.append((CPUTimes.now() - cpu).own)
             pulls.append(pull)
             pulled = report.pulled.cellsApplied
         }
         let rounds = pushes.count == 1 ? "" : ", median of \(pushes.count)"
+        notes.append(String(format: "CPU of this process (server and client) per incremental round, median: push %.1f ms, pull %.1f ms",
+                            pushCPU.sorted()[pushCPU.count / 2] * 1000, pullCPU.sorted()[pullCPU.count / 2] * 1000))
         results.append(Measurement(name: "incremental: a device pushes \(changed) changed cells\(rounds)", count: changed, unit: "cells",
                                    seconds: pushes.sorted()[pushes.count / 2]))
         results.append(Measurement(name: "incremental: another device pulls them\(rounds)", count: pulled, unit: "cells",
