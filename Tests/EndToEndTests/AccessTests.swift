@@ -65,6 +65,37 @@ import Testing
         await server.stop()
     }
 
+    /// A batch that creates a row outside the writer's scopes is undone and applied again without it
+    /// (the new row is judged after the batch). The rows the push read before applying are used by one
+    /// attempt only: the second reads them again, and the batch's other changes are stored once.
+    @Test func aBatchUndoneForANewRowOutsideTheScopesStoresItsOtherChangesOnce() async throws {
+        let server = try await Self.start()
+        let fatima = try server.replica("laptop fatima", user: "fatima", role: .consultant, scopes: ["team:castricum-noord"])
+        try await fatima.sync()
+        let before = try #require(try server.store.inspection.cell(table: "cases", row: Self.sanneCase, column: "status"))
+        let outside = newID()
+        try fatima.transaction {
+            try fatima.execute("UPDATE cases SET status = 'evaluatie', contact_person = 'Fatima' WHERE id = ?", [.text(Self.sanneCase)])
+            try fatima.execute("INSERT INTO cases (id, resident_id, team, status) VALUES (?, ?, 'heiloo', 'melding')",
+                               [.text(outside), .text(Self.deVries)])
+        }
+        let report = try await fatima.sync()
+        #expect(report.pushed.applied == 2, "the two cells of Sanne's case")
+        #expect(try report.pushed.rejected > 0 && fatima.status().rejectedChanges.allSatisfy { $0.code == "out_of_scope" })
+        let status = try #require(try server.store.inspection.cell(table: "cases", row: Self.sanneCase, column: "status"))
+        #expect(status.value == .text("evaluatie") && status.version > before.version)
+        #expect(try server.store.inspection.cell(table: "cases", row: Self.sanneCase, column: "contact_person")?.value == .text("Fatima"))
+        #expect(try server.store.inspection.cell(table: "cases", row: outside, column: "team") == nil, "nothing of the new case was stored")
+        let history = try await onThread { try SyncEngine(replica: fatima).history(table: "cases", row: Self.sanneCase) }
+        #expect(history.filter { $0.value == .text("evaluatie") }.count == 1, "stored once: \(history.map(\.changeID))")
+        // The office sees the change once, as any other.
+        let office = try server.replica("office desk", user: "office", role: .backOffice, scopes: ["*"])
+        try await office.sync()
+        #expect(try office.value("cases", Self.sanneCase, "status") == .text("evaluatie"))
+        #expect(try office.value("cases", outside, "team") == nil)
+        await server.stop()
+    }
+
     /// The office pushes a visit before its case (two syncs). The team's laptop, whose cursor already
     /// passed the visit it could not see, receives it once the case arrives; the case, new in its
     /// push, is sent once. (Rescoping skips its reads for rows new in a push; rows older than the push

@@ -59,6 +59,14 @@ struct PushContext {
     struct RowsReadBefore {
         var records: [RowAddress: RowCells] = [:]
         var absent: Set<RowAddress> = []
+
+        /// These rows, leaving none here: the push hands them to one attempt at applying the batch. An attempt
+        /// undone (`RefusedAfterApplying`) reads the rows again, from the store the undo restored.
+        mutating func take() -> RowsReadBefore {
+            var taken = RowsReadBefore()
+            swap(&taken, &self)
+            return taken
+        }
     }
 
     mutating func nextSequence() -> Int64 {
@@ -202,7 +210,7 @@ struct PushContext {
     /// A row's cells as this transaction sees them, shared so a write updates them in place.
     final class CachedRow {
         var cells: RowCells
-        init(_ cells: RowCells) { self.cells = cells }
+        init(_ cells: consuming RowCells) { self.cells = cells }
     }
 
     mutating func cachedRow(table: String, row: String) throws -> CachedRow {

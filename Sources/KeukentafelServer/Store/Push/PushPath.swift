@@ -81,7 +81,7 @@ struct PushPath: Sendable {
                         // applied again without them (rare: only a misbehaving or stale device does this).
                         let results = try connection.transaction {
                             let results = try apply(changes, refused: refused, resolutions: allowedResolutions, resolved: &resolved,
-                                                    footprint: &footprint, device: device, now: now, readBefore: readBefore,
+                                                    footprint: &footprint, device: device, now: now, readBefore: readBefore.take(),
                                                     connection: connection)
                             authorizer.forget()
                             var lateRefusals: [Int: ChangeRejection] = [:]
@@ -159,7 +159,7 @@ struct PushPath: Sendable {
     }
 
     private func apply(_ changes: [Change], refused: [Int: ChangeRejection], resolutions: [Resolution], resolved: inout [Int64],
-                       footprint: inout ChangeFootprint, device: String, now: Int64, readBefore: PushContext.RowsReadBefore,
+                       footprint: inout ChangeFootprint, device: String, now: Int64, readBefore: consuming PushContext.RowsReadBefore,
                        connection: any StoreConnection) throws -> [ChangeResult] {
         // The sequence lives in the store, read and written inside the write transaction, so
         // `ktd admin` writing from another process can never hand out the same number.
@@ -170,7 +170,7 @@ struct PushPath: Sendable {
                                   store: store, batchStartSequence: sequence, nowMilliseconds: now, batch: changes,
                                   pending: PendingWrites(columns: store.columnNames.current, devices: store.deviceNumbers.current,
                                                          writer: writer))
-        context.readBefore = readBefore
+        context.readBefore = consume readBefore  // its records alone: the first write to one changes it in place
         var results: [ChangeResult] = []
         results.reserveCapacity(changes.count)
         // In windows: what the window's changes need from the store is read in a few statements, and

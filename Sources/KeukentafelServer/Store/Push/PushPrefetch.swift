@@ -63,7 +63,7 @@ extension PushContext {
             for row in rows {
                 let address = RowAddress(table: table, row: row)
                 if let cells = readBefore.records.removeValue(forKey: address) {
-                    rowCache[address] = CachedRow(cells)
+                    rowCache[address] = CachedRow(consume cells)
                 } else if readBefore.absent.remove(address) != nil {
                     rowsNewInBatch.insert(address)
                     rowCache[address] = CachedRow(RowCells(minimumCapacity: columns + 1))

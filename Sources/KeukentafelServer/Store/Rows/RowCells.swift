@@ -9,8 +9,10 @@
 struct RowCells: Equatable, Sequence, ExpressibleByDictionaryLiteral {
     typealias Element = (key: String, value: StoredCell)
 
-    private var entries: [Element] = []
-    /// Whether `entries` is in record order; false after a write that does not keep it (then `inRecordOrder` sorts).
+    /// Column names and their cells, at the same positions: searching the names alone copies nothing.
+    private var names: [String] = []
+    private var cells: [StoredCell] = []
+    /// Whether the cells are in record order; false after a write that does not keep it (then `inRecordOrder` sorts).
     private var ordered = true
 
     init() {}
@@ -20,68 +22,111 @@ struct RowCells: Equatable, Sequence, ExpressibleByDictionaryLiteral {
     }
 
     init(_ cells: [String: StoredCell]) {
-        entries.reserveCapacity(cells.count)
+        reserveCapacity(cells.count)
         for (column, cell) in cells { self[column] = cell }
     }
 
     init(minimumCapacity: Int) {
-        entries.reserveCapacity(minimumCapacity)
+        reserveCapacity(minimumCapacity)
     }
 
-    var count: Int { entries.count }
-    var isEmpty: Bool { entries.isEmpty }
-    var keys: [String] { entries.map(\.key) }
-    var values: [StoredCell] { entries.map(\.value) }
+    private mutating func reserveCapacity(_ capacity: Int) {
+        names.reserveCapacity(capacity)
+        cells.reserveCapacity(capacity)
+    }
 
-    func makeIterator() -> IndexingIterator<[Element]> { entries.makeIterator() }
+    var count: Int { names.count }
+    var isEmpty: Bool { names.isEmpty }
+    var keys: [String] { names }
+    var values: [StoredCell] { cells }
 
-    /// The cells in the order a record lists them: by sequence, then by column.
-    var inRecordOrder: [Element] { ordered ? entries : entries.sorted(by: Self.precedes) }
+    struct Iterator: IteratorProtocol {
+        fileprivate let cells: RowCells
+        fileprivate var index = 0
 
-    subscript(column: String) -> StoredCell? {
-        get {
-            for entry in entries where entry.key == column { return entry.value }
+        mutating func next() -> Element? {
+            guard index < cells.names.count else { return nil }
+            defer { index += 1 }
+            return (cells.names[index], cells.cells[index])
+        }
+    }
+
+    /// The cells in the order they are kept (record order unless a write broke it).
+    func makeIterator() -> Iterator { Iterator(cells: self) }
+
+    /// Calls `body` for each cell in the order a record lists them: by sequence, then by column.
+    func forEachInRecordOrder(_ body: (String, StoredCell) throws -> Void) rethrows {
+        if ordered {
+            for index in names.indices { try body(names[index], cells[index]) }
+        } else {
+            for index in names.indices.sorted(by: { precedes($0, $1) }) { try body(names[index], cells[index]) }
+        }
+    }
+
+    /// The cells in record order (see `forEachInRecordOrder`).
+    var inRecordOrder: [Element] {
+        var elements: [Element] = []
+        elements.reserveCapacity(count)
+        forEachInRecordOrder { elements.append(($0, $1)) }
+        return elements
+    }
+
+    private func position(of column: String) -> Int? {
+        names.withUnsafeBufferPointer { names in
+            for index in names.indices where names[index] == column { return index }
             return nil
         }
+    }
+
+    subscript(column: String) -> StoredCell? {
+        get { position(of: column).map { cells[$0] } }
         set {
-            guard let index = entries.firstIndex(where: { $0.key == column }) else {
+            guard let index = position(of: column) else {
                 guard let newValue else { return }
-                let entry = (column, newValue)
-                if ordered, let last = entries.last, !Self.precedes(last, entry) { ordered = false }
-                entries.append(entry)
+                if ordered, let last = names.indices.last, !Self.precedes(cells[last], names[last], newValue, column) { ordered = false }
+                names.append(column)
+                cells.append(newValue)
                 return
             }
             guard let newValue else {
-                entries.remove(at: index)  // the rest keep their order
+                names.remove(at: index)  // the rest keep their order
+                cells.remove(at: index)
                 return
             }
-            let entry = (column, newValue)
-            if ordered, let last = entries.last, index != entries.count - 1, Self.precedes(last, entry) {
+            let last = names.count - 1
+            if ordered, index != last, Self.precedes(cells[last], names[last], newValue, column) {
                 // The usual write: the cell takes the newest sequence and moves to the end.
-                entries.remove(at: index)
-                entries.append(entry)
+                let name = names.remove(at: index)
+                names.append(name)
+                cells.remove(at: index)
+                cells.append(newValue)
                 return
             }
-            entries[index] = entry
+            cells[index] = newValue
             if ordered {
-                let afterPrevious = index == 0 || Self.precedes(entries[index - 1], entry)
-                let beforeNext = index == entries.count - 1 || Self.precedes(entry, entries[index + 1])
+                let afterPrevious = index == 0 || precedes(index - 1, index)
+                let beforeNext = index == last || precedes(index, index + 1)
                 ordered = afterPrevious && beforeNext
             }
         }
     }
 
     mutating func removeAll(keepingCapacity: Bool = false) {
-        entries.removeAll(keepingCapacity: keepingCapacity)
+        names.removeAll(keepingCapacity: keepingCapacity)
+        cells.removeAll(keepingCapacity: keepingCapacity)
         ordered = true
     }
 
     /// The same cells, whatever the order they were written in.
     static func == (lhs: RowCells, rhs: RowCells) -> Bool {
-        lhs.count == rhs.count && lhs.entries.allSatisfy { rhs[$0.key] == $0.value }
+        lhs.count == rhs.count && lhs.names.indices.allSatisfy { rhs[lhs.names[$0]] == lhs.cells[$0] }
     }
 
-    private static func precedes(_ a: Element, _ b: Element) -> Bool {
-        a.value.sequence < b.value.sequence || (a.value.sequence == b.value.sequence && a.key < b.key)
+    private func precedes(_ a: Int, _ b: Int) -> Bool {
+        Self.precedes(cells[a], names[a], cells[b], names[b])
+    }
+
+    private static func precedes(_ a: StoredCell, _ aName: String, _ b: StoredCell, _ bName: String) -> Bool {
+        a.sequence < b.sequence || (a.sequence == b.sequence && aName < bName)
     }
 }

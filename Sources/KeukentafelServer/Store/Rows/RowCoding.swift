@@ -26,10 +26,9 @@ enum RowCoding {
     /// Appends the record of `cells` to `bytes`, naming columns by their numbers in `columns` and
     /// devices by theirs in `devices`.
     static func write(_ cells: RowCells, columns: Numbering, devices deviceNumbers: Numbering, to bytes: inout [UInt8]) {
-        let ordered = cells.inRecordOrder
         var devices: [String] = []
         var nodes: [UInt64] = []
-        for (_, cell) in ordered {
+        cells.forEachInRecordOrder { _, cell in
             if let device = cell.device, !devices.contains(device) { devices.append(device) }
             if !nodes.contains(cell.version.node.rawValue) { nodes.append(cell.version.node.rawValue) }
         }
@@ -38,10 +37,10 @@ enum RowCoding {
         for device in devices { StoredBytes.appendName(device, deviceNumbers, to: &bytes) }
         StoredBytes.appendVarint(UInt64(nodes.count), to: &bytes)
         for node in nodes { StoredBytes.appendFixed64(node, to: &bytes) }
-        StoredBytes.appendVarint(UInt64(ordered.count), to: &bytes)
+        StoredBytes.appendVarint(UInt64(cells.count), to: &bytes)
         var hlc: UInt64 = 0
         var sequence: Int64 = 0
-        for (column, cell) in ordered {
+        cells.forEachInRecordOrder { column, cell in
             StoredBytes.appendName(column, columns, to: &bytes)
             StoredBytes.appendValue(cell.value.value, to: &bytes)
             StoredBytes.appendSigned(Int64(bitPattern: cell.version.hlc &- hlc), to: &bytes)
