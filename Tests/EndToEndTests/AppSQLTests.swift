@@ -28,7 +28,7 @@ import Testing
         #expect(pending > 0)
 
         for statement in ["DELETE FROM _kt_outbox", "UPDATE _kt_versions SET versions = ''", "INSERT INTO _kt_meta (key, value) VALUES ('cursor', '0')",
-                          "DROP TRIGGER \"_kt_cases_update\"", "ALTER TABLE cases ADD COLUMN secret TEXT", "DROP TABLE cases",
+                          "DROP TRIGGER \"_kt_cases_update_status\"", "ALTER TABLE cases ADD COLUMN secret TEXT", "DROP TABLE cases",
                           "CREATE TRIGGER quiet BEFORE UPDATE ON cases BEGIN SELECT 1; END", "PRAGMA writable_schema = ON"] {
             let reason = Self.notAllowed { try replica.execute(statement) }
             #expect(reason != nil && reason?.hasPrefix("wrong error") == false, "\(statement): \(reason ?? "allowed")")

@@ -85,6 +85,66 @@ import Testing
         #expect(try reopened.outbox().count == model.table(named: "residents")!.columns.count + 1, "the old pending cells stay")
     }
 
+    @Test("a replica whose updates were captured by one trigger per table gets a trigger per column when opened, and captures the same")
+    func aReplicaFromBeforeGetsUpdateTriggersPerColumnOnceOpened() throws {
+        let path = try temporaryDirectory("replica") + "/old.sqlite"
+        let model = try shippedDataModel()
+        let cases = try #require(model.table(named: "cases"))
+        let caseID = newID()
+        func triggers(_ replica: Replica) throws -> Set<String> {
+            Set(try replica.connection.query("SELECT name FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'cases'").compactMap { $0[0].string })
+        }
+        do {
+            let replica = try Replica.create(path: path, dataModel: model, serverURL: "http://127.0.0.1:9", token: "kt_test")
+            try replica.execute("INSERT INTO cases (id, resident_id, team, status) VALUES (?, ?, 'noord', 'melding')", [.text(caseID), .text(newID())])
+            // Capture version 2: one BEFORE UPDATE and one AFTER UPDATE trigger for every column of the table.
+            try replica.connection.execute("UPDATE _kt_meta SET value = '2' WHERE key = 'capture_version'")
+            try replica.connection.execute(ReplicaSchema.dropTriggers(for: cases))
+            try replica.connection.execute(Self.captureVersion2UpdateTriggers(for: cases) + ReplicaSchema.ddl(for: cases)
+                .components(separatedBy: "CREATE TRIGGER").filter { !$0.contains("UPDATE OF") }.joined(separator: "CREATE TRIGGER"))
+            #expect(try triggers(replica).contains("_kt_cases_update"))
+        }
+        let reopened = try Replica(path: path)
+        let names = try triggers(reopened)
+        #expect(!names.contains("_kt_cases_update") && !names.contains("_kt_cases_check_update"), "\(names.sorted())")
+        #expect(names.isSuperset(of: cases.columns.map { "_kt_cases_update_\($0.name)" }))
+        let before = try reopened.outbox().count
+        try reopened.execute("UPDATE cases SET status = 'plan', team = 'noord', contact_person = 'Anne' WHERE id = ?", [.text(caseID)])
+        #expect(try reopened.outbox().dropFirst(before).map(\.change.column).sorted() == ["contact_person", "status"], "what changed, once")
+        #expect(throws: (any Error).self, "a value outside the column's list is still refused") {
+            try reopened.execute("UPDATE cases SET status = 'nonsense' WHERE id = ?", [.text(caseID)])
+        }
+        #expect(throws: (any Error).self, "the id still never changes") {
+            try reopened.execute("UPDATE cases SET id = ? WHERE id = ?", [.text(newID()), .text(caseID)])
+        }
+    }
+
+    /// The update triggers of capture version 2: one of each kind for all of a table's columns.
+    static func captureVersion2UpdateTriggers(for table: DataModel.Table) -> String {
+        let t = ReplicaSchema.quote(table.name), tl = ReplicaSchema.literal(table.name)
+        let checks = table.columns.map { column -> String in
+            let c = ReplicaSchema.quote(column.name)
+            return "SELECT kt_check(\(tl), \(ReplicaSchema.literal(column.name)), NEW.\(c)) WHERE OLD.\(c) IS NOT NEW.\(c);"
+        }.joined(separator: "\n")
+        let captures = table.columns.map { column -> String in
+            let c = ReplicaSchema.quote(column.name), name = ReplicaSchema.literal(column.name)
+            let lookup = "FROM _kt_versions WHERE tbl = \(tl) AND row_id = NEW.id"
+            return "INSERT INTO _kt_outbox (tbl, row_id, col, value, hlc, base_hlc, base_node, written_at) SELECT \(tl), NEW.id, \(name), NEW.\(c), "
+                + "kt_tick((SELECT value FROM _kt_meta WHERE key = 'hlc')), (SELECT kt_version_hlc(versions, \(name)) \(lookup)), "
+                + "(SELECT kt_version_node(versions, \(name)) \(lookup)), kt_now() WHERE OLD.\(c) IS NOT NEW.\(c);"
+        }.joined(separator: "\n")
+        return """
+            CREATE TRIGGER "_kt_\(table.name)_check_update" BEFORE UPDATE ON \(t) WHEN kt_capture() BEGIN
+            SELECT RAISE(ABORT, 'keukentafel: the id of a synced row never changes; insert a new row instead') WHERE OLD.id IS NOT NEW.id;
+            \(checks)
+            END;
+            CREATE TRIGGER "_kt_\(table.name)_update" AFTER UPDATE ON \(t) WHEN kt_capture() BEGIN
+            \(captures)
+            END;
+
+            """
+    }
+
     /// The previous release's insert trigger: every column, unconditionally.
     static func captureEveryColumn(_ ddl: String) -> String {
         ddl.replacingOccurrences(of: #" WHERE NEW\."[^"]+" IS NOT NULL OR \([^)]*\);"#, with: ";", options: .regularExpression)

@@ -122,24 +122,22 @@ extension Replica {
         guard !winners.isEmpty else { return }
         counts.cellsApplied += winners.count
         let dead = Merge.isRowDeleted(tombstone: tombstone, newestOtherVersion: versions.newestOtherThanTombstone)
-        // Every app row has versions, so a row without any cannot exist: skip the lookup (bootstrap).
-        let exists = try knownBefore && connection.scalar("SELECT 1 FROM \(quotedTable) WHERE id = ?", [.text(row.row)]) != nil
-
         try storeVersions(versions, table: row.table, row: row.row)
         // The tombstone's value lives nowhere else; a dead row keeps the values that arrived for it.
         for cell in winners where dead || cell.column == Merge.deletedColumn {
             try keep(cell.value, table: row.table, row: row.row, column: cell.column)
         }
         let values = winners.filter { $0.column != Merge.deletedColumn }.map { ($0.column, $0.value) }
-
+        // A row this replica knew and that lives on is most often still there: one UPDATE, and nothing
+        // else unless it changed no row (the row had died here). A row without versions cannot exist
+        // (every app row has versions): it is inserted without a lookup (bootstrap).
+        if knownBefore, !dead, try upsert(plan, row: row.row, values: values, onlyIfPresent: true) { return }
         if dead {
-            if exists {
+            if try knownBefore && connection.scalar("SELECT 1 FROM \(quotedTable) WHERE id = ?", [.text(row.row)]) != nil {
                 try keepValuesOfDyingRow(table: table, row: row.row, versions: versions, except: Set(values.map(\.0)))
                 try connection.run("DELETE FROM \(quotedTable) WHERE id = ?", [.text(row.row)])
                 counts.rowsDeleted += 1
             }
-        } else if exists {
-            try upsert(plan, row: row.row, values: values)
         } else if knownBefore {
             // A dead row comes back: its kept values, overlaid with what just arrived.
             var restored: [String: CellValue] = [:]
@@ -201,7 +199,10 @@ extension Replica {
 
     /// Inserts or updates the given columns of an app row. Statements are kept per shape (table and
     /// set of columns); a bootstrap uses one shape per table.
-    private func upsert(_ plan: TablePlan, row: String, values: [(String, CellValue)]) throws {
+    /// Writes `values` into the row: inserts it or updates it, or with `onlyIfPresent` updates it only if it
+    /// is there. Whether a row was written.
+    @discardableResult
+    private func upsert(_ plan: TablePlan, row: String, values: [(String, CellValue)], onlyIfPresent: Bool = false) throws -> Bool {
         var mask: UInt64 = 0
         var ordered: [(Int, CellValue)] = []
         ordered.reserveCapacity(values.count)
@@ -212,7 +213,10 @@ extension Replica {
         }
         ordered.sort { $0.0 < $1.0 }
         let model = plan.table
-        let shape = UpsertShape(table: model.name, columns: mask)
+        if onlyIfPresent, ordered.isEmpty {
+            return try connection.scalar("SELECT 1 FROM \(plan.quotedName) WHERE id = ?", [.text(row)]) != nil
+        }
+        let shape = UpsertShape(table: model.name, columns: mask, updateOnly: onlyIfPresent)
         let stmt: SQLiteStatement
         if let cached = upserts[shape] {
             cached.reset()
@@ -221,13 +225,20 @@ extension Replica {
             let columns = ordered.map { ReplicaSchema.quote(model.columns[$0.0].name) }
             let names = (["id"] + columns).joined(separator: ", ")
             let placeholders = Array(repeating: "?", count: columns.count + 1).joined(separator: ", ")
-            let updates = columns.isEmpty ? "NOTHING" : "UPDATE SET " + columns.map { "\($0) = excluded.\($0)" }.joined(separator: ", ")
-            stmt = try connection.prepare("INSERT INTO \(plan.quotedName) (\(names)) VALUES (\(placeholders)) ON CONFLICT (id) DO \(updates)")
+            if onlyIfPresent {
+                // The id last, as in the INSERT: the values are bound from 2 on either way.
+                let sets = columns.enumerated().map { "\($1) = ?\($0 + 2)" }.joined(separator: ", ")
+                stmt = try connection.prepare("UPDATE \(plan.quotedName) SET \(sets) WHERE id = ?1")
+            } else {
+                let updates = columns.isEmpty ? "NOTHING" : "UPDATE SET " + columns.map { "\($0) = excluded.\($0)" }.joined(separator: ", ")
+                stmt = try connection.prepare("INSERT INTO \(plan.quotedName) (\(names)) VALUES (\(placeholders)) ON CONFLICT (id) DO \(updates)")
+            }
             upserts[shape] = stmt
         }
         try stmt.bind(row, at: 1)
         for (i, entry) in ordered.enumerated() { try stmt.bind(entry.1, at: Int32(i + 2)) }
         try stmt.run()
+        return !onlyIfPresent || connection.changes > 0
     }
 
     private func store(_ conflict: ConflictRecord) throws {

@@ -55,6 +55,8 @@ public final class Replica: @unchecked Sendable {
         var table: String
         /// Bit i set: column i of the table is written.
         var columns: UInt64
+        /// An `UPDATE` of a row that exists rather than an `INSERT … ON CONFLICT DO UPDATE`.
+        var updateOnly = false
     }
 
     /// How a remote wipe deletes a file; a test makes it fail, as a file it may not delete would (which

@@ -93,11 +93,13 @@ enum ReplicaSchema {
 
     /// The generation of the capture triggers; a replica whose triggers are older gets them anew on
     /// open. 2: a new row's unset columns are not captured.
-    static let captureVersion = "2"
+    static let captureVersion = "3"
 
     /// Drops the capture triggers of a table (before they are created again for a new model).
     static func dropTriggers(for table: DataModel.Table) -> String {
-        ["check_insert", "check_update", "insert", "update", "delete"]
+        // The one-per-table update triggers of capture version 2 and before, and the per-column ones since.
+        (["check_insert", "check_update", "check_id", "insert", "update", "delete"]
+            + table.columns.flatMap { ["check_update_\($0.name)", "update_\($0.name)"] })
             .map { "DROP TRIGGER IF EXISTS \(quote("_kt_\(table.name)_\($0)"));" }.joined(separator: "\n")
     }
 
@@ -118,26 +120,33 @@ enum ReplicaSchema {
 
         // Validation before the write, so a bad value never reaches table or outbox.
         let checksInsert = table.columns.map { "kt_check(\(tl), \(literal($0.name)), NEW.\(quote($0.name)))" }
-        // A cell that is fixed once set (a signed plan) refuses a different value.
-        let immutableChecks = table.columns.filter { $0.policy == .immutable }.map {
-            "    SELECT RAISE(ABORT, 'keukentafel: \(table.name).\($0.name) is fixed once set [immutable_cell]') "
-                + "WHERE OLD.\(quote($0.name)) IS NOT NULL AND OLD.\(quote($0.name)) IS NOT NEW.\(quote($0.name));"
-        }.joined(separator: "\n")
-        // An update checks only the columns it changes.
-        let checksUpdate = table.columns.map {
-            "    SELECT kt_check(\(tl), \(literal($0.name)), NEW.\(quote($0.name))) WHERE OLD.\(quote($0.name)) IS NOT NEW.\(quote($0.name));"
-        }.joined(separator: "\n")
         sql += """
             CREATE TRIGGER IF NOT EXISTS \(quote("_kt_\(table.name)_check_insert")) BEFORE INSERT ON \(t) WHEN kt_capture() BEGIN
                 SELECT kt_check(\(tl), 'id', NEW.id)\(checksInsert.isEmpty ? "" : ", " + checksInsert.joined(separator: ", "));
             END;
-            CREATE TRIGGER IF NOT EXISTS \(quote("_kt_\(table.name)_check_update")) BEFORE UPDATE ON \(t) WHEN kt_capture() BEGIN
+            CREATE TRIGGER IF NOT EXISTS \(quote("_kt_\(table.name)_check_id")) BEFORE UPDATE OF id ON \(t) WHEN kt_capture() BEGIN
                 SELECT RAISE(ABORT, 'keukentafel: the id of a synced row never changes; insert a new row instead') WHERE OLD.id IS NOT NEW.id;
-            \(immutableChecks)
-            \(checksUpdate)
             END;
 
             """
+        // Updates are checked and captured by a trigger per column, `UPDATE OF` that column: SQLite runs
+        // only those of the columns an UPDATE sets, and sets up each one's frame even when its WHEN is
+        // false. One trigger for all columns cost a pulled one-cell update more than the write itself.
+        for column in table.columns {
+            let c = quote(column.name)
+            // A cell that is fixed once set (a signed plan) refuses a different value.
+            let immutable = column.policy != .immutable ? "" : """
+                    SELECT RAISE(ABORT, 'keukentafel: \(table.name).\(column.name) is fixed once set [immutable_cell]') \
+                WHERE OLD.\(c) IS NOT NULL AND OLD.\(c) IS NOT NEW.\(c);
+
+                """
+            sql += """
+                CREATE TRIGGER IF NOT EXISTS \(quote("_kt_\(table.name)_check_update_\(column.name)")) BEFORE UPDATE OF \(c) ON \(t) WHEN kt_capture() BEGIN
+                \(immutable)    SELECT kt_check(\(tl), \(literal(column.name)), NEW.\(c)) WHERE OLD.\(c) IS NOT NEW.\(c);
+                END;
+
+                """
+        }
         // Only what was written is captured: a new row's unset columns are not cells (absent reads as
         // NULL everywhere). A row without any value still needs one cell to exist elsewhere: its first
         // column, NULL.
@@ -151,13 +160,13 @@ enum ReplicaSchema {
         sql += "CREATE TRIGGER IF NOT EXISTS \(quote("_kt_\(table.name)_insert")) AFTER INSERT ON \(t) WHEN kt_capture() BEGIN\n"
             + afterInsert.joined(separator: "\n") + "\nEND;\n"
 
-        let afterUpdate = table.columns.map { column -> String in
+        for column in table.columns {
             let (baseHLC, baseNode) = base("NEW.id", column)
             let c = quote(column.name)
-            return "    \(insertOutbox) SELECT \(tl), NEW.id, \(literal(column.name)), NEW.\(c), \(stamp), \(baseHLC), \(baseNode), kt_now() WHERE OLD.\(c) IS NOT NEW.\(c);"
+            sql += "CREATE TRIGGER IF NOT EXISTS \(quote("_kt_\(table.name)_update_\(column.name)")) AFTER UPDATE OF \(c) ON \(t) WHEN kt_capture() BEGIN\n"
+                + "    \(insertOutbox) SELECT \(tl), NEW.id, \(literal(column.name)), NEW.\(c), \(stamp), \(baseHLC), \(baseNode), kt_now() WHERE OLD.\(c) IS NOT NEW.\(c);"
+                + "\nEND;\n"
         }
-        sql += "CREATE TRIGGER IF NOT EXISTS \(quote("_kt_\(table.name)_update")) AFTER UPDATE ON \(t) WHEN kt_capture() BEGIN\n"
-            + afterUpdate.joined(separator: "\n") + "\nEND;\n"
 
         // A deletion carries as base the newest version of the row its writer saw, so the server can
         // tell whether someone edited the row concurrently.
